@@ -1,0 +1,42 @@
+# driftline: `make demo` runs the whole loop on bundled data, `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/demo.yaml
+
+# Everything a run writes stays in the project folder; no telemetry (no network here).
+export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test test-fast lint ui-mlflow ui-prefect clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/driftline demo --config $(CONFIG)
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src flows tasks tests
+
+# Open the UIs on what the demo (or any CLI run) recorded.
+ui-mlflow: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///.driftline/mlflow.db --port 5000
+
+ui-prefect: install
+	$(BIN)/prefect server start --port 4200
+
+clean:
+	rm -rf .driftline data/demo

@@ -1,0 +1,314 @@
+"""The typed config (`DriftlineConfig`) loaded from configs/*.yaml; every error names the file, the field and the fix."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from driftline.errors import ConfigError
+
+# Connection settings may come from the environment (12-factor); nothing else does.
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+class Task(StrEnum):
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        return self is not Task.regression
+
+
+class FeatureType(StrEnum):
+    numeric = "numeric"
+    categorical = "categorical"
+
+
+NumericDriftMethod = Literal["ks", "wasserstein", "psi", "jensenshannon"]
+CategoricalDriftMethod = Literal["chisquare", "psi", "jensenshannon"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Section):
+    target: str = Field(description="Column holding the label (classification) or value (regression).")
+    task: Task
+    features: dict[str, FeatureType] = Field(min_length=1, description="Feature column -> numeric|categorical.")
+    id_column: str | None = Field(None, description="Row identifier, copied to scoring outputs; must be unique.")
+    event_time_column: str | None = Field(None, description="Event time; enables the time-based holdout.")
+    csv_delimiter: str = Field(",", min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _roles_do_not_overlap(self) -> DatasetConfig:
+        if self.target in self.features:
+            raise ValueError(f"target {self.target!r} is also listed under features; remove it from features")
+        for role in ("id_column", "event_time_column"):
+            column = getattr(self, role)
+            if column is not None and (column in self.features or column == self.target):
+                raise ValueError(f"{role} {column!r} is also the target or a feature; give each column one role")
+        return self
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [name for name, kind in self.features.items() if kind is FeatureType.numeric]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [name for name, kind in self.features.items() if kind is FeatureType.categorical]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+
+class ExtraExpectation(_Section):
+    type: str = Field(description="A Great Expectations expectation in snake case, e.g. expect_column_values_to_be_between")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidationConfig(_Section):
+    max_null_fraction: float = Field(0.05, ge=0, le=1, description="Largest share of nulls allowed in a feature.")
+    range_tolerance: float = Field(
+        0.5, ge=0, description="Allowed overshoot of the reference min/max, as a share of the reference range."
+    )
+    max_out_of_range_fraction: float = Field(0.01, ge=0, le=1)
+    max_unseen_category_fraction: float = Field(0.01, ge=0, le=1)
+    extra_expectations: list[ExtraExpectation] = Field(default_factory=list)
+
+
+class HoldoutConfig(_Section):
+    strategy: Literal["auto", "time", "random"] = Field(
+        "auto", description="auto = time-based (most recent rows) when an event-time column exists, else random."
+    )
+    fraction: float = Field(0.2, gt=0, lt=0.9)
+
+
+class ModelConfig(_Section):
+    estimator: str = Field("sklearn.ensemble.HistGradientBoostingClassifier", description="Import path of the class.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+    holdout: HoldoutConfig = HoldoutConfig()
+    allowed_modules: list[str] = Field(
+        default_factory=lambda: ["sklearn"], description="Top-level packages an estimator may be imported from."
+    )
+    trusted_types: list[str] = Field(
+        default_factory=list, description="Extra types skops may load, after your own review of them."
+    )
+
+    @model_validator(mode="after")
+    def _estimator_imports(self) -> ModelConfig:
+        module_name, _, class_name = self.estimator.rpartition(".")
+        if not module_name or module_name.split(".")[0] not in self.allowed_modules:
+            raise ValueError(
+                f"estimator {self.estimator!r} is not under an allowed module {self.allowed_modules}; "
+                "use a full import path such as sklearn.linear_model.LogisticRegression or extend allowed_modules"
+            )
+        try:
+            estimator_class = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"estimator {self.estimator!r} does not import: {exc}") from None
+        if not callable(getattr(estimator_class, "fit", None)):
+            raise ValueError(f"estimator {self.estimator!r} has no fit method; it is not a scikit-learn estimator")
+        return self
+
+
+class GateConfig(_Section):
+    metric: str | None = Field(None, description="Primary metric; default roc_auc, f1_macro or rmse by task.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Worst acceptable value per metric: a floor for scores, a ceiling for errors."
+    )
+    min_improvement: float = Field(
+        0.0, ge=0, description="How much the challenger must beat the champion on the primary metric (absolute)."
+    )
+
+
+class DriftConfig(_Section):
+    numeric_method: NumericDriftMethod = "ks"
+    categorical_method: CategoricalDriftMethod = "chisquare"
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per method: p-value under which ks/chisquare call drift, distance over which the others do.",
+    )
+    drift_share: float = Field(0.3, gt=0, le=1, description="Share of drifted features that makes dataset drift.")
+    prediction_drift: bool = Field(True, description="Drift of the champion's predictions also counts as drift.")
+    target_drift: bool = Field(True, description="When a batch carries labels, drift of the label counts too.")
+    retrain: bool = Field(True, description="Run training on the retraining window when drift is detected.")
+    report_sample_rows: int = Field(50_000, ge=100, description="Rows sampled for the Evidently HTML report.")
+    reference_sample_rows: int = Field(200_000, ge=100, description="Rows of training data kept as drift reference.")
+
+    @model_validator(mode="after")
+    def _thresholds_name_methods(self) -> DriftConfig:
+        unknown = set(self.thresholds) - set(DEFAULT_DRIFT_THRESHOLDS)
+        if unknown:
+            raise ValueError(f"thresholds has unknown methods {sorted(unknown)}; known: {sorted(DEFAULT_DRIFT_THRESHOLDS)}")
+        return self
+
+    def threshold(self, method: str) -> float:
+        return self.thresholds.get(method, DEFAULT_DRIFT_THRESHOLDS[method])
+
+
+# p-values for the tests, distances for the rest; the same defaults Evidently uses.
+DEFAULT_DRIFT_THRESHOLDS: dict[str, float] = {
+    "ks": 0.05,
+    "chisquare": 0.05,
+    "wasserstein": 0.1,
+    "psi": 0.1,
+    "jensenshannon": 0.1,
+}
+
+
+class RetrainingConfig(_Section):
+    window: Literal["all", "last_batches", "last_days"] = Field(
+        "all", description="Which archived batches a retrain uses."
+    )
+    size: int | None = Field(None, ge=1, description="N for last_batches / last_days.")
+
+    @model_validator(mode="after")
+    def _size_given_for_windows(self) -> RetrainingConfig:
+        if self.window != "all" and self.size is None:
+            raise ValueError(f"window {self.window!r} needs size (how many batches or days)")
+        return self
+
+
+class RegistryConfig(_Section):
+    model_name: str = Field(min_length=1, description="MLflow registered model name.")
+    experiment: str | None = Field(None, description="MLflow experiment; defaults to the model name.")
+    tracking_uri: str | None = Field(None, description=f"Default: SQLite in the workspace. Env {TRACKING_URI_ENV} wins.")
+    artifact_location: str | None = Field(None, description="Default: mlartifacts/ in the workspace.")
+
+
+class StorageConfig(_Section):
+    workspace: Path = Field(Path(".driftline"), description="Where archives, quarantine, outputs and MLflow live.")
+    archive_dir: Path | None = None
+    quarantine_dir: Path | None = None
+    output_dir: Path | None = None
+
+
+class DriftlineConfig(_Section):
+    name: str = Field(min_length=1)
+    description: str = ""
+    dataset: DatasetConfig
+    validation: ValidationConfig = ValidationConfig()
+    model: ModelConfig = ModelConfig()
+    gate: GateConfig = GateConfig()
+    drift: DriftConfig = DriftConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+    registry: RegistryConfig
+    storage: StorageConfig = StorageConfig()
+
+    _source: Path | None = PrivateAttr(None)
+    _source_text: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _gate_metrics_fit_the_task(self) -> DriftlineConfig:
+        from driftline.metrics import metric_names
+
+        known = metric_names(self.dataset.task)
+        for name in [self.gate.metric, *self.gate.thresholds]:
+            if name is not None and name not in known:
+                raise ValueError(f"gate metric {name!r} does not apply to task {self.dataset.task}; use one of {known}")
+        return self
+
+    # Derived settings, so that no module spells a default path or a metric name again.
+    @property
+    def primary_metric(self) -> str:
+        from driftline.metrics import default_metric
+
+        return self.gate.metric or default_metric(self.dataset.task)
+
+    @property
+    def workspace(self) -> Path:
+        return self.storage.workspace.resolve()
+
+    @property
+    def archive_dir(self) -> Path:
+        return (self.storage.archive_dir or self.workspace / "archive").resolve()
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return (self.storage.quarantine_dir or self.workspace / "quarantine").resolve()
+
+    @property
+    def output_dir(self) -> Path:
+        return (self.storage.output_dir or self.workspace / "outputs").resolve()
+
+    @property
+    def report_dir(self) -> Path:
+        return self.workspace / "reports"
+
+    @property
+    def tracking_uri(self) -> str:
+        return os.environ.get(TRACKING_URI_ENV) or self.registry.tracking_uri or f"sqlite:///{self.workspace}/mlflow.db"
+
+    @property
+    def artifact_location(self) -> str:
+        return self.registry.artifact_location or (self.workspace / "mlartifacts").as_uri()
+
+    @property
+    def experiment_name(self) -> str:
+        return self.registry.experiment or self.registry.model_name
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def source_text(self) -> str:
+        """The YAML as written, logged with every model version."""
+        return self._source_text or yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown key; remove it or check its spelling"
+    if error["type"] == "missing":
+        return f"{path}: required but missing"
+    found = error.get("input")
+    shown = f" (got {found!r})" if found is not None and not isinstance(found, dict) else ""
+    return f"{path}: {error['msg']}{shown}"
+
+
+def parse_config(data: Any, source: str = "<config>") -> DriftlineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (dataset:, registry:, ...), got {type(data).__name__}")
+    try:
+        return DriftlineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: str | Path) -> DriftlineConfig:
+    config_path = Path(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: config file not found; copy configs/demo.yaml to start one") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read config: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from None
+    config = parse_config(data, str(config_path))
+    config._source = config_path.resolve()
+    config._source_text = text
+    return config

@@ -1,0 +1,193 @@
+"""Data batches: reading CSV/Parquet into typed frames, content fingerprints, the immutable archive and quarantine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from driftline.config import DatasetConfig, RetrainingConfig
+from driftline.errors import DataRejected
+
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+ARCHIVE_INDEX = "index.jsonl"
+
+
+@dataclass(frozen=True)
+class DataBatch:
+    """One data file as read: its typed frame and the hash of its bytes."""
+
+    path: Path
+    frame: pd.DataFrame
+    fingerprint: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class ArchivedBatch:
+    """An entry of the archive index: where a validated batch lives and what it held."""
+
+    fingerprint: str
+    path: str
+    source_name: str
+    rows: int
+    archived_at: str
+    event_time_max: str | None = None
+
+
+def fingerprint_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Categories and ids as plain strings with NaN for missing, whatever the file stored."""
+    text = column.astype("string")
+    return text.astype(object).where(text.notna(), np.nan)
+
+
+def _read_raw(path: Path, dataset: DatasetConfig) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    text_columns = {c: "string" for c in [*dataset.categorical_features, dataset.id_column] if c is not None}
+    if suffix in CSV_SUFFIXES:
+        try:
+            return pd.read_csv(path, sep=dataset.csv_delimiter, dtype=text_columns, encoding="utf-8")
+        except pd.errors.EmptyDataError:
+            raise DataRejected(str(path), ["file is empty (no header, no rows)"]) from None
+        except UnicodeDecodeError as exc:
+            raise DataRejected(
+                str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
+            ) from None
+        except (pd.errors.ParserError, ValueError) as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataRejected(str(path), [f"not parseable as CSV: {first_line}"]) from None
+    if suffix in PARQUET_SUFFIXES:
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for corrupt files; all mean the same to a user
+            raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
+    raise DataRejected(str(path), [f"unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"])
+
+
+def _delimiter_hint(frame: pd.DataFrame, dataset: DatasetConfig) -> str | None:
+    if frame.shape[1] != 1:
+        return None
+    header = str(frame.columns[0])
+    for candidate in [";", "\t", "|", ","]:
+        if candidate != dataset.csv_delimiter and candidate in header:
+            return f"one column {header[:60]!r} was read: the file looks {candidate!r}-delimited; set dataset.csv_delimiter"
+    return None
+
+
+def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
+    """Read a file into a frame typed by the config; unreadable files raise DataRejected with the reason."""
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise DataRejected(str(file_path), ["file does not exist"])
+    fingerprint = fingerprint_file(file_path)
+    frame = _read_raw(file_path, dataset)
+    hint = _delimiter_hint(frame, dataset)
+    if hint:
+        raise DataRejected(str(file_path), [hint])
+    if frame.empty:
+        raise DataRejected(str(file_path), ["file has a header but no rows"])
+    for column in [*dataset.categorical_features, dataset.id_column]:
+        if column is not None and column in frame:
+            frame[column] = _as_text(frame[column])
+    if dataset.event_time_column and dataset.event_time_column in frame:
+        frame[dataset.event_time_column] = pd.to_datetime(
+            frame[dataset.event_time_column], errors="coerce", utc=True, format="mixed"
+        )
+    return DataBatch(path=file_path, frame=frame, fingerprint=fingerprint)
+
+
+def write_atomically(path: Path, write: callable) -> Path:
+    """Write through a temp file in the same folder, then rename: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temp_path = Path(temp_name)
+    try:
+        write(temp_path)
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    return path
+
+
+def read_archive_index(archive_dir: Path) -> list[ArchivedBatch]:
+    index = archive_dir / ARCHIVE_INDEX
+    if not index.exists():
+        return []
+    return [ArchivedBatch(**json.loads(line)) for line in index.read_text().splitlines() if line.strip()]
+
+
+def archive_batch(batch: DataBatch, archive_dir: Path, event_time_column: str | None) -> ArchivedBatch:
+    """Copy a validated batch to a content-addressed, read-only path and index it (once per fingerprint)."""
+    for entry in read_archive_index(archive_dir):
+        if entry.fingerprint == batch.fingerprint:
+            return entry
+    archived_path = archive_dir / f"{batch.fingerprint}{batch.path.suffix.lower()}"
+    if not archived_path.exists():
+        write_atomically(archived_path, lambda temp: shutil.copyfile(batch.path, temp))
+        archived_path.chmod(0o444)
+    event_time_max = None
+    if event_time_column and event_time_column in batch.frame:
+        newest = batch.frame[event_time_column].max()
+        event_time_max = None if pd.isna(newest) else newest.isoformat()
+    entry = ArchivedBatch(
+        fingerprint=batch.fingerprint,
+        path=str(archived_path),
+        source_name=batch.name,
+        rows=batch.rows,
+        archived_at=datetime.now(UTC).isoformat(),
+        event_time_max=event_time_max,
+    )
+    # One short line per append: O_APPEND keeps concurrent writers from interleaving within a line.
+    with (archive_dir / ARCHIVE_INDEX).open("a", encoding="utf-8") as index:
+        index.write(json.dumps(asdict(entry)) + "\n")
+    return entry
+
+
+def select_retraining_batches(archive: list[ArchivedBatch], retraining: RetrainingConfig) -> list[ArchivedBatch]:
+    """The archived batches a retrain uses: all, the last N, or those within N days of the newest."""
+    if retraining.window == "all" or not archive:
+        return list(archive)
+    if retraining.window == "last_batches":
+        return archive[-retraining.size :]
+    def newest_time(entry: ArchivedBatch) -> datetime:
+        return datetime.fromisoformat(entry.event_time_max or entry.archived_at)
+
+    cutoff = max(newest_time(entry) for entry in archive) - timedelta(days=retraining.size)
+    return [entry for entry in archive if newest_time(entry) >= cutoff]
+
+
+def quarantine_file(path: Path, quarantine_dir: Path, reasons: list[str], report: dict) -> Path:
+    """Move a rejected file out of the way, with its reasons and validation report beside it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    destination = quarantine_dir / f"{stamp}-{path.name}"
+    destination.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        shutil.move(str(path), destination / path.name)
+    summary = {"file": str(path), "quarantined_at": stamp, "reasons": reasons, "report": report}
+    (destination / "validation.json").write_text(json.dumps(summary, indent=2, default=str))
+    return destination

@@ -1,0 +1,28 @@
+"""The exceptions driftline raises on purpose: each message says what is wrong and how to fix it."""
+
+
+class DriftlineError(Exception):
+    """Base class: a failure with a message meant for the person running driftline."""
+
+
+class ConfigError(DriftlineError):
+    """The config file is missing, unreadable or invalid."""
+
+
+class DataRejected(DriftlineError):
+    """A data file failed to load or to validate; it has been (or must be) quarantined."""
+
+    def __init__(self, path: str, reasons: list[str], quarantined_to: str | None = None):
+        self.path = path
+        self.reasons = reasons
+        self.quarantined_to = quarantined_to
+        where = f" (quarantined to {quarantined_to})" if quarantined_to else ""
+        super().__init__(f"{path} rejected{where}: " + "; ".join(reasons))
+
+
+class GateRefused(DriftlineError):
+    """A challenger did not pass the evaluation gate; the champion is unchanged."""
+
+
+class NoChampion(DriftlineError):
+    """An operation needs a model behind the `champion` alias and there is none yet."""

@@ -1,0 +1,315 @@
+"""MLflow: tracking runs, the model registry with aliases, and safe (skops) model storage.
+
+The only module that talks to MLflow tracking and the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from driftline.config import DriftlineConfig
+from driftline.errors import DriftlineError, NoChampion
+from driftline.evaluation import GateDecision
+from driftline.lineage import Lineage
+from driftline.validation import ReferenceProfile
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+TAG = "driftline."
+MODEL_ARTIFACT = "model"
+SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops-serialized model inside the model folder
+REFERENCE_ARTIFACTS = "reference"
+HOLDOUT = "holdout_"  # prefix of metrics measured on a version's own holdout
+
+# Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
+REVIEWED_SKOPS_TYPES = [
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+]
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What drift is measured against: a sample of the training data and the holdout predictions."""
+
+    features: pd.DataFrame
+    predictions: np.ndarray
+    profile: ReferenceProfile
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    aliases: list[str]
+    created_at: str
+    run_id: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+    @property
+    def gate_verdict(self) -> str:
+        return self.tags.get(f"{TAG}gate.verdict", "")
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version, "aliases": self.aliases, "created_at": self.created_at, "run_id": self.run_id,
+            "metrics": self.metrics, "gate_verdict": self.gate_verdict,
+            "gate_reasons": self.tags.get(f"{TAG}gate.reasons", ""),
+            "data_fingerprints": self.tags.get(f"{TAG}data_fingerprints", "").split(",") if self.tags.get(
+                f"{TAG}data_fingerprints") else [],
+            "training_rows": int(self.tags.get(f"{TAG}training_rows", 0)),
+            "config_fingerprint": self.tags.get(f"{TAG}config_fingerprint"),
+            "git_commit": self.tags.get(f"{TAG}git_commit"),
+            "seed": self.tags.get(f"{TAG}seed"),
+        }  # fmt: skip
+
+
+def trusted_types_for(model: Pipeline, cfg: DriftlineConfig) -> list[str]:
+    """The non-default types skops needs for this model; every one must be reviewed, or we refuse to store it."""
+    import skops.io
+
+    needed = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    reviewed = set(REVIEWED_SKOPS_TYPES) | set(cfg.model.trusted_types)
+    unreviewed = sorted(set(needed) - reviewed)
+    if unreviewed:
+        raise DriftlineError(
+            f"model.estimator {cfg.model.estimator}: skops needs types nobody reviewed: {unreviewed}; "
+            "review them and list them under model.trusted_types"
+        )
+    return sorted(needed)
+
+
+class Registry:
+    """One registered model and its experiment, as driftline uses them."""
+
+    def __init__(self, cfg: DriftlineConfig):
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.cfg = cfg
+        self.name = cfg.registry.model_name
+        cfg.workspace.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(cfg.tracking_uri)
+        mlflow.set_registry_uri(cfg.tracking_uri)
+        self.client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+        self._cache = cfg.workspace / "cache"
+
+    # --- experiments and runs -------------------------------------------------------------------------------
+    @property
+    def experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.cfg.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return self.client.create_experiment(self.cfg.experiment_name, artifact_location=self.cfg.artifact_location)
+
+    def run_url(self, run_id: str) -> str:
+        return f"#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    # --- aliases ------------------------------------------------------------------------------------------------
+    def alias(self, alias: str) -> ModelRef | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.client.get_model_version_by_alias(self.name, alias)
+        except MlflowException:
+            return None
+        return ModelRef(self.name, str(version.version), version.run_id)
+
+    def champion(self) -> ModelRef | None:
+        return self.alias(CHAMPION)
+
+    def require_champion(self) -> ModelRef:
+        champion = self.champion()
+        if champion is None:
+            raise NoChampion(
+                f"model {self.name!r} has no champion yet at {self.cfg.tracking_uri}; "
+                "train one first: driftline train --config <config> --data <file>"
+            )
+        return champion
+
+    # --- training ---------------------------------------------------------------------------------------------
+    def log_candidate(
+        self,
+        model: Pipeline,
+        metrics: dict[str, float],
+        lineage: Lineage,
+        reference: DriftReference,
+        input_example: pd.DataFrame,
+        params: dict[str, object],
+    ) -> ModelRef:
+        """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        trusted = trusted_types_for(model, self.cfg)
+        lineage_tags = {
+            f"{TAG}data_fingerprints": ",".join(source.fingerprint for source in lineage.data),
+            f"{TAG}training_rows": str(lineage.training_rows),
+            f"{TAG}config_fingerprint": lineage.config_fingerprint,
+            f"{TAG}git_commit": lineage.git_commit or "unknown",
+            f"{TAG}seed": str(lineage.seed),
+            f"{TAG}run_type": "training",
+        }
+        with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"train-{self.name}") as run:
+            mlflow.set_tags(lineage_tags)
+            mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
+            mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in metrics.items()})
+            mlflow.log_text(self.cfg.source_text, "config/driftline.yaml")
+            mlflow.log_dict(lineage.to_dict(), "lineage.json")
+            self._log_reference(reference)
+            signature = infer_signature(input_example, model.predict(input_example))
+            info = mlflow.sklearn.log_model(
+                model,
+                name=MODEL_ARTIFACT,
+                serialization_format="skops",
+                skops_trusted_types=trusted,
+                signature=signature,
+                input_example=input_example,
+                registered_model_name=self.name,
+            )
+        version = str(info.registered_model_version)
+        for key, value in lineage_tags.items():
+            self.client.set_model_version_tag(self.name, version, key, value)
+        self.client.set_registered_model_alias(self.name, CHALLENGER, version)
+        return ModelRef(self.name, version, run.info.run_id)
+
+    def _log_reference(self, reference: DriftReference) -> None:
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            reference.features.to_parquet(root / "features.parquet", index=False)
+            pd.DataFrame({"prediction": reference.predictions}).to_parquet(root / "predictions.parquet", index=False)
+            (root / "profile.json").write_text(json.dumps(reference.profile.to_dict()))
+            mlflow.log_artifacts(folder, REFERENCE_ARTIFACTS)
+
+    def record_gate(self, candidate: ModelRef, decision: GateDecision) -> None:
+        """The decision and its evidence, on the model version (tags) and in its run (metrics, JSON)."""
+        tags = {
+            f"{TAG}gate.verdict": decision.verdict,
+            f"{TAG}gate.reasons": " | ".join(decision.reasons)[:4900],
+            f"{TAG}gate.metric": decision.metric,
+            f"{TAG}gate.champion_version": decision.champion_version or "none",
+            f"{TAG}gate.decided_at": datetime.now(UTC).isoformat(),
+        }
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, candidate.version, key, value)
+            self.client.set_tag(candidate.run_id, key, value)
+        for name, value in (decision.champion_metrics or {}).items():
+            self.client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
+        self.client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
+
+    def promote(self, candidate: ModelRef) -> ModelRef | None:
+        """Move `champion` to the candidate and the former champion to `previous`; returns the former champion.
+
+        Aliases are unique per model, so `champion` moves in one registry write: never two champions, never none.
+        """
+        former = self.champion()
+        if former is not None and former.version != candidate.version:
+            self.client.set_registered_model_alias(self.name, PREVIOUS, former.version)
+        self.client.set_registered_model_alias(self.name, CHAMPION, candidate.version)
+        challenger = self.alias(CHALLENGER)
+        if challenger is not None and challenger.version == candidate.version:
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        return former
+
+    # --- loading ---------------------------------------------------------------------------------------------
+    def _download(self, uri: str, folder: Path) -> Path:
+        import mlflow
+
+        if folder.exists():
+            return folder
+        self._cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self._cache))
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
+        try:
+            staging.rename(folder)
+        except OSError:  # another process cached it first; theirs is the same content
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
+
+    def load_model(self, ref: ModelRef) -> Pipeline:
+        """Load with skops, trusting our reviewed types: never the list stored beside the model, never pickle."""
+        import skops.io
+
+        folder = self._download(f"models:/{ref.name}/{ref.version}", self._cache / f"model-{ref.name}-v{ref.version}")
+        trusted = sorted(set(REVIEWED_SKOPS_TYPES) | set(self.cfg.model.trusted_types))
+        return skops.io.load(folder / SKOPS_FILE, trusted=trusted)
+
+    def load_reference(self, ref: ModelRef) -> DriftReference:
+        folder = self._download(f"runs:/{ref.run_id}/{REFERENCE_ARTIFACTS}", self._cache / f"reference-{ref.run_id}")
+        folder = folder / REFERENCE_ARTIFACTS if (folder / REFERENCE_ARTIFACTS).is_dir() else folder
+        return DriftReference(
+            features=pd.read_parquet(folder / "features.parquet"),
+            predictions=pd.read_parquet(folder / "predictions.parquet")["prediction"].to_numpy(),
+            profile=ReferenceProfile.from_dict(json.loads((folder / "profile.json").read_text())),
+        )
+
+    def holdout_metrics_of(self, run_id: str) -> dict[str, float]:
+        """The metrics a version had on its own holdout when it was trained."""
+        metrics = self.client.get_run(run_id).data.metrics
+        return {k[len(HOLDOUT) :]: v for k, v in metrics.items() if k.startswith(HOLDOUT)}
+
+    # --- monitoring -------------------------------------------------------------------------------------------
+    def log_monitoring(
+        self, champion: ModelRef, batch_name: str, fingerprint: str, metrics: dict[str, float],
+        summary: dict, report_path: Path | None,
+    ) -> str:  # fmt: skip
+        """One run per monitored batch: drift figures as metrics, the decision as JSON, the Evidently report."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"monitor-{batch_name}",
+            tags={f"{TAG}run_type": "monitoring", f"{TAG}champion_version": champion.version,
+                  f"{TAG}batch_fingerprint": fingerprint, f"{TAG}batch": batch_name},
+        )  # fmt: skip
+        run_id = run.info.run_id
+        for name, value in metrics.items():
+            if np.isfinite(value):
+                self.client.log_metric(run_id, name, float(value))
+        self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "drift.json")
+        if report_path is not None:
+            self.client.log_artifact(run_id, str(report_path), "reports")
+        self.client.set_terminated(run_id)
+        return run_id
+
+    # --- status -------------------------------------------------------------------------------------------------
+    def versions(self) -> list[VersionInfo]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}'")
+        except MlflowException:
+            return []
+        infos = []
+        for version in sorted(found, key=lambda v: int(v.version)):
+            infos.append(
+                VersionInfo(
+                    version=str(version.version),
+                    aliases=sorted(version.aliases),
+                    created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(),
+                    run_id=version.run_id,
+                    metrics=self.holdout_metrics_of(version.run_id),
+                    tags=dict(version.tags),
+                )
+            )
+        return infos
