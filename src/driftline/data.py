@@ -48,6 +48,7 @@ class ArchivedBatch:
     source_name: str
     rows: int
     archived_at: str
+    labeled: bool = True
     event_time_max: str | None = None
 
 
@@ -141,7 +142,7 @@ def read_archive_index(archive_dir: Path) -> list[ArchivedBatch]:
     return [ArchivedBatch(**json.loads(line)) for line in index.read_text().splitlines() if line.strip()]
 
 
-def archive_batch(batch: DataBatch, archive_dir: Path, event_time_column: str | None) -> ArchivedBatch:
+def archive_batch(batch: DataBatch, archive_dir: Path, dataset: DatasetConfig) -> ArchivedBatch:
     """Copy a validated batch to a content-addressed, read-only path and index it (once per fingerprint)."""
     for entry in read_archive_index(archive_dir):
         if entry.fingerprint == batch.fingerprint:
@@ -151,8 +152,8 @@ def archive_batch(batch: DataBatch, archive_dir: Path, event_time_column: str | 
         write_atomically(archived_path, lambda temp: shutil.copyfile(batch.path, temp))
         archived_path.chmod(0o444)
     event_time_max = None
-    if event_time_column and event_time_column in batch.frame:
-        newest = batch.frame[event_time_column].max()
+    if dataset.event_time_column and dataset.event_time_column in batch.frame:
+        newest = batch.frame[dataset.event_time_column].max()
         event_time_max = None if pd.isna(newest) else newest.isoformat()
     entry = ArchivedBatch(
         fingerprint=batch.fingerprint,
@@ -160,6 +161,7 @@ def archive_batch(batch: DataBatch, archive_dir: Path, event_time_column: str | 
         source_name=batch.name,
         rows=batch.rows,
         archived_at=datetime.now(UTC).isoformat(),
+        labeled=dataset.target in batch.frame,
         event_time_max=event_time_max,
     )
     # One short line per append: O_APPEND keeps concurrent writers from interleaving within a line.
@@ -169,7 +171,8 @@ def archive_batch(batch: DataBatch, archive_dir: Path, event_time_column: str | 
 
 
 def select_retraining_batches(archive: list[ArchivedBatch], retraining: RetrainingConfig) -> list[ArchivedBatch]:
-    """The archived batches a retrain uses: all, the last N, or those within N days of the newest."""
+    """The labeled archived batches a retrain uses: all, the last N, or those within N days of the newest."""
+    archive = [entry for entry in archive if entry.labeled]
     if retraining.window == "all" or not archive:
         return list(archive)
     if retraining.window == "last_batches":

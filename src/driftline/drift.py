@@ -16,10 +16,31 @@ from scipy import stats
 from scipy.spatial import distance
 
 from driftline.config import DriftConfig, DriftlineConfig, FeatureType, Task
+from driftline.validation import ReferenceProfile, learn_profile
 
 # Methods whose statistic is a p-value: drift when it falls under the threshold. The rest are distances.
 P_VALUE_METHODS = {"ks", "chisquare"}
 PREDICTION_COLUMN = "prediction"
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What drift is measured against: a sample of the training rows, the holdout predictions, the data profile."""
+
+    features: pd.DataFrame
+    predictions: np.ndarray
+    profile: ReferenceProfile
+
+
+def build_reference(train: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig) -> DriftReference:
+    columns = [*cfg.dataset.feature_names, cfg.dataset.target]
+    rows = min(len(train), cfg.drift.reference_sample_rows)
+    sample = train[columns].sample(n=rows, random_state=cfg.model.seed) if rows < len(train) else train[columns]
+    return DriftReference(
+        features=sample.reset_index(drop=True),
+        predictions=np.asarray(holdout_signal),
+        profile=learn_profile(train, cfg.dataset),
+    )
 
 
 @dataclass(frozen=True)

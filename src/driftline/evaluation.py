@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -78,7 +79,12 @@ def decide(
             EvaluationResult(metrics=champion_metrics, artifacts={}) if has_champion else None,
         )
     except ModelValidationFailedException as refusal:
-        reasons = [line.strip() for line in str(refusal.message).splitlines() if line.strip()]
+        # MLflow's own words, with metric values rounded for reading
+        reasons = [
+            re.sub(r"-?\d+\.\d{5,}", lambda number: f"{float(number.group()):.4f}", line.strip())
+            for line in str(refusal.message).splitlines()
+            if line.strip()
+        ]
         return GateDecision(False, primary, reasons, challenger_metrics, champion_metrics, champion_version)
     value = challenger_metrics.get(primary, float("nan"))
     if has_champion:
@@ -89,3 +95,21 @@ def decide(
     else:
         reason = f"first model: {primary} {value:.4f} passes the configured thresholds {cfg.gate.thresholds or '(none)'}"
     return GateDecision(True, primary, [reason], challenger_metrics, champion_metrics, champion_version)
+
+
+def gate_markdown(decision: GateDecision, candidate_version: str) -> str:
+    """Challenger vs champion, metric by metric, with the verdict: what a reviewer reads in the Prefect UI."""
+    champion = decision.champion_metrics or {}
+    title = f"v{decision.champion_version}" if decision.champion_version else "none yet"
+    lines = [
+        f"## Gate: challenger v{candidate_version} **{decision.verdict}**",
+        "",
+        f"| metric | challenger v{candidate_version} | champion ({title}) |",
+        "|---|---|---|",
+    ]
+    for name, value in decision.challenger_metrics.items():
+        other = f"{champion[name]:.4f}" if name in champion else "–"
+        marker = " (primary)" if name == decision.metric else ""
+        lines.append(f"| {name}{marker} | {value:.4f} | {other} |")
+    lines += ["", "**Reasons**", *[f"- {reason}" for reason in decision.reasons]]
+    return "\n".join(lines)

@@ -18,9 +18,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
+from driftline.drift import DriftReference
 from driftline.errors import DriftlineError, NoChampion
 from driftline.evaluation import GateDecision
 from driftline.lineage import Lineage
+from driftline.training import TrainedModel
 from driftline.validation import ReferenceProfile
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
@@ -48,12 +50,12 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
-class DriftReference:
-    """What drift is measured against: a sample of the training data and the holdout predictions."""
+class Champion:
+    """The model behind `champion`, loaded, with the reference its drift is measured against."""
 
-    features: pd.DataFrame
-    predictions: np.ndarray
-    profile: ReferenceProfile
+    ref: ModelRef
+    model: Pipeline
+    reference: DriftReference
 
 
 @dataclass(frozen=True)
@@ -147,20 +149,13 @@ class Registry:
         return champion
 
     # --- training ---------------------------------------------------------------------------------------------
-    def log_candidate(
-        self,
-        model: Pipeline,
-        metrics: dict[str, float],
-        lineage: Lineage,
-        reference: DriftReference,
-        input_example: pd.DataFrame,
-        params: dict[str, object],
-    ) -> ModelRef:
+    def log_candidate(self, trained: TrainedModel, lineage: Lineage, trigger: str) -> ModelRef:
         """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
         import mlflow
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
+        model, input_example = trained.model, trained.input_example
         trusted = trusted_types_for(model, self.cfg)
         lineage_tags = {
             f"{TAG}data_fingerprints": ",".join(source.fingerprint for source in lineage.data),
@@ -169,14 +164,15 @@ class Registry:
             f"{TAG}git_commit": lineage.git_commit or "unknown",
             f"{TAG}seed": str(lineage.seed),
             f"{TAG}run_type": "training",
+            f"{TAG}trigger": trigger[:500],
         }
         with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"train-{self.name}") as run:
             mlflow.set_tags(lineage_tags)
-            mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
-            mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in metrics.items()})
+            mlflow.log_params({key: str(value)[:500] for key, value in trained.params.items()})
+            mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in trained.metrics.items()})
             mlflow.log_text(self.cfg.source_text, "config/driftline.yaml")
             mlflow.log_dict(lineage.to_dict(), "lineage.json")
-            self._log_reference(reference)
+            self._log_reference(trained.reference)
             signature = infer_signature(input_example, model.predict(input_example))
             info = mlflow.sklearn.log_model(
                 model,
@@ -265,6 +261,10 @@ class Registry:
             profile=ReferenceProfile.from_dict(json.loads((folder / "profile.json").read_text())),
         )
 
+    def load_champion(self) -> Champion:
+        ref = self.require_champion()
+        return Champion(ref=ref, model=self.load_model(ref), reference=self.load_reference(ref))
+
     def holdout_metrics_of(self, run_id: str) -> dict[str, float]:
         """The metrics a version had on its own holdout when it was trained."""
         metrics = self.client.get_run(run_id).data.metrics
@@ -297,15 +297,20 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.search_model_versions(f"name = '{self.name}'")
+            # search results leave aliases out; the registered model has them all
+            registered = self.client.get_registered_model(self.name)
         except MlflowException:
-            return []
+            return []  # nothing registered yet
+        found = self.client.search_model_versions(f"name = '{self.name}'")
+        aliases_by_version: dict[str, list[str]] = {}
+        for alias, version in registered.aliases.items():
+            aliases_by_version.setdefault(str(version), []).append(alias)
         infos = []
         for version in sorted(found, key=lambda v: int(v.version)):
             infos.append(
                 VersionInfo(
                     version=str(version.version),
-                    aliases=sorted(version.aliases),
+                    aliases=sorted(aliases_by_version.get(str(version.version), [])),
                     created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(),
                     run_id=version.run_id,
                     metrics=self.holdout_metrics_of(version.run_id),

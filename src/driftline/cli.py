@@ -1,0 +1,269 @@
+"""The `driftline` command: runs the flows and shows their outcomes.
+
+The one module of the library that sits above flows/: it imports them inside commands, so `import driftline`
+stays free of Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from driftline.config import DriftlineConfig, load_config
+from driftline.errors import ConfigError, DataRejected, DriftlineError, NoChampion
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION = 1, 2, 3, 4, 5
+DEMO_CONFIG = "configs/demo.yaml"
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+class GateRefusedExit(Exception):
+    """A command finished its work but a gate refused; the CLI exits non-zero with the reason."""
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Flow logs still reach the Prefect UI; the terminal shows driftline's own progress unless --verbose."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not verbose:
+        # A failed task is reported by the CLI in one line; its traceback stays in the Prefect UI.
+        for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
+        warnings.filterwarnings("ignore")
+        for name in ("mlflow", "great_expectations", "alembic", "evidently"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def versions_table(cfg: DriftlineConfig) -> Table:
+    from driftline.registry import Registry
+
+    metric = cfg.primary_metric
+    table = Table(title=f"Model versions of {cfg.registry.model_name}", title_justify="left")
+    for column in ("version", "aliases", metric, "gate", "training rows", "data", "trigger"):
+        table.add_column(column)
+    for info in Registry(cfg).versions():
+        described = info.to_dict()
+        fingerprints = ", ".join(f[:10] for f in described["data_fingerprints"])
+        table.add_row(
+            f"v{info.version}", ", ".join(info.aliases) or "–", _fmt(info.metrics.get(metric)),
+            info.gate_verdict or "–", str(described["training_rows"]), fingerprints,
+            info.tags.get("driftline.trigger", ""),
+        )  # fmt: skip
+    return table
+
+
+def _describe_training(outcome, with_reasons: bool = True) -> str:
+    vs = f" vs champion {_fmt(outcome.champion_value)}" if outcome.champion_value is not None else ""
+    line = f"v{outcome.candidate_version} {outcome.verdict} ({outcome.metric} {_fmt(outcome.challenger_value)}{vs})"
+    return f"{line}: {'; '.join(outcome.reasons)}" if with_reasons and outcome.verdict != "promoted" else line
+
+
+# --- commands --------------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> None:
+    from flows.params import TrainParams
+    from flows.training import training
+
+    with console.status("training: validate → train → gate → promote"):
+        outcome = training(TrainParams(config=args.config, data=args.data, reason=args.reason))
+    console.print(f"trained {_describe_training(outcome)}; champion: v{outcome.champion_version}")
+    if outcome.verdict != "promoted":
+        raise GateRefusedExit(f"gate refused v{outcome.candidate_version}: {'; '.join(outcome.reasons)}")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from flows.batch_scoring import batch_scoring
+    from flows.params import BatchParams
+
+    with console.status(f"scoring {args.data}"):
+        outcome = batch_scoring(BatchParams(config=args.config, data=args.data, output=args.output))
+    console.print(f"scored {outcome.rows} rows of {outcome.batch} with v{outcome.model_version} → {outcome.output}")
+
+
+def _report_monitoring(monitoring) -> None:
+    if monitoring.drift_detected:
+        console.print(f"[yellow]drift[/] in {monitoring.batch}: {'; '.join(monitoring.drift_reasons)}")
+    else:
+        console.print(f"no drift in {monitoring.batch}")
+    if monitoring.retraining is not None:
+        console.print(f"retrained {_describe_training(monitoring.retraining)}")
+        if monitoring.retraining.verdict != "promoted":
+            raise GateRefusedExit(
+                f"gate refused v{monitoring.retraining.candidate_version}: {'; '.join(monitoring.retraining.reasons)}"
+            )
+
+
+def cmd_monitor(args: argparse.Namespace) -> None:
+    from flows.drift_monitoring import drift_monitoring
+    from flows.params import BatchParams
+
+    with console.status(f"monitoring {args.data}: validate → drift → maybe retrain"):
+        outcome = drift_monitoring(BatchParams(config=args.config, data=args.data))
+    _report_monitoring(outcome)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from flows.continuous_training import continuous_training
+    from flows.params import BatchParams
+
+    with console.status(f"continuous training on {args.data}: validate → score → monitor → maybe retrain"):
+        summary = continuous_training(BatchParams(config=args.config, data=args.data, output=args.output))
+    console.print(f"scored {summary.scoring.rows} rows with v{summary.scoring.model_version} → {summary.scoring.output}")
+    _report_monitoring(summary.monitoring)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from driftline.registry import Registry
+
+    cfg = load_config(args.config)
+    registry = Registry(cfg)
+    if args.json:
+        champion = registry.champion()
+        print(json.dumps({
+            "model": cfg.registry.model_name, "tracking_uri": cfg.tracking_uri,
+            "champion": champion.version if champion else None,
+            "versions": [info.to_dict() for info in registry.versions()],
+        }, indent=2))  # fmt: skip
+        return
+    console.print(versions_table(cfg))
+    console.print(f"tracking: {cfg.tracking_uri}")
+
+
+def reset_workspace(cfg: DriftlineConfig) -> None:
+    """Remove what driftline wrote for this config (registry, archive, outputs), never anything else."""
+    for folder in (cfg.archive_dir, cfg.quarantine_dir, cfg.output_dir, cfg.report_dir, cfg.workspace / "cache",
+                   cfg.workspace / "mlartifacts"):  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+    if cfg.tracking_uri == f"sqlite:///{cfg.workspace}/mlflow.db":
+        (cfg.workspace / "mlflow.db").unlink(missing_ok=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from driftline.demo_data import write_demo_data
+    from driftline.registry import Registry
+    from flows.continuous_training import continuous_training
+    from flows.params import BatchParams, TrainParams
+    from flows.training import training
+
+    cfg = load_config(args.config)
+    if Registry(cfg).versions():
+        if not args.fresh:
+            raise ConfigError(f"{args.config}: model {cfg.registry.model_name!r} already has versions; "
+                              "run `driftline demo --fresh` to start the demo over")  # fmt: skip
+        reset_workspace(cfg)
+    files = write_demo_data(Path(args.data_dir))
+    steps = 2 + len(files.batches)
+    console.rule(f"driftline demo: {cfg.name}")
+    console.print(f"[1/{steps}] demo data in {args.data_dir}: {files.reference.name} (training) "
+                  f"and {len(files.batches)} weekly batches")  # fmt: skip
+    with console.status("training the first model"):
+        first = training(TrainParams(config=args.config, data=[str(files.reference)], reason="initial training"))
+    console.print(f"[2/{steps}] initial training on {files.reference.name}: {_describe_training(first)}")
+    outcomes = []
+    for step, path in enumerate(files.batches, start=3):
+        with console.status(f"{path.name}: validate → score → monitor drift → maybe retrain"):
+            try:
+                summary = continuous_training(BatchParams(config=args.config, data=str(path)))
+            except DataRejected as rejected:
+                console.print(f"[{step}/{steps}] {path.name}: [red]rejected[/], quarantined to {rejected.quarantined_to}")
+                for reason in rejected.reasons:
+                    console.print(f"        - {reason}")
+                outcomes.append((path.name, "rejected", "–", "–"))
+                continue
+        monitoring = summary.monitoring
+        drift = "drift: " + ", ".join(monitoring.drifted_features or ["prediction/label"]) if (
+            monitoring.drift_detected) else "no drift"  # fmt: skip
+        retrain = _describe_training(monitoring.retraining, with_reasons=False) if monitoring.retraining else "–"
+        console.print(f"[{step}/{steps}] {path.name}: scored {summary.scoring.rows} rows with "
+                      f"v{summary.scoring.model_version}; {drift}")  # fmt: skip
+        if monitoring.retraining:
+            console.print(f"        retrained on the archive window: {_describe_training(monitoring.retraining)}")
+        outcomes.append((path.name, "passed", drift, retrain))
+    _demo_summary(cfg, outcomes)
+
+
+def _demo_summary(cfg: DriftlineConfig, outcomes: list[tuple[str, str, str, str]]) -> None:
+    console.rule("summary")
+    batches = Table(title="Batches", title_justify="left")
+    for column in ("batch", "validation", "drift", "retraining"):
+        batches.add_column(column)
+    for row in outcomes:
+        batches.add_row(*row)
+    console.print(batches)
+    console.print(versions_table(cfg))
+    prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
+    console.print(
+        "\nLook at what just ran:\n"
+        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {cfg.tracking_uri}   (or: make ui-mlflow)\n"
+        f"  Prefect UI:  PREFECT_HOME={prefect_home} .venv/bin/prefect server start   (or: make ui-prefect)\n"
+        f"  Registry:    .venv/bin/driftline status --config {cfg.source}\n"
+        f"  Quarantine:  {cfg.quarantine_dir}\n"
+        f"  Reports:     {cfg.report_dir}"
+    )
+
+
+# --- entry point -----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftline", description="Governed continuous training for tabular models.")
+    parser.add_argument("--verbose", action="store_true", help="show Prefect and library logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable, help_text: str, config_default: str | None = None):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config", required=config_default is None, default=config_default, help="config YAML")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    train = command("train", cmd_train, "train a challenger and promote it if it passes the gate")
+    train.add_argument("--data", nargs="+", default=[], help="CSV/Parquet files (default: the retraining window)")
+    train.add_argument("--reason", default="manual", help="why this training runs (recorded)")
+    score = command("score", cmd_score, "score a file with the champion")
+    score.add_argument("--data", required=True)
+    score.add_argument("--output", required=True, help=".parquet or .csv")
+    monitor = command("monitor", cmd_monitor, "check a batch for drift, retrain if the config says so")
+    monitor.add_argument("--data", required=True)
+    run = command("run", cmd_run, "the continuous-training flow for one new batch")
+    run.add_argument("--data", required=True)
+    run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")
+    status = command("status", cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
+    status.add_argument("--json", action="store_true")
+    demo = command("demo", cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
+    demo.add_argument("--data-dir", default="data/demo")
+    demo.add_argument("--fresh", action="store_true", help="start over: remove this config's registry and data")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries(args.verbose)
+    outcomes: list[tuple[type[BaseException], int]] = [
+        (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefusedExit, EXIT_REFUSED),
+        (NoChampion, EXIT_NO_CHAMPION), (DriftlineError, EXIT_FAILED),
+    ]  # fmt: skip
+    try:
+        args.handler(args)
+    except tuple(kind for kind, _ in outcomes) as error:
+        errors.print(f"driftline: {error}", soft_wrap=True)
+        return next(code for kind, code in outcomes if isinstance(error, kind))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

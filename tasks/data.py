@@ -1,0 +1,36 @@
+"""Tasks for data batches: load and fingerprint, archive, select the retraining window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline import data
+from driftline.config import DriftlineConfig
+from driftline.errors import DataRejected
+
+
+@task(name="load-batch", cache_policy=NO_CACHE)
+def load_batch(path: str | Path, cfg: DriftlineConfig) -> data.DataBatch:
+    """Read and fingerprint a file; a file that cannot be read is quarantined like one that fails validation."""
+    try:
+        return data.load_batch(path, cfg.dataset)
+    except DataRejected as rejected:
+        destination = data.quarantine_file(Path(path), cfg.quarantine_dir, rejected.reasons, {"stage": "load"})
+        raise DataRejected(rejected.path, rejected.reasons, str(destination)) from None
+
+
+@task(name="archive-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def archive_batch(batch: data.DataBatch, cfg: DriftlineConfig) -> data.ArchivedBatch:
+    return data.archive_batch(batch, cfg.archive_dir, cfg.dataset)
+
+
+@task(name="retraining-window", cache_policy=NO_CACHE)
+def retraining_window(cfg: DriftlineConfig) -> tuple[list[data.ArchivedBatch], list[data.DataBatch]]:
+    """The archived batches the config says a retrain uses, read back from their content-addressed paths."""
+    entries = data.select_retraining_batches(data.read_archive_index(cfg.archive_dir), cfg.retraining)
+    if not entries:
+        raise DataRejected(str(cfg.archive_dir), ["the archive holds no labeled batches to retrain on"])
+    return entries, [data.load_batch(entry.path, cfg.dataset) for entry in entries]

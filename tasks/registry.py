@@ -1,0 +1,27 @@
+"""Tasks on the MLflow registry: find and load the champion, promote a challenger."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline.config import DriftlineConfig
+from driftline.registry import Champion, ModelRef, Registry
+
+REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy": NO_CACHE}
+
+
+@task(name="find-champion", **REGISTRY_RETRIES)
+def find_champion(cfg: DriftlineConfig) -> ModelRef | None:
+    return Registry(cfg).champion()
+
+
+@task(name="load-champion", **REGISTRY_RETRIES)
+def load_champion(cfg: DriftlineConfig) -> Champion:
+    """The champion model and its drift reference; fails with NoChampion before the first promotion."""
+    return Registry(cfg).load_champion()
+
+
+@task(name="promote", **REGISTRY_RETRIES)
+def promote(candidate: ModelRef, cfg: DriftlineConfig) -> ModelRef | None:
+    return Registry(cfg).promote(candidate)

@@ -1,0 +1,34 @@
+"""Task: train a challenger on validated batches and register it with its lineage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline.config import DriftlineConfig
+from driftline.data import ArchivedBatch, DataBatch
+from driftline.lineage import DataSource, collect_lineage
+from driftline.registry import ModelRef, Registry
+from driftline.training import TrainedModel, train_model
+
+
+@dataclass(frozen=True)
+class TrainedCandidate:
+    """A registered challenger and the holdout it must be judged on, together with the champion."""
+
+    ref: ModelRef
+    trained: TrainedModel
+
+
+@task(name="train-challenger", cache_policy=NO_CACHE)
+def train_challenger(
+    batches: list[DataBatch], archived: list[ArchivedBatch], cfg: DriftlineConfig, trigger: str
+) -> TrainedCandidate:
+    frame = pd.concat([batch.frame for batch in batches], ignore_index=True)
+    trained = train_model(frame, cfg)
+    sources = [DataSource(a.fingerprint, a.rows, a.source_name, a.path) for a in archived]
+    ref = Registry(cfg).log_candidate(trained, collect_lineage(cfg, sources), trigger)
+    return TrainedCandidate(ref=ref, trained=trained)
