@@ -149,7 +149,8 @@ def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any])
     if kind == "expect_column_values_to_not_be_null":
         return f"column {column!r}: {unexpected} nulls or unparseable values{allowed}"
     if kind == "expect_column_values_to_be_in_type_list":
-        return f"column {column!r}: expected numbers, found type {result.get('observed_value')}{_examples(result)}"
+        found = result.get("observed_value") or "non-numeric values"
+        return f"column {column!r}: expected numbers, found {found}{_examples(result)}"
     if kind == "expect_column_values_to_be_between":
         bounds = f"[{kwargs.get('min_value'):.4g}, {kwargs.get('max_value'):.4g}]"
         return f"column {column!r}: {unexpected} of values outside {bounds}{_examples(result)}{allowed}"
@@ -173,11 +174,15 @@ def validate_frame(frame: pd.DataFrame, expectations: list[Any], suite_name: str
     )
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
-    missing = {
-        r.expectation_config.kwargs.get("column")
-        for r in result.results
-        if r.expectation_config.type == "expect_column_to_exist" and not r.success
-    }
+    # A missing or non-numeric column fails every other check on it; report only that root cause.
+    def failed_columns(kind: str) -> set[str]:
+        return {r.expectation_config.kwargs.get("column") for r in result.results
+                if r.expectation_config.type == kind and not r.success}  # fmt: skip
+
+    missing = failed_columns("expect_column_to_exist")
+    root_cause = {column: "expect_column_to_exist" for column in missing}
+    root_cause |= {c: "expect_column_values_to_be_in_type_list"
+                   for c in failed_columns("expect_column_values_to_be_in_type_list") - missing}  # fmt: skip
     failures, details = [], []
     for outcome in result.results:
         kind, kwargs = outcome.expectation_config.type, dict(outcome.expectation_config.kwargs)
@@ -185,8 +190,8 @@ def validate_frame(frame: pd.DataFrame, expectations: list[Any], suite_name: str
                         "result": outcome.result})  # fmt: skip
         if outcome.success:
             continue
-        if kind != "expect_column_to_exist" and kwargs.get("column") in missing:
-            continue  # already reported once as a missing column
+        if kwargs.get("column") in root_cause and root_cause[kwargs.get("column")] != kind:
+            continue
         raised = (outcome.exception_info or {}).get("raised_exception")
         if raised:
             message = str((outcome.exception_info or {}).get("exception_message", "")).splitlines()[:1]

@@ -1,0 +1,83 @@
+"""Shared fixtures: a config per test in its own workspace, small seeded demo data, one Prefect server per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from driftline.config import DriftlineConfig, load_config
+from driftline.demo_data import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+WEEK = pd.Timedelta(days=7)
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., Path]:
+    """Write the demo config with the workspace in tmp_path and a faster model; overrides merge per section."""
+
+    def write(**sections: dict) -> Path:
+        data = yaml.safe_load(DEMO_CONFIG.read_text())
+        data["storage"] = {"workspace": str(tmp_path / "workspace")}
+        data["model"]["params"] = {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 15}
+        for section, values in sections.items():
+            if isinstance(values, dict) and isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+            else:
+                data[section] = values
+        path = tmp_path / "driftline.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def config_path(config_factory) -> Path:
+    return config_factory()
+
+
+@pytest.fixture
+def cfg(config_path: Path) -> DriftlineConfig:
+    return load_config(config_path)
+
+
+@pytest.fixture
+def demo_files(tmp_path: Path) -> dict[str, Path]:
+    """A small version of the demo's files: training data and one batch of each kind."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    frames = {
+        "reference.parquet": make_frame(3000, seed=1, days=56),
+        "stable.csv": make_frame(1000, seed=2, start=START + 9 * WEEK, id_offset=10_000),
+        "covariate_shift.csv": make_frame(1000, seed=3, start=START + 10 * WEEK, scenario=COVARIATE_SHIFT,
+                                          id_offset=20_000),
+        "concept_drift.csv": make_frame(3000, seed=4, start=START + 11 * WEEK, scenario=CONCEPT_DRIFT,
+                                        id_offset=30_000),
+        "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 12 * WEEK, id_offset=40_000), 5),
+    }  # fmt: skip
+    paths = {}
+    for name, frame in frames.items():
+        path = folder / name
+        frame.to_parquet(path, index=False) if name.endswith(".parquet") else frame.to_csv(path, index=False)
+        paths[Path(name).stem] = path
+    return paths
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url() -> Iterator[str]:
+    """One temporary Prefect server (with its own SQLite) for the whole session; flows and CLI runs report to it."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield PREFECT_API_URL.value()

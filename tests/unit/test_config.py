@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from driftline.config import Task, load_config
+from driftline.errors import ConfigError
+from tests.conftest import DEMO_CONFIG
+
+
+def write_config(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    mutate(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_demo_config_loads_with_derived_defaults():
+    cfg = load_config(DEMO_CONFIG)
+    assert cfg.dataset.task is Task.binary
+    assert cfg.primary_metric == "roc_auc"
+    assert cfg.dataset.categorical_features == ["contract", "payment_method", "region"]
+    assert cfg.tracking_uri.endswith(".driftline/mlflow.db")
+    assert cfg.drift.threshold("ks") == 0.05
+
+
+def test_environment_overrides_the_tracking_uri(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert load_config(DEMO_CONFIG).tracking_uri == "http://127.0.0.1:5999"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["gate"].update(min_improvement=-1), "gate.min_improvement: Input should be greater than or equal to 0 (got -1)"),
+        (lambda d: d["dataset"].update(colour="blue"), "dataset.colour: unknown key"),
+        (lambda d: d["dataset"].pop("target"), "dataset.target: required but missing"),
+        (lambda d: d["dataset"]["features"].update(churned="numeric"), "target 'churned' is also listed under features"),
+        (lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchForest"), "does not import"),
+        (lambda d: d["model"].update(estimator="os.system"), "is not under an allowed module ['sklearn']"),
+        (lambda d: d["dataset"].update(task="clustering"), "dataset.task: Input should be 'binary', 'multiclass' or 'regression'"),
+        (lambda d: d["gate"].update(metric="rmse"), "gate metric 'rmse' does not apply to task binary"),
+        (lambda d: d["retraining"].update(size=None), "window 'last_batches' needs size"),
+        (lambda d: d["drift"].update(thresholds={"kolmogorov": 0.1}), "unknown methods ['kolmogorov']"),
+    ],
+)  # fmt: skip
+def test_bad_config_names_file_field_and_fix(tmp_path, mutate, expected):
+    path = write_config(tmp_path, mutate)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(str(path))
+    assert expected in str(error.value)
+
+
+def test_missing_and_unparseable_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found; copy configs/demo.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    broken.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping of sections"):
+        load_config(broken)

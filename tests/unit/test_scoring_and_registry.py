@@ -1,0 +1,79 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftline import data, scoring
+from driftline.errors import DriftlineError, NoChampion
+from driftline.evaluation import decide
+from driftline.lineage import DataSource, collect_lineage
+from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from driftline.training import train_model
+
+
+@pytest.fixture
+def reference(cfg, demo_files):
+    return data.load_batch(demo_files["reference"], cfg.dataset)
+
+
+def register(cfg, batch, trigger="test"):
+    trained = train_model(batch.frame, cfg)
+    source = DataSource(batch.fingerprint, batch.rows, batch.name, str(batch.path))
+    return trained, Registry(cfg).log_candidate(trained, collect_lineage(cfg, [source]), trigger)
+
+
+def test_scoring_output_has_ids_predictions_probabilities_version_and_time(cfg, reference, tmp_path):
+    trained = train_model(reference.frame, cfg)
+    batch = reference.frame.head(50)
+    scored, _ = scoring.score_frame(trained.model, batch, cfg, "7")
+    assert list(scored.columns) == ["customer_id", "prediction", "proba_0", "proba_1", "model_version", "scored_at"]
+    assert scored["customer_id"].tolist() == batch["customer_id"].tolist()
+    assert np.allclose(scored["proba_0"] + scored["proba_1"], 1)
+    assert set(scored["model_version"]) == {"7"}
+    written = scoring.write_output(scored, tmp_path / "out" / "scores.csv")
+    assert len(pd.read_csv(written)) == 50
+    with pytest.raises(DriftlineError, match="unsupported suffix '.json'"):
+        scoring.write_output(scored, tmp_path / "scores.json")
+
+
+def test_registered_version_is_challenger_with_lineage_and_loads_with_skops(cfg, reference):
+    trained, ref = register(cfg, reference, trigger="initial training")
+    registry = Registry(cfg)
+    assert registry.alias(CHALLENGER) == ref and registry.champion() is None
+    info = registry.versions()[0]
+    assert info.aliases == [CHALLENGER]
+    assert info.to_dict()["data_fingerprints"] == [reference.fingerprint]
+    assert info.to_dict()["training_rows"] == reference.rows
+    assert info.tags["driftline.trigger"] == "initial training"
+    assert info.metrics["roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
+    loaded = registry.load_model(ref)
+    features = trained.holdout.head(100)
+    assert np.array_equal(loaded.predict_proba(features[cfg.dataset.feature_names]),
+                          trained.model.predict_proba(features[cfg.dataset.feature_names]))  # fmt: skip
+    mlmodel = (cfg.workspace / "cache" / f"model-{ref.name}-v{ref.version}" / "MLmodel").read_text()
+    assert "serialization_format: skops" in mlmodel
+
+
+def test_promotion_moves_champion_and_previous_and_records_the_gate(cfg, reference):
+    registry = Registry(cfg)
+    with pytest.raises(NoChampion, match="has no champion yet"):
+        registry.require_champion()
+    _, first = register(cfg, reference)
+    registry.record_gate(first, decide(cfg, {"roc_auc": 0.8}, None, None))
+    registry.promote(first)
+    _, second = register(cfg, reference)
+    registry.promote(second)
+    assert registry.champion().version == second.version
+    assert registry.alias(PREVIOUS).version == first.version
+    assert registry.alias(CHALLENGER) is None
+    by_version = {v.version: v for v in registry.versions()}
+    assert by_version[first.version].aliases == [PREVIOUS]
+    assert by_version[second.version].aliases == [CHAMPION]
+    assert by_version[first.version].gate_verdict == "promoted"
+
+
+def test_models_needing_unreviewed_types_are_not_stored(config_factory, reference):
+    from driftline.config import load_config
+
+    cfg = load_config(config_factory(model={"estimator": "sklearn.neighbors.KNeighborsClassifier", "params": {}}))
+    with pytest.raises(DriftlineError, match="skops needs types nobody reviewed: .*list them under model.trusted_types"):
+        register(cfg, reference)
