@@ -26,9 +26,9 @@ class ScoredBatch:
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
-def score_batch(batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: Path | None) -> ScoredBatch:
+def score_batch(batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None) -> ScoredBatch:
     scored, predictions = scoring.score_frame(champion.model, batch.frame, cfg, champion.ref.version)
-    path = scoring.write_output(scored, output or scoring.default_output_path(cfg, batch.path))
+    path = scoring.write_output(scored, Path(output) if output else scoring.default_output_path(cfg, batch.path))
     publish_markdown(
         cfg, "scoring",
         f"Scored **{len(scored)}** rows of `{batch.name}` with v{champion.ref.version} → `{path}`",

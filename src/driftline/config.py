@@ -143,6 +143,10 @@ class DriftConfig(_Section):
     )
     drift_share: float = Field(0.3, gt=0, le=1, description="Share of drifted features that makes dataset drift.")
     prediction_drift: bool = Field(True, description="Drift of the champion's predictions also counts as drift.")
+    signal_p_value: float = Field(
+        0.001, gt=0, lt=1,
+        description="p-value under which prediction or label drift alone counts (one test deciding alone: stricter).",
+    )
     target_drift: bool = Field(True, description="When a batch carries labels, drift of the label counts too.")
     retrain: bool = Field(True, description="Run training on the retraining window when drift is detected.")
     report_sample_rows: int = Field(50_000, ge=100, description="Rows sampled for the Evidently HTML report.")

@@ -149,6 +149,14 @@ def _method_for(kind: FeatureType, spec: DriftConfig) -> str:
     return spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
 
 
+def _signal_drift(reference: pd.Series, current: pd.Series, column: str, role: str, kind: FeatureType,
+                  spec: DriftConfig) -> ColumnDrift:  # fmt: skip
+    """Prediction or label drift: one test that decides alone, so a p-value test uses the stricter signal level."""
+    method = _method_for(kind, spec)
+    threshold = min(spec.threshold(method), spec.signal_p_value) if method in P_VALUE_METHODS else spec.threshold(method)
+    return column_drift(reference, current, column, role, method, threshold, kind is FeatureType.numeric)
+
+
 def detect_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -167,22 +175,12 @@ def detect_drift(
         columns.append(column_drift(ref_values, cur_values, name, "feature", method, spec.threshold(method), numeric))
     signal_kind = FeatureType.categorical if dataset.task is Task.multiclass else FeatureType.numeric
     if spec.prediction_drift and reference_predictions is not None and current_predictions is not None:
-        method = _method_for(signal_kind, spec)
-        columns.append(
-            column_drift(
-                pd.Series(reference_predictions), pd.Series(current_predictions), PREDICTION_COLUMN,
-                "prediction", method, spec.threshold(method), signal_kind is FeatureType.numeric,
-            )
-        )  # fmt: skip
+        columns.append(_signal_drift(pd.Series(reference_predictions), pd.Series(current_predictions),
+                                     PREDICTION_COLUMN, "prediction", signal_kind, spec))  # fmt: skip
     if spec.target_drift and dataset.target in current and dataset.target in reference:
         target_kind = FeatureType.numeric if dataset.task is Task.regression else FeatureType.categorical
-        method = _method_for(target_kind, spec)
-        columns.append(
-            column_drift(
-                reference[dataset.target], current[dataset.target], dataset.target, "target", method,
-                spec.threshold(method), target_kind is FeatureType.numeric,
-            )
-        )  # fmt: skip
+        columns.append(_signal_drift(reference[dataset.target], current[dataset.target], dataset.target, "target",
+                                     target_kind, spec))  # fmt: skip
     features = [c for c in columns if c.role == "feature"]
     share = sum(c.drifted for c in features) / len(features)
     reasons = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from driftline.config import DriftlineConfig
+from driftline.config import TRACKING_URI_ENV, DriftlineConfig
 from driftline.drift import DriftReference
 from driftline.errors import DriftlineError, NoChampion
 from driftline.evaluation import GateDecision
@@ -110,8 +111,15 @@ class Registry:
         self.cfg = cfg
         self.name = cfg.registry.model_name
         cfg.workspace.mkdir(parents=True, exist_ok=True)
+        user_setting = os.environ.get(TRACKING_URI_ENV)
         mlflow.set_tracking_uri(cfg.tracking_uri)
         mlflow.set_registry_uri(cfg.tracking_uri)
+        # MLflow also exports the URI to the environment, where it would override the next config loaded in
+        # this process; the user's own setting (or its absence) stays authoritative.
+        if user_setting is None:
+            os.environ.pop(TRACKING_URI_ENV, None)
+        else:
+            os.environ[TRACKING_URI_ENV] = user_setting
         self.client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
         self._cache = cfg.workspace / "cache"
 

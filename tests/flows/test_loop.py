@@ -1,0 +1,110 @@
+"""The continuous-training loop through Prefect (one temporary server per session) and MLflow on SQLite."""
+
+import json
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+
+from driftline.data import read_archive_index
+from driftline.errors import DataRejected, NoChampion
+from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from flows.batch_scoring import batch_scoring
+from flows.continuous_training import continuous_training
+from flows.drift_monitoring import drift_monitoring
+from flows.params import BatchParams, TrainParams
+from flows.training import training
+
+
+@pytest.fixture
+def champion_v1(config_path, demo_files):
+    outcome = training(TrainParams(config=str(config_path), data=[str(demo_files["reference"])], reason="initial"))
+    assert outcome.verdict == "promoted" and outcome.champion_version == "1"
+    return outcome
+
+
+def versions(cfg):
+    return {v.version: v for v in Registry(cfg).versions()}
+
+
+def test_first_training_promotes_a_champion_with_lineage(cfg, champion_v1, demo_files):
+    registry = Registry(cfg)
+    assert registry.champion().version == "1"
+    v1 = versions(cfg)["1"]
+    assert v1.aliases == [CHAMPION]
+    assert v1.gate_verdict == "promoted"
+    assert v1.tags["driftline.gate.reasons"].startswith("first model: roc_auc")
+    lineage = v1.to_dict()
+    archived = read_archive_index(cfg.archive_dir)
+    assert lineage["data_fingerprints"] == [archived[0].fingerprint]
+    assert lineage["training_rows"] == 3000 and lineage["seed"] == "42"
+    assert lineage["config_fingerprint"] == cfg.fingerprint
+
+
+def test_retraining_on_the_same_data_is_refused_and_recorded(cfg, config_path, champion_v1, demo_files):
+    outcome = training(TrainParams(config=str(config_path), data=[str(demo_files["reference"])]))
+    assert outcome.verdict == "refused" and outcome.champion_version == "1"
+    assert "minimum absolute change check failed" in outcome.reasons[0]
+    v2 = versions(cfg)["2"]
+    assert v2.aliases == [CHALLENGER] and v2.gate_verdict == "refused"
+    assert v2.tags["driftline.gate.champion_version"] == "1"
+    assert Registry(cfg).champion().version == "1"
+
+
+def test_stable_batch_is_scored_without_drift_or_new_version(cfg, config_path, champion_v1, demo_files, tmp_path):
+    output = tmp_path / "scores.parquet"
+    summary = continuous_training(BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(output)))
+    assert not summary.monitoring.drift_detected and summary.monitoring.retraining is None
+    scored = pd.read_parquet(output)
+    assert len(scored) == 1000 and scored["customer_id"].is_unique
+    assert set(scored["model_version"]) == {"1"}
+    assert list(versions(cfg)) == ["1"]
+    assert len(list(cfg.report_dir.glob("drift-stable-*.html"))) == 1
+
+
+def test_concept_drift_triggers_retraining_and_promotion(cfg, config_path, champion_v1, demo_files):
+    summary = continuous_training(BatchParams(config=str(config_path), data=str(demo_files["concept_drift"])))
+    monitoring = summary.monitoring
+    assert monitoring.drift_detected
+    retraining = monitoring.retraining
+    assert retraining.verdict == "promoted", retraining.reasons
+    assert retraining.challenger_value > retraining.champion_value + cfg.gate.min_improvement
+    registry = Registry(cfg)
+    assert registry.champion().version == retraining.candidate_version == "2"
+    assert registry.alias(PREVIOUS).version == "1"
+    assert versions(cfg)["2"].tags["driftline.trigger"] == "drift in concept_drift.csv"
+    # the retrain used the archive window: the reference and the drifted batch
+    assert versions(cfg)["2"].to_dict()["training_rows"] == 6000
+
+
+def test_rejected_batch_is_quarantined_and_nothing_downstream_runs(cfg, config_path, champion_v1, demo_files):
+    with pytest.raises(DataRejected) as rejected:
+        continuous_training(BatchParams(config=str(config_path), data=str(demo_files["faulty"])))
+    quarantine = cfg.quarantine_dir / rejected.value.quarantined_to.split("/")[-1]
+    assert (quarantine / "faulty.csv").exists() and not demo_files["faulty"].exists()
+    report = json.loads((quarantine / "validation.json").read_text())
+    assert any("categories unseen in training (e.g. unknown-plan)" in reason for reason in report["reasons"])
+    assert list(versions(cfg)) == ["1"]
+    assert not cfg.output_dir.exists()
+    assert [entry.source_name for entry in read_archive_index(cfg.archive_dir)] == ["reference.parquet"]
+
+
+def test_rejected_batch_ends_the_flow_run_failed_on_the_server(config_path, champion_v1, demo_files):
+    state = continuous_training(BatchParams(config=str(config_path), data=str(demo_files["faulty"])), return_state=True)
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        recorded = client.read_flow_run(state.state_details.flow_run_id)
+    assert recorded.state.is_failed()
+    assert "unknown-plan" in recorded.state.message
+
+
+def test_monitoring_flow_retrains_on_drift_and_scoring_needs_a_champion(cfg, config_path, demo_files, tmp_path):
+    with pytest.raises(NoChampion, match="train one first"):
+        batch_scoring(BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv")))
+    training(TrainParams(config=str(config_path), data=[str(demo_files["reference"])]))
+    outcome = drift_monitoring(BatchParams(config=str(config_path), data=str(demo_files["covariate_shift"])))
+    assert outcome.drift_detected
+    assert {"tenure_months", "monthly_charges"} <= set(outcome.drifted_features)
+    assert outcome.retraining is not None and outcome.retraining.candidate_version == "2"
+    scored = batch_scoring(BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv")))
+    assert scored.rows == 1000 and scored.model_version == Registry(cfg).champion().version
