@@ -189,13 +189,23 @@ class Registry:
                 skops_trusted_types=trusted,
                 signature=signature,
                 input_example=input_example,
-                registered_model_name=self.name,
             )
-        version = str(info.registered_model_version)
-        for key, value in lineage_tags.items():
-            self.client.set_model_version_tag(self.name, version, key, value)
+        self._ensure_registered_model()
+        registered = self.client.create_model_version(
+            self.name, source=info.model_uri, run_id=run.info.run_id, tags=lineage_tags, model_id=info.model_id
+        )
+        version = str(registered.version)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
         return ModelRef(self.name, version, run.info.run_id)
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(self.name, description=self.cfg.description or None)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
 
     def _log_reference(self, reference: DriftReference) -> None:
         import mlflow
