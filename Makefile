@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	touch $@
 
 demo: install
-	$(BIN)/driftline demo --config $(CONFIG)
+	$(BIN)/driftline demo --fresh --config $(CONFIG)
 
 test: install
 	$(BIN)/python -m pytest

@@ -26,4 +26,6 @@ def continuous_training(params: BatchParams) -> RunSummary:
     retraining = None
     if drift.detected and cfg.drift.retrain:
         retraining = training(TrainParams(config=params.config, reason=f"drift in {batch.name}"))
-    return RunSummary(scoring=ScoringOutcome.of(batch, scored), monitoring=MonitoringOutcome.of(batch, drift, retraining))
+    return RunSummary(
+        scoring=ScoringOutcome.of(batch, scored), monitoring=MonitoringOutcome.of(batch, drift, retraining)
+    )

@@ -22,7 +22,9 @@ def check_drift(batch: DataBatch, signal: np.ndarray, champion: Champion, cfg: D
     )
     metrics = {"drifted_feature_share": result.drifted_feature_share, "dataset_drift": float(result.detected)}
     metrics |= {f"drift_{c.role}_{c.column}": c.statistic for c in result.columns}
-    run_id = Registry(cfg).log_monitoring(champion.ref, batch.name, batch.fingerprint, metrics, result.to_dict(), report)
+    run_id = Registry(cfg).log_monitoring(
+        champion.ref, batch.name, batch.fingerprint, metrics, result.to_dict(), report
+    )
     rows = [{"column": c.column, "role": c.role, "method": c.method, "statistic": round(c.statistic, 6),
              "threshold": c.threshold, "drifted": c.drifted} for c in result.columns]  # fmt: skip
     verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else "no drift"

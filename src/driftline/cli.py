@@ -125,7 +125,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     with console.status(f"continuous training on {args.data}: validate → score → monitor → maybe retrain"):
         summary = continuous_training(BatchParams(config=args.config, data=args.data, output=args.output))
-    console.print(f"scored {summary.scoring.rows} rows with v{summary.scoring.model_version} → {summary.scoring.output}")
+    console.print(
+        f"scored {summary.scoring.rows} rows with v{summary.scoring.model_version} → {summary.scoring.output}"
+    )
     _report_monitoring(summary.monitoring)
 
 
@@ -182,7 +184,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
             try:
                 summary = continuous_training(BatchParams(config=args.config, data=str(path)))
             except DataRejected as rejected:
-                console.print(f"[{step}/{steps}] {path.name}: [red]rejected[/], quarantined to {rejected.quarantined_to}")
+                console.print(
+                    f"[{step}/{steps}] {path.name}: [red]rejected[/], quarantined to {rejected.quarantined_to}"
+                )
                 for reason in rejected.reasons:
                     console.print(f"        - {reason}")
                 outcomes.append((path.name, "rejected", "–", "–"))

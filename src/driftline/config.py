@@ -1,4 +1,4 @@
-"""The typed config (`DriftlineConfig`) loaded from configs/*.yaml; every error names the file, the field and the fix."""
+"""The typed config (`DriftlineConfig`) from configs/*.yaml; every error names the file, the field and the fix."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ class DatasetConfig(_Section):
 
 
 class ExtraExpectation(_Section):
-    type: str = Field(description="A Great Expectations expectation in snake case, e.g. expect_column_values_to_be_between")
+    type: str = Field(
+        description="A Great Expectations expectation in snake case, e.g. expect_column_values_to_be_between"
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -144,7 +146,9 @@ class DriftConfig(_Section):
     drift_share: float = Field(0.3, gt=0, le=1, description="Share of drifted features that makes dataset drift.")
     prediction_drift: bool = Field(True, description="Drift of the champion's predictions also counts as drift.")
     signal_p_value: float = Field(
-        0.001, gt=0, lt=1,
+        0.001,
+        gt=0,
+        lt=1,
         description="p-value under which prediction or label drift alone counts (one test deciding alone: stricter).",
     )
     target_drift: bool = Field(True, description="When a batch carries labels, drift of the label counts too.")
@@ -156,7 +160,9 @@ class DriftConfig(_Section):
     def _thresholds_name_methods(self) -> DriftConfig:
         unknown = set(self.thresholds) - set(DEFAULT_DRIFT_THRESHOLDS)
         if unknown:
-            raise ValueError(f"thresholds has unknown methods {sorted(unknown)}; known: {sorted(DEFAULT_DRIFT_THRESHOLDS)}")
+            raise ValueError(
+                f"thresholds has unknown methods {sorted(unknown)}; known: {sorted(DEFAULT_DRIFT_THRESHOLDS)}"
+            )
         return self
 
     def threshold(self, method: str) -> float:
@@ -189,7 +195,9 @@ class RetrainingConfig(_Section):
 class RegistryConfig(_Section):
     model_name: str = Field(min_length=1, description="MLflow registered model name.")
     experiment: str | None = Field(None, description="MLflow experiment; defaults to the model name.")
-    tracking_uri: str | None = Field(None, description=f"Default: SQLite in the workspace. Env {TRACKING_URI_ENV} wins.")
+    tracking_uri: str | None = Field(
+        None, description=f"Default: SQLite in the workspace. Env {TRACKING_URI_ENV} wins."
+    )
     artifact_location: str | None = Field(None, description="Default: mlartifacts/ in the workspace.")
 
 
@@ -292,7 +300,9 @@ def _describe(error: dict[str, Any]) -> str:
 
 def parse_config(data: Any, source: str = "<config>") -> DriftlineConfig:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (dataset:, registry:, ...), got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections (dataset:, registry:, ...), got {type(data).__name__}"
+        )
     try:
         return DriftlineConfig.model_validate(data)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,7 +96,10 @@ def _delimiter_hint(frame: pd.DataFrame, dataset: DatasetConfig) -> str | None:
     header = str(frame.columns[0])
     for candidate in [";", "\t", "|", ","]:
         if candidate != dataset.csv_delimiter and candidate in header:
-            return f"one column {header[:60]!r} was read: the file looks {candidate!r}-delimited; set dataset.csv_delimiter"
+            return (
+                f"one column {header[:60]!r} was read: the file looks {candidate!r}-delimited; "
+                "set dataset.csv_delimiter"
+            )
     return None
 
 
@@ -121,7 +125,7 @@ def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
     return DataBatch(path=file_path, frame=frame, fingerprint=fingerprint)
 
 
-def write_atomically(path: Path, write: callable) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Write through a temp file in the same folder, then rename: readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -177,6 +181,7 @@ def select_retraining_batches(archive: list[ArchivedBatch], retraining: Retraini
         return list(archive)
     if retraining.window == "last_batches":
         return archive[-retraining.size :]
+
     def newest_time(entry: ArchivedBatch) -> datetime:
         return datetime.fromisoformat(entry.event_time_max or entry.archived_at)
 

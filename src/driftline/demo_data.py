@@ -1,4 +1,4 @@
-"""Seeded demo data: a customer-churn problem in time-ordered batches (stable, covariate shift, concept drift, faults)."""
+"""Seeded demo data: customer churn in time-ordered batches (stable, covariate shift, concept drift, faults)."""
 
 from __future__ import annotations
 

@@ -153,7 +153,9 @@ def _signal_drift(reference: pd.Series, current: pd.Series, column: str, role: s
                   spec: DriftConfig) -> ColumnDrift:  # fmt: skip
     """Prediction or label drift: one test that decides alone, so a p-value test uses the stricter signal level."""
     method = _method_for(kind, spec)
-    threshold = min(spec.threshold(method), spec.signal_p_value) if method in P_VALUE_METHODS else spec.threshold(method)
+    threshold = (
+        min(spec.threshold(method), spec.signal_p_value) if method in P_VALUE_METHODS else spec.threshold(method)
+    )
     return column_drift(reference, current, column, role, method, threshold, kind is FeatureType.numeric)
 
 
@@ -192,9 +194,7 @@ def detect_drift(
     return DriftResult(columns, share, bool(reasons), reasons, len(reference), len(current))
 
 
-def write_report(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path
-) -> Path:
+def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path) -> Path:
     """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset

@@ -67,8 +67,7 @@ def decide(
 ) -> GateDecision:
     """Promote only if every threshold holds and, when a champion exists, the challenger beats it by the margin."""
     from mlflow.models.evaluation import EvaluationResult
-    from mlflow.models.evaluation.validation import ModelValidationFailedException
-    from mlflow.models.evaluation.validation import validate_evaluation_results
+    from mlflow.models.evaluation.validation import ModelValidationFailedException, validate_evaluation_results
 
     primary = cfg.primary_metric
     has_champion = champion_metrics is not None
@@ -93,7 +92,9 @@ def decide(
             f"better by at least {cfg.gate.min_improvement}"
         )
     else:
-        reason = f"first model: {primary} {value:.4f} passes the configured thresholds {cfg.gate.thresholds or '(none)'}"
+        reason = (
+            f"first model: {primary} {value:.4f} passes the configured thresholds {cfg.gate.thresholds or '(none)'}"
+        )
     return GateDecision(True, primary, [reason], challenger_metrics, champion_metrics, champion_version)
 
 

@@ -37,7 +37,9 @@ def feature_frame(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     """Only the model's inputs, numerics as float with infinities treated as missing."""
     features = frame[dataset.feature_names].copy()
     for column in dataset.numeric_features:
-        features[column] = pd.to_numeric(features[column], errors="coerce").astype(float).replace([np.inf, -np.inf], np.nan)
+        features[column] = (
+            pd.to_numeric(features[column], errors="coerce").astype(float).replace([np.inf, -np.inf], np.nan)
+        )
     return features
 
 

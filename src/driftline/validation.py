@@ -93,7 +93,9 @@ def build_expectations(
     required += [c for c in (dataset.id_column, dataset.event_time_column) if c]
     expected += [_expectation("expect_column_to_exist", column=c) for c in required]
     for column in dataset.numeric_features:
-        expected.append(_expectation("expect_column_values_to_be_in_type_list", column=column, type_list=NUMERIC_DTYPES))
+        expected.append(
+            _expectation("expect_column_values_to_be_in_type_list", column=column, type_list=NUMERIC_DTYPES)
+        )
         expected.append(_expectation("expect_column_values_to_not_be_null", column=column, mostly=allowed_nulls))
         if profile and column in profile.numeric_ranges:
             low, high = profile.numeric_ranges[column]
@@ -155,7 +157,9 @@ def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any])
         bounds = f"[{kwargs.get('min_value'):.4g}, {kwargs.get('max_value'):.4g}]"
         return f"column {column!r}: {unexpected} of values outside {bounds}{_examples(result)}{allowed}"
     if kind == "expect_column_values_to_be_in_set":
-        return f"column {column!r}: {unexpected} of values are categories unseen in training{_examples(result)}{allowed}"
+        return (
+            f"column {column!r}: {unexpected} of values are categories unseen in training{_examples(result)}{allowed}"
+        )
     if kind == "expect_column_values_to_be_unique":
         return f"column {column!r}: {result.get('unexpected_count')} rows share an id{_examples(result)}"
     shown = {k: v for k, v in kwargs.items() if k != "batch_id"}
@@ -174,6 +178,7 @@ def validate_frame(frame: pd.DataFrame, expectations: list[Any], suite_name: str
     )
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+
     # A missing or non-numeric column fails every other check on it; report only that root cause.
     def failed_columns(kind: str) -> set[str]:
         return {r.expectation_config.kwargs.get("column") for r in result.results
@@ -199,4 +204,3 @@ def validate_frame(frame: pd.DataFrame, expectations: list[Any], suite_name: str
         else:
             failures.append(_describe_failure(kind, kwargs, outcome.result or {}))
     return ValidationReport(success=not failures, failures=failures, checked=len(result.results), details=details)
-

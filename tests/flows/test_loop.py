@@ -53,7 +53,9 @@ def test_retraining_on_the_same_data_is_refused_and_recorded(cfg, config_path, c
 
 def test_stable_batch_is_scored_without_drift_or_new_version(cfg, config_path, champion_v1, demo_files, tmp_path):
     output = tmp_path / "scores.parquet"
-    summary = continuous_training(BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(output)))
+    summary = continuous_training(
+        BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(output))
+    )
     assert not summary.monitoring.drift_detected and summary.monitoring.retraining is None
     scored = pd.read_parquet(output)
     assert len(scored) == 1000 and scored["customer_id"].is_unique
@@ -100,11 +102,15 @@ def test_rejected_batch_ends_the_flow_run_failed_on_the_server(config_path, cham
 
 def test_monitoring_flow_retrains_on_drift_and_scoring_needs_a_champion(cfg, config_path, demo_files, tmp_path):
     with pytest.raises(NoChampion, match="train one first"):
-        batch_scoring(BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv")))
+        batch_scoring(
+            BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
+        )
     training(TrainParams(config=str(config_path), data=[str(demo_files["reference"])]))
     outcome = drift_monitoring(BatchParams(config=str(config_path), data=str(demo_files["covariate_shift"])))
     assert outcome.drift_detected
     assert {"tenure_months", "monthly_charges"} <= set(outcome.drifted_features)
     assert outcome.retraining is not None and outcome.retraining.candidate_version == "2"
-    scored = batch_scoring(BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv")))
+    scored = batch_scoring(
+        BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
+    )
     assert scored.rows == 1000 and scored.model_version == Registry(cfg).champion().version

@@ -74,7 +74,11 @@ def test_decisions_equal_evidently_per_column(seed, numeric, categorical):
         if metric["config"]["type"].endswith("ValueDrift"):
             column, method = metric["config"]["column"], metric["config"]["method"]
             value = metric["value"]
-            drifted = value < metric["config"]["threshold"] if method in drift.P_VALUE_METHODS else value >= metric["config"]["threshold"]
+            drifted = (
+                value < metric["config"]["threshold"]
+                if method in drift.P_VALUE_METHODS
+                else value >= metric["config"]["threshold"]
+            )
             theirs[column] = (value, drifted)
     assert set(theirs) == set(ours)
     for column, (value, drifted) in theirs.items():

@@ -57,7 +57,10 @@ def test_first_model_passes_on_thresholds_alone(cfg):
     assert decision.promote and decision.reasons[0].startswith("first model: roc_auc 0.7500")
     refused = evaluation.decide(cfg, {"roc_auc": 0.65}, None, None)
     assert not refused.promote
-    assert "roc_auc value threshold check failed: candidate model roc_auc = 0.65, roc_auc threshold = 0.7" in refused.reasons[0]
+    assert (
+        "roc_auc value threshold check failed: candidate model roc_auc = 0.65, roc_auc threshold = 0.7"
+        in refused.reasons[0]
+    )
 
 
 def test_challenger_must_beat_champion_by_the_margin(cfg):

@@ -75,5 +75,7 @@ def test_models_needing_unreviewed_types_are_not_stored(config_factory, referenc
     from driftline.config import load_config
 
     cfg = load_config(config_factory(model={"estimator": "sklearn.neighbors.KNeighborsClassifier", "params": {}}))
-    with pytest.raises(DriftlineError, match="skops needs types nobody reviewed: .*list them under model.trusted_types"):
+    with pytest.raises(
+        DriftlineError, match="skops needs types nobody reviewed: .*list them under model.trusted_types"
+    ):
         register(cfg, reference)

@@ -38,7 +38,10 @@ def test_missing_column_is_reported_once_and_wrong_types_are_named(cfg, demo_fil
     report = run(cfg, frame, profile)
     assert report.failures.count("column 'age' is missing") == 1
     assert not any("'age'" in f and "missing" not in f for f in report.failures)
-    assert any(f.startswith("column 'tenure_months': expected numbers, found non-numeric values (e.g. twelve") for f in report.failures)
+    assert any(
+        f.startswith("column 'tenure_months': expected numbers, found non-numeric values (e.g. twelve")
+        for f in report.failures
+    )
     assert not any("'tenure_months': ?" in f for f in report.failures)
 
 
@@ -64,4 +67,9 @@ def test_extra_expectations_apply_and_unknown_ones_are_config_errors(cfg, demo_f
     report = run(cfg, frame, profile, rules=strict)
     assert any(f.startswith("expect_column_max_to_be_between") for f in report.failures)
     with pytest.raises(ConfigError, match="unknown expectation type 'expect_the_unexpected'"):
-        run(cfg, frame, profile, rules=ValidationConfig(extra_expectations=[ExtraExpectation(type="expect_the_unexpected")]))
+        run(
+            cfg,
+            frame,
+            profile,
+            rules=ValidationConfig(extra_expectations=[ExtraExpectation(type="expect_the_unexpected")]),
+        )
