@@ -246,7 +246,8 @@ class DriftlineConfig(_Section):
 
     @property
     def archive_dir(self) -> Path:
-        return (self.storage.archive_dir or self.workspace / "archive").resolve()
+        """Per registered model: configs sharing a workspace must never retrain on each other's batches."""
+        return (self.storage.archive_dir or self.workspace / "archive" / self.registry.model_name).resolve()
 
     @property
     def quarantine_dir(self) -> Path:

@@ -1,0 +1,76 @@
+"""Random frames and byte mutations against the loader and validator: a clear rejection or a report, never a crash."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from driftline import data, validation
+from driftline.config import load_config
+from driftline.errors import DataRejected
+from tests.conftest import DEMO_CONFIG
+
+CFG = load_config(DEMO_CONFIG)
+COLUMNS = [*CFG.dataset.feature_names, CFG.dataset.target, "customer_id", "event_time", "unexpected_extra"]
+PROFILE = validation.ReferenceProfile(
+    numeric_ranges={c: (0.0, 100.0) for c in CFG.dataset.numeric_features},
+    categories={c: ["a", "b"] for c in CFG.dataset.categorical_features},
+)
+
+cell = st.one_of(
+    st.none(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.booleans(),
+    st.sampled_from(["a", "b", "2026-01-05T10:00:00Z", "not a date", "1e400", "NaN", ""]),
+)
+
+
+@st.composite
+def frames(draw) -> pd.DataFrame:
+    columns = draw(st.lists(st.sampled_from(COLUMNS), min_size=1, max_size=len(COLUMNS), unique=True))
+    rows = draw(st.integers(0, 12))
+    return pd.DataFrame({c: draw(st.lists(cell, min_size=rows, max_size=rows)) for c in columns}, dtype=object)
+
+
+def mutate(raw: bytes, how: str, at: int) -> bytes:
+    if how == "truncate":
+        return raw[: at % (len(raw) + 1)]
+    if how == "garbage":
+        position = at % (len(raw) + 1)
+        return raw[:position] + b"\xff\x00\xfe;|\t\"" + raw[position:]
+    return raw
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    frame=frames(),
+    fmt=st.sampled_from(["csv", "parquet"]),
+    how=st.sampled_from(["none", "truncate", "garbage"]),
+    at=st.integers(0, 10**6),
+)
+def test_any_file_is_either_rejected_clearly_or_validated(tmp_path_factory, frame, fmt, how, at):
+    folder: Path = tmp_path_factory.mktemp("prop")
+    path = folder / f"batch.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.astype(str).where(frame.notna(), None).to_parquet(path, index=False)
+    path.write_bytes(mutate(path.read_bytes(), how, at))
+    try:
+        batch = data.load_batch(path, CFG.dataset)
+    except DataRejected as rejected:
+        event("rejected at load")
+        assert rejected.reasons and all(reason.strip() for reason in rejected.reasons)
+        return
+    event("reached validation")  # --hypothesis-show-statistics shows the mix of both paths
+    for require_target in (True, False):
+        expectations = validation.build_expectations(CFG.dataset, CFG.validation, PROFILE, require_target)
+        report = validation.validate_frame(batch.frame, expectations)
+        assert report.success or report.failures
+        assert all(isinstance(line, str) and line for line in report.failures)
+        assert not any("could not run" in line for line in report.failures), report.failures
+    assert np.isfinite(batch.rows)
