@@ -41,7 +41,7 @@ def mutate(raw: bytes, how: str, at: int) -> bytes:
         return raw[: at % (len(raw) + 1)]
     if how == "garbage":
         position = at % (len(raw) + 1)
-        return raw[:position] + b"\xff\x00\xfe;|\t\"" + raw[position:]
+        return raw[:position] + b'\xff\x00\xfe;|\t"' + raw[position:]
     return raw
 
 
