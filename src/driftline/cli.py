@@ -57,15 +57,14 @@ def versions_table(cfg: DriftlineConfig) -> Table:
 
     metric = cfg.primary_metric
     table = Table(title=f"Model versions of {cfg.registry.model_name}", title_justify="left")
-    for column in ("version", "aliases", metric, "gate", "training rows", "data", "trigger"):
+    for column in ("version", "aliases", metric, "gate", "training data (fingerprint: rows)", "trigger", "commit"):
         table.add_column(column)
     for info in Registry(cfg).versions():
         described = info.to_dict()
-        fingerprints = ", ".join(f[:10] for f in described["data_fingerprints"])
+        sources = ", ".join(f"{source['fingerprint'][:10]}: {source['rows']}" for source in described["data"])
         table.add_row(
             f"v{info.version}", ", ".join(info.aliases) or "–", _fmt(info.metrics.get(metric)),
-            info.gate_verdict or "–", str(described["training_rows"]), fingerprints,
-            info.tags.get("driftline.trigger", ""),
+            info.gate_verdict or "–", sources, described["trigger"], (described["git_commit"] or "")[:12],
         )  # fmt: skip
     return table
 
@@ -145,7 +144,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         }, indent=2))  # fmt: skip
         return
     console.print(versions_table(cfg))
-    console.print(f"tracking: {cfg.tracking_uri}")
+    console.print(f"tracking: {cfg.tracking_uri}  (full lineage per version: driftline status --json)")
 
 
 def reset_workspace(cfg: DriftlineConfig) -> None:

@@ -72,17 +72,25 @@ class VersionInfo:
     def gate_verdict(self) -> str:
         return self.tags.get(f"{TAG}gate.verdict", "")
 
+    def _listed(self, key: str) -> list[str]:
+        value = self.tags.get(f"{TAG}{key}", "")
+        return value.split(",") if value else []
+
     def to_dict(self) -> dict:
+        """Everything `driftline status --json` shows: aliases, metrics, the gate, and the lineage."""
+        fingerprints, rows = self._listed("data_fingerprints"), self._listed("data_rows")
         return {
             "version": self.version, "aliases": self.aliases, "created_at": self.created_at, "run_id": self.run_id,
             "metrics": self.metrics, "gate_verdict": self.gate_verdict,
             "gate_reasons": self.tags.get(f"{TAG}gate.reasons", ""),
-            "data_fingerprints": self.tags.get(f"{TAG}data_fingerprints", "").split(",") if self.tags.get(
-                f"{TAG}data_fingerprints") else [],
+            "trigger": self.tags.get(f"{TAG}trigger", ""),
+            "data_fingerprints": fingerprints,
+            "data": [{"fingerprint": f, "rows": int(r)} for f, r in zip(fingerprints, rows, strict=False)],
             "training_rows": int(self.tags.get(f"{TAG}training_rows", 0)),
             "config_fingerprint": self.tags.get(f"{TAG}config_fingerprint"),
             "git_commit": self.tags.get(f"{TAG}git_commit"),
             "seed": self.tags.get(f"{TAG}seed"),
+            "packages": dict(item.split("=", 1) for item in self._listed("packages")),
         }  # fmt: skip
 
 
@@ -167,7 +175,9 @@ class Registry:
         trusted = trusted_types_for(model, self.cfg)
         lineage_tags = {
             f"{TAG}data_fingerprints": ",".join(source.fingerprint for source in lineage.data),
+            f"{TAG}data_rows": ",".join(str(source.rows) for source in lineage.data),
             f"{TAG}training_rows": str(lineage.training_rows),
+            f"{TAG}packages": ",".join(f"{name}={version}" for name, version in lineage.packages.items()),
             f"{TAG}config_fingerprint": lineage.config_fingerprint,
             f"{TAG}git_commit": lineage.git_commit or "unknown",
             f"{TAG}seed": str(lineage.seed),

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 
 from driftline import data, scoring
 from driftline.errors import DriftlineError, NoChampion
@@ -42,7 +43,11 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops(cfg,
     info = registry.versions()[0]
     assert info.aliases == [CHALLENGER]
     assert info.to_dict()["data_fingerprints"] == [reference.fingerprint]
-    assert info.to_dict()["training_rows"] == reference.rows
+    described = info.to_dict()
+    assert described["training_rows"] == reference.rows
+    assert described["data"] == [{"fingerprint": reference.fingerprint, "rows": reference.rows}]
+    assert described["packages"]["scikit-learn"] == sklearn.__version__
+    assert described["run_id"] == ref.run_id and described["seed"] == "42"
     assert info.tags["driftline.trigger"] == "initial training"
     assert info.metrics["roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
     loaded = registry.load_model(ref)
