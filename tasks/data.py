@@ -18,6 +18,8 @@ def load_batch(path: str | Path, cfg: DriftlineConfig) -> data.DataBatch:
     try:
         return data.load_batch(path, cfg.dataset)
     except DataRejected as rejected:
+        if not Path(path).is_file():
+            raise  # a mistyped path: nothing to quarantine
         destination = data.quarantine_file(Path(path), cfg.quarantine_dir, rejected.reasons, {"stage": "load"})
         raise DataRejected(rejected.path, rejected.reasons, str(destination)) from None
 
@@ -33,4 +35,4 @@ def retraining_window(cfg: DriftlineConfig) -> tuple[list[data.ArchivedBatch], l
     entries = data.select_retraining_batches(data.read_archive_index(cfg.archive_dir), cfg.retraining)
     if not entries:
         raise DataRejected(str(cfg.archive_dir), ["the archive holds no labeled batches to retrain on"])
-    return entries, [data.load_batch(entry.path, cfg.dataset) for entry in entries]
+    return entries, [data.load_batch(entry.location(cfg.archive_dir), cfg.dataset) for entry in entries]

@@ -11,11 +11,6 @@ from driftline.registry import Champion, ModelRef, Registry
 REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy": NO_CACHE}
 
 
-@task(name="find-champion", **REGISTRY_RETRIES)
-def find_champion(cfg: DriftlineConfig) -> ModelRef | None:
-    return Registry(cfg).champion()
-
-
 @task(name="load-champion", **REGISTRY_RETRIES)
 def load_champion(cfg: DriftlineConfig) -> Champion:
     """The champion model and its drift reference; fails with NoChampion before the first promotion."""

@@ -147,13 +147,13 @@ def cmd_status(args: argparse.Namespace) -> None:
     console.print(f"tracking: {cfg.tracking_uri}  (full lineage per version: driftline status --json)")
 
 
-def reset_workspace(cfg: DriftlineConfig) -> None:
-    """Remove what driftline wrote for this config (registry, archive, outputs), never anything else."""
-    for folder in (cfg.archive_dir, cfg.quarantine_dir, cfg.output_dir, cfg.report_dir, cfg.workspace / "cache",
-                   cfg.workspace / "mlartifacts"):  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
-    if cfg.tracking_uri == f"sqlite:///{cfg.workspace}/mlflow.db":
-        (cfg.workspace / "mlflow.db").unlink(missing_ok=True)
+def reset_model(cfg: DriftlineConfig) -> None:
+    """Forget this config's model: its registered versions and its archive. Other models sharing the workspace,
+    the experiment's run history, quarantine and reports are left alone."""
+    from driftline.registry import Registry
+
+    Registry(cfg).delete_model()
+    shutil.rmtree(cfg.archive_dir, ignore_errors=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -164,11 +164,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from flows.training import training
 
     cfg = load_config(args.config)
-    if Registry(cfg).versions():
-        if not args.fresh:
-            raise ConfigError(f"{args.config}: model {cfg.registry.model_name!r} already has versions; "
-                              "run `driftline demo --fresh` to start the demo over")  # fmt: skip
-        reset_workspace(cfg)
+    if args.fresh:
+        reset_model(cfg)
+    elif Registry(cfg).versions():
+        raise ConfigError(
+            f"{args.config}: model {cfg.registry.model_name!r} already has versions; "
+            "run `driftline demo --fresh` to start the demo over"
+        )
+
     files = write_demo_data(Path(args.data_dir))
     steps = 2 + len(files.batches)
     console.rule(f"driftline demo: {cfg.name}")
@@ -249,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     demo = command("demo", cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
     demo.add_argument("--data-dir", default="data/demo")
-    demo.add_argument("--fresh", action="store_true", help="start over: remove this config's registry and data")
+    demo.add_argument(
+        "--fresh", action="store_true", help="start over: delete this model's registered versions and archive"
+    )
     return parser
 
 

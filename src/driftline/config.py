@@ -132,7 +132,10 @@ class GateConfig(_Section):
         default_factory=dict, description="Worst acceptable value per metric: a floor for scores, a ceiling for errors."
     )
     min_improvement: float = Field(
-        0.0, ge=0, description="How much the challenger must beat the champion on the primary metric (absolute)."
+        0.001,
+        gt=0,
+        description="How much the challenger must beat the champion on the primary metric (absolute, > 0: "
+        "a challenger that only ties the champion is not promoted).",
     )
 
 
@@ -222,6 +225,14 @@ class DriftlineConfig(_Section):
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _time_holdout_has_a_clock(self) -> DriftlineConfig:
+        if self.model.holdout.strategy == "time" and not self.dataset.event_time_column:
+            raise ValueError(
+                "model.holdout.strategy 'time' needs dataset.event_time_column; set it or use 'auto' or 'random'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gate_metrics_fit_the_task(self) -> DriftlineConfig:

@@ -45,12 +45,15 @@ class ArchivedBatch:
     """An entry of the archive index: where a validated batch lives and what it held."""
 
     fingerprint: str
-    path: str
+    path: str  # relative to the archive folder, so the workspace can move
     source_name: str
     rows: int
     archived_at: str
     labeled: bool = True
     event_time_max: str | None = None
+
+    def location(self, archive_dir: Path) -> Path:
+        return archive_dir / self.path
 
 
 def fingerprint_file(path: Path) -> str:
@@ -161,7 +164,7 @@ def archive_batch(batch: DataBatch, archive_dir: Path, dataset: DatasetConfig) -
         event_time_max = None if pd.isna(newest) else newest.isoformat()
     entry = ArchivedBatch(
         fingerprint=batch.fingerprint,
-        path=str(archived_path),
+        path=archived_path.name,
         source_name=batch.name,
         rows=batch.rows,
         archived_at=datetime.now(UTC).isoformat(),

@@ -18,7 +18,7 @@ class DataSource:
     fingerprint: str
     rows: int
     source_name: str
-    archived_path: str
+    archived_file: str  # name inside the model's archive folder
 
 
 @dataclass(frozen=True)

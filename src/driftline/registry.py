@@ -257,6 +257,17 @@ class Registry:
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
         return former
 
+    def delete_model(self) -> None:
+        """Remove the registered model and its versions (runs stay in the experiment as history)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model(self.name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        shutil.rmtree(self._cache, ignore_errors=True)
+
     # --- loading ---------------------------------------------------------------------------------------------
     def _download(self, uri: str, folder: Path) -> Path:
         import mlflow

@@ -50,7 +50,7 @@ def test_bad_config_exits_2_naming_field_and_file(run_cli, tmp_path, demo_files)
     result = run_cli("train", "--config", str(path), "--data", str(demo_files["reference"]))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"driftline: {path}: gate.min_improvement: Input should be greater than or equal to 0 (got -1)"
+        f"driftline: {path}: gate.min_improvement: Input should be greater than 0 (got -1)"
     )
 
 

@@ -114,3 +114,9 @@ def test_monitoring_flow_retrains_on_drift_and_scoring_needs_a_champion(cfg, con
         BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
     )
     assert scored.rows == 1000 and scored.model_version == Registry(cfg).champion().version
+
+
+def test_a_mistyped_path_is_rejected_without_a_quarantine_entry(cfg, config_path, champion_v1, tmp_path):
+    with pytest.raises(DataRejected, match="file does not exist"):
+        continuous_training(BatchParams(config=str(config_path), data=str(tmp_path / "no_such_batch.csv")))
+    assert not cfg.quarantine_dir.exists() or not any(cfg.quarantine_dir.iterdir())

@@ -33,8 +33,13 @@ def test_environment_overrides_the_tracking_uri(monkeypatch):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["gate"].update(min_improvement=-1), "gate.min_improvement: Input should be greater than or equal to 0 (got -1)"),
+        (lambda d: d["gate"].update(min_improvement=-1), "gate.min_improvement: Input should be greater than 0 (got -1)"),
+        (lambda d: d["gate"].update(min_improvement=0), "gate.min_improvement: Input should be greater than 0 (got 0)"),
         (lambda d: d["dataset"].update(colour="blue"), "dataset.colour: unknown key"),
+        (
+            lambda d: (d["dataset"].pop("event_time_column"), d["model"]["holdout"].update(strategy="time")),
+            "model.holdout.strategy 'time' needs dataset.event_time_column",
+        ),
         (lambda d: d["dataset"].pop("target"), "dataset.target: required but missing"),
         (lambda d: d["dataset"]["features"].update(churned="numeric"), "target 'churned' is also listed under features"),
         (lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchForest"), "does not import"),

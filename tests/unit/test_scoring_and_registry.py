@@ -18,7 +18,7 @@ def reference(cfg, demo_files):
 
 def register(cfg, batch, trigger="test"):
     trained = train_model(batch.frame, cfg)
-    source = DataSource(batch.fingerprint, batch.rows, batch.name, str(batch.path))
+    source = DataSource(batch.fingerprint, batch.rows, batch.name, batch.path.name)
     return trained, Registry(cfg).log_candidate(trained, collect_lineage(cfg, [source]), trigger)
 
 
@@ -84,3 +84,17 @@ def test_models_needing_unreviewed_types_are_not_stored(config_factory, referenc
         DriftlineError, match="skops needs types nobody reviewed: .*list them under model.trusted_types"
     ):
         register(cfg, reference)
+
+
+def test_resetting_one_model_leaves_others_in_the_shared_workspace(cfg, reference):
+    from driftline.cli import reset_model
+
+    other = cfg.model_copy(update={"registry": cfg.registry.model_copy(update={"model_name": "other-model"})})
+    register(cfg, reference)
+    register(other, reference)
+    data.archive_batch(reference, cfg.archive_dir, cfg.dataset)
+    data.archive_batch(reference, other.archive_dir, other.dataset)
+    reset_model(cfg)
+    assert Registry(cfg).versions() == [] and not cfg.archive_dir.exists()
+    assert [v.version for v in Registry(other).versions()] == ["1"]
+    assert len(data.read_archive_index(other.archive_dir)) == 1
