@@ -35,4 +35,12 @@ def retraining_window(cfg: DriftlineConfig) -> tuple[list[data.ArchivedBatch], l
     entries = data.select_retraining_batches(data.read_archive_index(cfg.archive_dir), cfg.retraining)
     if not entries:
         raise DataRejected(str(cfg.archive_dir), ["the archive holds no labeled batches to retrain on"])
-    return entries, [data.load_batch(entry.location(cfg.archive_dir), cfg.dataset) for entry in entries]
+    batches = [data.load_batch(entry.location(cfg.archive_dir), cfg.dataset) for entry in entries]
+    for entry, batch in zip(entries, batches, strict=True):
+        missing = data.missing_columns(batch.frame, cfg.dataset, with_target=True)
+        if missing:
+            raise DataRejected(
+                f"{entry.source_name} (archived as {entry.path})",
+                [f"lacks columns {missing} that the config now lists; train with --data on files that have them"],
+            )
+    return entries, batches

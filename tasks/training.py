@@ -28,7 +28,7 @@ def train_challenger(
     batches: list[DataBatch], archived: list[ArchivedBatch], cfg: DriftlineConfig, trigger: str
 ) -> TrainedCandidate:
     frame = pd.concat([batch.frame for batch in batches], ignore_index=True)
-    trained = train_model(frame, cfg)
+    trained = train_model(frame, cfg, source=", ".join(batch.name for batch in batches))
     sources = [DataSource(a.fingerprint, a.rows, a.source_name, a.path) for a in archived]
     ref = Registry(cfg).log_candidate(trained, collect_lineage(cfg, sources), trigger)
     return TrainedCandidate(ref=ref, trained=trained)

@@ -270,6 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     except tuple(kind for kind, _ in outcomes) as error:
         errors.print(f"driftline: {error}", soft_wrap=True)
         return next(code for kind, code in outcomes if isinstance(error, kind))
+    except Exception as error:  # a bug or an outside failure: still one line; the flow run keeps the traceback
+        if args.verbose:
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        errors.print(
+            f"driftline: unexpected {type(error).__name__}: {first_line} (rerun with --verbose)", soft_wrap=True
+        )
+        return EXIT_FAILED
     return 0
 
 

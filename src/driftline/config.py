@@ -98,7 +98,10 @@ class HoldoutConfig(_Section):
 
 
 class ModelConfig(_Section):
-    estimator: str = Field("sklearn.ensemble.HistGradientBoostingClassifier", description="Import path of the class.")
+    estimator: str = Field(
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        description="Import path of the class; default HistGradientBoostingClassifier/-Regressor by task.",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 42
     holdout: HoldoutConfig = HoldoutConfig()
@@ -108,6 +111,10 @@ class ModelConfig(_Section):
     trusted_types: list[str] = Field(
         default_factory=list, description="Extra types skops may load, after your own review of them."
     )
+
+    def estimator_class(self) -> type:
+        module_name, _, class_name = self.estimator.rpartition(".")
+        return getattr(importlib.import_module(module_name), class_name)
 
     @model_validator(mode="after")
     def _estimator_imports(self) -> ModelConfig:
@@ -172,6 +179,12 @@ class DriftConfig(_Section):
         return self.thresholds.get(method, DEFAULT_DRIFT_THRESHOLDS[method])
 
 
+DEFAULT_ESTIMATORS = {
+    "binary": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "multiclass": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+
 # p-values for the tests, distances for the rest; the same defaults Evidently uses.
 DEFAULT_DRIFT_THRESHOLDS: dict[str, float] = {
     "ks": 0.05,
@@ -225,6 +238,33 @@ class DriftlineConfig(_Section):
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_estimator_for_the_task(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("dataset"), dict):
+            return data
+        model = data.get("model") or {}
+        if isinstance(model, dict) and "estimator" not in model and data["dataset"].get("task") in DEFAULT_ESTIMATORS:
+            data = {**data, "model": {**model, "estimator": DEFAULT_ESTIMATORS[data["dataset"]["task"]]}}
+        return data
+
+    @model_validator(mode="after")
+    def _estimator_fits_the_task(self) -> DriftlineConfig:
+        from sklearn.base import is_classifier, is_regressor
+
+        try:
+            estimator = self.model.estimator_class()()
+        except TypeError:
+            return self  # needs constructor arguments: fit() will tell
+        wants_classifier = self.dataset.task.is_classification
+        if wants_classifier and not is_classifier(estimator) or not wants_classifier and not is_regressor(estimator):
+            kind = "classifier" if wants_classifier else "regressor"
+            raise ValueError(
+                f"model.estimator {self.model.estimator} is not a {kind}, but dataset.task is {self.dataset.task}; "
+                f"use a {kind} such as {DEFAULT_ESTIMATORS[self.dataset.task]}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _time_holdout_has_a_clock(self) -> DriftlineConfig:
@@ -300,14 +340,17 @@ class DriftlineConfig(_Section):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return message  # a cross-section rule: its message names the fields
+    path = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{path}: unknown key; remove it or check its spelling"
     if error["type"] == "missing":
         return f"{path}: required but missing"
     found = error.get("input")
     shown = f" (got {found!r})" if found is not None and not isinstance(found, dict) else ""
-    return f"{path}: {error['msg']}{shown}"
+    return f"{path}: {message}{shown}"
 
 
 def parse_config(data: Any, source: str = "<config>") -> DriftlineConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import shutil
 import tempfile
@@ -65,9 +66,26 @@ def fingerprint_file(path: Path) -> str:
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    """Categories and ids as plain strings with NaN for missing, whatever the file stored."""
+    """Categories and ids as plain strings with NaN for missing, whatever the file stored.
+
+    Whole-number floats (integer codes that picked up a NaN) become '3', not '3.0', as they would in a CSV.
+    """
+    if pd.api.types.is_float_dtype(column):
+        finite = column.dropna()
+        if len(finite) and np.all(np.isfinite(finite)) and np.all(finite == np.round(finite)):
+            column = column.astype("Int64")
     text = column.astype("string")
     return text.astype(object).where(text.notna(), np.nan)
+
+
+def _as_number(column: pd.Series) -> pd.Series:
+    """Numbers in any storage (nullable Int64/Float64, Decimal, bool) as float64; text stays text for validation."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    values = column.dropna()
+    if len(values) and values.map(lambda v: isinstance(v, numbers.Number) and not isinstance(v, bool)).all():
+        return pd.to_numeric(column, errors="coerce").astype("float64")
+    return column
 
 
 def _read_raw(path: Path, dataset: DatasetConfig) -> pd.DataFrame:
@@ -121,11 +139,19 @@ def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
     for column in [*dataset.categorical_features, dataset.id_column]:
         if column is not None and column in frame:
             frame[column] = _as_text(frame[column])
+    for column in dataset.numeric_features:
+        if column in frame:
+            frame[column] = _as_number(frame[column])
     if dataset.event_time_column and dataset.event_time_column in frame:
         frame[dataset.event_time_column] = pd.to_datetime(
             frame[dataset.event_time_column], errors="coerce", utc=True, format="mixed"
         )
     return DataBatch(path=file_path, frame=frame, fingerprint=fingerprint)
+
+
+def missing_columns(frame: pd.DataFrame, dataset: DatasetConfig, with_target: bool) -> list[str]:
+    needed = [*dataset.feature_names, *([dataset.target] if with_target else [])]
+    return [column for column in needed if column not in frame]
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:

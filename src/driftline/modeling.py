@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +43,7 @@ def feature_frame(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
 
 
 def build_pipeline(cfg: DriftlineConfig) -> Pipeline:
-    module_name, _, class_name = cfg.model.estimator.rpartition(".")
-    estimator_class = getattr(importlib.import_module(module_name), class_name)
-    estimator = estimator_class(**cfg.model.params)
+    estimator = cfg.model.estimator_class()(**cfg.model.params)
     if "random_state" in estimator.get_params() and "random_state" not in cfg.model.params:
         estimator.set_params(random_state=cfg.model.seed)
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import TRACKING_URI_ENV, DriftlineConfig
 from driftline.drift import DriftReference
-from driftline.errors import DriftlineError, NoChampion
+from driftline.errors import ConfigError, DriftlineError, NoChampion
 from driftline.evaluation import GateDecision
 from driftline.lineage import Lineage
 from driftline.training import TrainedModel
@@ -92,6 +93,11 @@ class VersionInfo:
             "seed": self.tags.get(f"{TAG}seed"),
             "packages": dict(item.split("=", 1) for item in self._listed("packages")),
         }  # fmt: skip
+
+
+def metric_key(name: str) -> str:
+    """MLflow keys allow letters, digits and `_-. /`; column names may hold anything else."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
 
 
 def trusted_types_for(model: Pipeline, cfg: DriftlineConfig) -> list[str]:
@@ -301,8 +307,19 @@ class Registry:
         )
 
     def load_champion(self) -> Champion:
+        """The champion, if it was trained on the features the config lists today (else scores would mislead)."""
         ref = self.require_champion()
-        return Champion(ref=ref, model=self.load_model(ref), reference=self.load_reference(ref))
+        reference = self.load_reference(ref)
+        trained_on = [c for c in reference.features.columns if c != self.cfg.dataset.target]
+        added = sorted(set(self.cfg.dataset.feature_names) - set(trained_on))
+        removed = sorted(set(trained_on) - set(self.cfg.dataset.feature_names))
+        if added or removed:
+            raise ConfigError(
+                f"{self.cfg.source or 'config'}: dataset.features differ from champion v{ref.version}'s "
+                f"(added {added}, removed {removed}); train a new champion: driftline train --config <config> "
+                "--data <files with these columns>"
+            )
+        return Champion(ref=ref, model=self.load_model(ref), reference=reference)
 
     def holdout_metrics_of(self, run_id: str) -> dict[str, float]:
         """The metrics a version had on its own holdout when it was trained."""
@@ -324,7 +341,7 @@ class Registry:
         run_id = run.info.run_id
         for name, value in metrics.items():
             if np.isfinite(value):
-                self.client.log_metric(run_id, name, float(value))
+                self.client.log_metric(run_id, metric_key(name), float(value))
         self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "drift.json")
         if report_path is not None:
             self.client.log_artifact(run_id, str(report_path), "reports")

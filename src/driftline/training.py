@@ -7,10 +7,35 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from driftline.config import DriftlineConfig
+from driftline.config import DriftlineConfig, Task
 from driftline.drift import DriftReference, build_reference
+from driftline.errors import DataRejected
 from driftline.evaluation import holdout_metrics
 from driftline.modeling import feature_frame, fit, holdout_strategy, predict, split_holdout
+
+MIN_TRAINING_ROWS = 20
+
+
+def untrainable_reasons(frame: pd.DataFrame, cfg: DriftlineConfig) -> list[str]:
+    """Why this data cannot train a model of the configured task, before any time is spent fitting."""
+    target = cfg.dataset.target
+    reasons = []
+    if len(frame) < MIN_TRAINING_ROWS:
+        reasons.append(f"only {len(frame)} rows; training needs at least {MIN_TRAINING_ROWS}")
+    if not cfg.dataset.task.is_classification:
+        return reasons
+    counts = frame[target].value_counts()
+    classes = sorted(map(str, counts.index))
+    if len(counts) < 2:
+        reasons.append(f"target {target!r} has one class {classes}; a classifier needs two or more")
+    elif cfg.dataset.task is Task.binary and len(counts) > 2:
+        reasons.append(
+            f"dataset.task is binary but target {target!r} has {len(counts)} classes {classes[:10]}; "
+            "fix the labels or set task: multiclass"
+        )
+    elif counts.min() < 2:
+        reasons.append(f"class {counts.idxmin()!r} of target {target!r} has one row; each class needs at least two")
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -23,7 +48,10 @@ class TrainedModel:
     input_example: pd.DataFrame
 
 
-def train_model(frame: pd.DataFrame, cfg: DriftlineConfig) -> TrainedModel:
+def train_model(frame: pd.DataFrame, cfg: DriftlineConfig, source: str = "training data") -> TrainedModel:
+    reasons = untrainable_reasons(frame, cfg)
+    if reasons:
+        raise DataRejected(source, reasons)
     train, holdout = split_holdout(frame, cfg)
     model = fit(train, cfg)
     signal = predict(model, holdout, cfg.dataset).signal(cfg.dataset.task)

@@ -99,7 +99,8 @@ def build_expectations(
         expected.append(_expectation("expect_column_values_to_not_be_null", column=column, mostly=allowed_nulls))
         if profile and column in profile.numeric_ranges:
             low, high = profile.numeric_ranges[column]
-            margin = (high - low) * rules.range_tolerance
+            width = (high - low) or max(abs(high), 1.0)  # constant in training: scale the tolerance by its size
+            margin = width * rules.range_tolerance
             expected.append(
                 _expectation(
                     "expect_column_values_to_be_between",
@@ -154,7 +155,8 @@ def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any])
         found = result.get("observed_value") or "non-numeric values"
         return f"column {column!r}: expected numbers, found {found}{_examples(result)}"
     if kind == "expect_column_values_to_be_between":
-        bounds = f"[{kwargs.get('min_value'):.4g}, {kwargs.get('max_value'):.4g}]"
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        bounds = f"[{'-inf' if low is None else f'{low:.4g}'}, {'inf' if high is None else f'{high:.4g}'}]"
         return f"column {column!r}: {unexpected} of values outside {bounds}{_examples(result)}{allowed}"
     if kind == "expect_column_values_to_be_in_set":
         return (

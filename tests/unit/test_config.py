@@ -68,3 +68,14 @@ def test_missing_and_unparseable_config_files(tmp_path):
     broken.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping of sections"):
         load_config(broken)
+
+
+def test_estimator_defaults_to_the_task_and_must_fit_it(tmp_path):
+    regression = write_config(tmp_path, lambda d: (d["dataset"].update(task="regression"), d["model"].pop("estimator"),
+                                                   d["gate"].update(metric="rmse", thresholds={})))  # fmt: skip
+    assert load_config(regression).model.estimator == "sklearn.ensemble.HistGradientBoostingRegressor"
+    mismatch = write_config(tmp_path, lambda d: d["model"].update(estimator="sklearn.linear_model.Ridge", params={}))
+    with pytest.raises(
+        ConfigError, match="model.estimator sklearn.linear_model.Ridge is not a classifier, but dataset"
+    ):
+        load_config(mismatch)

@@ -2,6 +2,7 @@ import json
 import os
 import stat
 
+import pandas as pd
 import pytest
 
 from driftline import data
@@ -106,3 +107,18 @@ def test_atomic_write_keeps_the_previous_file_when_writing_fails(tmp_path):
         data.write_atomically(target, crash)
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_numbers_in_any_storage_are_numbers_and_integer_codes_stay_integers(cfg, tmp_path):
+    from decimal import Decimal
+
+    frame = pd.DataFrame({
+        "support_calls": pd.array([1, None, 3], dtype="Int64"),
+        "monthly_charges": [Decimal("58.49"), Decimal("73.77"), None],
+        "region": [1.0, None, 3.0],  # integer codes that picked up a NaN
+    })  # fmt: skip
+    path = tmp_path / "typed.parquet"
+    frame.to_parquet(path, index=False)
+    loaded = data.load_batch(path, cfg.dataset).frame
+    assert loaded["support_calls"].dtype == "float64" and loaded["monthly_charges"].tolist()[:2] == [58.49, 73.77]
+    assert loaded["region"].tolist()[0] == "1" and loaded["region"].tolist()[2] == "3"

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,3 +81,17 @@ def test_lower_is_better_metrics_gate_the_other_way():
     assert evaluation.decide(cfg, {"rmse": 1.0}, {"rmse": 1.2}, "3").promote
     assert not evaluation.decide(cfg, {"rmse": 1.15}, {"rmse": 1.2}, "3").promote
     assert not evaluation.decide(cfg, {"rmse": 2.5}, None, None).promote
+
+
+@pytest.mark.parametrize(("labels", "reason"), [
+    ([0] * 30, "target 'churned' has one class ['0']; a classifier needs two or more"),
+    ([0, 1, 2] * 10, "dataset.task is binary but target 'churned' has 3 classes ['0', '1', '2']; fix the labels"),
+    ([0, 1] * 5, "only 10 rows; training needs at least 20"),
+])  # fmt: skip
+def test_untrainable_data_is_rejected_before_fitting(cfg, labels, reason):
+    from driftline.errors import DataRejected
+    from driftline.training import train_model
+
+    frame = make_frame(len(labels), seed=1).assign(churned=labels)
+    with pytest.raises(DataRejected, match=re.escape(reason)):
+        train_model(frame, cfg, source="small.csv")

@@ -98,3 +98,19 @@ def test_resetting_one_model_leaves_others_in_the_shared_workspace(cfg, referenc
     assert Registry(cfg).versions() == [] and not cfg.archive_dir.exists()
     assert [v.version for v in Registry(other).versions()] == ["1"]
     assert len(data.read_archive_index(other.archive_dir)) == 1
+
+
+def test_champion_trained_on_other_features_is_refused_with_the_fix(cfg, reference):
+    from driftline.config import DatasetConfig, FeatureType
+    from driftline.errors import ConfigError
+    from driftline.registry import metric_key
+
+    _, first = register(cfg, reference)
+    Registry(cfg).promote(first)
+    features = {**cfg.dataset.features, "loyalty_points": FeatureType.numeric}
+    changed = cfg.model_copy(update={"dataset": DatasetConfig(**{**cfg.dataset.model_dump(), "features": features})})
+    with pytest.raises(ConfigError, match=r"differ from champion v1's \(added \['loyalty_points'\], removed \[\]\)"):
+        Registry(changed).load_champion()
+    assert metric_key("drift_feature_monthly charges ($)") == "drift_feature_monthly charges (_)".replace(
+        "(", "_"
+    ).replace(")", "_")

@@ -73,3 +73,17 @@ def test_extra_expectations_apply_and_unknown_ones_are_config_errors(cfg, demo_f
             profile,
             rules=ValidationConfig(extra_expectations=[ExtraExpectation(type="expect_the_unexpected")]),
         )
+
+
+def test_one_sided_ranges_and_constant_training_features_are_checked_sensibly(cfg, demo_files):
+    frame = data.load_batch(demo_files["stable"], cfg.dataset).frame
+    one_sided = ValidationConfig(
+        extra_expectations=[
+            ExtraExpectation(type="expect_column_values_to_be_between", kwargs={"column": "age", "min_value": 50})
+        ]
+    )
+    report = run(cfg, frame, None, rules=one_sided)
+    assert any(f.startswith("column 'age': ") and "outside [50, inf]" in f for f in report.failures)
+    constant = validation.ReferenceProfile(numeric_ranges={"support_calls": (1.0, 1.0)})
+    frame = frame.assign(support_calls=frame["support_calls"].clip(0.6, 1.4))
+    assert run(cfg, frame, constant).success  # within ±50% of the value, not of a zero-width range
