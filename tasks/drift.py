@@ -27,7 +27,7 @@ def check_drift(batch: DataBatch, signal: np.ndarray, champion: Champion, cfg: D
     )
     rows = [{"column": c.column, "role": c.role, "method": c.method, "statistic": round(c.statistic, 6),
              "threshold": c.threshold, "drifted": c.drifted} for c in result.columns]  # fmt: skip
-    verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else "no drift"
+    verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else (result.note or "no drift")
     publish_table(cfg, "drift", rows, f"Drift of {batch.name} vs champion v{champion.ref.version}: {verdict} "
                   f"(MLflow run {run_id}, report {report})")  # fmt: skip
     return result

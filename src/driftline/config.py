@@ -154,6 +154,7 @@ class DriftConfig(_Section):
         description="Per method: p-value under which ks/chisquare call drift, distance over which the others do.",
     )
     drift_share: float = Field(0.3, gt=0, le=1, description="Share of drifted features that makes dataset drift.")
+    min_rows: int = Field(50, ge=1, description="Smaller batches get no drift verdict: too few rows to tell.")
     prediction_drift: bool = Field(True, description="Drift of the champion's predictions also counts as drift.")
     signal_p_value: float = Field(
         0.001,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import numbers
@@ -111,6 +112,15 @@ def _read_raw(path: Path, dataset: DatasetConfig) -> pd.DataFrame:
     raise DataRejected(str(path), [f"unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"])
 
 
+def _duplicate_headers(path: Path, dataset: DatasetConfig) -> list[str]:
+    """pandas silently renames a repeated header to `name.1`; a data contract should not."""
+    if path.suffix.lower() not in CSV_SUFFIXES:
+        return []
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle, delimiter=dataset.csv_delimiter), [])
+    return sorted({name for name in header if header.count(name) > 1})
+
+
 def _delimiter_hint(frame: pd.DataFrame, dataset: DatasetConfig) -> str | None:
     if frame.shape[1] != 1:
         return None
@@ -136,6 +146,15 @@ def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
         raise DataRejected(str(file_path), [hint])
     if frame.empty:
         raise DataRejected(str(file_path), ["file has a header but no rows"])
+    duplicated = _duplicate_headers(file_path, dataset)
+    if duplicated:
+        raise DataRejected(str(file_path), [f"column names appear more than once: {duplicated}"])
+    clock = dataset.event_time_column
+    if clock and clock in frame and pd.api.types.is_numeric_dtype(frame[clock]):
+        raise DataRejected(
+            str(file_path),
+            [f"column {clock!r} holds numbers, not timestamps; write ISO-8601 times such as 2026-01-05T10:00:00Z"],
+        )
     for column in [*dataset.categorical_features, dataset.id_column]:
         if column is not None and column in frame:
             frame[column] = _as_text(frame[column])

@@ -61,6 +61,7 @@ class DriftResult:
     reasons: list[str]
     reference_rows: int
     current_rows: int
+    note: str = ""  # why no verdict was given, when none was
 
     @property
     def drifted_features(self) -> list[str]:
@@ -185,13 +186,16 @@ def detect_drift(
                                      target_kind, spec))  # fmt: skip
     features = [c for c in columns if c.role == "feature"]
     share = sum(c.drifted for c in features) / len(features)
+    if len(current) < spec.min_rows:
+        note = f"{len(current)} rows, fewer than drift.min_rows={spec.min_rows}: no drift verdict"
+        return DriftResult(columns, share, False, [], len(reference), len(current), note)
     reasons = []
     if share >= spec.drift_share:
         drifted = ", ".join(c.column for c in features if c.drifted)
         reasons.append(f"{share:.0%} of features drifted ({drifted}), threshold {spec.drift_share:.0%}")
     reasons += [f"{c.role} {c.column!r} drifted ({c.method} = {c.statistic:.3g})" for c in columns
                 if c.role != "feature" and c.drifted]  # fmt: skip
-    return DriftResult(columns, share, bool(reasons), reasons, len(reference), len(current))
+    return DriftResult(columns, share, bool(reasons), reasons, len(reference), len(current), "")
 
 
 def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path) -> Path:

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import stat
 
 import pandas as pd
@@ -122,3 +123,17 @@ def test_numbers_in_any_storage_are_numbers_and_integer_codes_stay_integers(cfg,
     loaded = data.load_batch(path, cfg.dataset).frame
     assert loaded["support_calls"].dtype == "float64" and loaded["monthly_charges"].tolist()[:2] == [58.49, 73.77]
     assert loaded["region"].tolist()[0] == "1" and loaded["region"].tolist()[2] == "3"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"customer_id,age,age\nC1,40,41\n", "column names appear more than once: ['age']"),
+        (b"customer_id,event_time\nC1,1767225600\n", "column 'event_time' holds numbers, not timestamps"),
+    ],
+)
+def test_ambiguous_files_are_rejected_not_guessed(cfg, tmp_path, content, reason):
+    path = tmp_path / "ambiguous.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataRejected, match=re.escape(reason)):
+        data.load_batch(path, cfg.dataset)

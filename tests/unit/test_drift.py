@@ -93,3 +93,11 @@ def test_report_is_built_on_a_bounded_sample(tmp_path):
     path = drift.write_report(reference, current, cfg, tmp_path / "report.html")
     assert path.stat().st_size > 10_000
     assert "<html" in path.read_text(errors="ignore")[:2000].lower()
+
+
+def test_tiny_batches_get_no_drift_verdict():
+    cfg = drift_config("psi", "jensenshannon")
+    reference, current = frames(seed=4, shift=0.0)
+    result = drift.detect_drift(reference, current.head(1), cfg)
+    assert not result.detected
+    assert result.note == "1 rows, fewer than drift.min_rows=50: no drift verdict"
