@@ -175,7 +175,6 @@ class Registry:
         """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
         import mlflow
         import mlflow.sklearn
-        from mlflow.models import infer_signature
 
         model, input_example = trained.model, trained.input_example
         trusted = trusted_types_for(model, self.cfg)
@@ -197,7 +196,7 @@ class Registry:
             mlflow.log_text(self.cfg.source_text, "config/driftline.yaml")
             mlflow.log_dict(lineage.to_dict(), "lineage.json")
             self._log_reference(trained.reference)
-            signature = infer_signature(input_example, model.predict(input_example))
+            signature = self._signature(model, input_example)
             info = mlflow.sklearn.log_model(
                 model,
                 name=MODEL_ARTIFACT,
@@ -213,6 +212,19 @@ class Registry:
         version = str(registered.version)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
         return ModelRef(self.name, version, run.info.run_id)
+
+    def _signature(self, model: Pipeline, input_example: pd.DataFrame):
+        """Input types from the config, not from a few example rows (where a category may happen to be missing)."""
+        from mlflow.models import ModelSignature, infer_signature
+        from mlflow.types import ColSpec, Schema
+
+        dataset = self.cfg.dataset
+        inputs = Schema(
+            [ColSpec("double", name) for name in dataset.numeric_features]
+            + [ColSpec("string", name) for name in dataset.categorical_features]
+        )
+        outputs = infer_signature(input_example, model.predict(input_example)).outputs
+        return ModelSignature(inputs=inputs, outputs=outputs)
 
     def _ensure_registered_model(self) -> None:
         from mlflow.exceptions import MlflowException

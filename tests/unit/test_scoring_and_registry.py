@@ -56,6 +56,7 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops(cfg,
                           trained.model.predict_proba(features[cfg.dataset.feature_names]))  # fmt: skip
     mlmodel = (cfg.workspace / "cache" / f"model-{ref.name}-v{ref.version}" / "MLmodel").read_text()
     assert "serialization_format: skops" in mlmodel
+    assert '{"type": "string", "name": "contract", "required": true}' in mlmodel  # typed by the config
 
 
 def test_promotion_moves_champion_and_previous_and_records_the_gate(cfg, reference):
