@@ -1,0 +1,23 @@
+"""Steps several flows share, named so each flow still reads like its diagram."""
+
+from __future__ import annotations
+
+from driftline.config import DriftlineConfig, load_config
+from driftline.data import DataBatch
+from driftline.registry import Champion
+from flows.params import BatchParams
+from tasks.data import load_batch
+from tasks.registry import load_champion
+from tasks.validation import validate_batch
+
+
+def admit_batch(params: BatchParams) -> tuple[DriftlineConfig, Champion, DataBatch]:
+    """Config, champion, then the new batch loaded and validated against the champion's profile.
+
+    Raises DataRejected (the file is quarantined, the flow run fails) or NoChampion before anything is written.
+    """
+    cfg = load_config(params.config)
+    champion = load_champion(cfg)
+    batch = load_batch(params.data, cfg)
+    validate_batch(batch, cfg, champion.reference.profile, for_training=False)
+    return cfg, champion, batch
