@@ -20,17 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from driftline.config import DriftlineConfig, load_config
-from driftline.errors import ConfigError, DataRejected, DriftlineError, NoChampion
+from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, NoChampion
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION = 1, 2, 3, 4, 5
 DEMO_CONFIG = "configs/demo.yaml"
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
-
-
-class GateRefusedExit(Exception):
-    """A command finished its work but a gate refused; the CLI exits non-zero with the reason."""
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -84,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         outcome = training(TrainParams(config=args.config, data=args.data, reason=args.reason))
     console.print(f"trained {_describe_training(outcome)}; champion: v{outcome.champion_version}")
     if outcome.verdict != "promoted":
-        raise GateRefusedExit(f"gate refused v{outcome.candidate_version}: {'; '.join(outcome.reasons)}")
+        raise GateRefused(f"gate refused v{outcome.candidate_version}: {'; '.join(outcome.reasons)}")
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -104,7 +100,7 @@ def _report_monitoring(monitoring) -> None:
     if monitoring.retraining is not None:
         console.print(f"retrained {_describe_training(monitoring.retraining)}")
         if monitoring.retraining.verdict != "promoted":
-            raise GateRefusedExit(
+            raise GateRefused(
                 f"gate refused v{monitoring.retraining.candidate_version}: {'; '.join(monitoring.retraining.reasons)}"
             )
 
@@ -262,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries(args.verbose)
     outcomes: list[tuple[type[BaseException], int]] = [
-        (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefusedExit, EXIT_REFUSED),
+        (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefused, EXIT_REFUSED),
         (NoChampion, EXIT_NO_CHAMPION), (DriftlineError, EXIT_FAILED),
     ]  # fmt: skip
     try:

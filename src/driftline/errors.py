@@ -21,7 +21,7 @@ class DataRejected(DriftlineError):
 
 
 class GateRefused(DriftlineError):
-    """A challenger did not pass the evaluation gate; the champion is unchanged."""
+    """A challenger did not pass the evaluation gate; the champion is unchanged (the CLI exits 4)."""
 
 
 class NoChampion(DriftlineError):

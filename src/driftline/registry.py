@@ -145,9 +145,6 @@ class Registry:
             return experiment.experiment_id
         return self.client.create_experiment(self.cfg.experiment_name, artifact_location=self.cfg.artifact_location)
 
-    def run_url(self, run_id: str) -> str:
-        return f"#/experiments/{self.experiment_id}/runs/{run_id}"
-
     # --- aliases ------------------------------------------------------------------------------------------------
     def alias(self, alias: str) -> ModelRef | None:
         from mlflow.exceptions import MlflowException
