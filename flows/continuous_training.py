@@ -7,7 +7,7 @@ from prefect import flow
 from flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
 from flows.steps import admit_batch
 from flows.training import training
-from tasks.data import archive_batch
+from tasks.data import already_processed, archive_batch
 from tasks.drift import check_drift
 from tasks.scoring import score_batch
 
@@ -15,6 +15,9 @@ from tasks.scoring import score_batch
 @flow(name="continuous-training")
 def continuous_training(params: BatchParams) -> RunSummary:
     cfg, champion, batch = admit_batch(params)  # load → validate; a rejected file is quarantined, the run fails
+    earlier = already_processed(batch, cfg)
+    if earlier is not None:  # the same bytes again (a re-sent event, a copy): nothing new to learn from
+        return RunSummary(batch=batch.name, fingerprint=batch.fingerprint, duplicate_of=earlier.source_name)
     archive_batch(batch, cfg)
     scored = score_batch(batch, champion, cfg, params.output)
     drift = check_drift(batch, scored.signal, champion, cfg)
@@ -22,5 +25,6 @@ def continuous_training(params: BatchParams) -> RunSummary:
     if drift.detected and cfg.drift.retrain:
         retraining = training(TrainParams(config=params.config, reason=f"drift in {batch.name}"))
     return RunSummary(
-        scoring=ScoringOutcome.of(batch, scored), monitoring=MonitoringOutcome.of(batch, drift, retraining)
-    )
+        batch=batch.name, fingerprint=batch.fingerprint,
+        scoring=ScoringOutcome.of(batch, scored), monitoring=MonitoringOutcome.of(batch, drift, retraining),
+    )  # fmt: skip

@@ -1,23 +1,32 @@
-"""Flow: measure a batch's drift against the champion's reference; on drift, retrain and let the gate decide."""
+"""Flow: drift of a batch, or of the predictions logged since the last run, against the champion; maybe retrain."""
 
 from __future__ import annotations
 
 from prefect import flow
 
-from flows.params import BatchParams, MonitoringOutcome, TrainParams
-from flows.steps import admit_batch
+from driftline.config import load_config
+from flows.params import MonitoringOutcome, MonitorParams, TrainParams
+from flows.steps import admit
 from flows.training import training
-from tasks.data import archive_batch
+from tasks.data import archive_batch, new_predictions
 from tasks.drift import check_drift
+from tasks.registry import load_champion
 from tasks.scoring import predict_batch
 
 
 @flow(name="drift-monitoring")
-def drift_monitoring(params: BatchParams) -> MonitoringOutcome:
-    cfg, champion, batch = admit_batch(params)  # load → validate; a rejected file is quarantined, the run fails
-    archive_batch(batch, cfg)
-    drift = check_drift(batch, predict_batch(batch, champion, cfg), champion, cfg)
+def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
+    cfg = load_config(params.config)
+    champion = load_champion(cfg)
+    if params.data:
+        observed = admit(params.data, cfg, champion)  # load → validate; a rejected file is quarantined
+        archive_batch(observed, cfg)
+    else:
+        observed = new_predictions(cfg)  # the scheduled run: the prediction log since the last monitoring run
+        if not observed.rows:
+            return MonitoringOutcome.of(observed, drift=None, retraining=None)
+    drift = check_drift(observed, predict_batch(observed, champion, cfg), champion, cfg)
     retraining = None
     if drift.detected and cfg.drift.retrain:
-        retraining = training(TrainParams(config=params.config, reason=f"drift in {batch.name}"))
-    return MonitoringOutcome.of(batch, drift, retraining)
+        retraining = training(TrainParams(config=params.config, reason=f"drift in {observed.name}"))
+    return MonitoringOutcome.of(observed, drift, retraining)

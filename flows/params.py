@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from driftline.data import DataBatch
+from driftline.data import DataBatch, Observed
 from driftline.drift import DriftResult
+from driftline.errors import DataRejected
 from driftline.evaluation import GateDecision
 from tasks.scoring import ScoredBatch
 
@@ -25,6 +26,24 @@ class BatchParams(BaseModel):
     config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
     data: str = Field(description="The new data file (CSV or Parquet).")
     output: str | None = Field(None, description="Where to write predictions; default: the workspace outputs/.")
+
+
+class ScoringParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str | None = Field(
+        None, description="A file to score. Leave empty to score every complete file waiting in scoring.inbox."
+    )
+    output: str | None = Field(
+        None, description="Where to write predictions (.parquet or .csv); default: the workspace outputs/."
+    )
+
+
+class MonitorParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str | None = Field(
+        None,
+        description="A file to check for drift. Leave empty to check the predictions logged since the last run.",
+    )
 
 
 class TrainingOutcome(BaseModel):
@@ -62,28 +81,47 @@ class ScoringOutcome(BaseModel):
         return cls(batch=batch.name, rows=scored.rows, output=str(scored.output), model_version=scored.model_version)
 
 
+class ScoringReport(BaseModel):
+    """What one batch-scoring run did: the files it scored and those it rejected (now in quarantine)."""
+
+    scored: list[ScoringOutcome] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list, description="One line per rejected file.")
+
+    def raise_if_rejected(self) -> None:
+        """The run fails when any file was rejected, after the good ones were scored: a person must look."""
+        if self.rejected:
+            raise DataRejected(f"{len(self.rejected)} file(s)", self.rejected)
+
+
 class MonitoringOutcome(BaseModel):
     batch: str
     fingerprint: str
+    rows: int
     drift_detected: bool
     drift_reasons: list[str]
     drifted_features: list[str]
     retraining: TrainingOutcome | None = None
 
     @classmethod
-    def of(cls, batch: DataBatch, drift: DriftResult, retraining: TrainingOutcome | None) -> MonitoringOutcome:
+    def of(cls, observed: Observed, drift: DriftResult | None, retraining: TrainingOutcome | None) -> MonitoringOutcome:
         return cls(
-            batch=batch.name,
-            fingerprint=batch.fingerprint,
-            drift_detected=drift.detected,
-            drift_reasons=drift.reasons,
-            drifted_features=drift.drifted_features,
+            batch=observed.name,
+            fingerprint=observed.fingerprint,
+            rows=observed.rows,
+            drift_detected=bool(drift and drift.detected),
+            drift_reasons=drift.reasons if drift else [],
+            drifted_features=drift.drifted_features if drift else [],
             retraining=retraining,
         )
 
 
 class RunSummary(BaseModel):
-    """What one new batch did in the continuous-training loop."""
+    """What one new batch did in the continuous-training loop; a batch seen before is not processed again."""
 
-    scoring: ScoringOutcome
-    monitoring: MonitoringOutcome
+    batch: str
+    fingerprint: str
+    duplicate_of: str | None = Field(
+        None, description="Set when this content was processed before: the file it was first archived as."
+    )
+    scoring: ScoringOutcome | None = None
+    monitoring: MonitoringOutcome | None = None

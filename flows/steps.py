@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from driftline.config import DriftlineConfig, load_config
 from driftline.data import DataBatch
 from driftline.registry import Champion
@@ -11,13 +13,18 @@ from tasks.registry import load_champion
 from tasks.validation import validate_batch
 
 
+def admit(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataBatch:
+    """A new batch loaded and validated against the champion's profile; a rejected file is quarantined (raises)."""
+    batch = load_batch(path, cfg)
+    validate_batch(batch, cfg, champion.reference.profile, for_training=False)
+    return batch
+
+
 def admit_batch(params: BatchParams) -> tuple[DriftlineConfig, Champion, DataBatch]:
-    """Config, champion, then the new batch loaded and validated against the champion's profile.
+    """Config, champion, then the new batch admitted.
 
     Raises DataRejected (the file is quarantined, the flow run fails) or NoChampion before anything is written.
     """
     cfg = load_config(params.config)
     champion = load_champion(cfg)
-    batch = load_batch(params.data, cfg)
-    validate_batch(batch, cfg, champion.reference.profile, for_training=False)
-    return cfg, champion, batch
+    return cfg, champion, admit(params.data, cfg, champion)

@@ -6,6 +6,7 @@ from prefect import flow
 
 from driftline.config import load_config
 from flows.params import TrainingOutcome, TrainParams
+from tasks.concurrency import one_training_at_a_time
 from tasks.data import archive_batch, load_batch, retraining_window
 from tasks.evaluation import evaluate_gate
 from tasks.registry import promote
@@ -16,15 +17,16 @@ from tasks.validation import validate_batch
 @flow(name="training")
 def training(params: TrainParams) -> TrainingOutcome:
     cfg = load_config(params.config)
-    if params.data:
-        batches = [load_batch(path, cfg) for path in params.data]
-        for batch in batches:
-            validate_batch(batch, cfg, profile=None, for_training=True)
-        archived = [archive_batch(batch, cfg) for batch in batches]
-    else:
-        archived, batches = retraining_window(cfg)
-    candidate = train_challenger(batches, archived, cfg, params.reason)
-    decision = evaluate_gate(candidate, cfg)
-    if decision.promote:
-        promote(candidate.ref, cfg)
+    with one_training_at_a_time(cfg):  # a second training of this model waits: the gate sees a stable champion
+        if params.data:
+            batches = [load_batch(path, cfg) for path in params.data]
+            for batch in batches:
+                validate_batch(batch, cfg, profile=None, for_training=True)
+            archived = [archive_batch(batch, cfg) for batch in batches]
+        else:
+            archived, batches = retraining_window(cfg)
+        candidate = train_challenger(batches, archived, cfg, params.reason)
+        decision = evaluate_gate(candidate, cfg)
+        if decision.promote:
+            promote(candidate.ref, cfg)
     return TrainingOutcome.of(candidate.ref.version, decision, training_rows=sum(b.rows for b in batches))

@@ -20,3 +20,8 @@ def publish_table(cfg: DriftlineConfig, topic: str, rows: list[dict], descriptio
 
 def publish_markdown(cfg: DriftlineConfig, topic: str, markdown: str, description: str) -> None:
     create_markdown_artifact(markdown=markdown, key=artifact_key(cfg, topic), description=description)
+
+
+def links_markdown(links: dict[str, str | None], run_id: str) -> str:
+    """Markdown links to what MLflow holds (those it has an address for), and the run id to look it up by."""
+    return " · ".join([f"[{label}]({url})" for label, url in links.items() if url] + [f"MLflow run `{run_id}`"])

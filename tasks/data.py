@@ -1,15 +1,17 @@
-"""Tasks for data batches: load and fingerprint, archive, select the retraining window."""
+"""Tasks for data: load and fingerprint, archive, retraining window, the scoring inbox and the prediction log."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data
+from driftline import data, landing, prediction_log
 from driftline.config import DriftlineConfig
 from driftline.errors import DataRejected
+from driftline.registry import Registry
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)
@@ -44,3 +46,29 @@ def retraining_window(cfg: DriftlineConfig) -> tuple[list[data.ArchivedBatch], l
                 [f"lacks columns {missing} that the config now lists; train with --data on files that have them"],
             )
     return entries, batches
+
+
+@task(name="already-processed", cache_policy=NO_CACHE)
+def already_processed(batch: data.DataBatch, cfg: DriftlineConfig) -> data.ArchivedBatch | None:
+    """The archive entry of this content if an earlier run processed it: the same bytes are not processed twice."""
+    return data.archived_entry(cfg.archive_dir, batch.fingerprint)
+
+
+@task(name="waiting-in-inbox", cache_policy=NO_CACHE)
+def waiting_in_inbox(cfg: DriftlineConfig) -> list[Path]:
+    """Complete files in scoring.inbox (untouched for landing.stable_seconds), oldest name first."""
+    return landing.settled_files(cfg.inbox_dir, cfg.landing.stable_seconds, time.time())
+
+
+@task(name="file-as-scored", cache_policy=NO_CACHE)
+def file_as_scored(path: Path, cfg: DriftlineConfig) -> Path:
+    """Scored inbox files move to inbox/done/, so the next scheduled run does not score them again."""
+    return landing.file_away(path, cfg.inbox_dir / "done")
+
+
+@task(name="read-prediction-log", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def new_predictions(cfg: DriftlineConfig) -> prediction_log.LogWindow:
+    """What the prediction log gained since the last monitoring run of this model (its watermark is in MLflow)."""
+    after = Registry(cfg).monitored_through()
+    files = prediction_log.pending(cfg.prediction_log_dir, after, cfg.monitoring.settle_seconds)
+    return prediction_log.read_window(files)

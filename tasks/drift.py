@@ -1,6 +1,9 @@
-"""Task: drift of a batch against the champion's reference, with the Evidently report logged to MLflow."""
+"""Task: drift of a batch (or a prediction-log window) against the champion's reference, logged to MLflow."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import numpy as np
 from prefect import task
@@ -8,26 +11,44 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline import drift
 from driftline.config import DriftlineConfig
-from driftline.data import DataBatch
-from driftline.registry import Champion, Registry
-from tasks.artifacts import publish_table
+from driftline.data import Observed
+from driftline.prediction_log import LogWindow
+from driftline.registry import REPORTS, Champion, Registry
+from tasks.artifacts import links_markdown, publish_table
+from tasks.events import DRIFT_DETECTED, emit_model_event
+
+
+def report_path(observed: Observed, cfg: DriftlineConfig) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(observed.name).stem).strip("-")
+    return cfg.report_dir / f"drift-{stem}-{observed.fingerprint[:12]}.html"
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def check_drift(batch: DataBatch, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> drift.DriftResult:
+def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> drift.DriftResult:
     reference = champion.reference
-    result = drift.detect_drift(reference.features, batch.frame, cfg, reference.predictions, signal)
-    report = drift.write_report(
-        reference.features, batch.frame, cfg, cfg.report_dir / f"drift-{batch.path.stem}-{batch.fingerprint[:12]}.html"
-    )
+    result = drift.detect_drift(reference.features, observed.frame, cfg, reference.predictions, signal)
+    report = drift.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg))
     metrics = {"drifted_feature_share": result.drifted_feature_share, "dataset_drift": float(result.detected)}
     metrics |= {f"drift_{c.role}_{c.column}": c.statistic for c in result.columns}
-    run_id = Registry(cfg).log_monitoring(
-        champion.ref, batch.name, batch.fingerprint, metrics, result.to_dict(), report
+    watermark = observed.through if isinstance(observed, LogWindow) else None
+    registry = Registry(cfg)
+    run_id = registry.log_monitoring(
+        champion.ref, observed.name, observed.fingerprint, metrics, result.to_dict(), report, watermark
     )
     rows = [{"column": c.column, "role": c.role, "method": c.method, "statistic": round(c.statistic, 6),
              "threshold": c.threshold, "drifted": c.drifted} for c in result.columns]  # fmt: skip
     verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else (result.note or "no drift")
-    publish_table(cfg, "drift", rows, f"Drift of {batch.name} vs champion v{champion.ref.version}: {verdict} "
-                  f"(MLflow run {run_id}, report {report})")  # fmt: skip
+    links = {
+        "MLflow monitoring run": registry.run_url(run_id),
+        "Evidently report": registry.artifact_url(run_id, f"{REPORTS}/{report.name}") or report.as_uri(),
+        f"champion v{champion.ref.version}": registry.version_url(champion.ref.version),
+    }
+    publish_table(cfg, "drift", rows, f"Drift of {observed.name} ({observed.rows} rows) vs champion "
+                  f"v{champion.ref.version}: {verdict}. {links_markdown(links, run_id)}")  # fmt: skip
+    if result.detected:
+        emit_model_event(DRIFT_DETECTED, cfg, {
+            "batch": observed.name, "rows": observed.rows, "champion_version": champion.ref.version,
+            "reasons": result.reasons, "drifted_features": result.drifted_features, "mlflow_run_id": run_id,
+            "mlflow_run_url": links["MLflow monitoring run"], "report": links["Evidently report"],
+        })  # fmt: skip
     return result

@@ -8,7 +8,8 @@ from prefect.cache_policies import NO_CACHE
 from driftline import evaluation
 from driftline.config import DriftlineConfig
 from driftline.registry import Registry
-from tasks.artifacts import publish_markdown
+from tasks.artifacts import links_markdown, publish_markdown
+from tasks.events import GATE_REFUSED, emit_model_event
 from tasks.training import TrainedCandidate
 
 
@@ -24,8 +25,19 @@ def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> evaluati
         cfg, candidate.trained.metrics, champion_metrics, champion.version if champion else None
     )
     registry.record_gate(candidate.ref, decision)
+    version, run_id = candidate.ref.version, candidate.ref.run_id
+    links = {
+        "MLflow training run": registry.run_url(run_id),
+        f"model version v{version}": registry.version_url(version),
+        "gate.json": registry.artifact_url(run_id, "gate.json"),
+    }
     publish_markdown(
-        cfg, "gate", evaluation.gate_markdown(decision, candidate.ref.version),
-        f"Gate for {cfg.registry.model_name} v{candidate.ref.version}: {decision.verdict}",
+        cfg, "gate", evaluation.gate_markdown(decision, version) + "\n\n" + links_markdown(links, run_id),
+        f"Gate for {cfg.registry.model_name} v{version}: {decision.verdict}",
     )  # fmt: skip
+    if not decision.promote:
+        emit_model_event(GATE_REFUSED, cfg, {
+            "version": version, "champion_version": decision.champion_version, "metric": decision.metric,
+            "reasons": decision.reasons, "mlflow_run_id": run_id, "model_version_url": registry.version_url(version),
+        })  # fmt: skip
     return decision

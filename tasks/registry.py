@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.registry import Champion, ModelRef, Registry
+from tasks.events import MODEL_PROMOTED, emit_model_event
 
 REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy": NO_CACHE}
 
@@ -19,4 +20,10 @@ def load_champion(cfg: DriftlineConfig) -> Champion:
 
 @task(name="promote", **REGISTRY_RETRIES)
 def promote(candidate: ModelRef, cfg: DriftlineConfig) -> ModelRef | None:
-    return Registry(cfg).promote(candidate)
+    registry = Registry(cfg)
+    former = registry.promote(candidate)
+    emit_model_event(MODEL_PROMOTED, cfg, {
+        "version": candidate.version, "previous_version": former.version if former else None,
+        "mlflow_run_id": candidate.run_id, "model_version_url": registry.version_url(candidate.version),
+    })  # fmt: skip
+    return former

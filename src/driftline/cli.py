@@ -15,12 +15,16 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, NoChampion
+
+if TYPE_CHECKING:
+    from driftline.stack import StackSettings
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION = 1, 2, 3, 4, 5
 DEMO_CONFIG = "configs/demo.yaml"
@@ -85,15 +89,20 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     from flows.batch_scoring import batch_scoring
-    from flows.params import BatchParams
+    from flows.params import ScoringParams
 
-    with console.status(f"scoring {args.data}"):
-        outcome = batch_scoring(BatchParams(config=args.config, data=args.data, output=args.output))
-    console.print(f"scored {outcome.rows} rows of {outcome.batch} with v{outcome.model_version} → {outcome.output}")
+    with console.status(f"scoring {args.data or 'the inbox'}"):
+        report = batch_scoring(ScoringParams(config=args.config, data=args.data, output=args.output))
+    for outcome in report.scored:
+        console.print(f"scored {outcome.rows} rows of {outcome.batch} with v{outcome.model_version} → {outcome.output}")
+    if not report.scored:
+        console.print("nothing to score: the inbox holds no complete file")
 
 
 def _report_monitoring(monitoring) -> None:
-    if monitoring.drift_detected:
+    if not monitoring.rows:
+        console.print(f"nothing to monitor: {monitoring.batch}")
+    elif monitoring.drift_detected:
         console.print(f"[yellow]drift[/] in {monitoring.batch}: {'; '.join(monitoring.drift_reasons)}")
     else:
         console.print(f"no drift in {monitoring.batch}")
@@ -107,10 +116,10 @@ def _report_monitoring(monitoring) -> None:
 
 def cmd_monitor(args: argparse.Namespace) -> None:
     from flows.drift_monitoring import drift_monitoring
-    from flows.params import BatchParams
+    from flows.params import MonitorParams
 
-    with console.status(f"monitoring {args.data}: validate → drift → maybe retrain"):
-        outcome = drift_monitoring(BatchParams(config=args.config, data=args.data))
+    with console.status(f"monitoring {args.data or 'the prediction log'}: drift → maybe retrain"):
+        outcome = drift_monitoring(MonitorParams(config=args.config, data=args.data))
     _report_monitoring(outcome)
 
 
@@ -120,6 +129,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     with console.status(f"continuous training on {args.data}: validate → score → monitor → maybe retrain"):
         summary = continuous_training(BatchParams(config=args.config, data=args.data, output=args.output))
+    if summary.duplicate_of:
+        console.print(f"{summary.batch}: already processed (same content as {summary.duplicate_of}); nothing to do")
+        return
     console.print(
         f"scored {summary.scoring.rows} rows with v{summary.scoring.model_version} → {summary.scoring.output}"
     )
@@ -189,6 +201,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
                     console.print(f"        - {reason}")
                 outcomes.append((path.name, "rejected", "–", "–"))
                 continue
+        if summary.duplicate_of:
+            console.print(f"[{step}/{steps}] {path.name}: already processed as {summary.duplicate_of}")
+            outcomes.append((path.name, "duplicate", "–", "–"))
+            continue
         monitoring = summary.monitoring
         drift = "drift: " + ", ".join(monitoring.drifted_features or ["prediction/label"]) if (
             monitoring.drift_detected) else "no drift"  # fmt: skip
@@ -221,6 +237,79 @@ def _demo_summary(cfg: DriftlineConfig, outcomes: list[tuple[str, str, str, str]
     )
 
 
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, deploy
+
+    cfg = load_config(args.config)
+    project_dir = Path(args.project_dir).resolve()
+    work_pool = args.pool or os.environ.get(WORK_POOL_ENV, DEFAULT_WORK_POOL)
+    with console.status(f"deploying {cfg.registry.model_name} to work pool {work_pool}"):
+        deployed = deploy(cfg, args.config, project_dir, work_pool, project_dir / args.prefect_file)
+    console.print(f"deployed {', '.join(deployed.deployments)} to work pool {deployed.work_pool}")
+    for name, schedule in (("batch-scoring", cfg.schedules.batch_scoring),
+                           ("drift-monitoring", cfg.schedules.drift_monitoring)):  # fmt: skip
+        state = "active" if schedule.active else "paused"
+        console.print(f"  {name}: cron {schedule.cron!r} ({schedule.timezone}), {state}")
+    console.print(f"  continuous-training: on driftline.data.arrived for files in {cfg.landing_dir}")
+    console.print(f"  notifications: {deployed.notifications}")
+    console.print(f"start a worker: prefect worker start --pool {deployed.work_pool}")
+
+
+def cmd_watch(args: argparse.Namespace) -> None:
+    from flows.watch import watch
+
+    cfg = load_config(args.config)
+
+    def show(arrival) -> None:
+        note = f"duplicate of {arrival.duplicate_of}: not processed again" if arrival.duplicate else "new"
+        console.print(f"{arrival.path}: {arrival.size} bytes, sha256 {arrival.sha256[:12]}, {note}")
+
+    if not args.once:
+        console.print(f"watching {cfg.landing_dir} (every {cfg.landing.poll_seconds:g} s; Ctrl-C stops)")
+    try:
+        watch(cfg, args.config, once=args.once, on_arrival=show)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+def _stack_settings(args: argparse.Namespace) -> StackSettings:
+    from driftline.stack import StackSettings
+
+    cfg = load_config(args.config)
+    return StackSettings(
+        root=cfg.workspace / "stack", project_dir=Path.cwd(), config=args.config, profile=args.profile,
+        prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, postgres_port=args.postgres_port,
+    )  # fmt: skip
+
+
+def cmd_stack(args: argparse.Namespace) -> None:
+    from driftline import stack
+
+    settings = _stack_settings(args)
+    if args.action == "down":
+        stopped = stack.down(settings.root, progress=console.print)
+        console.print(f"stopped: {', '.join(stopped)}" if stopped else "no stack recorded: nothing to stop")
+        return
+    if args.action == "env":
+        state = stack.StackState.load(settings.root)
+        if state is None:
+            raise DriftlineError(f"no stack recorded in {settings.root}; run `driftline stack up` (make up)")
+        print("\n".join(f"export {key}={value}" for key, value in state.env.items()))
+        return
+    state = stack.up(settings, progress=lambda line: console.print(f"starting {line}"))
+    prefect_ui = next(p.url for p in state.processes if p.name == "prefect-server")
+    mlflow_ui = next(p.url for p in state.processes if p.name == "mlflow-server")
+    cfg = load_config(args.config)
+    console.print(
+        f"\nup: Prefect UI {prefect_ui}  ·  MLflow UI {mlflow_ui}\n"
+        f"  landing folder (drop CSV/Parquet files here): {cfg.landing_dir}\n"
+        f"  scoring inbox (scored nightly): {cfg.inbox_dir}\n"
+        f"  logs: {settings.root}/logs/\n"
+        f'  use it from this shell: eval "$(.venv/bin/driftline stack env --config {args.config})"\n'
+        "  stop it: make down"
+    )
+
+
 # --- entry point -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="driftline", description="Governed continuous training for tabular models.")
@@ -236,14 +325,27 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", cmd_train, "train a challenger and promote it if it passes the gate")
     train.add_argument("--data", nargs="+", default=[], help="CSV/Parquet files (default: the retraining window)")
     train.add_argument("--reason", default="manual", help="why this training runs (recorded)")
-    score = command("score", cmd_score, "score a file with the champion")
-    score.add_argument("--data", required=True)
-    score.add_argument("--output", required=True, help=".parquet or .csv")
-    monitor = command("monitor", cmd_monitor, "check a batch for drift, retrain if the config says so")
-    monitor.add_argument("--data", required=True)
+    score = command("score", cmd_score, "score a file (or every file waiting in the inbox) with the champion")
+    score.add_argument("--data", default=None, help="the file to score (default: every complete file in the inbox)")
+    score.add_argument("--output", default=None, help=".parquet or .csv (default: workspace outputs/)")
+    monitor = command("monitor", cmd_monitor, "check a batch (or the prediction log) for drift; maybe retrain")
+    monitor.add_argument("--data", default=None, help="the file to check (default: predictions logged since last run)")
     run = command("run", cmd_run, "the continuous-training flow for one new batch")
     run.add_argument("--data", required=True)
     run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")
+    deploy = command("deploy", cmd_deploy, "deploy the flows (prefect.yaml) with this config's schedules")
+    deploy.add_argument("--pool", default=None, help="work pool (default: $DRIFTLINE_WORK_POOL or 'driftline')")
+    deploy.add_argument("--project-dir", default=".", help="where flow runs start (holds configs/ and prefect.yaml)")
+    deploy.add_argument("--prefect-file", default="prefect.yaml")
+    watch = command("watch", cmd_watch, "watch the landing folder and announce each new complete file to Prefect")
+    watch.add_argument("--once", action="store_true", help="announce what is there now, then exit")
+    stack = command("stack", cmd_stack, "start or stop the local stack (servers, worker, watcher)", DEMO_CONFIG)
+    stack.add_argument("action", choices=["up", "down", "env"])
+    stack.add_argument("--profile", choices=["sqlite", "postgres"], default="sqlite",
+                       help="databases of both servers: SQLite files, or a private PostgreSQL cluster")  # fmt: skip
+    stack.add_argument("--prefect-port", type=int, default=4200)
+    stack.add_argument("--mlflow-port", type=int, default=5000)
+    stack.add_argument("--postgres-port", type=int, default=5432)
     status = command("status", cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
     status.add_argument("--json", action="store_true")
     demo = command("demo", cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)

@@ -9,14 +9,18 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from driftline.errors import ConfigError
 
-# Connection settings may come from the environment (12-factor); nothing else does.
+# Connection settings and secrets may come from the environment (12-factor); nothing else does.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+MLFLOW_UI_ENV = "DRIFTLINE_MLFLOW_UI_URL"
+WEBHOOK_URL_ENV = "DRIFTLINE_WEBHOOK_URL"
+REMOTE_TRACKING_SCHEMES = ("http://", "https://", "databricks")
 
 
 class Task(StrEnum):
@@ -218,6 +222,72 @@ class RegistryConfig(_Section):
     artifact_location: str | None = Field(None, description="Default: mlartifacts/ in the workspace.")
 
 
+class ScoringConfig(_Section):
+    inbox: Path | None = Field(
+        None, description="Folder the scheduled batch scoring picks files up from; default <workspace>/inbox/<model>."
+    )
+    log_predictions: bool = Field(
+        True, description="Append every scored row (inputs, outputs, model version) to the prediction log."
+    )
+
+
+class MonitoringConfig(_Section):
+    settle_seconds: float = Field(
+        30, ge=0, description="Prediction-log files younger than this wait for the next monitoring run."
+    )
+
+
+class LandingConfig(_Section):
+    folder: Path | None = Field(
+        None, description="Folder the watcher watches for new data; default <workspace>/landing/<model>."
+    )
+    poll_seconds: float = Field(2.0, gt=0, description="How often the watcher looks at the folder.")
+    stable_seconds: float = Field(
+        5.0, ge=0, description="A file counts as complete once its size and mtime stayed the same this long."
+    )
+
+
+class ScheduleConfig(_Section):
+    cron: str = Field(description="When the deployment runs, e.g. '0 2 * * *' (02:00 daily).")
+    timezone: str = Field("UTC", description="IANA time zone the cron is read in, e.g. Europe/Paris.")
+    active: bool = Field(True, description="false deploys the schedule paused.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScheduleConfig:
+        # The shape only; Prefect checks each field's values when the deployment is created.
+        if len(self.cron.split()) not in (5, 6):
+            raise ValueError(f"cron {self.cron!r} needs 5 fields (minute hour day month weekday) or 6 (plus seconds)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone {self.timezone!r} is not an IANA time zone such as UTC or Europe/Paris"
+            ) from None
+        return self
+
+
+class SchedulesConfig(_Section):
+    batch_scoring: ScheduleConfig = Field(
+        ScheduleConfig(cron="0 2 * * *"), description="Score what waits in scoring.inbox: nightly at 02:00."
+    )
+    drift_monitoring: ScheduleConfig = Field(
+        ScheduleConfig(cron="0 3 * * *"), description="Monitor the predictions logged since the last run: 03:00."
+    )
+
+
+NotificationEvent = Literal["drift_detected", "model_promoted", "gate_refused", "flow_failed"]
+
+
+class NotificationsConfig(_Section):
+    webhook_url_env: str = Field(
+        WEBHOOK_URL_ENV, description="Environment variable holding the webhook URL (a secret: never in the config)."
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: ["drift_detected", "model_promoted", "gate_refused", "flow_failed"],
+        description="What is sent to the webhook.",
+    )
+
+
 class StorageConfig(_Section):
     workspace: Path = Field(Path(".driftline"), description="Where archives, quarantine, outputs and MLflow live.")
     archive_dir: Path | None = None
@@ -236,6 +306,11 @@ class DriftlineConfig(_Section):
     retraining: RetrainingConfig = RetrainingConfig()
     registry: RegistryConfig
     storage: StorageConfig = StorageConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    landing: LandingConfig = LandingConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
@@ -314,12 +389,40 @@ class DriftlineConfig(_Section):
         return self.workspace / "reports"
 
     @property
+    def inbox_dir(self) -> Path:
+        return (self.scoring.inbox or self.workspace / "inbox" / self.registry.model_name).resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        return (self.landing.folder or self.workspace / "landing" / self.registry.model_name).resolve()
+
+    @property
+    def prediction_log_dir(self) -> Path:
+        return self.workspace / "predictions" / self.registry.model_name
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.workspace / "ledgers"
+
+    @property
     def tracking_uri(self) -> str:
         return os.environ.get(TRACKING_URI_ENV) or self.registry.tracking_uri or f"sqlite:///{self.workspace}/mlflow.db"
 
     @property
-    def artifact_location(self) -> str:
-        return self.registry.artifact_location or (self.workspace / "mlartifacts").as_uri()
+    def tracking_is_remote(self) -> bool:
+        return self.tracking_uri.startswith(REMOTE_TRACKING_SCHEMES)
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Local stores keep artifacts in the workspace; a tracking server decides itself (e.g. --serve-artifacts)."""
+        if self.registry.artifact_location or self.tracking_is_remote:
+            return self.registry.artifact_location
+        return (self.workspace / "mlartifacts").as_uri()
+
+    @property
+    def mlflow_ui_url(self) -> str | None:
+        """Where people open MLflow: env DRIFTLINE_MLFLOW_UI_URL, else the tracking server itself, else none."""
+        return os.environ.get(MLFLOW_UI_ENV) or (self.tracking_uri.rstrip("/") if self.tracking_is_remote else None)
 
     @property
     def experiment_name(self) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -196,9 +197,9 @@ def read_archive_index(archive_dir: Path) -> list[ArchivedBatch]:
 
 def archive_batch(batch: DataBatch, archive_dir: Path, dataset: DatasetConfig) -> ArchivedBatch:
     """Copy a validated batch to a content-addressed, read-only path and index it (once per fingerprint)."""
-    for entry in read_archive_index(archive_dir):
-        if entry.fingerprint == batch.fingerprint:
-            return entry
+    existing = archived_entry(archive_dir, batch.fingerprint)
+    if existing is not None:
+        return existing
     archived_path = archive_dir / f"{batch.fingerprint}{batch.path.suffix.lower()}"
     if not archived_path.exists():
         write_atomically(archived_path, lambda temp: shutil.copyfile(batch.path, temp))
@@ -247,3 +248,24 @@ def quarantine_file(path: Path, quarantine_dir: Path, reasons: list[str], report
     summary = {"file": str(path), "quarantined_at": stamp, "reasons": reasons, "report": report}
     (destination / "validation.json").write_text(json.dumps(summary, indent=2, default=str))
     return destination
+
+
+class Observed(Protocol):
+    """What monitoring looks at: one batch file, or a window of the prediction log."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def frame(self) -> pd.DataFrame: ...
+
+    @property
+    def rows(self) -> int: ...
+
+
+def archived_entry(archive_dir: Path, fingerprint: str) -> ArchivedBatch | None:
+    """The archive entry of this content, if it was processed before."""
+    return next((entry for entry in read_archive_index(archive_dir) if entry.fingerprint == fingerprint), None)

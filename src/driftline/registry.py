@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,8 @@ MODEL_ARTIFACT = "model"
 SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops-serialized model inside the model folder
 REFERENCE_ARTIFACTS = "reference"
 HOLDOUT = "holdout_"  # prefix of metrics measured on a version's own holdout
+LOG_THROUGH = "log_through"  # tag: the prediction-log watermark of a monitoring run
+REPORTS = "reports"
 
 # Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
 REVIEWED_SKOPS_TYPES = [
@@ -338,24 +341,49 @@ class Registry:
     # --- monitoring -------------------------------------------------------------------------------------------
     def log_monitoring(
         self, champion: ModelRef, batch_name: str, fingerprint: str, metrics: dict[str, float],
-        summary: dict, report_path: Path | None,
+        summary: dict, report_path: Path | None, log_through: str | None = None,
     ) -> str:  # fmt: skip
-        """One run per monitored batch: drift figures as metrics, the decision as JSON, the Evidently report."""
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"monitor-{batch_name}",
-            tags={f"{TAG}run_type": "monitoring", f"{TAG}champion_version": champion.version,
-                  f"{TAG}batch_fingerprint": fingerprint, f"{TAG}batch": batch_name},
-        )  # fmt: skip
+        """One run per monitored batch or log window: drift figures as metrics, the decision as JSON, the report.
+
+        `log_through` is the newest prediction-log file the run read: the next scheduled run starts after it.
+        """
+        tags = {f"{TAG}run_type": "monitoring", f"{TAG}champion_version": champion.version,
+                f"{TAG}batch_fingerprint": fingerprint, f"{TAG}batch": batch_name[:500]}  # fmt: skip
+        if log_through:
+            tags[f"{TAG}{LOG_THROUGH}"] = log_through
+        run = self.client.create_run(self.experiment_id, run_name=f"monitor-{batch_name}"[:250], tags=tags)
         run_id = run.info.run_id
         for name, value in metrics.items():
             if np.isfinite(value):
                 self.client.log_metric(run_id, metric_key(name), float(value))
         self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "drift.json")
         if report_path is not None:
-            self.client.log_artifact(run_id, str(report_path), "reports")
+            self.client.log_artifact(run_id, str(report_path), REPORTS)
         self.client.set_terminated(run_id)
         return run_id
+
+    def monitored_through(self) -> str | None:
+        """The newest prediction-log file any monitoring run of this model has read (the watermark)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG}{LOG_THROUGH}` LIKE '%'",
+            order_by=[f"tags.`{TAG}{LOG_THROUGH}` DESC"],
+            max_results=1,
+        )
+        return runs[0].data.tags[f"{TAG}{LOG_THROUGH}"] if runs else None
+
+    # --- links for people --------------------------------------------------------------------------------------
+    def run_url(self, run_id: str) -> str | None:
+        ui = self.cfg.mlflow_ui_url
+        return f"{ui}/#/experiments/{self.experiment_id}/runs/{run_id}" if ui else None
+
+    def version_url(self, version: str) -> str | None:
+        ui = self.cfg.mlflow_ui_url
+        return f"{ui}/#/models/{quote(self.name)}/versions/{version}" if ui else None
+
+    def artifact_url(self, run_id: str, artifact_path: str) -> str | None:
+        ui = self.cfg.mlflow_ui_url
+        return f"{ui}/get-artifact?path={quote(artifact_path)}&run_uuid={run_id}" if ui else None
 
     # --- status -------------------------------------------------------------------------------------------------
     def versions(self) -> list[VersionInfo]:

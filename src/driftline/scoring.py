@@ -34,10 +34,10 @@ def output_frame(
 
 
 def score_frame(
-    model: Pipeline, frame: pd.DataFrame, cfg: DriftlineConfig, model_version: str
+    model: Pipeline, frame: pd.DataFrame, cfg: DriftlineConfig, model_version: str, scored_at: datetime | None = None
 ) -> tuple[pd.DataFrame, Predictions]:
     predictions = predict(model, frame, cfg.dataset)
-    return output_frame(frame, predictions, cfg, model_version, datetime.now(UTC)), predictions
+    return output_frame(frame, predictions, cfg, model_version, scored_at or datetime.now(UTC)), predictions
 
 
 def default_output_path(cfg: DriftlineConfig, source: Path) -> Path:

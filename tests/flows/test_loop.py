@@ -12,7 +12,7 @@ from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from flows.batch_scoring import batch_scoring
 from flows.continuous_training import continuous_training
 from flows.drift_monitoring import drift_monitoring
-from flows.params import BatchParams, TrainParams
+from flows.params import BatchParams, MonitorParams, ScoringParams, TrainParams
 from flows.training import training
 
 
@@ -103,16 +103,17 @@ def test_rejected_batch_ends_the_flow_run_failed_on_the_server(config_path, cham
 def test_monitoring_flow_retrains_on_drift_and_scoring_needs_a_champion(cfg, config_path, demo_files, tmp_path):
     with pytest.raises(NoChampion, match="train one first"):
         batch_scoring(
-            BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
+            ScoringParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
         )
     training(TrainParams(config=str(config_path), data=[str(demo_files["reference"])]))
-    outcome = drift_monitoring(BatchParams(config=str(config_path), data=str(demo_files["covariate_shift"])))
+    outcome = drift_monitoring(MonitorParams(config=str(config_path), data=str(demo_files["covariate_shift"])))
     assert outcome.drift_detected
     assert {"tenure_months", "monthly_charges"} <= set(outcome.drifted_features)
     assert outcome.retraining is not None and outcome.retraining.candidate_version == "2"
-    scored = batch_scoring(
-        BatchParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
+    report = batch_scoring(
+        ScoringParams(config=str(config_path), data=str(demo_files["stable"]), output=str(tmp_path / "o.csv"))
     )
+    [scored] = report.scored
     assert scored.rows == 1000 and scored.model_version == Registry(cfg).champion().version
 
 

@@ -1,0 +1,310 @@
+"""The stack as plain processes on one machine: PostgreSQL (optional), Prefect server, MLflow server, a Prefect
+worker for the process work pool, and the landing watcher.
+
+`driftline stack up` (`make up`) starts them, deploys the flows and records every process it started in
+`<workspace>/stack/state.json`; `driftline stack down` (`make down`) stops exactly those. The integration tests start
+the same stack through the same functions. Settings come only from the environment or a `.env` file (12-factor):
+
+- `PREFECT_SERVER_DATABASE_CONNECTION_URL` and `MLFLOW_BACKEND_STORE_URI` set: both servers use that database
+  (the production profile, e.g. a managed PostgreSQL); nothing else is started for it.
+- else `profile="postgres"`: a private PostgreSQL cluster is created under the stack folder on loopback.
+- else SQLite files under the stack folder (the default: nothing to install).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from driftline.errors import DriftlineError
+
+PREFECT_DB_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+MLFLOW_DB_ENV = "MLFLOW_BACKEND_STORE_URI"
+Profile = Literal["sqlite", "postgres"]
+
+
+@dataclass
+class Started:
+    name: str
+    pid: int
+    log: str
+    url: str | None = None
+
+
+@dataclass
+class StackState:
+    """What `up` started and where it listens; `down` reads it back."""
+
+    root: str
+    processes: list[Started] = field(default_factory=list)
+    postgres_dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # what a client needs: PREFECT_API_URL, MLFLOW_TRACKING_URI
+
+    def save(self) -> None:
+        path = Path(self.root) / "state.json"
+        path.write_text(json.dumps(asdict(self), indent=2))
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, root: Path) -> StackState | None:
+        path = root / "state.json"
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return cls(
+            root=data["root"],
+            processes=[Started(**p) for p in data["processes"]],
+            postgres_dir=data.get("postgres_dir"),
+            env=data.get("env", {}),
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file; the process environment wins over it."""
+    from dotenv import dotenv_values
+
+    values = dotenv_values(path) if path.exists() else {}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:]) if log and log.exists() else ""
+    raise DriftlineError(f"{what} did not come up within {timeout:.0f} s" + (f"; its log ends: {tail}" if tail else ""))
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except OSError:
+        return False
+
+
+def start_process(name: str, command: list[str], root: Path, env: dict[str, str], cwd: Path) -> Started:
+    """Start in its own session (so `down` can stop its children too), output to <root>/logs/<name>.log."""
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{name}.log"
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
+    return Started(name=name, pid=process.pid, log=str(log))
+
+
+def stop_process(started: Started, timeout: float = 20) -> None:
+    """SIGTERM to the process group, then SIGKILL if it has not ended."""
+    try:
+        os.killpg(started.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(started.pid, 0)
+        except ProcessLookupError:
+            return
+        try:  # reap it if it is our own child (tests start the stack in-process)
+            os.waitpid(started.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    try:
+        os.killpg(started.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------------
+def postgres_bin(tool: str) -> str:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), reverse=True):
+        return str(candidate)
+    found = shutil.which(tool)
+    if found:
+        return found
+    raise DriftlineError(
+        f"PostgreSQL's {tool} not found; install it (Debian: apt-get install postgresql) or use the sqlite profile"
+    )
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; as root, run its tools as the `postgres` user the package creates."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def start_postgres(folder: Path, port: int, password: str, databases: list[str]) -> dict[str, str]:
+    """A private cluster on loopback, owned by the `postgres` user when run as root; one database per service,
+    owned by the role `driftline`. Returns SQLAlchemy URLs by database name."""
+    data_dir, socket_dir = folder / "data", folder / "socket"
+    if not (data_dir / "PG_VERSION").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        socket_dir.mkdir(exist_ok=True)
+        password_file = folder / "superuser-password"
+        password_file.write_text(password)
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres")
+            shutil.chown(socket_dir, "postgres")
+            shutil.chown(password_file, "postgres")
+        password_file.chmod(0o600)
+        subprocess.run(
+            _as_postgres_user([postgres_bin("initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=scram-sha-256",
+                               f"--pwfile={password_file}", "--encoding=UTF8", "--no-instructions"]),
+            check=True, capture_output=True,
+        )  # fmt: skip
+        password_file.unlink()
+    options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        _as_postgres_user([postgres_bin("pg_ctl"), "-D", str(data_dir), "-l", str(folder / "postgres.log"),
+                           "-o", options, "-w", "-t", "60", "start"]),
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    def psql(sql: str) -> str:
+        done = subprocess.run(
+            [postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
+             "-tAc", sql],
+            check=True, capture_output=True, text=True, env={**os.environ, "PGPASSWORD": password},
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    if not psql("SELECT 1 FROM pg_roles WHERE rolname = 'driftline'"):
+        psql(f"CREATE ROLE driftline LOGIN PASSWORD '{password}'")
+    for name in databases:
+        if not psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+            psql(f"CREATE DATABASE {name} OWNER driftline")
+    return {name: f"driftline:{password}@127.0.0.1:{port}/{name}" for name in databases}
+
+
+def stop_postgres(folder: Path) -> None:
+    if (folder / "data" / "postmaster.pid").exists():
+        subprocess.run(
+            _as_postgres_user([postgres_bin("pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "-w", "stop"]),
+            capture_output=True,
+        )
+
+
+# --- the stack -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StackSettings:
+    root: Path  # state, logs, databases and artifacts of the stack
+    project_dir: Path  # where configs/ and prefect.yaml are; flow runs start here
+    config: str  # the model to deploy and watch
+    profile: Profile = "sqlite"
+    host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    mlflow_port: int = 5000
+    postgres_port: int = 5432
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. scheduler loop seconds in tests
+
+
+def _driftline(*args: str) -> list[str]:
+    return [sys.executable, "-m", "driftline.cli", *args]
+
+
+def _database_urls(settings: StackSettings, env: dict[str, str], state: StackState) -> tuple[str, str]:
+    """(Prefect's database URL, MLflow's backend store URI) by profile; see the module docstring."""
+    if env.get(PREFECT_DB_ENV) and env.get(MLFLOW_DB_ENV):
+        return env[PREFECT_DB_ENV], env[MLFLOW_DB_ENV]
+    if settings.profile == "postgres":
+        folder = settings.root / "postgres"
+        password_file = settings.root / "postgres-password"
+        if not password_file.exists():
+            password_file.write_text(secrets.token_urlsafe(24))
+            password_file.chmod(0o600)
+        urls = start_postgres(folder, settings.postgres_port, password_file.read_text(), ["prefect", "mlflow"])
+        state.postgres_dir = str(folder)
+        return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql://{urls['mlflow']}"
+    return f"sqlite+aiosqlite:///{settings.root}/prefect.db", f"sqlite:///{settings.root}/mlflow.db"
+
+
+def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[str], None] = print) -> StackState:
+    """Start the stack and deploy the flows; on any failure, stop what was started and raise."""
+    root = settings.root
+    root.mkdir(parents=True, exist_ok=True)
+    if StackState.load(root) is not None:
+        raise DriftlineError(f"a stack is already recorded in {root}/state.json; run `driftline stack down` first")
+    env = {**read_env_file(settings.project_dir / ".env"), **os.environ, **settings.extra_env}
+    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_HOME": str(root / "prefect")}
+    state = StackState(root=str(root))
+    try:
+        prefect_db, mlflow_db = _database_urls(settings, env, state)
+        state.save()
+        prefect_url = f"http://{settings.host}:{settings.prefect_port}"
+        mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
+        client_env = {"PREFECT_API_URL": f"{prefect_url}/api", "MLFLOW_TRACKING_URI": mlflow_url}
+        state.env = client_env
+
+        def launch(name: str, command: list[str], extra: dict[str, str], url: str | None = None) -> None:
+            started = start_process(name, command, root, {**env, **extra}, settings.project_dir)
+            started.url = url
+            state.processes.append(started)
+            state.save()
+
+        progress(f"Prefect server on {prefect_url} ({prefect_db.split(':', 1)[0]})")
+        launch("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host,
+                                  "--port", str(settings.prefect_port)],
+               {PREFECT_DB_ENV: prefect_db}, prefect_url)  # fmt: skip
+        progress(f"MLflow server on {mlflow_url} ({mlflow_db.split(':', 1)[0]}, artifacts served)")
+        launch("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", settings.host,
+                                 "--port", str(settings.mlflow_port), "--backend-store-uri", mlflow_db,
+                                 "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts"],
+               {}, mlflow_url)  # fmt: skip
+        wait_until(lambda: answers(f"{prefect_url}/api/health"), 120, "Prefect server", Path(state.processes[0].log))
+        wait_until(lambda: answers(f"{mlflow_url}/health"), 120, "MLflow server", Path(state.processes[1].log))
+        progress("deploying the flows (prefect.yaml)")
+        deployed = subprocess.run(_driftline("deploy", "--config", settings.config), env={**env, **client_env},
+                                  cwd=settings.project_dir, capture_output=True, text=True)  # fmt: skip
+        if deployed.returncode != 0:
+            raise DriftlineError(f"driftline deploy failed: {deployed.stderr.strip() or deployed.stdout.strip()}")
+        progress("Prefect worker for the process work pool")
+        launch("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", env.get(
+            "DRIFTLINE_WORK_POOL", "driftline"), "--type", "process"], client_env)  # fmt: skip
+        if with_watcher:
+            progress("landing watcher")
+            launch("watcher", _driftline("watch", "--config", settings.config), client_env)
+        return state
+    except BaseException:
+        down(root)
+        raise
+
+
+def down(root: Path, progress: Callable[[str], None] = print) -> list[str]:
+    """Stop what `up` recorded, newest first, then the database; returns the names stopped."""
+    state = StackState.load(root)
+    if state is None:
+        return []
+    stopped = []
+    for started in reversed(state.processes):
+        progress(f"stopping {started.name} (pid {started.pid})")
+        stop_process(started)
+        stopped.append(started.name)
+    if state.postgres_dir:
+        progress("stopping PostgreSQL")
+        stop_postgres(Path(state.postgres_dir))
+        stopped.append("postgres")
+    (root / "state.json").unlink(missing_ok=True)
+    return stopped
