@@ -9,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-fast lint ui-mlflow ui-prefect clean
+.PHONY: install demo test test-fast test-integration lint up up-postgres down ui-mlflow ui-prefect clean
 
 install: $(VENV)/.installed
 
@@ -23,13 +23,31 @@ demo: install
 	$(BIN)/driftline demo --fresh --config $(CONFIG)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not integration"
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not integration"
+
+# The real stack on loopback: PostgreSQL (installed from Debian's packages if missing), Prefect and MLflow servers,
+# a worker and the watcher, driven through their APIs. Everything it starts, it stops.
+test-integration: install
+	infra/local/install-postgres.sh
+	$(BIN)/python -m pytest -m integration tests/integration
+
+# The local stack: Prefect server, MLflow server (artifacts served), a process worker, the landing watcher.
+# `make up` keeps both servers on SQLite files; `make up-postgres` puts both on a private PostgreSQL cluster.
+up: install
+	$(BIN)/driftline stack up --config $(CONFIG)
+
+up-postgres: install
+	infra/local/install-postgres.sh
+	$(BIN)/driftline stack up --config $(CONFIG) --profile postgres
+
+down: install
+	$(BIN)/driftline stack down --config $(CONFIG)
 
 lint: install
-	$(BIN)/ruff check src flows tasks tests
+	$(BIN)/ruff check src flows tasks tests benchmarks
 
 # Open the UIs on what the demo (or any CLI run) recorded.
 ui-mlflow: install

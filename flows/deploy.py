@@ -104,6 +104,10 @@ def ensure_webhook_block(cfg: DriftlineConfig) -> str | None:
     return str(block.save(WEBHOOK_BLOCK, overwrite=True))
 
 
+def automation_name(cfg: DriftlineConfig, notification: str) -> str:
+    return f"driftline {cfg.registry.model_name}: {notification.replace('_', ' ')}"
+
+
 def notification_automations(cfg: DriftlineConfig, block_id: str) -> list[AutomationCore]:
     model = cfg.registry.model_name
     automations = []
@@ -119,7 +123,7 @@ def notification_automations(cfg: DriftlineConfig, block_id: str) -> list[Automa
             match, match_related = {MODEL_LABEL: model}, {}
         automations.append(
             AutomationCore(
-                name=f"driftline {model}: {name.replace('_', ' ')}",
+                name=automation_name(cfg, name),
                 description=f"Sends {event} for model {model} to the webhook in ${cfg.notifications.webhook_url_env}.",
                 trigger=EventTrigger(
                     expect={event}, match=match, match_related=match_related, posture=Posture.Reactive, threshold=1
@@ -134,10 +138,9 @@ def ensure_notifications(cfg: DriftlineConfig) -> str:
     """Replace this model's notification automations; without a webhook URL there are none (and none stale)."""
     block_id = ensure_webhook_block(cfg)
     wanted = notification_automations(cfg, block_id) if block_id else []
-    prefix = f"driftline {cfg.registry.model_name}: "
     with get_client(sync_client=True) as client:
-        for existing in client.read_automations():
-            if existing.name.startswith(prefix):
+        for notification in NOTIFIED_EVENTS:
+            for existing in client.read_automations_by_name(automation_name(cfg, notification)):
                 client.delete_automation(existing.id)
         for automation in wanted:
             client.create_automation(automation)

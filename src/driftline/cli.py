@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="databases of both servers: SQLite files, or a private PostgreSQL cluster")  # fmt: skip
     stack.add_argument("--prefect-port", type=int, default=4200)
     stack.add_argument("--mlflow-port", type=int, default=5000)
-    stack.add_argument("--postgres-port", type=int, default=5432)
+    stack.add_argument("--postgres-port", type=int, default=5433)
     status = command("status", cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
     status.add_argument("--json", action="store_true")
     demo = command("demo", cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)

@@ -85,14 +85,31 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+def alive(pid: int) -> bool:
+    try:
+        ended, _ = os.waitpid(pid, os.WNOHANG)  # reaps it if it is our child and has exited
+        return ended == 0
+    except ChildProcessError:  # not our child: ask the kernel
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def wait_until_answers(url: str, started: Started, timeout: float) -> None:
+    """Until `url` answers; fails at once, with the end of its log, when the process has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
+        if answers(url):
             return
+        if not alive(started.pid):
+            break
         time.sleep(0.5)
-    tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:]) if log and log.exists() else ""
-    raise DriftlineError(f"{what} did not come up within {timeout:.0f} s" + (f"; its log ends: {tail}" if tail else ""))
+    log = Path(started.log)
+    tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:]) if log.exists() else ""
+    problem = "exited" if not alive(started.pid) else f"did not answer within {timeout:.0f} s"
+    raise DriftlineError(f"{started.name} {problem}; its log ({log}) ends: {tail}")
 
 
 def answers(url: str) -> bool:
@@ -123,16 +140,10 @@ def stop_process(started: Started, timeout: float = 20) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(started.pid, 0)
-        except ProcessLookupError:
-            return
-        try:  # reap it if it is our own child (tests start the stack in-process)
-            os.waitpid(started.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+    while time.monotonic() < deadline and alive(started.pid):
         time.sleep(0.2)
+    if not alive(started.pid):
+        return
     try:
         os.killpg(started.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -217,7 +228,7 @@ class StackSettings:
     host: str = "127.0.0.1"
     prefect_port: int = 4200
     mlflow_port: int = 5000
-    postgres_port: int = 5432
+    postgres_port: int = 5433  # not 5432: a system PostgreSQL may hold it
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. scheduler loop seconds in tests
 
 
@@ -237,7 +248,7 @@ def _database_urls(settings: StackSettings, env: dict[str, str], state: StackSta
             password_file.chmod(0o600)
         urls = start_postgres(folder, settings.postgres_port, password_file.read_text(), ["prefect", "mlflow"])
         state.postgres_dir = str(folder)
-        return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql://{urls['mlflow']}"
+        return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql+psycopg://{urls['mlflow']}"
     return f"sqlite+aiosqlite:///{settings.root}/prefect.db", f"sqlite:///{settings.root}/mlflow.db"
 
 
@@ -273,8 +284,8 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
                                  "--port", str(settings.mlflow_port), "--backend-store-uri", mlflow_db,
                                  "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts"],
                {}, mlflow_url)  # fmt: skip
-        wait_until(lambda: answers(f"{prefect_url}/api/health"), 120, "Prefect server", Path(state.processes[0].log))
-        wait_until(lambda: answers(f"{mlflow_url}/health"), 120, "MLflow server", Path(state.processes[1].log))
+        wait_until_answers(f"{prefect_url}/api/health", state.processes[0], timeout=120)
+        wait_until_answers(f"{mlflow_url}/health", state.processes[1], timeout=120)
         progress("deploying the flows (prefect.yaml)")
         deployed = subprocess.run(_driftline("deploy", "--config", settings.config), env={**env, **client_env},
                                   cwd=settings.project_dir, capture_output=True, text=True)  # fmt: skip

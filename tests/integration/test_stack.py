@@ -1,0 +1,178 @@
+"""The loop as it runs in production, asserted through the Prefect and MLflow APIs: deployments on a Prefect server,
+runs on a process worker, MLflow's registry on its server, both on PostgreSQL, new data announced by the watcher.
+
+The tests share one stack and build on each other in file order: a champion first, then new data, then races.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import timedelta
+
+import pytest
+from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.objects import FlowRun
+
+from tests.integration.conftest import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def deployment_id(live_stack: Stack, flow: str):
+    with get_client(sync_client=True) as client:
+        return client.read_deployment_by_name(f"{flow}/{live_stack.cfg.registry.model_name}").id
+
+
+def runs_of(live_stack: Stack, flow: str, auto_scheduled: bool | None = None) -> list[FlowRun]:
+    flow_runs = None
+    if auto_scheduled:
+        flow_runs = FlowRunFilter(tags=FlowRunFilterTags(all_=["auto-scheduled"]))
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id(live_stack, flow)])),
+            flow_run_filter=flow_runs,
+        )
+    return sorted(found, key=lambda run: run.created)
+
+
+def finished(runs: list[FlowRun]) -> bool:
+    return bool(runs) and all(run.state is not None and run.state.is_final() for run in runs)
+
+
+def start_run(live_stack: Stack, flow: str, params: dict) -> FlowRun:
+    """What the UI's "Quick run / Custom run" form does: create a run of the deployment with typed parameters."""
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run_from_deployment(deployment_id(live_stack, flow), parameters={"params": params})
+
+
+def wait_until_final(flow_run_id, timeout: float = 240) -> FlowRun:
+    def final() -> FlowRun | None:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run_id)
+        return run if run.state is not None and run.state.is_final() else None
+
+    return wait_for(final, timeout, f"flow run {flow_run_id} to finish")
+
+
+def drop(live_stack: Stack, name: str, as_name: str | None = None) -> None:
+    """Write-then-rename into the landing folder, as a well-behaved producer does."""
+    landing = live_stack.cfg.landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
+    temporary = landing / f".{as_name or live_stack.data[name].name}.part"
+    shutil.copyfile(live_stack.data[name], temporary)
+    temporary.rename(landing / (as_name or live_stack.data[name].name))
+
+
+def arrival_events(live_stack: Stack, file_name: str) -> list[dict]:
+    """The driftline.data.arrived events the watcher sent for a file, as the Prefect server stored them."""
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    query = EventFilter(event=EventNameFilter(name=["driftline.data.arrived"])).model_dump(mode="json")
+    with get_client(sync_client=True) as client:
+        events = client.request("POST", "/events/filter", json={"filter": query}).json()["events"]
+    return [event for event in events if event["resource"]["driftline.path"].endswith(f"/{file_name}")]
+
+
+def aliases(live_stack: Stack) -> dict[str, str]:
+    registered = MlflowClient(live_stack.tracking_uri).get_registered_model(live_stack.cfg.registry.model_name)
+    return {alias: str(version) for alias, version in registered.aliases.items()}
+
+
+def test_a_run_started_through_the_api_with_parameters_completes(live_stack: Stack):
+    reference = {"config": str(live_stack.config_path), "data": [str(live_stack.data["reference"])]}
+    done = wait_until_final(start_run(live_stack, "training", {**reference, "reason": "initial"}).id)
+    assert done.state.is_completed(), done.state.message
+    assert done.parameters["params"]["reason"] == "initial"
+    assert aliases(live_stack) == {"champion": "1"}
+    # the same data again cannot beat v1 by gate.min_improvement: v2 is registered, refused, and notified
+    again = wait_until_final(start_run(live_stack, "training", {**reference, "reason": "same data"}).id)
+    assert again.state.is_completed(), again.state.message
+    assert aliases(live_stack) == {"champion": "1", "challenger": "2"}
+
+
+def test_a_scheduled_run_happens_and_a_paused_schedule_creates_none(live_stack: Stack):
+    scheduled = wait_for(
+        lambda: [r for r in runs_of(live_stack, "drift-monitoring", auto_scheduled=True) if r.state.is_completed()],
+        timeout=120, what="a scheduled drift-monitoring run to complete",
+    )  # fmt: skip
+    assert scheduled[0].parameters["params"]["config"] == str(live_stack.config_path)
+    assert runs_of(live_stack, "batch-scoring", auto_scheduled=True) == []  # deployed with active: false
+    with get_client(sync_client=True) as client:  # pause it, as the UI's schedule toggle does
+        deployment = client.read_deployment(deployment_id(live_stack, "drift-monitoring"))
+        client.update_deployment_schedule(deployment.id, deployment.schedules[0].id, active=False)
+    wait_for(lambda: not [r for r in runs_of(live_stack, "drift-monitoring", auto_scheduled=True)
+                          if r.state.is_scheduled()], timeout=60, what="paused schedule to drop its future runs")  # fmt: skip
+
+
+def test_a_dropped_file_runs_continuous_training_once_and_its_copy_never(live_stack: Stack):
+    drop(live_stack, "concept_drift")
+    [run] = wait_for(lambda: runs_of(live_stack, "continuous-training"), 60, "the file to start a run")
+    done = wait_until_final(run.id, timeout=300)
+    assert done.state.is_completed(), done.state.message
+    assert done.parameters["params"]["data"] == str(live_stack.cfg.landing_dir / "concept_drift.csv")
+    assert aliases(live_stack) == {"champion": "3", "previous": "1"}  # concept drift → retrained → promoted
+
+    drop(live_stack, "concept_drift", as_name="concept_drift_again.csv")
+    copies = wait_for(lambda: arrival_events(live_stack, "concept_drift_again.csv"), 30, "the copy's event")
+    assert [event["resource"]["driftline.duplicate"] for event in copies] == ["true"]
+    assert copies[0]["payload"]["duplicate_of"].endswith("concept_drift.csv")
+    time.sleep(10)  # time enough for a wrong trigger to fire
+    assert len(runs_of(live_stack, "continuous-training")) == 1
+
+
+def test_simultaneous_triggers_run_one_at_a_time(live_stack: Stack):
+    drop(live_stack, "stable_a")
+    drop(live_stack, "stable_b")
+    race = {"config": str(live_stack.config_path), "data": [str(live_stack.data["reference"])]}
+    trainings = [start_run(live_stack, "training", {**race, "reason": reason}) for reason in ("race a", "race b")]
+    wait_for(lambda: len(runs_of(live_stack, "continuous-training")) == 3, 60, "both files to start a run")
+    wait_for(lambda: finished(runs_of(live_stack, "continuous-training")), 400, "the triggered runs to finish")
+    for training in trainings:
+        wait_until_final(training.id, timeout=400)
+    for flow in ("continuous-training", "training"):
+        finished_runs = [r for r in runs_of(live_stack, flow) if r.start_time is not None]
+        assert all(r.state.is_completed() for r in finished_runs), [r.state.message for r in finished_runs]
+        spans = sorted((r.start_time, r.end_time) for r in finished_runs)
+        overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] - timedelta(seconds=0)]
+        assert not overlaps, f"{flow} runs overlapped: {overlaps}"
+
+
+def test_a_bad_file_fails_its_run_and_is_quarantined(live_stack: Stack):
+    drop(live_stack, "faulty")
+    run = wait_for(lambda: [r for r in runs_of(live_stack, "continuous-training")
+                            if r.parameters["params"]["data"].endswith("faulty.csv")], 60, "the bad file's run")[0]  # fmt: skip
+    done = wait_until_final(run.id)
+    assert done.state.is_failed() and "unknown-plan" in done.state.message
+    assert any((path / "faulty.csv").exists() for path in live_stack.cfg.quarantine_dir.iterdir())
+
+
+def test_the_registry_on_the_server_holds_every_version_with_its_gate_and_one_champion(live_stack: Stack):
+    client = MlflowClient(live_stack.tracking_uri)
+    name = live_stack.cfg.registry.model_name
+    versions = {str(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
+    verdicts = {number: version.tags["driftline.gate.verdict"] for number, version in versions.items()}
+    assert {"1": "promoted", "2": "refused", "3": "promoted"}.items() <= verdicts.items()
+    assert versions["3"].tags["driftline.trigger"] == "drift in concept_drift.csv"
+    assert set(verdicts.values()) == {"promoted", "refused"}  # no version left without a gate decision
+    # Whatever the races did: champion is the last version promoted, previous the one promoted before it.
+    promoted = sorted((v for v in versions if verdicts[v] == "promoted"),
+                      key=lambda v: versions[v].tags["driftline.gate.decided_at"])  # fmt: skip
+    held = aliases(live_stack)
+    assert (held["champion"], held["previous"]) == (promoted[-1], promoted[-2])
+    assert client.get_run(versions["3"].run_id).data.tags["driftline.config_fingerprint"]
+
+
+def test_the_webhook_received_the_notifications(live_stack: Stack):
+    def subjects() -> set[str]:
+        return {text.split("\n")[0] for text in live_stack.webhook.texts()}
+
+    name = live_stack.cfg.registry.model_name
+    expected = {f"*driftline {name}: v1 promoted*", f"*driftline {name}: v3 promoted*",
+                f"*driftline {name}: drift detected*", f"*driftline {name}: gate refused v2*"}  # fmt: skip
+    wait_for(lambda: expected <= subjects(), 60, f"notifications {expected}, got {subjects()}")
+    wait_for(lambda: any("failed" in s for s in subjects()), 60, f"a failed flow run, got {subjects()}")
+    failed = next(text for text in live_stack.webhook.texts() if "failed" in text.split("\n")[0])
+    assert "unknown-plan" in failed
