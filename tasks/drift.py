@@ -16,7 +16,7 @@ from tasks.artifacts import publish_table
 @task(name="check-drift", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def check_drift(batch: DataBatch, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> drift.DriftResult:
     reference = champion.reference
-    result = drift.detect_drift(reference.features, batch.frame, cfg, reference.predictions, signal)
+    result = drift.detect_drift(reference.stats, batch.frame, cfg, current_predictions=signal)
     report = drift.write_report(
         reference.features, batch.frame, cfg, cfg.report_dir / f"drift-{batch.path.stem}-{batch.fingerprint[:12]}.html"
     )
