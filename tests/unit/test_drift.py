@@ -89,20 +89,33 @@ def test_decisions_and_statistics_equal_evidently_per_column(seed, rows, current
         assert ours[column][0] == pytest.approx(value, rel=1e-9, abs=1e-12), column
 
 
-@pytest.mark.parametrize(("rows", "current_rows", "discrete"),
-                         [(900, 1100, False), (800, 800, True), (30000, 500, False), (20000, 25000, True)])  # fmt: skip
-def test_ks_and_wasserstein_equal_scipy_on_exact_and_asymptotic_sizes(rows, current_rows, discrete):
-    rng = np.random.default_rng(rows)
-    reference, current = rng.normal(0, 1, rows), rng.normal(0.05, 1.1, current_rows)
+# exact KS p-value (both ≤ 10,000 rows), then scipy's asymptotic one in each of its regimes (n·D² < 2.2: Pelz-Good;
+# 2.2 ≤ n·D² < 370: the Smirnov series, summed vectorized here; ≥ 370: 0), with and without ties
+@pytest.mark.parametrize(("rows", "current_rows", "shift", "discrete"),
+                         [(900, 1100, 0.1, False), (800, 800, 0.1, True), (30000, 500, 0.05, False),
+                          (20000, 15000, 0.04, False), (20000, 15000, 0.3, True), (20000, 15000, 1.2, False)])  # fmt: skip
+def test_ks_and_wasserstein_equal_scipy_on_exact_and_asymptotic_sizes(rows, current_rows, shift, discrete):
+    rng = np.random.default_rng(rows + current_rows)
+    reference, current = rng.normal(0, 1, rows), rng.normal(shift, 1.1, current_rows)
     if discrete:  # many ties
         reference, current = np.round(reference * 3), np.round(current * 3)
+    expected = stats.ks_2samp(reference, current).pvalue
     ks = drift.column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "ks", 0.05, numeric=True)
-    assert ks.statistic == pytest.approx(stats.ks_2samp(reference, current).pvalue, rel=1e-12, abs=1e-300)
-    assert ks.drifted == (stats.ks_2samp(reference, current).pvalue <= 0.05)
+    assert ks.statistic == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    assert ks.drifted == (expected <= 0.05)
     wasserstein = drift.column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "wasserstein", 0.1,
                                      numeric=True)  # fmt: skip
     expected = stats.wasserstein_distance(reference, current) / max(np.std(reference), 0.001)
     assert wasserstein.statistic == pytest.approx(expected, rel=1e-12)
+
+
+def test_ks_p_value_at_the_threshold_is_scipys_own_and_counts_as_drift_as_in_evidently():
+    rng = np.random.default_rng(5)
+    reference, current = pd.Series(rng.normal(0, 1, 20000)), pd.Series(rng.normal(0.04, 1, 15000))
+    p_value = stats.ks_2samp(reference, current).pvalue
+    assert 2.2 <= 20000 * 15000 / 35000 * stats.ks_2samp(reference, current).statistic ** 2 < 370  # the summed series
+    column = drift.column_drift(reference, current, "x", "feature", "ks", p_value, numeric=True)
+    assert column.statistic == p_value and column.drifted
 
 
 def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_path):
