@@ -25,7 +25,7 @@ from driftline.config import DriftConfig, DriftlineConfig, FeatureType, Task
 from driftline.errors import ConfigError
 from driftline.validation import ReferenceProfile, learn_profile
 
-# Methods whose statistic is a p-value: drift when it falls under the threshold. The rest are distances.
+# Methods whose statistic is a p-value: drift when it falls under the threshold (see DRIFTED). The rest are distances.
 P_VALUE_METHODS = {"ks", "chisquare"}
 PREDICTION_COLUMN = "prediction"
 
@@ -321,7 +321,7 @@ def _compare(reference: ColumnSummary, current: ColumnSummary, column: str, role
     if reference.rows == 0 or current.rows == 0:
         return ColumnDrift(column, role, method, float("nan"), threshold, drifted=False)
     statistic = STATISTICS[method](reference, current)
-    if method == "ks" and math.isclose(statistic, threshold, rel_tol=KS_DECISION_RTOL):
+    if method == "ks" and math.isclose(statistic, threshold, rel_tol=KS_DECISION_RTOL):  # let scipy decide the tie
         statistic = float(stats.ks_2samp(reference.values, current.values).pvalue)
     return ColumnDrift(column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)))
 
