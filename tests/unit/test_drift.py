@@ -124,8 +124,8 @@ def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_pa
     rng = np.random.default_rng(1)
     reference["y"], current["y"] = rng.integers(0, 2, 12000), rng.choice([0, 1], 4000, p=[0.3, 0.7])
     reference_predictions, current_predictions = rng.uniform(0, 1, 3000), rng.uniform(0.1, 1, 4000)
-    stats_ = drift.reference_stats(reference, cfg, reference_predictions)
-    stats_.save(tmp_path / "stats")
+    reference_stats = drift.reference_stats(reference, cfg, reference_predictions)
+    reference_stats.save(tmp_path / "stats")
     loaded = drift.ReferenceStats.load(tmp_path / "stats")
     direct = drift.detect_drift(reference, current, cfg, reference_predictions, current_predictions)
     assert drift.detect_drift(loaded, current, cfg, current_predictions=current_predictions) == direct
@@ -135,7 +135,7 @@ def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_pa
     assert loaded.columns["a"].values.dtype == np.float64
 
 
-def test_empty_and_constant_columns():
+def test_an_empty_column_is_not_drift_and_a_constant_one_is_compared():
     empty = drift.column_drift(pd.Series([1.0, 2.0]), pd.Series([np.nan, np.inf]), "x", "feature", "ks", 0.05, True)
     assert math.isnan(empty.statistic) and not empty.drifted
     same = drift.column_drift(pd.Series([2.0] * 500), pd.Series([2.0] * 300), "x", "feature", "psi", 0.1, True)
