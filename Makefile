@@ -9,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-fast test-integration lint up up-postgres down ui-mlflow ui-prefect clean
+.PHONY: install demo test test-fast test-integration lint bench up up-postgres down ui-mlflow ui-prefect clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,13 @@ down: install
 
 lint: install
 	$(BIN)/ruff check src flows tasks tests benchmarks
+
+# Every benchmarks/bench_*.py in turn; each prints its figures and exits non-zero when its target is missed.
+bench: install
+	@for script in benchmarks/bench_*.py; do \
+		echo "== $$script"; \
+		$(BIN)/python -m benchmarks.$$(basename $$script .py) || exit 1; \
+	done
 
 # Open the UIs on what the demo (or any CLI run) recorded.
 ui-mlflow: install

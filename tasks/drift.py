@@ -26,7 +26,7 @@ def report_path(observed: Observed, cfg: DriftlineConfig) -> Path:
 @task(name="check-drift", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> drift.DriftResult:
     reference = champion.reference
-    result = drift.detect_drift(reference.features, observed.frame, cfg, reference.predictions, signal)
+    result = drift.detect_drift(reference.stats, observed.frame, cfg, current_predictions=signal)
     report = drift.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg))
     metrics = {"drifted_feature_share": result.drifted_feature_share, "dataset_drift": float(result.detected)}
     metrics |= {f"drift_{c.role}_{c.column}": c.statistic for c in result.columns}

@@ -1,13 +1,19 @@
 """Drift: per-column statistics with scipy/numpy on the full batch, and an Evidently HTML report on a bounded sample.
 
 The statistics follow Evidently's definitions (same tests, binning and thresholds), so the decision here is the one
-Evidently would take, computed without its per-row overhead. The only module that imports evidently.
+Evidently would take, computed without its per-row overhead: what a method needs from the reference (sorted values,
+category counts, std) is computed once per model version (`ReferenceStats`), so a monitoring run reads only the batch.
+The only module that imports evidently.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -16,31 +22,12 @@ from scipy import stats
 from scipy.spatial import distance
 
 from driftline.config import DriftConfig, DriftlineConfig, FeatureType, Task
+from driftline.errors import ConfigError
 from driftline.validation import ReferenceProfile, learn_profile
 
-# Methods whose statistic is a p-value: drift when it falls under the threshold. The rest are distances.
+# Methods whose statistic is a p-value: drift when it falls under the threshold (see DRIFTED). The rest are distances.
 P_VALUE_METHODS = {"ks", "chisquare"}
 PREDICTION_COLUMN = "prediction"
-
-
-@dataclass(frozen=True)
-class DriftReference:
-    """What drift is measured against: a sample of the training rows, the holdout predictions, the data profile."""
-
-    features: pd.DataFrame
-    predictions: np.ndarray
-    profile: ReferenceProfile
-
-
-def build_reference(train: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig) -> DriftReference:
-    columns = [*cfg.dataset.feature_names, cfg.dataset.target]
-    rows = min(len(train), cfg.drift.reference_sample_rows)
-    sample = train[columns].sample(n=rows, random_state=cfg.model.seed) if rows < len(train) else train[columns]
-    return DriftReference(
-        features=sample.reset_index(drop=True),
-        predictions=np.asarray(holdout_signal),
-        profile=learn_profile(train, cfg.dataset),
-    )
 
 
 @dataclass(frozen=True)
@@ -75,23 +62,173 @@ def _clean(values: pd.Series) -> pd.Series:
     return values.replace([np.inf, -np.inf], np.nan).dropna()
 
 
-def _category_shares(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts of every category seen in either sample, aligned: (reference counts, current counts)."""
-    keys = pd.Index(pd.concat([reference, current]).unique())
-    ref_counts = reference.value_counts().reindex(keys, fill_value=0).to_numpy(dtype=float)
-    cur_counts = current.value_counts().reindex(keys, fill_value=0).to_numpy(dtype=float)
-    return keys.to_numpy(), ref_counts, cur_counts
+@dataclass(frozen=True, eq=False)
+class NumericColumn:
+    """A numeric column as drift needs it: its finite values sorted (float64, never rounded) and their std."""
+
+    values: np.ndarray
+    std: float  # np.std in row order, Evidently's Wasserstein norm (sorting first could change the last bits)
+
+    @property
+    def rows(self) -> int:
+        return len(self.values)
+
+    @cached_property
+    def distinct(self) -> int:
+        return int(np.count_nonzero(self.values[1:] != self.values[:-1])) + 1 if self.rows else 0
+
+    @cached_property
+    def counts(self) -> pd.Series:
+        values, counts = np.unique(self.values, return_counts=True)
+        return pd.Series(counts, index=values)
 
 
-def _binned_shares(reference: pd.Series, current: pd.Series, numeric: bool, fill_zeroes: bool):
+@dataclass(frozen=True, eq=False)
+class CategoricalColumn:
+    """A categorical column as drift needs it: rows per category, missing values left out."""
+
+    counts: pd.Series
+
+    @property
+    def rows(self) -> int:
+        return int(self.counts.sum())
+
+
+ColumnSummary = NumericColumn | CategoricalColumn
+
+
+def summarize(values: pd.Series, numeric: bool) -> ColumnSummary:
+    """One column of the reference or of a batch, NaN and ±inf dropped, reduced to what the drift methods read."""
+    if not numeric:
+        values = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+        return CategoricalColumn(_clean(values).value_counts(sort=False))
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(array)
+    array = array if finite.all() else array[finite]
+    return NumericColumn(np.sort(array), float(np.std(array)) if len(array) else float("nan"))
+
+
+STATS_MANIFEST = "stats.json"
+
+
+def _save_column(column: ColumnSummary, folder: Path, stem: str) -> dict:
+    if isinstance(column, NumericColumn):
+        np.save(folder / f"{stem}.npy", column.values, allow_pickle=False)
+        return {"kind": "numeric", "file": f"{stem}.npy", "std": column.std}
+    counts = pd.DataFrame({"value": column.counts.index, "count": column.counts.to_numpy()})
+    counts.to_parquet(folder / f"{stem}.parquet", index=False)  # parquet keeps the values' type (str, int, bool)
+    return {"kind": "categorical", "file": f"{stem}.parquet"}
+
+
+def _load_column(folder: Path, entry: dict) -> ColumnSummary:
+    if entry["kind"] == "numeric":
+        return NumericColumn(np.load(folder / entry["file"], allow_pickle=False), float(entry["std"]))
+    counts = pd.read_parquet(folder / entry["file"])
+    return CategoricalColumn(pd.Series(counts["count"].to_numpy(), index=counts["value"]))
+
+
+@dataclass(frozen=True)
+class ReferenceStats:
+    """What drift needs from the reference, per column, computed once per model version and stored with it."""
+
+    rows: int
+    columns: dict[str, ColumnSummary]  # the features and the target
+    prediction: ColumnSummary | None = None  # the champion's signal on its holdout
+
+    def save(self, folder: Path) -> None:
+        """`stats.json` plus one file per column: sorted float64 values (.npy) or category counts (.parquet)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        columns = [{"name": name, **_save_column(column, folder, str(index))}
+                   for index, (name, column) in enumerate(self.columns.items())]  # fmt: skip
+        prediction = None if self.prediction is None else _save_column(self.prediction, folder, "prediction")
+        manifest = {"rows": self.rows, "columns": columns, "prediction": prediction}
+        (folder / STATS_MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> ReferenceStats:
+        manifest = json.loads((folder / STATS_MANIFEST).read_text())
+        columns = {entry["name"]: _load_column(folder, entry) for entry in manifest["columns"]}
+        prediction = None if manifest["prediction"] is None else _load_column(folder, manifest["prediction"])
+        return cls(rows=int(manifest["rows"]), columns=columns, prediction=prediction)
+
+
+def _target_kind(task: Task) -> FeatureType:
+    return FeatureType.numeric if task is Task.regression else FeatureType.categorical
+
+
+def _signal_kind(task: Task) -> FeatureType:
+    return FeatureType.categorical if task is Task.multiclass else FeatureType.numeric
+
+
+def reference_stats(frame: pd.DataFrame, cfg: DriftlineConfig, predictions: np.ndarray | None = None) -> ReferenceStats:
+    """The reference statistics of these rows (features and target, as typed by the config) and predictions."""
+    dataset = cfg.dataset
+    kinds = {**dataset.features, dataset.target: _target_kind(dataset.task)}
+    columns = {
+        name: summarize(frame[name], kind is FeatureType.numeric) for name, kind in kinds.items() if name in frame
+    }
+    numeric_signal = _signal_kind(dataset.task) is FeatureType.numeric
+    prediction = None if predictions is None else summarize(pd.Series(predictions), numeric_signal)
+    return ReferenceStats(rows=len(frame), columns=columns, prediction=prediction)
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What drift is measured against: statistics of the training rows, a sample of them (for the report and the
+    feature check), the holdout predictions, the data profile."""
+
+    features: pd.DataFrame
+    predictions: np.ndarray
+    profile: ReferenceProfile
+    stats: ReferenceStats
+
+
+def build_reference(train: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig) -> DriftReference:
+    """The statistics come from every training row (a sorted float64 array per numeric column, counts per
+    categorical one); the stored sample is bounded by `drift.reference_sample_rows`."""
+    columns = [*cfg.dataset.feature_names, cfg.dataset.target]
+    rows = min(len(train), cfg.drift.reference_sample_rows)
+    sample = train[columns].sample(n=rows, random_state=cfg.model.seed) if rows < len(train) else train[columns]
+    return DriftReference(
+        features=sample.reset_index(drop=True),
+        predictions=np.asarray(holdout_signal),
+        profile=learn_profile(train, cfg.dataset),
+        stats=reference_stats(train[columns], cfg, holdout_signal),
+    )
+
+
+def _aligned_counts(reference: ColumnSummary, current: ColumnSummary) -> tuple[np.ndarray, np.ndarray]:
+    """Rows per value seen in either sample, aligned: reference's values first, then those only the batch has."""
+    keys = reference.counts.index.append(current.counts.index.difference(reference.counts.index, sort=False))
+    return (reference.counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
+            current.counts.reindex(keys, fill_value=0).to_numpy(dtype=float))  # fmt: skip
+
+
+def _sturges_edges(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """`np.histogram_bin_edges(both samples, bins="sturges")` from the sorted samples' ends and sizes alone."""
+    first, last = min(reference[0], current[0]), max(reference[-1], current[-1])
+    width = (last - first) / (np.log2(reference.size + current.size) + 1.0)
+    bins = int(np.ceil((last - first) / width)) if width else 1
+    return np.linspace(first, last, bins + 1, endpoint=True, dtype=np.float64)
+
+
+def _histogram(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`np.histogram(values, edges)[0]` (last bin closed) by binary search in the sorted values: the same counts."""
+    below = np.concatenate(
+        [sorted_values.searchsorted(edges[:-1], "left"), sorted_values.searchsorted(edges[-1:], "right")]
+    )
+    return np.diff(below)
+
+
+def _binned_shares(reference: ColumnSummary, current: ColumnSummary, fill_zeroes: bool):
     """Evidently's binning: Sturges bins over both samples for numerics with >20 values, categories otherwise."""
-    if numeric and reference.nunique() > 20:
-        edges = np.histogram_bin_edges(np.concatenate([reference.to_numpy(), current.to_numpy()]), bins="sturges")
-        ref_shares = np.histogram(reference, edges)[0] / len(reference)
-        cur_shares = np.histogram(current, edges)[0] / len(current)
+    if isinstance(reference, NumericColumn) and isinstance(current, NumericColumn) and reference.distinct > 20:
+        edges = _sturges_edges(reference.values, current.values)
+        ref_shares = _histogram(reference.values, edges) / reference.rows
+        cur_shares = _histogram(current.values, edges) / current.rows
     else:
-        _, ref_counts, cur_counts = _category_shares(reference, current)
-        ref_shares, cur_shares = ref_counts / len(reference), cur_counts / len(current)
+        ref_counts, cur_counts = _aligned_counts(reference, current)
+        ref_shares, cur_shares = ref_counts / reference.rows, cur_counts / current.rows
     if fill_zeroes:
         for shares in (ref_shares, cur_shares):
             smallest = shares[shares != 0].min()
@@ -99,135 +236,212 @@ def _binned_shares(reference: pd.Series, current: pd.Series, numeric: bool, fill
     return ref_shares, cur_shares
 
 
-def _ks(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
-    return float(stats.ks_2samp(reference.to_numpy(), current.to_numpy())[1])
+KS_EXACT_MAX_N = 10_000  # scipy's ks_2samp(method="auto") computes an exact p-value when both samples are this small
+SMIRNOV_SERIES_MAX_N = 1_000_000  # scipy.special.smirnov sums its exact series up to this n, an asymptotic one above
+# A p-value summed here agrees with scipy's to ~1e-13 (relative); this close to the threshold, scipy's own decides.
+KS_DECISION_RTOL = 1e-9
 
 
-def _wasserstein(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
-    norm = max(float(np.std(reference.to_numpy())), 0.001)
-    return float(stats.wasserstein_distance(reference.to_numpy(), current.to_numpy()) / norm)
+def _ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
+    """ks_2samp's D from sorted samples: max |F_ref - F_cur|, the same floats, evaluated once per distinct value."""
+    ref_last = np.flatnonzero(np.append(reference[1:] != reference[:-1], True))  # last index of each distinct value
+    cur_last = np.flatnonzero(np.append(current[1:] != current[:-1], True))
+    at_ref = (ref_last + 1) / reference.size - current.searchsorted(reference[ref_last], "right") / current.size
+    at_cur = reference.searchsorted(current[cur_last], "right") / reference.size - (cur_last + 1) / current.size
+    return float(max(at_ref.max(), at_cur.max(), -at_ref.min(), -at_cur.min()))
 
 
-def _psi(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
-    ref_shares, cur_shares = _binned_shares(reference, current, numeric, fill_zeroes=True)
+def _kstwo_sf(d: float, n: float) -> float:
+    """`scipy.stats.kstwo.sf(d, n)`. Where scipy sums the exact Smirnov series 2·Σ_j C(n,j) d (d + j/n)^(j-1)
+    (1 - d - j/n)^(n-j) term by term (n > 140, 2.2 ≤ n·d² < 370: about 0.5 s at n = 5·10⁵, the drifted columns),
+    the same series is summed here as a vector of binomial probabilities."""
+    if not (140 < n <= SMIRNOV_SERIES_MAX_N and 2.2 <= n * d * d < 370.0 and d < 0.5):
+        return float(stats.kstwo.sf(d, n))
+    j = np.arange(np.floor(n * (1 - d)) + 1)
+    shifted = d + j / n
+    return float(np.clip(2 * np.sum(d / shifted * stats.binom.pmf(j, n, shifted)), 0, 1))
+
+
+def _ks(reference: ColumnSummary, current: ColumnSummary) -> float:
+    """The p-value of `scipy.stats.ks_2samp(reference, current)` (two-sided, method="auto")."""
+    n1, n2 = reference.rows, current.rows
+    if max(n1, n2) <= KS_EXACT_MAX_N:  # scipy's exact branch: small samples, so scipy itself computes it
+        return float(stats.ks_2samp(reference.values, current.values).pvalue)
+    larger, smaller = max(float(n1), float(n2)), min(float(n1), float(n2))
+    effective_n = larger * smaller / (larger + smaller)  # scipy's asymptotic branch, term for term
+    return _kstwo_sf(_ks_statistic(reference.values, current.values), float(np.round(effective_n)))
+
+
+def _wasserstein(reference: ColumnSummary, current: ColumnSummary) -> float:
+    """`scipy.stats.wasserstein_distance` (its merged grid and dot product) ÷ max(std(reference), 0.001)."""
+    merged = np.concatenate((reference.values, current.values))
+    merged.sort(kind="mergesort")  # two sorted runs: a linear merge
+    ref_cdf = reference.values.searchsorted(merged[:-1], "right") / reference.rows
+    cur_cdf = current.values.searchsorted(merged[:-1], "right") / current.rows
+    return float(np.vecdot(np.abs(ref_cdf - cur_cdf), np.diff(merged)) / max(reference.std, 0.001))
+
+
+def _psi(reference: ColumnSummary, current: ColumnSummary) -> float:
+    ref_shares, cur_shares = _binned_shares(reference, current, fill_zeroes=True)
     return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares)))
 
 
-def _jensenshannon(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
-    ref_shares, cur_shares = _binned_shares(reference, current, numeric, fill_zeroes=False)
+def _jensenshannon(reference: ColumnSummary, current: ColumnSummary) -> float:
+    ref_shares, cur_shares = _binned_shares(reference, current, fill_zeroes=False)
     return float(distance.jensenshannon(ref_shares, cur_shares))
 
 
-def _chisquare(reference: pd.Series, current: pd.Series, numeric: bool) -> float:
-    _, ref_counts, cur_counts = _category_shares(reference, current)
-    expected = ref_counts * (len(current) / len(reference))
+def _chisquare(reference: ColumnSummary, current: ColumnSummary) -> float:
+    ref_counts, cur_counts = _aligned_counts(reference, current)
+    expected = ref_counts * (current.rows / reference.rows)
     if np.any((expected == 0) & (cur_counts > 0)):
         return 0.0  # a category never seen in the reference: as unlikely as it gets
     return float(stats.chisquare(cur_counts, expected)[1])
 
 
-STATISTICS: dict[str, Callable[[pd.Series, pd.Series, bool], float]] = {
+STATISTICS: dict[str, Callable[[ColumnSummary, ColumnSummary], float]] = {
     "ks": _ks,
     "wasserstein": _wasserstein,
     "psi": _psi,
     "jensenshannon": _jensenshannon,
     "chisquare": _chisquare,
 }
+# When a statistic means drift, as Evidently decides it (its KS test counts p == threshold as drift, chi-square not).
+DRIFTED: dict[str, Callable[[float, float], bool]] = {
+    "ks": operator.le,
+    "chisquare": operator.lt,
+    "wasserstein": operator.ge,
+    "psi": operator.ge,
+    "jensenshannon": operator.ge,
+}
+
+
+def _compare(reference: ColumnSummary, current: ColumnSummary, column: str, role: str, method: str,
+             threshold: float) -> ColumnDrift:  # fmt: skip
+    if reference.rows == 0 or current.rows == 0:
+        return ColumnDrift(column, role, method, float("nan"), threshold, drifted=False)
+    statistic = STATISTICS[method](reference, current)
+    if method == "ks" and math.isclose(statistic, threshold, rel_tol=KS_DECISION_RTOL):  # let scipy decide the tie
+        statistic = float(stats.ks_2samp(reference.values, current.values).pvalue)
+    return ColumnDrift(column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)))
 
 
 def column_drift(
     reference: pd.Series, current: pd.Series, column: str, role: str, method: str, threshold: float, numeric: bool
 ) -> ColumnDrift:
-    reference, current = _clean(reference), _clean(current)
-    if reference.empty or current.empty:
-        return ColumnDrift(column, role, method, float("nan"), threshold, drifted=False)
-    statistic = STATISTICS[method](reference, current, numeric)
-    drifted = statistic < threshold if method in P_VALUE_METHODS else statistic >= threshold
-    return ColumnDrift(column, role, method, statistic, threshold, bool(drifted))
+    return _compare(summarize(reference, numeric), summarize(current, numeric), column, role, method, threshold)
 
 
 def _method_for(kind: FeatureType, spec: DriftConfig) -> str:
     return spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
 
 
-def _signal_drift(reference: pd.Series, current: pd.Series, column: str, role: str, kind: FeatureType,
+def _reference_column(reference: ReferenceStats, name: str, kind: FeatureType) -> ColumnSummary:
+    column = reference.columns.get(name)
+    if column is None or isinstance(column, NumericColumn) != (kind is FeatureType.numeric):
+        raise ConfigError(
+            f"column {name!r} ({kind.value} in the config) is not a {kind.value} column of the champion's drift "
+            "reference; train a new champion on the configured features: driftline train --config <config>"
+        )
+    return column
+
+
+def _signal_drift(reference: ColumnSummary, current: pd.Series, column: str, role: str, kind: FeatureType,
                   spec: DriftConfig) -> ColumnDrift:  # fmt: skip
     """Prediction or label drift: one test that decides alone, so a p-value test uses the stricter signal level."""
     method = _method_for(kind, spec)
     threshold = (
         min(spec.threshold(method), spec.signal_p_value) if method in P_VALUE_METHODS else spec.threshold(method)
     )
-    return column_drift(reference, current, column, role, method, threshold, kind is FeatureType.numeric)
+    return _compare(reference, summarize(current, kind is FeatureType.numeric), column, role, method, threshold)
 
 
 def detect_drift(
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | ReferenceStats,
     current: pd.DataFrame,
     cfg: DriftlineConfig,
     reference_predictions: np.ndarray | None = None,
     current_predictions: np.ndarray | None = None,
 ) -> DriftResult:
-    """Per-feature tests on the full batch, plus prediction and label drift; dataset drift by the configured rules."""
+    """Per-feature tests on the full batch, plus prediction and label drift; dataset drift by the configured rules.
+
+    `reference` is the champion's precomputed `ReferenceStats` (which hold its predictions), or reference rows
+    whose statistics are computed here, with `reference_predictions`: both give the same result.
+    """
+    if not isinstance(reference, ReferenceStats):
+        reference = reference_stats(reference, cfg, reference_predictions)
     spec, dataset = cfg.drift, cfg.dataset
     columns = []
     for name, kind in dataset.features.items():
         method = _method_for(kind, spec)
-        numeric = kind is FeatureType.numeric
-        ref_values = pd.to_numeric(reference[name], errors="coerce") if numeric else reference[name]
-        cur_values = pd.to_numeric(current[name], errors="coerce") if numeric else current[name]
-        columns.append(column_drift(ref_values, cur_values, name, "feature", method, spec.threshold(method), numeric))
-    signal_kind = FeatureType.categorical if dataset.task is Task.multiclass else FeatureType.numeric
-    if spec.prediction_drift and reference_predictions is not None and current_predictions is not None:
-        columns.append(_signal_drift(pd.Series(reference_predictions), pd.Series(current_predictions),
-                                     PREDICTION_COLUMN, "prediction", signal_kind, spec))  # fmt: skip
-    if spec.target_drift and dataset.target in current and dataset.target in reference:
-        target_kind = FeatureType.numeric if dataset.task is Task.regression else FeatureType.categorical
-        columns.append(_signal_drift(reference[dataset.target], current[dataset.target], dataset.target, "target",
-                                     target_kind, spec))  # fmt: skip
+        current_column = summarize(current[name], kind is FeatureType.numeric)
+        columns.append(_compare(_reference_column(reference, name, kind), current_column, name, "feature", method,
+                                spec.threshold(method)))  # fmt: skip
+    if spec.prediction_drift and reference.prediction is not None and current_predictions is not None:
+        columns.append(_signal_drift(reference.prediction, pd.Series(current_predictions), PREDICTION_COLUMN,
+                                     "prediction", _signal_kind(dataset.task), spec))  # fmt: skip
+    if spec.target_drift and dataset.target in current and dataset.target in reference.columns:
+        target_kind = _target_kind(dataset.task)
+        columns.append(_signal_drift(_reference_column(reference, dataset.target, target_kind),
+                                     current[dataset.target], dataset.target, "target", target_kind, spec))  # fmt: skip
     features = [c for c in columns if c.role == "feature"]
     share = sum(c.drifted for c in features) / len(features)
     if len(current) < spec.min_rows:
         note = f"{len(current)} rows, fewer than drift.min_rows={spec.min_rows}: no drift verdict"
-        return DriftResult(columns, share, False, [], len(reference), len(current), note)
+        return DriftResult(columns, share, False, [], reference.rows, len(current), note)
     reasons = []
     if share >= spec.drift_share:
         drifted = ", ".join(c.column for c in features if c.drifted)
         reasons.append(f"{share:.0%} of features drifted ({drifted}), threshold {spec.drift_share:.0%}")
     reasons += [f"{c.role} {c.column!r} drifted ({c.method} = {c.statistic:.3g})" for c in columns
                 if c.role != "feature" and c.drifted]  # fmt: skip
-    return DriftResult(columns, share, bool(reasons), reasons, len(reference), len(current), "")
+    return DriftResult(columns, share, bool(reasons), reasons, reference.rows, len(current), "")
 
 
-def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path) -> Path:
-    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data)."""
+def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool):
+    """Evidently's `DataDriftPreset` over the features, with driftline's methods, thresholds and drift share."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     spec, dataset = cfg.drift, cfg.dataset
-    columns = dataset.feature_names
-
-    def sample(frame: pd.DataFrame) -> pd.DataFrame:
-        rows = min(len(frame), spec.report_sample_rows)
-        return frame[columns].sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame[columns]
-
     definition = DataDefinition(
         numerical_columns=dataset.numeric_features, categorical_columns=dataset.categorical_features
     )
-    report = Report(
-        [
-            DataDriftPreset(
-                num_method=spec.numeric_method,
-                cat_method=spec.categorical_method,
-                num_threshold=spec.threshold(spec.numeric_method),
-                cat_threshold=spec.threshold(spec.categorical_method),
-                drift_share=spec.drift_share,
-            )
-        ]
+    preset = DataDriftPreset(
+        num_method=spec.numeric_method,
+        cat_method=spec.categorical_method,
+        num_threshold=spec.threshold(spec.numeric_method),
+        cat_threshold=spec.threshold(spec.categorical_method),
+        drift_share=spec.drift_share,
     )
-    snapshot = report.run(
-        current_data=Dataset.from_pandas(sample(current), data_definition=definition),
-        reference_data=Dataset.from_pandas(sample(reference), data_definition=definition),
+    return Report([preset], include_tests=include_tests).run(
+        current_data=Dataset.from_pandas(current[dataset.feature_names], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[dataset.feature_names], data_definition=definition),
     )
+
+
+def evidently_column_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig
+) -> dict[str, tuple[float, bool]]:
+    """Evidently's own statistic and verdict per feature, on all rows: what driftline's decisions are checked by."""
+    snapshot = _evidently_snapshot(reference, current, cfg, include_tests=True).dict()
+    statistics = {
+        m["config"]["column"]: m["value"] for m in snapshot["metrics"] if m["config"]["type"].endswith("ValueDrift")
+    }
+    verdicts = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in snapshot["tests"]
+                if t["metric_config"]["params"]["type"].endswith("ValueDrift")}  # fmt: skip
+    return {column: (float(value), verdicts[column]) for column, value in statistics.items()}
+
+
+def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path) -> Path:
+    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data)."""
+    spec = cfg.drift
+
+    def sample(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = min(len(frame), spec.report_sample_rows)
+        return frame.sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame
+
+    snapshot = _evidently_snapshot(sample(reference), sample(current), cfg, include_tests=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(path))
     return path

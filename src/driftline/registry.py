@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from driftline.config import TRACKING_URI_ENV, DriftlineConfig
-from driftline.drift import DriftReference
+from driftline.drift import DriftReference, ReferenceStats, reference_stats
 from driftline.errors import ConfigError, DriftlineError, NoChampion
 from driftline.evaluation import GateDecision
 from driftline.lineage import Lineage
@@ -33,6 +33,7 @@ TAG = "driftline."
 MODEL_ARTIFACT = "model"
 SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops-serialized model inside the model folder
 REFERENCE_ARTIFACTS = "reference"
+REFERENCE_STATS = "stats"  # reference/stats/: drift statistics of every training row (`ReferenceStats`)
 HOLDOUT = "holdout_"  # prefix of metrics measured on a version's own holdout
 LOG_THROUGH = "log_through"  # tag: the prediction-log watermark of a monitoring run
 REPORTS = "reports"
@@ -243,6 +244,7 @@ class Registry:
             reference.features.to_parquet(root / "features.parquet", index=False)
             pd.DataFrame({"prediction": reference.predictions}).to_parquet(root / "predictions.parquet", index=False)
             (root / "profile.json").write_text(json.dumps(reference.profile.to_dict()))
+            reference.stats.save(root / REFERENCE_STATS)
             mlflow.log_artifacts(folder, REFERENCE_ARTIFACTS)
 
     def record_gate(self, candidate: ModelRef, decision: GateDecision) -> None:
@@ -310,12 +312,21 @@ class Registry:
         return skops.io.load(folder / SKOPS_FILE, trusted=trusted)
 
     def load_reference(self, ref: ModelRef) -> DriftReference:
+        """The version's drift reference, from the local cache after the first download."""
         folder = self._download(f"runs:/{ref.run_id}/{REFERENCE_ARTIFACTS}", self._cache / f"reference-{ref.run_id}")
         folder = folder / REFERENCE_ARTIFACTS if (folder / REFERENCE_ARTIFACTS).is_dir() else folder
+        features = pd.read_parquet(folder / "features.parquet")
+        predictions = pd.read_parquet(folder / "predictions.parquet")["prediction"].to_numpy()
+        stats = (
+            ReferenceStats.load(folder / REFERENCE_STATS)
+            if (folder / REFERENCE_STATS).is_dir()
+            else reference_stats(features, self.cfg, predictions)  # a version registered before reference/stats/
+        )
         return DriftReference(
-            features=pd.read_parquet(folder / "features.parquet"),
-            predictions=pd.read_parquet(folder / "predictions.parquet")["prediction"].to_numpy(),
+            features=features,
+            predictions=predictions,
             profile=ReferenceProfile.from_dict(json.loads((folder / "profile.json").read_text())),
+            stats=stats,
         )
 
     def load_champion(self) -> Champion:

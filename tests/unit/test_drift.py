@@ -1,30 +1,50 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from driftline import drift
 from driftline.config import parse_config
 
+FEATURES = {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}
+# ties on a fine grid (Sturges bins for psi/js), a constant, missing and infinite values, an unseen category
+AWKWARD_FEATURES = {**FEATURES, "d": "numeric", "e": "numeric"}
 
-def drift_config(numeric_method: str, categorical_method: str):
+
+def drift_config(numeric_method: str, categorical_method: str, features: dict[str, str] = FEATURES):
     return parse_config({
         "name": "d", "registry": {"model_name": "d"},
-        "dataset": {"target": "y", "task": "binary",
-                    "features": {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}},
+        "dataset": {"target": "y", "task": "binary", "features": features},
         "drift": {"numeric_method": numeric_method, "categorical_method": categorical_method, "drift_share": 0.5},
     })  # fmt: skip
 
 
-def frames(seed: int, shift: float, rows: int = 3000):
+def frames(seed: int, shift: float, rows: int = 3000, current_rows: int | None = None):
     rng = np.random.default_rng(seed)
 
-    def make(offset: float, weights: list[float]) -> pd.DataFrame:
+    def make(offset: float, weights: list[float], rows: int) -> pd.DataFrame:
         return pd.DataFrame({
             "a": rng.normal(offset, 1, rows), "b": rng.exponential(1 + offset, rows),
             "c": rng.integers(0, 5, rows).astype(float), "k": rng.choice(["x", "y", "z"], rows, p=weights),
         })  # fmt: skip
 
-    return make(0, [0.5, 0.3, 0.2]), make(shift, [0.5 - shift / 2, 0.3, 0.2 + shift / 2])
+    return make(0, [0.5, 0.3, 0.2], rows), make(shift, [0.5 - shift / 2, 0.3, 0.2 + shift / 2], current_rows or rows)
+
+
+def awkward_frames(seed: int, shift: float, rows: int, current_rows: int):
+    reference, current = frames(seed, shift, rows, current_rows)
+    rng = np.random.default_rng(seed + 100)
+    for frame, offset in ((reference, 0.0), (current, shift)):
+        frame["d"] = np.round(rng.normal(offset, 1, len(frame)), 1)
+        frame["e"] = 2.0
+        frame.loc[rng.choice(len(frame), len(frame) // 50, replace=False), "a"] = np.nan
+        frame.loc[rng.choice(len(frame), 3, replace=False), "a"] = [np.inf, -np.inf, np.inf]  # Evidently's
+        # dataset-level count drops ±inf only in a column that also holds NaN (its per-column ValueDrift always does)
+        frame.loc[rng.choice(len(frame), len(frame) // 100, replace=False), "k"] = None
+    current.loc[rng.choice(len(current), 5, replace=False), "k"] = "unseen"
+    return reference, current
 
 
 def test_same_distribution_is_not_drift_and_a_shift_is():
@@ -55,35 +75,73 @@ def test_prediction_drift_alone_counts_as_dataset_drift():
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize(("rows", "current_rows"), [(3000, 2000), (15000, 6000)])  # exact KS p-value, asymptotic
 @pytest.mark.parametrize(("numeric", "categorical"), [("ks", "chisquare"), ("wasserstein", "psi"),
-                                                      ("psi", "jensenshannon")])  # fmt: skip
-def test_decisions_equal_evidently_per_column(seed, numeric, categorical):
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    cfg = drift_config(numeric, categorical)
-    reference, current = frames(seed=seed, shift=0.08 * (seed - 10))
+                                                      ("psi", "jensenshannon"), ("jensenshannon", "chisquare")])  # fmt: skip
+def test_decisions_and_statistics_equal_evidently_per_column(seed, rows, current_rows, numeric, categorical):
+    cfg = drift_config(numeric, categorical, AWKWARD_FEATURES)
+    reference, current = awkward_frames(seed=seed, shift=0.03 * (seed - 10), rows=rows, current_rows=current_rows)
     ours = {c.column: (c.statistic, c.drifted) for c in drift.detect_drift(reference, current, cfg).columns}
-    definition = DataDefinition(numerical_columns=["a", "b", "c"], categorical_columns=["k"])
-    snapshot = Report([DataDriftPreset(num_method=numeric, cat_method=categorical)]).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
-    )
-    theirs = {}
-    for metric in snapshot.dict()["metrics"]:
-        if metric["config"]["type"].endswith("ValueDrift"):
-            column, method = metric["config"]["column"], metric["config"]["method"]
-            value = metric["value"]
-            drifted = (
-                value < metric["config"]["threshold"]
-                if method in drift.P_VALUE_METHODS
-                else value >= metric["config"]["threshold"]
-            )
-            theirs[column] = (value, drifted)
+    theirs = drift.evidently_column_drift(reference, current, cfg)
     assert set(theirs) == set(ours)
     for column, (value, drifted) in theirs.items():
         assert ours[column][1] == drifted, column
-        assert ours[column][0] == pytest.approx(value, rel=1e-6, abs=1e-12), column
+        assert ours[column][0] == pytest.approx(value, rel=1e-9, abs=1e-12), column
+
+
+# exact KS p-value (both ≤ 10,000 rows), then scipy's asymptotic one in each of its regimes (n·D² < 2.2: Pelz-Good;
+# 2.2 ≤ n·D² < 370: the Smirnov series, summed vectorized here; ≥ 370: 0), with and without ties
+@pytest.mark.parametrize(("rows", "current_rows", "shift", "discrete"),
+                         [(900, 1100, 0.1, False), (800, 800, 0.1, True), (30000, 500, 0.05, False),
+                          (20000, 15000, 0.04, False), (20000, 15000, 0.3, True), (20000, 15000, 1.2, False)])  # fmt: skip
+def test_ks_and_wasserstein_equal_scipy_on_exact_and_asymptotic_sizes(rows, current_rows, shift, discrete):
+    rng = np.random.default_rng(rows + current_rows)
+    reference, current = rng.normal(0, 1, rows), rng.normal(shift, 1.1, current_rows)
+    if discrete:  # many ties
+        reference, current = np.round(reference * 3), np.round(current * 3)
+    expected = stats.ks_2samp(reference, current).pvalue
+    ks = drift.column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "ks", 0.05, numeric=True)
+    assert ks.statistic == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    assert ks.drifted == (expected <= 0.05)
+    wasserstein = drift.column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "wasserstein", 0.1,
+                                     numeric=True)  # fmt: skip
+    expected = stats.wasserstein_distance(reference, current) / max(np.std(reference), 0.001)
+    assert wasserstein.statistic == pytest.approx(expected, rel=1e-12)
+
+
+def test_ks_p_value_at_the_threshold_is_scipys_own_and_counts_as_drift_as_in_evidently():
+    rng = np.random.default_rng(5)
+    reference, current = pd.Series(rng.normal(0, 1, 20000)), pd.Series(rng.normal(0.04, 1, 15000))
+    p_value = stats.ks_2samp(reference, current).pvalue
+    assert 2.2 <= 20000 * 15000 / 35000 * stats.ks_2samp(reference, current).statistic ** 2 < 370  # the summed series
+    column = drift.column_drift(reference, current, "x", "feature", "ks", p_value, numeric=True)
+    assert column.statistic == p_value and column.drifted
+
+
+def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_path):
+    cfg = drift_config("ks", "chisquare", AWKWARD_FEATURES)
+    reference, current = awkward_frames(seed=21, shift=0.05, rows=12000, current_rows=4000)
+    rng = np.random.default_rng(1)
+    reference["y"], current["y"] = rng.integers(0, 2, 12000), rng.choice([0, 1], 4000, p=[0.3, 0.7])
+    reference_predictions, current_predictions = rng.uniform(0, 1, 3000), rng.uniform(0.1, 1, 4000)
+    reference_stats = drift.reference_stats(reference, cfg, reference_predictions)
+    reference_stats.save(tmp_path / "stats")
+    loaded = drift.ReferenceStats.load(tmp_path / "stats")
+    direct = drift.detect_drift(reference, current, cfg, reference_predictions, current_predictions)
+    assert drift.detect_drift(loaded, current, cfg, current_predictions=current_predictions) == direct
+    assert [(c.role, c.drifted) for c in direct.columns][-2:] == [("prediction", True), ("target", True)]
+    assert loaded.rows == direct.reference_rows == 12000
+    assert loaded.columns["a"].rows == np.isfinite(reference["a"]).sum()  # NaN and ±inf left out, float64 kept
+    assert loaded.columns["a"].values.dtype == np.float64
+
+
+def test_an_empty_column_is_not_drift_and_a_constant_one_is_compared():
+    empty = drift.column_drift(pd.Series([1.0, 2.0]), pd.Series([np.nan, np.inf]), "x", "feature", "ks", 0.05, True)
+    assert math.isnan(empty.statistic) and not empty.drifted
+    same = drift.column_drift(pd.Series([2.0] * 500), pd.Series([2.0] * 300), "x", "feature", "psi", 0.1, True)
+    assert same.statistic == 0.0 and not same.drifted
+    moved = drift.column_drift(pd.Series([2.0] * 500), pd.Series([3.0] * 300), "x", "feature", "wasserstein", 0.1, True)
+    assert moved.statistic == pytest.approx(1 / 0.001) and moved.drifted  # std 0: Evidently's floor of 0.001
 
 
 def test_report_is_built_on_a_bounded_sample(tmp_path):

@@ -115,3 +115,29 @@ def test_champion_trained_on_other_features_is_refused_with_the_fix(cfg, referen
     assert metric_key("drift_feature_monthly charges ($)") == "drift_feature_monthly charges (_)".replace(
         "(", "_"
     ).replace(")", "_")
+
+
+def test_registered_version_carries_drift_stats_of_every_training_row(config_factory, reference, demo_files):
+    import shutil
+
+    from driftline import drift
+    from driftline.config import load_config
+
+    cfg = load_config(config_factory(drift={"reference_sample_rows": 100}))
+    trained, ref = register(cfg, reference)
+    loaded = Registry(cfg).load_reference(ref)
+    training_rows = round(reference.rows * (1 - cfg.model.holdout.fraction))
+    assert loaded.stats.rows == training_rows and len(loaded.features) == 100
+    assert set(loaded.stats.columns) == {*cfg.dataset.feature_names, cfg.dataset.target}
+    assert loaded.stats.prediction.rows == len(trained.holdout)
+    batch = data.load_batch(demo_files["covariate_shift"], cfg.dataset).frame
+    signal = np.linspace(0, 1, len(batch))
+    expected = drift.detect_drift(trained.reference.stats, batch, cfg, current_predictions=signal)
+    assert drift.detect_drift(loaded.stats, batch, cfg, current_predictions=signal) == expected
+    assert expected.detected and expected.reference_rows == training_rows
+    # a version registered before reference/stats/ existed: the statistics come from its stored sample
+    stats_folder = next((cfg.workspace / "cache").glob(f"reference-{ref.run_id}/**/stats"))
+    shutil.rmtree(stats_folder)
+    old = Registry(cfg).load_reference(ref)
+    assert old.stats.rows == 100
+    assert drift.detect_drift(old.stats, batch, cfg) == drift.detect_drift(old.features, batch, cfg)
