@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from prefect.client.orchestration import get_client
 
+from driftline.cli import build_parser
 from driftline.errors import DriftlineError
-from flows.deploy import WorkPoolSpec, ensure_work_pool
+from flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
 from tests.conftest import PROJECT_ROOT
 
 
@@ -40,3 +43,10 @@ def test_a_process_pool_gets_prefects_template_and_no_image():
     assert "working_dir" in created.base_job_template["variables"]["properties"]
     with pytest.raises(DriftlineError, match="a process work pool runs no image"):
         ensure_work_pool(WorkPoolSpec(name="driftline-process-2", image="driftline:1"), PROJECT_ROOT)
+
+
+def test_every_pool_type_can_be_asked_for_on_the_command_line_and_container_pools_have_a_template():
+    for pool_type in get_args(PoolType):
+        args = build_parser().parse_args(["deploy", "--config", "c.yaml", "--pool-type", pool_type])
+        assert args.pool_type == pool_type
+    assert set(JOB_TEMPLATES) == set(get_args(PoolType)) - {"process"}
