@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -217,3 +218,21 @@ def test_the_webhook_received_the_notifications(live_stack: Stack):
     wait_for(lambda: any("failed" in s for s in subjects()), 60, f"a failed flow run, got {subjects()}")
     failed = next(text for text in live_stack.webhook.texts() if "failed" in text.split("\n")[0])
     assert "unknown-plan" in failed
+
+
+def test_the_database_password_is_in_no_log_no_command_line_and_no_client_environment(live_stack: Stack):
+    root = Path(live_stack.state.root)
+    password = (root / "postgres-password").read_text()
+    for log in (root / "logs").glob("*.log"):
+        assert password not in log.read_text(errors="replace"), f"{log.name} shows the database password"
+    assert password not in (root / "state.json").read_text()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert password not in cmdline.read_bytes().decode(errors="replace"), f"pid {cmdline.parent.name}"
+        except (FileNotFoundError, ProcessLookupError):  # ended while we looked
+            continue
+    # the worker hands its environment to every flow run: it must not hold either server's database URL
+    for started in live_stack.state.processes:
+        if started.name in ("worker", "watcher"):
+            environment = Path(f"/proc/{started.pid}/environ").read_bytes().decode(errors="replace")
+            assert password not in environment, f"{started.name}'s environment holds the database password"
