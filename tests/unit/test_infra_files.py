@@ -212,3 +212,13 @@ def test_the_kubernetes_secret_is_a_template_without_values():
     assert set(secrets[0]["stringData"].values()) == {""}
     referenced = set(re.findall(r"key: (\w+)", "".join(path.read_text() for path in MANIFESTS)))
     assert referenced <= set(secrets[0]["stringData"]), "a manifest reads a key the Secret template lacks"
+
+
+def test_code_outside_git_records_the_commit_the_image_was_built_from(tmp_path, monkeypatch):
+    from driftline.lineage import GIT_COMMIT_ENV, git_commit
+
+    monkeypatch.delenv(GIT_COMMIT_ENV, raising=False)
+    assert git_commit(tmp_path) is None
+    monkeypatch.setenv(GIT_COMMIT_ENV, "0123abc")  # the Dockerfile's build argument
+    assert git_commit(tmp_path) == "0123abc"
+    assert git_commit(PROJECT_ROOT) != "0123abc"  # in a checkout, git itself answers
