@@ -6,11 +6,13 @@ updates schedules, the training limit and the notification automations in place.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from prefect.client.orchestration import get_client
 from prefect.events.actions import SendNotification
@@ -23,6 +25,13 @@ from tasks.events import DRIFT_DETECTED, GATE_REFUSED, MODEL_LABEL, MODEL_PROMOT
 
 WORK_POOL_ENV = "DRIFTLINE_WORK_POOL"
 DEFAULT_WORK_POOL = "driftline"
+PoolType = Literal["process", "docker", "kubernetes"]
+# Base job templates of the container pools, relative to the project folder: the image, the shared workspace and the
+# settings each flow run gets. A process pool uses Prefect's own template (runs start on the worker's machine).
+JOB_TEMPLATES: dict[PoolType, str] = {
+    "docker": "infra/work-pools/docker.json",
+    "kubernetes": "infra/work-pools/kubernetes.json",
+}
 WEBHOOK_BLOCK = "driftline-webhook"
 DEPLOYMENT_TAG = "driftline"
 FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training"]
@@ -59,6 +68,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 class Deployed:
     model: str
     work_pool: str
+    pool_type: PoolType
     deployments: list[str]
     notifications: str  # what is sent where, for the person deploying
 
@@ -80,15 +90,55 @@ def deploy_env(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_p
     }
 
 
-def ensure_work_pool(name: str) -> None:
+@dataclass(frozen=True)
+class WorkPoolSpec:
+    """The pool runs go to; `template_file` and `image` only shape a pool that does not exist yet."""
+
+    name: str = DEFAULT_WORK_POOL
+    type: PoolType = "process"
+    template_file: Path | None = None  # default: driftline's template of that type (JOB_TEMPLATES)
+    image: str | None = None  # the image every run of a docker or kubernetes pool starts from
+
+
+def base_job_template(pool: WorkPoolSpec, project_dir: Path) -> dict[str, Any]:
+    """What a new pool starts from: the template file (JSON, as `prefect work-pool get-default-base-job-template`
+    writes it), driftline's template of that type, or Prefect's own for a process pool."""
+    if pool.template_file is None and pool.type == "process":
+        from prefect.workers.process import ProcessWorker
+
+        template = ProcessWorker.get_default_base_job_template()
+    else:
+        path = project_dir / (pool.template_file or JOB_TEMPLATES[pool.type])
+        try:
+            template = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise DriftlineError(f"work pool job template {path}: {error}") from error
+    if pool.image:
+        if "image" not in template["variables"]["properties"]:
+            raise DriftlineError(f"--image: a {pool.type} work pool runs no image; use a docker or kubernetes pool")
+        template["variables"]["properties"]["image"]["default"] = pool.image
+    return template
+
+
+def ensure_work_pool(pool: WorkPoolSpec, project_dir: Path) -> bool:
+    """Create the pool when missing (True). An existing pool keeps the job template it has (it may have been edited
+    in the UI); its type must match, or runs would wait for a worker that never comes."""
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(name)
+            existing = client.read_work_pool(pool.name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            template = base_job_template(pool, project_dir)
+            client.create_work_pool(WorkPoolCreate(name=pool.name, type=pool.type, base_job_template=template))
+            return True
+    if existing.type != pool.type:
+        raise DriftlineError(
+            f"work pool {pool.name!r} is a {existing.type} pool, not {pool.type}: deploy with --pool-type "
+            f"{existing.type}, another --pool, or delete it first (prefect work-pool delete {pool.name})"
+        )
+    return False
 
 
 def ensure_webhook_block(cfg: DriftlineConfig) -> str | None:
@@ -157,10 +207,12 @@ def run_prefect_deploy(env: dict[str, str], project_dir: Path, prefect_file: Pat
         raise DriftlineError(f"prefect deploy failed ({prefect_file}): {detail}")
 
 
-def deploy(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_pool: str, prefect_file: Path) -> Deployed:
-    ensure_work_pool(work_pool)
+def deploy(
+    cfg: DriftlineConfig, config_path: str, project_dir: Path, pool: WorkPoolSpec, prefect_file: Path
+) -> Deployed:
+    ensure_work_pool(pool, project_dir)
     ensure_training_limit(cfg)
     notifications = ensure_notifications(cfg)
-    run_prefect_deploy(deploy_env(cfg, config_path, project_dir, work_pool), project_dir, prefect_file)
+    run_prefect_deploy(deploy_env(cfg, config_path, project_dir, pool.name), project_dir, prefect_file)
     model = cfg.registry.model_name
-    return Deployed(model, work_pool, [f"{flow}/{model}" for flow in FLOWS], notifications)
+    return Deployed(model, pool.name, pool.type, [f"{flow}/{model}" for flow in FLOWS], notifications)

@@ -238,21 +238,24 @@ def _demo_summary(cfg: DriftlineConfig, outcomes: list[tuple[str, str, str, str]
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, deploy
+    from flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, WorkPoolSpec, deploy
 
     cfg = load_config(args.config)
     project_dir = Path(args.project_dir).resolve()
-    work_pool = args.pool or os.environ.get(WORK_POOL_ENV, DEFAULT_WORK_POOL)
-    with console.status(f"deploying {cfg.registry.model_name} to work pool {work_pool}"):
-        deployed = deploy(cfg, args.config, project_dir, work_pool, project_dir / args.prefect_file)
-    console.print(f"deployed {', '.join(deployed.deployments)} to work pool {deployed.work_pool}")
+    pool = WorkPoolSpec(
+        name=args.pool or os.environ.get(WORK_POOL_ENV, DEFAULT_WORK_POOL), type=args.pool_type,
+        template_file=Path(args.job_template) if args.job_template else None, image=args.image,
+    )  # fmt: skip
+    with console.status(f"deploying {cfg.registry.model_name} to {pool.type} work pool {pool.name}"):
+        deployed = deploy(cfg, args.config, project_dir, pool, project_dir / args.prefect_file)
+    console.print(f"deployed {', '.join(deployed.deployments)} to {deployed.pool_type} work pool {deployed.work_pool}")
     for name, schedule in (("batch-scoring", cfg.schedules.batch_scoring),
                            ("drift-monitoring", cfg.schedules.drift_monitoring)):  # fmt: skip
         state = "active" if schedule.active else "paused"
         console.print(f"  {name}: cron {schedule.cron!r} ({schedule.timezone}), {state}")
     console.print(f"  continuous-training: on driftline.data.arrived for files in {cfg.landing_dir}")
     console.print(f"  notifications: {deployed.notifications}")
-    console.print(f"start a worker: prefect worker start --pool {deployed.work_pool}")
+    console.print(f"start a worker: prefect worker start --pool {deployed.work_pool} --type {deployed.pool_type}")
 
 
 def cmd_watch(args: argparse.Namespace) -> None:
@@ -337,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--pool", default=None, help="work pool (default: $DRIFTLINE_WORK_POOL or 'driftline')")
     deploy.add_argument("--project-dir", default=".", help="where flow runs start (holds configs/ and prefect.yaml)")
     deploy.add_argument("--prefect-file", default="prefect.yaml")
+    deploy.add_argument("--pool-type", choices=["process", "docker", "kubernetes"], default="process",
+                        help="type of the work pool, if it has to be created (default: process)")  # fmt: skip
+    deploy.add_argument("--job-template", default=None,
+                        help="JSON base job template of a new pool (default: infra/work-pools/TYPE.json)")  # fmt: skip
+    deploy.add_argument("--image", default=None, help="image of every run, for a new docker or kubernetes pool")
     watch = command("watch", cmd_watch, "watch the landing folder and announce each new complete file to Prefect")
     watch.add_argument("--once", action="store_true", help="announce what is there now, then exit")
     stack = command("stack", cmd_stack, "start or stop the local stack (servers, worker, watcher)", DEMO_CONFIG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -11,6 +12,7 @@ from driftline.config import DriftlineConfig
 
 TRACKED_PACKAGES = ["driftline", "scikit-learn", "pandas", "numpy", "scipy", "mlflow", "prefect", "great-expectations",
                     "evidently", "skops"]  # fmt: skip
+GIT_COMMIT_ENV = "DRIFTLINE_GIT_COMMIT"
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,19 @@ class Lineage:
 
 
 def git_commit(folder: Path | None = None) -> str | None:
-    """The commit the code runs from, with '-dirty' when the work tree has changes; None outside git."""
+    """The commit the code runs from, with '-dirty' when the work tree has changes. Outside git (an image), the
+    commit the image was built from ($DRIFTLINE_GIT_COMMIT, a build argument of infra/Dockerfile), else None."""
+    built_from = os.environ.get(GIT_COMMIT_ENV) or None
     try:
         cwd = str(folder or Path.cwd())
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
-            return None
+            return built_from
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                capture_output=True, text=True, timeout=10)  # fmt: skip
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return built_from
 
 
 def package_versions() -> dict[str, str]:

@@ -269,8 +269,11 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
         client_env = {"PREFECT_API_URL": f"{prefect_url}/api", "MLFLOW_TRACKING_URI": mlflow_url}
         state.env = client_env
 
+        # Only each server gets its database URL: workers pass their environment on to every flow run.
+        client_side = {key: value for key, value in env.items() if key not in (PREFECT_DB_ENV, MLFLOW_DB_ENV)}
+
         def launch(name: str, command: list[str], extra: dict[str, str], url: str | None = None) -> None:
-            started = start_process(name, command, root, {**env, **extra}, settings.project_dir)
+            started = start_process(name, command, root, {**client_side, **extra}, settings.project_dir)
             started.url = url
             state.processes.append(started)
             state.save()
@@ -280,14 +283,16 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
                                   "--port", str(settings.prefect_port)],
                {PREFECT_DB_ENV: prefect_db}, prefect_url)  # fmt: skip
         progress(f"MLflow server on {mlflow_url} ({mlflow_db.split(':', 1)[0]}, artifacts served)")
+        # The store URI goes in the environment MLflow reads it from (--backend-store-uri's variable): a password in
+        # it stays out of the process list.
         launch("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", settings.host,
-                                 "--port", str(settings.mlflow_port), "--backend-store-uri", mlflow_db,
+                                 "--port", str(settings.mlflow_port),
                                  "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts"],
-               {}, mlflow_url)  # fmt: skip
+               {MLFLOW_DB_ENV: mlflow_db}, mlflow_url)  # fmt: skip
         wait_until_answers(f"{prefect_url}/api/health", state.processes[0], timeout=120)
         wait_until_answers(f"{mlflow_url}/health", state.processes[1], timeout=120)
         progress("deploying the flows (prefect.yaml)")
-        deployed = subprocess.run(_driftline("deploy", "--config", settings.config), env={**env, **client_env},
+        deployed = subprocess.run(_driftline("deploy", "--config", settings.config), env={**client_side, **client_env},
                                   cwd=settings.project_dir, capture_output=True, text=True)  # fmt: skip
         if deployed.returncode != 0:
             raise DriftlineError(f"driftline deploy failed: {deployed.stderr.strip() or deployed.stdout.strip()}")

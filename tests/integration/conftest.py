@@ -6,6 +6,7 @@ A local HTTP receiver stands in for Slack. Everything started here is stopped at
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -103,7 +104,7 @@ def write_config(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_stack() -> Iterator[Stack]:
+def live_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     # The private PostgreSQL cluster runs as the `postgres` user when tests run as root: its folders must be reachable.
     root = Path(tempfile.mkdtemp(prefix="driftline-integration-"))
     root.chmod(0o755)
@@ -130,6 +131,10 @@ def live_stack() -> Iterator[Stack]:
         leftovers = [p.name for p in state.processes if stack.alive(p.pid)]
         assert not leftovers, f"still running after stack down: {leftovers}"
         assert not (root / "stack" / "postgres" / "data" / "postmaster.pid").exists(), "PostgreSQL still running"
+        if request.session.testsfailed:
+            print(f"stack: logs of the failed run kept in {root / 'stack' / 'logs'}")
+        else:
+            shutil.rmtree(root)
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, every: float = 1.0):

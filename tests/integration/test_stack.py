@@ -6,14 +6,23 @@ The tests share one stack and build on each other in file order: a champion firs
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+    FlowRunFilterTags,
+)
 from prefect.client.schemas.objects import FlowRun
 
 from tests.integration.conftest import Stack, wait_for
@@ -123,6 +132,39 @@ def test_a_dropped_file_runs_continuous_training_once_and_its_copy_never(live_st
     assert len(runs_of(live_stack, "continuous-training")) == 1
 
 
+def test_the_triggered_run_publishes_what_a_reviewer_reads_in_the_prefect_ui(live_stack: Stack):
+    """Validation table, drift per feature with the Evidently report, scoring summary, and (in the retraining subflow)
+    the gate's challenger-vs-champion markdown with its links to MLflow: the artifacts of the concept-drift run."""
+    [run] = [r for r in runs_of(live_stack, "continuous-training")
+             if r.parameters["params"]["data"].endswith("/concept_drift.csv")]  # fmt: skip
+    with get_client(sync_client=True) as client:
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id]))
+        )
+        run_ids = [run.id, *(subflow.id for subflow in subflows)]
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+    name = live_stack.cfg.registry.model_name
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    assert {f"{name}-validation", f"{name}-drift", f"{name}-scoring", f"{name}-gate"} <= set(by_key)
+
+    def table(key: str) -> list[dict]:
+        data = by_key[key].data
+        return json.loads(data) if isinstance(data, str) else data
+
+    assert by_key[f"{name}-validation"].type == "table"
+    assert all(row["passed"] for row in table(f"{name}-validation"))
+    drift = by_key[f"{name}-drift"]
+    drifted = {row["column"] for row in table(f"{name}-drift") if row["drifted"]}
+    assert set(live_stack.cfg.dataset.features) <= {row["column"] for row in table(f"{name}-drift")}
+    assert drifted and "DRIFT" in drift.description
+    assert "[Evidently report](" in drift.description and "[MLflow monitoring run](" in drift.description
+    gate = by_key[f"{name}-gate"].data
+    assert "## Gate: challenger v3 **promoted**" in gate and "| roc_auc (primary) |" in gate and "champion (v1)" in gate
+    assert f"[model version v3]({live_stack.tracking_uri}/#/models/{name}/versions/3)" in gate
+    assert "[MLflow training run](" in gate
+    assert "Scored **3000** rows of `concept_drift.csv` with v1" in by_key[f"{name}-scoring"].data
+
+
 def test_simultaneous_triggers_run_one_at_a_time(live_stack: Stack):
     drop(live_stack, "stable_a")
     drop(live_stack, "stable_b")
@@ -176,3 +218,21 @@ def test_the_webhook_received_the_notifications(live_stack: Stack):
     wait_for(lambda: any("failed" in s for s in subjects()), 60, f"a failed flow run, got {subjects()}")
     failed = next(text for text in live_stack.webhook.texts() if "failed" in text.split("\n")[0])
     assert "unknown-plan" in failed
+
+
+def test_the_database_password_is_in_no_log_no_command_line_and_no_client_environment(live_stack: Stack):
+    root = Path(live_stack.state.root)
+    password = (root / "postgres-password").read_text()
+    for log in (root / "logs").glob("*.log"):
+        assert password not in log.read_text(errors="replace"), f"{log.name} shows the database password"
+    assert password not in (root / "state.json").read_text()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert password not in cmdline.read_bytes().decode(errors="replace"), f"pid {cmdline.parent.name}"
+        except (FileNotFoundError, ProcessLookupError):  # ended while we looked
+            continue
+    # the worker hands its environment to every flow run: it must not hold either server's database URL
+    for started in live_stack.state.processes:
+        if started.name in ("worker", "watcher"):
+            environment = Path(f"/proc/{started.pid}/environ").read_bytes().decode(errors="replace")
+            assert password not in environment, f"{started.name}'s environment holds the database password"
