@@ -123,6 +123,68 @@ def cmd_monitor(args: argparse.Namespace) -> None:
     _report_monitoring(outcome)
 
 
+def cmd_labels(args: argparse.Namespace) -> None:
+    from flows.params import LabelParams
+    from flows.performance_monitoring import performance_monitoring
+
+    with console.status(f"labels from {args.data or 'the labels folder'}: join → measure → maybe retrain"):
+        outcome = performance_monitoring(LabelParams(config=args.config, data=args.data))
+    received = sum(outcome.label_files.values())
+    joined = (
+        f"{received} labels received, {outcome.labeled_rows} predictions labeled, "
+        f"{outcome.pending_predictions} waiting, {outcome.unmatched_labels} labels without a prediction"
+    )
+    if outcome.degraded:
+        verdict = f"[yellow]degraded[/] ({outcome.reason})"
+    elif outcome.champion_value is None:
+        verdict = outcome.reason
+    else:
+        verdict = f"{outcome.metric} {_fmt(outcome.champion_value)} vs {_fmt(outcome.at_promotion)} at promotion"
+    console.print(f"{joined}; champion v{outcome.champion_version}: {verdict}")
+    if outcome.retraining is not None:
+        console.print(f"retrained {_describe_training(outcome.retraining)}")
+        if outcome.retraining.verdict != "promoted":
+            raise GateRefused(
+                f"gate refused v{outcome.retraining.candidate_version}: {'; '.join(outcome.retraining.reasons)}"
+            )
+
+
+def cmd_kpis(args: argparse.Namespace) -> None:
+    from tasks.kpis import gather_kpis
+
+    cfg = load_config(args.config)
+    with console.status("reading the registry, the monitoring runs and the Prefect run history"):
+        measured = gather_kpis(cfg)
+    if args.json:
+        print(json.dumps({"model": cfg.registry.model_name, **measured.to_dict()}, indent=2))
+        return
+    table = Table(title=f"Operational KPIs of {cfg.registry.model_name}", title_justify="left")
+    for column in ("KPI", "value", "measured as"):
+        table.add_column(column)
+    for row in measured.rows():
+        table.add_row(*row)
+    console.print(table)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    """Evidently's own UI service on the model's workspace folder, until Ctrl-C."""
+    import subprocess
+
+    from driftline.drift import dashboard_project
+
+    cfg = load_config(args.config)
+    dashboard_project(cfg)  # the project and its panels exist before the first monitoring run
+    evidently = Path(sys.executable).parent / "evidently"
+    console.print(f"Evidently UI on http://{args.host}:{args.port} (workspace {cfg.dashboard_dir}; Ctrl-C stops)")
+    try:
+        subprocess.run([str(evidently), "ui", "--workspace", str(cfg.dashboard_dir), "--host", args.host,
+                        "--port", str(args.port)], check=True)  # fmt: skip
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except subprocess.CalledProcessError as failed:
+        raise DriftlineError(f"evidently ui exited with {failed.returncode}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from flows.continuous_training import continuous_training
     from flows.params import BatchParams
@@ -330,6 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", default=None, help=".parquet or .csv (default: workspace outputs/)")
     monitor = command("monitor", cmd_monitor, "check a batch (or the prediction log) for drift; maybe retrain")
     monitor.add_argument("--data", default=None, help="the file to check (default: predictions logged since last run)")
+    labels = command("labels", cmd_labels, "join delayed labels to the logged predictions; retrain if degraded")
+    labels.add_argument("--data", default=None, help="a label file (default: every complete file in labels.folder)")
+    kpis = command("kpis", cmd_kpis, "operational KPIs: deployment frequency, MTTR, success rate, freshness")
+    kpis.add_argument("--json", action="store_true")
+    dashboard = command("dashboard", cmd_dashboard, "serve the Evidently dashboard (drift and performance trends)",
+                        DEMO_CONFIG)  # fmt: skip
+    dashboard.add_argument("--port", type=int, default=8000)
+    dashboard.add_argument("--host", default="127.0.0.1")
     run = command("run", cmd_run, "the continuous-training flow for one new batch")
     run.add_argument("--data", required=True)
     run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")
