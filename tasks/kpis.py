@@ -14,6 +14,7 @@ from driftline.registry import Registry
 from tasks.artifacts import publish_markdown
 
 TRAINING_FLOW = "training"
+PAGE = 200
 
 
 def _of_this_model(parameters: dict, cfg: DriftlineConfig) -> bool:
@@ -35,12 +36,17 @@ def prefect_training_runs(cfg: DriftlineConfig) -> list[kpis.PipelineRun]:
     from prefect.client.schemas.objects import StateType
 
     finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED]
+    runs: list = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[TRAINING_FLOW])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=finished))),
-            limit=10_000,
-        )  # fmt: skip
+        while True:  # the API answers at most PAGE runs per call
+            page = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[TRAINING_FLOW])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=finished))),
+                limit=PAGE, offset=len(runs),
+            )  # fmt: skip
+            runs += page
+            if len(page) < PAGE:
+                break
     return [kpis.PipelineRun(run.state_type is StateType.COMPLETED, run.start_time or run.created)
             for run in runs if _of_this_model(run.parameters, cfg)]  # fmt: skip
 

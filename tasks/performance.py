@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -75,14 +76,15 @@ class PerformanceReport:
     mlflow_run_id: str
 
 
-def _archive_labeled_rows(joined: performance.LabelJoin, intake: LabelIntake, cfg: DriftlineConfig) -> None:
-    """Rows completed by this run's labels become a labeled batch in the archive, so a retrain learns from them."""
-    rows = performance.labeled_training_rows(joined, cfg, set(intake.accepted))
-    if rows.empty:
+def _archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
+    """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them."""
+    if new_rows.empty:
         return
+    rows = performance.as_training_rows(new_rows, cfg)
     path = cfg.workspace / "labeled" / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
     data.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
     data.archive_batch(data.load_batch(path, cfg.dataset), cfg.archive_dir, cfg.dataset)
+    performance.mark_archived(rows[cfg.dataset.id_column], cfg.label_store_dir)
 
 
 @task(name="measure-performance", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -106,9 +108,9 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
     run_id = registry.log_performance(
         champion.ref, results, performance.batch_steps(logged), degradation, counts, summary
     )
-    _archive_labeled_rows(joined, intake, cfg)
-    touched = joined.labeled[joined.labeled[performance.LABEL_FILE].isin(set(intake.accepted))]
-    _add_dashboard_snapshots(joined, touched, results, cfg, classes)
+    new_rows = performance.newly_labeled(joined, cfg.label_store_dir, cfg.dataset.id_column)
+    _add_dashboard_snapshots(joined, new_rows, results, cfg, classes)
+    _archive_labeled_rows(new_rows, cfg)
     rows = [{"model version": f"v{r.model_version}", "batch": r.source, "labeled rows": r.rows,
              **{name: round(value, 4) for name, value in r.metrics.items()}} for r in results]  # fmt: skip
     links = {"MLflow performance run": registry.run_url(run_id)}
@@ -123,6 +125,8 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
 
 def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, classes: list | None) -> None:
     """One Evidently snapshot per scoring batch that gained labels in this run, at the time it was scored."""
+    if touched.empty:
+        return
     keys = set(zip(touched[prediction_log.MODEL_VERSION], touched[prediction_log.SOURCE], strict=True))
     frame = joined.labeled.rename(columns={performance.LABEL: cfg.dataset.target})
     probabilities = {}

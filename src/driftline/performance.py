@@ -128,8 +128,9 @@ class LabelJoin:
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame, cfg: DriftlineConfig) -> LabelJoin:
     id_column = cfg.dataset.id_column
-    if predictions.empty:
-        return LabelJoin(predictions.assign(**{LABEL: []}), 0, len(labels), labels[ID].astype(str).head(3).tolist())
+    if predictions.empty:  # nothing logged yet: every label waits for its prediction
+        nothing = pd.DataFrame(columns=[id_column, LABEL, LABEL_FILE])
+        return LabelJoin(nothing, 0, len(labels), labels[ID].astype(str).head(3).tolist())
     ids = predictions[id_column].astype(object)
     has_label = ids.isin(labels[ID])
     labeled = predictions[has_label].merge(labels[[ID, LABEL, LABEL_FILE]], left_on=id_column, right_on=ID, how="left")
@@ -150,14 +151,32 @@ def batch_steps(predictions: pd.DataFrame) -> dict[str, int]:
     return {str(source): step for step, source in enumerate(first.index)}
 
 
-def labeled_training_rows(joined: LabelJoin, cfg: DriftlineConfig, label_files: set[str]) -> pd.DataFrame:
-    """The rows that labels from `label_files` completed, as training data (id, event time, features, target):
-    archived, they put what the model is judged on into the retraining window. One row per id: the latest."""
-    rows = joined.labeled[joined.labeled[LABEL_FILE].isin(label_files)]
+ARCHIVED_IDS = "archived/ids.parquet"  # in the label store: ids whose labeled row went to the archive
+
+
+def newly_labeled(joined: LabelJoin, store_dir: Path, id_column: str) -> pd.DataFrame:
+    """Labeled prediction rows whose id no earlier run archived: what this run adds to what is known."""
+    done = store_dir / ARCHIVED_IDS
+    labeled = joined.labeled
+    if done.exists() and not labeled.empty:
+        labeled = labeled[~labeled[id_column].isin(pd.read_parquet(done)[ID])]
+    return labeled
+
+
+def as_training_rows(labeled: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
+    """Labeled predictions as training data (id, event time, features, target), one row per id (the latest
+    scoring): archived, they put what the model is now judged on into the retraining window."""
     dataset = cfg.dataset
-    columns = [c for c in [dataset.id_column, dataset.event_time_column, *dataset.feature_names] if c and c in rows]
-    rows = rows.sort_values(prediction_log.SCORED_AT, kind="stable").drop_duplicates(dataset.id_column, keep="last")
+    columns = [c for c in [dataset.id_column, dataset.event_time_column, *dataset.feature_names] if c and c in labeled]
+    rows = labeled.sort_values(prediction_log.SCORED_AT, kind="stable").drop_duplicates(dataset.id_column, keep="last")
     return rows[columns].assign(**{dataset.target: rows[LABEL].to_numpy()}).reset_index(drop=True)
+
+
+def mark_archived(ids: pd.Series, store_dir: Path) -> None:
+    done = store_dir / ARCHIVED_IDS
+    known = pd.read_parquet(done)[ID] if done.exists() else pd.Series(dtype=object)
+    all_ids = pd.DataFrame({ID: pd.concat([known, ids.astype(object)], ignore_index=True)})
+    write_atomically(done, lambda temp: all_ids.to_parquet(temp, index=False))
 
 
 # --- performance ------------------------------------------------------------------------------------------------------
