@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 
-from driftline import drift, performance
+from driftline import drift
 from driftline.errors import ConfigError, DataRejected
 from driftline.registry import Registry
 from flows.batch_scoring import batch_scoring
@@ -141,14 +141,3 @@ def test_drift_runs_feed_the_dashboard_and_the_kpis_count_the_loop(labeled_confi
     trend = registry.client.search_runs([registry.experiment_id], "tags.`driftline.run_type` = 'trends'")[0]
     [point] = registry.client.get_metric_history(trend.info.run_id, "dataset_drift")
     assert (point.step, point.value) == (0, 1.0)
-
-
-def test_label_store_keeps_the_newest_label_per_id(tmp_path, cfg):
-    store = tmp_path / "store"
-    first = performance.LabelFile(tmp_path / "a.csv", pd.DataFrame({"id": ["C1", "C2"], "label": [0, 1]}), "f1")
-    correction = performance.LabelFile(tmp_path / "b.csv", pd.DataFrame({"id": ["C2"], "label": [0]}), "f2")
-    performance.store_labels(first, store)
-    performance.store_labels(correction, store)
-    assert performance.store_labels(first, store) is None  # the same content twice is stored once
-    labels = performance.read_labels(store).set_index("id")["label"].to_dict()
-    assert labels == {"C1": 0, "C2": 0}
