@@ -112,11 +112,7 @@ def test_a_label_file_that_labels_an_id_twice_is_quarantined(labeled_config, cha
     assert rejected.value.quarantined_to and not (tmp_path / "t.csv").exists()
 
 
-def test_labels_need_an_id_column_and_to_be_enabled(config_factory, demo_files):
-    from driftline.config import load_config
-
-    with pytest.raises(ConfigError, match="labels.enabled needs dataset.id_column"):
-        load_config(config_factory(labels={"enabled": True}, dataset={"id_column": None}))
+def test_a_label_run_without_labels_enabled_fails_naming_the_setting(config_factory):
     with pytest.raises(ConfigError, match="labels.enabled is false"):
         performance_monitoring(LabelParams(config=str(config_factory())))
 

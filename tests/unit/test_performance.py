@@ -47,8 +47,8 @@ def test_performance_per_version_and_per_batch_in_scoring_order(cfg):
     results = performance.performance(performance.join_labels(predictions, labels_frame(truth), cfg), cfg, [0, 1])
     table = {(r.model_version, r.source): (r.rows, r.metrics["accuracy"], r.metrics["roc_auc"]) for r in results}
     assert table == {
-        ("1", performance.ALL_BATCHES): (8, 0.75, 0.8125), ("2", performance.ALL_BATCHES): (2, 1.0, 1.0),
-        ("1", "a.csv"): (4, 1.0, 1.0), ("1", "b.csv"): (4, 0.5, 0.5), ("2", "c.csv"): (2, 1.0, 1.0),
+        ("1", performance.ALL_BATCHES): (8, 0.75, 0.9375), ("2", performance.ALL_BATCHES): (2, 1.0, 1.0),
+        ("1", "a.csv"): (4, 1.0, 1.0), ("1", "b.csv"): (4, 0.5, 0.75), ("2", "c.csv"): (2, 1.0, 1.0),
     }  # fmt: skip
     assert [r.source for r in results if r.per_batch] == ["a.csv", "b.csv", "c.csv"]
     assert performance.batch_steps(predictions) == {"a.csv": 0, "b.csv": 1, "c.csv": 2}
