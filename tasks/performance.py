@@ -78,6 +78,8 @@ class PerformanceReport:
 
 def _archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
     """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them."""
+    labeled_batches = {entry.fingerprint for entry in data.read_archive_index(cfg.archive_dir) if entry.labeled}
+    new_rows = performance.not_yet_in_training_data(new_rows, labeled_batches)
     if new_rows.empty:
         return
     rows = performance.as_training_rows(new_rows, cfg)

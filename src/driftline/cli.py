@@ -167,22 +167,16 @@ def cmd_kpis(args: argparse.Namespace) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
-    """Evidently's own UI service on the model's workspace folder, until Ctrl-C."""
-    import subprocess
-
+    """Evidently's own UI service on the model's workspace folder: this process becomes it (Ctrl-C stops it)."""
     from driftline.drift import dashboard_project
 
     cfg = load_config(args.config)
     dashboard_project(cfg)  # the project and its panels exist before the first monitoring run
-    evidently = Path(sys.executable).parent / "evidently"
+    evidently = str(Path(sys.executable).parent / "evidently")
     console.print(f"Evidently UI on http://{args.host}:{args.port} (workspace {cfg.dashboard_dir}; Ctrl-C stops)")
-    try:
-        subprocess.run([str(evidently), "ui", "--workspace", str(cfg.dashboard_dir), "--host", args.host,
-                        "--port", str(args.port)], check=True)  # fmt: skip
-    except KeyboardInterrupt:
-        console.print("stopped")
-    except subprocess.CalledProcessError as failed:
-        raise DriftlineError(f"evidently ui exited with {failed.returncode}") from None
+    sys.stdout.flush()
+    os.execv(evidently, [evidently, "ui", "--workspace", str(cfg.dashboard_dir), "--host", args.host,
+                         "--port", str(args.port)])  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> None:

@@ -86,16 +86,19 @@ class Kpis:
         def shown(value: float | None, unit: str = "", digits: int = 1) -> str:
             return "–" if value is None else f"{value:,.{digits}f}{unit}"
 
+        def duration(hours: float | None) -> str:
+            return shown(hours * 60, " min") if hours is not None and hours < 1 else shown(hours, " h")
+
         return [
             ("deployment frequency", shown(self.deployments_per_week, " / week", 2),
              f"{self.promotions} promotions ({self.refusals} refused) since the first gate decision"),
-            ("time to restore (MTTR)", shown(self.mttr_hours, " h"),
+            ("time to restore (MTTR)", duration(self.mttr_hours),
              f"detection (drift or degradation) → new champion, mean over {self.incidents - self.open_incidents} "
              f"restored incidents; {self.open_incidents} still open"),
             ("training success rate", shown(None if self.training_success_rate is None
                                             else 100 * self.training_success_rate, " %"),
              f"{self.training_runs} training runs, from {self.training_runs_source}"),
-            ("data freshness", shown(self.data_freshness_hours, " h"),
+            ("data freshness", duration(self.data_freshness_hours),
              f"age of the newest labeled archived batch ({self.newest_training_data or 'none'})"),
             ("scoring throughput", shown(self.scoring_rows_per_second, " rows/s", 0),
              f"{self.scored_rows:,} rows in {self.scoring_runs} scoring runs"),

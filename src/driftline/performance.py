@@ -163,6 +163,13 @@ def newly_labeled(joined: LabelJoin, store_dir: Path, id_column: str) -> pd.Data
     return labeled
 
 
+def not_yet_in_training_data(labeled: pd.DataFrame, labeled_fingerprints: set[str]) -> pd.DataFrame:
+    """Leave out rows of batches that arrived with their labels (archived as labeled): they train already."""
+    if labeled.empty:
+        return labeled
+    return labeled[~labeled[prediction_log.SOURCE_FINGERPRINT].isin(labeled_fingerprints)]
+
+
 def as_training_rows(labeled: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
     """Labeled predictions as training data (id, event time, features, target), one row per id (the latest
     scoring): archived, they put what the model is now judged on into the retraining window."""

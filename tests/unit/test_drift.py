@@ -172,7 +172,11 @@ def test_data_quality_drift_finds_injected_nulls_new_categories_and_out_of_range
     broken.loc[broken.index[450:600], "c"] = 99.0  # 5% above the training maximum of 4
     result = drift.detect_drift(reference, broken, cfg)
     breached = {(q.column, q.check): round(q.current, 3) for q in result.quality if q.breached}
-    assert breached == {("a", "null_rate"): 0.1, ("k", "unseen_category_share"): 0.05, ("c", "out_of_range_share"): 0.05}
+    assert breached == {
+        ("a", "null_rate"): 0.1,
+        ("k", "unseen_category_share"): 0.05,
+        ("c", "out_of_range_share"): 0.05,
+    }
     assert result.quality_breaches[0] == "null_rate of 'a' is 10.0% (training 0.0%)"
     assert not any(reason.startswith("data quality") for reason in result.reasons)  # reported, not counted
     assert result.figures()["quality_null_rate_a"] == pytest.approx(0.1)
