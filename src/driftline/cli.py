@@ -106,12 +106,16 @@ def _report_monitoring(monitoring) -> None:
         console.print(f"[yellow]drift[/] in {monitoring.batch}: {'; '.join(monitoring.drift_reasons)}")
     else:
         console.print(f"no drift in {monitoring.batch}")
-    if monitoring.retraining is not None:
-        console.print(f"retrained {_describe_training(monitoring.retraining)}")
-        if monitoring.retraining.verdict != "promoted":
-            raise GateRefused(
-                f"gate refused v{monitoring.retraining.candidate_version}: {'; '.join(monitoring.retraining.reasons)}"
-            )
+    _report_retraining(monitoring.retraining)
+
+
+def _report_retraining(retraining) -> None:
+    """The retrain a monitoring run started, if any; a refusal exits 4 (the champion is unchanged)."""
+    if retraining is None:
+        return
+    console.print(f"retrained {_describe_training(retraining)}")
+    if retraining.verdict != "promoted":
+        raise GateRefused(f"gate refused v{retraining.candidate_version}: {'; '.join(retraining.reasons)}")
 
 
 def cmd_monitor(args: argparse.Namespace) -> None:
@@ -141,12 +145,7 @@ def cmd_labels(args: argparse.Namespace) -> None:
     else:
         verdict = f"{outcome.metric} {_fmt(outcome.champion_value)} vs {_fmt(outcome.at_promotion)} at promotion"
     console.print(f"{joined}; champion v{outcome.champion_version}: {verdict}")
-    if outcome.retraining is not None:
-        console.print(f"retrained {_describe_training(outcome.retraining)}")
-        if outcome.retraining.verdict != "promoted":
-            raise GateRefused(
-                f"gate refused v{outcome.retraining.candidate_version}: {'; '.join(outcome.retraining.reasons)}"
-            )
+    _report_retraining(outcome.retraining)
 
 
 def cmd_kpis(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from driftline import prediction_log
 from driftline.config import DriftlineConfig, Task
-from driftline.data import _as_text, load_batch, write_atomically
+from driftline.data import DataBatch, _as_text, load_batch, write_atomically
 from driftline.errors import DataRejected
 from driftline.metrics import compute_metrics, greater_is_better
 
@@ -28,25 +28,12 @@ PROBA_PREFIX = "proba_"
 ALL_BATCHES = "(all batches)"
 
 
-@dataclass(frozen=True)
-class LabelFile:
-    """One label file as read: ids and labels under the store's column names, and the hash of its bytes."""
-
-    path: Path
-    frame: pd.DataFrame
-    fingerprint: str
-
-    @property
-    def rows(self) -> int:
-        return len(self.frame)
-
-
 def _class_values(classes: list) -> dict[str, object]:
     """The model's classes by their text, so '1', 1 and 1.0 in a label file all mean the class 1."""
     return {str(value): value for value in classes}
 
 
-def load_labels(path: str | Path, cfg: DriftlineConfig, classes: list | None) -> LabelFile:
+def load_labels(path: str | Path, cfg: DriftlineConfig, classes: list | None) -> DataBatch:
     """Read a label file as strictly as a data file; `classes` are the training labels (None for regression).
 
     Rejected (DataRejected, one reason per problem): unreadable, the id or label column missing, missing ids or
@@ -88,7 +75,7 @@ def load_labels(path: str | Path, cfg: DriftlineConfig, classes: list | None) ->
     if reasons:
         raise DataRejected(str(path), reasons)
     tidy = pd.DataFrame({ID: ids.to_numpy(dtype=object), LABEL: values.to_numpy()})
-    return LabelFile(path=Path(path), frame=tidy, fingerprint=batch.fingerprint)
+    return DataBatch(path=Path(path), frame=tidy, fingerprint=batch.fingerprint)  # ids and labels, renamed
 
 
 # --- the label store ------------------------------------------------------------------------------------------------
@@ -96,7 +83,7 @@ def stored_fingerprints(store_dir: Path) -> set[str]:
     return {path.stem.split("-")[-1] for path in store_dir.glob("*.parquet")}
 
 
-def store_labels(labels: LabelFile, store_dir: Path, now: datetime | None = None) -> Path | None:
+def store_labels(labels: DataBatch, store_dir: Path, now: datetime | None = None) -> Path | None:
     """Keep an accepted file's labels (once per content); file names sort by arrival, which decides who wins."""
     if labels.fingerprint in stored_fingerprints(store_dir):
         return None

@@ -8,6 +8,7 @@ import pytest
 
 from driftline import performance, prediction_log
 from driftline.config import load_config
+from driftline.data import DataBatch
 from driftline.errors import DataRejected
 
 SCORED = datetime(2026, 3, 1, tzinfo=UTC)
@@ -103,8 +104,8 @@ def test_labels_are_typed_as_the_trained_classes(cfg, tmp_path):
 
 def test_label_store_keeps_the_newest_label_per_id(tmp_path, cfg):
     store = tmp_path / "store"
-    first = performance.LabelFile(tmp_path / "a.csv", pd.DataFrame({"id": ["C1", "C2"], "label": [0, 1]}), "f1")
-    correction = performance.LabelFile(tmp_path / "b.csv", pd.DataFrame({"id": ["C2"], "label": [0]}), "f2")
+    first = DataBatch(tmp_path / "a.csv", pd.DataFrame({"id": ["C1", "C2"], "label": [0, 1]}), "f1")
+    correction = DataBatch(tmp_path / "b.csv", pd.DataFrame({"id": ["C2"], "label": [0]}), "f2")
     performance.store_labels(first, store)
     performance.store_labels(correction, store)
     assert performance.store_labels(first, store) is None  # the same content twice is stored once
