@@ -302,8 +302,11 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         deployed = deploy(cfg, args.config, project_dir, work_pool, project_dir / args.prefect_file)
     console.print(f"deployed {', '.join(deployed.deployments)} to work pool {deployed.work_pool}")
     for name, schedule in (("batch-scoring", cfg.schedules.batch_scoring),
-                           ("drift-monitoring", cfg.schedules.drift_monitoring)):  # fmt: skip
+                           ("drift-monitoring", cfg.schedules.drift_monitoring),
+                           ("performance-monitoring", cfg.schedules.performance_monitoring)):  # fmt: skip
         state = "active" if schedule.active else "paused"
+        if name == "performance-monitoring" and not cfg.labels.enabled:
+            state = "paused (labels.enabled is false)"
         console.print(f"  {name}: cron {schedule.cron!r} ({schedule.timezone}), {state}")
     console.print(f"  continuous-training: on driftline.data.arrived for files in {cfg.landing_dir}")
     console.print(f"  notifications: {deployed.notifications}")
