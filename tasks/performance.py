@@ -77,16 +77,17 @@ class PerformanceReport:
 
 
 def _archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
-    """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them."""
+    """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them
+    (rows of batches that arrived with their labels are in the archive already); either way they are taken in."""
     labeled_batches = {entry.fingerprint for entry in data.read_archive_index(cfg.archive_dir) if entry.labeled}
-    new_rows = performance.not_yet_in_training_data(new_rows, labeled_batches)
-    if new_rows.empty:
-        return
-    rows = performance.as_training_rows(new_rows, cfg)
-    path = cfg.workspace / "labeled" / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
-    data.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
-    data.archive_batch(data.load_batch(path, cfg.dataset), cfg.archive_dir, cfg.dataset)
-    performance.mark_archived(rows[cfg.dataset.id_column], cfg.label_store_dir)
+    missing = performance.not_yet_in_training_data(new_rows, labeled_batches)
+    if not missing.empty:
+        rows = performance.as_training_rows(missing, cfg)
+        path = cfg.workspace / "labeled" / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
+        data.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
+        data.archive_batch(data.load_batch(path, cfg.dataset), cfg.archive_dir, cfg.dataset)
+    if not new_rows.empty:
+        performance.mark_archived(new_rows[cfg.dataset.id_column], cfg.label_store_dir)
 
 
 @task(name="measure-performance", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)

@@ -138,7 +138,7 @@ def batch_steps(predictions: pd.DataFrame) -> dict[str, int]:
     return {str(source): step for step, source in enumerate(first.index)}
 
 
-ARCHIVED_IDS = "archived/ids.parquet"  # in the label store: ids whose labeled row went to the archive
+ARCHIVED_IDS = "archived/ids.parquet"  # in the label store: ids whose labeled row is training data (archived)
 
 
 def newly_labeled(joined: LabelJoin, store_dir: Path, id_column: str) -> pd.DataFrame:
@@ -169,7 +169,7 @@ def as_training_rows(labeled: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFram
 def mark_archived(ids: pd.Series, store_dir: Path) -> None:
     done = store_dir / ARCHIVED_IDS
     known = pd.read_parquet(done)[ID] if done.exists() else pd.Series(dtype=object)
-    all_ids = pd.DataFrame({ID: pd.concat([known, ids.astype(object)], ignore_index=True)})
+    all_ids = pd.DataFrame({ID: pd.concat([known, ids.astype(object)], ignore_index=True).drop_duplicates()})
     write_atomically(done, lambda temp: all_ids.to_parquet(temp, index=False))
 
 
