@@ -114,7 +114,7 @@ def test_a_label_file_that_labels_an_id_twice_is_quarantined(labeled_config, cha
 
 def test_a_label_run_without_labels_enabled_fails_naming_the_setting(config_factory):
     with pytest.raises(ConfigError, match="labels.enabled is false"):
-        performance_monitoring(LabelParams(config=str(config_factory())))
+        performance_monitoring(LabelParams(config=str(config_factory(labels={"enabled": False}))))
 
 
 def test_drift_runs_feed_the_dashboard_and_the_kpis_count_the_loop(labeled_config, champion, demo_files):
