@@ -13,7 +13,9 @@ from tests.conftest import PROJECT_ROOT
 
 def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(config_factory):
     cfg = load_config(config_factory(labels={"enabled": True}))
-    [automation] = [a for a in notification_automations(cfg, str(uuid.uuid4())) if PERFORMANCE_DEGRADED in a.trigger.expect]
+    [automation] = [
+        a for a in notification_automations(cfg, str(uuid.uuid4())) if PERFORMANCE_DEGRADED in a.trigger.expect
+    ]
     assert automation.name == "driftline churn-demo: performance degraded"
     assert "degraded" in MESSAGES[PERFORMANCE_DEGRADED][0]
     assert deploy_env(cfg, "c.yaml", Path("."), "pool")["DRIFTLINE_PERFORMANCE_ACTIVE"] == "true"
