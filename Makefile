@@ -9,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-fast test-integration lint bench up up-postgres down ui-mlflow ui-prefect clean
+.PHONY: install demo test test-fast test-integration lint bench up up-postgres down ui-mlflow ui-prefect dashboard clean
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ ui-mlflow: install
 
 ui-prefect: install
 	$(BIN)/prefect server start --port 4200
+
+# Evidently's UI on the monitoring snapshots (drift and performance per batch): http://127.0.0.1:8000
+DASHBOARD_PORT ?= 8000
+dashboard: install
+	$(BIN)/driftline dashboard --config $(CONFIG) --port $(DASHBOARD_PORT)
 
 clean:
 	rm -rf .driftline data/demo

@@ -21,7 +21,14 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
 from tasks.concurrency import ensure_training_limit
-from tasks.events import DRIFT_DETECTED, GATE_REFUSED, MODEL_LABEL, MODEL_PROMOTED, NOTIFIED_EVENTS
+from tasks.events import (
+    DRIFT_DETECTED,
+    GATE_REFUSED,
+    MODEL_LABEL,
+    MODEL_PROMOTED,
+    NOTIFIED_EVENTS,
+    PERFORMANCE_DEGRADED,
+)
 
 WORK_POOL_ENV = "DRIFTLINE_WORK_POOL"
 DEFAULT_WORK_POOL = "driftline"
@@ -34,7 +41,7 @@ JOB_TEMPLATES: dict[PoolType, str] = {
 }
 WEBHOOK_BLOCK = "driftline-webhook"
 DEPLOYMENT_TAG = "driftline"
-FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training"]
+FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "performance-monitoring"]
 
 # Slack-compatible: incoming webhooks of Slack, Mattermost, Rocket.Chat and Teams' Slack mode read `text`.
 WEBHOOK_JSON = {"text": "*{{subject}}*\n{{body}}"}
@@ -46,6 +53,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Drift in {{ event.payload.batch }} ({{ event.payload.rows }} rows) against champion "
         "v{{ event.payload.champion_version }}: {{ event.payload.reasons | join('; ') }}. "
         "Report: {{ event.payload.report }}",
+    ),
+    PERFORMANCE_DEGRADED: (
+        "driftline {{ event.resource['driftline.model'] }}: champion v{{ event.payload.champion_version }} degraded",
+        "{{ event.payload.reason }}. Retraining: {{ event.payload.retraining }}. "
+        "MLflow run {{ event.payload.mlflow_run_id }} {{ event.payload.mlflow_run_url or '' }}",
     ),
     MODEL_PROMOTED: (
         "driftline {{ event.resource['driftline.model'] }}: v{{ event.payload.version }} promoted",
@@ -76,6 +88,7 @@ class Deployed:
 def deploy_env(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_pool: str) -> dict[str, str]:
     """The values prefect.yaml reads as {{ $DRIFTLINE_* }}: the model, its config and its schedules."""
     scoring, monitoring = cfg.schedules.batch_scoring, cfg.schedules.drift_monitoring
+    performance = cfg.schedules.performance_monitoring
     return {
         "DRIFTLINE_MODEL": cfg.registry.model_name,
         "DRIFTLINE_CONFIG": config_path,
@@ -87,6 +100,10 @@ def deploy_env(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_p
         "DRIFTLINE_MONITORING_CRON": monitoring.cron,
         "DRIFTLINE_MONITORING_TIMEZONE": monitoring.timezone,
         "DRIFTLINE_MONITORING_ACTIVE": str(monitoring.active).lower(),
+        "DRIFTLINE_PERFORMANCE_CRON": performance.cron,
+        "DRIFTLINE_PERFORMANCE_TIMEZONE": performance.timezone,
+        # without labels there is nothing to join: the deployment stays, for manual runs, its schedule paused
+        "DRIFTLINE_PERFORMANCE_ACTIVE": str(performance.active and cfg.labels.enabled).lower(),
     }
 
 

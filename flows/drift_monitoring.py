@@ -10,6 +10,7 @@ from flows.steps import admit
 from flows.training import training
 from tasks.data import archive_batch, new_predictions
 from tasks.drift import check_drift
+from tasks.kpis import publish_kpis
 from tasks.registry import load_champion
 from tasks.scoring import predict_batch
 
@@ -29,4 +30,5 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
     retraining = None
     if drift.detected and cfg.drift.retrain:
         retraining = training(TrainParams(config=params.config, reason=f"drift in {observed.name}"))
+    publish_kpis(cfg)
     return MonitoringOutcome.of(observed, drift, retraining)

@@ -8,6 +8,7 @@ from driftline.data import DataBatch, Observed
 from driftline.drift import DriftResult
 from driftline.errors import DataRejected
 from driftline.evaluation import GateDecision
+from tasks.performance import LabelIntake, PerformanceReport
 from tasks.scoring import ScoredBatch
 
 DEFAULT_CONFIG = "configs/demo.yaml"
@@ -43,6 +44,15 @@ class MonitorParams(BaseModel):
     data: str | None = Field(
         None,
         description="A file to check for drift. Leave empty to check the predictions logged since the last run.",
+    )
+
+
+class LabelParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str | None = Field(
+        None,
+        description="A label file (CSV/Parquet: id and label). Leave empty to take every complete file "
+        "waiting in labels.folder.",
     )
 
 
@@ -100,10 +110,13 @@ class MonitoringOutcome(BaseModel):
     drift_detected: bool
     drift_reasons: list[str]
     drifted_features: list[str]
+    prediction_drift: bool | None = Field(None, description="Did the champion's predictions drift (None: unknown).")
+    quality_breaches: list[str] = Field(default_factory=list, description="Data-quality drift, one line each.")
     retraining: TrainingOutcome | None = None
 
     @classmethod
     def of(cls, observed: Observed, drift: DriftResult | None, retraining: TrainingOutcome | None) -> MonitoringOutcome:
+        prediction = drift.prediction_drift if drift else None
         return cls(
             batch=observed.name,
             fingerprint=observed.fingerprint,
@@ -111,8 +124,38 @@ class MonitoringOutcome(BaseModel):
             drift_detected=bool(drift and drift.detected),
             drift_reasons=drift.reasons if drift else [],
             drifted_features=drift.drifted_features if drift else [],
+            prediction_drift=prediction.drifted if prediction else None,
+            quality_breaches=drift.quality_breaches if drift else [],
             retraining=retraining,
         )
+
+
+class PerformanceOutcome(BaseModel):
+    """What one label run found: files received, rows joined and waiting, the champion's verdict."""
+
+    label_files: dict[str, int] = Field(description="Accepted label file -> rows.")
+    already_received: list[str] = Field(default_factory=list)
+    labeled_rows: int
+    pending_predictions: int = Field(description="Logged predictions whose label has not arrived yet.")
+    unmatched_labels: int = Field(description="Labels whose id no logged prediction has (kept: they may match later).")
+    champion_version: str
+    metric: str
+    champion_value: float | None
+    at_promotion: float | None
+    degraded: bool
+    reason: str
+    retraining: TrainingOutcome | None = None
+
+    @classmethod
+    def of(cls, intake: LabelIntake, report: PerformanceReport, retraining: TrainingOutcome | None):
+        degradation = report.degradation
+        return cls(
+            label_files=intake.accepted, already_received=intake.already_received, labeled_rows=report.labeled_rows,
+            pending_predictions=report.pending_predictions, unmatched_labels=report.unmatched_labels,
+            champion_version=degradation.model_version, metric=degradation.metric,
+            champion_value=degradation.measured, at_promotion=degradation.at_promotion,
+            degraded=degradation.degraded, reason=degradation.reason, retraining=retraining,
+        )  # fmt: skip
 
 
 class RunSummary(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +28,22 @@ def report_path(observed: Observed, cfg: DriftlineConfig) -> Path:
 def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> drift.DriftResult:
     reference = champion.reference
     result = drift.detect_drift(reference.stats, observed.frame, cfg, current_predictions=signal)
-    report = drift.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg))
-    metrics = {"drifted_feature_share": result.drifted_feature_share, "dataset_drift": float(result.detected)}
-    metrics |= {f"drift_{c.role}_{c.column}": c.statistic for c in result.columns}
+    now = datetime.now(UTC)
+    snapshot = drift.Snapshot(f"drift {observed.name}", now, champion.ref.version)
+    report = drift.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg), snapshot)
     watermark = observed.through if isinstance(observed, LogWindow) else None
     registry = Registry(cfg)
     run_id = registry.log_monitoring(
-        champion.ref, observed.name, observed.fingerprint, metrics, result.to_dict(), report, watermark
+        champion.ref, observed.name, observed.fingerprint, result.figures(), result.to_dict(), report, watermark
     )
+    registry.log_drift_trend(result.figures(), now)
     rows = [{"column": c.column, "role": c.role, "method": c.method, "statistic": round(c.statistic, 6),
              "threshold": c.threshold, "drifted": c.drifted} for c in result.columns]  # fmt: skip
+    rows += [{"column": q.column, "role": "quality", "method": q.check, "statistic": round(q.current, 6),
+              "threshold": round(q.threshold, 6), "drifted": q.breached} for q in result.quality]  # fmt: skip
     verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else (result.note or "no drift")
+    if result.quality_breaches and not cfg.drift.data_quality.counts_as_drift:
+        verdict += ". Data quality: " + "; ".join(result.quality_breaches)
     links = {
         "MLflow monitoring run": registry.run_url(run_id),
         "Evidently report": registry.artifact_url(run_id, f"{REPORTS}/{report.name}") or report.as_uri(),
@@ -49,6 +55,7 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
         emit_model_event(DRIFT_DETECTED, cfg, {
             "batch": observed.name, "rows": observed.rows, "champion_version": champion.ref.version,
             "reasons": result.reasons, "drifted_features": result.drifted_features, "mlflow_run_id": run_id,
+            "quality_breaches": result.quality_breaches,
             "mlflow_run_url": links["MLflow monitoring run"], "report": links["Evidently report"],
         })  # fmt: skip
     return result

@@ -19,10 +19,12 @@ DATA_ARRIVED = "driftline.data.arrived"
 DRIFT_DETECTED = "driftline.drift.detected"
 MODEL_PROMOTED = "driftline.model.promoted"
 GATE_REFUSED = "driftline.gate.refused"
+PERFORMANCE_DEGRADED = "driftline.performance.degraded"
 
 # The `notifications.events` names in the config, and the events behind them.
 NOTIFIED_EVENTS: dict[NotificationEvent, str] = {
     "drift_detected": DRIFT_DETECTED,
+    "performance_degraded": PERFORMANCE_DEGRADED,
     "model_promoted": MODEL_PROMOTED,
     "gate_refused": GATE_REFUSED,
     "flow_failed": "prefect.flow-run.Failed",
@@ -37,7 +39,7 @@ def model_resource(cfg: DriftlineConfig) -> dict[str, str]:
 
 
 def emit_model_event(event: str, cfg: DriftlineConfig, payload: dict[str, Any]) -> None:
-    """Drift, promotion and refusal events, about the registered model; sent in the background by Prefect."""
+    """Drift, degradation, promotion and refusal events about the registered model, sent in the background."""
     emit_event(event=event, resource=model_resource(cfg), payload=payload)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from driftline import prediction_log, scoring
 from driftline.config import DriftlineConfig
 from driftline.data import DataBatch, Observed
 from driftline.modeling import predict
-from driftline.registry import Champion
+from driftline.registry import Champion, Registry
 from tasks.artifacts import publish_markdown
 
 
@@ -30,7 +31,9 @@ class ScoredBatch:
 def score_batch(batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None) -> ScoredBatch:
     """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
     version, scored_at = champion.ref.version, datetime.now(UTC)
+    started = time.perf_counter()
     scored, predictions = scoring.score_frame(champion.model, batch.frame, cfg, version, scored_at)
+    Registry(cfg).log_scoring(version, batch.name, len(scored), time.perf_counter() - started)  # throughput KPI
     path = scoring.write_output(scored, Path(output) if output else scoring.default_output_path(cfg, batch.path))
     logged = ""
     if cfg.scoring.log_predictions:

@@ -106,12 +106,16 @@ def _report_monitoring(monitoring) -> None:
         console.print(f"[yellow]drift[/] in {monitoring.batch}: {'; '.join(monitoring.drift_reasons)}")
     else:
         console.print(f"no drift in {monitoring.batch}")
-    if monitoring.retraining is not None:
-        console.print(f"retrained {_describe_training(monitoring.retraining)}")
-        if monitoring.retraining.verdict != "promoted":
-            raise GateRefused(
-                f"gate refused v{monitoring.retraining.candidate_version}: {'; '.join(monitoring.retraining.reasons)}"
-            )
+    _report_retraining(monitoring.retraining)
+
+
+def _report_retraining(retraining) -> None:
+    """The retrain a monitoring run started, if any; a refusal exits 4 (the champion is unchanged)."""
+    if retraining is None:
+        return
+    console.print(f"retrained {_describe_training(retraining)}")
+    if retraining.verdict != "promoted":
+        raise GateRefused(f"gate refused v{retraining.candidate_version}: {'; '.join(retraining.reasons)}")
 
 
 def cmd_monitor(args: argparse.Namespace) -> None:
@@ -121,6 +125,57 @@ def cmd_monitor(args: argparse.Namespace) -> None:
     with console.status(f"monitoring {args.data or 'the prediction log'}: drift → maybe retrain"):
         outcome = drift_monitoring(MonitorParams(config=args.config, data=args.data))
     _report_monitoring(outcome)
+
+
+def cmd_labels(args: argparse.Namespace) -> None:
+    from flows.params import LabelParams
+    from flows.performance_monitoring import performance_monitoring
+
+    with console.status(f"labels from {args.data or 'the labels folder'}: join → measure → maybe retrain"):
+        outcome = performance_monitoring(LabelParams(config=args.config, data=args.data))
+    received = sum(outcome.label_files.values())
+    joined = (
+        f"{received} labels received, {outcome.labeled_rows} predictions labeled, "
+        f"{outcome.pending_predictions} waiting, {outcome.unmatched_labels} labels without a prediction"
+    )
+    if outcome.degraded:
+        verdict = f"[yellow]degraded[/] ({outcome.reason})"
+    elif outcome.champion_value is None:
+        verdict = outcome.reason
+    else:
+        verdict = f"{outcome.metric} {_fmt(outcome.champion_value)} vs {_fmt(outcome.at_promotion)} at promotion"
+    console.print(f"{joined}; champion v{outcome.champion_version}: {verdict}")
+    _report_retraining(outcome.retraining)
+
+
+def cmd_kpis(args: argparse.Namespace) -> None:
+    from tasks.kpis import gather_kpis
+
+    cfg = load_config(args.config)
+    with console.status("reading the registry, the monitoring runs and the Prefect run history"):
+        measured = gather_kpis(cfg)
+    if args.json:
+        print(json.dumps({"model": cfg.registry.model_name, **measured.to_dict()}, indent=2))
+        return
+    table = Table(title=f"Operational KPIs of {cfg.registry.model_name}", title_justify="left")
+    for column in ("KPI", "value", "measured as"):
+        table.add_column(column)
+    for row in measured.rows():
+        table.add_row(*row)
+    console.print(table)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    """Evidently's own UI service on the model's workspace folder: this process becomes it (Ctrl-C stops it)."""
+    from driftline.drift import dashboard_project
+
+    cfg = load_config(args.config)
+    dashboard_project(cfg)  # the project and its panels exist before the first monitoring run
+    evidently = str(Path(sys.executable).parent / "evidently")
+    console.print(f"Evidently UI on http://{args.host}:{args.port} (workspace {cfg.dashboard_dir}; Ctrl-C stops)")
+    sys.stdout.flush()
+    os.execv(evidently, [evidently, "ui", "--workspace", str(cfg.dashboard_dir), "--host", args.host,
+                         "--port", str(args.port)])  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -250,8 +305,11 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         deployed = deploy(cfg, args.config, project_dir, pool, project_dir / args.prefect_file)
     console.print(f"deployed {', '.join(deployed.deployments)} to {deployed.pool_type} work pool {deployed.work_pool}")
     for name, schedule in (("batch-scoring", cfg.schedules.batch_scoring),
-                           ("drift-monitoring", cfg.schedules.drift_monitoring)):  # fmt: skip
+                           ("drift-monitoring", cfg.schedules.drift_monitoring),
+                           ("performance-monitoring", cfg.schedules.performance_monitoring)):  # fmt: skip
         state = "active" if schedule.active else "paused"
+        if name == "performance-monitoring" and not cfg.labels.enabled:
+            state = "paused (labels.enabled is false)"
         console.print(f"  {name}: cron {schedule.cron!r} ({schedule.timezone}), {state}")
     console.print(f"  continuous-training: on driftline.data.arrived for files in {cfg.landing_dir}")
     console.print(f"  notifications: {deployed.notifications}")
@@ -333,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", default=None, help=".parquet or .csv (default: workspace outputs/)")
     monitor = command("monitor", cmd_monitor, "check a batch (or the prediction log) for drift; maybe retrain")
     monitor.add_argument("--data", default=None, help="the file to check (default: predictions logged since last run)")
+    labels = command("labels", cmd_labels, "join delayed labels to the logged predictions; retrain if degraded")
+    labels.add_argument("--data", default=None, help="a label file (default: every complete file in labels.folder)")
+    kpis = command("kpis", cmd_kpis, "operational KPIs: deployment frequency, MTTR, success rate, freshness")
+    kpis.add_argument("--json", action="store_true")
+    dashboard = command("dashboard", cmd_dashboard, "serve the Evidently dashboard (drift and performance trends)",
+                        DEMO_CONFIG)  # fmt: skip
+    dashboard.add_argument("--port", type=int, default=8000)
+    dashboard.add_argument("--host", default="127.0.0.1")
     run = command("run", cmd_run, "the continuous-training flow for one new batch")
     run.add_argument("--data", required=True)
     run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")

@@ -8,7 +8,7 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -150,6 +150,25 @@ class GateConfig(_Section):
     )
 
 
+class DataQualityConfig(_Section):
+    """Data-quality drift: how a batch's nulls, categories and value ranges moved from what training saw."""
+
+    max_null_rate_increase: float = Field(
+        0.02, ge=0, le=1, description="Largest rise of a feature's null share over its training null share."
+    )
+    max_unseen_category_share: float = Field(
+        0.01, ge=0, le=1, description="Largest share of a categorical feature's values that training never saw."
+    )
+    max_out_of_range_share: float = Field(
+        0.02, ge=0, le=1, description="Largest share of a numeric feature's values outside the training min/max."
+    )
+    counts_as_drift: bool = Field(
+        False,
+        description="A quality breach also makes dataset drift (and so a retrain). Off: retraining on a broken "
+        "upstream export does not fix it; the breach is reported, logged and notified instead.",
+    )
+
+
 class DriftConfig(_Section):
     numeric_method: NumericDriftMethod = "ks"
     categorical_method: CategoricalDriftMethod = "chisquare"
@@ -170,6 +189,9 @@ class DriftConfig(_Section):
     retrain: bool = Field(True, description="Run training on the retraining window when drift is detected.")
     report_sample_rows: int = Field(50_000, ge=100, description="Rows sampled for the Evidently HTML report.")
     reference_sample_rows: int = Field(200_000, ge=100, description="Rows of training data kept as drift reference.")
+    data_quality: DataQualityConfig = Field(
+        DataQualityConfig(), description="Null, unseen-category and out-of-range drift against training."
+    )
 
     @model_validator(mode="after")
     def _thresholds_name_methods(self) -> DriftConfig:
@@ -237,6 +259,25 @@ class MonitoringConfig(_Section):
     )
 
 
+class LabelsConfig(_Section):
+    """Delayed ground truth: label files joined to the prediction log by id (see docs/monitoring.md)."""
+
+    enabled: bool = Field(False, description="Watch for label files and measure the champion's real performance.")
+    folder: Path | None = Field(
+        None, description="Where label files (CSV/Parquet) arrive; default <workspace>/labels/<model>."
+    )
+    id_column: str | None = Field(None, description="Row id in the label files; default dataset.id_column.")
+    label_column: str | None = Field(None, description="Ground truth in the label files; default dataset.target.")
+    max_degradation: float = Field(
+        0.05,
+        gt=0,
+        description="How much worse than at promotion (absolute, on the primary metric) the champion may get on "
+        "labeled predictions before it counts as degraded.",
+    )
+    min_rows: int = Field(200, ge=1, description="Fewer labeled predictions of the champion give no verdict.")
+    retrain: bool = Field(True, description="Run training on the retraining window when the champion degraded.")
+
+
 class LandingConfig(_Section):
     folder: Path | None = Field(
         None, description="Folder the watcher watches for new data; default <workspace>/landing/<model>."
@@ -273,9 +314,12 @@ class SchedulesConfig(_Section):
     drift_monitoring: ScheduleConfig = Field(
         ScheduleConfig(cron="0 3 * * *"), description="Monitor the predictions logged since the last run: 03:00."
     )
+    performance_monitoring: ScheduleConfig = Field(
+        ScheduleConfig(cron="0 4 * * *"), description="Join newly arrived labels, measure performance: 04:00."
+    )
 
 
-NotificationEvent = Literal["drift_detected", "model_promoted", "gate_refused", "flow_failed"]
+NotificationEvent = Literal["drift_detected", "performance_degraded", "model_promoted", "gate_refused", "flow_failed"]
 
 
 class NotificationsConfig(_Section):
@@ -283,9 +327,16 @@ class NotificationsConfig(_Section):
         WEBHOOK_URL_ENV, description="Environment variable holding the webhook URL (a secret: never in the config)."
     )
     events: list[NotificationEvent] = Field(
-        default_factory=lambda: ["drift_detected", "model_promoted", "gate_refused", "flow_failed"],
+        default_factory=lambda: list(get_args(NotificationEvent)),
         description="What is sent to the webhook.",
     )
+
+
+class DashboardConfig(_Section):
+    workspace: Path | None = Field(
+        None, description="Evidently workspace folder `make dashboard` serves; default <workspace>/evidently."
+    )
+    enabled: bool = Field(True, description="Add every monitoring run's snapshot to the Evidently workspace.")
 
 
 class StorageConfig(_Section):
@@ -308,6 +359,8 @@ class DriftlineConfig(_Section):
     storage: StorageConfig = StorageConfig()
     scoring: ScoringConfig = ScoringConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    labels: LabelsConfig = LabelsConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     landing: LandingConfig = LandingConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     notifications: NotificationsConfig = NotificationsConfig()
@@ -360,6 +413,22 @@ class DriftlineConfig(_Section):
                 raise ValueError(f"gate metric {name!r} does not apply to task {self.dataset.task}; use one of {known}")
         return self
 
+    @model_validator(mode="after")
+    def _labels_join_by_id(self) -> DriftlineConfig:
+        if self.labels.enabled and not self.dataset.id_column:
+            raise ValueError(
+                "labels.enabled needs dataset.id_column: labels are joined to the logged predictions by row id; "
+                "set dataset.id_column (the id your scoring files carry)"
+            )
+        return self
+
+    def require_labels(self) -> None:
+        if not self.labels.enabled:
+            raise ConfigError(
+                f"{self.source or 'config'}: labels.enabled is false; set labels: {{enabled: true}} (and, if the "
+                "label files name them differently, labels.id_column / labels.label_column) to join labels"
+            )
+
     # Derived settings, so that no module spells a default path or a metric name again.
     @property
     def primary_metric(self) -> str:
@@ -399,6 +468,27 @@ class DriftlineConfig(_Section):
     @property
     def prediction_log_dir(self) -> Path:
         return self.workspace / "predictions" / self.registry.model_name
+
+    @property
+    def labels_dir(self) -> Path:
+        return (self.labels.folder or self.workspace / "labels" / self.registry.model_name).resolve()
+
+    @property
+    def label_store_dir(self) -> Path:
+        """Accepted label files, as Parquet (id, label, file, received_at): every join reads them all."""
+        return self.workspace / "label-store" / self.registry.model_name
+
+    @property
+    def label_id_column(self) -> str:
+        return self.labels.id_column or self.dataset.id_column or ""
+
+    @property
+    def label_column(self) -> str:
+        return self.labels.label_column or self.dataset.target
+
+    @property
+    def dashboard_dir(self) -> Path:
+        return (self.dashboard.workspace or self.workspace / "evidently").resolve()
 
     @property
     def ledger_dir(self) -> Path:

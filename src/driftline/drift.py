@@ -12,9 +12,11 @@ import json
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,26 @@ class ColumnDrift:
 
 
 @dataclass(frozen=True)
+class QualityCheck:
+    """One data-quality figure of one feature: the batch against what training saw."""
+
+    column: str
+    check: str  # one of QUALITY_CHECKS
+    reference: float  # the share in the training rows
+    current: float  # the share in the batch
+    threshold: float  # the largest share allowed in the batch (for null_rate: training's share + the allowed rise)
+    breached: bool
+
+    @property
+    def reason(self) -> str:
+        return f"{self.check} of {self.column!r} is {self.current:.1%} (training {self.reference:.1%})"
+
+
+NULL_RATE, UNSEEN_CATEGORIES, OUT_OF_RANGE = "null_rate", "unseen_category_share", "out_of_range_share"
+QUALITY_CHECKS = (NULL_RATE, UNSEEN_CATEGORIES, OUT_OF_RANGE)
+
+
+@dataclass(frozen=True)
 class DriftResult:
     columns: list[ColumnDrift]
     drifted_feature_share: float
@@ -49,13 +71,29 @@ class DriftResult:
     reference_rows: int
     current_rows: int
     note: str = ""  # why no verdict was given, when none was
+    quality: list[QualityCheck] = field(default_factory=list)
 
     @property
     def drifted_features(self) -> list[str]:
         return [c.column for c in self.columns if c.role == "feature" and c.drifted]
 
+    @property
+    def quality_breaches(self) -> list[str]:
+        return [check.reason for check in self.quality if check.breached]
+
+    @property
+    def prediction_drift(self) -> ColumnDrift | None:
+        return next((c for c in self.columns if c.role == "prediction"), None)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "drifted_features": self.drifted_features}
+        return {**asdict(self), "drifted_features": self.drifted_features, "quality_breaches": self.quality_breaches}
+
+    def figures(self) -> dict[str, float]:
+        """What MLflow records per run: the dataset verdict, each column's statistic, each quality share."""
+        figures = {"drifted_feature_share": self.drifted_feature_share, "dataset_drift": float(self.detected)}
+        figures |= {f"drift_{c.role}_{c.column}": c.statistic for c in self.columns}
+        figures |= {f"quality_{q.check}_{q.column}": q.current for q in self.quality}
+        return figures
 
 
 def _clean(values: pd.Series) -> pd.Series:
@@ -356,6 +394,32 @@ def _signal_drift(reference: ColumnSummary, current: pd.Series, column: str, rol
     return _compare(reference, summarize(current, kind is FeatureType.numeric), column, role, method, threshold)
 
 
+def data_quality(reference: ReferenceStats, current: pd.DataFrame, cfg: DriftlineConfig) -> list[QualityCheck]:
+    """Per feature: null share vs training's, share of categories training never saw, share of numbers outside
+    the training min/max. Missing and ±inf count as null, as they do for the drift statistics."""
+    rules, checks = cfg.drift.data_quality, []
+    rows = max(len(current), 1)
+    for name, kind in cfg.dataset.features.items():
+        known = _reference_column(reference, name, kind)
+        batch = summarize(current[name], kind is FeatureType.numeric)
+        reference_nulls = 1 - known.rows / reference.rows if reference.rows else 0.0
+        nulls = 1 - batch.rows / rows if len(current) else 0.0
+        increase = rules.max_null_rate_increase
+        checks.append(QualityCheck(name, NULL_RATE, reference_nulls, nulls, reference_nulls + increase,
+                                   nulls - reference_nulls > increase))  # fmt: skip
+        if isinstance(known, CategoricalColumn):
+            unseen = batch.counts[~batch.counts.index.isin(known.counts.index)].sum() / batch.rows if batch.rows else 0
+            checks.append(QualityCheck(name, UNSEEN_CATEGORIES, 0.0, float(unseen), rules.max_unseen_category_share,
+                                       bool(unseen > rules.max_unseen_category_share)))  # fmt: skip
+        elif known.rows and batch.rows:
+            low, high = known.values[0], known.values[-1]
+            outside = batch.values.searchsorted(low, "left") + batch.rows - batch.values.searchsorted(high, "right")
+            share = float(outside / batch.rows)
+            checks.append(QualityCheck(name, OUT_OF_RANGE, 0.0, share, rules.max_out_of_range_share,
+                                       share > rules.max_out_of_range_share))  # fmt: skip
+    return checks
+
+
 def detect_drift(
     reference: pd.DataFrame | ReferenceStats,
     current: pd.DataFrame,
@@ -363,7 +427,8 @@ def detect_drift(
     reference_predictions: np.ndarray | None = None,
     current_predictions: np.ndarray | None = None,
 ) -> DriftResult:
-    """Per-feature tests on the full batch, plus prediction and label drift; dataset drift by the configured rules.
+    """Per-feature tests on the full batch, plus prediction and label drift and data quality; dataset drift by the
+    configured rules.
 
     `reference` is the champion's precomputed `ReferenceStats` (which hold its predictions), or reference rows
     whose statistics are computed here, with `reference_predictions`: both give the same result.
@@ -377,29 +442,35 @@ def detect_drift(
         current_column = summarize(current[name], kind is FeatureType.numeric)
         columns.append(_compare(_reference_column(reference, name, kind), current_column, name, "feature", method,
                                 spec.threshold(method)))  # fmt: skip
-    if spec.prediction_drift and reference.prediction is not None and current_predictions is not None:
+    if reference.prediction is not None and current_predictions is not None:  # reported always, counted if enabled
         columns.append(_signal_drift(reference.prediction, pd.Series(current_predictions), PREDICTION_COLUMN,
                                      "prediction", _signal_kind(dataset.task), spec))  # fmt: skip
     if spec.target_drift and dataset.target in current and dataset.target in reference.columns:
         target_kind = _target_kind(dataset.task)
         columns.append(_signal_drift(_reference_column(reference, dataset.target, target_kind),
                                      current[dataset.target], dataset.target, "target", target_kind, spec))  # fmt: skip
+    quality = data_quality(reference, current, cfg)
     features = [c for c in columns if c.role == "feature"]
     share = sum(c.drifted for c in features) / len(features)
     if len(current) < spec.min_rows:
         note = f"{len(current)} rows, fewer than drift.min_rows={spec.min_rows}: no drift verdict"
-        return DriftResult(columns, share, False, [], reference.rows, len(current), note)
+        return DriftResult(columns, share, False, [], reference.rows, len(current), note, quality)
     reasons = []
     if share >= spec.drift_share:
         drifted = ", ".join(c.column for c in features if c.drifted)
         reasons.append(f"{share:.0%} of features drifted ({drifted}), threshold {spec.drift_share:.0%}")
     reasons += [f"{c.role} {c.column!r} drifted ({c.method} = {c.statistic:.3g})" for c in columns
-                if c.role != "feature" and c.drifted]  # fmt: skip
-    return DriftResult(columns, share, bool(reasons), reasons, reference.rows, len(current), "")
+                if c.role != "feature" and c.drifted and (c.role != "prediction" or spec.prediction_drift)]  # fmt: skip
+    if spec.data_quality.counts_as_drift:
+        reasons += [f"data quality: {check.reason}" for check in quality if check.breached]
+    return DriftResult(columns, share, bool(reasons), reasons, reference.rows, len(current), "", quality)
 
 
-def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool):
-    """Evidently's `DataDriftPreset` over the features, with driftline's methods, thresholds and drift share."""
+def _evidently_snapshot(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool, **about: Any
+):
+    """Evidently's `DataDriftPreset` over the features, with driftline's methods, thresholds and drift share;
+    `about` is what Evidently files the run under (name, timestamp, tags, metadata)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -417,6 +488,7 @@ def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: Dri
     return Report([preset], include_tests=include_tests).run(
         current_data=Dataset.from_pandas(current[dataset.feature_names], data_definition=definition),
         reference_data=Dataset.from_pandas(reference[dataset.feature_names], data_definition=definition),
+        **about,
     )
 
 
@@ -433,15 +505,141 @@ def evidently_column_drift(
     return {column: (float(value), verdicts[column]) for column, value in statistics.items()}
 
 
-def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path) -> Path:
-    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data)."""
-    spec = cfg.drift
+def _sample(frame: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
+    rows = min(len(frame), cfg.drift.report_sample_rows)
+    return frame.sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame
 
-    def sample(frame: pd.DataFrame) -> pd.DataFrame:
-        rows = min(len(frame), spec.report_sample_rows)
-        return frame.sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame
 
-    snapshot = _evidently_snapshot(sample(reference), sample(current), cfg, include_tests=False)
+def write_report(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path, snapshot: Snapshot | None = None
+) -> Path:
+    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data).
+
+    With `snapshot`, the same Evidently run also goes to the model's dashboard project (`cfg.dashboard_dir`).
+    """
+    about = snapshot.about(DRIFT_TAG) if snapshot else {}
+    run = _evidently_snapshot(_sample(reference, cfg), _sample(current, cfg), cfg, include_tests=False, **about)
     path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(path))
+    run.save_html(str(path))
+    if snapshot is not None and cfg.dashboard.enabled:
+        _add_to_dashboard(run, cfg)
     return path
+
+
+# --- the Evidently dashboard: one project per model in a local workspace, one snapshot per monitoring run -------
+DRIFT_TAG, PERFORMANCE_TAG = "drift", "performance"
+EVIDENTLY_METRIC = "evidently:metric_v2:"
+# Evidently's own metrics of model quality, per task, as the Performance tab plots them
+PERFORMANCE_METRICS = {
+    Task.binary: ["RocAuc", "Accuracy", "F1Score"],
+    Task.multiclass: ["Accuracy", "F1Score"],
+    Task.regression: ["RMSE", "MAE"],
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a dashboard snapshot is about: its name, its time on the dashboard's axis, the model version."""
+
+    name: str
+    timestamp: datetime
+    model_version: str
+
+    def about(self, tag: str) -> dict[str, Any]:
+        """Report.run's arguments that file the run on the dashboard: the panels select it by tag."""
+        metadata = {"model_version": self.model_version}
+        return {"name": self.name[:200], "timestamp": self.timestamp, "tags": [tag], "metadata": metadata}
+
+
+def _panel_metric(metric: str, legend: str, tag: str, **labels: str):
+    from evidently.sdk.models import PanelMetric
+
+    return PanelMetric(legend=legend, metric=f"{EVIDENTLY_METRIC}{metric}", metric_labels=labels, tags=[tag])
+
+
+def _dashboard_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
+    """(tab, panel): drifted-feature share and per-feature drift over time; model performance from label runs."""
+    from evidently.sdk.panels import counter_panel, line_plot_panel
+
+    drift_statistic = f"{cfg.drift.numeric_method} / {cfg.drift.categorical_method}"
+    return [
+        ("Drift", counter_panel(title="Share of drifted features (last run)", size="half", values=[
+            _panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")])),
+        ("Drift", line_plot_panel(title="Share of drifted features", size="half", values=[
+            _panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")])),
+        ("Drift", line_plot_panel(title=f"Drift statistic per feature ({drift_statistic})", values=[
+            _panel_metric("ValueDrift", name, DRIFT_TAG, column=name) for name in cfg.dataset.feature_names])),
+        ("Performance", line_plot_panel(title=f"Model performance on labeled predictions ({cfg.primary_metric} "
+                                        "and more), per scoring batch", values=[
+            _panel_metric(name, name, PERFORMANCE_TAG) for name in PERFORMANCE_METRICS[cfg.dataset.task]])),
+        ("Performance", counter_panel(title="Labeled predictions per batch", size="half", aggregation="sum", values=[
+            _panel_metric("RowCount", "rows", PERFORMANCE_TAG)])),
+    ]  # fmt: skip
+
+
+def _dashboard_workspace(cfg: DriftlineConfig):
+    from evidently.ui.workspace import Workspace
+
+    cfg.dashboard_dir.mkdir(parents=True, exist_ok=True)
+    return Workspace(str(cfg.dashboard_dir))
+
+
+def dashboard_project(cfg: DriftlineConfig):
+    """The model's Evidently project (named after the registered model), created with its panels the first time."""
+    workspace = _dashboard_workspace(cfg)
+    found = workspace.search_project(cfg.registry.model_name)
+    if found:
+        return workspace, found[0]
+    project = workspace.create_project(cfg.registry.model_name, description=cfg.description or None)
+    for tab, panel in _dashboard_panels(cfg):
+        project.dashboard.add_panel(panel, tab=tab)
+    return workspace, project
+
+
+def _add_to_dashboard(run, cfg: DriftlineConfig) -> str:
+    workspace, project = dashboard_project(cfg)
+    return str(workspace.add_run(project.id, run).id)
+
+
+def add_performance_snapshot(
+    labeled: pd.DataFrame, cfg: DriftlineConfig, snapshot: Snapshot, prediction: str, probabilities: dict
+) -> str | None:
+    """Evidently's quality metrics of the model on (a bounded sample of) labeled predictions, to the dashboard.
+
+    `labeled` holds the label under `dataset.target`, the predicted label under `prediction`, and for binary
+    tasks `probabilities` maps the positive class to its probability column.
+    """
+    if not cfg.dashboard.enabled:
+        return None
+    from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Regression, Report
+    from evidently import metrics as evidently_metrics
+
+    task, target = cfg.dataset.task, cfg.dataset.target
+    if task is Task.regression:
+        definition = DataDefinition(regression=[Regression(target=target, prediction=prediction)])
+    elif task is Task.binary:
+        [(positive, column)] = probabilities.items()
+        definition = DataDefinition(classification=[BinaryClassification(
+            target=target, prediction_labels=prediction, prediction_probas=column, pos_label=positive)])  # fmt: skip
+    else:
+        definition = DataDefinition(
+            classification=[MulticlassClassification(target=target, prediction_labels=prediction)]
+        )
+    measured = [getattr(evidently_metrics, name)() for name in [*PERFORMANCE_METRICS[task], "RowCount"]]
+    current = Dataset.from_pandas(_sample(labeled, cfg), data_definition=definition)
+    run = Report(measured).run(current_data=current, **snapshot.about(PERFORMANCE_TAG))
+    workspace, project = dashboard_project(cfg)
+    for snapshot_id in workspace.list_runs(project.id):  # labels that arrive in parts: the batch's latest figures
+        earlier = workspace.get_run(project.id, snapshot_id)
+        if earlier is not None and earlier.name == run.get_name() and PERFORMANCE_TAG in earlier.tags:
+            workspace.delete_run(project.id, snapshot_id)
+    return str(workspace.add_run(project.id, run).id)
+
+
+def dashboard_snapshots(cfg: DriftlineConfig) -> list[dict]:
+    """The snapshots of the model's project, oldest first: name, time, tags, metadata (what the UI lists)."""
+    workspace, project = dashboard_project(cfg)
+    found = [workspace.get_run(project.id, snapshot_id) for snapshot_id in workspace.list_runs(project.id)]
+    described = [{"name": s.name, "timestamp": s.timestamp, "tags": list(s.tags), "metadata": dict(s.metadata)}
+                 for s in found if s is not None]  # fmt: skip
+    return sorted(described, key=lambda s: s["timestamp"])

@@ -24,7 +24,9 @@ from driftline.config import TRACKING_URI_ENV, DriftlineConfig
 from driftline.drift import DriftReference, ReferenceStats, reference_stats
 from driftline.errors import ConfigError, DriftlineError, NoChampion
 from driftline.evaluation import GateDecision
+from driftline.kpis import Detection, PipelineRun, ScoringRun, Transition
 from driftline.lineage import Lineage
+from driftline.performance import Degradation, Performance
 from driftline.training import TrainedModel
 from driftline.validation import ReferenceProfile
 
@@ -37,6 +39,9 @@ REFERENCE_STATS = "stats"  # reference/stats/: drift statistics of every trainin
 HOLDOUT = "holdout_"  # prefix of metrics measured on a version's own holdout
 LOG_THROUGH = "log_through"  # tag: the prediction-log watermark of a monitoring run
 REPORTS = "reports"
+RUN_TYPE = f"{TAG}run_type"  # training | monitoring | performance | scoring | trends
+# The per-model run whose metrics, appended step by step, are MLflow's trend charts of the monitoring runs.
+TRENDS_RUN_TYPE = "trends"
 
 # Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
 REVIEWED_SKOPS_TYPES = [
@@ -97,6 +102,10 @@ class VersionInfo:
             "seed": self.tags.get(f"{TAG}seed"),
             "packages": dict(item.split("=", 1) for item in self._listed("packages")),
         }  # fmt: skip
+
+
+def _started(run) -> datetime:
+    return datetime.fromtimestamp(run.info.start_time / 1000, UTC)
 
 
 def metric_key(name: str) -> str:
@@ -382,6 +391,102 @@ class Registry:
             max_results=1,
         )
         return runs[0].data.tags[f"{TAG}{LOG_THROUGH}"] if runs else None
+
+    # --- trends, performance, scoring (monitoring over time) -------------------------------------------------
+    def _runs_of_type(self, run_type: str, extra_filter: str = "", max_results: int = 10_000) -> list:
+        query = f"tags.`{RUN_TYPE}` = '{run_type}'" + (f" AND {extra_filter}" if extra_filter else "")
+        return self.client.search_runs([self.experiment_id], filter_string=query, max_results=max_results)
+
+    def _trend_run(self) -> str:
+        found = self._runs_of_type(TRENDS_RUN_TYPE, max_results=1)
+        if found:
+            return found[0].info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=f"trends-{self.name}",
+                                     tags={RUN_TYPE: TRENDS_RUN_TYPE})  # fmt: skip
+        self.client.set_terminated(run.info.run_id)  # a finished run still takes metrics: one point per monitoring run
+        return run.info.run_id
+
+    def _log_steps(self, run_id: str, points: list[tuple[str, float, int, datetime]]) -> None:
+        """(key, value, step, time) points, in batches of MLflow's limit per call."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(metric_key(key), float(value), int(at.timestamp() * 1000), step)
+                   for key, value, step, at in points if np.isfinite(value)]  # fmt: skip
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def log_drift_trend(self, figures: dict[str, float], at: datetime) -> int:
+        """Append one monitoring run's drift figures to the model's trend run, at the next step; returns the step."""
+        run_id = self._trend_run()
+        step = len(self.client.get_metric_history(run_id, "drifted_feature_share"))
+        self._log_steps(run_id, [(key, value, step, at) for key, value in figures.items()])
+        return step
+
+    def log_performance(
+        self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
+        counts: dict[str, float], summary: dict,
+    ) -> str:  # fmt: skip
+        """One run per label join: per-batch metrics at the batch's step (its place in the prediction log), per
+        version at the version number, and the champion's degradation verdict; MLflow's charts show the trends."""
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"performance-v{champion.version}",
+            tags={RUN_TYPE: "performance", f"{TAG}champion_version": champion.version},
+        )  # fmt: skip
+        run_id, now = run.info.run_id, datetime.now(UTC)
+        points = [(f"batch_{name}", value, steps.get(r.source, 0), r.scored_at)
+                  for r in results if r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        points += [("batch_labeled_rows", r.rows, steps.get(r.source, 0), r.scored_at) for r in results if r.per_batch]
+        points += [(f"version_{name}", value, int(r.model_version), now)
+                   for r in results if not r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        figures = {**counts, "degraded": float(degradation.degraded)}
+        if degradation.measured is not None:
+            figures[f"champion_{degradation.metric}"] = degradation.measured
+        if degradation.at_promotion is not None:
+            figures[f"promotion_{degradation.metric}"] = degradation.at_promotion
+        if degradation.loss is not None:
+            figures["degradation"] = degradation.loss
+        points += [(key, value, 0, now) for key, value in figures.items()]
+        self._log_steps(run_id, points)
+        self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "performance.json")
+        self.client.set_terminated(run_id)
+        return run_id
+
+    def log_scoring(self, model_version: str, batch_name: str, rows: int, seconds: float) -> None:
+        """Rows and seconds of one scoring run: the throughput KPI reads them back."""
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"score-{batch_name}"[:250],
+            tags={RUN_TYPE: "scoring", f"{TAG}model_version": model_version, f"{TAG}batch": batch_name[:500]},
+        )  # fmt: skip
+        now = datetime.now(UTC)
+        self._log_steps(run.info.run_id, [("rows", rows, 0, now), ("seconds", seconds, 0, now)])
+        self.client.set_terminated(run.info.run_id)
+
+    # --- what the operational KPIs are computed from -------------------------------------------------------------
+    def transitions(self) -> list[Transition]:
+        """Every gate decision on this model's versions (tags `driftline.gate.verdict` / `gate.decided_at`)."""
+        found = []
+        for info in self.versions():
+            decided_at = info.tags.get(f"{TAG}gate.decided_at")
+            if info.gate_verdict and decided_at:
+                found.append(Transition(info.version, info.gate_verdict, datetime.fromisoformat(decided_at),
+                                        info.tags.get(f"{TAG}trigger", "")))  # fmt: skip
+        return sorted(found, key=lambda transition: transition.decided_at)
+
+    def detections(self) -> list[Detection]:
+        """Monitoring runs that found drift, and label joins that found the champion degraded."""
+        found = [Detection("drift", _started(run), run.data.tags.get(f"{TAG}batch", ""))
+                 for run in self._runs_of_type("monitoring", "metrics.dataset_drift = 1")]  # fmt: skip
+        found += [Detection("degradation", _started(run), run.data.tags.get(f"{TAG}champion_version", ""))
+                  for run in self._runs_of_type("performance", "metrics.degraded = 1")]  # fmt: skip
+        return sorted(found, key=lambda detection: detection.at)
+
+    def training_runs(self) -> list[PipelineRun]:
+        """Training runs in MLflow (those that got as far as logging a challenger), with their status."""
+        return [PipelineRun(run.info.status == "FINISHED", _started(run)) for run in self._runs_of_type("training")]
+
+    def scoring_runs(self) -> list[ScoringRun]:
+        return [ScoringRun(int(run.data.metrics.get("rows", 0)), float(run.data.metrics.get("seconds", 0.0)),
+                           _started(run)) for run in self._runs_of_type("scoring")]  # fmt: skip
 
     # --- links for people --------------------------------------------------------------------------------------
     def run_url(self, run_id: str) -> str | None:

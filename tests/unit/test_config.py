@@ -79,3 +79,12 @@ def test_estimator_defaults_to_the_task_and_must_fit_it(tmp_path):
         ConfigError, match="model.estimator sklearn.linear_model.Ridge is not a classifier, but dataset"
     ):
         load_config(mismatch)
+
+
+def test_labels_need_an_id_column_and_default_to_the_dataset_columns(config_factory):
+    with pytest.raises(ConfigError, match="labels.enabled needs dataset.id_column"):
+        load_config(config_factory(labels={"enabled": True}, dataset={"id_column": None}))
+    cfg = load_config(config_factory(labels={"enabled": True}))
+    assert (cfg.label_id_column, cfg.label_column) == ("customer_id", "churned")
+    assert cfg.labels_dir == cfg.workspace / "labels" / "churn-demo"
+    assert "performance_degraded" in cfg.notifications.events

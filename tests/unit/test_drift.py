@@ -13,11 +13,12 @@ FEATURES = {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}
 AWKWARD_FEATURES = {**FEATURES, "d": "numeric", "e": "numeric"}
 
 
-def drift_config(numeric_method: str, categorical_method: str, features: dict[str, str] = FEATURES):
+def drift_config(numeric_method: str, categorical_method: str, features: dict[str, str] = FEATURES, **drift):
     return parse_config({
         "name": "d", "registry": {"model_name": "d"},
         "dataset": {"target": "y", "task": "binary", "features": features},
-        "drift": {"numeric_method": numeric_method, "categorical_method": categorical_method, "drift_share": 0.5},
+        "drift": {"numeric_method": numeric_method, "categorical_method": categorical_method, "drift_share": 0.5,
+                  **drift},
     })  # fmt: skip
 
 
@@ -159,3 +160,27 @@ def test_tiny_batches_get_no_drift_verdict():
     result = drift.detect_drift(reference, current.head(1), cfg)
     assert not result.detected
     assert result.note == "1 rows, fewer than drift.min_rows=50: no drift verdict"
+
+
+def test_data_quality_drift_finds_injected_nulls_new_categories_and_out_of_range_values():
+    cfg = drift_config("ks", "chisquare")
+    reference, current = frames(seed=3, shift=0.0)
+    assert not any(check.breached for check in drift.detect_drift(reference, current, cfg).quality)
+    broken = current.copy()
+    broken.loc[broken.index[:300], "a"] = np.nan  # 10% nulls where training had none
+    broken.loc[broken.index[300:450], "k"] = "brand-new"  # 5% unseen category
+    broken.loc[broken.index[450:600], "c"] = 99.0  # 5% above the training maximum of 4
+    result = drift.detect_drift(reference, broken, cfg)
+    breached = {(q.column, q.check): round(q.current, 3) for q in result.quality if q.breached}
+    assert breached == {
+        ("a", "null_rate"): 0.1,
+        ("k", "unseen_category_share"): 0.05,
+        ("c", "out_of_range_share"): 0.05,
+    }
+    assert result.quality_breaches[0] == "null_rate of 'a' is 10.0% (training 0.0%)"
+    assert not any(reason.startswith("data quality") for reason in result.reasons)  # reported, not counted
+    assert result.figures()["quality_null_rate_a"] == pytest.approx(0.1)
+
+    counted = drift_config("ks", "chisquare", data_quality={"counts_as_drift": True})
+    result = drift.detect_drift(reference, broken, counted)
+    assert result.detected and "data quality: unseen_category_share of 'k' is 5.0% (training 0.0%)" in result.reasons
