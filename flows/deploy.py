@@ -19,13 +19,13 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
 from tasks.concurrency import ensure_training_limit
-from tasks.events import DRIFT_DETECTED, GATE_REFUSED, MODEL_LABEL, MODEL_PROMOTED, NOTIFIED_EVENTS
+from tasks.events import DRIFT_DETECTED, GATE_REFUSED, MODEL_LABEL, MODEL_PROMOTED, MODEL_ROLLED_BACK, NOTIFIED_EVENTS
 
 WORK_POOL_ENV = "DRIFTLINE_WORK_POOL"
 DEFAULT_WORK_POOL = "driftline"
 WEBHOOK_BLOCK = "driftline-webhook"
 DEPLOYMENT_TAG = "driftline"
-FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training"]
+FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "rollback"]
 
 # Slack-compatible: incoming webhooks of Slack, Mattermost, Rocket.Chat and Teams' Slack mode read `text`.
 WEBHOOK_JSON = {"text": "*{{subject}}*\n{{body}}"}
@@ -47,6 +47,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "driftline {{ event.resource['driftline.model'] }}: gate refused v{{ event.payload.version }}",
         "Champion v{{ event.payload.champion_version }} stays. {{ event.payload.reasons | join('; ') }}. "
         "MLflow run {{ event.payload.mlflow_run_id }}",
+    ),
+    MODEL_ROLLED_BACK: (
+        "driftline {{ event.resource['driftline.model'] }}: rolled back to v{{ event.payload.version }}",
+        "v{{ event.payload.version }} is champion again (was v{{ event.payload.from_version }}): "
+        "{{ event.payload.reason }}. {{ event.payload.model_version_url or '' }}",
     ),
     NOTIFIED_EVENTS["flow_failed"]: (
         "driftline: flow run {{ flow_run.name }} failed",
