@@ -323,8 +323,8 @@ class NotificationsConfig(_Section):
 
 
 class ExplainabilityConfig(_Section):
-    sample_rows: int = Field(2000, ge=50, description="Holdout rows permutation importance is computed on.")
-    repeats: int = Field(5, ge=1, description="Shuffles per feature.")
+    sample_rows: int = Field(1000, ge=50, description="Holdout rows permutation importance is computed on.")
+    repeats: int = Field(3, ge=1, description="Shuffles per feature.")
     top_features: int = Field(3, ge=1, description="How many top features are compared with the champion's.")
     min_top_overlap: float = Field(
         0.5, ge=0, le=1, description="Share of the champion's top features the challenger must share, else flagged."

@@ -276,7 +276,12 @@ def permutation_importances(model: Pipeline, holdout: pd.DataFrame, cfg: Driftli
     sign = 1.0 if greater_is_better(cfg.dataset.task, cfg.primary_metric) else -1.0
 
     def score(estimator: Pipeline, features: pd.DataFrame, truth: pd.Series) -> float:
-        value = _metric_of(predict(estimator, features, cfg.dataset), truth, cfg)
+        if cfg.dataset.task.is_classification:  # one pass: labels from the probabilities, not a second predict
+            proba = estimator.predict_proba(features)
+            found = Predictions(estimator.classes_[proba.argmax(axis=1)], proba, estimator.classes_)
+        else:
+            found = Predictions(estimator.predict(features), None, np.array([]))
+        value = _metric_of(found, truth, cfg)
         return sign * (value if value is not None else float("nan"))
 
     found = permutation_importance(
