@@ -114,7 +114,9 @@ def test_auto_rollback_fires_only_for_a_watched_degraded_champion_with_somewhere
     assert not degradation(cfg, "3", recent, now, True, drift=_prediction_drift(False)).roll_back
     assert not degradation(cfg, "3", old, now, True, drift=_prediction_drift(True)).roll_back
     assert not degradation(cfg, "3", recent, now, False, drift=_prediction_drift(True)).roll_back
-    worse = degradation(cfg, "3", recent, now, True, live_metrics={"roc_auc": 0.70}, promotion_metrics={"roc_auc": 0.80})
+    worse = degradation(
+        cfg, "3", recent, now, True, live_metrics={"roc_auc": 0.70}, promotion_metrics={"roc_auc": 0.80}
+    )
     assert worse.roll_back and "live roc_auc 0.7000" in worse.reasons[0]
     off = load_config(config_factory())
     assert not degradation(off, "3", recent, now, True, drift=_prediction_drift(True)).roll_back
