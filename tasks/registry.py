@@ -8,11 +8,23 @@ from prefect.runtime import flow_run
 
 from driftline.audit import Actor, Rollback
 from driftline.config import DriftlineConfig
+from driftline.errors import DriftlineError
 from driftline.evaluation import GateDecision
 from driftline.registry import Champion, ModelRef, Registry
 from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
 
 REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy": NO_CACHE}
+
+
+def _not_refused(task, task_run, state) -> bool:
+    """Retry registry outages, not a transition governance refused: that answer will not change."""
+    try:
+        state.result()
+    except DriftlineError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return True
 
 
 @task(name="load-champion", **REGISTRY_RETRIES)
@@ -40,7 +52,7 @@ def promote(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision | 
     return former
 
 
-@task(name="roll-back", **REGISTRY_RETRIES)
+@task(name="roll-back", retry_condition_fn=_not_refused, **REGISTRY_RETRIES)
 def roll_back(
     cfg: DriftlineConfig, reason: str, to: str | None = None, override_retired: bool = False,
     evidence: dict | None = None,
