@@ -18,13 +18,7 @@ REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy"
 
 def _not_refused(task, task_run, state) -> bool:
     """Retry registry outages, not a transition governance refused: that answer will not change."""
-    try:
-        state.result()
-    except DriftlineError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else may be transient
-        return True
-    return True
+    return not isinstance(state.result(raise_on_failure=False), DriftlineError)
 
 
 @task(name="load-champion", **REGISTRY_RETRIES)

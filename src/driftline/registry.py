@@ -507,10 +507,11 @@ class Registry:
     def recorded_config_text(self, run_id: str) -> str | None:
         """The config YAML exactly as the version was trained with (None if the run lacks it)."""
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         try:
             return mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
-        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+        except MlflowException:
             return None
 
     def delete_model(self) -> None:
