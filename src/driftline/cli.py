@@ -62,9 +62,10 @@ def versions_table(cfg: DriftlineConfig) -> Table:
     for info in Registry(cfg).versions():
         described = info.to_dict()
         sources = ", ".join(f"{source['fingerprint'][:10]}: {source['rows']}" for source in described["data"])
+        gate = ("retired, " if described["retired"] else "") + (info.gate_verdict or "–")
         table.add_row(
             f"v{info.version}", ", ".join(info.aliases) or "–", _fmt(info.metrics.get(metric)),
-            info.gate_verdict or "–", sources, described["trigger"], (described["git_commit"] or "")[:12],
+            gate, sources, described["trigger"], (described["git_commit"] or "")[:12],
         )  # fmt: skip
     return table
 

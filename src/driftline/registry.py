@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -95,6 +95,8 @@ class VersionInfo:
             "version": self.version, "aliases": self.aliases, "created_at": self.created_at, "run_id": self.run_id,
             "metrics": self.metrics, "gate_verdict": self.gate_verdict,
             "gate_reasons": self.tags.get(f"{TAG}gate.reasons", ""),
+            "retired": self.tags.get(RETIRED) == "true",
+            "approval": self.tags.get(f"{TAG}approval.verdict"),
             "trigger": self.tags.get(f"{TAG}trigger", ""),
             "data_fingerprints": fingerprints,
             "data": [{"fingerprint": f, "rows": int(r)} for f, r in zip(fingerprints, rows, strict=False)],
@@ -360,7 +362,7 @@ class Registry:
         for key, value in {"at": event.at, "by": str(actor), "reason": reason[:MAX_TAG_VALUE]}.items():
             self.client.set_model_version_tag(self.name, version, f"{AUDIT}{action}.{key}", value)
         self.client.set_model_version_tag(self.name, version, f"{AUDIT}last_action", str(action))
-        return AuditEvent(**{**event.__dict__, "run_id": run.info.run_id})
+        return replace(event, run_id=run.info.run_id)
 
     def audit_log(self) -> list[AuditEvent]:
         """Every recorded transition of this model, oldest first."""
