@@ -39,6 +39,7 @@ def two_champions(config_path, demo_files):
     return load_config(config_path)
 
 
+@pytest.mark.slow  # two trainings: 45-55 s on the shared 2-core machine
 def test_each_new_version_gets_a_model_card_with_every_section(cfg, config_path, demo_files):
     train(config_path, demo_files["reference"])
     refused = train(config_path, demo_files["reference"])
@@ -83,6 +84,7 @@ def test_audit_log_answers_who_was_champion_at_any_time_across_promotions_and_ro
     assert registry.version_tags("1")["driftline.audit.rolled_back.reason"] == "v2 misbehaves in production"
 
 
+@pytest.mark.slow  # two trainings: 45-55 s on the shared 2-core machine
 def test_rollback_is_one_step_and_idempotent(two_champions, config_path):
     cfg = two_champions
     registry = Registry(cfg)
@@ -95,6 +97,7 @@ def test_rollback_is_one_step_and_idempotent(two_champions, config_path):
     assert not rollback(RollbackParams(config=str(config_path), reason="x", to_version="1")).changed
 
 
+@pytest.mark.slow  # two trainings: 45-55 s on the shared 2-core machine
 def test_retired_version_loses_its_aliases_and_comes_back_only_with_a_recorded_override(two_champions, config_path):
     cfg = two_champions
     registry = Registry(cfg)
@@ -125,6 +128,7 @@ def test_reproduce_matches_the_recorded_metrics_and_names_a_missing_input(cfg, c
     assert not missing.matches and "not in the archive" in missing.missing[0]
 
 
+@pytest.mark.slow  # two trainings: 45-55 s on the shared 2-core machine
 def test_automatic_rollback_fires_on_a_degraded_new_champion(config_factory, demo_files):
     config_path = config_factory(governance={"auto_rollback": {"enabled": True}}, drift={"retrain": False})
     train(config_path, demo_files["reference"])
