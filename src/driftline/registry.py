@@ -310,6 +310,8 @@ class Registry:
         """
         self._refuse_retired(candidate.version, "promote")
         before = self.alias_holders()
+        if before.champion == candidate.version:  # a retried task: done already, recorded already
+            return self.alias(PREVIOUS)
         former = self.champion()
         if former is not None and former.version != candidate.version:
             self.client.set_registered_model_alias(self.name, PREVIOUS, former.version)
