@@ -26,6 +26,7 @@ from tasks.events import (
     GATE_REFUSED,
     MODEL_LABEL,
     MODEL_PROMOTED,
+    MODEL_ROLLED_BACK,
     NOTIFIED_EVENTS,
     PERFORMANCE_DEGRADED,
 )
@@ -41,7 +42,7 @@ JOB_TEMPLATES: dict[PoolType, str] = {
 }
 WEBHOOK_BLOCK = "driftline-webhook"
 DEPLOYMENT_TAG = "driftline"
-FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "performance-monitoring"]
+FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "performance-monitoring", "rollback"]
 
 # Slack-compatible: incoming webhooks of Slack, Mattermost, Rocket.Chat and Teams' Slack mode read `text`.
 WEBHOOK_JSON = {"text": "*{{subject}}*\n{{body}}"}
@@ -68,6 +69,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "driftline {{ event.resource['driftline.model'] }}: gate refused v{{ event.payload.version }}",
         "Champion v{{ event.payload.champion_version }} stays. {{ event.payload.reasons | join('; ') }}. "
         "MLflow run {{ event.payload.mlflow_run_id }}",
+    ),
+    MODEL_ROLLED_BACK: (
+        "driftline {{ event.resource['driftline.model'] }}: rolled back to v{{ event.payload.version }}",
+        "v{{ event.payload.version }} is champion again (was v{{ event.payload.from_version }}): "
+        "{{ event.payload.reason }}. {{ event.payload.model_version_url or '' }}",
     ),
     NOTIFIED_EVENTS["flow_failed"]: (
         "driftline: flow run {{ flow_run.name }} failed",

@@ -10,6 +10,7 @@ from flows.steps import admit
 from flows.training import training
 from tasks.data import archive_batch, new_predictions
 from tasks.drift import check_drift
+from tasks.governance import watch_new_champion
 from tasks.kpis import publish_kpis
 from tasks.registry import load_champion
 from tasks.scoring import predict_batch
@@ -27,6 +28,7 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
         if not observed.rows:
             return MonitoringOutcome.of(observed, drift=None, retraining=None)
     drift = check_drift(observed, predict_batch(observed, champion, cfg), champion, cfg)
+    watch_new_champion(drift, champion, cfg)  # governance.auto_rollback: a degraded new champion is rolled back
     retraining = None
     if drift.detected and cfg.drift.retrain:
         retraining = training(TrainParams(config=params.config, reason=f"drift in {observed.name}"))

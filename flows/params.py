@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
 from driftline.data import DataBatch, Observed
@@ -54,6 +55,28 @@ class LabelParams(BaseModel):
         description="A label file (CSV/Parquet: id and label). Leave empty to take every complete file "
         "waiting in labels.folder.",
     )
+class RollbackParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    reason: str = Field(min_length=1, description="Why the champion is rolled back; recorded in the audit log.")
+    to_version: str | None = Field(
+        None, description="Version to make champion again. Leave empty for the one behind the `previous` alias."
+    )
+    override_retired: bool = Field(False, description="Allow a retired version back into service (recorded).")
+
+
+class RollbackOutcome(BaseModel):
+    champion_version: str
+    rolled_back_from: str | None
+    changed: bool = Field(description="False when it had been done already: a repeat changes nothing.")
+    note: str
+
+
+class ApprovalInput(RunInput):
+    """What the Prefect UI asks the approver when a manual gate pauses the training run."""
+
+    approve: bool = Field(description="Promote this challenger to champion?")
+    approver: str = Field(min_length=1, description="Your name: recorded in the audit log with your answer.")
+    reason: str = Field(min_length=1, description="Why: recorded with the answer.")
 
 
 class TrainingOutcome(BaseModel):

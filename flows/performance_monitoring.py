@@ -7,6 +7,7 @@ from prefect import flow
 from driftline.config import load_config
 from flows.params import LabelParams, PerformanceOutcome, TrainParams
 from flows.training import training
+from tasks.governance import watch_new_champion
 from tasks.kpis import publish_kpis
 from tasks.performance import measure_performance, notify_degradation, receive_labels
 from tasks.registry import load_champion
@@ -19,6 +20,8 @@ def performance_monitoring(params: LabelParams) -> PerformanceOutcome:
     champion = load_champion(cfg)
     intake = receive_labels(cfg, champion, params.data)  # a bad label file is quarantined; a named one fails the run
     report = measure_performance(cfg, champion, intake)
+    if report.degradation.rows >= cfg.labels.min_rows:  # governance.auto_rollback: a degraded new champion goes back
+        watch_new_champion(None, champion, cfg, live_metrics=report.degradation.live_metrics)
     retraining = None
     if report.degradation.degraded:
         retrain = cfg.labels.retrain

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+
+from driftline.audit import Approval
 from driftline.config import DriftlineConfig, load_config
 from driftline.data import DataBatch
+from driftline.evaluation import GateDecision, gate_markdown
 from driftline.registry import Champion
-from flows.params import BatchParams
+from flows.params import ApprovalInput, BatchParams
 from tasks.data import load_batch
 from tasks.registry import load_champion
 from tasks.validation import validate_batch
@@ -28,3 +33,22 @@ def admit_batch(params: BatchParams) -> tuple[DriftlineConfig, Champion, DataBat
     cfg = load_config(params.config)
     champion = load_champion(cfg)
     return cfg, champion, admit(params.data, cfg, champion)
+
+
+APPROVAL_POLL_SECONDS = 5
+TIMEOUT_APPROVER = "timeout"
+
+
+def ask_approval(candidate_version: str, decision: GateDecision, cfg: DriftlineConfig) -> Approval:
+    """Pause this run until a person answers in the Prefect UI (gate.mode manual); no answer in time rejects."""
+    timeout = cfg.gate.approval_timeout_seconds
+    question = ApprovalInput.with_initial_data(
+        description=f"Approve {cfg.registry.model_name} v{candidate_version}? The automatic checks passed.\n\n"
+        + gate_markdown(decision, candidate_version),
+        approve=False,
+    )
+    try:
+        answer = pause_flow_run(wait_for_input=question, timeout=timeout, poll_interval=APPROVAL_POLL_SECONDS)
+    except FlowPauseTimeout:
+        return Approval(False, TIMEOUT_APPROVER, f"no answer within {timeout} s", timed_out=True)
+    return Approval(answer.approve, answer.approver, answer.reason)

@@ -6,9 +6,11 @@ from prefect import flow
 
 from driftline.config import load_config
 from flows.params import TrainingOutcome, TrainParams
+from flows.steps import ask_approval
 from tasks.concurrency import one_training_at_a_time
 from tasks.data import archive_batch, load_batch, retraining_window
 from tasks.evaluation import evaluate_gate
+from tasks.governance import publish_model_card, record_approval
 from tasks.registry import promote
 from tasks.training import train_challenger
 from tasks.validation import validate_batch
@@ -27,6 +29,11 @@ def training(params: TrainParams) -> TrainingOutcome:
             archived, batches = retraining_window(cfg)
         candidate = train_challenger(batches, archived, cfg, params.reason)
         decision = evaluate_gate(candidate, cfg)
+        approval = None
+        if decision.promote and cfg.gate.mode == "manual":
+            approval = ask_approval(candidate.ref.version, decision, cfg)  # the run pauses until a person answers
+            decision = record_approval(candidate, decision, approval, cfg)
         if decision.promote:
-            promote(candidate.ref, cfg)
+            promote(candidate.ref, cfg, decision)
+        publish_model_card(candidate, decision, approval, cfg)
     return TrainingOutcome.of(candidate.ref.version, decision, training_rows=sum(b.rows for b in batches))

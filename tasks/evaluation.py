@@ -10,6 +10,7 @@ from driftline.config import DriftlineConfig
 from driftline.registry import Registry
 from tasks.artifacts import links_markdown, publish_markdown
 from tasks.events import GATE_REFUSED, emit_model_event
+from tasks.registry import run_actor
 from tasks.training import TrainedCandidate
 
 
@@ -17,14 +18,13 @@ from tasks.training import TrainedCandidate
 def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> evaluation.GateDecision:
     registry = Registry(cfg)
     champion = registry.champion()
-    champion_metrics = None
-    if champion is not None:
-        champion_model = registry.load_model(champion)
-        champion_metrics = evaluation.holdout_metrics(champion_model, candidate.trained.holdout, cfg)
-    decision = evaluation.decide(
-        cfg, candidate.trained.metrics, champion_metrics, champion.version if champion else None
-    )
-    registry.record_gate(candidate.ref, decision)
+    trained = candidate.trained
+    decision = evaluation.judge(
+        cfg, trained.model, trained.holdout, trained.metrics,
+        registry.load_model(champion) if champion is not None else None, champion.version if champion else None,
+    )  # fmt: skip
+    registry.record_gate(candidate.ref, decision, run_actor())
+    registry.log_importances(candidate.ref, decision.explanation.challenger)
     version, run_id = candidate.ref.version, candidate.ref.run_id
     links = {
         "MLflow training run": registry.run_url(run_id),

@@ -20,6 +20,7 @@ DRIFT_DETECTED = "driftline.drift.detected"
 MODEL_PROMOTED = "driftline.model.promoted"
 GATE_REFUSED = "driftline.gate.refused"
 PERFORMANCE_DEGRADED = "driftline.performance.degraded"
+MODEL_ROLLED_BACK = "driftline.model.rolled_back"
 
 # The `notifications.events` names in the config, and the events behind them.
 NOTIFIED_EVENTS: dict[NotificationEvent, str] = {
@@ -28,6 +29,7 @@ NOTIFIED_EVENTS: dict[NotificationEvent, str] = {
     "model_promoted": MODEL_PROMOTED,
     "gate_refused": GATE_REFUSED,
     "flow_failed": "prefect.flow-run.Failed",
+    "model_rolled_back": MODEL_ROLLED_BACK,
 }
 
 MODEL_LABEL = "driftline.model"

@@ -13,6 +13,7 @@ from driftline.data import ArchivedBatch, DataBatch
 from driftline.lineage import DataSource, collect_lineage
 from driftline.registry import ModelRef, Registry
 from driftline.training import TrainedModel, train_model
+from tasks.registry import run_actor
 
 
 @dataclass(frozen=True)
@@ -30,5 +31,5 @@ def train_challenger(
     frame = pd.concat([batch.frame for batch in batches], ignore_index=True)
     trained = train_model(frame, cfg, source=", ".join(batch.name for batch in batches))
     sources = [DataSource(a.fingerprint, a.rows, a.source_name, a.path) for a in archived]
-    ref = Registry(cfg).log_candidate(trained, collect_lineage(cfg, sources), trigger)
+    ref = Registry(cfg).log_candidate(trained, collect_lineage(cfg, sources), trigger, run_actor())
     return TrainedCandidate(ref=ref, trained=trained)

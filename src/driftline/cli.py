@@ -62,9 +62,10 @@ def versions_table(cfg: DriftlineConfig) -> Table:
     for info in Registry(cfg).versions():
         described = info.to_dict()
         sources = ", ".join(f"{source['fingerprint'][:10]}: {source['rows']}" for source in described["data"])
+        gate = ("retired, " if described["retired"] else "") + (info.gate_verdict or "–")
         table.add_row(
             f"v{info.version}", ", ".join(info.aliases) or "–", _fmt(info.metrics.get(metric)),
-            info.gate_verdict or "–", sources, described["trigger"], (described["git_commit"] or "")[:12],
+            gate, sources, described["trigger"], (described["git_commit"] or "")[:12],
         )  # fmt: skip
     return table
 
@@ -208,6 +209,92 @@ def cmd_status(args: argparse.Namespace) -> None:
         return
     console.print(versions_table(cfg))
     console.print(f"tracking: {cfg.tracking_uri}  (full lineage per version: driftline status --json)")
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from driftline.audit import champion_at, parse_time
+    from driftline.registry import Registry
+
+    cfg = load_config(args.config)
+    events = Registry(cfg).audit_log()
+    try:
+        moment = parse_time(args.at) if args.at else None
+    except ValueError:
+        raise DriftlineError(f"--at {args.at!r} is not an ISO time such as 2026-03-01T12:00:00+00:00") from None
+    serving = champion_at(events, moment) if moment else None
+    if args.json:
+        answer = {"model": cfg.registry.model_name, "events": [event.to_dict() for event in events]}
+        if moment:
+            answer |= {"at": moment.isoformat(), "champion": serving.after.champion if serving else None,
+                       "since": serving.to_dict() if serving else None}  # fmt: skip
+        print(json.dumps(answer, indent=2, default=str))
+        return
+    if moment:
+        if serving is None or serving.after.champion is None:
+            console.print(f"no champion at {moment.isoformat()}")
+        else:
+            console.print(f"champion at {moment.isoformat()}: v{serving.after.champion} "
+                          f"(since {serving.at}: {serving.action} v{serving.version} by {serving.actor})")  # fmt: skip
+        return
+    table = Table(title=f"Audit log of {cfg.registry.model_name} ({cfg.audit_experiment_name})", title_justify="left")
+    for column in ("at (UTC)", "action", "version", "actor", "reason", "champion", "previous"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            event.at, str(event.action), f"v{event.version}", str(event.actor), event.reason[:120],
+            _moved(event.before.champion, event.after.champion), _moved(event.before.previous, event.after.previous),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _moved(before: str | None, after: str | None) -> str:
+    shown = [f"v{before}" if before else "–", f"v{after}" if after else "–"]
+    return shown[1] if before == after else " → ".join(shown)
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    from flows.params import RollbackParams
+    from flows.rollback import rollback
+
+    outcome = rollback(RollbackParams(config=args.config, reason=args.reason, to_version=args.to,
+                                      override_retired=args.override_retired))  # fmt: skip
+    if outcome.changed:
+        console.print(f"rolled back: champion v{outcome.champion_version} (was v{outcome.rolled_back_from})")
+    else:
+        console.print(f"nothing to do: {outcome.note}")
+
+
+def cmd_retire(args: argparse.Namespace) -> None:
+    from driftline.audit import Actor
+    from driftline.registry import Registry
+
+    cfg = load_config(args.config)
+    if Registry(cfg).retire(args.version, args.reason, Actor.os_user()):
+        console.print(f"retired v{args.version}: no alias points to it; promoting it again needs --override-retired")
+    else:
+        console.print(f"nothing to do: v{args.version} was retired already")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from driftline.reproduce import reproduce
+
+    cfg = load_config(args.config)
+    with console.status(f"reproducing v{args.version} from its archived data and recorded config"):
+        found = reproduce(cfg, args.version)
+    if found.missing:
+        raise DriftlineError(f"cannot reproduce v{args.version}: missing {'; '.join(found.missing)}")
+    table = Table(title=f"Reproduction of v{args.version} (tolerance {found.tolerance:g})", title_justify="left")
+    for column in ("metric", "recorded", "reproduced", "difference"):
+        table.add_column(column)
+    for match in found.metrics:
+        difference = "–" if match.difference is None else f"{match.difference:.2e}"
+        table.add_row(match.name, _fmt(match.recorded), _fmt(match.reproduced), difference)
+    console.print(table)
+    for note in found.notes:
+        console.print(f"  environment: {note}")
+    if not found.matches:
+        raise DriftlineError(f"v{args.version} did not reproduce within {found.tolerance:g}: see the table above")
+    console.print(f"v{args.version} reproduced: every holdout metric within {found.tolerance:g}")
 
 
 def reset_model(cfg: DriftlineConfig) -> None:
@@ -422,6 +509,18 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--postgres-port", type=int, default=5433)
     status = command("status", cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
     status.add_argument("--json", action="store_true")
+    audit = command("audit", cmd_audit, "the audit log: every registry transition, who made it, why, on what evidence")
+    audit.add_argument("--json", action="store_true")
+    audit.add_argument("--at", default=None, help="ISO time: which version was champion then (UTC if no zone)")
+    rollback = command("rollback", cmd_rollback, "move champion back to previous (or --to) in one recorded step")
+    rollback.add_argument("--to", default=None, help="version to restore (default: the `previous` alias)")
+    rollback.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    rollback.add_argument("--override-retired", action="store_true", help="allow a retired version back (recorded)")
+    retire = command("retire", cmd_retire, "take a version out of service: aliases removed, tagged, recorded")
+    retire.add_argument("--version", required=True)
+    retire.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    reproduce = command("reproduce", cmd_reproduce, "retrain a version from its recorded inputs; compare metrics")
+    reproduce.add_argument("--version", required=True)
     demo = command("demo", cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
     demo.add_argument("--data-dir", default="data/demo")
     demo.add_argument(

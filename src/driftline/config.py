@@ -137,6 +137,26 @@ class ModelConfig(_Section):
         return self
 
 
+class SlicesConfig(_Section):
+    columns: list[str] = Field(
+        default_factory=list, description="Columns (features or not) whose values slice the holdout; none: no slices."
+    )
+    min_rows: int = Field(100, ge=1, description="Smaller slices are reported but never decide.")
+    tolerance: float = Field(
+        0.02, ge=0, description="How much worse than the champion the challenger may be on a slice (primary metric)."
+    )
+
+
+class FairnessConfig(_Section):
+    attribute: str | None = Field(
+        None, description="Sensitive column (binary task): positive-prediction rate per group; none: no check."
+    )
+    min_disparate_impact: float = Field(
+        0.8, gt=0, le=1, description="Lowest allowed ratio of the smallest to the largest group positive rate."
+    )
+    min_rows: int = Field(100, ge=1, description="Groups with fewer holdout rows are left out of the ratio.")
+
+
 class GateConfig(_Section):
     metric: str | None = Field(None, description="Primary metric; default roc_auc, f1_macro or rmse by task.")
     thresholds: dict[str, float] = Field(
@@ -147,6 +167,14 @@ class GateConfig(_Section):
         gt=0,
         description="How much the challenger must beat the champion on the primary metric (absolute, > 0: "
         "a challenger that only ties the champion is not promoted).",
+    )
+    slices: SlicesConfig = SlicesConfig()
+    fairness: FairnessConfig = FairnessConfig()
+    mode: Literal["auto", "manual"] = Field(
+        "auto", description="manual: after the automatic checks pass, the flow pauses until a person approves."
+    )
+    approval_timeout_seconds: int = Field(
+        86_400, ge=1, description="A manual approval not given within this time rejects the challenger."
     )
 
 
@@ -319,7 +347,9 @@ class SchedulesConfig(_Section):
     )
 
 
-NotificationEvent = Literal["drift_detected", "performance_degraded", "model_promoted", "gate_refused", "flow_failed"]
+NotificationEvent = Literal[
+    "drift_detected", "performance_degraded", "model_promoted", "gate_refused", "flow_failed", "model_rolled_back"
+]
 
 
 class NotificationsConfig(_Section):
@@ -337,6 +367,41 @@ class DashboardConfig(_Section):
         None, description="Evidently workspace folder `make dashboard` serves; default <workspace>/evidently."
     )
     enabled: bool = Field(True, description="Add every monitoring run's snapshot to the Evidently workspace.")
+class ExplainabilityConfig(_Section):
+    sample_rows: int = Field(1000, ge=50, description="Holdout rows permutation importance is computed on.")
+    repeats: int = Field(3, ge=1, description="Shuffles per feature.")
+    top_features: int = Field(3, ge=1, description="How many top features are compared with the champion's.")
+    min_top_overlap: float = Field(
+        0.5, ge=0, le=1, description="Share of the champion's top features the challenger must share, else flagged."
+    )
+
+
+class AutoRollbackConfig(_Section):
+    enabled: bool = Field(False, description="Roll a new champion back when its live figures degrade.")
+    watch_days: float = Field(14, gt=0, description="How long after its promotion a champion is watched.")
+    prediction_drift: bool = Field(
+        True, description="Prediction drift against the figures at promotion (past drift.signal_p_value) degrades."
+    )
+    max_metric_drop: float = Field(
+        0.05, gt=0, description="Live primary metric worse than at promotion by more than this degrades (labels)."
+    )
+
+
+class GovernanceConfig(_Section):
+    audit_experiment: str | None = Field(
+        None, description="MLflow experiment holding the audit log; default <experiment>-audit."
+    )
+    explainability: ExplainabilityConfig = ExplainabilityConfig()
+    auto_rollback: AutoRollbackConfig = AutoRollbackConfig()
+    reproduce_tolerance: float = Field(
+        1e-6, ge=0, description="driftline reproduce: largest allowed difference per holdout metric."
+    )
+
+
+class ModelCardConfig(_Section):
+    owner: str = Field("unassigned", description="Team or person accountable for the model (model card).")
+    intended_use: str = Field("", description="What the model is for and for whom; default: the description.")
+    limitations: list[str] = Field(default_factory=list, description="Known limitations, one line each.")
 
 
 class StorageConfig(_Section):
@@ -364,6 +429,8 @@ class DriftlineConfig(_Section):
     landing: LandingConfig = LandingConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    governance: GovernanceConfig = GovernanceConfig()
+    model_card: ModelCardConfig = ModelCardConfig()
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
@@ -419,6 +486,15 @@ class DriftlineConfig(_Section):
             raise ValueError(
                 "labels.enabled needs dataset.id_column: labels are joined to the logged predictions by row id; "
                 "set dataset.id_column (the id your scoring files carry)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fairness_needs_a_positive_class(self) -> DriftlineConfig:
+        if self.gate.fairness.attribute is not None and self.dataset.task is not Task.binary:
+            raise ValueError(
+                f"gate.fairness.attribute needs dataset.task binary (a positive rate), but the task is "
+                f"{self.dataset.task}; remove gate.fairness.attribute"
             )
         return self
 
@@ -517,6 +593,10 @@ class DriftlineConfig(_Section):
     @property
     def experiment_name(self) -> str:
         return self.registry.experiment or self.registry.model_name
+
+    @property
+    def audit_experiment_name(self) -> str:
+        return self.governance.audit_experiment or f"{self.experiment_name}-audit"
 
     @property
     def source(self) -> Path | None:

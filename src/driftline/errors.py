@@ -26,3 +26,7 @@ class GateRefused(DriftlineError):
 
 class NoChampion(DriftlineError):
     """An operation needs a model behind the `champion` alias and there is none yet."""
+
+
+class TransitionRefused(DriftlineError):
+    """A registry transition governance does not allow: a retired version, no version to roll back to."""

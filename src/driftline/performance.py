@@ -233,6 +233,11 @@ class Degradation:
     greater_is_better: bool = True
 
     @property
+    def live_metrics(self) -> dict[str, float] | None:
+        """The measured metric, when there were enough labeled rows to judge it (what automatic rollback reads)."""
+        return {self.metric: self.measured} if self.measured is not None and self.at_promotion is not None else None
+
+    @property
     def loss(self) -> float | None:
         """How much worse than at promotion, in the metric's units (positive = worse), whatever its direction."""
         if self.at_promotion is None or self.measured is None:

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from driftline.audit import Action, Actor, AliasHolders, Approval, AuditEvent, Rollback, now
 from driftline.config import TRACKING_URI_ENV, DriftlineConfig
 from driftline.drift import DriftReference, ReferenceStats, reference_stats
-from driftline.errors import ConfigError, DriftlineError, NoChampion
+from driftline.errors import ConfigError, DriftlineError, NoChampion, TransitionRefused
 from driftline.evaluation import GateDecision
 from driftline.kpis import Detection, PipelineRun, ScoringRun, Transition
 from driftline.lineage import Lineage
@@ -42,6 +43,12 @@ REPORTS = "reports"
 RUN_TYPE = f"{TAG}run_type"  # training | monitoring | performance | scoring | trends
 # The per-model run whose metrics, appended step by step, are MLflow's trend charts of the monitoring runs.
 TRENDS_RUN_TYPE = "trends"
+AUDIT = f"{TAG}audit."  # tags of audit runs, and of model versions for their latest transition of each kind
+RETIRED = f"{TAG}retired"
+MODEL_CARD = "model_card.md"
+CONFIG_ARTIFACT = "config/driftline.yaml"
+MAX_TAG_VALUE = 5000  # MLflow allows 8000; room for the JSON of a truncated value
+MAX_VERSION_DESCRIPTION = 5000  # the registry's column width
 
 # Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
 REVIEWED_SKOPS_TYPES = [
@@ -93,6 +100,8 @@ class VersionInfo:
             "version": self.version, "aliases": self.aliases, "created_at": self.created_at, "run_id": self.run_id,
             "metrics": self.metrics, "gate_verdict": self.gate_verdict,
             "gate_reasons": self.tags.get(f"{TAG}gate.reasons", ""),
+            "retired": self.tags.get(RETIRED) == "true",
+            "approval": self.tags.get(f"{TAG}approval.verdict"),
             "trigger": self.tags.get(f"{TAG}trigger", ""),
             "data_fingerprints": fingerprints,
             "data": [{"fingerprint": f, "rows": int(r)} for f, r in zip(fingerprints, rows, strict=False)],
@@ -106,6 +115,22 @@ class VersionInfo:
 
 def _started(run) -> datetime:
     return datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+
+
+def _audit_event(run) -> AuditEvent:
+    tags = run.data.tags
+
+    def tag(name: str) -> str | None:
+        return tags.get(f"{AUDIT}{name}") or None
+
+    return AuditEvent(
+        at=tags[f"{AUDIT}at"], action=Action(tags[f"{AUDIT}action"]), version=tags[f"{AUDIT}version"],
+        actor=Actor(tags[f"{AUDIT}actor_kind"], tags[f"{AUDIT}actor"], tag("actor_id")),
+        reason=tags.get(f"{AUDIT}reason", ""),
+        before=AliasHolders(tag("champion_before"), tag("previous_before")),
+        after=AliasHolders(tag("champion_after"), tag("previous_after")),
+        evidence=json.loads(tags.get(f"{AUDIT}evidence") or "{}"), run_id=run.info.run_id,
+    )  # fmt: skip
 
 
 def metric_key(name: str) -> str:
@@ -181,7 +206,9 @@ class Registry:
         return champion
 
     # --- training ---------------------------------------------------------------------------------------------
-    def log_candidate(self, trained: TrainedModel, lineage: Lineage, trigger: str) -> ModelRef:
+    def log_candidate(
+        self, trained: TrainedModel, lineage: Lineage, trigger: str, actor: Actor | None = None
+    ) -> ModelRef:
         """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
         import mlflow
         import mlflow.sklearn
@@ -203,7 +230,7 @@ class Registry:
             mlflow.set_tags(lineage_tags)
             mlflow.log_params({key: str(value)[:500] for key, value in trained.params.items()})
             mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in trained.metrics.items()})
-            mlflow.log_text(self.cfg.source_text, "config/driftline.yaml")
+            mlflow.log_text(self.cfg.source_text, CONFIG_ARTIFACT)
             mlflow.log_dict(lineage.to_dict(), "lineage.json")
             self._log_reference(trained.reference)
             signature = self._signature(model, input_example)
@@ -221,6 +248,11 @@ class Registry:
         )
         version = str(registered.version)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
+        holders = self.alias_holders()
+        self.record_transition(Action.registered, version, actor, trigger, holders, holders, {
+            "run_id": run.info.run_id, "data_fingerprints": [source.fingerprint for source in lineage.data],
+            "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
+        })  # fmt: skip
         return ModelRef(self.name, version, run.info.run_id)
 
     def _signature(self, model: Pipeline, input_example: pd.DataFrame):
@@ -256,7 +288,7 @@ class Registry:
             reference.stats.save(root / REFERENCE_STATS)
             mlflow.log_artifacts(folder, REFERENCE_ARTIFACTS)
 
-    def record_gate(self, candidate: ModelRef, decision: GateDecision) -> None:
+    def record_gate(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
         """The decision and its evidence, on the model version (tags) and in its run (metrics, JSON)."""
         tags = {
             f"{TAG}gate.verdict": decision.verdict,
@@ -271,12 +303,24 @@ class Registry:
         for name, value in (decision.champion_metrics or {}).items():
             self.client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
         self.client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
+        if not decision.promote:
+            holders = self.alias_holders()
+            self.record_transition(Action.refused, candidate.version, actor, decision.summary, holders, holders,
+                                   decision.evidence(candidate.run_id))  # fmt: skip
 
-    def promote(self, candidate: ModelRef) -> ModelRef | None:
+    def promote(
+        self, candidate: ModelRef, actor: Actor | None = None, reason: str = "passed the gate",
+        evidence: dict | None = None,
+    ) -> ModelRef | None:  # fmt: skip
         """Move `champion` to the candidate and the former champion to `previous`; returns the former champion.
 
         Aliases are unique per model, so `champion` moves in one registry write: never two champions, never none.
+        A retired version is refused (only `rollback --override-retired` brings one back, recorded).
         """
+        self._refuse_retired(candidate.version, "promote")
+        before = self.alias_holders()
+        if before.champion == candidate.version:  # a retried task: done already, recorded already
+            return self.alias(PREVIOUS)
         former = self.champion()
         if former is not None and former.version != candidate.version:
             self.client.set_registered_model_alias(self.name, PREVIOUS, former.version)
@@ -284,7 +328,204 @@ class Registry:
         challenger = self.alias(CHALLENGER)
         if challenger is not None and challenger.version == candidate.version:
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        self.record_transition(Action.promoted, candidate.version, actor, reason, before, self.alias_holders(),
+                               {"run_id": candidate.run_id, **(evidence or {})})  # fmt: skip
         return former
+
+    # --- governance: audit log, approval, rollback, retirement ------------------------------------------------------
+    def alias_holders(self) -> AliasHolders:
+        champion, previous = self.alias(CHAMPION), self.alias(PREVIOUS)
+        return AliasHolders(champion.version if champion else None, previous.version if previous else None)
+
+    @property
+    def audit_experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.cfg.audit_experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return self.client.create_experiment(
+            self.cfg.audit_experiment_name, artifact_location=self.cfg.artifact_location,
+            tags={"driftline.purpose": "audit log: one run per registry transition, never edited"},
+        )  # fmt: skip
+
+    def record_transition(
+        self, action: Action, version: str, actor: Actor | None, reason: str, before: AliasHolders,
+        after: AliasHolders, evidence: dict | None = None,
+    ) -> AuditEvent:  # fmt: skip
+        """Append one event to the audit log (its own MLflow run) and tag the model version with it.
+
+        The log lives in the registry's own backend, beside the versions it describes: it is as durable and as
+        shared as the registry. Runs of the audit experiment are only ever created, never updated.
+        """
+        actor = actor or Actor.os_user()
+        event = AuditEvent(now(), action, version, actor, reason, before, after, evidence or {})
+        evidence_json = json.dumps(event.evidence, default=str, sort_keys=True)
+        tags = {
+            f"{AUDIT}model": self.name, f"{AUDIT}action": str(action), f"{AUDIT}version": version,
+            f"{AUDIT}at": event.at, f"{AUDIT}actor": actor.name, f"{AUDIT}actor_kind": actor.kind,
+            f"{AUDIT}actor_id": actor.id or "", f"{AUDIT}reason": reason[:MAX_TAG_VALUE],
+            f"{AUDIT}champion_before": before.champion or "", f"{AUDIT}previous_before": before.previous or "",
+            f"{AUDIT}champion_after": after.champion or "", f"{AUDIT}previous_after": after.previous or "",
+            f"{AUDIT}evidence": evidence_json if len(evidence_json) <= MAX_TAG_VALUE else "{}",
+        }  # fmt: skip
+        run = self.client.create_run(self.audit_experiment_id, run_name=f"{action}-{self.name}-v{version}", tags=tags)
+        self.client.log_text(run.info.run_id, json.dumps(event.to_dict(), indent=2, default=str), "audit_event.json")
+        self.client.set_terminated(run.info.run_id)
+        for key, value in {"at": event.at, "by": str(actor), "reason": reason[:MAX_TAG_VALUE]}.items():
+            self.client.set_model_version_tag(self.name, version, f"{AUDIT}{action}.{key}", value)
+        self.client.set_model_version_tag(self.name, version, f"{AUDIT}last_action", str(action))
+        return replace(event, run_id=run.info.run_id)
+
+    def audit_log(self) -> list[AuditEvent]:
+        """Every recorded transition of this model, oldest first."""
+        experiment = self.client.get_experiment_by_name(self.cfg.audit_experiment_name)
+        if experiment is None:
+            return []
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [experiment.experiment_id], filter_string=f"tags.`{AUDIT}model` = '{self.name}'",
+                order_by=[f"tags.`{AUDIT}at` ASC"], max_results=1000, page_token=token,
+            )  # fmt: skip
+            runs += list(page)
+            token = page.token
+            if not token:
+                break
+        return sorted((_audit_event(run) for run in runs), key=lambda event: event.at)
+
+    def version_tags(self, version: str) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self.client.get_model_version(self.name, version).tags)
+        except MlflowException:
+            raise TransitionRefused(f"model {self.name!r} has no version {version}; see driftline status") from None
+
+    def version_ref(self, version: str) -> ModelRef:
+        found = self.client.get_model_version(self.name, version)
+        return ModelRef(self.name, str(found.version), found.run_id)
+
+    def _refuse_retired(self, version: str, doing: str) -> None:
+        tags = self.version_tags(version)
+        if tags.get(RETIRED) == "true":
+            raise TransitionRefused(
+                f"cannot {doing} v{version}: it was retired ({tags.get(f'{AUDIT}retired.reason', 'no reason')}); "
+                "bring it back only with: driftline rollback --to VERSION --override-retired --reason '...'"
+            )
+
+    def record_approval(self, candidate: ModelRef, approval: Approval) -> None:
+        """The approver's answer on the version (tags) and in the audit log; the aliases do not move here.
+
+        A rejection turns the version's gate verdict to `refused`: the automatic checks passed, the gate did not.
+        """
+        holders = self.alias_holders()
+        if not approval.approved:
+            self.client.set_model_version_tag(self.name, candidate.version, f"{TAG}gate.verdict", "refused")
+            self.client.set_tag(candidate.run_id, f"{TAG}gate.verdict", "refused")
+        for key, value in {"verdict": str(approval.action), "by": approval.approver, "reason": approval.reason,
+                           "timed_out": str(approval.timed_out).lower()}.items():  # fmt: skip
+            self.client.set_model_version_tag(
+                self.name, candidate.version, f"{TAG}approval.{key}", value[:MAX_TAG_VALUE]
+            )
+        self.record_transition(approval.action, candidate.version, Actor.approver(approval.approver),
+                               approval.reason, holders, holders,
+                               {"run_id": candidate.run_id, "timed_out": approval.timed_out})  # fmt: skip
+
+    def was_champion(self, version: str) -> bool:
+        """Whether the version ever served: per the audit log, or (versions older than it) its gate verdict."""
+        events = self.audit_log()
+        if any(event.after.champion == version for event in events):
+            return True
+        tags = self.version_tags(version)
+        return tags.get(f"{TAG}gate.verdict") == "promoted" and tags.get(f"{TAG}approval.verdict") != "rejected"
+
+    def rollback(
+        self, reason: str, actor: Actor | None = None, to: str | None = None, override_retired: bool = False,
+        evidence: dict | None = None,
+    ) -> Rollback:  # fmt: skip
+        """Move `champion` back to `previous` (or to `to`) in one alias write; `previous` is then cleared.
+
+        Clearing `previous` makes a repeated rollback a no-op instead of a flip back to the version just left;
+        the next promotion sets `previous` again. Repeats (and rolling back to the current champion) change nothing.
+        """
+        before = self.alias_holders()
+        if before.champion is None:
+            raise NoChampion(f"model {self.name!r} has no champion: nothing to roll back")
+        target = to or before.previous
+        if target is None:
+            last = self.audit_log()[-1:]
+            if last and last[0].action is Action.rolled_back and last[0].after.champion == before.champion:
+                return Rollback(False, before.champion, last[0].before.champion,
+                                f"already rolled back to v{before.champion} at {last[0].at}")  # fmt: skip
+            raise TransitionRefused(
+                f"model {self.name!r} has no `previous` version to roll back to; name one: --to VERSION"
+            )
+        if target == before.champion:
+            return Rollback(False, target, None, f"v{target} is already champion")
+        if not self.was_champion(target):
+            raise TransitionRefused(f"v{target} never served as champion; roll back only to a former champion")
+        if not override_retired:
+            self._refuse_retired(target, "roll back to")
+        tags = self.version_tags(target)
+        overridden = tags.get(RETIRED) == "true"
+        if overridden:
+            self.client.set_model_version_tag(self.name, target, RETIRED, "false")
+        self.client.set_registered_model_alias(self.name, CHAMPION, target)
+        if before.previous is not None:
+            self.client.delete_registered_model_alias(self.name, PREVIOUS)
+        self.record_transition(Action.rolled_back, target, actor, reason, before, self.alias_holders(),
+                               {"from_version": before.champion, "retirement_overridden": overridden,
+                                **(evidence or {})})  # fmt: skip
+        return Rollback(True, target, before.champion, f"v{before.champion} → v{target}")
+
+    def retire(self, version: str, reason: str, actor: Actor | None = None) -> bool:
+        """Take a version out of service: no alias points to it afterwards. False when it was retired already."""
+        tags = self.version_tags(version)
+        if tags.get(RETIRED) == "true":
+            return False
+        before = self.alias_holders()
+        if before.champion == version:
+            raise TransitionRefused(
+                f"v{version} is the champion; roll back first (driftline rollback --config C --reason '...'), "
+                "then retire it"
+            )
+        registered = self.client.get_registered_model(self.name)
+        dropped = sorted(alias for alias, held in registered.aliases.items() if str(held) == version)
+        for alias in dropped:
+            self.client.delete_registered_model_alias(self.name, alias)
+        self.client.set_model_version_tag(self.name, version, RETIRED, "true")
+        self.record_transition(Action.retired, version, actor, reason, before, self.alias_holders(),
+                               {"aliases_removed": dropped})  # fmt: skip
+        return True
+
+    def promoted_at(self, version: str) -> str | None:
+        """When the version last became champion (promotion or rollback), per its audit tags."""
+        tags = self.version_tags(version)
+        times = [tags.get(f"{AUDIT}{action}.at") for action in (Action.promoted, Action.rolled_back)]
+        return max((time for time in times if time), default=None)
+
+    # --- model cards and reproduction ---------------------------------------------------------------------------
+    def log_model_card(self, ref: ModelRef, markdown: str) -> None:
+        """The card as the run's `model_card.md` and as the version's description (what the MLflow UI shows)."""
+        self.client.log_text(ref.run_id, markdown, MODEL_CARD)
+        description = markdown
+        if len(description) > MAX_VERSION_DESCRIPTION:
+            note = f"\n\n… (full card: `{MODEL_CARD}` in run {ref.run_id})"
+            description = description[: MAX_VERSION_DESCRIPTION - len(note)] + note
+        self.client.update_model_version(self.name, ref.version, description=description)
+
+    def log_importances(self, ref: ModelRef, importances: dict[str, float]) -> None:
+        for feature, value in importances.items():
+            self.client.log_metric(ref.run_id, metric_key(f"importance_{feature}"), float(value))
+
+    def recorded_config_text(self, run_id: str) -> str | None:
+        """The config YAML exactly as the version was trained with (None if the run lacks it)."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
+        except MlflowException:
+            return None
 
     def delete_model(self) -> None:
         """Remove the registered model and its versions (runs stay in the experiment as history)."""

@@ -1,0 +1,40 @@
+"""Canary routing and per-arm tests: deterministic arms with the configured share, tests that find real differences."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from driftline.rollout import CANARY_ARM, bootstrap_difference, route, two_proportion_test
+
+
+def test_routing_is_deterministic_per_id_and_respects_the_share():
+    ids = pd.Series([f"C{i:07d}" for i in range(20_000)])
+    arms = route(ids, 0.1, salt="v4")
+    assert abs((arms == CANARY_ARM).mean() - 0.1) < 0.01
+    assert (route(ids.iloc[::-1], 0.1, salt="v4")[::-1] == arms).all()  # order and batch do not matter
+    assert (route(ids.iloc[:50], 0.1, salt="v4") == arms[:50]).all()
+    other = route(ids, 0.1, salt="v5")  # a new canary gets an independent split: about 10% of the old arm again
+    assert 0.07 < (other[arms == CANARY_ARM] == CANARY_ARM).mean() < 0.13
+    assert (route(ids, 0.0, "v4") != CANARY_ARM).all() and (route(ids, 1.0, "v4") == CANARY_ARM).all()
+    with pytest.raises(ValueError, match="share"):
+        route(ids, 1.5, "v4")
+
+
+def test_two_proportion_test_promotes_a_better_canary_and_rolls_back_a_worse_one():
+    better = two_proportion_test(8000, 10_000, 880, 1000)
+    assert better.verdict == "promote" and better.p_value < 0.001
+    worse = two_proportion_test(8000, 10_000, 700, 1000)
+    assert worse.verdict == "roll_back"
+    same = two_proportion_test(8000, 10_000, 801, 1000)
+    assert same.verdict == "continue" and same.p_value > 0.5
+    assert two_proportion_test(80, 100, 20, 20, min_rows=100).verdict == "continue"  # too few rows to decide
+
+
+def test_bootstrap_finds_a_worse_auc_in_the_canary():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, 3000)
+    good = truth + rng.normal(0, 0.6, 3000)
+    poor = truth[:1000] + rng.normal(0, 2.0, 1000)
+    result = bootstrap_difference(roc_auc_score, "roc_auc", (truth, good), (truth[:1000], poor), resamples=300)
+    assert result.verdict == "roll_back" and result.high < 0 and result.canary < result.champion
