@@ -74,22 +74,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(cfg: DriftlineConfig, api_key: str | None = None, ready: bool = True) -> Iterator[httpx.Client]:
+def running(app) -> Iterator[httpx.Client]:
     """The app on a real uvicorn server on loopback; stops it (and so flushes the prediction log) on exit."""
-    app = create_app(cfg, Registry(cfg), api_key=api_key, describe=lambda ref: {"trigger": f"v{ref.version}"})
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.config.port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.config.port}", timeout=30) as client:
         wait_for(lambda: server.started, "the server to start")
-        if ready:
-            wait_for(lambda: client.get("/ready").status_code == 200, "a champion to be loaded")
         try:
             yield client
         finally:
             server.should_exit = True
             thread.join(timeout=30)
+
+
+@contextmanager
+def serving(cfg: DriftlineConfig, api_key: str | None = None, ready: bool = True) -> Iterator[httpx.Client]:
+    app = create_app(cfg, Registry(cfg), api_key=api_key, describe=lambda ref: {"trigger": f"v{ref.version}"})
+    with running(app) as client:
+        if ready:
+            wait_for(lambda: client.get("/ready").status_code == 200, "a champion to be loaded")
+        yield client
 
 
 def wait_for(condition, what: str, timeout: float = 30):
@@ -108,6 +113,12 @@ def rows_of(frame: pd.DataFrame, with_ids: bool = True) -> list[dict]:
 
 def model_of(cfg: DriftlineConfig, version: str):
     return Registry(cfg).load_model(ModelRef(cfg.registry.model_name, version, run_id=""))  # by name and version
+
+
+def restore_v1_as_champion(registry: Registry) -> None:
+    """Back to the module's starting point after a test promoted v2: v1 champion, v2 challenger."""
+    registry.promote(ModelRef(registry.name, "1", run_id=""))
+    registry.client.set_registered_model_alias(registry.name, "challenger", "2")
 
 
 def test_predictions_equal_the_registered_champion_on_the_same_rows(workspace):
@@ -184,8 +195,7 @@ def test_a_promotion_during_a_stream_of_requests_switches_version_with_no_failed
             stop.set()
             sender.join()
     finally:
-        registry.promote(ModelRef(cfg.registry.model_name, "1", registry.alias("previous").run_id))
-        registry.client.set_registered_model_alias(cfg.registry.model_name, "challenger", "2")
+        restore_v1_as_champion(registry)
     assert {status for status, _ in seen} == {200}
     versions = [version for _, version in seen]
     switch = versions.index("2")
@@ -269,3 +279,26 @@ def test_the_prediction_log_of_the_service_feeds_a_monitoring_run(workspace, pre
     outcome = drift_monitoring(MonitorParams(config=str(cfg.source)))
     assert outcome.batch.startswith("prediction log") and outcome.rows == 600
     assert not outcome.drift_detected  # the same world the champion was trained on
+
+
+def test_a_promotion_event_swaps_the_model_before_the_next_poll(workspace, prefect_api_url):
+    from functools import partial
+
+    from tasks.events import MODEL_PROMOTED, emit_model_event, follow_model_moves
+
+    cfg = service_config(workspace, poll_seconds=600)  # polling alone would not notice within the test
+    registry = Registry(cfg)
+    app = create_app(cfg, registry, model_events=partial(follow_model_moves, cfg))
+    with running(app) as client:
+        wait_for(lambda: client.get("/ready").status_code == 200, "v1 to load")
+        registry.promote(registry.alias("challenger"))
+        try:
+
+            def announced_and_swapped() -> bool:  # announced again until the service's subscription is open
+                emit_model_event(MODEL_PROMOTED, cfg, {"version": "2"})
+                time.sleep(0.5)
+                return client.get("/ready").json()["champion"] == "2"
+
+            wait_for(announced_and_swapped, "the event to wake the service")
+        finally:
+            restore_v1_as_champion(registry)
