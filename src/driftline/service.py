@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from driftline import prediction_log
 from driftline.config import DriftlineConfig, FeatureType
@@ -226,6 +227,17 @@ def canary_rows(ids: pd.Series | None, rows: int, share: float, rng: np.random.G
     return rng.random(rows) < share
 
 
+_thread_state = threading.local()
+
+
+def one_openmp_thread() -> None:
+    """Requests are answered concurrently on the server's threads; OpenMP threads inside one small prediction only
+    fight over the cores (single rows got ~10x slower with them on a busy 2-core machine). Per thread, once."""
+    if not getattr(_thread_state, "limited", False):
+        threadpool_limits(1, user_api="openmp")
+        _thread_state.limited = True
+
+
 def _frame(rows: list[BaseModel], cfg: DriftlineConfig) -> pd.DataFrame:
     dataset = cfg.dataset
     columns = ([dataset.id_column] if dataset.id_column else []) + dataset.feature_names
@@ -265,6 +277,7 @@ class Answered:
 
 def log_answer(answered: Answered, cfg: DriftlineConfig, buffer: PredictionLogBuffer) -> None:
     """Prediction-log rows of one request; with shadow on, the challenger scores the same rows here, beside them."""
+    one_openmp_thread()
     parts = []
     for arm, served, mask, predictions in answered.arms:
         rows = prediction_log.records(
@@ -398,6 +411,7 @@ def create_app(
             metrics.requests.labels("not_ready").inc()
             raise HTTPException(503, f"no champion of {cfg.registry.model_name} loaded yet; see GET /ready")
         request_id = uuid.uuid4().hex
+        one_openmp_thread()
         frame = _frame(body.rows, cfg)
         to_challenger = np.zeros(len(frame), dtype=bool)
         if serving.challenger is not None and serving_cfg.canary_share > 0:
