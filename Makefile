@@ -9,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-fast test-integration lint bench up up-postgres down ui-mlflow ui-prefect dashboard clean
+.PHONY: install demo test test-fast test-integration lint bench bench-serve serve up up-postgres down ui-mlflow ui-prefect dashboard clean
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,14 @@ bench: install
 		echo "== $$script"; \
 		$(BIN)/python -m benchmarks.$$(basename $$script .py) || exit 1; \
 	done
+
+# Latency of `driftline serve` against `mlflow models serve` on the same model (also part of `make bench`).
+bench-serve: install
+	$(BIN)/python -m benchmarks.bench_serve
+
+# The online scoring service for CONFIG's champion (train one first: make demo).
+serve: install
+	$(BIN)/driftline serve --config $(CONFIG)
 
 # Open the UIs on what the demo (or any CLI run) recorded.
 ui-mlflow: install

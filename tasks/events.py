@@ -7,6 +7,7 @@ webhook, another pipeline) only has to send the same shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -69,3 +70,17 @@ def send_now(event: Event) -> None:
     """POST the event and wait for the server's answer, so the caller knows it was received (or gets the error)."""
     with get_client(sync_client=True) as client:
         client.request("POST", "/events", json=[event.model_dump(mode="json")])
+
+
+async def follow_model_moves(cfg: DriftlineConfig, on_move: Callable[[], None]) -> None:
+    """Call `on_move` for every `driftline.model.*` event of this model (a promotion, a rollback) the server sees."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    moves = EventFilter(
+        event=EventNameFilter(prefix=["driftline.model."]),
+        resource=EventResourceFilter(id=[model_resource(cfg)["prefect.resource.id"]]),
+    )
+    async with get_events_subscriber(filter=moves) as subscriber:
+        async for _ in subscriber:
+            on_move()

@@ -14,6 +14,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION = 1, 2, 3, 4, 5
 DEMO_CONFIG = "configs/demo.yaml"
+# What GET /model shows of a version's lineage (driftline status --json shows all of it).
+LINEAGE_SHOWN = ("created_at", "gate_verdict", "trigger", "metrics", "training_rows", "data", "git_commit")
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -458,6 +461,33 @@ def cmd_stack(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from driftline.registry import Registry
+    from driftline.service import create_app
+
+    cfg = load_config(args.config)
+    registry = Registry(cfg)
+
+    def describe(ref) -> dict:
+        info = next((v for v in registry.versions() if v.version == ref.version), None)
+        return {} if info is None else {key: value for key, value in info.to_dict().items() if key in LINEAGE_SHOWN}
+
+    model_events = None
+    if os.environ.get("PREFECT_API_URL"):  # a Prefect server announces promotions: follow them, not only polls
+        from tasks.events import follow_model_moves
+
+        model_events = partial(follow_model_moves, cfg)
+    api_key = os.environ.get(cfg.serving.api_key_env) or None
+    app = create_app(cfg, registry, api_key=api_key, describe=describe, model_events=model_events)
+    host, port = args.host or cfg.serving.host, args.port or cfg.serving.port
+    guarded = f"API key from ${cfg.serving.api_key_env}" if api_key else "no API key"
+    console.print(f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}); "
+                  f"POST /predict, GET /health /ready /metrics /model; Ctrl-C stops")  # fmt: skip
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 # --- entry point -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="driftline", description="Governed continuous training for tabular models.")
@@ -507,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--prefect-port", type=int, default=4200)
     stack.add_argument("--mlflow-port", type=int, default=5000)
     stack.add_argument("--postgres-port", type=int, default=5433)
+    serve = command("serve", cmd_serve, "answer POST /predict with the champion (online scoring service)")
+    serve.add_argument("--host", default=None, help="address to listen on (default: serving.host)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
     status = command("status", cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
     status.add_argument("--json", action="store_true")
     audit = command("audit", cmd_audit, "the audit log: every registry transition, who made it, why, on what evidence")

@@ -20,6 +20,7 @@ from driftline.errors import ConfigError
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 MLFLOW_UI_ENV = "DRIFTLINE_MLFLOW_UI_URL"
 WEBHOOK_URL_ENV = "DRIFTLINE_WEBHOOK_URL"
+API_KEY_ENV = "DRIFTLINE_API_KEY"
 REMOTE_TRACKING_SCHEMES = ("http://", "https://", "databricks")
 
 
@@ -367,6 +368,8 @@ class DashboardConfig(_Section):
         None, description="Evidently workspace folder `make dashboard` serves; default <workspace>/evidently."
     )
     enabled: bool = Field(True, description="Add every monitoring run's snapshot to the Evidently workspace.")
+
+
 class ExplainabilityConfig(_Section):
     sample_rows: int = Field(1000, ge=50, description="Holdout rows permutation importance is computed on.")
     repeats: int = Field(3, ge=1, description="Shuffles per feature.")
@@ -404,6 +407,42 @@ class ModelCardConfig(_Section):
     limitations: list[str] = Field(default_factory=list, description="Known limitations, one line each.")
 
 
+class ServingConfig(_Section):
+    """The online service (`driftline serve`): where it listens, how it follows the registry, how it routes."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
+    port: int = Field(8080, ge=1, le=65535, description="8080: `make dashboard` (Evidently) takes 8000.")
+    poll_seconds: float = Field(
+        10, gt=0, description="How often the service asks the registry whether champion or challenger moved."
+    )
+    max_rows: int = Field(10_000, ge=1, description="Most rows one /predict request may carry.")
+    shadow: bool = Field(
+        False, description="Also score every request with the challenger, off the response path, and log it beside."
+    )
+    canary_share: float = Field(
+        0.0, ge=0, le=1, description="Share of rows the challenger answers (0 = none); the response names the model."
+    )
+    canary_routing: Literal["id", "random"] = Field(
+        "id", description="id: by a hash of the row's id column (the same id always gets the same model); random."
+    )
+    log_flush_rows: int = Field(
+        5_000, ge=1, description="The prediction log is written as a new file once this many rows are buffered..."
+    )
+    log_flush_seconds: float = Field(30, gt=0, description="...or once the oldest buffered row is this old.")
+    api_key_env: str = Field(
+        API_KEY_ENV, description="Environment variable holding the API key; when it is set, requests must carry it."
+    )
+
+    @model_validator(mode="after")
+    def _one_routing_at_a_time(self) -> ServingConfig:
+        if self.shadow and self.canary_share > 0:
+            raise ValueError(
+                "serving.shadow and serving.canary_share > 0 are both set; shadow scores every row with the "
+                "challenger already: choose one"
+            )
+        return self
+
+
 class StorageConfig(_Section):
     workspace: Path = Field(Path(".driftline"), description="Where archives, quarantine, outputs and MLflow live.")
     archive_dir: Path | None = None
@@ -431,6 +470,7 @@ class DriftlineConfig(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     governance: GovernanceConfig = GovernanceConfig()
     model_card: ModelCardConfig = ModelCardConfig()
+    serving: ServingConfig = ServingConfig()
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
@@ -467,6 +507,15 @@ class DriftlineConfig(_Section):
         if self.model.holdout.strategy == "time" and not self.dataset.event_time_column:
             raise ValueError(
                 "model.holdout.strategy 'time' needs dataset.event_time_column; set it or use 'auto' or 'random'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _canary_by_id_has_ids(self) -> DriftlineConfig:
+        serving = self.serving
+        if serving.canary_share > 0 and serving.canary_routing == "id" and not self.dataset.id_column:
+            raise ValueError(
+                "serving.canary_routing 'id' needs dataset.id_column; set it or use canary_routing: random"
             )
         return self
 

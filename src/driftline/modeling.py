@@ -89,7 +89,12 @@ def fit(frame: pd.DataFrame, cfg: DriftlineConfig) -> Pipeline:
 
 def predict(model: Pipeline, frame: pd.DataFrame, dataset: DatasetConfig) -> Predictions:
     features = feature_frame(frame, dataset)
-    labels = model.predict(features)
-    if dataset.task.is_classification:
-        return Predictions(labels=labels, proba=model.predict_proba(features), classes=model.classes_)
-    return Predictions(labels=labels, proba=None, classes=np.array([]))
+    if not dataset.task.is_classification:
+        return Predictions(labels=model.predict(features), proba=None, classes=np.array([]))
+    # Labels and probabilities from one pass through the preprocessing: the calls Pipeline.predict and
+    # Pipeline.predict_proba each make, without transforming the rows twice.
+    transformed = model[:-1].transform(features)
+    estimator = model[-1]
+    return Predictions(
+        labels=estimator.predict(transformed), proba=estimator.predict_proba(transformed), classes=model.classes_
+    )

@@ -30,6 +30,10 @@ SCORED_AT = "scored_at"
 LATENCY_MS = "latency_ms"
 PREDICTION = "prediction"
 SIGNAL = "prediction_signal"  # what prediction drift compares with the reference
+# With shadow serving, the challenger's answer to the same row, logged beside the one that was returned.
+SHADOW_PREDICTION = "shadow_prediction"
+SHADOW_SIGNAL = "shadow_prediction_signal"
+SHADOW_MODEL_VERSION = "shadow_model_version"
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 

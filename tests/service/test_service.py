@@ -1,0 +1,304 @@
+"""The online service through HTTP on loopback: a real uvicorn server, models from MLflow on SQLite, real log files."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+import yaml
+
+from driftline import prediction_log
+from driftline.config import DriftlineConfig, load_config
+from driftline.data import load_batch
+from driftline.demo_data import CONCEPT_DRIFT, START, make_frame
+from driftline.lineage import DataSource, collect_lineage
+from driftline.modeling import predict
+from driftline.registry import ModelRef, Registry
+from driftline.service import create_app
+from driftline.training import train_model
+from tests.conftest import DEMO_CONFIG, WEEK
+
+FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "contract", "payment_method", "region"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """One registry for the module: v1 (champion, trained on the reference) and v2 (challenger, after concept drift)."""
+    root = tmp_path_factory.mktemp("service")
+    reference = make_frame(3000, seed=1, days=56)
+    drifted = make_frame(3000, seed=4, start=START + 9 * WEEK, scenario=CONCEPT_DRIFT, id_offset=30_000)
+    cfg = load_config(write_config(root, {}))
+    registry = Registry(cfg)
+    refs = []
+    for name, frame in (("reference", reference), ("drifted", drifted)):
+        path = root / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        batch = load_batch(path, cfg.dataset)
+        trained = train_model(batch.frame, cfg)
+        source = DataSource(batch.fingerprint, batch.rows, batch.name, path.name)
+        refs.append(registry.log_candidate(trained, collect_lineage(cfg, [source]), f"train on {name}"))
+    registry.promote(refs[0])  # v1 champion; v2 stays challenger
+    return root
+
+
+def write_config(root: Path, serving: dict, monitoring: dict | None = None) -> Path:
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["storage"] = {"workspace": str(root / "workspace")}
+    data["model"]["params"] = {"max_iter": 40, "learning_rate": 0.1, "max_leaf_nodes": 15}
+    data["serving"] = {"poll_seconds": 0.2, "log_flush_seconds": 0.5, **serving}
+    if monitoring:
+        data["monitoring"] = monitoring
+    path = root / f"serve-{abs(hash(repr(serving)))}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def service_config(workspace: Path, **serving) -> DriftlineConfig:
+    return load_config(write_config(workspace, serving, monitoring={"settle_seconds": 0}))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running(app) -> Iterator[httpx.Client]:
+    """The app on a real uvicorn server on loopback; stops it (and so flushes the prediction log) on exit."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.config.port}", timeout=30) as client:
+        wait_for(lambda: server.started, "the server to start")
+        try:
+            yield client
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+
+@contextmanager
+def serving(cfg: DriftlineConfig, api_key: str | None = None, ready: bool = True) -> Iterator[httpx.Client]:
+    app = create_app(cfg, Registry(cfg), api_key=api_key, describe=lambda ref: {"trigger": f"v{ref.version}"})
+    with running(app) as client:
+        if ready:
+            wait_for(lambda: client.get("/ready").status_code == 200, "a champion to be loaded")
+        yield client
+
+
+def wait_for(condition, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"within {timeout} s: {what}")
+
+
+def rows_of(frame: pd.DataFrame, with_ids: bool = True) -> list[dict]:
+    columns = (["customer_id"] if with_ids else []) + FEATURES
+    return frame[columns].astype(object).where(frame[columns].notna(), None).to_dict(orient="records")
+
+
+def model_of(cfg: DriftlineConfig, version: str):
+    return Registry(cfg).load_model(ModelRef(cfg.registry.model_name, version, run_id=""))  # by name and version
+
+
+def restore_v1_as_champion(registry: Registry) -> None:
+    """Back to the module's starting point after a test promoted v2: v1 champion, v2 challenger."""
+    registry.promote(ModelRef(registry.name, "1", run_id=""))
+    registry.client.set_registered_model_alias(registry.name, "challenger", "2")
+
+
+def test_predictions_equal_the_registered_champion_on_the_same_rows(workspace):
+    cfg = service_config(workspace)
+    batch = make_frame(300, seed=7, start=START + 10 * WEEK, id_offset=70_000)
+    batch.loc[::10, "contract"] = None  # missing values are answered as a batch file's would be
+    batch.loc[::7, "age"] = None
+    with serving(cfg) as client:
+        answer = client.post("/predict", json={"rows": rows_of(batch)})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_version"] == "1" and len(body["request_id"]) == 32
+    expected = predict(model_of(cfg, "1"), batch, cfg.dataset)
+    assert [p["id"] for p in body["predictions"]] == batch["customer_id"].tolist()
+    assert [p["prediction"] for p in body["predictions"]] == expected.labels.tolist()
+    probabilities = np.array([[p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]])
+    np.testing.assert_allclose(probabilities, expected.proba, rtol=1e-12)
+    assert {p["served_by"] for p in body["predictions"]} == {"champion"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda row: row.pop("age"), "rows[0].age: Field required"),
+        (lambda row: row.update(age="old"), "rows[0].age: Input should be a valid number"),
+        (lambda row: row.update(favourite_colour="red"), "rows[0].favourite_colour: Extra inputs are not permitted"),
+        (lambda row: row.update(contract=["one-year"]), "rows[0].contract"),
+    ],
+)
+def test_a_bad_request_gets_422_naming_the_field(workspace, change, field):
+    cfg = service_config(workspace)
+    row = rows_of(make_frame(1, seed=8))[0]
+    change(row)
+    with serving(cfg) as client:
+        answer = client.post("/predict", json={"rows": [row]})
+        empty = client.post("/predict", json={"rows": []})
+        metrics = client.get("/metrics").text
+    assert answer.status_code == 422 and field in answer.json()["message"], answer.text
+    assert empty.status_code == 422 and empty.json()["message"].startswith("rows: List should have at least 1 item")
+    assert 'driftline_requests_total{outcome="invalid"} 2.0' in metrics
+
+
+def test_ready_only_once_a_champion_is_loaded(tmp_path):
+    cfg = load_config(write_config(tmp_path, {}))  # an empty registry
+    with serving(cfg, ready=False) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        not_ready = client.get("/ready")
+        assert not_ready.status_code == 503 and "no champion of churn-demo" in not_ready.json()["reason"]
+        answer = client.post("/predict", json={"rows": rows_of(make_frame(1, seed=9))})
+        assert answer.status_code == 503 and "see GET /ready" in answer.json()["detail"]
+
+
+def test_a_promotion_during_a_stream_of_requests_switches_version_with_no_failed_request(workspace):
+    cfg = service_config(workspace)
+    registry = Registry(cfg)
+    rows = rows_of(make_frame(20, seed=10))
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def stream(client: httpx.Client) -> None:
+        while not stop.is_set():
+            answer = client.post("/predict", json={"rows": rows})
+            seen.append((answer.status_code, answer.json().get("model_version")))
+
+    try:
+        with serving(cfg) as client:
+            sender = threading.Thread(target=stream, args=(client,))
+            sender.start()
+            wait_for(lambda: len(seen) >= 20, "requests answered by v1")
+            registry.promote(registry.alias("challenger"))
+            wait_for(lambda: seen and seen[-1][1] == "2", "the service to answer with v2")
+            count = len(seen)
+            wait_for(lambda: len(seen) >= count + 20, "more requests answered by v2")
+            stop.set()
+            sender.join()
+    finally:
+        restore_v1_as_champion(registry)
+    assert {status for status, _ in seen} == {200}
+    versions = [version for _, version in seen]
+    switch = versions.index("2")
+    assert set(versions[:switch]) == {"1"} and set(versions[switch:]) == {"2"}  # one switch, never back
+
+
+def test_shadow_logs_both_answers_and_returns_only_the_champions(workspace):
+    cfg = service_config(workspace, shadow=True)
+    batch = make_frame(200, seed=11, id_offset=80_000)
+    before = set(prediction_log.log_files(cfg.prediction_log_dir))
+    with serving(cfg) as client:
+        wait_for(lambda: client.get("/model").json()["challenger"] is not None, "the challenger to load")
+        answer = client.post("/predict", json={"rows": rows_of(batch)}).json()
+    assert answer["model_version"] == "1"
+    assert {p["served_by"] for p in answer["predictions"]} == {"champion"}
+    [written] = set(prediction_log.log_files(cfg.prediction_log_dir)) - before
+    logged = pd.read_parquet(written)
+    assert logged["customer_id"].tolist() == batch["customer_id"].tolist()
+    assert set(logged[prediction_log.MODEL_VERSION]) == {"1"}
+    assert set(logged[prediction_log.SHADOW_MODEL_VERSION]) == {"2"}
+    challenger = predict(model_of(cfg, "2"), batch, cfg.dataset)
+    assert logged[prediction_log.SHADOW_PREDICTION].tolist() == challenger.labels.tolist()
+    assert [p["prediction"] for p in answer["predictions"]] == logged[prediction_log.PREDICTION].tolist()
+
+
+def test_canary_rows_go_to_the_challenger_at_the_configured_share_and_stay_there(workspace):
+    cfg = service_config(workspace, canary_share=0.25)
+    batch = make_frame(4000, seed=12, id_offset=90_000)
+    with serving(cfg) as client:
+        wait_for(lambda: client.get("/model").json()["challenger"] is not None, "the challenger to load")
+        chunks = [rows_of(batch.iloc[start : start + 1000]) for start in range(0, 4000, 1000)]
+        first = [p for rows in chunks for p in client.post("/predict", json={"rows": rows}).json()["predictions"]]
+        again = client.post("/predict", json={"rows": rows_of(batch.iloc[:1000])}).json()["predictions"]
+        missing_id = client.post("/predict", json={"rows": rows_of(batch.iloc[:1], with_ids=False)})
+    arms = [p["served_by"] for p in first]
+    share = arms.count("challenger") / len(arms)
+    assert abs(share - 0.25) < 4 * np.sqrt(0.25 * 0.75 / len(arms)), share  # 4 standard errors
+    assert {p["model_version"] for p in first if p["served_by"] == "challenger"} == {"2"}
+    assert {p["model_version"] for p in first if p["served_by"] == "champion"} == {"1"}
+    assert [p["served_by"] for p in again] == arms[:1000]  # the same id, the same model
+    assert missing_id.status_code == 422 and "rows[0].customer_id: Field required" in missing_id.json()["message"]
+
+
+def test_an_api_key_is_required_when_one_is_set(workspace):
+    cfg = service_config(workspace)
+    rows = {"rows": rows_of(make_frame(2, seed=13))}
+    with serving(cfg, api_key="s3cret") as client:
+        assert client.post("/predict", json=rows).status_code == 401
+        assert client.post("/predict", json=rows, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.post("/predict", json=rows, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert client.get("/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/health").status_code == 200  # probes need no key
+
+
+def test_metrics_and_model_describe_what_is_served(workspace):
+    cfg = service_config(workspace)
+    with serving(cfg) as client:
+        for _ in range(3):
+            client.post("/predict", json={"rows": rows_of(make_frame(5, seed=14))})
+        metrics = client.get("/metrics").text
+        described = client.get("/model").json()
+    assert 'driftline_requests_total{outcome="ok"} 3.0' in metrics
+    assert 'driftline_rows_total{served_by="champion"} 15.0' in metrics
+    assert "driftline_request_latency_seconds_bucket" in metrics
+    assert 'driftline_model_version{alias="champion"} 1.0' in metrics
+    assert described["champion"]["version"] == "1" and described["champion"]["trigger"] == "v1"
+    assert described["challenger"] is None  # neither shadow nor canary: only the champion is loaded
+
+
+def test_the_prediction_log_of_the_service_feeds_a_monitoring_run(workspace, prefect_api_url):
+    from flows.drift_monitoring import drift_monitoring
+    from flows.params import MonitorParams
+
+    cfg = service_config(workspace)
+    # earlier tests' requests (one batch sent over and over) are not this test's window
+    shutil.rmtree(cfg.prediction_log_dir, ignore_errors=True)
+    batch = make_frame(600, seed=15, start=START + 10 * WEEK, id_offset=60_000)
+    with serving(cfg) as client:
+        for chunk in range(3):
+            client.post("/predict", json={"rows": rows_of(batch.iloc[chunk * 200 : (chunk + 1) * 200])})
+    outcome = drift_monitoring(MonitorParams(config=str(cfg.source)))
+    assert outcome.batch.startswith("prediction log") and outcome.rows == 600
+    assert not outcome.drift_detected  # the same world the champion was trained on
+
+
+def test_a_promotion_event_swaps_the_model_before_the_next_poll(workspace, prefect_api_url):
+    from functools import partial
+
+    from tasks.events import MODEL_PROMOTED, emit_model_event, follow_model_moves
+
+    cfg = service_config(workspace, poll_seconds=600)  # polling alone would not notice within the test
+    registry = Registry(cfg)
+    app = create_app(cfg, registry, model_events=partial(follow_model_moves, cfg))
+    with running(app) as client:
+        wait_for(lambda: client.get("/ready").status_code == 200, "v1 to load")
+        registry.promote(registry.alias("challenger"))
+        try:
+
+            def announced_and_swapped() -> bool:  # announced again until the service's subscription is open
+                emit_model_event(MODEL_PROMOTED, cfg, {"version": "2"})
+                time.sleep(0.5)
+                return client.get("/ready").json()["champion"] == "2"
+
+            wait_for(announced_and_swapped, "the event to wake the service")
+        finally:
+            restore_v1_as_champion(registry)
