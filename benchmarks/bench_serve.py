@@ -3,10 +3,11 @@
 Both servers run as their own processes on loopback and get the same single-row requests from an open-loop load
 generator: request i is due at i / rate seconds, and its latency counts from when it was due, so a server that falls
 behind is charged for the queue it builds (no coordinated omission). A closed-loop phase then measures how many
-requests per second each answers with `--clients` callers. Targets: driftline's p99 under 100 ms at the benchmark's
-rate, and no worse than MLflow's.
+requests per second each answers with `--clients` callers. Each offered rate is run against both servers; the targets
+are judged at `--target-rate`: driftline's p99 under 100 ms with no errors, and no worse than MLflow's. The rates above
+it show where each server saturates on this machine (the load generator shares its cores).
 
-    python -m benchmarks.bench_serve [--rate 100] [--requests 2000] [--clients 8]
+    python -m benchmarks.bench_serve [--rates 25,50,100] [--target-rate 50] [--requests 1500] [--clients 8]
 """
 
 from __future__ import annotations
@@ -143,8 +144,9 @@ def closed_loop(server: Server, clients: int, requests: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=100, help="requests per second offered (open loop)")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per server in the open-loop phase")
+    parser.add_argument("--rates", default="25,50,100", help="requests per second offered (open loop), in turn")
+    parser.add_argument("--target-rate", type=float, default=50, help="the rate the targets are judged at")
+    parser.add_argument("--requests", type=int, default=1500, help="requests per server and rate (open loop)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent callers in the closed-loop phase")
     args = parser.parse_args()
 
@@ -178,27 +180,30 @@ def main() -> int:
     try:
         wait_until_ready(f"http://127.0.0.1:{driftline_port}/ready", driftline, driftline_log)
         wait_until_ready(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log)
+        rates = sorted({float(rate) for rate in args.rates.split(",")} | {args.target_rate})
         print(f"load average before: {os.getloadavg()[0]:.2f}; {args.requests} single-row requests per server at "
-              f"{args.rate:g}/s (open loop), then {args.clients} closed-loop callers", flush=True)  # fmt: skip
-        results = {}
+              f"each of {rates}/s (open loop), then {args.clients} closed-loop callers", flush=True)  # fmt: skip
+        results: dict[tuple[str, float], Latencies] = {}
+        throughput = {}
         for server in servers:
             for index in range(50):  # warm-up: connections, first predictions
                 httpx.post(server.url, json=server.body[index], timeout=30).raise_for_status()
-            measured = open_loop(server, args.rate)
-            throughput = closed_loop(server, args.clients, min(args.requests, 1000))
-            results[server.name] = (measured, throughput)
+            for rate in rates:
+                results[server.name, rate] = open_loop(server, rate)
+            throughput[server.name] = closed_loop(server, args.clients, min(args.requests, 1000))
     finally:
         for server in servers:
             server.process.terminate()
             server.process.wait(timeout=30)
     print(f"load average after: {os.getloadavg()[0]:.2f}\n")
-    print(f"{'server':<22}{'errors':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'closed-loop req/s':>19}")
-    for name, (measured, throughput) in results.items():
-        print(f"{name:<22}{measured.errors:>7}{measured.percentile(50):>9.2f}{measured.percentile(90):>9.2f}"
-              f"{measured.percentile(99):>9.2f}{measured.millis.max():>9.2f}{throughput:>19.1f}")  # fmt: skip
-    ours, theirs = results["driftline serve"][0], results["mlflow models serve"][0]
+    print(f"{'server':<22}{'rate/s':>7}{'errors':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for (name, rate), measured in results.items():
+        print(f"{name:<22}{rate:>7g}{measured.errors:>7}{measured.percentile(50):>9.2f}{measured.percentile(90):>9.2f}"
+              f"{measured.percentile(99):>9.2f}{measured.millis.max():>9.2f}")  # fmt: skip
+    print("\nclosed loop: " + ", ".join(f"{name} {value:.1f} req/s" for name, value in throughput.items()))
+    ours, theirs = results["driftline serve", args.target_rate], results["mlflow models serve", args.target_rate]
     ratio = ours.percentile(99) / theirs.percentile(99)
-    print(f"\np99 driftline / mlflow: {ratio:.2f}x")
+    print(f"at {args.target_rate:g}/s: p99 driftline / mlflow = {ratio:.2f}x")
     met_target = ours.percentile(99) < P99_TARGET_MS and ours.errors == 0
     no_worse = ratio <= 1.0
     print(f"target p99 < {P99_TARGET_MS:g} ms with no errors: {'met' if met_target else 'MISSED'}")
