@@ -9,7 +9,7 @@ import numbers
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -306,6 +306,57 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         temp_path.unlink(missing_ok=True)
     return path
+
+
+class IncrementalFile:
+    """A Parquet or CSV file written chunk by chunk to a hidden temp file in its folder, visible only once committed.
+
+    `commit` renames it into place; leaving the `with` block on an error deletes it: no reader, and no rerun, ever
+    sees half a file. `text_columns` are stored as strings even when a chunk holds only missing values there.
+    """
+
+    def __init__(self, folder: Path, suffix: str, text_columns: Iterable[str] = ()):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=f"{suffix}.tmp")
+        os.close(handle)
+        self.temp = Path(temp_name)
+        self.rows = 0
+        self._parquet = suffix.lower() in PARQUET_SUFFIXES
+        self._text_columns = set(text_columns)
+        self._writer = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if not self._parquet:
+            frame.to_csv(self.temp, mode="a" if self.rows else "w", header=not self.rows, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._writer is None:
+                schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                for name in self._text_columns & set(schema.names):
+                    schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+                self._writer = pq.ParquetWriter(self.temp, schema)
+            self._writer.write_table(pa.Table.from_pandas(frame, schema=self._writer.schema, preserve_index=False))
+        self.rows += len(frame)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def commit(self, path: Path) -> Path:
+        self._close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.temp, path)
+        return path
+
+    def __enter__(self) -> IncrementalFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
+        self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove
 
 
 def read_archive_index(archive_dir: Path) -> list[ArchivedBatch]:

@@ -87,9 +87,19 @@ def fit(frame: pd.DataFrame, cfg: DriftlineConfig) -> Pipeline:
     return pipeline
 
 
+# Classifiers whose `predict` is the most probable class of `predict_proba`: one pass through the model gives both.
+LABEL_IS_MOST_PROBABLE = {
+    "HistGradientBoostingClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
+}  # fmt: skip
+
+
 def predict(model: Pipeline, frame: pd.DataFrame, dataset: DatasetConfig) -> Predictions:
     features = feature_frame(frame, dataset)
-    labels = model.predict(features)
-    if dataset.task.is_classification:
-        return Predictions(labels=labels, proba=model.predict_proba(features), classes=model.classes_)
-    return Predictions(labels=labels, proba=None, classes=np.array([]))
+    if not dataset.task.is_classification:
+        return Predictions(labels=model.predict(features), proba=None, classes=np.array([]))
+    proba = model.predict_proba(features)
+    if type(model[-1]).__name__ in LABEL_IS_MOST_PROBABLE:
+        labels = model.classes_[np.argmax(proba, axis=1)]
+    else:
+        labels = model.predict(features)
+    return Predictions(labels=labels, proba=proba, classes=model.classes_)

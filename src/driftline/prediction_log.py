@@ -99,12 +99,15 @@ def _stamp_of(path: Path) -> datetime:
     return datetime.strptime(path.name.split("-", 1)[0], STAMP_FORMAT).replace(tzinfo=UTC)
 
 
+def new_file_path(log_dir: Path, source: str, now: datetime | None = None) -> Path:
+    """Where a log file written now goes: under date=YYYY-MM-DD/, named to sort by time of writing."""
+    now = now or datetime.now(UTC)
+    return log_dir / f"date={now:%Y-%m-%d}" / f"{now:{STAMP_FORMAT}}-{uuid.uuid4().hex[:8]}-{_slug(source)}.parquet"
+
+
 def append(rows: pd.DataFrame, log_dir: Path, source: str, now: datetime | None = None) -> Path:
     """Write rows as one new log file under date=YYYY-MM-DD/; the name sorts by time of writing."""
-    now = now or datetime.now(UTC)
-    name = f"{now:{STAMP_FORMAT}}-{uuid.uuid4().hex[:8]}-{_slug(source)}.parquet"
-    path = log_dir / f"date={now:%Y-%m-%d}" / name
-    return write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
+    return write_atomically(new_file_path(log_dir, source, now), lambda temp: rows.to_parquet(temp, index=False))
 
 
 def log_files(log_dir: Path) -> list[Path]:
