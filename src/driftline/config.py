@@ -231,7 +231,7 @@ class ScoringConfig(_Section):
     )
     chunk_rows: int | None = Field(
         100_000,
-        ge=1_000,
+        ge=1,
         description="Rows read, validated and scored at a time, so memory does not grow with the file (see "
         "docs/performance.md for how the default was chosen). null reads each file whole: needed only for "
         "extra expectations over a whole table (e.g. a column mean).",
