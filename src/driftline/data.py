@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,9 @@ def _as_text(column: pd.Series) -> pd.Series:
 
     Whole-number floats (integer codes that picked up a NaN) become '3', not '3.0', as they would in a CSV.
     """
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        # Already text (Parquet strings): only missing values to unify, without copying every string.
+        return column.where(column.notna(), np.nan) if column.isna().any() else column
     if pd.api.types.is_float_dtype(column):
         finite = column.dropna()
         if len(finite) and np.all(np.isfinite(finite)) and np.all(finite == np.round(finite)):
@@ -241,6 +245,15 @@ def iter_chunks(
             _check_table(frame, file_path, dataset)
         first = False
         yield _typed(frame, file_path, dataset)
+
+
+def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks, the next one read on a thread while the caller works on this one (the readers release the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def _csv_chunks(

@@ -76,7 +76,7 @@ def records(
     columns: dict[str, object] = {}
     for name in [dataset.id_column, dataset.event_time_column, *dataset.feature_names]:
         if name and name in frame:
-            columns[name] = frame[name].to_numpy()
+            columns[name] = frame[name].array  # not to_numpy(): that makes one Timestamp object per event time
     columns[PREDICTION] = predictions.labels
     columns[SIGNAL] = predictions.signal(dataset.task)
     if predictions.proba is not None:

@@ -20,7 +20,15 @@ from sklearn.pipeline import Pipeline
 
 from driftline import prediction_log
 from driftline.config import DriftlineConfig
-from driftline.data import CSV_SUFFIXES, PARQUET_SUFFIXES, DataFile, IncrementalFile, iter_chunks, write_atomically
+from driftline.data import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    DataFile,
+    IncrementalFile,
+    iter_chunks,
+    read_ahead,
+    write_atomically,
+)
 from driftline.errors import DriftlineError
 from driftline.modeling import Predictions, predict
 
@@ -132,7 +140,7 @@ def score_file(
     prediction-log file; both are written incrementally and appear whole, at the end, or not at all."""
     _check_suffix(output_path)
     scored_at = scored_at or datetime.now(UTC)
-    chunks = iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows)
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
     with (
         IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
         _log_file(cfg, cfg.prediction_log_dir) as log,
@@ -160,7 +168,7 @@ def score_part(
     rows: RowRange, folder: Path,
 ) -> ScoredPart:  # fmt: skip
     """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
-    chunks = iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop)
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
     name = f"{rows.start:012d}"
     with (
         IncrementalFile(folder, ".parquet", _text_columns(cfg)) as output,

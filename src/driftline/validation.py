@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.config import DatasetConfig, DriftlineConfig, ValidationConfig
-from driftline.data import DataFile, fingerprint_file, iter_chunks
+from driftline.data import DataFile, fingerprint_file, iter_chunks, read_ahead
 from driftline.errors import ConfigError
 
 NUMERIC_DTYPES = [
@@ -420,5 +420,5 @@ def validate_file(
 
     scratch = cfg.workspace / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    report = validate_chunks(counted(), expectations_for, column_again, scratch)
+    report = validate_chunks(read_ahead(counted()), expectations_for, column_again, scratch)
     return DataFile(path, fingerprint, int(seen["rows"]), tuple(seen["columns"])), report
