@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,13 +111,27 @@ def _score_chunks(
     chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
     scored_at: datetime, source: DataFile, output: IncrementalFile, log: IncrementalFile | None,
 ) -> None:  # fmt: skip
-    for chunk in chunks:
-        scored, predictions = score_frame(model, chunk, cfg, model_version, scored_at)
-        output.write(scored)
-        if log is not None:
-            log.write(prediction_log.records(
-                chunk, predictions, cfg, model_version, source.name, source.fingerprint, scored_at
-            ))  # fmt: skip
+    # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order.
+    with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
+        written = None
+        for chunk in chunks:
+            scored, predictions = score_frame(model, chunk, cfg, model_version, scored_at)
+            logged = None
+            if log is not None:
+                logged = prediction_log.records(
+                    chunk, predictions, cfg, model_version, source.name, source.fingerprint, scored_at
+                )
+            if written is not None:
+                written.result()  # raises what the previous write raised
+            written = writer.submit(_write, output, scored, log, logged)
+        if written is not None:
+            written.result()
+
+
+def _write(output: IncrementalFile, scored: pd.DataFrame, log: IncrementalFile | None, logged: pd.DataFrame | None):
+    output.write(scored)
+    if log is not None:
+        log.write(logged)
 
 
 def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullcontext[None]:
