@@ -66,12 +66,10 @@ def default_output_path(cfg: DriftlineConfig, source: Path) -> Path:
 
 def write_output(scored: pd.DataFrame, path: Path) -> Path:
     """Parquet or CSV by suffix, through a temp file and a rename: a crash never leaves half a file."""
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
+    _check_suffix(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         return write_atomically(path, lambda temp: scored.to_parquet(temp, index=False))
-    if suffix in CSV_SUFFIXES:
-        return write_atomically(path, lambda temp: scored.to_csv(temp, index=False))
-    raise DriftlineError(f"--output {path}: unsupported suffix {suffix or '(none)'!r}; use .parquet or .csv")
+    return write_atomically(path, lambda temp: scored.to_csv(temp, index=False))
 
 
 # --- files too large for memory: streamed through the model ----------------------------------------------------
