@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ SEED = 2026
 PIECE_ROWS = 1_000_000  # large files are generated and written a piece at a time
 TARGET_THROUGHPUT_RATIO = 0.7
 TARGET_MEMORY_RATIO = 1.3
+REPEATS = 3  # throughput rounds; medians are compared
 
 
 def write_config(folder: Path, dask: bool = False) -> Path:
@@ -121,16 +123,15 @@ def run(folder: Path, rows: int, large_rows: int) -> int:
     print(f"data: generated and written in {generate_s:.1f} s ({rows:,} rows) and {large_s:.1f} s ({large_rows:,})")
     ref = register_champion(cfg)
     model = Registry(cfg).load_model(ref)  # skops, reviewed types: what the flows load
-    source, raw_before, streamed_s, logged_s, raw_after = throughput_runs(path, model, cfg, ref.version, folder)
-    raw_s = (raw_before + raw_after) / 2
+    source, raw, streamed, logged = throughput_runs(path, model, cfg, ref.version, folder)
+    raw_s, streamed_s, logged_s = (statistics.median(times) for times in (raw, streamed, logged))
     validate_s, (_, report) = timed(lambda: validation.validate_file(path, cfg, None, for_training=False))
     ratio, logged_ratio = raw_s / streamed_s, raw_s / logged_s
-    print(f"raw sklearn predict, in memory:          {rows / raw_s:10,.0f} rows/s ({raw_before:.2f} s before, "
-          f"{raw_after:.2f} s after the streamed runs)")  # fmt: skip
-    print(f"streamed read → predict → write:         {rows / streamed_s:10,.0f} rows/s ({streamed_s:.2f} s), "
-          f"ratio {ratio:.2f} (target ≥ {TARGET_THROUGHPUT_RATIO})")  # fmt: skip
-    print(f"  + prediction log (the default):        {rows / logged_s:10,.0f} rows/s ({logged_s:.2f} s), "
-          f"ratio {logged_ratio:.2f}")  # fmt: skip
+    print(f"raw sklearn predict, in memory:          {rows / raw_s:10,.0f} rows/s (median of {seconds(raw)})")
+    print(f"streamed read → predict → write:         {rows / streamed_s:10,.0f} rows/s "
+          f"(median of {seconds(streamed)}), ratio {ratio:.2f} (target ≥ {TARGET_THROUGHPUT_RATIO})")  # fmt: skip
+    print(f"  + prediction log (the default):        {rows / logged_s:10,.0f} rows/s "
+          f"(median of {seconds(logged)}), ratio {logged_ratio:.2f}")  # fmt: skip
     validated_s = validate_s + logged_s
     print(f"  + streamed validation (GX) first:      {rows / validated_s:10,.0f} rows/s "
           f"(validation {validate_s:.2f} s, passed: {report.success}), ratio {raw_s / validated_s:.2f}")  # fmt: skip
@@ -158,20 +159,25 @@ def run(folder: Path, rows: int, large_rows: int) -> int:
     return 0
 
 
+def seconds(times: list[float]) -> str:
+    return "[" + ", ".join(f"{s:.2f}" for s in times) + "] s"
+
+
 def throughput_runs(
     path: Path, model, cfg: DriftlineConfig, version: str, folder: Path
-) -> tuple[data.DataFile, float, float, float, float]:
-    """Raw predict on the file in memory, the streamed runs (output only, then output and prediction log), raw
-    predict again: the mean of the two raw runs is the baseline under the load the streamed runs had."""
+) -> tuple[data.DataFile, list[float], list[float], list[float]]:
+    """Seconds of REPEATS rounds of: raw predict on the file in memory, streamed scoring with the prediction log off
+    (read → predict → write), then on. Interleaved, so each kind of run sees the same spread of machine load."""
     batch = data.load_batch(path, cfg.dataset)
     features = modeling.feature_frame(batch.frame, cfg.dataset)
     source = data.DataFile(path, batch.fingerprint, batch.rows, tuple(batch.frame.columns))
     unlogged = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"log_predictions": False})})
-    raw_before, _ = timed(lambda: model.predict(features))
-    streamed_s, _ = timed(lambda: scoring.score_file(source, model, unlogged, version, folder / "streamed.parquet"))
-    logged_s, _ = timed(lambda: scoring.score_file(source, model, cfg, version, folder / "logged.parquet"))
-    raw_after, _ = timed(lambda: model.predict(features))
-    return source, raw_before, streamed_s, logged_s, raw_after
+    raw, streamed, logged = [], [], []
+    for _ in range(REPEATS):
+        raw.append(timed(lambda: model.predict(features))[0])
+        streamed.append(timed(lambda: scoring.score_file(source, model, unlogged, version, folder / "out.parquet"))[0])
+        logged.append(timed(lambda: scoring.score_file(source, model, cfg, version, folder / "logged.parquet"))[0])
+    return source, raw, streamed, logged
 
 
 def dask_equals_single_process(source: data.DataFile, ref: ModelRef, cfg: DriftlineConfig, folder: Path) -> bool:
@@ -183,7 +189,7 @@ def dask_equals_single_process(source: data.DataFile, ref: ModelRef, cfg: Driftl
 
     with prefect_test_harness(server_startup_timeout=120):  # a throwaway Prefect server and database
         scored = score_on_dask(source, ref, cfg, str(folder / "dask.parquet"))
-    single = pd.read_parquet(folder / "streamed.parquet").drop(columns=scoring.SCORED_AT)
+    single = pd.read_parquet(folder / "out.parquet").drop(columns=scoring.SCORED_AT)
     try:
         pd.testing.assert_frame_equal(pd.read_parquet(scored.output).drop(columns=scoring.SCORED_AT), single)
     except AssertionError as difference:
