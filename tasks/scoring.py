@@ -47,7 +47,7 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
 
 
 def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
-    return Path(output) if output else scoring.defaultoutput_path(cfg, source)
+    return Path(output) if output else scoring.default_output_path(cfg, source)
 
 
 def _announce(cfg: DriftlineConfig, scored: scoring.ScoredFile, name: str, version: str) -> None:
