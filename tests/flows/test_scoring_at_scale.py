@@ -1,5 +1,7 @@
 """Batch scoring through Prefect, streamed in chunks and on a Dask cluster, with MLflow on SQLite."""
 
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -67,3 +69,22 @@ def test_a_file_failing_in_a_middle_chunk_is_quarantined_and_nothing_is_written(
     assert [p.name for p in cfg.quarantine_dir.glob("*/middle_bad.csv")] == ["middle_bad.csv"]
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     assert prediction_log.log_files(cfg.prediction_log_dir) == []
+
+
+def test_scheduled_run_streams_each_inbox_file_to_the_default_output_and_names_the_rejected(
+    config_factory, champion, demo_files
+):
+    cfg = load_config(config_factory(scoring={"chunk_rows": 300}, landing={"stable_seconds": 0}))
+    cfg.inbox_dir.mkdir(parents=True)
+    for name in ("stable", "faulty"):
+        shutil.copy(demo_files[name], cfg.inbox_dir / f"{name}.csv")
+
+    with pytest.raises(DataRejected) as rejected:
+        batch_scoring(ScoringParams(config=str(cfg.source)))
+
+    assert "1 file(s) rejected" in str(rejected.value) and "faulty.csv" in str(rejected.value)
+    scored = pd.read_parquet(cfg.output_dir / "stable.scored.parquet")
+    assert len(scored) == 1000 and scored["customer_id"].is_unique
+    assert sorted(p.name for p in (cfg.inbox_dir / "done").iterdir()) == ["stable.csv"]
+    assert [p.name for p in cfg.quarantine_dir.glob("*/faulty.csv")] == ["faulty.csv"]
+    assert len(prediction_log.log_files(cfg.prediction_log_dir)) == 1
