@@ -1,4 +1,8 @@
-"""Flow: score one file, or everything waiting in the scoring inbox, with the champion."""
+"""Flow: score one file, or everything waiting in the scoring inbox, with the champion.
+
+Files are read, validated and scored `scoring.chunk_rows` rows at a time, in this process or, with
+`scoring.engine: dask`, in row ranges on a Dask cluster: memory does not grow with the file.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from prefect import flow
 from driftline.config import load_config
 from driftline.errors import DataRejected
 from flows.params import ScoringOutcome, ScoringParams, ScoringReport
-from flows.steps import admit
+from flows.partitioned_scoring import score_on_dask
+from flows.steps import admit_file
 from tasks.data import file_as_scored, waiting_in_inbox
 from tasks.registry import load_champion
-from tasks.scoring import score_batch
+from tasks.scoring import score_file
 
 
 @flow(name="batch-scoring")
@@ -21,14 +26,18 @@ def batch_scoring(params: ScoringParams) -> ScoringReport:
     report = ScoringReport()
     for path in waiting_in_inbox(cfg) if from_inbox else [params.data]:
         try:
-            batch = admit(path, cfg, champion)  # load → validate; a rejected file is quarantined
+            source = admit_file(path, cfg, champion)  # streamed read → validate; a rejected file is quarantined
         except DataRejected as rejected:
             if not from_inbox:
                 raise
             report.rejected.append(str(rejected))
             continue
-        report.scored.append(ScoringOutcome.of(batch, score_batch(batch, champion, cfg, params.output)))
+        if cfg.scoring.engine == "dask":
+            scored = score_on_dask(source, champion.ref, cfg, params.output)
+        else:
+            scored = score_file(source, champion, cfg, params.output)
+        report.scored.append(ScoringOutcome.of(source, scored))
         if from_inbox:
-            file_as_scored(batch.path, cfg)
+            file_as_scored(source.path, cfg)
     report.raise_if_rejected()  # after the good files are scored, the run fails naming the bad ones
     return report

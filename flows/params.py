@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-from driftline.data import DataBatch, Observed
+from driftline.data import DataBatch, DataFile, Observed
 from driftline.drift import DriftResult
 from driftline.errors import DataRejected
 from driftline.evaluation import GateDecision
@@ -110,7 +110,7 @@ class ScoringOutcome(BaseModel):
     model_version: str
 
     @classmethod
-    def of(cls, batch: DataBatch, scored: ScoredBatch) -> ScoringOutcome:
+    def of(cls, batch: DataBatch | DataFile, scored: ScoredBatch) -> ScoringOutcome:
         return cls(batch=batch.name, rows=scored.rows, output=str(scored.output), model_version=scored.model_version)
 
 

@@ -9,13 +9,13 @@ from prefect.flow_runs import pause_flow_run
 
 from driftline.audit import Approval
 from driftline.config import DriftlineConfig, load_config
-from driftline.data import DataBatch
+from driftline.data import DataBatch, DataFile
 from driftline.evaluation import GateDecision, gate_markdown
 from driftline.registry import Champion
 from flows.params import ApprovalInput, BatchParams
 from tasks.data import load_batch
 from tasks.registry import load_champion
-from tasks.validation import validate_batch
+from tasks.validation import validate_batch, validate_file
 
 
 def admit(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataBatch:
@@ -23,6 +23,11 @@ def admit(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataBat
     batch = load_batch(path, cfg)
     validate_batch(batch, cfg, champion.reference.profile, for_training=False)
     return batch
+
+
+def admit_file(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataFile:
+    """A file to score, read and validated chunk by chunk against the champion's profile; never held whole."""
+    return validate_file(path, cfg, champion.reference.profile)
 
 
 def admit_batch(params: BatchParams) -> tuple[DriftlineConfig, Champion, DataBatch]:

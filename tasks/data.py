@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import task
@@ -14,16 +16,23 @@ from driftline.errors import DataRejected
 from driftline.registry import Registry
 
 
-@task(name="load-batch", cache_policy=NO_CACHE)
-def load_batch(path: str | Path, cfg: DriftlineConfig) -> data.DataBatch:
-    """Read and fingerprint a file; a file that cannot be read is quarantined like one that fails validation."""
+@contextmanager
+def unreadable_quarantined(path: str | Path, cfg: DriftlineConfig) -> Iterator[None]:
+    """A file that cannot be read is quarantined like one that fails validation."""
     try:
-        return data.load_batch(path, cfg.dataset)
+        yield
     except DataRejected as rejected:
         if not Path(path).is_file():
             raise  # a mistyped path: nothing to quarantine
         destination = data.quarantine_file(Path(path), cfg.quarantine_dir, rejected.reasons, {"stage": "load"})
         raise DataRejected(rejected.path, rejected.reasons, str(destination)) from None
+
+
+@task(name="load-batch", cache_policy=NO_CACHE)
+def load_batch(path: str | Path, cfg: DriftlineConfig) -> data.DataBatch:
+    """Read and fingerprint a file; a file that cannot be read is quarantined like one that fails validation."""
+    with unreadable_quarantined(path, cfg):
+        return data.load_batch(path, cfg.dataset)
 
 
 @task(name="archive-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)

@@ -280,6 +280,26 @@ class ScoringConfig(_Section):
     log_predictions: bool = Field(
         True, description="Append every scored row (inputs, outputs, model version) to the prediction log."
     )
+    chunk_rows: int | None = Field(
+        100_000,
+        ge=1,
+        description="Rows read, validated and scored at a time, so memory does not grow with the file (see "
+        "docs/performance.md for how the default was chosen). null reads each file whole: needed only for "
+        "extra expectations over a whole table (e.g. a column mean).",
+    )
+    engine: Literal["local", "dask"] = Field(
+        "local", description="local scores a file in this process; dask scores its partitions on a Dask cluster."
+    )
+    dask_address: str | None = Field(
+        None,
+        description="Scheduler of an existing Dask cluster (tcp://host:8786); null starts a local cluster per run. "
+        "Its workers must see the input file, the workspace and the output folder at the same paths.",
+    )
+    dask_workers: int = Field(2, ge=1, description="Workers of the local cluster (ignored with dask_address).")
+    dask_processes: bool = Field(
+        True, description="Local cluster workers as processes (true) or as threads of this process (false)."
+    )
+    partitions: int = Field(4, ge=1, description="Row ranges a file is cut into for engine dask, scored in parallel.")
 
 
 class MonitoringConfig(_Section):

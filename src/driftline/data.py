@@ -9,7 +9,9 @@ import numbers
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +74,9 @@ def _as_text(column: pd.Series) -> pd.Series:
 
     Whole-number floats (integer codes that picked up a NaN) become '3', not '3.0', as they would in a CSV.
     """
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        # Already text (Parquet strings): only missing values to unify, without copying every string.
+        return column.where(column.notna(), np.nan) if column.isna().any() else column
     if pd.api.types.is_float_dtype(column):
         finite = column.dropna()
         if len(finite) and np.all(np.isfinite(finite)) and np.all(finite == np.round(finite)):
@@ -90,26 +95,41 @@ def _as_number(column: pd.Series) -> pd.Series:
     return column
 
 
+@contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """What the readers raise on a bad file, as the one-line reasons a user acts on."""
+    suffix = path.suffix.lower()
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataRejected(str(path), ["file is empty (no header, no rows)"]) from None
+    except UnicodeDecodeError as exc:
+        raise DataRejected(
+            str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
+        ) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        if suffix in PARQUET_SUFFIXES:
+            raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataRejected(str(path), [f"not parseable as CSV: {first_line}"]) from None
+    except Exception as exc:  # pyarrow raises many types for corrupt files; all mean the same to a user
+        if suffix not in PARQUET_SUFFIXES:
+            raise
+        raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
+
+
+def _text_dtypes(dataset: DatasetConfig) -> dict[str, str]:
+    return {c: "string" for c in [*dataset.categorical_features, dataset.id_column] if c is not None}
+
+
 def _read_raw(path: Path, dataset: DatasetConfig) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    text_columns = {c: "string" for c in [*dataset.categorical_features, dataset.id_column] if c is not None}
     if suffix in CSV_SUFFIXES:
-        try:
-            return pd.read_csv(path, sep=dataset.csv_delimiter, dtype=text_columns, encoding="utf-8")
-        except pd.errors.EmptyDataError:
-            raise DataRejected(str(path), ["file is empty (no header, no rows)"]) from None
-        except UnicodeDecodeError as exc:
-            raise DataRejected(
-                str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
-            ) from None
-        except (pd.errors.ParserError, ValueError) as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DataRejected(str(path), [f"not parseable as CSV: {first_line}"]) from None
+        with _read_errors(path):
+            return pd.read_csv(path, sep=dataset.csv_delimiter, dtype=_text_dtypes(dataset), encoding="utf-8")
     if suffix in PARQUET_SUFFIXES:
-        try:
+        with _read_errors(path):
             return pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for corrupt files; all mean the same to a user
-            raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
     raise DataRejected(str(path), [f"unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"])
 
 
@@ -137,23 +157,39 @@ def _delimiter_hint(frame: pd.DataFrame, dataset: DatasetConfig) -> str | None:
 
 def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
     """Read a file into a frame typed by the config; unreadable files raise DataRejected with the reason."""
+    file_path = _existing(path)
+    fingerprint = fingerprint_file(file_path)
+    frame = _read_raw(file_path, dataset)
+    _check_table(frame, file_path, dataset)
+    return DataBatch(path=file_path, frame=_typed(frame, file_path, dataset), fingerprint=fingerprint)
+
+
+def _existing(path: str | Path) -> Path:
     file_path = Path(path)
     if not file_path.is_file():
         raise DataRejected(str(file_path), ["file does not exist"])
-    fingerprint = fingerprint_file(file_path)
-    frame = _read_raw(file_path, dataset)
+    return file_path
+
+
+def _check_table(frame: pd.DataFrame, path: Path, dataset: DatasetConfig) -> None:
+    """What makes a file unusable as a table: one column read (wrong delimiter), no rows, repeated headers."""
     hint = _delimiter_hint(frame, dataset)
     if hint:
-        raise DataRejected(str(file_path), [hint])
+        raise DataRejected(str(path), [hint])
     if frame.empty:
-        raise DataRejected(str(file_path), ["file has a header but no rows"])
-    duplicated = _duplicate_headers(file_path, dataset)
+        raise DataRejected(str(path), ["file has a header but no rows"])
+    duplicated = _duplicate_headers(path, dataset)
     if duplicated:
-        raise DataRejected(str(file_path), [f"column names appear more than once: {duplicated}"])
+        raise DataRejected(str(path), [f"column names appear more than once: {duplicated}"])
+
+
+def _typed(frame: pd.DataFrame, path: Path, dataset: DatasetConfig) -> pd.DataFrame:
+    """Columns typed by their role in the config; the same per chunk as for a whole file."""
     clock = dataset.event_time_column
-    if clock and clock in frame and pd.api.types.is_numeric_dtype(frame[clock]):
+    # A chunk whose times are all missing reads as float NaN: only values that are there can be numbers.
+    if clock and clock in frame and pd.api.types.is_numeric_dtype(frame[clock]) and frame[clock].notna().any():
         raise DataRejected(
-            str(file_path),
+            str(path),
             [f"column {clock!r} holds numbers, not timestamps; write ISO-8601 times such as 2026-01-05T10:00:00Z"],
         )
     for column in [*dataset.categorical_features, dataset.id_column]:
@@ -162,11 +198,112 @@ def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
     for column in dataset.numeric_features:
         if column in frame:
             frame[column] = _as_number(frame[column])
-    if dataset.event_time_column and dataset.event_time_column in frame:
-        frame[dataset.event_time_column] = pd.to_datetime(
-            frame[dataset.event_time_column], errors="coerce", utc=True, format="mixed"
-        )
-    return DataBatch(path=file_path, frame=frame, fingerprint=fingerprint)
+    if clock and clock in frame:
+        frame[clock] = pd.to_datetime(frame[clock], errors="coerce", utc=True, format="mixed")
+    return frame
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file read chunk by chunk (never whole): its path, the hash of its bytes and its row count."""
+
+    path: Path
+    fingerprint: str
+    rows: int
+    columns: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def iter_chunks(
+    path: str | Path, dataset: DatasetConfig, chunk_rows: int | None, start: int = 0, stop: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """Rows [start, stop) of a file as typed frames of at most `chunk_rows` rows (None: one frame), read lazily.
+
+    Typed as `load_batch` types a whole file; the checks of a whole table run on the first chunk of a full read.
+    """
+    file_path = _existing(path)
+    suffix = file_path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        raw = _csv_chunks(file_path, dataset, chunk_rows, start, stop)
+    elif suffix in PARQUET_SUFFIXES:
+        raw = _parquet_chunks(file_path, chunk_rows, start, stop)
+    else:
+        raise DataRejected(str(file_path), [f"unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"])
+    first = True
+    while True:
+        # Only the read is translated: an error of the consumer, thrown in at `yield`, stays what it is.
+        with _read_errors(file_path):
+            frame = next(raw, None)
+        if frame is None:
+            if first and start == 0:  # a header and no row: the CSV reader yields nothing at all
+                raise DataRejected(str(file_path), ["file has a header but no rows"])
+            return
+        if first and start == 0:
+            _check_table(frame, file_path, dataset)
+        first = False
+        yield _typed(frame, file_path, dataset)
+
+
+def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks, the next one read on a thread while the caller works on this one (the readers release the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def _csv_chunks(
+    path: Path, dataset: DatasetConfig, chunk_rows: int | None, start: int, stop: int | None
+) -> Iterator[pd.DataFrame]:
+    options: dict = {"sep": dataset.csv_delimiter, "dtype": _text_dtypes(dataset), "encoding": "utf-8"}
+    if stop is not None:
+        options["nrows"] = stop - start
+    if start:
+        # Past the header: name the columns ourselves; an int skiprows is counted by the tokenizer, so quoted
+        # line breaks stay inside their row and memory does not grow with `start`.
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle, delimiter=dataset.csv_delimiter))
+        options |= {"header": None, "names": header, "skiprows": start + 1}
+    if chunk_rows is None:
+        yield pd.read_csv(path, **options)
+        return
+    with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
+        yield from reader
+
+
+def _parquet_chunks(path: Path, chunk_rows: int | None, start: int, stop: int | None) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    if chunk_rows is None and start == 0 and stop is None:
+        yield pd.read_parquet(path)
+        return
+    parquet = pq.ParquetFile(path)
+    stop = parquet.metadata.num_rows if stop is None else min(stop, parquet.metadata.num_rows)
+    # Only the row groups that hold rows of the range are read.
+    groups, first_row, offset = [], None, 0
+    for index in range(parquet.metadata.num_row_groups):
+        rows = parquet.metadata.row_group(index).num_rows
+        if offset + rows > start and offset < stop:
+            groups.append(index)
+            first_row = offset if first_row is None else first_row
+        offset += rows
+    position = first_row or 0
+    batch_rows = chunk_rows or (stop - start)
+    # One reader per row group: one reader over all of them keeps memory that grows with the file (measured:
+    # +58 MB from 1M to 4M rows, against +8 MB this way).
+    batches = (batch for group in groups
+               for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], use_pandas_metadata=True))
+    for batch in batches:
+        low, high = max(start - position, 0), min(stop - position, batch.num_rows)
+        position += batch.num_rows
+        if high > low:
+            yield batch.slice(low, high - low).to_pandas()
+        if position >= stop:
+            return
 
 
 def missing_columns(frame: pd.DataFrame, dataset: DatasetConfig, with_target: bool) -> list[str]:
@@ -186,6 +323,57 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         temp_path.unlink(missing_ok=True)
     return path
+
+
+class IncrementalFile:
+    """A Parquet or CSV file written chunk by chunk to a hidden temp file in its folder, visible only once committed.
+
+    `commit` renames it into place; leaving the `with` block on an error deletes it: no reader, and no rerun, ever
+    sees half a file. `text_columns` are stored as strings even when a chunk holds only missing values there.
+    """
+
+    def __init__(self, folder: Path, suffix: str, text_columns: Iterable[str] = ()):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=f"{suffix}.tmp")
+        os.close(handle)
+        self.temp = Path(temp_name)
+        self.rows = 0
+        self._parquet = suffix.lower() in PARQUET_SUFFIXES
+        self._text_columns = set(text_columns)
+        self._writer = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if not self._parquet:
+            frame.to_csv(self.temp, mode="a" if self.rows else "w", header=not self.rows, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._writer is None:
+                schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                for name in self._text_columns & set(schema.names):
+                    schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+                self._writer = pq.ParquetWriter(self.temp, schema)
+            self._writer.write_table(pa.Table.from_pandas(frame, schema=self._writer.schema, preserve_index=False))
+        self.rows += len(frame)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def commit(self, path: Path) -> Path:
+        self._close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.temp, path)
+        return path
+
+    def __enter__(self) -> IncrementalFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
+        self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove
 
 
 def read_archive_index(archive_dir: Path) -> list[ArchivedBatch]:

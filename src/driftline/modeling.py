@@ -87,14 +87,23 @@ def fit(frame: pd.DataFrame, cfg: DriftlineConfig) -> Pipeline:
     return pipeline
 
 
+# Classifiers whose `predict` is the most probable class of `predict_proba`: one pass through the model gives both.
+LABEL_IS_MOST_PROBABLE = {
+    "HistGradientBoostingClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
+}  # fmt: skip
+
+
 def predict(model: Pipeline, frame: pd.DataFrame, dataset: DatasetConfig) -> Predictions:
     features = feature_frame(frame, dataset)
     if not dataset.task.is_classification:
         return Predictions(labels=model.predict(features), proba=None, classes=np.array([]))
-    # Labels and probabilities from one pass through the preprocessing: the calls Pipeline.predict and
-    # Pipeline.predict_proba each make, without transforming the rows twice.
+    # One pass through the preprocessing for both outputs (the calls Pipeline.predict and predict_proba each
+    # make), and one through the trees where the label is the most probable class.
     transformed = model[:-1].transform(features)
     estimator = model[-1]
-    return Predictions(
-        labels=estimator.predict(transformed), proba=estimator.predict_proba(transformed), classes=model.classes_
-    )
+    proba = estimator.predict_proba(transformed)
+    if type(estimator).__name__ in LABEL_IS_MOST_PROBABLE:
+        labels = model.classes_[np.argmax(proba, axis=1)]
+    else:
+        labels = estimator.predict(transformed)
+    return Predictions(labels=labels, proba=proba, classes=model.classes_)

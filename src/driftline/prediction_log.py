@@ -80,7 +80,7 @@ def records(
     columns: dict[str, object] = {}
     for name in [dataset.id_column, dataset.event_time_column, *dataset.feature_names]:
         if name and name in frame:
-            columns[name] = frame[name].to_numpy()
+            columns[name] = frame[name].array  # not to_numpy(): that makes one Timestamp object per event time
     columns[PREDICTION] = predictions.labels
     columns[SIGNAL] = predictions.signal(dataset.task)
     if predictions.proba is not None:
@@ -103,12 +103,15 @@ def _stamp_of(path: Path) -> datetime:
     return datetime.strptime(path.name.split("-", 1)[0], STAMP_FORMAT).replace(tzinfo=UTC)
 
 
+def new_file_path(log_dir: Path, source: str, now: datetime | None = None) -> Path:
+    """Where a log file written now goes: under date=YYYY-MM-DD/, named to sort by time of writing."""
+    now = now or datetime.now(UTC)
+    return log_dir / f"date={now:%Y-%m-%d}" / f"{now:{STAMP_FORMAT}}-{uuid.uuid4().hex[:8]}-{_slug(source)}.parquet"
+
+
 def append(rows: pd.DataFrame, log_dir: Path, source: str, now: datetime | None = None) -> Path:
     """Write rows as one new log file under date=YYYY-MM-DD/; the name sorts by time of writing."""
-    now = now or datetime.now(UTC)
-    name = f"{now:{STAMP_FORMAT}}-{uuid.uuid4().hex[:8]}-{_slug(source)}.parquet"
-    path = log_dir / f"date={now:%Y-%m-%d}" / name
-    return write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
+    return write_atomically(new_file_path(log_dir, source, now), lambda temp: rows.to_parquet(temp, index=False))
 
 
 def log_files(log_dir: Path) -> list[Path]:

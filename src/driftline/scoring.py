@@ -1,15 +1,35 @@
-"""Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically."""
+"""Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
+
+Files are streamed chunk by chunk (`score_file`), or cut into row ranges scored apart and joined (`score_part`,
+`assemble`), so memory does not grow with the file.
+"""
 
 from __future__ import annotations
 
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from driftline import prediction_log
 from driftline.config import DriftlineConfig
-from driftline.data import CSV_SUFFIXES, PARQUET_SUFFIXES, write_atomically
+from driftline.data import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    DataFile,
+    IncrementalFile,
+    iter_chunks,
+    read_ahead,
+    write_atomically,
+)
 from driftline.errors import DriftlineError
 from driftline.modeling import Predictions, predict
 
@@ -46,9 +66,154 @@ def default_output_path(cfg: DriftlineConfig, source: Path) -> Path:
 
 def write_output(scored: pd.DataFrame, path: Path) -> Path:
     """Parquet or CSV by suffix, through a temp file and a rename: a crash never leaves half a file."""
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
+    _check_suffix(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         return write_atomically(path, lambda temp: scored.to_parquet(temp, index=False))
-    if suffix in CSV_SUFFIXES:
-        return write_atomically(path, lambda temp: scored.to_csv(temp, index=False))
-    raise DriftlineError(f"--output {path}: unsupported suffix {suffix or '(none)'!r}; use .parquet or .csv")
+    return write_atomically(path, lambda temp: scored.to_csv(temp, index=False))
+
+
+# --- files too large for memory: streamed through the model ----------------------------------------------------
+@dataclass(frozen=True)
+class ScoredFile:
+    output: Path
+    rows: int
+    log: Path | None  # the prediction-log file of this run (None when scoring.log_predictions is off)
+
+
+@dataclass(frozen=True)
+class RowRange:
+    """Rows [start, stop) of a file: one partition scored on its own."""
+
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class ScoredPart:
+    rows: RowRange
+    output: Path
+    log: Path | None
+
+
+def _check_suffix(path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in PARQUET_SUFFIXES | CSV_SUFFIXES:
+        raise DriftlineError(f"--output {path}: unsupported suffix {suffix or '(none)'!r}; use .parquet or .csv")
+
+
+def _text_columns(cfg: DriftlineConfig) -> list[str]:
+    return [c for c in [cfg.dataset.id_column, *cfg.dataset.categorical_features] if c]
+
+
+def _score_chunks(
+    chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
+    scored_at: datetime, source: DataFile, output: IncrementalFile, log: IncrementalFile | None,
+) -> None:  # fmt: skip
+    # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order.
+    with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
+        written = None
+        for chunk in chunks:
+            scored, predictions = score_frame(model, chunk, cfg, model_version, scored_at)
+            logged = None
+            if log is not None:
+                logged = prediction_log.records(
+                    chunk, predictions, cfg, model_version, source.name, source.fingerprint, scored_at
+                )
+            if written is not None:
+                written.result()  # raises what the previous write raised
+            written = writer.submit(_write, output, scored, log, logged)
+        if written is not None:
+            written.result()
+
+
+def _write(output: IncrementalFile, scored: pd.DataFrame, log: IncrementalFile | None, logged: pd.DataFrame | None):
+    output.write(scored)
+    if log is not None:
+        log.write(logged)
+
+
+def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullcontext[None]:
+    if not cfg.scoring.log_predictions:
+        return nullcontext(None)
+    return IncrementalFile(folder, ".parquet", _text_columns(cfg))
+
+
+def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, log_path: Callable[[], Path]):
+    """Output first, then the log: a run killed in between is rerun (the file was not filed away), which
+    rewrites the same output and logs every row once."""
+    output.commit(path)
+    return log.commit(log_path()) if log is not None else None
+
+
+def score_file(
+    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
+    scored_at: datetime | None = None,
+) -> ScoredFile:  # fmt: skip
+    """Stream a validated file through the model, `scoring.chunk_rows` rows at a time, into the output file and one
+    prediction-log file; both are written incrementally and appear whole, at the end, or not at all."""
+    _check_suffix(output_path)
+    scored_at = scored_at or datetime.now(UTC)
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
+    with (
+        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
+        _log_file(cfg, cfg.prediction_log_dir) as log,
+    ):
+        _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log)
+        # The log file is named when it is complete, so monitoring's watermark never passes over it.
+        logged = _commit(output, output_path, log, lambda: prediction_log.new_file_path(cfg.prediction_log_dir,
+                                                                                         source.name))  # fmt: skip
+        return ScoredFile(output_path, output.rows, logged)
+
+
+def row_ranges(rows: int, partitions: int) -> list[RowRange]:
+    """`partitions` contiguous ranges of near-equal size covering rows [0, rows); none empty."""
+    bounds = np.linspace(0, rows, min(partitions, max(rows, 1)) + 1).round().astype(int)
+    return [RowRange(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def parts_folder(output_path: Path) -> Path:
+    """A hidden folder beside the output for the parts of one partitioned run."""
+    return output_path.parent / f".{output_path.name}.parts-{uuid.uuid4().hex[:8]}"
+
+
+def score_part(
+    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, scored_at: datetime,
+    rows: RowRange, folder: Path,
+) -> ScoredPart:  # fmt: skip
+    """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
+    name = f"{rows.start:012d}"
+    with (
+        IncrementalFile(folder, ".parquet", _text_columns(cfg)) as output,
+        _log_file(cfg, folder) as log,
+    ):
+        _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log)
+        logged = _commit(output, folder / f"output-{name}.parquet", log, lambda: folder / f"log-{name}.parquet")
+        return ScoredPart(rows, folder / f"output-{name}.parquet", logged)
+
+
+def _read_parts(paths: list[Path]) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for path in paths:
+        yield from (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches())
+
+
+def assemble(parts: list[ScoredPart], source: DataFile, cfg: DriftlineConfig, output_path: Path) -> ScoredFile:
+    """The parts, in row order, streamed into the one output file and one log file a single process writes."""
+    _check_suffix(output_path)
+    parts = sorted(parts, key=lambda part: part.rows.start)
+    with IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output:
+        for frame in _read_parts([part.output for part in parts]):
+            output.write(frame)
+        with _log_file(cfg, cfg.prediction_log_dir) as log:
+            if log is not None:
+                for frame in _read_parts([part.log for part in parts if part.log is not None]):
+                    log.write(frame)
+            logged = _commit(output, output_path, log, lambda: prediction_log.new_file_path(cfg.prediction_log_dir,
+                                                                                             source.name))  # fmt: skip
+    return ScoredFile(output_path, output.rows, logged)
+
+
+def remove_parts(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

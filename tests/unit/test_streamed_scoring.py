@@ -1,0 +1,157 @@
+"""Files read, validated and scored chunk by chunk give what the whole file in memory gives, and nothing half-written."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from driftline import data, modeling, prediction_log, scoring, validation
+from driftline.config import parse_config
+from driftline.demo_data import inject_quality_faults, make_frame
+from driftline.errors import ConfigError, DataRejected
+from tests.conftest import DEMO_CONFIG
+
+ROWS = 900
+SCORED_AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def config(workspace: Path, **scoring_section):
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["storage"] = {"workspace": str(workspace)}
+    raw["model"]["params"] = {"max_iter": 20, "max_leaf_nodes": 7}
+    raw["scoring"] = scoring_section
+    return parse_config(raw)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    cfg = config(tmp_path_factory.mktemp("train"))
+    return modeling.fit(make_frame(2000, seed=1), cfg)
+
+
+@pytest.fixture(scope="module")
+def profile():
+    cfg = config(Path("unused"))
+    return validation.learn_profile(make_frame(2000, seed=1), cfg.dataset)
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False, row_group_size=250)  # several row groups, not aligned with the chunks
+    return path
+
+
+def batch_frame() -> pd.DataFrame:
+    frame = make_frame(ROWS, seed=3, id_offset=50_000)
+    frame.loc[[5, 400, 401], "region"] = np.nan  # missing categories, one chunk boundary among them
+    frame.loc[7, "age"] = np.nan
+    return frame
+
+
+def read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def in_memory(model, path: Path, cfg, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What today's in-memory path writes: the whole output file and the whole log file, read back."""
+    batch = data.load_batch(path, cfg.dataset)
+    scored, predictions = scoring.score_frame(model, batch.frame, cfg, "3", SCORED_AT)
+    rows = prediction_log.records(batch.frame, predictions, cfg, "3", batch.name, batch.fingerprint, SCORED_AT)
+    log = prediction_log.append(rows, output.parent / "whole-log", batch.name)
+    return read(scoring.write_output(scored, output)), pd.read_parquet(log)
+
+
+def source_of(path: Path, cfg) -> data.DataFile:
+    source, report = validation.validate_file(path, cfg, None, for_training=False)
+    assert report.success, report.failures
+    return source
+
+
+@pytest.mark.parametrize("chunk_rows", [128, 400, ROWS - 1, 10 * ROWS, None])
+@pytest.mark.parametrize("file_type", [".csv", ".parquet"])
+def test_streamed_scoring_writes_the_same_output_and_log_as_in_memory_scoring(model, tmp_path, chunk_rows, file_type):
+    cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
+    path = write(batch_frame(), tmp_path / f"batch{file_type}")
+    for output_type in (".parquet", ".csv"):
+        expected_output, expected_log = in_memory(model, path, cfg, tmp_path / "whole" / f"scores{output_type}")
+        streamed = scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"scores{output_type}",
+                                      SCORED_AT)
+        assert streamed.rows == ROWS
+        pd.testing.assert_frame_equal(read(streamed.output), expected_output)
+        pd.testing.assert_frame_equal(pd.read_parquet(streamed.log), expected_log)
+        if output_type == ".csv":
+            assert streamed.output.read_bytes() == (tmp_path / "whole" / "scores.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.glob(".*")) == []  # no temp file left beside the outputs
+
+
+def test_parts_scored_apart_and_assembled_equal_the_single_process_output(model, tmp_path):
+    cfg = config(tmp_path / "ws", chunk_rows=100)
+    path = write(batch_frame(), tmp_path / "batch.csv")
+    source = source_of(path, cfg)
+    single = scoring.score_file(source, model, cfg, "3", tmp_path / "single.parquet", SCORED_AT)
+    folder = scoring.parts_folder(tmp_path / "parts.parquet")
+    ranges = scoring.row_ranges(source.rows, 4)
+    assert [r.start for r in ranges] == [0, 225, 450, 675] and ranges[-1].stop == ROWS
+    parts = [scoring.score_part(source, model, cfg, "3", SCORED_AT, rows, folder) for rows in reversed(ranges)]
+    assembled = scoring.assemble(parts, source, cfg, tmp_path / "parts.parquet")
+    scoring.remove_parts(folder)
+    pd.testing.assert_frame_equal(read(assembled.output), read(single.output))
+    pd.testing.assert_frame_equal(pd.read_parquet(assembled.log), pd.read_parquet(single.log))
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("chunk_rows", [50, 399, 400, None])
+@pytest.mark.parametrize("file_type", [".csv", ".parquet"])
+def test_streamed_validation_reports_what_whole_file_validation_reports(profile, tmp_path, chunk_rows, file_type):
+    frame = inject_quality_faults(make_frame(ROWS, seed=5, id_offset=40_000), 5)  # last 20 ids repeat the first 20
+    frame.loc[400, "customer_id"] = frame.loc[399, "customer_id"]  # a repeat across the boundary of 400-row chunks
+    frame.loc[[398, 401], "customer_id"] = None
+    cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
+    path = write(frame, tmp_path / f"faulty{file_type}")
+    whole = data.load_batch(path, cfg.dataset)
+    expectations = validation.build_expectations(cfg.dataset, cfg.validation, profile, require_target=True)
+    expected = validation.validate_frame(whole.frame, expectations)
+
+    source, report = validation.validate_file(path, cfg, profile, for_training=False)
+
+    assert (source.rows, source.fingerprint) == (ROWS, whole.fingerprint)
+    assert report.failures == expected.failures
+    assert "column 'customer_id': 42 rows share an id (e.g. C0040000, C0040001, C0040002)" in report.failures
+    assert [d["success"] for d in report.details] == [d["success"] for d in expected.details]
+
+
+def test_a_clean_file_passes_streamed_validation(profile, tmp_path):
+    cfg = config(tmp_path / "ws", chunk_rows=128)
+    source, report = validation.validate_file(write(batch_frame(), tmp_path / "b.parquet"), cfg, profile, False)
+    assert report.success and source.rows == ROWS and "customer_id" in source.columns
+
+
+def test_a_check_of_the_whole_table_needs_whole_files(profile, tmp_path):
+    extra = [{"type": "expect_column_mean_to_be_between", "kwargs": {"column": "age", "min_value": 0}}]
+    path = write(batch_frame(), tmp_path / "b.csv")
+    raw_cfg = config(tmp_path / "ws", chunk_rows=300).model_dump(mode="json")
+    raw_cfg["validation"]["extra_expectations"] = extra
+    with pytest.raises(ConfigError, match=r"\['expect_column_mean_to_be_between'\] check the whole table .* "
+                                          r"set scoring.chunk_rows: null to read files whole"):
+        validation.validate_file(path, parse_config(raw_cfg), profile, False)
+    raw_cfg["scoring"]["chunk_rows"] = None
+    assert validation.validate_file(path, parse_config(raw_cfg), profile, False)[1].success
+
+
+def test_a_run_that_fails_midway_leaves_no_output_and_no_log(model, tmp_path):
+    cfg = config(tmp_path / "ws", chunk_rows=100)
+    path = write(batch_frame(), tmp_path / "batch.csv")
+    source = source_of(path, cfg)
+    lines = path.read_text().splitlines()
+    lines[500] += ",one,field,too,many"  # the file changed after validation: the 5th chunk cannot be parsed
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataRejected, match="not parseable as CSV"):
+        scoring.score_file(source, model, cfg, "3", tmp_path / "out" / "scores.parquet", SCORED_AT)
+    assert list((tmp_path / "out").iterdir()) == []
+    assert prediction_log.log_files(cfg.prediction_log_dir) == []
+    assert [p.name for p in cfg.prediction_log_dir.iterdir()] == []
