@@ -81,3 +81,18 @@ def prefect_api_url() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield PREFECT_API_URL.value()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the reliability table (tests/reliability): every fault or bad input tried and what happened."""
+    from tests.reliability.outcomes import TRIED
+
+    if not TRIED:
+        return
+    width = max(len(row.case) for row in TRIED)
+    terminalreporter.section("faults and bad inputs tried")
+    terminalreporter.write_line(f"{'case':<{width}}  held  expected -> observed")
+    for row in TRIED:
+        mark = "yes " if row.held else "NO  "
+        shown = row.expected if row.held else f"{row.expected} -> {row.observed}"
+        terminalreporter.write_line(f"{row.case:<{width}}  {mark}  {shown}")

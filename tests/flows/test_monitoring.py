@@ -2,6 +2,7 @@
 dashboard, and the operational KPIs of a demo-like sequence."""
 
 import time
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -37,11 +38,14 @@ def write_labels(frame: pd.DataFrame, path) -> str:
     return str(path)
 
 
-def performance_events(model: str) -> list[dict]:
-    """The degradation events the Prefect server stored for this model (emitted in the background: bounded wait)."""
-    from prefect.events.filters import EventFilter, EventNameFilter
+def performance_events(model: str, since: datetime) -> list[dict]:
+    """The degradation events the Prefect server stored for this model since a time (emitted in the background:
+    bounded wait). Every test shares one server and the model name, so earlier tests' events are excluded."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 
-    query = EventFilter(event=EventNameFilter(name=[PERFORMANCE_DEGRADED])).model_dump(mode="json")
+    query = EventFilter(
+        event=EventNameFilter(name=[PERFORMANCE_DEGRADED]), occurred=EventOccurredFilter(since=since)
+    ).model_dump(mode="json")
     deadline = time.monotonic() + 30
     while True:
         with get_client(sync_client=True) as client:
@@ -54,6 +58,7 @@ def performance_events(model: str) -> list[dict]:
 
 def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, demo_files, tmp_path):
     cfg_path = str(labeled_config)
+    started = datetime.now(UTC)
     batch_scoring(ScoringParams(config=cfg_path, data=str(demo_files["concept_drift"]),
                                 output=str(tmp_path / "scored.parquet")))  # fmt: skip
     truth = pd.read_csv(demo_files["concept_drift"])
@@ -69,7 +74,7 @@ def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, d
     assert registry.champion().version == "2"
     v2 = {v.version: v for v in registry.versions()}["2"]
     assert v2.tags["driftline.trigger"].startswith("performance degraded: roc_auc")
-    [event] = performance_events(cfg.registry.model_name)
+    [event] = performance_events(cfg.registry.model_name, started)
     assert event["payload"]["champion_version"] == "1" and event["payload"]["rows"] == 2500
 
     # the per-batch and per-version figures are MLflow metrics with steps
