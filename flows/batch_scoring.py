@@ -14,7 +14,7 @@ from flows.params import ScoringOutcome, ScoringParams, ScoringReport
 from flows.partitioned_scoring import score_on_dask
 from flows.steps import admit_file
 from tasks.data import file_as_scored, waiting_in_inbox
-from tasks.registry import load_champion
+from tasks.registry import load_challenger, load_champion
 from tasks.scoring import score_file
 
 
@@ -22,6 +22,7 @@ from tasks.scoring import score_file
 def batch_scoring(params: ScoringParams) -> ScoringReport:
     cfg = load_config(params.config)
     champion = load_champion(cfg)
+    challenger = load_challenger(cfg)  # rollout.mode shadow or canary: the held challenger scores beside
     from_inbox = params.data is None  # the scheduled run: every complete file waiting in scoring.inbox
     report = ScoringReport()
     for path in waiting_in_inbox(cfg) if from_inbox else [params.data]:
@@ -33,9 +34,9 @@ def batch_scoring(params: ScoringParams) -> ScoringReport:
             report.rejected.append(str(rejected))
             continue
         if cfg.scoring.engine == "dask":
-            scored = score_on_dask(source, champion.ref, cfg, params.output)
+            scored = score_on_dask(source, champion.ref, cfg, params.output, challenger and challenger.version)
         else:
-            scored = score_file(source, champion, cfg, params.output)
+            scored = score_file(source, champion, cfg, params.output, challenger)
         report.scored.append(ScoringOutcome.of(source, scored))
         if from_inbox:
             file_as_scored(source.path, cfg)

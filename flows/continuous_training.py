@@ -9,6 +9,7 @@ from flows.steps import admit_batch
 from flows.training import training
 from tasks.data import already_processed, archive_batch
 from tasks.drift import check_drift
+from tasks.registry import load_challenger
 from tasks.scoring import score_batch
 
 
@@ -19,7 +20,7 @@ def continuous_training(params: BatchParams) -> RunSummary:
     if earlier is not None:  # the same bytes again (a re-sent event, a copy): nothing new to learn from
         return RunSummary(batch=batch.name, fingerprint=batch.fingerprint, duplicate_of=earlier.source_name)
     archive_batch(batch, cfg)
-    scored = score_batch(batch, champion, cfg, params.output)
+    scored = score_batch(batch, champion, cfg, params.output, load_challenger(cfg))
     drift = check_drift(batch, scored.signal, champion, cfg)
     retraining = None
     if drift.detected and cfg.drift.retrain:

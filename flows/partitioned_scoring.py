@@ -15,12 +15,15 @@ from tasks.scoring import ScoredBatch, assemble_output, output_path, score_parti
 
 
 @flow(name="partitioned-scoring")
-def partitioned_scoring(source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None) -> ScoredBatch:
+def partitioned_scoring(
+    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    challenger_version: str | None = None,
+) -> ScoredBatch:  # fmt: skip
     folder, scored_at = scoring.parts_folder(output_path(output, cfg, source.path)), datetime.now(UTC)
     try:
         parts = score_partition.map(
             unmapped(source), unmapped(champion), unmapped(cfg), unmapped(scored_at),
-            scoring.row_ranges(source.rows, cfg.scoring.partitions), unmapped(folder),
+            scoring.row_ranges(source.rows, cfg.scoring.partitions), unmapped(folder), unmapped(challenger_version),
         )  # fmt: skip
         return assemble_output([part.result() for part in parts], source, champion, cfg, output, scored_at)
     finally:
@@ -37,5 +40,9 @@ def dask_task_runner(cfg: DriftlineConfig) -> DaskTaskRunner:
     })  # fmt: skip
 
 
-def score_on_dask(source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None) -> ScoredBatch:
-    return partitioned_scoring.with_options(task_runner=dask_task_runner(cfg))(source, champion, cfg, output)
+def score_on_dask(
+    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    challenger_version: str | None = None,
+) -> ScoredBatch:  # fmt: skip
+    return partitioned_scoring.with_options(task_runner=dask_task_runner(cfg))(source, champion, cfg, output,
+                                                                               challenger_version)  # fmt: skip

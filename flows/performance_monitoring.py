@@ -9,8 +9,8 @@ from flows.params import LabelParams, PerformanceOutcome, TrainParams
 from flows.training import training
 from tasks.governance import watch_new_champion
 from tasks.kpis import publish_kpis
-from tasks.performance import measure_performance, notify_degradation, receive_labels
-from tasks.registry import load_champion
+from tasks.performance import judge_rollout, measure_performance, notify_degradation, receive_labels
+from tasks.registry import conclude_rollout, load_champion
 
 
 @flow(name="performance-monitoring")
@@ -20,6 +20,10 @@ def performance_monitoring(params: LabelParams) -> PerformanceOutcome:
     champion = load_champion(cfg)
     intake = receive_labels(cfg, champion, params.data)  # a bad label file is quarantined; a named one fails the run
     report = measure_performance(cfg, champion, intake)
+    if cfg.rollout.mode != "off":  # a held challenger: promoted, held or dropped on its labeled live rows
+        verdict = judge_rollout(cfg, champion, report)
+        if verdict is not None:
+            conclude_rollout(cfg, verdict)
     if report.degradation.rows >= cfg.labels.min_rows:  # governance.auto_rollback: a degraded new champion goes back
         watch_new_champion(None, champion, cfg, live_metrics=report.degradation.live_metrics)
     retraining = None

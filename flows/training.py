@@ -11,7 +11,7 @@ from tasks.concurrency import one_training_at_a_time
 from tasks.data import archive_batch, load_batch, retraining_window
 from tasks.evaluation import evaluate_gate
 from tasks.governance import publish_model_card, record_approval
-from tasks.registry import promote
+from tasks.registry import hold_for_rollout, promote
 from tasks.training import train_challenger
 from tasks.validation import validate_batch
 
@@ -33,6 +33,8 @@ def training(params: TrainParams) -> TrainingOutcome:
         if decision.promote and cfg.gate.mode == "manual":
             approval = ask_approval(candidate.ref.version, decision, cfg)  # the run pauses until a person answers
             decision = record_approval(candidate, decision, approval, cfg)
+        if decision.promote and cfg.rollout.mode != "off" and decision.champion_version:
+            decision = hold_for_rollout(candidate.ref, cfg, decision)  # live batches decide, shadow or canary
         if decision.promote:
             promote(candidate.ref, cfg, decision)
         publish_model_card(candidate, decision, approval, cfg)

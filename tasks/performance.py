@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,11 +12,11 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, drift, landing, performance, prediction_log
+from driftline import data, drift, landing, performance, prediction_log, rollout
 from driftline.config import DriftlineConfig, Task
 from driftline.errors import DataRejected
 from driftline.registry import Champion, Registry
-from tasks.artifacts import links_markdown, publish_table
+from tasks.artifacts import links_markdown, publish_markdown, publish_table
 from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
 
 
@@ -74,6 +75,7 @@ class PerformanceReport:
     pending_predictions: int
     unmatched_labels: int
     mlflow_run_id: str
+    labeled: pd.DataFrame  # the logged predictions that have a label, with it (what a rollout is judged on)
 
 
 def _archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
@@ -123,7 +125,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
         f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. {links_markdown(links, run_id)}"
     ))  # fmt: skip
     return PerformanceReport(results, degradation, len(joined.labeled), joined.pending_predictions,
-                             joined.unmatched_labels, run_id)  # fmt: skip
+                             joined.unmatched_labels, run_id, joined.labeled)  # fmt: skip
 
 
 def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, classes: list | None) -> None:
@@ -143,6 +145,20 @@ def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, cla
         snapshot = drift.Snapshot(f"performance {result.source} v{result.model_version}", result.scored_at,
                                   result.model_version)  # fmt: skip
         drift.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
+
+
+@task(name="judge-rollout", cache_policy=NO_CACHE)
+def judge_rollout(cfg: DriftlineConfig, champion: Champion, report: PerformanceReport) -> rollout.RolloutVerdict | None:
+    """The held challenger's labeled live rows against the champion's: promote, hold or drop (None: none held)."""
+    held = Registry(cfg).live_challenger()
+    if held is None:
+        return None
+    judge = rollout.judge_shadow if cfg.rollout.mode == "shadow" else rollout.judge_canary
+    verdict = judge(report.labeled, cfg, champion.ref.version, held.version, trained_classes(champion, cfg))
+    evidence = json.dumps(verdict.evidence, indent=2, default=str)
+    publish_markdown(cfg, "rollout", f"## {verdict.summary}\n\nEvidence:\n```json\n{evidence}\n```",
+                     f"Rollout of v{held.version}: {verdict.action}")  # fmt: skip
+    return verdict
 
 
 @task(name="notify-degradation", cache_policy=NO_CACHE)

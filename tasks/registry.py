@@ -6,6 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from driftline import rollout
 from driftline.audit import Actor, Rollback
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
@@ -27,6 +28,42 @@ def load_champion(cfg: DriftlineConfig) -> Champion:
     return Registry(cfg).load_champion()
 
 
+@task(name="load-challenger", **REGISTRY_RETRIES)
+def load_challenger(cfg: DriftlineConfig) -> rollout.Challenger | None:
+    """Under rollout.mode shadow or canary: the held challenger, loaded; else (or when none is held) None."""
+    if cfg.rollout.mode == "off":
+        return None
+    registry = Registry(cfg)
+    held = registry.live_challenger()
+    return rollout.Challenger.of(registry.load_model(held), held.version, cfg) if held else None
+
+
+@task(name="hold-for-rollout", **REGISTRY_RETRIES)
+def hold_for_rollout(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision) -> GateDecision:
+    """A passed candidate stays `challenger`: the rollout on live batches decides its promotion."""
+    settings = cfg.rollout
+    until = f"a test of the arms on labeled rows ({settings.canary_share:.0%} of rows to the canary)"
+    if settings.mode == "shadow":
+        until = f"{settings.shadow_batches} labeled shadow batches without regression"
+    held = decision.held(settings.mode, f"held as challenger for a {settings.mode} rollout until {until}")
+    Registry(cfg).hold_for_rollout(candidate, held, run_actor())
+    return held
+
+
+@task(name="conclude-rollout", **REGISTRY_RETRIES)
+def conclude_rollout(cfg: DriftlineConfig, verdict: rollout.RolloutVerdict) -> ModelRef | None:
+    """The rollout's verdict carried out: the challenger promoted (event sent) or dropped (recorded); hold: nothing."""
+    if verdict.action == "hold":
+        return None
+    registry = Registry(cfg)
+    challenger = registry.version_ref(verdict.challenger_version)
+    promoted = verdict.action == "promote"
+    former = registry.end_rollout(challenger, promoted, verdict.summary, verdict.evidence, run_actor())
+    if promoted:
+        _announce_promotion(cfg, registry, challenger, former)
+    return challenger
+
+
 def run_actor() -> Actor:
     """The flow run a task belongs to: the actor the audit log records for what the task changes."""
     if flow_run.id is None:
@@ -39,11 +76,15 @@ def promote(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision | 
     registry = Registry(cfg)
     evidence = decision.evidence(candidate.run_id) if decision else None
     former = registry.promote(candidate, run_actor(), decision.summary if decision else "promoted", evidence)
-    emit_model_event(MODEL_PROMOTED, cfg, {
-        "version": candidate.version, "previous_version": former.version if former else None,
-        "mlflow_run_id": candidate.run_id, "model_version_url": registry.version_url(candidate.version),
-    })  # fmt: skip
+    _announce_promotion(cfg, registry, candidate, former)
     return former
+
+
+def _announce_promotion(cfg: DriftlineConfig, registry: Registry, promoted: ModelRef, former: ModelRef | None):
+    emit_model_event(MODEL_PROMOTED, cfg, {
+        "version": promoted.version, "previous_version": former.version if former else None,
+        "mlflow_run_id": promoted.run_id, "model_version_url": registry.version_url(promoted.version),
+    })  # fmt: skip
 
 
 @task(name="roll-back", retry_condition_fn=_not_refused, **REGISTRY_RETRIES)

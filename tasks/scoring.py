@@ -11,7 +11,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import prediction_log, scoring
+from driftline import prediction_log, rollout, scoring
 from driftline.config import DriftlineConfig
 from driftline.data import DataBatch, DataFile, Observed
 from driftline.modeling import predict
@@ -28,18 +28,24 @@ class ScoredBatch:
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
-def score_batch(batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None) -> ScoredBatch:
+def score_batch(
+    batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    challenger: rollout.Challenger | None = None,
+) -> ScoredBatch:  # fmt: skip
     """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
     version, scored_at = champion.ref.version, datetime.now(UTC)
     started = time.perf_counter()
-    scored, predictions = scoring.score_frame(champion.model, batch.frame, cfg, version, scored_at)
+    scored, answered = scoring.score_frame(champion.model, batch.frame, cfg, version, scored_at, challenger)
     path = scoring.write_output(scored, output_path(output, cfg, batch.path))
     log = None
     if cfg.scoring.log_predictions:
-        rows = prediction_log.records(batch.frame, predictions, cfg, version, batch.name, batch.fingerprint, scored_at)
+        rows = scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
         log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at)
-    _announce(cfg, scoring.ScoredFile(path, len(scored), log), batch.name, version, time.perf_counter() - started)
-    return ScoredBatch(path, len(scored), version, predictions.signal(cfg.dataset.task))
+    tally = rollout.Tally()
+    tally.add(answered, cfg.dataset.task)
+    scored_file = scoring.ScoredFile(path, len(scored), log, tally)
+    _announce(cfg, scored_file, batch.name, version, time.perf_counter() - started)
+    return ScoredBatch(path, len(scored), version, answered.champion_signal(cfg.dataset.task))
 
 
 @task(name="predict-batch", cache_policy=NO_CACHE)
@@ -53,12 +59,15 @@ def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
 
 
 def _announce(cfg: DriftlineConfig, scored: scoring.ScoredFile, name: str, version: str, seconds: float) -> None:
-    """The scoring artifact, and the rows and seconds of the run for the scoring-throughput KPI."""
-    Registry(cfg).log_scoring(version, name, scored.rows, seconds)
+    """The scoring artifact, and the rows and seconds of the run (the scoring-throughput KPI), with the canary's
+    rows and the shadow's agreement under a rollout."""
+    rollout_figures = scored.tally.figures(cfg.dataset.task) if scored.tally else {}
+    Registry(cfg).log_scoring(version, name, scored.rows, seconds, rollout_figures)
     logged = f", logged to `{scored.log}`" if scored.log else ""
+    shown = "".join(f"\n- {figure}: {value:.4g}" for figure, value in rollout_figures.items())
     publish_markdown(
         cfg, "scoring",
-        f"Scored **{scored.rows}** rows of `{name}` with v{version} → `{scored.output}`{logged}",
+        f"Scored **{scored.rows}** rows of `{name}` with v{version} → `{scored.output}`{logged}{shown}",
         f"Batch scoring of {name}",
     )  # fmt: skip
 
@@ -71,22 +80,30 @@ def _published(
 
 
 @task(name="score-file", cache_policy=NO_CACHE)
-def score_file(source: DataFile, champion: Champion, cfg: DriftlineConfig, output: str | None) -> ScoredBatch:
-    """A validated file streamed through the champion into the output file and one prediction-log file."""
+def score_file(
+    source: DataFile, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    challenger: rollout.Challenger | None = None,
+) -> ScoredBatch:  # fmt: skip
+    """A validated file streamed through the champion (and a rollout's challenger) into the output file and one
+    prediction-log file."""
     path, started = output_path(output, cfg, source.path), time.perf_counter()
-    scored = scoring.score_file(source, champion.model, cfg, champion.ref.version, path)
+    scored = scoring.score_file(source, champion.model, cfg, champion.ref.version, path, challenger=challenger)
     return _published(scored, source, champion.ref.version, cfg, time.perf_counter() - started)
 
 
 @task(name="score-partition", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def score_partition(
     source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: scoring.RowRange,
-    folder: Path,
+    folder: Path, challenger_version: str | None = None,
 ) -> scoring.ScoredPart:  # fmt: skip
-    """One row range, on whichever worker runs it; the worker loads the model version from the registry (skops,
-    reviewed types) instead of receiving a pickled model."""
-    model = Registry(cfg).load_model(champion)
-    return scoring.score_part(source, model, cfg, champion.version, scored_at, rows, folder)
+    """One row range, on whichever worker runs it; the worker loads the model versions from the registry (skops,
+    reviewed types) instead of receiving pickled models."""
+    registry, held = Registry(cfg), None
+    if challenger_version is not None:
+        model = registry.load_model(ModelRef(champion.name, challenger_version, run_id=""))  # by name and version
+        held = rollout.Challenger.of(model, challenger_version, cfg)
+    return scoring.score_part(source, registry.load_model(champion), cfg, champion.version, scored_at, rows, folder,
+                              held)  # fmt: skip
 
 
 @task(name="assemble-output", cache_policy=NO_CACHE)

@@ -12,6 +12,7 @@ class Action(StrEnum):
     registered = "registered"
     promoted = "promoted"
     refused = "refused"
+    held = "held"  # passed its gate, kept as challenger for a shadow or canary rollout
     approved = "approved"
     rejected = "rejected"
     rolled_back = "rolled_back"

@@ -421,6 +421,30 @@ class GovernanceConfig(_Section):
     )
 
 
+class RolloutConfig(_Section):
+    """A challenger that passed its gate tried on live batches before it is promoted (docs/governance.md)."""
+
+    mode: Literal["off", "shadow", "canary"] = Field(
+        "off",
+        description="off: a challenger that passes its gate is promoted at once. shadow: it also scores every batch "
+        "row, only the champion's answers are served, and it is promoted after `shadow_batches` labeled batches "
+        "without regression. canary: it answers `canary_share` of the rows (by id hash) and is promoted, held or "
+        "dropped by a test of the two arms once labels arrive.",
+    )
+    shadow_batches: int = Field(
+        3, ge=1, description="Labeled shadow batches in which the challenger is no worse than the champion, needed "
+        "to promote it (one worse batch drops it)."
+    )
+    canary_share: float = Field(0.1, gt=0, lt=1, description="Share of rows (by id hash) the challenger answers.")
+    tolerance: float = Field(
+        0.0, ge=0, description="How much worse than the champion (primary metric, or accuracy for the canary test "
+        "of a classifier) the challenger may be and still count as no regression."
+    )
+    min_rows: int = Field(
+        200, ge=1, description="Labeled rows needed per shadow batch, and per canary arm, before a verdict."
+    )
+
+
 class ModelCardConfig(_Section):
     owner: str = Field("unassigned", description="Team or person accountable for the model (model card).")
     intended_use: str = Field("", description="What the model is for and for whom; default: the description.")
@@ -491,6 +515,7 @@ class DriftlineConfig(_Section):
     governance: GovernanceConfig = GovernanceConfig()
     model_card: ModelCardConfig = ModelCardConfig()
     serving: ServingConfig = ServingConfig()
+    rollout: RolloutConfig = RolloutConfig()
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
@@ -536,6 +561,15 @@ class DriftlineConfig(_Section):
         if serving.canary_share > 0 and serving.canary_routing == "id" and not self.dataset.id_column:
             raise ValueError(
                 "serving.canary_routing 'id' needs dataset.id_column; set it or use canary_routing: random"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _rollout_is_judged_on_labels(self) -> DriftlineConfig:
+        if self.rollout.mode != "off" and not (self.dataset.id_column and self.labels.enabled):
+            raise ValueError(
+                f"rollout.mode {self.rollout.mode!r} judges the challenger on labeled batches: it needs "
+                "dataset.id_column and labels.enabled; set both or use rollout.mode: off"
             )
         return self
 

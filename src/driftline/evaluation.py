@@ -70,10 +70,13 @@ class GateDecision:
     slices: list[SliceResult] = field(default_factory=list)
     fairness: FairnessResult | None = None
     explanation: Explanation | None = None
+    held_for: str | None = None  # shadow | canary: passed, and tried on live batches before promotion
 
     @property
     def verdict(self) -> str:
-        return "promoted" if self.promote else "refused"
+        if self.promote:
+            return "promoted"
+        return "held" if self.held_for else "refused"
 
     @property
     def summary(self) -> str:
@@ -93,6 +96,10 @@ class GateDecision:
             "disparate_impact": self.fairness.disparate_impact if self.fairness else None,
             "top_features_flagged": self.explanation.flagged if self.explanation else False,
         }  # fmt: skip
+
+    def held(self, mode: str, reason: str) -> GateDecision:
+        """Passed, but kept as `challenger` for a shadow or canary rollout that decides its promotion."""
+        return replace(self, promote=False, held_for=mode, reasons=[*self.reasons, reason])
 
     def overruled(self, reason: str) -> GateDecision:
         """The same evidence, refused for a reason outside the automatic checks (a person, a timeout)."""

@@ -189,7 +189,7 @@ class Performance:
         return self.source != ALL_BATCHES
 
 
-def _measure(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> dict[str, float]:
+def measure(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> dict[str, float]:
     task = cfg.dataset.task
     if task is Task.regression:
         return compute_metrics(task, rows[LABEL].astype(float), rows[prediction_log.PREDICTION].to_numpy(dtype=float),
@@ -209,12 +209,12 @@ def performance(joined: LabelJoin, cfg: DriftlineConfig, classes: list | None) -
     version_key, source_key = prediction_log.MODEL_VERSION, prediction_log.SOURCE
     first_scored = labeled.groupby([version_key, source_key])[prediction_log.SCORED_AT].min().sort_values()
     for version, rows in sorted(labeled.groupby(version_key), key=lambda item: int(item[0])):
-        results.append(Performance(str(version), ALL_BATCHES, len(rows), _measure(rows, cfg, classes),
+        results.append(Performance(str(version), ALL_BATCHES, len(rows), measure(rows, cfg, classes),
                                    rows[prediction_log.SCORED_AT].min().to_pydatetime()))  # fmt: skip
     groups = labeled.groupby([version_key, source_key])
     for (version, source), scored_at in first_scored.items():
         rows = groups.get_group((version, source))
-        results.append(Performance(str(version), str(source), len(rows), _measure(rows, cfg, classes),
+        results.append(Performance(str(version), str(source), len(rows), measure(rows, cfg, classes),
                                    scored_at.to_pydatetime()))  # fmt: skip
     return results
 

@@ -68,11 +68,11 @@ def records(
     frame: pd.DataFrame,
     predictions: Predictions,
     cfg: DriftlineConfig,
-    model_version: str,
+    model_version: str | np.ndarray,
     source: str,
     source_fingerprint: str,
     scored_at: datetime,
-    served_by: str = "champion",
+    served_by: str | np.ndarray = "champion",
     latency_ms: float | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One log row per scored row: id, the model's inputs as given, outputs, and where they came from."""
@@ -86,13 +86,21 @@ def records(
     if predictions.proba is not None:
         for index, label in enumerate(predictions.classes):
             columns[f"proba_{label}"] = predictions.proba[:, index]
-    columns[MODEL_VERSION] = str(model_version)
+    columns[MODEL_VERSION] = model_version if isinstance(model_version, str) else model_version.astype(str)
     columns[SERVED_BY] = served_by
     columns[SOURCE] = source
     columns[SOURCE_FINGERPRINT] = source_fingerprint
     columns[SCORED_AT] = pd.Timestamp(scored_at)
     columns[LATENCY_MS] = np.nan if latency_ms is None else latency_ms
     return pd.DataFrame(columns, index=range(len(frame)))
+
+
+def add_shadow(rows: pd.DataFrame, shadow: Predictions, version: str, task) -> pd.DataFrame:
+    """The challenger's answers to the same rows, beside the served ones (shadow rollout or serving)."""
+    rows[SHADOW_PREDICTION] = shadow.labels
+    rows[SHADOW_SIGNAL] = shadow.signal(task)
+    rows[SHADOW_MODEL_VERSION] = version
+    return rows
 
 
 def _slug(text: str) -> str:

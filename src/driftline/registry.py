@@ -196,6 +196,19 @@ class Registry:
     def champion(self) -> ModelRef | None:
         return self.alias(CHAMPION)
 
+    def live_challenger(self) -> ModelRef | None:
+        """The `challenger` that may score live rows (rollout, serving): not one its gate refused, nor retired.
+
+        A refused candidate keeps the alias (it is the latest challenger, for the record) but never answers a row.
+        """
+        challenger = self.alias(CHALLENGER)
+        if challenger is None:
+            return None
+        tags = self.version_tags(challenger.version)
+        if tags.get(f"{TAG}gate.verdict") == "refused" or tags.get(RETIRED) == "true":
+            return None
+        return challenger
+
     def require_champion(self) -> ModelRef:
         champion = self.champion()
         if champion is None:
@@ -429,6 +442,30 @@ class Registry:
         self.record_transition(approval.action, candidate.version, Actor.approver(approval.approver),
                                approval.reason, holders, holders,
                                {"run_id": candidate.run_id, "timed_out": approval.timed_out})  # fmt: skip
+
+    def hold_for_rollout(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
+        """A candidate that passed its gate stays `challenger` for a shadow or canary rollout (recorded)."""
+        holders = self.alias_holders()
+        self._set_verdict(candidate, decision.verdict, {f"{TAG}rollout.mode": decision.held_for or ""})
+        self.record_transition(Action.held, candidate.version, actor, decision.summary, holders, holders,
+                               decision.evidence(candidate.run_id))  # fmt: skip
+
+    def end_rollout(self, challenger: ModelRef, promote: bool, reason: str, evidence: dict, actor: Actor | None = None):
+        """The rollout's verdict: promote the challenger, or drop it (alias removed, verdict `refused`, recorded)."""
+        self._set_verdict(challenger, "promoted" if promote else "refused", {f"{TAG}rollout.verdict": reason[:500]})
+        if promote:
+            return self.promote(challenger, actor, reason, evidence)
+        holders = self.alias_holders()
+        if self.alias(CHALLENGER) == challenger:
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        self.record_transition(Action.refused, challenger.version, actor, reason, holders, holders, evidence)
+        return None
+
+    def _set_verdict(self, ref: ModelRef, verdict: str, extra: dict[str, str]) -> None:
+        tags = {f"{TAG}gate.verdict": verdict, f"{TAG}gate.decided_at": datetime.now(UTC).isoformat(), **extra}
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, ref.version, key, value)
+            self.client.set_tag(ref.run_id, key, value)
 
     def was_champion(self, version: str) -> bool:
         """Whether the version ever served: per the audit log, or (versions older than it) its gate verdict."""
@@ -692,14 +729,17 @@ class Registry:
         self.client.set_terminated(run_id)
         return run_id
 
-    def log_scoring(self, model_version: str, batch_name: str, rows: int, seconds: float) -> None:
-        """Rows and seconds of one scoring run: the throughput KPI reads them back."""
+    def log_scoring(
+        self, model_version: str, batch_name: str, rows: int, seconds: float, extra: dict[str, float] | None = None
+    ) -> None:
+        """Rows and seconds of one scoring run (the throughput KPI reads them back), and a rollout's figures."""
         run = self.client.create_run(
             self.experiment_id, run_name=f"score-{batch_name}"[:250],
             tags={RUN_TYPE: "scoring", f"{TAG}model_version": model_version, f"{TAG}batch": batch_name[:500]},
         )  # fmt: skip
         now = datetime.now(UTC)
-        self._log_steps(run.info.run_id, [("rows", rows, 0, now), ("seconds", seconds, 0, now)])
+        figures = [("rows", rows, 0, now), ("seconds", seconds, 0, now)]
+        self._log_steps(run.info.run_id, figures + [(name, value, 0, now) for name, value in (extra or {}).items()])
         self.client.set_terminated(run.info.run_id)
 
     # --- what the operational KPIs are computed from -------------------------------------------------------------

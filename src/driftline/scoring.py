@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from driftline import prediction_log
+from driftline import prediction_log, rollout
 from driftline.config import DriftlineConfig
 from driftline.data import (
     CSV_SUFFIXES,
@@ -31,16 +31,18 @@ from driftline.data import (
     write_atomically,
 )
 from driftline.errors import DriftlineError
-from driftline.modeling import Predictions, predict
+from driftline.modeling import Predictions
 
 PREDICTION = "prediction"
 MODEL_VERSION = "model_version"
+SERVED_BY = "served_by"  # under a canary rollout: champion or challenger, per row
 SCORED_AT = "scored_at"
 
 
 def output_frame(
-    frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str, scored_at: datetime
-) -> pd.DataFrame:
+    frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str | np.ndarray,
+    scored_at: datetime, served_by: str | np.ndarray | None = None,
+) -> pd.DataFrame:  # fmt: skip
     columns: dict[str, object] = {}
     if cfg.dataset.id_column:
         columns[cfg.dataset.id_column] = frame[cfg.dataset.id_column].to_numpy()
@@ -49,15 +51,33 @@ def output_frame(
         for index, label in enumerate(predictions.classes):
             columns[f"proba_{label}"] = predictions.proba[:, index]
     columns[MODEL_VERSION] = model_version
+    if served_by is not None and not isinstance(served_by, str):
+        columns[SERVED_BY] = served_by
     columns[SCORED_AT] = pd.Timestamp(scored_at)
     return pd.DataFrame(columns, index=range(len(frame)))
 
 
 def score_frame(
-    model: Pipeline, frame: pd.DataFrame, cfg: DriftlineConfig, model_version: str, scored_at: datetime | None = None
-) -> tuple[pd.DataFrame, Predictions]:
-    predictions = predict(model, frame, cfg.dataset)
-    return output_frame(frame, predictions, cfg, model_version, scored_at or datetime.now(UTC)), predictions
+    model: Pipeline, frame: pd.DataFrame, cfg: DriftlineConfig, model_version: str, scored_at: datetime | None = None,
+    challenger: rollout.Challenger | None = None,
+) -> tuple[pd.DataFrame, rollout.Answered]:  # fmt: skip
+    """The output rows (what is served) and the answers behind them (with the shadow's, under a rollout)."""
+    answered = rollout.answer(model, model_version, frame, cfg.dataset, challenger)
+    scored = output_frame(frame, answered.predictions, cfg, answered.model_version, scored_at or datetime.now(UTC),
+                          answered.served_by)  # fmt: skip
+    return scored, answered
+
+
+def log_records(
+    frame: pd.DataFrame, answered: rollout.Answered, cfg: DriftlineConfig, source: str, fingerprint: str,
+    scored_at: datetime,
+) -> pd.DataFrame:  # fmt: skip
+    """The prediction-log rows of scored rows: what was served, by whom, and the shadow's answers beside."""
+    rows = prediction_log.records(frame, answered.predictions, cfg, answered.model_version, source, fingerprint,
+                                  scored_at, served_by=answered.served_by)  # fmt: skip
+    if answered.shadow is not None:
+        prediction_log.add_shadow(rows, answered.shadow, answered.shadow_version, cfg.dataset.task)
+    return rows
 
 
 def default_output_path(cfg: DriftlineConfig, source: Path) -> Path:
@@ -78,6 +98,7 @@ class ScoredFile:
     output: Path
     rows: int
     log: Path | None  # the prediction-log file of this run (None when scoring.log_predictions is off)
+    tally: rollout.Tally | None = None  # canary rows and shadow agreement, under a rollout
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class ScoredPart:
     rows: RowRange
     output: Path
     log: Path | None
+    tally: rollout.Tally | None = None
 
 
 def _check_suffix(path: Path) -> None:
@@ -108,22 +130,24 @@ def _text_columns(cfg: DriftlineConfig) -> list[str]:
 def _score_chunks(
     chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
     scored_at: datetime, source: DataFile, output: IncrementalFile, log: IncrementalFile | None,
-) -> None:  # fmt: skip
+    challenger: rollout.Challenger | None = None,
+) -> rollout.Tally:  # fmt: skip
     # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order.
+    tally = rollout.Tally()
     with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
         written = None
         for chunk in chunks:
-            scored, predictions = score_frame(model, chunk, cfg, model_version, scored_at)
+            scored, answered = score_frame(model, chunk, cfg, model_version, scored_at, challenger)
+            tally.add(answered, cfg.dataset.task)
             logged = None
             if log is not None:
-                logged = prediction_log.records(
-                    chunk, predictions, cfg, model_version, source.name, source.fingerprint, scored_at
-                )
+                logged = log_records(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
             if written is not None:
                 written.result()  # raises what the previous write raised
             written = writer.submit(_write, output, scored, log, logged)
         if written is not None:
             written.result()
+    return tally
 
 
 def _write(output: IncrementalFile, scored: pd.DataFrame, log: IncrementalFile | None, logged: pd.DataFrame | None):
@@ -147,7 +171,7 @@ def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, lo
 
 def score_file(
     source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
-    scored_at: datetime | None = None,
+    scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
 ) -> ScoredFile:  # fmt: skip
     """Stream a validated file through the model, `scoring.chunk_rows` rows at a time, into the output file and one
     prediction-log file; both are written incrementally and appear whole, at the end, or not at all."""
@@ -158,11 +182,11 @@ def score_file(
         IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
         _log_file(cfg, cfg.prediction_log_dir) as log,
     ):
-        _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log)
+        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
         # The log file is named when it is complete, so monitoring's watermark never passes over it.
         logged = _commit(output, output_path, log, lambda: prediction_log.new_file_path(cfg.prediction_log_dir,
                                                                                          source.name))  # fmt: skip
-        return ScoredFile(output_path, output.rows, logged)
+        return ScoredFile(output_path, output.rows, logged, tally)
 
 
 def row_ranges(rows: int, partitions: int) -> list[RowRange]:
@@ -178,7 +202,7 @@ def parts_folder(output_path: Path) -> Path:
 
 def score_part(
     source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, scored_at: datetime,
-    rows: RowRange, folder: Path,
+    rows: RowRange, folder: Path, challenger: rollout.Challenger | None = None,
 ) -> ScoredPart:  # fmt: skip
     """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
     chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
@@ -187,9 +211,9 @@ def score_part(
         IncrementalFile(folder, ".parquet", _text_columns(cfg)) as output,
         _log_file(cfg, folder) as log,
     ):
-        _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log)
+        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
         logged = _commit(output, folder / f"output-{name}.parquet", log, lambda: folder / f"log-{name}.parquet")
-        return ScoredPart(rows, folder / f"output-{name}.parquet", logged)
+        return ScoredPart(rows, folder / f"output-{name}.parquet", logged, tally)
 
 
 def _read_parts(paths: list[Path]) -> Iterator[pd.DataFrame]:
@@ -212,7 +236,10 @@ def assemble(parts: list[ScoredPart], source: DataFile, cfg: DriftlineConfig, ou
                     log.write(frame)
             logged = _commit(output, output_path, log, lambda: prediction_log.new_file_path(cfg.prediction_log_dir,
                                                                                              source.name))  # fmt: skip
-    return ScoredFile(output_path, output.rows, logged)
+    tally = rollout.Tally()
+    for part in parts:
+        tally = tally.merged(part.tally or rollout.Tally())
+    return ScoredFile(output_path, output.rows, logged, tally)
 
 
 def remove_parts(folder: Path) -> None:

@@ -47,6 +47,8 @@ class ModelSource(Protocol):
 
     def alias(self, alias: str) -> ModelRef | None: ...
 
+    def live_challenger(self) -> ModelRef | None: ...
+
     def load_model(self, ref: ModelRef) -> Pipeline: ...
 
 
@@ -94,7 +96,7 @@ class ModelFollower:
         """Read the aliases; load what moved; swap in one assignment. True when anything changed."""
         before = self.serving
         champion = self._load(self.source.alias(CHAMPION), before.champion)
-        challenger = self._load(self.source.alias(CHALLENGER), before.challenger) if self.with_challenger else None
+        challenger = self._load(self.source.live_challenger(), before.challenger) if self.with_challenger else None
         if champion is before.champion and challenger is before.challenger:
             return False
         self.serving = Serving(champion=champion, challenger=challenger)
@@ -275,9 +277,7 @@ def log_answer(answered: Answered, cfg: DriftlineConfig, buffer: PredictionLogBu
         )  # fmt: skip
         if answered.shadow is not None:
             shadow = predict(answered.shadow.model, answered.frame[mask], cfg.dataset)
-            rows[prediction_log.SHADOW_PREDICTION] = shadow.labels
-            rows[prediction_log.SHADOW_SIGNAL] = shadow.signal(cfg.dataset.task)
-            rows[prediction_log.SHADOW_MODEL_VERSION] = answered.shadow.ref.version
+            prediction_log.add_shadow(rows, shadow, answered.shadow.ref.version, cfg.dataset.task)
         parts.append(rows)
     buffer.add(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
 

@@ -48,6 +48,9 @@ def test_environment_overrides_the_tracking_uri(monkeypatch):
         (lambda d: d["gate"].update(metric="rmse"), "gate metric 'rmse' does not apply to task binary"),
         (lambda d: d["retraining"].update(size=None), "window 'last_batches' needs size"),
         (lambda d: d["drift"].update(thresholds={"kolmogorov": 0.1}), "unknown methods ['kolmogorov']"),
+        (lambda d: (d["labels"].update(enabled=False), d.update(rollout={"mode": "canary"})),
+         "rollout.mode 'canary' judges the challenger on labeled batches: it needs dataset.id_column and labels.enabled"),
+        (lambda d: d.update(rollout={"mode": "shadow", "canary_share": 1}), "rollout.canary_share: Input should be less than 1"),
     ],
 )  # fmt: skip
 def test_bad_config_names_file_field_and_fix(tmp_path, mutate, expected):

@@ -77,6 +77,14 @@ def test_promotion_moves_champion_and_previous_and_records_the_gate(cfg, referen
     assert by_version[first.version].gate_verdict == "promoted"
 
 
+def test_a_challenger_its_gate_refused_never_answers_live_rows(cfg, reference):
+    registry = Registry(cfg)
+    _, first = register(cfg, reference)
+    assert registry.live_challenger() == first  # not judged yet: may be shadowed or served as a canary
+    registry.record_gate(first, decide(cfg, {"roc_auc": 0.01}, None, None))
+    assert registry.alias(CHALLENGER) == first and registry.live_challenger() is None
+
+
 def test_models_needing_unreviewed_types_are_not_stored(config_factory, reference):
     from driftline.config import load_config
 

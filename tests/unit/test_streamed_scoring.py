@@ -60,8 +60,8 @@ def read(path: Path) -> pd.DataFrame:
 def in_memory(model, path: Path, cfg, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What today's in-memory path writes: the whole output file and the whole log file, read back."""
     batch = data.load_batch(path, cfg.dataset)
-    scored, predictions = scoring.score_frame(model, batch.frame, cfg, "3", SCORED_AT)
-    rows = prediction_log.records(batch.frame, predictions, cfg, "3", batch.name, batch.fingerprint, SCORED_AT)
+    scored, answered = scoring.score_frame(model, batch.frame, cfg, "3", SCORED_AT)
+    rows = scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, SCORED_AT)
     log = prediction_log.append(rows, output.parent / "whole-log", batch.name)
     return read(scoring.write_output(scored, output)), pd.read_parquet(log)
 
