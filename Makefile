@@ -9,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-fast test-integration lint bench bench-serve serve up up-postgres down ui-mlflow ui-prefect dashboard clean
+.PHONY: install demo test test-slow test-integration lint bench bench-serve serve up up-postgres down ui-mlflow ui-prefect dashboard clean
 
 install: $(VENV)/.installed
 
@@ -22,11 +22,13 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 demo: install
 	$(BIN)/driftline demo --fresh --config $(CONFIG)
 
+# The default suite: library, flows through Prefect, the service (well under 10 minutes on 2 cores).
 test: install
-	$(BIN)/python -m pytest -m "not integration"
-
-test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not integration"
+
+# End-to-end runs of the CLI and the demo, and flows that train several models (CI runs it too).
+test-slow: install
+	$(BIN)/python -m pytest -m "slow and not integration"
 
 # The real stack on loopback: PostgreSQL (installed from Debian's packages if missing), Prefect and MLflow servers,
 # a worker and the watcher, driven through their APIs. Everything it starts, it stops.

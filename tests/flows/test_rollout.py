@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from driftline import prediction_log, rollout
 from driftline.audit import Action
@@ -17,6 +18,7 @@ from flows.params import LabelParams, ScoringParams, TrainParams
 from flows.performance_monitoring import performance_monitoring
 from flows.training import training
 
+pytestmark = pytest.mark.slow  # two trainings per test
 WEEK = pd.Timedelta(days=7)
 # Labels that would show v1 degraded in the concept-drift world must not start a retraining in these tests.
 LABELS = {"enabled": True, "min_rows": 100, "max_degradation": 1.0, "retrain": False}
