@@ -76,6 +76,7 @@ class PerformanceReport:
     unmatched_labels: int
     mlflow_run_id: str
     labeled: pd.DataFrame  # the logged predictions that have a label, with it (what a rollout is judged on)
+    steps: dict[str, int]  # each scoring batch's step in the MLflow charts
 
 
 def _archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
@@ -110,9 +111,8 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
               "unmatched_labels": joined.unmatched_labels}  # fmt: skip
     summary = {**counts, "unmatched_examples": joined.unmatched_examples, "label_files": intake.accepted,
                "degradation": degradation, "results": results}  # fmt: skip
-    run_id = registry.log_performance(
-        champion.ref, results, performance.batch_steps(logged), degradation, counts, summary
-    )
+    steps = performance.batch_steps(logged)
+    run_id = registry.log_performance(champion.ref, results, steps, degradation, counts, summary)
     new_rows = performance.newly_labeled(joined, cfg.label_store_dir, cfg.dataset.id_column)
     _add_dashboard_snapshots(joined, new_rows, results, cfg, classes)
     _archive_labeled_rows(new_rows, cfg)
@@ -125,7 +125,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
         f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. {links_markdown(links, run_id)}"
     ))  # fmt: skip
     return PerformanceReport(results, degradation, len(joined.labeled), joined.pending_predictions,
-                             joined.unmatched_labels, run_id, joined.labeled)  # fmt: skip
+                             joined.unmatched_labels, run_id, joined.labeled, steps)  # fmt: skip
 
 
 def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, classes: list | None) -> None:
@@ -150,11 +150,13 @@ def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, cla
 @task(name="judge-rollout", cache_policy=NO_CACHE)
 def judge_rollout(cfg: DriftlineConfig, champion: Champion, report: PerformanceReport) -> rollout.RolloutVerdict | None:
     """The held challenger's labeled live rows against the champion's: promote, hold or drop (None: none held)."""
-    held = Registry(cfg).live_challenger()
+    registry = Registry(cfg)
+    held = registry.live_challenger()
     if held is None:
         return None
     judge = rollout.judge_shadow if cfg.rollout.mode == "shadow" else rollout.judge_canary
     verdict = judge(report.labeled, cfg, champion.ref.version, held.version, trained_classes(champion, cfg))
+    registry.log_rollout(report.mlflow_run_id, verdict.summary, verdict.evidence, verdict.batch_points(report.steps))
     evidence = json.dumps(verdict.evidence, indent=2, default=str)
     publish_markdown(cfg, "rollout", f"## {verdict.summary}\n\nEvidence:\n```json\n{evidence}\n```",
                      f"Rollout of v{held.version}: {verdict.action}")  # fmt: skip

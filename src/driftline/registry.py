@@ -729,6 +729,13 @@ class Registry:
         self.client.set_terminated(run_id)
         return run_id
 
+    def log_rollout(self, run_id: str, summary: str, evidence: dict, points: list[tuple[str, float, int]]) -> None:
+        """A rollout verdict in the label join's run: a tag, its evidence, and per-batch figures at the batch steps."""
+        now = datetime.now(UTC)
+        self.client.set_tag(run_id, f"{TAG}rollout", summary[:MAX_TAG_VALUE])
+        self.client.log_text(run_id, json.dumps(evidence, indent=2, default=str), "rollout.json")
+        self._log_steps(run_id, [(key, value, step, now) for key, value, step in points])
+
     def log_scoring(
         self, model_version: str, batch_name: str, rows: int, seconds: float, extra: dict[str, float] | None = None
     ) -> None:

@@ -221,6 +221,12 @@ class RolloutVerdict:
     def summary(self) -> str:
         return f"{self.mode} rollout of v{self.challenger_version}: {self.action}: " + "; ".join(self.reasons)
 
+    def batch_points(self, steps: dict[str, int]) -> list[tuple[str, float, int]]:
+        """Shadow: both models' metric per judged batch, at the batch's step, for MLflow's charts."""
+        return [(f"shadow_{arm}_{figures['metric']}", figures[arm], steps.get(source, 0))
+                for source, figures in self.evidence.get("batches", {}).items()
+                for arm in ("champion", "challenger")]  # fmt: skip
+
 
 def _shadow_as_served(rows: pd.DataFrame, classes: list | None, task: Task) -> pd.DataFrame:
     """The shadow's answers in the columns `performance.measure` reads (binary: its probability from the signal)."""

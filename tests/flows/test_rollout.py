@@ -80,6 +80,10 @@ def test_shadow_challenger_scores_beside_the_champion_and_is_promoted_after_clea
     outcome = send_labels(config_path, batches, tmp_path)
 
     assert outcome.labeled_rows == 3000
+    run = registry.client.search_runs([registry.experiment_id], "tags.`driftline.run_type` = 'performance'")[0]
+    for arm in ("champion", "challenger"):  # both models' AUC per shadow batch, at the batches' steps
+        history = registry.client.get_metric_history(run.info.run_id, f"shadow_{arm}_roc_auc")
+        assert sorted(point.step for point in history) == [0, 1]
     assert registry.champion().version == "2" and registry.live_challenger() is None
     promoted = registry.audit_log()[-1]
     assert promoted.action == Action.promoted and promoted.version == "2"
