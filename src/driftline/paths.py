@@ -14,7 +14,9 @@ def allowed_roots(cfg: DriftlineConfig) -> list[Path]:
              cfg.labels_dir, cfg.dashboard_dir, *cfg.storage.allowed_roots]  # fmt: skip
     if cfg.source is not None:
         named.append(cfg.source.parent)
-    return list(dict.fromkeys(root.resolve() for root in named))
+    roots = list(dict.fromkeys(root.resolve() for root in named))
+    # A folder inside another allowed one adds nothing: left out, the error message stays short.
+    return [root for root in roots if not any(root != other and root.is_relative_to(other) for other in roots)]
 
 
 def allowed_path(path: str | Path, cfg: DriftlineConfig) -> Path:
