@@ -138,12 +138,16 @@ class ModelConfig(_Section):
         if not module_name or module_name.split(".")[0] not in self.allowed_modules:
             raise ValueError(
                 f"estimator {self.estimator!r} is not under an allowed module {self.allowed_modules}; "
-                "use a full import path such as sklearn.linear_model.LogisticRegression or extend allowed_modules"
+                "use a full import path such as sklearn.linear_model.LogisticRegression, or add its top-level "
+                "package to model.allowed_modules after reviewing it"
             )
         try:
             estimator_class = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
-            raise ValueError(f"estimator {self.estimator!r} does not import: {exc}") from None
+            raise ValueError(
+                f"estimator {self.estimator!r} does not import: {exc}; check the module and class name, "
+                "e.g. sklearn.ensemble.RandomForestClassifier"
+            ) from None
         if not callable(getattr(estimator_class, "fit", None)):
             raise ValueError(f"estimator {self.estimator!r} has no fit method; it is not a scikit-learn estimator")
         return self

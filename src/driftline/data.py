@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -52,8 +53,9 @@ def require_unchanged(path: Path, before: FileStamp) -> None:
     after = FileStamp.of(path)
     if after != before:
         raise DataRejected(str(path), [
-            f"file changed while it was read (size {before.size} -> {after.size} bytes, mtime moved "
-            f"{(after.mtime_ns - before.mtime_ns) / 1e9:+.3f} s); write files elsewhere and move them in when complete"
+            f"file changed while it was read (size {before.size} -> {after.size} bytes, modification time "
+            f"{'changed' if after.mtime_ns != before.mtime_ns else 'kept'}); write files elsewhere and move them in "
+            "when complete"
         ])  # fmt: skip
 
 
@@ -145,10 +147,8 @@ def _read_errors(path: Path) -> Iterator[None]:
         yield
     except pd.errors.EmptyDataError:
         raise DataRejected(str(path), ["file is empty (no header, no rows)"]) from None
-    except UnicodeDecodeError as exc:
-        raise DataRejected(
-            str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
-        ) from None
+    except UnicodeDecodeError:
+        raise DataRejected(str(path), [_first_non_utf8(path)]) from None
     except (pd.errors.ParserError, ValueError) as exc:
         if suffix in PARQUET_SUFFIXES:
             raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
@@ -158,6 +158,27 @@ def _read_errors(path: Path) -> Iterator[None]:
         if suffix not in PARQUET_SUFFIXES:
             raise
         raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
+
+
+def _first_non_utf8(path: Path) -> str:
+    """Where the file stops being UTF-8: the reader's own offset counts from its buffer, not from the file."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                line = lines + exc.object[: exc.start].count(b"\n")
+                return (
+                    f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {at} (line {line}); "
+                    "save the file as UTF-8"
+                )
+            offset += len(block)
+            lines += block.count(b"\n")
+    return "not UTF-8 text; save the file as UTF-8"
 
 
 def _text_dtypes(dataset: DatasetConfig) -> dict[str, str]:

@@ -155,9 +155,18 @@ def _percent(value: Any) -> str:
     return f"{float(value):.1f}%" if value is not None else "?"
 
 
-def _examples(result: dict[str, Any]) -> str:
-    values = list(dict.fromkeys(str(v) for v in result.get("partial_unexpected_list") or []))[:3]
+def _examples(result: dict[str, Any], shown: Callable[[str], bool] = lambda value: True) -> str:
+    values = [v for v in dict.fromkeys(str(v) for v in result.get("partial_unexpected_list") or []) if shown(v)][:3]
     return f" (e.g. {', '.join(values)})" if values else ""
+
+
+def _not_a_number(text: str) -> bool:
+    """In a text column, the values that made it text: '47.0' beside 'forty' is not the problem."""
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any]) -> str:
@@ -178,7 +187,7 @@ def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any])
         return f"column {column!r}: {unexpected} nulls or unparseable values{allowed}"
     if kind == "expect_column_values_to_be_in_type_list":
         found = result.get("observed_value") or "non-numeric values"
-        return f"column {column!r}: expected numbers, found {found}{_examples(result)}"
+        return f"column {column!r}: expected numbers, found {found}{_examples(result, _not_a_number)}"
     if kind == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         bounds = f"[{'-inf' if low is None else f'{low:.4g}'}, {'inf' if high is None else f'{high:.4g}'}]"
