@@ -287,7 +287,7 @@ def _authentication(settings: StackSettings, env: dict[str, str]) -> tuple[dict[
         admin = env.get(MLFLOW_ADMIN_USER_ENV) or "admin"
         auth_config = settings.root / "mlflow-basic-auth.ini"
         auth_config.write_text(
-            "[mlflow]\ndefault_permission = READ\n"
+            "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
             f"database_uri = sqlite:///{settings.root}/mlflow-auth.db\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         )  # no password in it: the admin's comes from the environment

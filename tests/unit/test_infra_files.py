@@ -32,7 +32,8 @@ COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 PREFECT_DEFAULT_TEMPLATES = Path(importlib.import_module("prefect.server.api").__file__).parent / (
     "collections_data/views/aggregate-worker-metadata.json"
 )
-REQUIRED_SECRETS = ["POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "PREFECT_AUTH_STRING"]
+REQUIRED_SECRETS = ["POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "PREFECT_AUTH_STRING",
+                    "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"]
 
 
 def env_lines(path: Path) -> dict[str, str]:
