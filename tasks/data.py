@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, landing, prediction_log
+from driftline import data, landing, paths, prediction_log
 from driftline.config import DriftlineConfig
 from driftline.errors import DataRejected
 from driftline.registry import Registry
@@ -31,6 +31,7 @@ def unreadable_quarantined(path: str | Path, cfg: DriftlineConfig) -> Iterator[N
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(path: str | Path, cfg: DriftlineConfig) -> data.DataBatch:
     """Read and fingerprint a file; a file that cannot be read is quarantined like one that fails validation."""
+    path = paths.allowed_path(path, cfg)  # outside the allowed folders: refused before it is read or moved
     with unreadable_quarantined(path, cfg):
         return data.load_batch(path, cfg.dataset)
 

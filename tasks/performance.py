@@ -6,13 +6,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, drift, landing, performance, prediction_log, rollout
+from driftline import data, drift, landing, paths, performance, prediction_log, rollout
 from driftline.config import DriftlineConfig, Task
 from driftline.errors import DataRejected
 from driftline.registry import Champion, Registry
@@ -45,7 +44,10 @@ def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -
     """The label files waiting in labels.folder (or the one named): checked, kept in the label store and filed
     away to done/; a bad file is quarantined with its reasons and the others still count."""
     classes, intake = trained_classes(champion, cfg), LabelIntake()
-    waiting = [Path(path)] if path else landing.settled_files(cfg.labels_dir, cfg.landing.stable_seconds, time.time())
+    waiting = (
+        [paths.allowed_path(path, cfg)] if path
+        else landing.settled_files(cfg.labels_dir, cfg.landing.stable_seconds, time.time())
+    )
     for label_path in waiting:
         try:
             labels = performance.load_labels(label_path, cfg, classes)

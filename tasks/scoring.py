@@ -11,7 +11,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import prediction_log, rollout, scoring
+from driftline import paths, prediction_log, rollout, scoring
 from driftline.config import DriftlineConfig
 from driftline.data import DataBatch, DataFile, Observed
 from driftline.modeling import predict
@@ -55,7 +55,7 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
 
 
 def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
-    return Path(output) if output else scoring.default_output_path(cfg, source)
+    return paths.allowed_path(output, cfg) if output else scoring.default_output_path(cfg, source)
 
 
 def _announce(cfg: DriftlineConfig, scored: scoring.ScoredFile, name: str, version: str, seconds: float) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, validation
+from driftline import data, paths, validation
 from driftline.config import DriftlineConfig
 from driftline.errors import DataRejected
 from tasks.artifacts import publish_table
@@ -20,7 +20,9 @@ def validate_batch(
 ) -> validation.ValidationReport:
     """Training data must carry labels; a batch to score may omit them, but labels it carries must be complete."""
     require_target = for_training or cfg.dataset.target in batch.frame
-    expectations = validation.build_expectations(cfg.dataset, cfg.validation, profile, require_target)
+    expectations = validation.build_expectations(
+        cfg.dataset, cfg.validation, profile, require_target, columns=batch.frame.columns
+    )
     report = validation.validate_frame(batch.frame, expectations)
     _publish_or_quarantine(report, batch.path, batch.rows, cfg)
     return report
@@ -31,6 +33,7 @@ def validate_file(
     path: str | Path, cfg: DriftlineConfig, profile: validation.ReferenceProfile | None
 ) -> data.DataFile:
     """A file to score, read and validated `scoring.chunk_rows` rows at a time: memory does not grow with it."""
+    path = paths.allowed_path(path, cfg)  # outside the allowed folders: refused before it is read or moved
     with unreadable_quarantined(path, cfg):
         source, report = validation.validate_file(Path(path), cfg, profile, for_training=False)
     _publish_or_quarantine(report, source.path, source.rows, cfg)

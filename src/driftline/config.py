@@ -54,6 +54,11 @@ class DatasetConfig(_Section):
     id_column: str | None = Field(None, description="Row identifier, copied to scoring outputs; must be unique.")
     event_time_column: str | None = Field(None, description="Event time; enables the time-based holdout.")
     csv_delimiter: str = Field(",", min_length=1, max_length=1)
+    passthrough_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns a data file may carry besides the declared ones (ignored by the model, not copied to "
+        "outputs). Any other column rejects the file: an undeclared column is schema drift upstream.",
+    )
 
     @model_validator(mode="after")
     def _roles_do_not_overlap(self) -> DatasetConfig:
@@ -92,6 +97,12 @@ class ValidationConfig(_Section):
     )
     max_out_of_range_fraction: float = Field(0.01, ge=0, le=1)
     max_unseen_category_fraction: float = Field(0.01, ge=0, le=1)
+    max_abs_value: float = Field(
+        1e15,
+        gt=0,
+        description="Largest magnitude a numeric feature may hold; beyond it (and ±inf) a file is rejected. 1e15 is "
+        "under 2**53, where float64 still holds every integer; larger values are export errors (1e308 sentinels).",
+    )
     extra_expectations: list[ExtraExpectation] = Field(default_factory=list)
 
 
@@ -127,12 +138,16 @@ class ModelConfig(_Section):
         if not module_name or module_name.split(".")[0] not in self.allowed_modules:
             raise ValueError(
                 f"estimator {self.estimator!r} is not under an allowed module {self.allowed_modules}; "
-                "use a full import path such as sklearn.linear_model.LogisticRegression or extend allowed_modules"
+                "use a full import path such as sklearn.linear_model.LogisticRegression, or add its top-level "
+                "package to model.allowed_modules after reviewing it"
             )
         try:
             estimator_class = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
-            raise ValueError(f"estimator {self.estimator!r} does not import: {exc}") from None
+            raise ValueError(
+                f"estimator {self.estimator!r} does not import: {exc}; check the module and class name, "
+                "e.g. sklearn.ensemble.RandomForestClassifier"
+            ) from None
         if not callable(getattr(estimator_class, "fit", None)):
             raise ValueError(f"estimator {self.estimator!r} has no fit method; it is not a scikit-learn estimator")
         return self
@@ -492,6 +507,12 @@ class StorageConfig(_Section):
     archive_dir: Path | None = None
     quarantine_dir: Path | None = None
     output_dir: Path | None = None
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders data may also be read from and outputs written to, besides the workspace, the config "
+        "file's folder and the folders the config names (landing, inbox, labels, outputs); relative to the "
+        "current folder, like workspace. Symlinks are resolved before the check.",
+    )
 
 
 class DriftlineConfig(_Section):

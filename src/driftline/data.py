@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -26,6 +27,49 @@ from driftline.errors import DataRejected
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 ARCHIVE_INDEX = "index.jsonl"
+# The first bytes of files that are often renamed to .csv/.parquet by mistake: named, instead of a parser error.
+NOT_DATA_SIGNATURES = {
+    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (also .xlsx, .docx)", b"\x1f\x8b": "a gzip archive", b"\x7fELF": "an executable",
+    b"PAR1": "a Parquet file",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """Size and modification time of a file: different after a read means it changed while being read."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStamp:
+        status = path.stat()
+        return cls(status.st_size, status.st_mtime_ns)
+
+
+def require_unchanged(path: Path, before: FileStamp) -> None:
+    """DataRejected if the file changed since `before` (a writer still at work): what was read is not the file."""
+    after = FileStamp.of(path)
+    if after != before:
+        raise DataRejected(str(path), [
+            f"file changed while it was read (size {before.size} -> {after.size} bytes, modification time "
+            f"{'changed' if after.mtime_ns != before.mtime_ns else 'kept'}); write files elsewhere and move them in "
+            "when complete"
+        ])  # fmt: skip
+
+
+def _not_data(path: Path) -> str | None:
+    """Why the file's first bytes say it is not what its suffix claims, if they do."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    expected = "a Parquet file" if path.suffix.lower() in PARQUET_SUFFIXES else "CSV text"
+    found = next((kind for magic, kind in NOT_DATA_SIGNATURES.items() if head.startswith(magic)), None)
+    if found is None and expected == "CSV text" and b"\0" in head:
+        found = "binary content (NUL bytes)"
+    if found is None or found == expected:
+        return None
+    return f"content is {found}, not {expected} as the suffix {path.suffix!r} says; this is not a data file"
 
 
 @dataclass(frozen=True)
@@ -103,10 +147,8 @@ def _read_errors(path: Path) -> Iterator[None]:
         yield
     except pd.errors.EmptyDataError:
         raise DataRejected(str(path), ["file is empty (no header, no rows)"]) from None
-    except UnicodeDecodeError as exc:
-        raise DataRejected(
-            str(path), [f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"]
-        ) from None
+    except UnicodeDecodeError:
+        raise DataRejected(str(path), [_first_non_utf8(path)]) from None
     except (pd.errors.ParserError, ValueError) as exc:
         if suffix in PARQUET_SUFFIXES:
             raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
@@ -116,6 +158,27 @@ def _read_errors(path: Path) -> Iterator[None]:
         if suffix not in PARQUET_SUFFIXES:
             raise
         raise DataRejected(str(path), [f"not a readable Parquet file: {str(exc).splitlines()[0]}"]) from None
+
+
+def _first_non_utf8(path: Path) -> str:
+    """Where the file stops being UTF-8: the reader's own offset counts from its buffer, not from the file."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                line = lines + exc.object[: exc.start].count(b"\n")
+                return (
+                    f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {at} (line {line}); "
+                    "save the file as UTF-8"
+                )
+            offset += len(block)
+            lines += block.count(b"\n")
+    return "not UTF-8 text; save the file as UTF-8"
 
 
 def _text_dtypes(dataset: DatasetConfig) -> dict[str, str]:
@@ -158,16 +221,22 @@ def _delimiter_hint(frame: pd.DataFrame, dataset: DatasetConfig) -> str | None:
 def load_batch(path: str | Path, dataset: DatasetConfig) -> DataBatch:
     """Read a file into a frame typed by the config; unreadable files raise DataRejected with the reason."""
     file_path = _existing(path)
+    before = FileStamp.of(file_path)
     fingerprint = fingerprint_file(file_path)
     frame = _read_raw(file_path, dataset)
+    require_unchanged(file_path, before)
     _check_table(frame, file_path, dataset)
     return DataBatch(path=file_path, frame=_typed(frame, file_path, dataset), fingerprint=fingerprint)
 
 
 def _existing(path: str | Path) -> Path:
+    """The path of a file that exists and whose first bytes can be data of its kind."""
     file_path = Path(path)
     if not file_path.is_file():
         raise DataRejected(str(file_path), ["file does not exist"])
+    reason = _not_data(file_path) if file_path.suffix.lower() in CSV_SUFFIXES | PARQUET_SUFFIXES else None
+    if reason:
+        raise DataRejected(str(file_path), [reason])
     return file_path
 
 

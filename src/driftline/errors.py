@@ -30,3 +30,11 @@ class NoChampion(DriftlineError):
 
 class TransitionRefused(DriftlineError):
     """A registry transition governance does not allow: a retired version, no version to roll back to."""
+
+
+class PathNotAllowed(DriftlineError):
+    """A path to read or write lies outside the folders the config allows (storage.allowed_roots); nothing touched."""
+
+
+class ModelTampered(DriftlineError):
+    """A model artifact's bytes differ from the checksum recorded at registration; it is not deserialized."""

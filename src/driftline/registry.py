@@ -5,6 +5,7 @@ The only module that talks to MLflow tracking and the registry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,8 +23,9 @@ from sklearn.pipeline import Pipeline
 
 from driftline.audit import Action, Actor, AliasHolders, Approval, AuditEvent, Rollback, now
 from driftline.config import TRACKING_URI_ENV, DriftlineConfig
+from driftline.data import fingerprint_file
 from driftline.drift import DriftReference, ReferenceStats, reference_stats
-from driftline.errors import ConfigError, DriftlineError, NoChampion, TransitionRefused
+from driftline.errors import ConfigError, DriftlineError, ModelTampered, NoChampion, TransitionRefused
 from driftline.evaluation import GateDecision
 from driftline.kpis import Detection, PipelineRun, ScoringRun, Transition
 from driftline.lineage import Lineage
@@ -49,6 +51,9 @@ MODEL_CARD = "model_card.md"
 CONFIG_ARTIFACT = "config/driftline.yaml"
 MAX_TAG_VALUE = 5000  # MLflow allows 8000; room for the JSON of a truncated value
 MAX_VERSION_DESCRIPTION = 5000  # the registry's column width
+MODEL_SHA256 = f"{TAG}model_sha256"  # version tag: checksum of the model artifact's files, set at registration
+# Written by MLflow into a folder it downloads from a models:/ URI; not part of what was logged.
+DOWNLOAD_ONLY_FILES = {"registered_model_meta"}
 
 # Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
 REVIEWED_SKOPS_TYPES = [
@@ -136,6 +141,13 @@ def _audit_event(run) -> AuditEvent:
 def metric_key(name: str) -> str:
     """MLflow keys allow letters, digits and `_-. /`; column names may hold anything else."""
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
+
+
+def model_sha256(folder: Path) -> str:
+    """One sha256 over a model folder: a line of relative path and file sha256 per file, in sorted path order."""
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    lines = [f"{name}\0{fingerprint_file(files[name])}\n" for name in sorted(set(files) - DOWNLOAD_ONLY_FILES)]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def trusted_types_for(model: Pipeline, cfg: DriftlineConfig) -> list[str]:
@@ -256,8 +268,10 @@ class Registry:
                 input_example=input_example,
             )
         self._ensure_registered_model()
+        checksum = {MODEL_SHA256: self._logged_model_sha256(info.model_uri)}
         registered = self.client.create_model_version(
-            self.name, source=info.model_uri, run_id=run.info.run_id, tags=lineage_tags, model_id=info.model_id
+            self.name, source=info.model_uri, run_id=run.info.run_id, tags=lineage_tags | checksum,
+            model_id=info.model_id,
         )
         version = str(registered.version)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
@@ -267,6 +281,13 @@ class Registry:
             "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
         })  # fmt: skip
         return ModelRef(self.name, version, run.info.run_id)
+
+    def _logged_model_sha256(self, model_uri: str) -> str:
+        """The checksum of the model as stored (read back from the artifact store), what every load verifies."""
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            return model_sha256(Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)))
 
     def _signature(self, model: Pipeline, input_example: pd.DataFrame):
         """Input types from the config, not from a few example rows (where a category may happen to be missing)."""
@@ -591,12 +612,31 @@ class Registry:
         return folder
 
     def load_model(self, ref: ModelRef) -> Pipeline:
-        """Load with skops, trusting our reviewed types: never the list stored beside the model, never pickle."""
+        """Load with skops, trusting our reviewed types: never the list stored beside the model, never pickle.
+
+        The files are checked against the checksum recorded at registration first: changed bytes are not loaded.
+        """
         import skops.io
 
         folder = self._download(f"models:/{ref.name}/{ref.version}", self._cache / f"model-{ref.name}-v{ref.version}")
+        self._verify(ref, folder)
         trusted = sorted(set(REVIEWED_SKOPS_TYPES) | set(self.cfg.model.trusted_types))
         return skops.io.load(folder / SKOPS_FILE, trusted=trusted)
+
+    def _verify(self, ref: ModelRef, folder: Path) -> None:
+        recorded = self.version_tags(ref.version).get(MODEL_SHA256)
+        if recorded is None:
+            raise ModelTampered(
+                f"model {ref.name!r} v{ref.version} has no recorded checksum (tag {MODEL_SHA256}): its artifact "
+                "cannot be verified, so it is not loaded; register a new version: driftline train --config <config>"
+            )
+        found = model_sha256(folder)
+        if found != recorded:
+            raise ModelTampered(
+                f"model {ref.name!r} v{ref.version}: artifact files at {folder} have sha256 {found[:12]}…, "
+                f"registration recorded {recorded[:12]}…; refusing to load a changed model. Restore the artifact "
+                f"or retire the version: driftline retire --version {ref.version} --reason tampered"
+            )
 
     def load_reference(self, ref: ModelRef) -> DriftReference:
         """The version's drift reference, from the local cache after the first download."""

@@ -9,6 +9,16 @@ the same stack through the same functions. Settings come only from the environme
   (the production profile, e.g. a managed PostgreSQL); nothing else is started for it.
 - else `profile="postgres"`: a private PostgreSQL cluster is created under the stack folder on loopback.
 - else SQLite files under the stack folder (the default: nothing to install).
+
+Authentication (the production profile, docs/security.md), also from the environment:
+
+- `PREFECT_SERVER_API_AUTH_STRING` (user:password) set: the Prefect server requires it; every client started here gets
+  it as `PREFECT_API_AUTH_STRING`.
+- `MLFLOW_AUTH_ADMIN_PASSWORD` set: the MLflow server runs its basic-auth app; its admin user
+  (`MLFLOW_AUTH_ADMIN_USERNAME`, default admin) is created with that password on first start. Clients log in as
+  `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`, by default that admin account.
+
+Server secrets reach only their server; client credentials are never written to state.json.
 """
 
 from __future__ import annotations
@@ -32,6 +42,15 @@ from driftline.errors import DriftlineError
 
 PREFECT_DB_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 MLFLOW_DB_ENV = "MLFLOW_BACKEND_STORE_URI"
+PREFECT_SERVER_AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
+PREFECT_CLIENT_AUTH_ENV = "PREFECT_API_AUTH_STRING"
+MLFLOW_ADMIN_USER_ENV = "MLFLOW_AUTH_ADMIN_USERNAME"
+MLFLOW_ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
+MLFLOW_SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # the auth app's CSRF key: the same in every server worker
+MLFLOW_USER_ENV, MLFLOW_PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+# What only a server may see: flow runs inherit the worker's environment, and must not get these.
+SERVER_ONLY_ENV = (PREFECT_DB_ENV, MLFLOW_DB_ENV, PREFECT_SERVER_AUTH_ENV, MLFLOW_ADMIN_PASSWORD_ENV,
+                   MLFLOW_SECRET_KEY_ENV)  # fmt: skip
 Profile = Literal["sqlite", "postgres"]
 
 
@@ -236,20 +255,51 @@ def _driftline(*args: str) -> list[str]:
     return [sys.executable, "-m", "driftline.cli", *args]
 
 
+def _stored_secret(path: Path) -> str:
+    """A random secret kept (owner-only) under the stack folder, so a restart finds the same one."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text()
+
+
 def _database_urls(settings: StackSettings, env: dict[str, str], state: StackState) -> tuple[str, str]:
     """(Prefect's database URL, MLflow's backend store URI) by profile; see the module docstring."""
     if env.get(PREFECT_DB_ENV) and env.get(MLFLOW_DB_ENV):
         return env[PREFECT_DB_ENV], env[MLFLOW_DB_ENV]
     if settings.profile == "postgres":
         folder = settings.root / "postgres"
-        password_file = settings.root / "postgres-password"
-        if not password_file.exists():
-            password_file.write_text(secrets.token_urlsafe(24))
-            password_file.chmod(0o600)
-        urls = start_postgres(folder, settings.postgres_port, password_file.read_text(), ["prefect", "mlflow"])
+        password = _stored_secret(settings.root / "postgres-password")
+        urls = start_postgres(folder, settings.postgres_port, password, ["prefect", "mlflow"])
         state.postgres_dir = str(folder)
         return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql+psycopg://{urls['mlflow']}"
     return f"sqlite+aiosqlite:///{settings.root}/prefect.db", f"sqlite:///{settings.root}/mlflow.db"
+
+
+def _authentication(settings: StackSettings, env: dict[str, str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(MLflow server environment, MLflow server arguments, client credentials) for the auth the environment asks."""
+    server_env: dict[str, str] = {}
+    server_args: list[str] = []
+    clients: dict[str, str] = {}
+    if env.get(PREFECT_SERVER_AUTH_ENV):
+        clients[PREFECT_CLIENT_AUTH_ENV] = env.get(PREFECT_CLIENT_AUTH_ENV) or env[PREFECT_SERVER_AUTH_ENV]
+    if env.get(MLFLOW_ADMIN_PASSWORD_ENV):
+        admin = env.get(MLFLOW_ADMIN_USER_ENV) or "admin"
+        auth_config = settings.root / "mlflow-basic-auth.ini"
+        auth_config.write_text(
+            "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{settings.root}/mlflow-auth.db\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )  # no password in it: the admin's comes from the environment
+        server_env = {
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config), MLFLOW_ADMIN_USER_ENV: admin,
+            MLFLOW_ADMIN_PASSWORD_ENV: env[MLFLOW_ADMIN_PASSWORD_ENV],
+            MLFLOW_SECRET_KEY_ENV: env.get(MLFLOW_SECRET_KEY_ENV) or _stored_secret(settings.root / "mlflow-key"),
+        }  # fmt: skip
+        server_args = ["--app-name", "basic-auth"]
+        clients[MLFLOW_USER_ENV] = env.get(MLFLOW_USER_ENV) or admin
+        clients[MLFLOW_PASSWORD_ENV] = env.get(MLFLOW_PASSWORD_ENV) or env[MLFLOW_ADMIN_PASSWORD_ENV]
+    return server_env, server_args, clients
 
 
 def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[str], None] = print) -> StackState:
@@ -266,11 +316,12 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
         state.save()
         prefect_url = f"http://{settings.host}:{settings.prefect_port}"
         mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
-        client_env = {"PREFECT_API_URL": f"{prefect_url}/api", "MLFLOW_TRACKING_URI": mlflow_url}
-        state.env = client_env
+        state.env = {"PREFECT_API_URL": f"{prefect_url}/api", "MLFLOW_TRACKING_URI": mlflow_url}
+        mlflow_auth_env, mlflow_auth_args, credentials = _authentication(settings, env)
+        client_env = state.env | credentials
 
-        # Only each server gets its database URL: workers pass their environment on to every flow run.
-        client_side = {key: value for key, value in env.items() if key not in (PREFECT_DB_ENV, MLFLOW_DB_ENV)}
+        # Only each server gets its database URL and secrets: workers pass their environment on to every flow run.
+        client_side = {key: value for key, value in env.items() if key not in SERVER_ONLY_ENV}
 
         def launch(name: str, command: list[str], extra: dict[str, str], url: str | None = None) -> None:
             started = start_process(name, command, root, {**client_side, **extra}, settings.project_dir)
@@ -281,14 +332,15 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
         progress(f"Prefect server on {prefect_url} ({prefect_db.split(':', 1)[0]})")
         launch("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host,
                                   "--port", str(settings.prefect_port)],
-               {PREFECT_DB_ENV: prefect_db}, prefect_url)  # fmt: skip
+               {PREFECT_DB_ENV: prefect_db} | _only(env, PREFECT_SERVER_AUTH_ENV), prefect_url)  # fmt: skip
         progress(f"MLflow server on {mlflow_url} ({mlflow_db.split(':', 1)[0]}, artifacts served)")
         # The store URI goes in the environment MLflow reads it from (--backend-store-uri's variable): a password in
         # it stays out of the process list.
         launch("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", settings.host,
                                  "--port", str(settings.mlflow_port),
-                                 "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts"],
-               {MLFLOW_DB_ENV: mlflow_db}, mlflow_url)  # fmt: skip
+                                 "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts",
+                                 *mlflow_auth_args],
+               {MLFLOW_DB_ENV: mlflow_db} | mlflow_auth_env, mlflow_url)  # fmt: skip
         wait_until_answers(f"{prefect_url}/api/health", state.processes[0], timeout=120)
         wait_until_answers(f"{mlflow_url}/health", state.processes[1], timeout=120)
         progress("deploying the flows (prefect.yaml)")
@@ -306,6 +358,10 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
     except BaseException:
         down(root)
         raise
+
+
+def _only(env: dict[str, str], key: str) -> dict[str, str]:
+    return {key: env[key]} if env.get(key) else {}
 
 
 def down(root: Path, progress: Callable[[str], None] = print) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.config import DatasetConfig, DriftlineConfig, ValidationConfig
-from driftline.data import DataFile, fingerprint_file, iter_chunks, read_ahead
+from driftline.data import DataFile, FileStamp, fingerprint_file, iter_chunks, read_ahead, require_unchanged
 from driftline.errors import ConfigError
 
 NUMERIC_DTYPES = [
@@ -90,18 +90,32 @@ def build_expectations(
     rules: ValidationConfig,
     profile: ReferenceProfile | None,
     require_target: bool,
+    columns: Iterable[str] | None = None,
 ) -> list[Any]:
-    """The suite for one batch: schema checks always, range/set checks once a reference profile exists."""
+    """The suite for one batch: schema checks always, range/set checks once a reference profile exists.
+
+    Given the file's `columns`, a column the config does not declare (not a feature, the target, the id, the event
+    time or a `dataset.passthrough_columns` entry) fails the batch.
+    """
     allowed_nulls = 1.0 - rules.max_null_fraction
     expected = []
     required = [*dataset.feature_names, *([dataset.target] if require_target else [])]
     required += [c for c in (dataset.id_column, dataset.event_time_column) if c]
     expected += [_expectation("expect_column_to_exist", column=c) for c in required]
+    if columns is not None:
+        declared = {*required, dataset.target, *dataset.passthrough_columns}
+        # Exactly the declared columns the file has: any other column fails it (missing ones fail above).
+        present = [str(c) for c in columns if c in declared]
+        expected.append(_expectation("expect_table_columns_to_match_set", column_set=present, exact_match=True))
     for column in dataset.numeric_features:
         expected.append(
             _expectation("expect_column_values_to_be_in_type_list", column=column, type_list=NUMERIC_DTYPES)
         )
         expected.append(_expectation("expect_column_values_to_not_be_null", column=column, mostly=allowed_nulls))
+        bound = rules.max_abs_value  # infinities and sentinel-sized values, with or without a reference profile
+        expected.append(
+            _expectation("expect_column_values_to_be_between", column=column, min_value=-bound, max_value=bound)
+        )
         if profile and column in profile.numeric_ranges:
             low, high = profile.numeric_ranges[column]
             width = (high - low) or max(abs(high), 1.0)  # constant in training: scale the tolerance by its size
@@ -141,9 +155,18 @@ def _percent(value: Any) -> str:
     return f"{float(value):.1f}%" if value is not None else "?"
 
 
-def _examples(result: dict[str, Any]) -> str:
-    values = list(dict.fromkeys(str(v) for v in result.get("partial_unexpected_list") or []))[:3]
+def _examples(result: dict[str, Any], shown: Callable[[str], bool] = lambda value: True) -> str:
+    values = [v for v in dict.fromkeys(str(v) for v in result.get("partial_unexpected_list") or []) if shown(v)][:3]
     return f" (e.g. {', '.join(values)})" if values else ""
+
+
+def _not_a_number(text: str) -> bool:
+    """In a text column, the values that made it text: '47.0' beside 'forty' is not the problem."""
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any]) -> str:
@@ -154,11 +177,17 @@ def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any])
     unexpected = _percent(result.get("unexpected_percent"))
     if kind == "expect_column_to_exist":
         return f"column {column!r} is missing"
+    if kind == "expect_table_columns_to_match_set":
+        extra = [c for c in result.get("observed_value") or [] if c not in kwargs.get("column_set", [])]
+        return (
+            f"columns {extra} are not in the config: expected only the declared columns; "
+            "drop them or list them under dataset.passthrough_columns"
+        )
     if kind == "expect_column_values_to_not_be_null":
         return f"column {column!r}: {unexpected} nulls or unparseable values{allowed}"
     if kind == "expect_column_values_to_be_in_type_list":
         found = result.get("observed_value") or "non-numeric values"
-        return f"column {column!r}: expected numbers, found {found}{_examples(result)}"
+        return f"column {column!r}: expected numbers, found {found}{_examples(result, _not_a_number)}"
     if kind == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         bounds = f"[{'-inf' if low is None else f'{low:.4g}'}, {'inf' if high is None else f'{high:.4g}'}]"
@@ -241,7 +270,8 @@ def validate_frame(frame: pd.DataFrame, expectations: list[Any], suite_name: str
 
 
 # --- a file too large for memory: the same suite chunk by chunk --------------------------------------------------
-ALL_CHUNKS_PASS = {"expect_column_to_exist", "expect_column_values_to_be_in_type_list"}
+ALL_CHUNKS_PASS = {"expect_column_to_exist", "expect_column_values_to_be_in_type_list",
+                   "expect_table_columns_to_match_set"}  # fmt: skip
 UNIQUE = "expect_column_values_to_be_unique"
 PARTIAL_EXAMPLES = 20  # GX's BASIC result format keeps this many unexpected values
 
@@ -402,6 +432,7 @@ def validate_file(
     Labels are checked when training, or when the file carries them. Unreadable files raise DataRejected.
     """
     dataset, chunk_rows = cfg.dataset, cfg.scoring.chunk_rows
+    before = FileStamp.of(path) if path.is_file() else None
     fingerprint = fingerprint_file(path) if path.is_file() else ""
     seen = {"rows": 0, "columns": ()}
 
@@ -413,7 +444,7 @@ def validate_file(
 
     def expectations_for(first: pd.DataFrame) -> list[Any]:
         require_target = for_training or dataset.target in first
-        return build_expectations(dataset, cfg.validation, profile, require_target)
+        return build_expectations(dataset, cfg.validation, profile, require_target, columns=first.columns)
 
     def column_again(column: str) -> Iterator[pd.Series]:
         return (chunk[column] for chunk in iter_chunks(path, dataset, chunk_rows))
@@ -421,4 +452,6 @@ def validate_file(
     scratch = cfg.workspace / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     report = validate_chunks(read_ahead(counted()), expectations_for, column_again, scratch)
+    if before is not None:
+        require_unchanged(path, before)
     return DataFile(path, fingerprint, int(seen["rows"]), tuple(seen["columns"])), report

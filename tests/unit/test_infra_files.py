@@ -32,7 +32,8 @@ COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 PREFECT_DEFAULT_TEMPLATES = Path(importlib.import_module("prefect.server.api").__file__).parent / (
     "collections_data/views/aggregate-worker-metadata.json"
 )
-REQUIRED_SECRETS = ["POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "PREFECT_AUTH_STRING"]
+REQUIRED_SECRETS = ["POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "PREFECT_AUTH_STRING",
+                    "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"]
 
 
 def env_lines(path: Path) -> dict[str, str]:
@@ -204,14 +205,18 @@ def test_the_kubernetes_flow_run_job_matches_the_api_schema_and_the_manifests():
     assert ("ServiceAccount", pod["serviceAccountName"]) in declared
     assert ("PersistentVolumeClaim", pod["volumes"][0]["persistentVolumeClaim"]["claimName"]) in declared
     assert ("ConfigMap", pod["containers"][0]["envFrom"][0]["configMapRef"]["name"]) in declared
+    assert ("Secret", pod["containers"][0]["envFrom"][1]["secretRef"]["name"]) in declared  # the MLflow login
 
 
-def test_the_kubernetes_secret_is_a_template_without_values():
-    secrets = [resource for _, resource in kubernetes_resources() if resource["kind"] == "Secret"]
-    assert len(secrets) == 1 and "data" not in secrets[0]
-    assert set(secrets[0]["stringData"].values()) == {""}
-    referenced = set(re.findall(r"key: (\w+)", "".join(path.read_text() for path in MANIFESTS)))
-    assert referenced <= set(secrets[0]["stringData"]), "a manifest reads a key the Secret template lacks"
+def test_the_kubernetes_secrets_are_templates_without_values():
+    secrets = {resource["metadata"]["name"]: resource for _, resource in kubernetes_resources()
+               if resource["kind"] == "Secret"}  # fmt: skip
+    assert set(secrets) == {"driftline-secrets", "driftline-mlflow-client"}
+    for secret in secrets.values():
+        assert "data" not in secret and set(secret["stringData"].values()) == {""}
+    text = "".join(path.read_text() for path in MANIFESTS)
+    for name, key in re.findall(r"secretKeyRef: \{name: ([\w-]+), key: (\w+)", text):
+        assert key in secrets[name]["stringData"], f"a manifest reads {key} that the template of {name} lacks"
 
 
 def test_code_outside_git_records_the_commit_the_image_was_built_from(tmp_path, monkeypatch):

@@ -1,14 +1,18 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import sklearn
 
 from driftline import data, scoring
-from driftline.errors import DriftlineError, NoChampion
+from driftline.errors import DriftlineError, ModelTampered, NoChampion
 from driftline.evaluation import decide
 from driftline.lineage import DataSource, collect_lineage
-from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from driftline.registry import CHALLENGER, CHAMPION, MODEL_SHA256, PREVIOUS, SKOPS_FILE, Registry
 from driftline.training import train_model
+from tests.reliability.outcomes import expect
 
 
 @pytest.fixture
@@ -36,7 +40,22 @@ def test_scoring_output_has_ids_predictions_probabilities_version_and_time(cfg, 
         scoring.write_output(scored, tmp_path / "scores.json")
 
 
-def test_registered_version_is_challenger_with_lineage_and_loads_with_skops(cfg, reference):
+def flip_a_byte(path: Path) -> None:
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(content))
+
+
+def load_outcome(registry: Registry, ref) -> str:
+    try:
+        registry.load_model(ref)  # every load: scoring, monitoring, serving, the gate's champion
+    except ModelTampered as refused:
+        return "refused: changed model" if "refusing to load a changed model" in str(refused) else str(refused)
+    return "loaded"
+
+
+def test_registered_version_is_challenger_with_lineage_and_loads_with_skops_only_while_unchanged(cfg, reference):
     trained, ref = register(cfg, reference, trigger="initial training")
     registry = Registry(cfg)
     assert registry.alias(CHALLENGER) == ref and registry.champion() is None
@@ -57,6 +76,21 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops(cfg,
     mlmodel = (cfg.workspace / "cache" / f"model-{ref.name}-v{ref.version}" / "MLmodel").read_text()
     assert "serialization_format: skops" in mlmodel
     assert '{"type": "string", "name": "contract", "required": true}' in mlmodel  # typed by the config
+
+    # The checksum recorded at registration is verified before skops reads a byte.
+    assert len(registry.version_tags(ref.version)[MODEL_SHA256]) == 64
+    cached = cfg.workspace / "cache" / f"model-{ref.name}-v{ref.version}"
+    flip_a_byte(cached / SKOPS_FILE)
+    expect(case="model file changed in the local cache", expected="refused: changed model",
+           observed=load_outcome(registry, ref))  # fmt: skip
+    shutil.rmtree(cached)  # the next load downloads again, from the artifact store
+    [stored] = (cfg.workspace / "mlartifacts").rglob(SKOPS_FILE)
+    flip_a_byte(stored)
+    expect(case="model file changed in the artifact store", expected="refused: changed model",
+           observed=load_outcome(registry, ref))  # fmt: skip
+    flip_a_byte(stored)  # the same byte back: the registered bytes load again
+    shutil.rmtree(cached)
+    expect(case="model file restored", expected="loaded", observed=load_outcome(registry, ref))
 
 
 def test_promotion_moves_champion_and_previous_and_records_the_gate(cfg, reference):

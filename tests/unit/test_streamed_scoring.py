@@ -114,7 +114,8 @@ def test_streamed_validation_reports_what_whole_file_validation_reports(profile,
     cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
     path = write(frame, tmp_path / f"faulty{file_type}")
     whole = data.load_batch(path, cfg.dataset)
-    expectations = validation.build_expectations(cfg.dataset, cfg.validation, profile, require_target=True)
+    expectations = validation.build_expectations(cfg.dataset, cfg.validation, profile, require_target=True,
+                                                 columns=whole.frame.columns)  # fmt: skip
     expected = validation.validate_frame(whole.frame, expectations)
 
     source, report = validation.validate_file(path, cfg, profile, for_training=False)
