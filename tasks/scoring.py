@@ -37,7 +37,8 @@ def score_batch(batch: DataBatch, champion: Champion, cfg: DriftlineConfig, outp
     log = None
     if cfg.scoring.log_predictions:
         rows = prediction_log.records(batch.frame, predictions, cfg, version, batch.name, batch.fingerprint, scored_at)
-        log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at)
+        key = prediction_log.batch_key(batch.fingerprint, version, path)
+        log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at, key)
     _announce(cfg, scoring.ScoredFile(path, len(scored), log), batch.name, version, time.perf_counter() - started)
     return ScoredBatch(path, len(scored), version, predictions.signal(cfg.dataset.task))
 
@@ -95,5 +96,5 @@ def assemble_output(
     scored_at: datetime,
 ) -> ScoredBatch:  # fmt: skip
     """The parts joined in row order into the output file and one log file, each appearing whole."""
-    scored = scoring.assemble(parts, source, cfg, output_path(output, cfg, source.path))
+    scored = scoring.assemble(parts, source, cfg, output_path(output, cfg, source.path), champion.version)
     return _published(scored, source, champion.version, cfg, (datetime.now(UTC) - scored_at).total_seconds())

@@ -30,3 +30,11 @@ class NoChampion(DriftlineError):
 
 class TransitionRefused(DriftlineError):
     """A registry transition governance does not allow: a retired version, no version to roll back to."""
+
+
+class OutputNotWritten(DriftlineError):
+    """An output could not be written (the disk is full); the file it would have replaced is left as it was."""
+
+
+class RegistryUnavailable(DriftlineError):
+    """The MLflow tracking server did not answer, or answered with a server error, after the configured retries."""
