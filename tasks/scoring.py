@@ -37,7 +37,7 @@ def score_batch(batch: DataBatch, champion: Champion, cfg: DriftlineConfig, outp
     log = None
     if cfg.scoring.log_predictions:
         rows = prediction_log.records(batch.frame, predictions, cfg, version, batch.name, batch.fingerprint, scored_at)
-        key = prediction_log.batch_key(batch.fingerprint, version, path)
+        key = prediction_log.batch_key(batch.fingerprint, version)
         log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at, key)
     _announce(cfg, scoring.ScoredFile(path, len(scored), log), batch.name, version, time.perf_counter() - started)
     return ScoredBatch(path, len(scored), version, predictions.signal(cfg.dataset.task))

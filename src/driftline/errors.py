@@ -38,3 +38,7 @@ class OutputNotWritten(DriftlineError):
 
 class RegistryUnavailable(DriftlineError):
     """The MLflow tracking server did not answer, or answered with a server error, after the configured retries."""
+
+
+class InvariantViolated(DriftlineError):
+    """`driftline check` found the registry in a state its invariants forbid (the CLI exits 6)."""

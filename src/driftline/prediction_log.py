@@ -113,10 +113,9 @@ def new_file_path(log_dir: Path, source: str, now: datetime | None = None, key: 
     return log_dir / f"date={now:%Y-%m-%d}" / f"{now:{STAMP_FORMAT}}-{tag}-{_slug(source)}.parquet"
 
 
-def batch_key(source_fingerprint: str, model_version: str, output: Path) -> str:
-    """The same file scored by the same version into the same output: a rerun, whose rows are logged once."""
-    identity = f"{source_fingerprint}|{model_version}|{output.resolve()}"
-    return "b" + hashlib.sha256(identity.encode()).hexdigest()[:15]
+def batch_key(source_fingerprint: str, model_version: str) -> str:
+    """The same content scored by the same version (a rerun, a copy under another name): its rows are logged once."""
+    return "b" + hashlib.sha256(f"{source_fingerprint}|{model_version}".encode()).hexdigest()[:15]
 
 
 def logged_already(log_dir: Path, key: str) -> Path | None:

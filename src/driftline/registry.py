@@ -52,6 +52,8 @@ PENDING_PROMOTION = f"{TAG}promotion.pending"  # registered-model tag: a promoti
 PASSED = "promoted"  # the gate verdict of a version allowed to hold `champion`
 MODEL_CARD = "model_card.md"
 CONFIG_ARTIFACT = "config/driftline.yaml"
+LINEAGE_TAGS = ("data_fingerprints", "data_rows", "training_rows", "config_fingerprint", "packages", "seed")
+RUN_ARTIFACTS = (REFERENCE_ARTIFACTS, "lineage.json", CONFIG_ARTIFACT.split("/")[0])
 MAX_TAG_VALUE = 5000  # MLflow allows 8000; room for the JSON of a truncated value
 MAX_VERSION_DESCRIPTION = 5000  # the registry's column width
 
@@ -326,8 +328,7 @@ class Registry:
         )
         version = str(registered.version)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
-        holders = self.alias_holders()
-        self.record_transition(Action.registered, version, actor, trigger, holders, holders, {
+        self.record_unmoved(Action.registered, version, actor, trigger, {
             "run_id": run.info.run_id, "data_fingerprints": [source.fingerprint for source in lineage.data],
             "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
         })  # fmt: skip
@@ -382,9 +383,8 @@ class Registry:
             self.client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
         self.client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
         if not decision.promote:
-            holders = self.alias_holders()
-            self.record_transition(Action.refused, candidate.version, actor, decision.summary, holders, holders,
-                                   decision.evidence(candidate.run_id))  # fmt: skip
+            self.record_unmoved(Action.refused, candidate.version, actor, decision.summary,
+                                decision.evidence(candidate.run_id))  # fmt: skip
 
     def promote(
         self, candidate: ModelRef, actor: Actor | None = None, reason: str = "passed the gate",
@@ -504,6 +504,14 @@ class Registry:
         self.client.set_model_version_tag(self.name, version, f"{AUDIT}last_action", str(action))
         return replace(event, run_id=run.info.run_id)
 
+    def record_unmoved(
+        self, action: Action, version: str, actor: Actor | None, reason: str, evidence: dict | None = None
+    ) -> AuditEvent:
+        """An event that moves no alias, recorded under the transition lock: the holders it states are current."""
+        with self.transition_lock():
+            holders = self.alias_holders()
+            return self.record_transition(action, version, actor, reason, holders, holders, evidence)
+
     def audit_log(self) -> list[AuditEvent]:
         """Every recorded transition of this model, oldest first."""
         experiment = self.client.get_experiment_by_name(self.cfg.audit_experiment_name)
@@ -546,7 +554,6 @@ class Registry:
 
         A rejection turns the version's gate verdict to `refused`: the automatic checks passed, the gate did not.
         """
-        holders = self.alias_holders()
         if not approval.approved:
             self.client.set_model_version_tag(self.name, candidate.version, f"{TAG}gate.verdict", "refused")
             self.client.set_tag(candidate.run_id, f"{TAG}gate.verdict", "refused")
@@ -555,9 +562,8 @@ class Registry:
             self.client.set_model_version_tag(
                 self.name, candidate.version, f"{TAG}approval.{key}", value[:MAX_TAG_VALUE]
             )
-        self.record_transition(approval.action, candidate.version, Actor.approver(approval.approver),
-                               approval.reason, holders, holders,
-                               {"run_id": candidate.run_id, "timed_out": approval.timed_out})  # fmt: skip
+        self.record_unmoved(approval.action, candidate.version, Actor.approver(approval.approver), approval.reason,
+                            {"run_id": candidate.run_id, "timed_out": approval.timed_out})  # fmt: skip
 
     def was_champion(self, version: str) -> bool:
         """Whether the version ever served: per the audit log, or (versions older than it) its gate verdict."""
@@ -635,6 +641,20 @@ class Registry:
         tags = self.version_tags(version)
         times = [tags.get(f"{AUDIT}{action}.at") for action in (Action.promoted, Action.rolled_back)]
         return max((time for time in times if time), default=None)
+
+    def missing_records(self, info: VersionInfo) -> list[str]:
+        """What a registered version must carry and does not: holdout metrics, lineage tags, run artifacts, model."""
+        import mlflow
+
+        missing = [] if info.metrics else ["holdout metrics"]
+        missing += [f"tag {TAG}{key}" for key in LINEAGE_TAGS if f"{TAG}{key}" not in info.tags]
+        logged = {artifact.path for artifact in self.client.list_artifacts(info.run_id)}
+        missing += [f"artifact {path}" for path in RUN_ARTIFACTS if path not in logged]
+        source = self.client.get_model_version(self.name, info.version).source
+        with self._calls():
+            stored = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(artifact_uri=source) or []}
+        missing += [f"model file {name}" for name in ("MLmodel", SKOPS_FILE) if name not in stored]
+        return missing
 
     # --- model cards and reproduction ---------------------------------------------------------------------------
     def log_model_card(self, ref: ModelRef, markdown: str) -> None:

@@ -142,7 +142,7 @@ def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullconte
 def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, log_path: Callable[[], Path]):
     """Output first, then the log: a run killed in between is rerun (the file was not filed away), which
     replaces the same output and logs every row once. A log file already there is the whole log of an earlier run
-    of the same file, version and output (its name carries their key): it is kept, not written twice."""
+    of the same content and version (its name carries their key): it is kept, not written twice."""
     output.commit(path)
     if log is None:
         return None
@@ -150,8 +150,8 @@ def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, lo
     return target if target.exists() else log.commit(target)
 
 
-def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str, output_path: Path) -> Path:
-    key = prediction_log.batch_key(source.fingerprint, model_version, output_path)
+def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str) -> Path:
+    key = prediction_log.batch_key(source.fingerprint, model_version)
     return prediction_log.file_for(cfg.prediction_log_dir, source.name, key)
 
 
@@ -171,7 +171,7 @@ def score_file(
     ):
         _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log)
         # The log file is named when it is complete, so monitoring's watermark never passes over it.
-        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version, output_path))
+        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
         return ScoredFile(output_path, output.rows, logged)
 
 
@@ -225,7 +225,7 @@ def assemble(
             if log is not None:
                 for frame in _read_parts([part.log for part in parts if part.log is not None]):
                     log.write(frame)
-            logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version, output_path))
+            logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
     return ScoredFile(output_path, output.rows, logged)
 
 

@@ -1,0 +1,149 @@
+"""Faults injected for real (SIGKILL, stopped and restarted servers, 5xx answers, a full disk, racing writers) and
+what driftline guarantees through them; every case adds a row to the reliability table (tests/reliability)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from driftline import prediction_log, scoring
+from driftline.cli import EXIT_VIOLATION, main
+from driftline.demo_data import make_frame
+from driftline.errors import TransitionRefused
+from driftline.invariants import check_registry
+from driftline.landing import LandingWatcher, Ledger
+from driftline.registry import CHAMPION, Registry
+from driftline.validation import validate_file
+from tests.reliability.outcomes import expect
+
+
+def logged_rows(cfg, source_name: str) -> pd.DataFrame:
+    """Every prediction-log row of one source, across all log files."""
+    frames = [pd.read_parquet(path) for path in prediction_log.log_files(cfg.prediction_log_dir)]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({prediction_log.SOURCE: []})
+    return frame[frame[prediction_log.SOURCE] == source_name]
+
+
+def rows_once(frame: pd.DataFrame, ids: pd.Series, id_column: str) -> str:
+    """'every row once', or what is wrong: the outcome a person checks in an output or the log."""
+    found = frame[id_column].astype(str)
+    if found.duplicated().any():
+        return f"{int(found.duplicated().sum())} rows twice"
+    missing = set(ids.astype(str)) - set(found)
+    return f"{len(missing)} rows missing" if missing else "every row once"
+
+
+# --- cheap: in the default run -----------------------------------------------------------------------------------
+def test_rescoring_the_same_file_replaces_its_output_and_logs_every_row_once(cfg, trained, tmp_path):
+    frame = make_frame(500, seed=7, id_offset=70_000)
+    path = tmp_path / "batch.csv"
+    frame.to_csv(path, index=False)
+    source, _ = validate_file(path, cfg, None, for_training=False)
+    output = cfg.output_dir / "batch.scored.parquet"
+    first = scoring.score_file(source, trained.model.model, cfg, "1", output)
+    second = scoring.score_file(source, trained.model.model, cfg, "1", output)
+    expect(case="same file scored twice (a rerun)", expected="one output, every row once; log: every row once",
+           observed=f"{'one' if [p.name for p in output.parent.iterdir()] == [output.name] else 'not one'} output, "
+                    f"{rows_once(pd.read_parquet(output), frame.customer_id, 'customer_id')}; "
+                    f"log: {rows_once(logged_rows(cfg, 'batch.csv'), frame.customer_id, 'customer_id')}")  # fmt: skip
+    assert first.log == second.log  # the rerun found its rows logged under the same name
+    assert not [p.name for p in output.parent.iterdir() if p.name.startswith(".")]  # no temp file left over
+
+
+def test_check_finds_a_hand_made_violation_and_promotion_refuses_a_gate_refused_version(
+    cfg, config_path, trained, champion, capsys
+):  # fmt: skip
+    registry = Registry(cfg)
+    assert main(["check", "--config", str(config_path)]) == 0
+    refused = trained.register(passed=False)
+    with pytest.raises(TransitionRefused, match=f"cannot promote v{refused.version}: its gate verdict is 'refused'"):
+        registry.promote(refused)
+    expect(case="promote a version the gate refused", expected="refused; champion unchanged",
+           observed=f"refused; champion {'unchanged' if registry.champion() == champion else 'moved'}")
+    capsys.readouterr()
+    registry.client.set_registered_model_alias(registry.name, CHAMPION, refused.version)  # by hand, around driftline
+    code = main(["check", "--config", str(config_path), "--json"])
+    found = json.loads(capsys.readouterr().out)
+    expect(case="champion moved by hand to a gate-refused version", expected=f"check exits {EXIT_VIOLATION}: "
+           "champion-gated, aliases-audited", observed=f"check exits {code}: {', '.join(v['rule'] for v in found['violations'])}")
+
+
+def test_two_watchers_see_a_copy_and_a_second_file_at_once_and_announce_one_run_per_content(cfg, demo_files):
+    landing = cfg.landing_dir
+    landing.mkdir(parents=True)
+    for name, source in [("a.csv", "stable"), ("a_copy.csv", "stable"), ("b.csv", "covariate_shift")]:
+        shutil.copyfile(demo_files[source], landing / name)
+    ledger_path = cfg.ledger_dir / "landing.jsonl"
+    announced: list = []
+    start = threading.Barrier(2)
+
+    def watch() -> None:
+        watcher = LandingWatcher(landing, Ledger(ledger_path), stable_seconds=0)
+        start.wait()
+        watcher.poll(announced.append, time.monotonic())
+
+    watchers = [threading.Thread(target=watch) for _ in range(2)]
+    for thread in watchers:
+        thread.start()
+    for thread in watchers:
+        thread.join()
+    (landing / "a.csv").unlink()  # the same file arriving again later, under its old name
+    shutil.copyfile(demo_files["stable"], landing / "a.csv")
+    LandingWatcher(landing, Ledger(ledger_path), stable_seconds=0).poll(announced.append, time.monotonic() + 1)
+    runs = sorted(Path(a.path).name for a in announced if not a.duplicate)
+    copies = sorted(Path(a.path).name for a in announced if a.duplicate)
+    expect(case="a file, its copy and another file land at once (two watchers); the file again later",
+           expected="2 runs (a.csv, b.csv); 2 duplicates announced, not run",
+           observed=f"{len(runs)} runs ({', '.join(runs)}); {len(copies)} duplicates announced, not run")
+
+
+@pytest.mark.integration
+def test_racing_promotions_leave_one_gated_champion_at_every_moment(cfg, trained, champion):
+    registry = Registry(cfg)
+    passed = [trained.register() for _ in range(3)]
+    refused = trained.register(passed=False)
+    gated = {champion.version} | {ref.version for ref in passed}
+    seen: set[str | None] = set()
+    done = threading.Event()
+
+    def observe() -> None:
+        while not done.is_set():
+            holder = registry.champion()
+            seen.add(holder.version if holder else None)
+
+    def promote(ref) -> str:
+        try:
+            Registry(cfg).promote(ref)
+            return "promoted"
+        except TransitionRefused:
+            return "refused"
+
+    outcomes: dict[str, str] = {}
+    racers = [threading.Thread(target=lambda r=ref: outcomes.__setitem__(r.version, promote(r)))
+              for ref in [*passed, refused]]  # fmt: skip
+    watcher = threading.Thread(target=observe)
+    watcher.start()
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    done.set()
+    watcher.join()
+    ungated = sorted(str(v) for v in seen - gated)
+    violations = check_registry(registry)
+    expect(case="four promotions race (one gate-refused)",
+           expected="3 promoted, 1 refused; champion always a gated version; check: consistent",
+           observed=f"{sorted(outcomes.values()).count('promoted')} promoted, "
+                    f"{sorted(outcomes.values()).count('refused')} refused; "
+                    f"champion {'always a gated version' if not ungated else 'was ' + ', '.join(ungated)}; "
+                    f"check: {'consistent' if not violations else '; '.join(map(str, violations))}")  # fmt: skip
+    events = [e for e in registry.audit_log() if e.action.value == "promoted"]
+    chain = [(e.before.champion, e.after.champion) for e in events]
+    assert all(after == following_before for (_, after), (following_before, _) in zip(chain, chain[1:], strict=False))
+
