@@ -475,12 +475,12 @@ class ReliabilityConfig(_Section):
         3, ge=0, description="Retries of a failed or 5xx call to an MLflow tracking server "
         "(MLFLOW_HTTP_REQUEST_MAX_RETRIES).",
     )  # fmt: skip
-    registry_backoff_seconds: float = Field(
-        1, ge=0, description="Backoff factor between those retries: waits 1x, 2x, 4x... this "
-        "(MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR).",
+    registry_backoff_seconds: int = Field(
+        1, ge=0, description="Backoff factor between those retries, whole seconds: waits 1x, 2x, 4x... this, plus up "
+        "to 1 s of jitter (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR).",
     )  # fmt: skip
-    registry_timeout_seconds: float = Field(
-        30, gt=0, description="Timeout of one call to the MLflow server (MLFLOW_HTTP_REQUEST_TIMEOUT)."
+    registry_timeout_seconds: int = Field(
+        30, ge=1, description="Timeout of one call to the MLflow server, whole seconds (MLFLOW_HTTP_REQUEST_TIMEOUT)."
     )
 
 

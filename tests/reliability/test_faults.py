@@ -4,6 +4,7 @@ what driftline guarantees through them; every case adds a row to the reliability
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import threading
 import time
@@ -20,6 +21,7 @@ from driftline.invariants import check_registry
 from driftline.landing import LandingWatcher, Ledger
 from driftline.registry import CHAMPION, Registry
 from driftline.validation import validate_file
+from tests.reliability.conftest import cli_env, kill_hard, start_cli, wait_for
 from tests.reliability.outcomes import expect
 
 
@@ -147,3 +149,132 @@ def test_racing_promotions_leave_one_gated_champion_at_every_moment(cfg, trained
     chain = [(e.before.champion, e.after.champion) for e in events]
     assert all(after == following_before for (_, after), (following_before, _) in zip(chain, chain[1:], strict=False))
 
+
+
+# --- integration: processes killed, servers stopped and restarted, disks filled -----------------------------------
+def write_batch(path: Path, rows: int, seed: int) -> pd.DataFrame:
+    frame = make_frame(rows, seed=seed, id_offset=100_000 * seed)
+    frame.drop(columns=["churned"]).to_csv(path, index=False)
+    return frame
+
+
+class OutputReader(threading.Thread):
+    """A reader polling an output path while it is written: counts what it sees that is not the whole file."""
+
+    def __init__(self, path: Path, rows: int):
+        super().__init__(daemon=True)
+        self.path, self.rows, self.reads, self.partial = path, rows, 0, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.path.exists():
+                try:
+                    self.partial += len(pd.read_parquet(self.path)) != self.rows
+                except FileNotFoundError:
+                    continue  # replaced between the check and the read
+                except Exception:
+                    self.partial += 1
+                self.reads += 1
+
+    def done(self) -> str:
+        self.stop.set()
+        self.join()
+        return "no half file seen" if not self.partial else f"{self.partial} partial reads"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_scoring_killed_at_a_random_point_then_rerun_writes_every_row_once(
+    seed, config_factory, cfg, champion, prefect_api_url, tmp_path
+):  # fmt: skip
+    config = config_factory(scoring={"chunk_rows": 2000})
+    frame = write_batch(tmp_path / "big.csv", 60_000, seed)
+    output = tmp_path / "scored" / "big.scored.parquet"
+    args = ["score", "--config", str(config), "--data", str(tmp_path / "big.csv"), "--output", str(output)]
+    env = cli_env(prefect_api_url)
+    reader = OutputReader(output, len(frame))
+    reader.start()
+    scoring_run = start_cli(args, env, tmp_path)
+    # Killed somewhere between the first chunk written and a moment after the end
+    wait_for(lambda: scoring_run.poll() is not None or any(output.parent.glob(".*.tmp")), 300, "scoring started")
+    time.sleep(random.Random(seed).uniform(0, 4))
+    kill_hard(scoring_run)
+    visible = sorted(p.name for p in output.parent.iterdir() if not p.name.startswith("."))
+    rerun = start_cli(args, env, tmp_path)
+    _, errors = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, errors
+    seen = reader.done()
+    ids = frame.customer_id
+    expect(case=f"scoring SIGKILLed at a random point (seed {seed}), then rerun",
+           expected="readers: no half file seen; rerun: output every row once, log every row once",
+           observed=f"readers: {seen if visible in ([], [output.name]) else 'stray ' + str(visible)}; rerun: output "
+                    f"{rows_once(pd.read_parquet(output), ids, 'customer_id')}, log "
+                    f"{rows_once(logged_rows(cfg, 'big.csv'), ids, 'customer_id')}")  # fmt: skip
+
+
+def training_slot_taken(api_url: str, cfg) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.concurrency import training_limit_name
+
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(training_limit_name(cfg)).active_slots > 0
+        except Exception:  # not created yet
+            return False
+
+
+@pytest.mark.integration
+def test_training_killed_midway_leaves_the_registry_whole_and_frees_its_slot_for_the_next(
+    cfg, config_path, champion, prefect_server, demo_files, tmp_path
+):  # fmt: skip
+    api_url = prefect_server.health_url.removesuffix("/health")
+    env = cli_env(api_url)
+    args = ["train", "--config", str(config_path), "--data", str(demo_files["reference"]), "--reason", "killed"]
+    training = start_cli(args, env, tmp_path)
+    wait_for(lambda: training_slot_taken(api_url, cfg), 300, "the training took its slot", 0.2)
+    time.sleep(random.Random(7).uniform(1, 6))
+    kill_hard(training)
+    registry = Registry(cfg)
+    holders = registry.alias_holders()
+    violations = check_registry(registry)
+    expect(case="training SIGKILLed midway", expected="champion unchanged, previous unset; check: consistent",
+           observed=f"champion {'unchanged' if holders.champion == champion.version else 'v' + str(holders.champion)}"
+                    f", previous {'unset' if holders.previous is None else 'v' + holders.previous}; check: "
+                    f"{'consistent' if not violations else '; '.join(map(str, violations))}")  # fmt: skip
+    # Prefect's default lease (300 s) would keep the next training waiting longer than this.
+    following = start_cli(args[:-1] + ["after the kill"], env, tmp_path)
+    try:
+        following.communicate(timeout=240)
+        finished = f"finished (exit {following.returncode})"
+    except Exception:
+        kill_hard(following)
+        finished = "still waiting after 240 s"
+    expect(case="the next training after a killed one", expected="finished (exit 0)", observed=finished)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("outage", ["503", "stopped"])
+def test_mlflow_answering_503_or_stopped_is_retried_then_fails_in_one_line_naming_the_cause(
+    outage, config_factory, demo_files, flaky_proxy, prefect_api_url, tmp_path
+):  # fmt: skip
+    from driftline.stack import free_port
+
+    proxy = flaky_proxy(None) if outage == "503" else None
+    url = proxy.url if proxy else f"http://127.0.0.1:{free_port()}"
+    config = config_factory(registry={"model_name": "churn-demo", "tracking_uri": url},
+                            reliability={"registry_http_retries": 2, "registry_backoff_seconds": 0})  # fmt: skip
+    done = start_cli(["score", "--config", str(config), "--data", str(demo_files["stable"])],
+                     cli_env(prefect_api_url), tmp_path)  # fmt: skip
+    _, errors = done.communicate(timeout=600)
+    lines = errors.strip().splitlines()
+    cause = "HTTP 503" if outage == "503" else "Connection refused"
+    named = len(lines) == 1 and url in lines[0] and cause in lines[0]
+    if proxy is not None:  # MLflow's retries (2) of each call, times the load-champion task's attempts (3)
+        expect(case="MLflow server answering 503: calls made", expected="9 calls", observed=f"{len(proxy.seen)} calls")
+    expect(case=f"MLflow server {'answering 503' if outage == '503' else 'stopped'} while scoring",
+           expected=f"exit 1; one line naming {url.split(':')[0]}://…, {cause}",
+           observed=f"exit {done.returncode}; " + (f"one line naming {url.split(':')[0]}://…, {cause}" if named
+                                                    else f"stderr: {errors.strip()[-300:]}"))  # fmt: skip
