@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from driftline.lineage import DataSource, collect_lineage
 from driftline.registry import ModelRef, Registry
 from driftline.stack import FILE_LEASES, LEASE_STORAGE_ENV, free_port
 from driftline.training import TrainedModel, train_model
+from tests.integration.conftest import wait_for
 
 DRIFTLINE = Path(sys.executable).parent / "driftline"
 
@@ -84,16 +84,6 @@ def kill_hard(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(timeout=30)
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"within {timeout:.0f} s: {what}")
 
 
 class FlakyProxy(ThreadingHTTPServer):

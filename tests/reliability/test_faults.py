@@ -23,7 +23,8 @@ from driftline.invariants import check_registry
 from driftline.landing import LandingWatcher, Ledger
 from driftline.registry import CHAMPION, Registry
 from driftline.validation import validate_file
-from tests.reliability.conftest import cli_env, kill_hard, start_cli, wait_for
+from tests.integration.conftest import wait_for
+from tests.reliability.conftest import cli_env, kill_hard, start_cli
 from tests.reliability.outcomes import expect
 
 
