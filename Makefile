@@ -34,7 +34,7 @@ test-slow: install
 # a worker and the watcher, driven through their APIs. Everything it starts, it stops.
 test-integration: install
 	infra/local/install-postgres.sh
-	$(BIN)/python -m pytest -m integration tests/integration
+	$(BIN)/python -m pytest -m integration tests/integration tests/reliability
 
 # The local stack: Prefect server, MLflow server (artifacts served), a process worker, the landing watcher.
 # `make up` keeps both servers on SQLite files; `make up-postgres` puts both on a private PostgreSQL cluster.

@@ -3,6 +3,9 @@
 A Prefect global concurrency limit named after the model, with one slot: a second training waits (queued, visible in
 the UI under Concurrency) until the first has gated and promoted, so a gate never judges against a champion that
 changes under it. The continuous-training deployment adds its own limit (prefect.yaml) for whole runs.
+
+The slot is held under a lease the holder renews while it lives: a training killed outright (SIGKILL, a lost node)
+stops renewing, and the server's repossessor frees its slot once `reliability.training_lease_seconds` pass.
 """
 
 from __future__ import annotations
@@ -28,5 +31,6 @@ def ensure_training_limit(cfg: DriftlineConfig) -> None:
 @contextmanager
 def one_training_at_a_time(cfg: DriftlineConfig) -> Iterator[None]:
     ensure_training_limit(cfg)
-    with concurrency(training_limit_name(cfg), occupy=1, strict=True):
+    lease = cfg.reliability.training_lease_seconds
+    with concurrency(training_limit_name(cfg), occupy=1, strict=True, lease_duration=lease):
         yield

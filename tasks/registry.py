@@ -71,7 +71,7 @@ def run_actor() -> Actor:
     return Actor.flow_run(f"{flow_run.flow_name}/{flow_run.name}", str(flow_run.id))
 
 
-@task(name="promote", **REGISTRY_RETRIES)
+@task(name="promote", retry_condition_fn=_not_refused, **REGISTRY_RETRIES)
 def promote(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision | None = None) -> ModelRef | None:
     registry = Registry(cfg)
     evidence = decision.evidence(candidate.run_id) if decision else None

@@ -40,7 +40,8 @@ def score_batch(
     log = None
     if cfg.scoring.log_predictions:
         rows = scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
-        log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at)
+        key = prediction_log.batch_key(batch.fingerprint, version)
+        log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at, key)
     tally = rollout.Tally()
     tally.add(answered, cfg.dataset.task)
     scored_file = scoring.ScoredFile(path, len(scored), log, tally)
@@ -112,5 +113,5 @@ def assemble_output(
     scored_at: datetime,
 ) -> ScoredBatch:  # fmt: skip
     """The parts joined in row order into the output file and one log file, each appearing whole."""
-    scored = scoring.assemble(parts, source, cfg, output_path(output, cfg, source.path))
+    scored = scoring.assemble(parts, source, cfg, output_path(output, cfg, source.path), champion.version)
     return _published(scored, source, champion.version, cfg, (datetime.now(UTC) - scored_at).total_seconds())

@@ -22,12 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 from driftline.config import DriftlineConfig, load_config
-from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, NoChampion
+from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
 
 if TYPE_CHECKING:
     from driftline.stack import StackSettings
 
-EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION = 1, 2, 3, 4, 5
+EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
 DEMO_CONFIG = "configs/demo.yaml"
 # What GET /model shows of a version's lineage (driftline status --json shows all of it).
 LINEAGE_SHOWN = ("created_at", "gate_verdict", "trigger", "metrics", "training_rows", "data", "git_commit")
@@ -212,6 +212,25 @@ def cmd_status(args: argparse.Namespace) -> None:
         return
     console.print(versions_table(cfg))
     console.print(f"tracking: {cfg.tracking_uri}  (full lineage per version: driftline status --json)")
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from driftline.invariants import check_registry
+    from driftline.registry import Registry
+
+    cfg = load_config(args.config)
+    violations = check_registry(Registry(cfg))
+    if args.json:
+        print(json.dumps({"model": cfg.registry.model_name, "ok": not violations,
+                          "violations": [v.to_dict() for v in violations]}, indent=2))  # fmt: skip
+    else:
+        for violation in violations:
+            console.print(f"VIOLATED {violation}")
+    if violations:
+        raise InvariantViolated(f"{len(violations)} registry invariant(s) violated for {cfg.registry.model_name}: "
+                                f"{violations[0]}")  # fmt: skip
+    if not args.json:
+        console.print(f"registry of {cfg.registry.model_name} consistent with its audit log: every invariant holds")
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
@@ -542,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
     status = command("status", cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
     status.add_argument("--json", action="store_true")
+    check = command("check", cmd_check, "verify the registry against the audit log (exit 6 on a violation)")
+    check.add_argument("--json", action="store_true")
     audit = command("audit", cmd_audit, "the audit log: every registry transition, who made it, why, on what evidence")
     audit.add_argument("--json", action="store_true")
     audit.add_argument("--at", default=None, help="ISO time: which version was champion then (UTC if no zone)")
@@ -567,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries(args.verbose)
     outcomes: list[tuple[type[BaseException], int]] = [
         (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefused, EXIT_REFUSED),
-        (NoChampion, EXIT_NO_CHAMPION), (DriftlineError, EXIT_FAILED),
+        (NoChampion, EXIT_NO_CHAMPION), (InvariantViolated, EXIT_VIOLATION), (DriftlineError, EXIT_FAILED),
     ]  # fmt: skip
     try:
         args.handler(args)

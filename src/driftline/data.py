@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import json
 import numbers
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.config import DatasetConfig, RetrainingConfig
-from driftline.errors import DataRejected
+from driftline.errors import DataRejected, OutputNotWritten
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -380,6 +381,38 @@ def missing_columns(frame: pd.DataFrame, dataset: DatasetConfig, with_target: bo
     return [column for column in needed if column not in frame]
 
 
+NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextmanager
+def space_named(path: Path) -> Iterator[None]:
+    """A full disk (or file-size limit) while writing `path` becomes one line naming it; the old file stays whole."""
+    try:
+        yield
+    except OSError as error:
+        # pyarrow reports the errno only in its message
+        if error.errno not in NO_SPACE_ERRNOS and "No space left" not in str(error):
+            raise
+        raise OutputNotWritten(
+            f"{path}: no space left on device while writing it ({error.strerror or error}); the previous file "
+            "is intact; free space there or point storage.output_dir / --output at another disk"
+        ) from None
+
+
+def replace_durably(temp: Path, path: Path) -> Path:
+    """fsync the finished temp file, rename it over `path`, fsync the folder: after a crash or power cut a reader
+    finds the old file or the whole new one, never a name pointing at unwritten blocks."""
+    with temp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return path
+
+
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Write through a temp file in the same folder, then rename: readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,8 +420,9 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     os.close(handle)
     temp_path = Path(temp_name)
     try:
-        write(temp_path)
-        os.replace(temp_path, path)
+        with space_named(path):
+            write(temp_path)
+            replace_durably(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)
     return path
@@ -434,15 +468,16 @@ class IncrementalFile:
     def commit(self, path: Path) -> Path:
         self._close()
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.temp, path)
-        return path
+        return replace_durably(self.temp, path)
 
     def __enter__(self) -> IncrementalFile:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._close()
-        self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove
+        try:
+            self._close()
+        finally:
+            self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove
 
 
 def read_archive_index(archive_dir: Path) -> list[ArchivedBatch]:

@@ -38,3 +38,15 @@ class PathNotAllowed(DriftlineError):
 
 class ModelTampered(DriftlineError):
     """A model artifact's bytes differ from the checksum recorded at registration; it is not deserialized."""
+
+
+class OutputNotWritten(DriftlineError):
+    """An output could not be written (the disk is full); the file it would have replaced is left as it was."""
+
+
+class RegistryUnavailable(DriftlineError):
+    """The MLflow tracking server did not answer, or answered with a server error, after the configured retries."""
+
+
+class InvariantViolated(DriftlineError):
+    """`driftline check` found the registry in a state its invariants forbid (the CLI exits 6)."""

@@ -155,6 +155,9 @@ class LandingWatcher:
                 self._pending.pop(path, None)
                 continue
             with self.ledger.locked():
+                if self.ledger.known_file(path, *observed):  # another watcher on this folder recorded it meanwhile
+                    self._pending.pop(path, None)
+                    continue
                 first = self.ledger.first_sighting(sha256)
                 duplicate_of = first.path if first else self.processed_elsewhere(sha256)
                 arrival = Arrival(

@@ -111,15 +111,40 @@ def _stamp_of(path: Path) -> datetime:
     return datetime.strptime(path.name.split("-", 1)[0], STAMP_FORMAT).replace(tzinfo=UTC)
 
 
-def new_file_path(log_dir: Path, source: str, now: datetime | None = None) -> Path:
-    """Where a log file written now goes: under date=YYYY-MM-DD/, named to sort by time of writing."""
+def new_file_path(log_dir: Path, source: str, now: datetime | None = None, key: str | None = None) -> Path:
+    """Where a log file written now goes: under date=YYYY-MM-DD/, named to sort by time of writing.
+
+    `key` (see `batch_key`) names what was scored; without one (the online service) a random tag keeps names apart.
+    """
     now = now or datetime.now(UTC)
-    return log_dir / f"date={now:%Y-%m-%d}" / f"{now:{STAMP_FORMAT}}-{uuid.uuid4().hex[:8]}-{_slug(source)}.parquet"
+    tag = key or uuid.uuid4().hex[:8]
+    return log_dir / f"date={now:%Y-%m-%d}" / f"{now:{STAMP_FORMAT}}-{tag}-{_slug(source)}.parquet"
 
 
-def append(rows: pd.DataFrame, log_dir: Path, source: str, now: datetime | None = None) -> Path:
-    """Write rows as one new log file under date=YYYY-MM-DD/; the name sorts by time of writing."""
-    return write_atomically(new_file_path(log_dir, source, now), lambda temp: rows.to_parquet(temp, index=False))
+def batch_key(source_fingerprint: str, model_version: str) -> str:
+    """The same content scored by the same version (a rerun, a copy under another name): its rows are logged once."""
+    return "b" + hashlib.sha256(f"{source_fingerprint}|{model_version}".encode()).hexdigest()[:15]
+
+
+def logged_already(log_dir: Path, key: str) -> Path | None:
+    """The log file a run with this key committed (whole: log files appear by rename), if one did."""
+    return next(iter(sorted(log_dir.glob(f"date=*/*-{key}-*.parquet"))), None) if log_dir.is_dir() else None
+
+
+def file_for(log_dir: Path, source: str, key: str, now: datetime | None = None) -> Path:
+    """Where this run's rows go: the file an earlier, interrupted run of the same key logged them to, or a new one."""
+    return logged_already(log_dir, key) or new_file_path(log_dir, source, now, key)
+
+
+def append(rows: pd.DataFrame, log_dir: Path, source: str, now: datetime | None = None, key: str | None = None) -> Path:
+    """Write rows as one new log file under date=YYYY-MM-DD/; the name sorts by time of writing.
+
+    With a `key` logged before (a rerun after a crash), nothing is written: those rows are in the log already.
+    """
+    path = logged_already(log_dir, key) if key else None
+    if path is not None:
+        return path
+    return write_atomically(new_file_path(log_dir, source, now, key), lambda temp: rows.to_parquet(temp, index=False))
 
 
 def log_files(log_dir: Path) -> list[Path]:

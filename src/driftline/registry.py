@@ -5,6 +5,7 @@ The only module that talks to MLflow tracking and the registry.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -12,7 +13,9 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +28,14 @@ from driftline.audit import Action, Actor, AliasHolders, Approval, AuditEvent, R
 from driftline.config import TRACKING_URI_ENV, DriftlineConfig
 from driftline.data import fingerprint_file
 from driftline.drift import DriftReference, ReferenceStats, reference_stats
-from driftline.errors import ConfigError, DriftlineError, ModelTampered, NoChampion, TransitionRefused
+from driftline.errors import (
+    ConfigError,
+    DriftlineError,
+    ModelTampered,
+    NoChampion,
+    RegistryUnavailable,
+    TransitionRefused,
+)
 from driftline.evaluation import GateDecision
 from driftline.kpis import Detection, PipelineRun, ScoringRun, Transition
 from driftline.lineage import Lineage
@@ -47,8 +57,12 @@ RUN_TYPE = f"{TAG}run_type"  # training | monitoring | performance | scoring | t
 TRENDS_RUN_TYPE = "trends"
 AUDIT = f"{TAG}audit."  # tags of audit runs, and of model versions for their latest transition of each kind
 RETIRED = f"{TAG}retired"
+PENDING_PROMOTION = f"{TAG}promotion.pending"  # registered-model tag: a promotion begun and not yet finished
+PASSED = "promoted"  # the gate verdict of a version allowed to hold `champion`
 MODEL_CARD = "model_card.md"
 CONFIG_ARTIFACT = "config/driftline.yaml"
+LINEAGE_TAGS = ("data_fingerprints", "data_rows", "training_rows", "config_fingerprint", "packages", "seed")
+RUN_ARTIFACTS = (REFERENCE_ARTIFACTS, "lineage.json", CONFIG_ARTIFACT.split("/")[0])
 MAX_TAG_VALUE = 5000  # MLflow allows 8000; room for the JSON of a truncated value
 MAX_VERSION_DESCRIPTION = 5000  # the registry's column width
 MODEL_SHA256 = f"{TAG}model_sha256"  # version tag: checksum of the model artifact's files, set at registration
@@ -63,6 +77,7 @@ REVIEWED_SKOPS_TYPES = [
 ]
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
+log = logging.getLogger("driftline.registry")
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,73 @@ def trusted_types_for(model: Pipeline, cfg: DriftlineConfig) -> list[str]:
     return sorted(needed)
 
 
+HTTP_SETTINGS = {  # MLflow's own retry settings for calls to a tracking server, from reliability.*
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "registry_http_retries",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "registry_backoff_seconds",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "registry_timeout_seconds",
+}
+_OUTAGE_SIGNS = ("Max retries exceeded", "error responses", "Connection refused", "Read timed out",
+                 "Failed to establish", "RemoteDisconnected", "Connection aborted")  # fmt: skip
+
+
+def unavailable(error: Exception, tracking_uri: str, retries: int) -> RegistryUnavailable | None:
+    """The one line naming an MLflow server outage (what was called, the status or the refusal), or None if the
+    error is something else (a missing version, a bad request) that no retry would change."""
+    text = str(error)
+    if not any(sign in text for sign in _OUTAGE_SIGNS):
+        return None
+    status = re.search(r"too many (\d{3}) error responses", text)
+    cause = f"HTTP {status.group(1)}" if status else _first_cause(text)
+    url = re.search(r"url: (\S+)", text)
+    called = f" ({url.group(1)})" if url else ""
+    return RegistryUnavailable(
+        f"MLflow tracking server {tracking_uri} unavailable{called}: {cause} after {retries} retries; "
+        "check the server, or raise reliability.registry_http_retries"
+    )
+
+
+def _first_cause(text: str) -> str:
+    found = re.search(r"(Connection refused|Read timed out|RemoteDisconnected|Connection aborted)", text)
+    return found.group(1) if found else text.strip().splitlines()[0][:200]
+
+
+class _OutageNamed:
+    """The MLflow client whose calls fail with `RegistryUnavailable` (one line) once MLflow's retries are spent."""
+
+    def __init__(self, client, tracking_uri: str, retries: int):
+        self._client, self._uri, self._retries = client, tracking_uri, retries
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            with outage_named(self._uri, self._retries):
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+@contextmanager
+def outage_named(tracking_uri: str, retries: int) -> Iterator[None]:
+    try:
+        yield
+    except RegistryUnavailable:
+        raise
+    except Exception as error:
+        named = unavailable(error, tracking_uri, retries)
+        if named is None:
+            raise
+        raise named from error
+
+
+def apply_http_settings(cfg: DriftlineConfig) -> None:
+    """MLflow reads its HTTP retry settings from the environment at each call: set them from this config."""
+    for variable, field_name in HTTP_SETTINGS.items():
+        os.environ[variable] = str(getattr(cfg.reliability, field_name))
+
+
 class Registry:
     """One registered model and its experiment, as driftline uses them."""
 
@@ -184,8 +266,13 @@ class Registry:
             os.environ.pop(TRACKING_URI_ENV, None)
         else:
             os.environ[TRACKING_URI_ENV] = user_setting
-        self.client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+        apply_http_settings(cfg)
+        retries = cfg.reliability.registry_http_retries
+        self.client = _OutageNamed(MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri),
+                                   cfg.tracking_uri, retries)  # fmt: skip
         self._cache = cfg.workspace / "cache"
+        self._calls = lambda: outage_named(cfg.tracking_uri, retries)
+        self._lock_path = cfg.workspace / "locks" / f"registry-{re.sub(r'[^A-Za-z0-9_.-]', '_', self.name)}.lock"
 
     # --- experiments and runs -------------------------------------------------------------------------------
     @property
@@ -251,7 +338,7 @@ class Registry:
             f"{TAG}run_type": "training",
             f"{TAG}trigger": trigger[:500],
         }
-        with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"train-{self.name}") as run:
+        with self._calls(), mlflow.start_run(experiment_id=self.experiment_id, run_name=f"train-{self.name}") as run:
             mlflow.set_tags(lineage_tags)
             mlflow.log_params({key: str(value)[:500] for key, value in trained.params.items()})
             mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in trained.metrics.items()})
@@ -275,8 +362,7 @@ class Registry:
         )
         version = str(registered.version)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
-        holders = self.alias_holders()
-        self.record_transition(Action.registered, version, actor, trigger, holders, holders, {
+        self.record_unmoved(Action.registered, version, actor, trigger, {
             "run_id": run.info.run_id, "data_fingerprints": [source.fingerprint for source in lineage.data],
             "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
         })  # fmt: skip
@@ -338,9 +424,8 @@ class Registry:
             self.client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
         self.client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
         if not decision.promote:
-            holders = self.alias_holders()
-            self.record_transition(Action.refused, candidate.version, actor, decision.summary, holders, holders,
-                                   decision.evidence(candidate.run_id))  # fmt: skip
+            self.record_unmoved(Action.refused, candidate.version, actor, decision.summary,
+                                decision.evidence(candidate.run_id))  # fmt: skip
 
     def promote(
         self, candidate: ModelRef, actor: Actor | None = None, reason: str = "passed the gate",
@@ -349,22 +434,73 @@ class Registry:
         """Move `champion` to the candidate and the former champion to `previous`; returns the former champion.
 
         Aliases are unique per model, so `champion` moves in one registry write: never two champions, never none.
-        A retired version is refused (only `rollback --override-retired` brings one back, recorded).
+        Transitions take the registry lock one at a time, so `previous` and the audit log's before/after are what
+        really held. A retired version, or one whose recorded gate verdict is not a pass, is refused. The intent is
+        written first (a registered-model tag): a promotion interrupted midway is finished by the next transition.
         """
-        self._refuse_retired(candidate.version, "promote")
-        before = self.alias_holders()
-        if before.champion == candidate.version:  # a retried task: done already, recorded already
-            return self.alias(PREVIOUS)
-        former = self.champion()
-        if former is not None and former.version != candidate.version:
-            self.client.set_registered_model_alias(self.name, PREVIOUS, former.version)
-        self.client.set_registered_model_alias(self.name, CHAMPION, candidate.version)
+        with self.transition_lock():
+            self._finish_interrupted_promotion()
+            self._refuse_retired(candidate.version, "promote")
+            self._refuse_ungated(candidate.version)
+            before = self.alias_holders()
+            if before.champion == candidate.version:  # a retried task: done already, recorded already
+                return self.alias(PREVIOUS)
+            former = self.champion()
+            intent = {"version": candidate.version, "run_id": candidate.run_id, "at": now(), "reason": reason,
+                      "actor": asdict(actor or Actor.os_user()), "before": asdict(before),
+                      "evidence": {"run_id": candidate.run_id, **(evidence or {})}}  # fmt: skip
+            self.client.set_registered_model_tag(self.name, PENDING_PROMOTION, json.dumps(intent, default=str))
+            self._complete_promotion(intent)
+            return former
+
+    def _complete_promotion(self, intent: dict) -> None:
+        """The alias moves and the audit record of a promotion; each step may be repeated without harm."""
+        version, before = intent["version"], AliasHolders(**intent["before"])
+        if before.champion is not None and before.champion != version:
+            self.client.set_registered_model_alias(self.name, PREVIOUS, before.champion)
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
         challenger = self.alias(CHALLENGER)
-        if challenger is not None and challenger.version == candidate.version:
+        if challenger is not None and challenger.version == version:
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
-        self.record_transition(Action.promoted, candidate.version, actor, reason, before, self.alias_holders(),
-                               {"run_id": candidate.run_id, **(evidence or {})})  # fmt: skip
-        return former
+        recorded = [e for e in self.audit_log() if e.action is Action.promoted and e.version == version
+                    and e.at >= intent["at"]]  # fmt: skip
+        if not recorded:
+            self.record_transition(Action.promoted, version, Actor(**intent["actor"]), intent["reason"], before,
+                                   self.alias_holders(), intent["evidence"])  # fmt: skip
+        self.client.delete_registered_model_tag(self.name, PENDING_PROMOTION)
+
+    def interrupted_promotion(self) -> dict | None:
+        """The intent of a promotion that began and did not finish (a crash, an outage midway), if any."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.name).tags
+        except MlflowException:
+            return None
+        return json.loads(tags[PENDING_PROMOTION]) if PENDING_PROMOTION in tags else None
+
+    def _finish_interrupted_promotion(self) -> None:
+        intent = self.interrupted_promotion()
+        if intent is not None:
+            log.warning("finishing the interrupted promotion of v%s begun at %s", intent["version"], intent["at"])
+            self._complete_promotion(intent)
+
+    def _refuse_ungated(self, version: str) -> None:
+        verdict = self.version_tags(version).get(f"{TAG}gate.verdict")
+        if verdict is not None and verdict != PASSED:
+            raise TransitionRefused(f"cannot promote v{version}: its gate verdict is {verdict!r}, not a pass")
+
+    @contextmanager
+    def transition_lock(self) -> Iterator[None]:
+        """One alias transition of this model at a time among processes sharing the workspace (an OS file lock,
+        released by the kernel if the holder dies)."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # --- governance: audit log, approval, rollback, retirement ------------------------------------------------------
     def alias_holders(self) -> AliasHolders:
@@ -409,6 +545,14 @@ class Registry:
         self.client.set_model_version_tag(self.name, version, f"{AUDIT}last_action", str(action))
         return replace(event, run_id=run.info.run_id)
 
+    def record_unmoved(
+        self, action: Action, version: str, actor: Actor | None, reason: str, evidence: dict | None = None
+    ) -> AuditEvent:
+        """An event that moves no alias, recorded under the transition lock: the holders it states are current."""
+        with self.transition_lock():
+            holders = self.alias_holders()
+            return self.record_transition(action, version, actor, reason, holders, holders, evidence)
+
     def audit_log(self) -> list[AuditEvent]:
         """Every recorded transition of this model, oldest first."""
         experiment = self.client.get_experiment_by_name(self.cfg.audit_experiment_name)
@@ -451,7 +595,6 @@ class Registry:
 
         A rejection turns the version's gate verdict to `refused`: the automatic checks passed, the gate did not.
         """
-        holders = self.alias_holders()
         if not approval.approved:
             self.client.set_model_version_tag(self.name, candidate.version, f"{TAG}gate.verdict", "refused")
             self.client.set_tag(candidate.run_id, f"{TAG}gate.verdict", "refused")
@@ -460,26 +603,26 @@ class Registry:
             self.client.set_model_version_tag(
                 self.name, candidate.version, f"{TAG}approval.{key}", value[:MAX_TAG_VALUE]
             )
-        self.record_transition(approval.action, candidate.version, Actor.approver(approval.approver),
-                               approval.reason, holders, holders,
-                               {"run_id": candidate.run_id, "timed_out": approval.timed_out})  # fmt: skip
+        self.record_unmoved(approval.action, candidate.version, Actor.approver(approval.approver), approval.reason,
+                            {"run_id": candidate.run_id, "timed_out": approval.timed_out})  # fmt: skip
 
     def hold_for_rollout(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
         """A candidate that passed its gate stays `challenger` for a shadow or canary rollout (recorded)."""
-        holders = self.alias_holders()
         self._set_verdict(candidate, decision.verdict, {f"{TAG}rollout.mode": decision.held_for or ""})
-        self.record_transition(Action.held, candidate.version, actor, decision.summary, holders, holders,
-                               decision.evidence(candidate.run_id))  # fmt: skip
+        evidence = decision.evidence(candidate.run_id)
+        self.record_unmoved(Action.held, candidate.version, actor, decision.summary, evidence)
 
-    def end_rollout(self, challenger: ModelRef, promote: bool, reason: str, evidence: dict, actor: Actor | None = None):
+    def end_rollout(
+        self, challenger: ModelRef, promote: bool, reason: str, evidence: dict, actor: Actor | None = None
+    ) -> ModelRef | None:
         """The rollout's verdict: promote the challenger, or drop it (alias removed, verdict `refused`, recorded)."""
         self._set_verdict(challenger, "promoted" if promote else "refused", {f"{TAG}rollout.verdict": reason[:500]})
         if promote:
             return self.promote(challenger, actor, reason, evidence)
-        holders = self.alias_holders()
-        if self.alias(CHALLENGER) == challenger:
-            self.client.delete_registered_model_alias(self.name, CHALLENGER)
-        self.record_transition(Action.refused, challenger.version, actor, reason, holders, holders, evidence)
+        with self.transition_lock():
+            if self.alias(CHALLENGER) == challenger:
+                self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        self.record_unmoved(Action.refused, challenger.version, actor, reason, evidence)
         return None
 
     def _set_verdict(self, ref: ModelRef, verdict: str, extra: dict[str, str]) -> None:
@@ -505,61 +648,79 @@ class Registry:
         Clearing `previous` makes a repeated rollback a no-op instead of a flip back to the version just left;
         the next promotion sets `previous` again. Repeats (and rolling back to the current champion) change nothing.
         """
-        before = self.alias_holders()
-        if before.champion is None:
-            raise NoChampion(f"model {self.name!r} has no champion: nothing to roll back")
-        target = to or before.previous
-        if target is None:
-            last = self.audit_log()[-1:]
-            if last and last[0].action is Action.rolled_back and last[0].after.champion == before.champion:
-                return Rollback(False, before.champion, last[0].before.champion,
-                                f"already rolled back to v{before.champion} at {last[0].at}")  # fmt: skip
-            raise TransitionRefused(
-                f"model {self.name!r} has no `previous` version to roll back to; name one: --to VERSION"
-            )
-        if target == before.champion:
-            return Rollback(False, target, None, f"v{target} is already champion")
-        if not self.was_champion(target):
-            raise TransitionRefused(f"v{target} never served as champion; roll back only to a former champion")
-        if not override_retired:
-            self._refuse_retired(target, "roll back to")
-        tags = self.version_tags(target)
-        overridden = tags.get(RETIRED) == "true"
-        if overridden:
-            self.client.set_model_version_tag(self.name, target, RETIRED, "false")
-        self.client.set_registered_model_alias(self.name, CHAMPION, target)
-        if before.previous is not None:
-            self.client.delete_registered_model_alias(self.name, PREVIOUS)
-        self.record_transition(Action.rolled_back, target, actor, reason, before, self.alias_holders(),
-                               {"from_version": before.champion, "retirement_overridden": overridden,
-                                **(evidence or {})})  # fmt: skip
-        return Rollback(True, target, before.champion, f"v{before.champion} → v{target}")
+        with self.transition_lock():
+            self._finish_interrupted_promotion()
+            before = self.alias_holders()
+            if before.champion is None:
+                raise NoChampion(f"model {self.name!r} has no champion: nothing to roll back")
+            target = to or before.previous
+            if target is None:
+                last = self.audit_log()[-1:]
+                if last and last[0].action is Action.rolled_back and last[0].after.champion == before.champion:
+                    return Rollback(False, before.champion, last[0].before.champion,
+                                    f"already rolled back to v{before.champion} at {last[0].at}")  # fmt: skip
+                raise TransitionRefused(
+                    f"model {self.name!r} has no `previous` version to roll back to; name one: --to VERSION"
+                )
+            if target == before.champion:
+                return Rollback(False, target, None, f"v{target} is already champion")
+            if not self.was_champion(target):
+                raise TransitionRefused(f"v{target} never served as champion; roll back only to a former champion")
+            if not override_retired:
+                self._refuse_retired(target, "roll back to")
+            tags = self.version_tags(target)
+            overridden = tags.get(RETIRED) == "true"
+            if overridden:
+                self.client.set_model_version_tag(self.name, target, RETIRED, "false")
+            self.client.set_registered_model_alias(self.name, CHAMPION, target)
+            if before.previous is not None:
+                self.client.delete_registered_model_alias(self.name, PREVIOUS)
+            self.record_transition(Action.rolled_back, target, actor, reason, before, self.alias_holders(),
+                                   {"from_version": before.champion, "retirement_overridden": overridden,
+                                    **(evidence or {})})  # fmt: skip
+            return Rollback(True, target, before.champion, f"v{before.champion} → v{target}")
 
     def retire(self, version: str, reason: str, actor: Actor | None = None) -> bool:
         """Take a version out of service: no alias points to it afterwards. False when it was retired already."""
-        tags = self.version_tags(version)
-        if tags.get(RETIRED) == "true":
-            return False
-        before = self.alias_holders()
-        if before.champion == version:
-            raise TransitionRefused(
-                f"v{version} is the champion; roll back first (driftline rollback --config C --reason '...'), "
-                "then retire it"
-            )
-        registered = self.client.get_registered_model(self.name)
-        dropped = sorted(alias for alias, held in registered.aliases.items() if str(held) == version)
-        for alias in dropped:
-            self.client.delete_registered_model_alias(self.name, alias)
-        self.client.set_model_version_tag(self.name, version, RETIRED, "true")
-        self.record_transition(Action.retired, version, actor, reason, before, self.alias_holders(),
-                               {"aliases_removed": dropped})  # fmt: skip
-        return True
+        with self.transition_lock():
+            self._finish_interrupted_promotion()
+            tags = self.version_tags(version)
+            if tags.get(RETIRED) == "true":
+                return False
+            before = self.alias_holders()
+            if before.champion == version:
+                raise TransitionRefused(
+                    f"v{version} is the champion; roll back first (driftline rollback --config C --reason '...'), "
+                    "then retire it"
+                )
+            registered = self.client.get_registered_model(self.name)
+            dropped = sorted(alias for alias, held in registered.aliases.items() if str(held) == version)
+            for alias in dropped:
+                self.client.delete_registered_model_alias(self.name, alias)
+            self.client.set_model_version_tag(self.name, version, RETIRED, "true")
+            self.record_transition(Action.retired, version, actor, reason, before, self.alias_holders(),
+                                   {"aliases_removed": dropped})  # fmt: skip
+            return True
 
     def promoted_at(self, version: str) -> str | None:
         """When the version last became champion (promotion or rollback), per its audit tags."""
         tags = self.version_tags(version)
         times = [tags.get(f"{AUDIT}{action}.at") for action in (Action.promoted, Action.rolled_back)]
         return max((time for time in times if time), default=None)
+
+    def missing_records(self, info: VersionInfo) -> list[str]:
+        """What a registered version must carry and does not: holdout metrics, lineage tags, run artifacts, model."""
+        import mlflow
+
+        missing = [] if info.metrics else ["holdout metrics"]
+        missing += [f"tag {TAG}{key}" for key in LINEAGE_TAGS if f"{TAG}{key}" not in info.tags]
+        logged = {artifact.path for artifact in self.client.list_artifacts(info.run_id)}
+        missing += [f"artifact {path}" for path in RUN_ARTIFACTS if path not in logged]
+        source = self.client.get_model_version(self.name, info.version).source
+        with self._calls():
+            stored = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(artifact_uri=source) or []}
+        missing += [f"model file {name}" for name in ("MLmodel", SKOPS_FILE) if name not in stored]
+        return missing
 
     # --- model cards and reproduction ---------------------------------------------------------------------------
     def log_model_card(self, ref: ModelRef, markdown: str) -> None:

@@ -28,6 +28,7 @@ from driftline.data import (
     IncrementalFile,
     iter_chunks,
     read_ahead,
+    space_named,
     write_atomically,
 )
 from driftline.errors import DriftlineError
@@ -164,9 +165,18 @@ def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullconte
 
 def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, log_path: Callable[[], Path]):
     """Output first, then the log: a run killed in between is rerun (the file was not filed away), which
-    rewrites the same output and logs every row once."""
+    replaces the same output and logs every row once. A log file already there is the whole log of an earlier run
+    of the same content and version (its name carries their key): it is kept, not written twice."""
     output.commit(path)
-    return log.commit(log_path()) if log is not None else None
+    if log is None:
+        return None
+    target = log_path()
+    return target if target.exists() else log.commit(target)
+
+
+def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str) -> Path:
+    key = prediction_log.batch_key(source.fingerprint, model_version)
+    return prediction_log.file_for(cfg.prediction_log_dir, source.name, key)
 
 
 def score_file(
@@ -179,13 +189,13 @@ def score_file(
     scored_at = scored_at or datetime.now(UTC)
     chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
     with (
+        space_named(output_path),
         IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
         _log_file(cfg, cfg.prediction_log_dir) as log,
     ):
         tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
         # The log file is named when it is complete, so monitoring's watermark never passes over it.
-        logged = _commit(output, output_path, log, lambda: prediction_log.new_file_path(cfg.prediction_log_dir,
-                                                                                         source.name))  # fmt: skip
+        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
         return ScoredFile(output_path, output.rows, logged, tally)
 
 
@@ -223,19 +233,23 @@ def _read_parts(paths: list[Path]) -> Iterator[pd.DataFrame]:
         yield from (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches())
 
 
-def assemble(parts: list[ScoredPart], source: DataFile, cfg: DriftlineConfig, output_path: Path) -> ScoredFile:
+def assemble(
+    parts: list[ScoredPart], source: DataFile, cfg: DriftlineConfig, output_path: Path, model_version: str
+) -> ScoredFile:
     """The parts, in row order, streamed into the one output file and one log file a single process writes."""
     _check_suffix(output_path)
     parts = sorted(parts, key=lambda part: part.rows.start)
-    with IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output:
+    with (
+        space_named(output_path),
+        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
+    ):
         for frame in _read_parts([part.output for part in parts]):
             output.write(frame)
         with _log_file(cfg, cfg.prediction_log_dir) as log:
             if log is not None:
                 for frame in _read_parts([part.log for part in parts if part.log is not None]):
                     log.write(frame)
-            logged = _commit(output, output_path, log, lambda: prediction_log.new_file_path(cfg.prediction_log_dir,
-                                                                                             source.name))  # fmt: skip
+            logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
     tally = rollout.Tally()
     for part in parts:
         tally = tally.merged(part.tally or rollout.Tally())

@@ -41,6 +41,8 @@ from typing import Literal
 from driftline.errors import DriftlineError
 
 PREFECT_DB_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+LEASE_STORAGE_ENV = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
+FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 MLFLOW_DB_ENV = "MLFLOW_BACKEND_STORE_URI"
 PREFECT_SERVER_AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
 PREFECT_CLIENT_AUTH_ENV = "PREFECT_API_AUTH_STRING"
@@ -330,9 +332,12 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
             state.save()
 
         progress(f"Prefect server on {prefect_url} ({prefect_db.split(':', 1)[0]})")
+        # Concurrency leases on disk, not in the server's memory: a restarted server still knows who holds the
+        # training slot, and frees it when its holder stops renewing.
         launch("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host,
                                   "--port", str(settings.prefect_port)],
-               {PREFECT_DB_ENV: prefect_db} | _only(env, PREFECT_SERVER_AUTH_ENV), prefect_url)  # fmt: skip
+               {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
+               prefect_url)  # fmt: skip
         progress(f"MLflow server on {mlflow_url} ({mlflow_db.split(':', 1)[0]}, artifacts served)")
         # The store URI goes in the environment MLflow reads it from (--backend-store-uri's variable): a password in
         # it stays out of the process list.

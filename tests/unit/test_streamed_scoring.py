@@ -98,7 +98,7 @@ def test_parts_scored_apart_and_assembled_equal_the_single_process_output(model,
     ranges = scoring.row_ranges(source.rows, 4)
     assert [r.start for r in ranges] == [0, 225, 450, 675] and ranges[-1].stop == ROWS
     parts = [scoring.score_part(source, model, cfg, "3", SCORED_AT, rows, folder) for rows in reversed(ranges)]
-    assembled = scoring.assemble(parts, source, cfg, tmp_path / "parts.parquet")
+    assembled = scoring.assemble(parts, source, cfg, tmp_path / "parts.parquet", "3")
     scoring.remove_parts(folder)
     pd.testing.assert_frame_equal(read(assembled.output), read(single.output))
     pd.testing.assert_frame_equal(pd.read_parquet(assembled.log), pd.read_parquet(single.log))
