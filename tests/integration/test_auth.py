@@ -75,6 +75,11 @@ def auth_stack() -> Iterator[Stack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def mlflow_client(auth_stack: Stack) -> MlflowClient:
+    """Both URIs: without registry_uri a client takes the registry an earlier Registry set process-wide."""
+    return MlflowClient(tracking_uri=auth_stack.tracking_uri, registry_uri=auth_stack.tracking_uri)
+
+
 def status_of(url: str, authorization: str | None = None, body: dict | None = None) -> str:
     """The HTTP status a request gets, as text; a body makes it a POST."""
     request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
@@ -114,7 +119,7 @@ def test_authenticated_training_and_scoring_runs_complete_and_register_the_model
     trained = wait_until_final(start_run(auth_stack, "training", {"config": config, "data": [str(data["reference"])],
                                                                   "reason": "initial"}).id, timeout=400)  # fmt: skip
     assert trained.state.is_completed(), trained.state.message
-    registered = MlflowClient(auth_stack.tracking_uri).get_registered_model(auth_stack.cfg.registry.model_name)
+    registered = mlflow_client(auth_stack).get_registered_model(auth_stack.cfg.registry.model_name)
     assert {alias: str(version) for alias, version in registered.aliases.items()} == {"champion": "1"}
     scored = wait_until_final(start_run(auth_stack, "batch-scoring", {"config": config,
                                                                       "data": str(data["stable_a"])}).id)  # fmt: skip
@@ -148,7 +153,7 @@ def test_no_secret_appears_in_any_log_record_or_notification(auth_stack: Stack):
         "stack logs": [path.read_text(errors="replace") for path in (root / "logs").glob("*.log")],
         "state.json": [(root / "state.json").read_text()],
         "flow run logs": _prefect_logs(),
-        "MLflow params and tags": _mlflow_records(MlflowClient(auth_stack.tracking_uri),
+        "MLflow params and tags": _mlflow_records(mlflow_client(auth_stack),
                                                   auth_stack.cfg.registry.model_name),
         "notifications sent": [json.dumps(body) for body in auth_stack.webhook.received],
         "workspace files": [path.read_text(errors="replace") for path in auth_stack.cfg.workspace.rglob("*")

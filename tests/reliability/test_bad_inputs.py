@@ -270,22 +270,29 @@ def test_bad_config_names_the_file_the_field_and_the_fix(case, change, reason, t
 def test_rejected_file_stops_the_flow_before_anything_downstream(
     case, name, content, config_path, cfg, tmp_path, prefect_api_url
 ):
-    from mlflow import MlflowClient
-
     from flows.params import TrainParams
     from flows.training import training
 
     path = tmp_path / name
     path.write_bytes(content())
+    before = downstream(cfg)
     with pytest.raises(DataRejected) as rejected:
         training(TrainParams(config=str(config_path), data=[str(path)]))
-    client = MlflowClient(tracking_uri=cfg.tracking_uri)
-    downstream = {
-        "archived": bool(data.read_archive_index(cfg.archive_dir)),
-        "trained": bool(client.search_runs([e.experiment_id for e in client.search_experiments()])),
-        "registered": bool(client.search_model_versions()),
-    }
-    ran = [step for step, happened in downstream.items() if happened]
+    after = downstream(cfg)
+    ran = [step for step in after if after[step] > before[step]]
     observed = quarantined_whole(rejected.value, path, content()).split(":")[0]
     expect(case=case, expected="quarantined whole; nothing archived, trained or registered",
            observed=f"{observed}; " + (f"but {', '.join(ran)}" if ran else "nothing archived, trained or registered"))
+
+
+def downstream(cfg) -> dict[str, int]:
+    """What a training run leaves: archive entries, MLflow runs, versions of this model (counted, not assumed 0)."""
+    from mlflow import MlflowClient
+
+    # Both URIs: without registry_uri the client takes the registry an earlier Registry set process-wide.
+    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+    return {
+        "archived": len(data.read_archive_index(cfg.archive_dir)),
+        "trained": len(client.search_runs([e.experiment_id for e in client.search_experiments()])),
+        "registered": len(client.search_model_versions(f"name = '{cfg.registry.model_name}'")),
+    }
