@@ -180,6 +180,7 @@ def test_manual_gate_pauses_and_resumes_on_the_approvers_answer(config_factory, 
     assert tags["driftline.gate.verdict"] == ("promoted" if approve else "refused")
 
 
+@pytest.mark.slow  # waits out the approval timeout: make test-slow
 def test_manual_gate_without_an_answer_times_out_to_reject(config_factory, demo_files):
     config_path = config_factory(gate={"mode": "manual", "approval_timeout_seconds": 3})
     outcome = train(config_path, demo_files["reference"])

@@ -100,6 +100,7 @@ def test_rejected_batch_ends_the_flow_run_failed_on_the_server(config_path, cham
     assert "unknown-plan" in recorded.state.message
 
 
+@pytest.mark.slow  # two trainings and a monitoring run: make test-slow
 def test_monitoring_flow_retrains_on_drift_and_scoring_needs_a_champion(cfg, config_path, demo_files, tmp_path):
     with pytest.raises(NoChampion, match="train one first"):
         batch_scoring(

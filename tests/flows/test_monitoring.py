@@ -122,6 +122,7 @@ def test_a_label_run_without_labels_enabled_fails_naming_the_setting(config_fact
         performance_monitoring(LabelParams(config=str(config_factory(labels={"enabled": False}))))
 
 
+@pytest.mark.slow  # a training and several monitoring runs: make test-slow
 def test_drift_runs_feed_the_dashboard_and_the_kpis_count_the_loop(labeled_config, champion, demo_files):
     cfg_path, cfg = str(labeled_config), _cfg(labeled_config)
     continuous_training(BatchParams(config=cfg_path, data=str(demo_files["concept_drift"])))  # drift → v2 promoted
