@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from driftline.demo_data import CONCEPT_DRIFT, START, make_frame
 from driftline.lineage import DataSource, collect_lineage
 from driftline.modeling import predict
 from driftline.registry import ModelRef, Registry
-from driftline.service import create_app
+from driftline.service import PredictionBatcher, create_app
 from driftline.training import train_model
 from tests.conftest import DEMO_CONFIG, WEEK
 
@@ -137,6 +138,23 @@ def test_predictions_equal_the_registered_champion_on_the_same_rows(workspace):
     probabilities = np.array([[p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]])
     np.testing.assert_allclose(probabilities, expected.proba, rtol=1e-12)
     assert {p["served_by"] for p in body["predictions"]} == {"champion"}
+
+
+def test_concurrent_requests_predicted_together_each_get_their_own_rows(workspace):
+    cfg = service_config(workspace)
+    model = model_of(cfg, "1")
+    frames = [make_frame(n, seed=20 + n, start=START + 10 * WEEK, id_offset=1000 * n) for n in range(1, 41)]
+    batcher = PredictionBatcher(cfg.dataset, max_rows=10_000)
+    batcher.start()
+    try:
+        with ThreadPoolExecutor(16) as callers:
+            answers = list(callers.map(lambda frame: batcher.predict(model, frame), frames))
+    finally:
+        batcher.stop()
+    for frame, answer in zip(frames, answers, strict=True):
+        expected = predict(model, frame, cfg.dataset)
+        assert answer.labels.tolist() == expected.labels.tolist()
+        np.testing.assert_allclose(answer.proba, expected.proba, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
