@@ -417,9 +417,7 @@ class Registry:
             f"{TAG}gate.champion_version": decision.champion_version or "none",
             f"{TAG}gate.decided_at": datetime.now(UTC).isoformat(),
         }
-        for key, value in tags.items():
-            self.client.set_model_version_tag(self.name, candidate.version, key, value)
-            self.client.set_tag(candidate.run_id, key, value)
+        self._tag_version_and_run(candidate, tags)
         for name, value in (decision.champion_metrics or {}).items():
             self.client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
         self.client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
@@ -626,7 +624,12 @@ class Registry:
         return None
 
     def _set_verdict(self, ref: ModelRef, verdict: str, extra: dict[str, str]) -> None:
-        tags = {f"{TAG}gate.verdict": verdict, f"{TAG}gate.decided_at": datetime.now(UTC).isoformat(), **extra}
+        self._tag_version_and_run(
+            ref, {f"{TAG}gate.verdict": verdict, f"{TAG}gate.decided_at": datetime.now(UTC).isoformat(), **extra}
+        )
+
+    def _tag_version_and_run(self, ref: ModelRef, tags: dict[str, str]) -> None:
+        """The same tags on the model version and on its training run (both UIs show them)."""
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name, ref.version, key, value)
             self.client.set_tag(ref.run_id, key, value)

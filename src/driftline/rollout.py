@@ -299,11 +299,13 @@ def judge_canary(
         return RolloutVerdict(challenger_version, "canary", "hold", ["no labeled canary predictions yet"])
     in_canary_batches = labeled[prediction_log.SOURCE].isin(set(canary[prediction_log.SOURCE]))
     champion = labeled[in_canary_batches & (version == champion_version) & (served_by == SERVED_BY_CHAMPION)]
+    if champion.empty:
+        return RolloutVerdict(challenger_version, "canary", "hold", ["no labeled champion rows beside the canary's"])
     if task.is_classification:
         def hits(rows: pd.DataFrame) -> int:
             return int((rows[prediction_log.PREDICTION].astype(str) == rows[performance.LABEL].astype(str)).sum())
 
-        compared = two_proportion_test(hits(champion), max(len(champion), 1), hits(canary), len(canary),
+        compared = two_proportion_test(hits(champion), len(champion), hits(canary), len(canary),
                                        "accuracy", settings.tolerance, settings.min_rows)  # fmt: skip
     else:
         metric = cfg.primary_metric
