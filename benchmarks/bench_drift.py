@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from driftline import drift
 from driftline.config import DriftlineConfig, parse_config
+from driftline.monitoring.drift import detect_drift
+from driftline.monitoring.evidently_report import evidently_column_drift
+from driftline.monitoring.reference import ReferenceStats
 
 COLUMNS = 10
 SEED = 2024
@@ -81,15 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     reference, current = frames(rows)
 
-    build_s, reference_stats = timed(lambda: drift.reference_stats(reference, cfg))
+    build_s, reference_stats = timed(lambda: reference_stats(reference, cfg))
     with tempfile.TemporaryDirectory() as folder:
         save_s, _ = timed(lambda: reference_stats.save(Path(folder)))
-        load_s, reference_stats = timed(lambda: drift.ReferenceStats.load(Path(folder)))
-    decision_runs = [timed(lambda: drift.detect_drift(reference_stats, current, cfg)) for _ in range(3)]
+        load_s, reference_stats = timed(lambda: ReferenceStats.load(Path(folder)))
+    decision_runs = [timed(lambda: detect_drift(reference_stats, current, cfg)) for _ in range(3)]
     decision_s = statistics.median(seconds for seconds, _ in decision_runs)
     ours = {c.column: c for c in decision_runs[0][1].columns}
     scipy_s, _ = timed(lambda: [stats.ks_2samp(reference[c].dropna(), current[c].dropna()) for c in reference])
-    evidently_s, theirs = timed(lambda: drift.evidently_column_drift(reference, current, cfg))
+    evidently_s, theirs = timed(lambda: evidently_column_drift(reference, current, cfg))
 
     print(f"reference stats, built once per model version: {build_s:.2f} s (save {save_s:.2f} s, load {load_s:.2f} s)")
     print(f"driftline decision, full batch:   {decision_s:.3f} s (median of {[round(s, 3) for s, _ in decision_runs]})")

@@ -20,12 +20,16 @@ import pandas as pd
 import yaml
 
 from benchmarks.bench_drift import machine, timed
-from driftline import data, modeling, scoring, validation
 from driftline.config import DriftlineConfig, load_config
-from driftline.demo_data import make_frame
-from driftline.lineage import DataSource, collect_lineage
+from driftline.data import chunking, loading
+from driftline.data.demo import make_frame
 from driftline.registry import ModelRef, Registry
-from driftline.training import train_model
+from driftline.serving import batch_scoring
+from driftline.serving.batch_scoring import score_file
+from driftline.training import modeling
+from driftline.training.lineage import DataSource, collect_lineage
+from driftline.training.train import train_model
+from driftline.validation import chunked
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -88,9 +92,9 @@ def child(config: str, path: str, version: str, output: str) -> None:
     start = time.perf_counter()
     model = registry.load_model(ModelRef(cfg.registry.model_name, version, ""))
     profile = registry.load_reference(registry.require_champion()).profile
-    source, report = validation.validate_file(Path(path), cfg, profile, for_training=False)
+    source, report = chunked.validate_file(Path(path), cfg, profile, for_training=False)
     validated = time.perf_counter()
-    scored = scoring.score_file(source, model, cfg, version, Path(output))
+    scored = batch_scoring.score_file(source, model, cfg, version, Path(output))
     done = time.perf_counter()
     peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                    if line.startswith("VmHWM"))  # fmt: skip
@@ -125,7 +129,7 @@ def run(folder: Path, rows: int, large_rows: int) -> int:
     model = Registry(cfg).load_model(ref)  # skops, reviewed types: what the flows load
     source, raw, streamed, logged = throughput_runs(path, model, cfg, ref.version, folder)
     raw_s, streamed_s, logged_s = (statistics.median(times) for times in (raw, streamed, logged))
-    validate_s, (_, report) = timed(lambda: validation.validate_file(path, cfg, None, for_training=False))
+    validate_s, (_, report) = timed(lambda: chunked.validate_file(path, cfg, None, for_training=False))
     ratio, logged_ratio = raw_s / streamed_s, raw_s / logged_s
     print(f"raw sklearn predict, in memory:          {rows / raw_s:10,.0f} rows/s (median of {seconds(raw)})")
     print(f"streamed read → predict → write:         {rows / streamed_s:10,.0f} rows/s "
@@ -165,22 +169,22 @@ def seconds(times: list[float]) -> str:
 
 def throughput_runs(
     path: Path, model, cfg: DriftlineConfig, version: str, folder: Path
-) -> tuple[data.DataFile, list[float], list[float], list[float]]:
+) -> tuple[chunking.DataFile, list[float], list[float], list[float]]:
     """Seconds of REPEATS rounds of: raw predict on the file in memory, streamed scoring with the prediction log off
     (read → predict → write), then on. Interleaved, so each kind of run sees the same spread of machine load."""
-    batch = data.load_batch(path, cfg.dataset)
+    batch = loading.load_batch(path, cfg.dataset)
     features = modeling.feature_frame(batch.frame, cfg.dataset)
-    source = data.DataFile(path, batch.fingerprint, batch.rows, tuple(batch.frame.columns))
+    source = chunking.DataFile(path, batch.fingerprint, batch.rows, tuple(batch.frame.columns))
     unlogged = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"log_predictions": False})})
     raw, streamed, logged = [], [], []
     for _ in range(REPEATS):
         raw.append(timed(lambda: model.predict(features))[0])
-        streamed.append(timed(lambda: scoring.score_file(source, model, unlogged, version, folder / "out.parquet"))[0])
-        logged.append(timed(lambda: scoring.score_file(source, model, cfg, version, folder / "logged.parquet"))[0])
+        streamed.append(timed(lambda: score_file(source, model, unlogged, version, folder / "out.parquet"))[0])
+        logged.append(timed(lambda: score_file(source, model, cfg, version, folder / "logged.parquet"))[0])
     return source, raw, streamed, logged
 
 
-def dask_equals_single_process(source: data.DataFile, ref: ModelRef, cfg: DriftlineConfig, folder: Path) -> bool:
+def dask_equals_single_process(source: chunking.DataFile, ref: ModelRef, cfg: DriftlineConfig, folder: Path) -> bool:
     """The partitioned-scoring subflow on Dask vs `score_file` in this process: same rows, same values, same order
     (each run stamps its own scoring time, so that column is left out)."""
     from prefect.testing.utilities import prefect_test_harness
@@ -189,9 +193,9 @@ def dask_equals_single_process(source: data.DataFile, ref: ModelRef, cfg: Driftl
 
     with prefect_test_harness(server_startup_timeout=120):  # a throwaway Prefect server and database
         scored = score_on_dask(source, ref, cfg, str(folder / "dask.parquet"))
-    single = pd.read_parquet(folder / "out.parquet").drop(columns=scoring.SCORED_AT)
+    single = pd.read_parquet(folder / "out.parquet").drop(columns=batch_scoring.SCORED_AT)
     try:
-        pd.testing.assert_frame_equal(pd.read_parquet(scored.output).drop(columns=scoring.SCORED_AT), single)
+        pd.testing.assert_frame_equal(pd.read_parquet(scored.output).drop(columns=batch_scoring.SCORED_AT), single)
     except AssertionError as difference:
         print(f"Dask output differs: {str(difference).splitlines()[0]}")
         return False

@@ -29,11 +29,11 @@ import numpy as np
 import yaml
 
 from driftline.config import load_config
-from driftline.data import load_batch
-from driftline.demo_data import START, make_frame
-from driftline.lineage import DataSource, collect_lineage
+from driftline.data.demo import START, make_frame
+from driftline.data.loading import load_batch
 from driftline.registry import Registry
-from driftline.training import train_model
+from driftline.training.lineage import DataSource, collect_lineage
+from driftline.training.train import train_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 P99_TARGET_MS = 100.0

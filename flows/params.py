@@ -5,10 +5,11 @@ from __future__ import annotations
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-from driftline.data import DataBatch, DataFile, Observed
-from driftline.drift import DriftResult
+from driftline.data.chunking import DataFile
+from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
-from driftline.evaluation import GateDecision
+from driftline.evaluation.gate import GateDecision
+from driftline.monitoring.drift import DriftResult
 from tasks.performance import LabelIntake, PerformanceReport
 from tasks.scoring import ScoredBatch
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from prefect import flow, unmapped
 from prefect_dask import DaskTaskRunner
 
-from driftline import scoring
 from driftline.config import DriftlineConfig
-from driftline.data import DataFile
+from driftline.data.chunking import DataFile
 from driftline.registry import ModelRef
+from driftline.serving import batch_scoring
 from tasks.scoring import ScoredBatch, assemble_output, output_path, score_partition
 
 
@@ -19,15 +19,16 @@ def partitioned_scoring(
     source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
     challenger_version: str | None = None,
 ) -> ScoredBatch:  # fmt: skip
-    folder, scored_at = scoring.parts_folder(output_path(output, cfg, source.path)), datetime.now(UTC)
+    folder, scored_at = batch_scoring.parts_folder(output_path(output, cfg, source.path)), datetime.now(UTC)
     try:
         parts = score_partition.map(
             unmapped(source), unmapped(champion), unmapped(cfg), unmapped(scored_at),
-            scoring.row_ranges(source.rows, cfg.scoring.partitions), unmapped(folder), unmapped(challenger_version),
+            batch_scoring.row_ranges(source.rows, cfg.scoring.partitions), unmapped(folder),
+            unmapped(challenger_version),
         )  # fmt: skip
         return assemble_output([part.result() for part in parts], source, champion, cfg, output, scored_at)
     finally:
-        scoring.remove_parts(folder)  # a failed run leaves no hidden parts behind either
+        batch_scoring.remove_parts(folder)  # a failed run leaves no hidden parts behind either
 
 
 def dask_task_runner(cfg: DriftlineConfig) -> DaskTaskRunner:

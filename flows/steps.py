@@ -7,10 +7,12 @@ from pathlib import Path
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 
-from driftline.audit import Approval
 from driftline.config import DriftlineConfig, load_config
-from driftline.data import DataBatch, DataFile
-from driftline.evaluation import GateDecision, gate_markdown
+from driftline.data.chunking import DataFile
+from driftline.data.loading import DataBatch
+from driftline.evaluation.gate import GateDecision
+from driftline.evaluation.markdown import gate_markdown
+from driftline.governance.audit import Approval
 from driftline.registry import Champion
 from flows.params import ApprovalInput, BatchParams
 from tasks.data import load_batch

@@ -12,9 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from driftline import data
 from driftline.config import DriftlineConfig
-from driftline.landing import Arrival, LandingWatcher, Ledger
+from driftline.data import archive
+from driftline.data.landing import Arrival, LandingWatcher, Ledger
 from tasks.events import data_arrived_event, send_now
 
 log = logging.getLogger("driftline.watch")
@@ -22,17 +22,17 @@ log = logging.getLogger("driftline.watch")
 
 def landing_watcher(cfg: DriftlineConfig) -> LandingWatcher:
     def archived_as(sha256: str) -> str | None:
-        entry = data.archived_entry(cfg.archive_dir, sha256)
+        entry = archive.archived_entry(cfg.folders.archive, sha256)
         return f"{entry.source_name} (archived {entry.archived_at})" if entry else None
 
-    ledger = Ledger(cfg.ledger_dir / f"{cfg.registry.model_name}-landing.jsonl")
-    return LandingWatcher(cfg.landing_dir, ledger, cfg.landing.stable_seconds, processed_elsewhere=archived_as)
+    ledger = Ledger(cfg.folders.ledgers / f"{cfg.registry.model_name}-landing.jsonl")
+    return LandingWatcher(cfg.folders.landing, ledger, cfg.landing.stable_seconds, processed_elsewhere=archived_as)
 
 
 def watch(cfg: DriftlineConfig, config_path: str, once: bool = False, on_arrival: Callable[[Arrival], None] = print):
     """Poll the landing folder until stopped; `once` polls until nothing is still settling, then returns."""
     watcher = landing_watcher(cfg)
-    cfg.landing_dir.mkdir(parents=True, exist_ok=True)
+    cfg.folders.landing.mkdir(parents=True, exist_ok=True)
 
     def announce(arrival: Arrival) -> None:
         send_now(data_arrived_event(arrival, cfg, config_path))

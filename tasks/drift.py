@@ -10,10 +10,11 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import drift
 from driftline.config import DriftlineConfig
-from driftline.data import Observed
-from driftline.prediction_log import LogWindow
+from driftline.data.loading import Observed
+from driftline.data.prediction_log import LogWindow
+from driftline.monitoring import drift, evidently_report
+from driftline.monitoring.evidently_report import write_report
 from driftline.registry import REPORTS, Champion, Registry
 from tasks.artifacts import links_markdown, publish_table
 from tasks.events import DRIFT_DETECTED, emit_model_event
@@ -21,7 +22,7 @@ from tasks.events import DRIFT_DETECTED, emit_model_event
 
 def report_path(observed: Observed, cfg: DriftlineConfig) -> Path:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(observed.name).stem).strip("-")
-    return cfg.report_dir / f"drift-{stem}-{observed.fingerprint[:12]}.html"
+    return cfg.folders.reports / f"drift-{stem}-{observed.fingerprint[:12]}.html"
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -29,8 +30,8 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     reference = champion.reference
     result = drift.detect_drift(reference.stats, observed.frame, cfg, current_predictions=signal)
     now = datetime.now(UTC)
-    snapshot = drift.Snapshot(f"drift {observed.name}", now, champion.ref.version)
-    report = drift.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg), snapshot)
+    snapshot = evidently_report.Snapshot(f"drift {observed.name}", now, champion.ref.version)
+    report = write_report(reference.features, observed.frame, cfg, report_path(observed, cfg), snapshot)
     watermark = observed.through if isinstance(observed, LogWindow) else None
     registry = Registry(cfg)
     run_id = registry.log_monitoring(

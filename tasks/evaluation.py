@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import evaluation
 from driftline.config import DriftlineConfig
+from driftline.evaluation import gate, markdown
 from driftline.registry import Registry
 from tasks.artifacts import links_markdown, publish_markdown
 from tasks.events import GATE_REFUSED, emit_model_event
@@ -15,11 +15,11 @@ from tasks.training import TrainedCandidate
 
 
 @task(name="evaluate-gate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> evaluation.GateDecision:
+def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> gate.GateDecision:
     registry = Registry(cfg)
     champion = registry.champion()
     trained = candidate.trained
-    decision = evaluation.judge(
+    decision = gate.judge(
         cfg, trained.model, trained.holdout, trained.metrics,
         registry.load_model(champion) if champion is not None else None, champion.version if champion else None,
     )  # fmt: skip
@@ -32,7 +32,7 @@ def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> evaluati
         "gate.json": registry.artifact_url(run_id, "gate.json"),
     }
     publish_markdown(
-        cfg, "gate", evaluation.gate_markdown(decision, version) + "\n\n" + links_markdown(links, run_id),
+        cfg, "gate", markdown.gate_markdown(decision, version) + "\n\n" + links_markdown(links, run_id),
         f"Gate for {cfg.registry.model_name} v{version}: {decision.verdict}",
     )  # fmt: skip
     if not decision.promote:

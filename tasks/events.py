@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.events import Event, emit_event
 
 from driftline.config import DriftlineConfig, NotificationEvent
-from driftline.landing import Arrival
+from driftline.data.landing import Arrival
 
 DATA_ARRIVED = "driftline.data.arrived"
 DRIFT_DETECTED = "driftline.drift.detected"

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline.audit import Approval
-from driftline.auto_rollback import Degradation, degradation
 from driftline.config import DriftlineConfig
-from driftline.drift import DriftResult
-from driftline.evaluation import GateDecision
-from driftline.model_card import model_card
+from driftline.evaluation.gate import GateDecision
+from driftline.governance.audit import Approval
+from driftline.governance.model_card import model_card
+from driftline.monitoring.auto_rollback import Degradation, degradation
+from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion, Registry
 from tasks.artifacts import publish_markdown
 from tasks.registry import REGISTRY_RETRIES, roll_back

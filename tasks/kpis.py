@@ -8,8 +8,9 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, kpis
 from driftline.config import DriftlineConfig
+from driftline.data import archive
+from driftline.monitoring import kpis
 from driftline.registry import Registry
 from tasks.artifacts import publish_markdown
 
@@ -53,11 +54,11 @@ def prefect_training_runs(cfg: DriftlineConfig) -> list[kpis.PipelineRun]:
 
 def newest_training_data(cfg: DriftlineConfig) -> tuple[str, datetime] | None:
     """The newest labeled archived batch and when its data is from (newest event time, else when it arrived)."""
-    labeled = [entry for entry in data.read_archive_index(cfg.archive_dir) if entry.labeled]
+    labeled = [entry for entry in archive.read_archive_index(cfg.folders.archive) if entry.labeled]
     if not labeled:
         return None
 
-    def as_of(entry: data.ArchivedBatch) -> datetime:
+    def as_of(entry: archive.ArchivedBatch) -> datetime:
         return datetime.fromisoformat(entry.event_time_max or entry.archived_at)
 
     newest = max(labeled, key=as_of)

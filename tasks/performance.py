@@ -11,9 +11,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, drift, landing, paths, performance, prediction_log, rollout
 from driftline.config import DriftlineConfig, Task
+from driftline.data import archive, landing, loading, paths, prediction_log, storage
+from driftline.data.quarantine import quarantine_file
 from driftline.errors import DataRejected
+from driftline.governance import rollout
+from driftline.monitoring import evidently_report, label_store, performance
 from driftline.registry import Champion, Registry
 from tasks.artifacts import links_markdown, publish_markdown, publish_table
 from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
@@ -46,26 +49,26 @@ def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -
     classes, intake = trained_classes(champion, cfg), LabelIntake()
     waiting = (
         [paths.allowed_path(path, cfg)] if path
-        else landing.settled_files(cfg.labels_dir, cfg.landing.stable_seconds, time.time())
+        else landing.settled_files(cfg.folders.labels, cfg.landing.stable_seconds, time.time())
     )
     for label_path in waiting:
         try:
-            labels = performance.load_labels(label_path, cfg, classes)
+            labels = label_store.load_labels(label_path, cfg, classes)
         except DataRejected as rejected:
             if not label_path.is_file():
                 raise  # a mistyped path: nothing to quarantine
-            destination = data.quarantine_file(label_path, cfg.quarantine_dir, rejected.reasons, {"stage": "labels"})
+            destination = quarantine_file(label_path, cfg.folders.quarantine, rejected.reasons, {"stage": "labels"})
             quarantined = DataRejected(rejected.path, rejected.reasons, str(destination))
             if path:
                 raise quarantined from None
             intake.rejected.append(str(quarantined))
             continue
-        if performance.store_labels(labels, cfg.label_store_dir) is None:
+        if label_store.store_labels(labels, cfg.folders.label_store) is None:
             intake.already_received.append(label_path.name)
         else:
             intake.accepted[label_path.name] = labels.rows
         if not path:
-            landing.file_away(label_path, cfg.labels_dir / "done")
+            landing.file_away(label_path, cfg.folders.labels / "done")
     return intake
 
 
@@ -84,15 +87,15 @@ class PerformanceReport:
 def _archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
     """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them
     (rows of batches that arrived with their labels are in the archive already); either way they are taken in."""
-    labeled_batches = {entry.fingerprint for entry in data.read_archive_index(cfg.archive_dir) if entry.labeled}
+    labeled_batches = {entry.fingerprint for entry in archive.read_archive_index(cfg.folders.archive) if entry.labeled}
     missing = performance.not_yet_in_training_data(new_rows, labeled_batches)
     if not missing.empty:
         rows = performance.as_training_rows(missing, cfg)
-        path = cfg.workspace / "labeled" / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
-        data.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
-        data.archive_batch(data.load_batch(path, cfg.dataset), cfg.archive_dir, cfg.dataset)
+        path = cfg.folders.labeled / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
+        storage.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
+        archive.archive_batch(loading.load_batch(path, cfg.dataset), cfg.folders.archive, cfg.dataset)
     if not new_rows.empty:
-        performance.mark_archived(new_rows[cfg.dataset.id_column], cfg.label_store_dir)
+        label_store.mark_archived(new_rows[cfg.dataset.id_column], cfg.folders.label_store)
 
 
 @task(name="measure-performance", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -100,8 +103,8 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
     """Join every stored label to the whole prediction log; metrics per version and batch, logged to MLflow with
     steps; the champion judged against its metrics at promotion; the batches with new labels to the dashboard."""
     classes = trained_classes(champion, cfg)
-    logged = prediction_log.read_window(prediction_log.log_files(cfg.prediction_log_dir)).frame
-    joined = performance.join_labels(logged, performance.read_labels(cfg.label_store_dir), cfg)
+    logged = prediction_log.read_window(prediction_log.log_files(cfg.folders.prediction_log)).frame
+    joined = performance.join_labels(logged, label_store.read_labels(cfg.folders.label_store), cfg)
     results = performance.performance(joined, cfg, classes)
     version = champion.ref.version
     measured = next((r for r in results if not r.per_batch and r.model_version == version), None)
@@ -115,7 +118,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
                "degradation": degradation, "results": results}  # fmt: skip
     steps = performance.batch_steps(logged)
     run_id = registry.log_performance(champion.ref, results, steps, degradation, counts, summary)
-    new_rows = performance.newly_labeled(joined, cfg.label_store_dir, cfg.dataset.id_column)
+    new_rows = performance.newly_labeled(joined, cfg.folders.label_store, cfg.dataset.id_column)
     _add_dashboard_snapshots(joined, new_rows, results, cfg, classes)
     _archive_labeled_rows(new_rows, cfg)
     rows = [{"model version": f"v{r.model_version}", "batch": r.source, "labeled rows": r.rows,
@@ -135,7 +138,7 @@ def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, cla
     if touched.empty:
         return
     keys = set(zip(touched[prediction_log.MODEL_VERSION], touched[prediction_log.SOURCE], strict=True))
-    frame = joined.labeled.rename(columns={performance.LABEL: cfg.dataset.target})
+    frame = joined.labeled.rename(columns={label_store.LABEL: cfg.dataset.target})
     probabilities = {}
     if classes is not None and cfg.dataset.task is Task.binary:
         probabilities = {classes[1]: f"{performance.PROBA_PREFIX}{classes[1]}"}
@@ -144,9 +147,9 @@ def _add_dashboard_snapshots(joined, touched, results, cfg: DriftlineConfig, cla
             continue
         rows = frame[(frame[prediction_log.MODEL_VERSION] == result.model_version)
                      & (frame[prediction_log.SOURCE] == result.source)]  # fmt: skip
-        snapshot = drift.Snapshot(f"performance {result.source} v{result.model_version}", result.scored_at,
+        snapshot = evidently_report.Snapshot(f"performance {result.source} v{result.model_version}", result.scored_at,
                                   result.model_version)  # fmt: skip
-        drift.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
+        evidently_report.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
 
 
 @task(name="judge-rollout", cache_policy=NO_CACHE)

@@ -6,11 +6,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from driftline import rollout
-from driftline.audit import Actor, Rollback
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
-from driftline.evaluation import GateDecision
+from driftline.evaluation.gate import GateDecision
+from driftline.governance import rollout
+from driftline.governance.audit import Actor, Rollback
 from driftline.registry import Champion, ModelRef, Registry
 from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
 

@@ -11,11 +11,14 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import paths, prediction_log, rollout, scoring
 from driftline.config import DriftlineConfig
-from driftline.data import DataBatch, DataFile, Observed
-from driftline.modeling import predict
+from driftline.data import paths, prediction_log
+from driftline.data.chunking import DataFile
+from driftline.data.loading import DataBatch, Observed
+from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
+from driftline.serving import batch_scoring
+from driftline.training.modeling import predict
 from tasks.artifacts import publish_markdown
 
 
@@ -35,16 +38,16 @@ def score_batch(
     """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
     version, scored_at = champion.ref.version, datetime.now(UTC)
     started = time.perf_counter()
-    scored, answered = scoring.score_frame(champion.model, batch.frame, cfg, version, scored_at, challenger)
-    path = scoring.write_output(scored, output_path(output, cfg, batch.path))
+    scored, answered = batch_scoring.score_frame(champion.model, batch.frame, cfg, version, scored_at, challenger)
+    path = batch_scoring.write_output(scored, output_path(output, cfg, batch.path))
     log = None
     if cfg.scoring.log_predictions:
-        rows = scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
+        rows = batch_scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
         key = prediction_log.batch_key(batch.fingerprint, version)
-        log = prediction_log.append(rows, cfg.prediction_log_dir, batch.name, scored_at, key)
+        log = prediction_log.append(rows, cfg.folders.prediction_log, batch.name, scored_at, key)
     tally = rollout.Tally()
     tally.add(answered, cfg.dataset.task)
-    scored_file = scoring.ScoredFile(path, len(scored), log, tally)
+    scored_file = batch_scoring.ScoredFile(path, len(scored), log, tally)
     _announce(cfg, scored_file, batch.name, version, time.perf_counter() - started)
     return ScoredBatch(path, len(scored), version, answered.champion_signal(cfg.dataset.task))
 
@@ -56,10 +59,10 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
 
 
 def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
-    return paths.allowed_path(output, cfg) if output else scoring.default_output_path(cfg, source)
+    return paths.allowed_path(output, cfg) if output else batch_scoring.default_output_path(cfg, source)
 
 
-def _announce(cfg: DriftlineConfig, scored: scoring.ScoredFile, name: str, version: str, seconds: float) -> None:
+def _announce(cfg: DriftlineConfig, scored: batch_scoring.ScoredFile, name: str, version: str, seconds: float) -> None:
     """The scoring artifact, and the rows and seconds of the run (the scoring-throughput KPI), with the canary's
     rows and the shadow's agreement under a rollout."""
     rollout_figures = scored.tally.figures(cfg.dataset.task) if scored.tally else {}
@@ -74,7 +77,7 @@ def _announce(cfg: DriftlineConfig, scored: scoring.ScoredFile, name: str, versi
 
 
 def _published(
-    scored: scoring.ScoredFile, source: DataFile, version: str, cfg: DriftlineConfig, seconds: float
+    scored: batch_scoring.ScoredFile, source: DataFile, version: str, cfg: DriftlineConfig, seconds: float
 ) -> ScoredBatch:
     _announce(cfg, scored, source.name, version, seconds)
     return ScoredBatch(scored.output, scored.rows, version)
@@ -88,30 +91,30 @@ def score_file(
     """A validated file streamed through the champion (and a rollout's challenger) into the output file and one
     prediction-log file."""
     path, started = output_path(output, cfg, source.path), time.perf_counter()
-    scored = scoring.score_file(source, champion.model, cfg, champion.ref.version, path, challenger=challenger)
+    scored = batch_scoring.score_file(source, champion.model, cfg, champion.ref.version, path, challenger=challenger)
     return _published(scored, source, champion.ref.version, cfg, time.perf_counter() - started)
 
 
 @task(name="score-partition", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def score_partition(
-    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: scoring.RowRange,
+    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: batch_scoring.RowRange,
     folder: Path, challenger_version: str | None = None,
-) -> scoring.ScoredPart:  # fmt: skip
+) -> batch_scoring.ScoredPart:  # fmt: skip
     """One row range, on whichever worker runs it; the worker loads the model versions from the registry (skops,
     reviewed types) instead of receiving pickled models."""
     registry, held = Registry(cfg), None
     if challenger_version is not None:
         model = registry.load_model(ModelRef(champion.name, challenger_version, run_id=""))  # by name and version
         held = rollout.Challenger.of(model, challenger_version, cfg)
-    return scoring.score_part(source, registry.load_model(champion), cfg, champion.version, scored_at, rows, folder,
-                              held)  # fmt: skip
+    model = registry.load_model(champion)
+    return batch_scoring.score_part(source, model, cfg, champion.version, scored_at, rows, folder, held)
 
 
 @task(name="assemble-output", cache_policy=NO_CACHE)
 def assemble_output(
-    parts: list[scoring.ScoredPart], source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
-    scored_at: datetime,
+    parts: list[batch_scoring.ScoredPart], source: DataFile, champion: ModelRef, cfg: DriftlineConfig,
+    output: str | None, scored_at: datetime,
 ) -> ScoredBatch:  # fmt: skip
     """The parts joined in row order into the output file and one log file, each appearing whole."""
-    scored = scoring.assemble(parts, source, cfg, output_path(output, cfg, source.path), champion.version)
+    scored = batch_scoring.assemble(parts, source, cfg, output_path(output, cfg, source.path), champion.version)
     return _published(scored, source, champion.version, cfg, (datetime.now(UTC) - scored_at).total_seconds())

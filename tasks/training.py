@@ -9,10 +9,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
-from driftline.data import ArchivedBatch, DataBatch
-from driftline.lineage import DataSource, collect_lineage
+from driftline.data.archive import ArchivedBatch
+from driftline.data.loading import DataBatch
 from driftline.registry import ModelRef, Registry
-from driftline.training import TrainedModel, train_model
+from driftline.training.lineage import DataSource, collect_lineage
+from driftline.training.train import TrainedModel, train_model
 from tasks.registry import run_actor
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from driftline.config import DriftlineConfig, load_config
-from driftline.demo_data import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
+from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from driftline import prediction_log, rollout
-from driftline.audit import Action
 from driftline.config import load_config
-from driftline.demo_data import CONCEPT_DRIFT, START, make_frame
+from driftline.data import prediction_log
+from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
+from driftline.governance import rollout
+from driftline.governance.audit import Action
 from driftline.registry import Registry
 from flows.batch_scoring import batch_scoring
 from flows.params import LabelParams, ScoringParams, TrainParams
@@ -59,7 +60,7 @@ def send_labels(config_path: Path, batches: list[Path], folder: Path):
 
 
 def logged_rows(registry: Registry) -> pd.DataFrame:
-    files = prediction_log.log_files(registry.cfg.prediction_log_dir)
+    files = prediction_log.log_files(registry.cfg.folders.prediction_log)
     return prediction_log.read_window(files).frame
 
 

@@ -14,12 +14,12 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, Fl
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
-from driftline.audit import Action, champion_at, parse_time
 from driftline.config import load_config
 from driftline.errors import TransitionRefused
-from driftline.model_card import SECTIONS
+from driftline.governance.audit import Action, champion_at, parse_time
+from driftline.governance.model_card import SECTIONS
+from driftline.governance.reproduce import reproduce
 from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry
-from driftline.reproduce import reproduce
 from flows.drift_monitoring import drift_monitoring
 from flows.params import MonitorParams, RollbackParams, TrainParams
 from flows.rollback import rollback
@@ -122,7 +122,7 @@ def test_reproduce_matches_the_recorded_metrics_and_names_a_missing_input(cfg, c
     found = reproduce(cfg, "1")
     assert found.matches and found.metrics and all(m.difference <= cfg.governance.reproduce_tolerance
                                                    for m in found.metrics)  # fmt: skip
-    for archived in cfg.archive_dir.rglob("*.parquet"):
+    for archived in cfg.folders.archive.rglob("*.parquet"):
         archived.unlink()
     missing = reproduce(cfg, "1")
     assert not missing.matches and "not in the archive" in missing.missing[0]

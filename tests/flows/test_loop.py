@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 
-from driftline.data import read_archive_index
+from driftline.data.archive import read_archive_index
 from driftline.errors import DataRejected, NoChampion
 from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
 from flows.batch_scoring import batch_scoring
@@ -35,7 +35,7 @@ def test_first_training_promotes_a_champion_with_lineage(cfg, champion_v1, demo_
     assert v1.gate_verdict == "promoted"
     assert v1.tags["driftline.gate.reasons"].startswith("first model: roc_auc")
     lineage = v1.to_dict()
-    archived = read_archive_index(cfg.archive_dir)
+    archived = read_archive_index(cfg.folders.archive)
     assert lineage["data_fingerprints"] == [archived[0].fingerprint]
     assert lineage["training_rows"] == 3000 and lineage["seed"] == "42"
     assert lineage["config_fingerprint"] == cfg.fingerprint
@@ -61,7 +61,7 @@ def test_stable_batch_is_scored_without_drift_or_new_version(cfg, config_path, c
     assert len(scored) == 1000 and scored["customer_id"].is_unique
     assert set(scored["model_version"]) == {"1"}
     assert list(versions(cfg)) == ["1"]
-    assert len(list(cfg.report_dir.glob("drift-stable-*.html"))) == 1
+    assert len(list(cfg.folders.reports.glob("drift-stable-*.html"))) == 1
 
 
 def test_concept_drift_triggers_retraining_and_promotion(cfg, config_path, champion_v1, demo_files):
@@ -82,13 +82,13 @@ def test_concept_drift_triggers_retraining_and_promotion(cfg, config_path, champ
 def test_rejected_batch_is_quarantined_and_nothing_downstream_runs(cfg, config_path, champion_v1, demo_files):
     with pytest.raises(DataRejected) as rejected:
         continuous_training(BatchParams(config=str(config_path), data=str(demo_files["faulty"])))
-    quarantine = cfg.quarantine_dir / rejected.value.quarantined_to.split("/")[-1]
+    quarantine = cfg.folders.quarantine / rejected.value.quarantined_to.split("/")[-1]
     assert (quarantine / "faulty.csv").exists() and not demo_files["faulty"].exists()
     report = json.loads((quarantine / "validation.json").read_text())
     assert any("categories unseen in training (e.g. unknown-plan)" in reason for reason in report["reasons"])
     assert list(versions(cfg)) == ["1"]
-    assert not cfg.output_dir.exists()
-    assert [entry.source_name for entry in read_archive_index(cfg.archive_dir)] == ["reference.parquet"]
+    assert not cfg.folders.outputs.exists()
+    assert [entry.source_name for entry in read_archive_index(cfg.folders.archive)] == ["reference.parquet"]
 
 
 def test_rejected_batch_ends_the_flow_run_failed_on_the_server(config_path, champion_v1, demo_files):
@@ -121,4 +121,4 @@ def test_monitoring_flow_retrains_on_drift_and_scoring_needs_a_champion(cfg, con
 def test_a_mistyped_path_is_rejected_without_a_quarantine_entry(cfg, config_path, champion_v1, tmp_path):
     with pytest.raises(DataRejected, match="file does not exist"):
         continuous_training(BatchParams(config=str(config_path), data=str(tmp_path / "no_such_batch.csv")))
-    assert not cfg.quarantine_dir.exists() or not any(cfg.quarantine_dir.iterdir())
+    assert not cfg.folders.quarantine.exists() or not any(cfg.folders.quarantine.iterdir())

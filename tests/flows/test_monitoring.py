@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 
-from driftline import drift
 from driftline.errors import ConfigError, DataRejected
+from driftline.monitoring import evidently_report
 from driftline.registry import Registry
 from flows.batch_scoring import batch_scoring
 from flows.continuous_training import continuous_training
@@ -84,8 +84,8 @@ def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, d
     assert registry.client.get_metric_history(run.info.run_id, "version_roc_auc")[0].step == 1
 
     # the dashboard project holds the batch's performance snapshot
-    snapshots = drift.dashboard_snapshots(cfg)
-    assert [s["name"] for s in snapshots if drift.PERFORMANCE_TAG in s["tags"]] == ["performance concept_drift.csv v1"]
+    snapshots = evidently_report.dashboard_snapshots(cfg)
+    assert [s["name"] for s in snapshots if evidently_report.PERFORMANCE_TAG in s["tags"]] == ["performance concept_drift.csv v1"]
 
 
 def _cfg(path):
@@ -128,8 +128,8 @@ def test_drift_runs_feed_the_dashboard_and_the_kpis_count_the_loop(labeled_confi
     continuous_training(BatchParams(config=cfg_path, data=str(demo_files["concept_drift"])))  # drift → v2 promoted
     training(TrainParams(config=cfg_path))  # the same window again: refused
 
-    snapshots = drift.dashboard_snapshots(cfg)
-    assert [s["name"] for s in snapshots if drift.DRIFT_TAG in s["tags"]] == ["drift concept_drift.csv"]
+    snapshots = evidently_report.dashboard_snapshots(cfg)
+    assert [s["name"] for s in snapshots if evidently_report.DRIFT_TAG in s["tags"]] == ["drift concept_drift.csv"]
     assert snapshots[0]["metadata"]["model_version"] == "1"
 
     measured = gather_kpis(cfg)

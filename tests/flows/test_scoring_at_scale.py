@@ -5,12 +5,14 @@ import shutil
 import pandas as pd
 import pytest
 
-from driftline import data, prediction_log, validation
 from driftline.config import load_config
-from driftline.demo_data import START, make_frame
+from driftline.data import prediction_log
+from driftline.data.demo import START, make_frame
+from driftline.data.loading import load_batch
 from driftline.errors import DataRejected
 from driftline.registry import Registry
-from driftline.scoring import SCORED_AT
+from driftline.serving.batch_scoring import SCORED_AT
+from driftline.validation.expectations import build_expectations, validate_frame
 from flows.batch_scoring import batch_scoring
 from flows.params import ScoringParams, TrainParams
 from flows.training import training
@@ -33,7 +35,7 @@ def test_batch_scoring_on_dask_writes_what_a_single_process_writes(config_factor
     local = batch_scoring(ScoringParams(config=str(local_config), data=str(demo_files["stable"]),
                                         output=str(tmp_path / "out" / "local.parquet")))
     # The same content by the same version is logged once: set the local run's log aside so the Dask run logs its own.
-    [local_log_file] = prediction_log.log_files(load_config(local_config).prediction_log_dir)
+    [local_log_file] = prediction_log.log_files(load_config(local_config).folders.prediction_log)
     local_log = pd.read_parquet(local_log_file).drop(columns=SCORED_AT)
     local_log_file.unlink()
     dask_config = config_factory(scoring=DASK)
@@ -44,7 +46,7 @@ def test_batch_scoring_on_dask_writes_what_a_single_process_writes(config_factor
     expected, got = pd.read_parquet(tmp_path / "out" / "local.parquet"), pd.read_parquet(tmp_path / "out" / "dask.parquet")
     assert got[SCORED_AT].nunique() == 1  # one time per run, whichever worker scored the row
     pd.testing.assert_frame_equal(got.drop(columns=SCORED_AT), expected.drop(columns=SCORED_AT))
-    logs = prediction_log.log_files(load_config(dask_config).prediction_log_dir)
+    logs = prediction_log.log_files(load_config(dask_config).folders.prediction_log)
     assert len(logs) == 1  # one log file per run, however many partitions
     pd.testing.assert_frame_equal(pd.read_parquet(logs[0]).drop(columns=SCORED_AT), local_log)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dask.parquet", "local.parquet"]  # no parts left
@@ -58,8 +60,8 @@ def test_a_file_failing_in_a_middle_chunk_is_quarantined_and_nothing_is_written(
     path.parent.mkdir()
     frame.to_csv(path, index=False)
     profile = Registry(cfg).load_champion().reference.profile
-    expectations = validation.build_expectations(cfg.dataset, cfg.validation, profile, require_target=True)
-    whole_file_failures = validation.validate_frame(data.load_batch(path, cfg.dataset).frame, expectations).failures
+    expectations = build_expectations(cfg.dataset, cfg.validation, profile, require_target=True)
+    whole_file_failures = validate_frame(load_batch(path, cfg.dataset).frame, expectations).failures
     assert whole_file_failures == [
         "column 'contract': 4.2% of values are categories unseen in training (e.g. lifetime), at most 1.0% allowed"
     ]
@@ -69,25 +71,25 @@ def test_a_file_failing_in_a_middle_chunk_is_quarantined_and_nothing_is_written(
 
     assert rejected.value.reasons == whole_file_failures
     assert not path.exists()
-    assert [p.name for p in cfg.quarantine_dir.glob("*/middle_bad.csv")] == ["middle_bad.csv"]
+    assert [p.name for p in cfg.folders.quarantine.glob("*/middle_bad.csv")] == ["middle_bad.csv"]
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
-    assert prediction_log.log_files(cfg.prediction_log_dir) == []
+    assert prediction_log.log_files(cfg.folders.prediction_log) == []
 
 
 def test_scheduled_run_streams_each_inbox_file_to_the_default_output_and_names_the_rejected(
     config_factory, champion, demo_files
 ):
     cfg = load_config(config_factory(scoring={"chunk_rows": 300}, landing={"stable_seconds": 0}))
-    cfg.inbox_dir.mkdir(parents=True)
+    cfg.folders.inbox.mkdir(parents=True)
     for name in ("stable", "faulty"):
-        shutil.copy(demo_files[name], cfg.inbox_dir / f"{name}.csv")
+        shutil.copy(demo_files[name], cfg.folders.inbox / f"{name}.csv")
 
     with pytest.raises(DataRejected) as rejected:
         batch_scoring(ScoringParams(config=str(cfg.source)))
 
     assert "1 file(s) rejected" in str(rejected.value) and "faulty.csv" in str(rejected.value)
-    scored = pd.read_parquet(cfg.output_dir / "stable.scored.parquet")
+    scored = pd.read_parquet(cfg.folders.outputs / "stable.scored.parquet")
     assert len(scored) == 1000 and scored["customer_id"].is_unique
-    assert sorted(p.name for p in (cfg.inbox_dir / "done").iterdir()) == ["stable.csv"]
-    assert [p.name for p in cfg.quarantine_dir.glob("*/faulty.csv")] == ["faulty.csv"]
-    assert len(prediction_log.log_files(cfg.prediction_log_dir)) == 1
+    assert sorted(p.name for p in (cfg.folders.inbox / "done").iterdir()) == ["stable.csv"]
+    assert [p.name for p in cfg.folders.quarantine.glob("*/faulty.csv")] == ["faulty.csv"]
+    assert len(prediction_log.log_files(cfg.folders.prediction_log)) == 1

@@ -21,7 +21,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from driftline import stack
 from driftline.config import DriftlineConfig, load_config
-from driftline.demo_data import CONCEPT_DRIFT, START, inject_quality_faults, make_frame
+from driftline.data.demo import CONCEPT_DRIFT, START, inject_quality_faults, make_frame
 from tests.conftest import DEMO_CONFIG, PROJECT_ROOT, WEEK
 
 pytestmark = pytest.mark.integration

@@ -124,7 +124,7 @@ def test_authenticated_training_and_scoring_runs_complete_and_register_the_model
     scored = wait_until_final(start_run(auth_stack, "batch-scoring", {"config": config,
                                                                       "data": str(data["stable_a"])}).id)  # fmt: skip
     assert scored.state.is_completed(), scored.state.message
-    assert (auth_stack.cfg.output_dir / "stable_a.scored.parquet").is_file()
+    assert (auth_stack.cfg.folders.outputs / "stable_a.scored.parquet").is_file()
 
 
 def _mlflow_records(client: MlflowClient, name: str) -> list[str]:
@@ -156,7 +156,7 @@ def test_no_secret_appears_in_any_log_record_or_notification(auth_stack: Stack):
         "MLflow params and tags": _mlflow_records(mlflow_client(auth_stack),
                                                   auth_stack.cfg.registry.model_name),
         "notifications sent": [json.dumps(body) for body in auth_stack.webhook.received],
-        "workspace files": [path.read_text(errors="replace") for path in auth_stack.cfg.workspace.rglob("*")
+        "workspace files": [path.read_text(errors="replace") for path in auth_stack.cfg.folders.root.rglob("*")
                             if path.is_file() and path.suffix in {".json", ".jsonl", ".yaml", ".md", ".log", ".txt"}],
     }  # fmt: skip
     assert found["flow run logs"] and found["MLflow params and tags"], "the runs above left no logs to search"

@@ -68,7 +68,7 @@ def wait_until_final(flow_run_id, timeout: float = 240) -> FlowRun:
 
 def drop(live_stack: Stack, name: str, as_name: str | None = None) -> None:
     """Write-then-rename into the landing folder, as a well-behaved producer does."""
-    landing = live_stack.cfg.landing_dir
+    landing = live_stack.cfg.folders.landing
     landing.mkdir(parents=True, exist_ok=True)
     temporary = landing / f".{as_name or live_stack.data[name].name}.part"
     shutil.copyfile(live_stack.data[name], temporary)
@@ -121,7 +121,7 @@ def test_a_dropped_file_runs_continuous_training_once_and_its_copy_never(live_st
     [run] = wait_for(lambda: runs_of(live_stack, "continuous-training"), 60, "the file to start a run")
     done = wait_until_final(run.id, timeout=300)
     assert done.state.is_completed(), done.state.message
-    assert done.parameters["params"]["data"] == str(live_stack.cfg.landing_dir / "concept_drift.csv")
+    assert done.parameters["params"]["data"] == str(live_stack.cfg.folders.landing / "concept_drift.csv")
     assert aliases(live_stack) == {"champion": "3", "previous": "1"}  # concept drift → retrained → promoted
 
     drop(live_stack, "concept_drift", as_name="concept_drift_again.csv")
@@ -188,7 +188,7 @@ def test_a_bad_file_fails_its_run_and_is_quarantined(live_stack: Stack):
                             if r.parameters["params"]["data"].endswith("faulty.csv")], 60, "the bad file's run")[0]  # fmt: skip
     done = wait_until_final(run.id)
     assert done.state.is_failed() and "unknown-plan" in done.state.message
-    assert any((path / "faulty.csv").exists() for path in live_stack.cfg.quarantine_dir.iterdir())
+    assert any((path / "faulty.csv").exists() for path in live_stack.cfg.folders.quarantine.iterdir())
 
 
 def test_the_registry_on_the_server_holds_every_version_with_its_gate_and_one_champion(live_stack: Stack):

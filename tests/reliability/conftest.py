@@ -18,19 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from driftline import data
 from driftline.config import DriftlineConfig
-from driftline.evaluation import decide
-from driftline.lineage import DataSource, collect_lineage
+from driftline.data import loading
+from driftline.evaluation.gate import decide
 from driftline.registry import ModelRef, Registry
 from driftline.stack import FILE_LEASES, LEASE_STORAGE_ENV, free_port
-from driftline.training import TrainedModel, train_model
+from driftline.training.lineage import DataSource, collect_lineage
+from driftline.training.train import TrainedModel, train_model
 from tests.integration.conftest import wait_for
 
 DRIFTLINE = Path(sys.executable).parent / "driftline"
 
 
-def register(cfg: DriftlineConfig, trained: TrainedModel, batch: data.DataBatch, passed: bool | None) -> ModelRef:
+def register(cfg: DriftlineConfig, trained: TrainedModel, batch: loading.DataBatch, passed: bool | None) -> ModelRef:
     """One more registered version of `trained`; its gate verdict recorded as a pass, a refusal, or not at all."""
     source = DataSource(batch.fingerprint, batch.rows, batch.name, batch.path.name)
     registry = Registry(cfg)
@@ -44,7 +44,7 @@ def register(cfg: DriftlineConfig, trained: TrainedModel, batch: data.DataBatch,
 @dataclass
 class Trained:
     cfg: DriftlineConfig
-    batch: data.DataBatch
+    batch: loading.DataBatch
     model: TrainedModel
 
     def register(self, passed: bool | None = True) -> ModelRef:
@@ -54,7 +54,7 @@ class Trained:
 @pytest.fixture
 def trained(cfg: DriftlineConfig, demo_files: dict[str, Path]) -> Trained:
     """One model trained on the small reference file, to register as many versions as a test needs."""
-    batch = data.load_batch(demo_files["reference"], cfg.dataset)
+    batch = loading.load_batch(demo_files["reference"], cfg.dataset)
     return Trained(cfg, batch, train_model(batch.frame, cfg))
 
 
@@ -189,7 +189,7 @@ def mlflow_server(cfg: DriftlineConfig, tmp_path: Path) -> Iterator[Server]:
     mlflow = Path(sys.executable).parent / "mlflow"
     server = Server(
         [str(mlflow), "server", "--backend-store-uri", cfg.tracking_uri, "--default-artifact-root",
-         str(cfg.workspace / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+         str(cfg.folders.root / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         f"http://127.0.0.1:{port}/health", tmp_path / "mlflow-server.log", dict(os.environ),
     )  # fmt: skip
     server.start()

@@ -21,10 +21,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from driftline import data, validation
 from driftline.config import load_config
-from driftline.demo_data import START, make_frame
+from driftline.data import loading
+from driftline.data.archive import read_archive_index
+from driftline.data.demo import START, make_frame
 from driftline.errors import ConfigError, DataRejected, PathNotAllowed
+from driftline.validation import chunked
+from driftline.validation.profile import learn_profile
 from tasks.data import load_batch
 from tasks.scoring import output_path
 from tasks.validation import validate_file
@@ -110,7 +113,7 @@ DATA_CASES: list[tuple[str, str, Callable[[], bytes], str]] = [
 
 @pytest.fixture
 def profile(cfg):
-    return validation.learn_profile(REFERENCE, cfg.dataset)
+    return learn_profile(REFERENCE, cfg.dataset)
 
 
 def quarantined_whole(rejected: DataRejected, path: Path, content: bytes) -> str:
@@ -165,7 +168,7 @@ APPENDED = b"C9999999,2026-03-10T00:00:00Z,1,1.0,1,30,monthly,card,north,0\n"
 def test_file_that_grows_while_read_is_rejected(stage, cfg, profile, tmp_path, monkeypatch, prefect_api_url):
     """A writer appends while the file is read. Wrapping the real reader makes that interleaving certain; a real
     concurrent writer would only sometimes land inside the read."""
-    module, reader = (validation, "iter_chunks") if stage == "validate-file" else (data, "_read_raw")
+    module, reader = (chunked, "iter_chunks") if stage == "validate-file" else (loading, "_read_raw")
     read = getattr(module, reader)
 
     def read_while_written(path, *args, **kwargs):
@@ -195,7 +198,7 @@ def refused_untouched(refused: PathNotAllowed, path: Path, content: bytes | None
         problems.append(f"message does not name the path and storage.allowed_roots: {message!r}")
     if content is not None and (not path.is_file() or path.read_bytes() != content):
         problems.append("file moved or changed")
-    if cfg.quarantine_dir.exists() and any(cfg.quarantine_dir.iterdir()):
+    if cfg.folders.quarantine.exists() and any(cfg.folders.quarantine.iterdir()):
         problems.append("something was quarantined")
     return "; ".join(problems) or "refused, nothing read, moved or written"
 
@@ -210,8 +213,8 @@ def test_paths_outside_the_allowed_folders_are_refused(cfg, profile, tmp_path_fa
         "data file outside the allowed folders": (outside, lambda: validate_file.fn(outside, cfg, profile)),
         "symlink out of an allowed folder": (link, lambda: load_batch.fn(link, cfg)),
         "output path climbing out with ..": (
-            cfg.output_dir / ".." / ".." / ".." / "out.parquet",
-            lambda: output_path(str(cfg.output_dir / ".." / ".." / ".." / "out.parquet"), cfg, outside),
+            cfg.folders.outputs / ".." / ".." / ".." / "out.parquet",
+            lambda: output_path(str(cfg.folders.outputs / ".." / ".." / ".." / "out.parquet"), cfg, outside),
         ),
     }
     for case, (path, attempt) in tries.items():
@@ -292,7 +295,7 @@ def downstream(cfg) -> dict[str, int]:
     # Both URIs: without registry_uri the client takes the registry an earlier Registry set process-wide.
     client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
     return {
-        "archived": len(data.read_archive_index(cfg.archive_dir)),
+        "archived": len(read_archive_index(cfg.folders.archive)),
         "trained": len(client.search_runs([e.experiment_id for e in client.search_experiments()])),
         "registered": len(client.search_model_versions(f"name = '{cfg.registry.model_name}'")),
     }

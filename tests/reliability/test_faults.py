@@ -14,15 +14,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from driftline import prediction_log, scoring
 from driftline.cli import EXIT_REFUSED, EXIT_VIOLATION, main
 from driftline.config import load_config
-from driftline.demo_data import make_frame
+from driftline.data import prediction_log
+from driftline.data.demo import make_frame
+from driftline.data.landing import LandingWatcher, Ledger
 from driftline.errors import TransitionRefused
-from driftline.invariants import check_registry
-from driftline.landing import LandingWatcher, Ledger
+from driftline.governance.invariants import check_registry
 from driftline.registry import CHAMPION, Registry
-from driftline.validation import validate_file
+from driftline.serving import batch_scoring
+from driftline.validation.chunked import validate_file
 from tests.integration.conftest import wait_for
 from tests.reliability.conftest import cli_env, kill_hard, start_cli
 from tests.reliability.outcomes import expect
@@ -30,7 +31,7 @@ from tests.reliability.outcomes import expect
 
 def logged_rows(cfg, source_name: str) -> pd.DataFrame:
     """Every prediction-log row of one source, across all log files."""
-    frames = [pd.read_parquet(path) for path in prediction_log.log_files(cfg.prediction_log_dir)]
+    frames = [pd.read_parquet(path) for path in prediction_log.log_files(cfg.folders.prediction_log)]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({prediction_log.SOURCE: []})
     return frame[frame[prediction_log.SOURCE] == source_name]
 
@@ -58,9 +59,9 @@ def test_rescoring_the_same_file_replaces_its_output_and_logs_every_row_once(cfg
     path = tmp_path / "batch.csv"
     frame.to_csv(path, index=False)
     source, _ = validate_file(path, cfg, None, for_training=False)
-    output = cfg.output_dir / "batch.scored.parquet"
-    first = scoring.score_file(source, trained.model.model, cfg, "1", output)
-    second = scoring.score_file(source, trained.model.model, cfg, "1", output)
+    output = cfg.folders.outputs / "batch.scored.parquet"
+    first = batch_scoring.score_file(source, trained.model.model, cfg, "1", output)
+    second = batch_scoring.score_file(source, trained.model.model, cfg, "1", output)
     expect(case="same file scored twice (a rerun)", expected="one output, every row once; log: every row once",
            observed=f"{'one' if [p.name for p in output.parent.iterdir()] == [output.name] else 'not one'} output, "
                     f"{rows_once(pd.read_parquet(output), frame.customer_id, 'customer_id')}; "
@@ -88,11 +89,11 @@ def test_check_finds_a_hand_made_violation_and_promotion_refuses_a_gate_refused_
 
 
 def test_two_watchers_see_a_copy_and_a_second_file_at_once_and_announce_one_run_per_content(cfg, demo_files):
-    landing = cfg.landing_dir
+    landing = cfg.folders.landing
     landing.mkdir(parents=True)
     for name, source in [("a.csv", "stable"), ("a_copy.csv", "stable"), ("b.csv", "covariate_shift")]:
         shutil.copyfile(demo_files[source], landing / name)
-    ledger_path = cfg.ledger_dir / "landing.jsonl"
+    ledger_path = cfg.folders.ledgers / "landing.jsonl"
     announced: list = []
     start = threading.Barrier(2)
 
@@ -369,7 +370,7 @@ def test_same_content_twice_and_a_second_file_make_two_runs_and_no_duplicate_out
     summaries = [continuous_training(BatchParams(config=str(config_path), data=str(landed / name)))
                  for name in ("a.csv", "a_copy.csv", "b.csv")]  # fmt: skip
     scored = [s.batch for s in summaries if s.duplicate_of is None]
-    outputs = sorted(p.name for p in cfg.output_dir.iterdir() if not p.name.startswith("."))
+    outputs = sorted(p.name for p in cfg.folders.outputs.iterdir() if not p.name.startswith("."))
     a_rows = pd.read_csv(demo_files["stable"])
     expect(case="continuous training: a file, its copy, another file",
            expected="runs scored a.csv, b.csv; outputs a.scored.parquet, b.scored.parquet; log a: every row once, "

@@ -18,15 +18,15 @@ import pytest
 import uvicorn
 import yaml
 
-from driftline import prediction_log
 from driftline.config import DriftlineConfig, load_config
-from driftline.data import load_batch
-from driftline.demo_data import CONCEPT_DRIFT, START, make_frame
-from driftline.lineage import DataSource, collect_lineage
-from driftline.modeling import predict
+from driftline.data import prediction_log
+from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
+from driftline.data.loading import load_batch
 from driftline.registry import ModelRef, Registry
-from driftline.service import PredictionBatcher, create_app
-from driftline.training import train_model
+from driftline.serving.app import PredictionBatcher, create_app
+from driftline.training.lineage import DataSource, collect_lineage
+from driftline.training.modeling import predict
+from driftline.training.train import train_model
 from tests.conftest import DEMO_CONFIG, WEEK
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "contract", "payment_method", "region"]
@@ -223,13 +223,13 @@ def test_a_promotion_during_a_stream_of_requests_switches_version_with_no_failed
 def test_shadow_logs_both_answers_and_returns_only_the_champions(workspace):
     cfg = service_config(workspace, shadow=True)
     batch = make_frame(200, seed=11, id_offset=80_000)
-    before = set(prediction_log.log_files(cfg.prediction_log_dir))
+    before = set(prediction_log.log_files(cfg.folders.prediction_log))
     with serving(cfg) as client:
         wait_for(lambda: client.get("/model").json()["challenger"] is not None, "the challenger to load")
         answer = client.post("/predict", json={"rows": rows_of(batch)}).json()
     assert answer["model_version"] == "1"
     assert {p["served_by"] for p in answer["predictions"]} == {"champion"}
-    [written] = set(prediction_log.log_files(cfg.prediction_log_dir)) - before
+    [written] = set(prediction_log.log_files(cfg.folders.prediction_log)) - before
     logged = pd.read_parquet(written)
     assert logged["customer_id"].tolist() == batch["customer_id"].tolist()
     assert set(logged[prediction_log.MODEL_VERSION]) == {"1"}
@@ -289,7 +289,7 @@ def test_the_prediction_log_of_the_service_feeds_a_monitoring_run(workspace, pre
 
     cfg = service_config(workspace)
     # earlier tests' requests (one batch sent over and over) are not this test's window
-    shutil.rmtree(cfg.prediction_log_dir, ignore_errors=True)
+    shutil.rmtree(cfg.folders.prediction_log, ignore_errors=True)
     batch = make_frame(600, seed=15, start=START + 10 * WEEK, id_offset=60_000)
     with serving(cfg) as client:
         for chunk in range(3):

@@ -7,14 +7,16 @@ import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from driftline import data, validation
 from driftline.config import load_config
+from driftline.data.loading import load_batch
 from driftline.errors import DataRejected
+from driftline.validation.expectations import build_expectations, validate_frame
+from driftline.validation.profile import ReferenceProfile
 from tests.conftest import DEMO_CONFIG
 
 CFG = load_config(DEMO_CONFIG)
 COLUMNS = [*CFG.dataset.feature_names, CFG.dataset.target, "customer_id", "event_time", "unexpected_extra"]
-PROFILE = validation.ReferenceProfile(
+PROFILE = ReferenceProfile(
     numeric_ranges={c: (0.0, 100.0) for c in CFG.dataset.numeric_features},
     categories={c: ["a", "b"] for c in CFG.dataset.categorical_features},
 )
@@ -61,15 +63,15 @@ def test_any_file_is_either_rejected_clearly_or_validated(tmp_path_factory, fram
         frame.astype(str).where(frame.notna(), None).to_parquet(path, index=False)
     path.write_bytes(mutate(path.read_bytes(), how, at))
     try:
-        batch = data.load_batch(path, CFG.dataset)
+        batch = load_batch(path, CFG.dataset)
     except DataRejected as rejected:
         event("rejected at load")
         assert rejected.reasons and all(reason.strip() for reason in rejected.reasons)
         return
     event("reached validation")  # --hypothesis-show-statistics shows the mix of both paths
     for require_target in (True, False):
-        expectations = validation.build_expectations(CFG.dataset, CFG.validation, PROFILE, require_target)
-        report = validation.validate_frame(batch.frame, expectations)
+        expectations = build_expectations(CFG.dataset, CFG.validation, PROFILE, require_target)
+        report = validate_frame(batch.frame, expectations)
         assert report.success or report.failures
         assert all(isinstance(line, str) and line for line in report.failures)
         assert not any("could not run" in line for line in report.failures), report.failures

@@ -89,5 +89,5 @@ def test_labels_need_an_id_column_and_default_to_the_dataset_columns(config_fact
         load_config(config_factory(labels={"enabled": True}, dataset={"id_column": None}))
     cfg = load_config(config_factory(labels={"enabled": True}))
     assert (cfg.label_id_column, cfg.label_column) == ("customer_id", "churned")
-    assert cfg.labels_dir == cfg.workspace / "labels" / "churn-demo"
+    assert cfg.folders.labels == cfg.folders.root / "labels" / "churn-demo"
     assert "performance_degraded" in cfg.notifications.events

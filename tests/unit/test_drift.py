@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from driftline import drift
 from driftline.config import parse_config
+from driftline.monitoring.drift import column_drift, detect_drift
+from driftline.monitoring.evidently_report import evidently_column_drift, write_report
+from driftline.monitoring.reference import ReferenceStats, reference_stats
 
 FEATURES = {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}
 # ties on a fine grid (Sturges bins for psi/js), a constant, missing and infinite values, an unseen category
@@ -51,9 +53,9 @@ def awkward_frames(seed: int, shift: float, rows: int, current_rows: int):
 def test_same_distribution_is_not_drift_and_a_shift_is():
     cfg = drift_config("ks", "chisquare")
     reference, current = frames(seed=1, shift=0.0)
-    assert not drift.detect_drift(reference, current, cfg).detected
+    assert not detect_drift(reference, current, cfg).detected
     reference, current = frames(seed=1, shift=0.3)
-    result = drift.detect_drift(reference, current, cfg)
+    result = detect_drift(reference, current, cfg)
     assert result.detected
     assert set(result.drifted_features) >= {"a", "b", "k"}
     assert result.reasons[0].startswith("75% of features drifted (a, b, k)")
@@ -62,7 +64,7 @@ def test_same_distribution_is_not_drift_and_a_shift_is():
 def test_a_category_never_seen_in_reference_is_drift():
     reference = pd.Series(["x", "y"] * 50)
     current = pd.Series(["x", "y"] * 45 + ["new"] * 10)
-    column = drift.column_drift(reference, current, "k", "feature", "chisquare", 0.05, numeric=False)
+    column = column_drift(reference, current, "k", "feature", "chisquare", 0.05, numeric=False)
     assert column.drifted and column.statistic == 0.0
 
 
@@ -70,7 +72,7 @@ def test_prediction_drift_alone_counts_as_dataset_drift():
     cfg = drift_config("ks", "chisquare")
     reference, current = frames(seed=2, shift=0.0)
     rng = np.random.default_rng(0)
-    result = drift.detect_drift(reference, current, cfg, rng.uniform(0, 0.5, 2000), rng.uniform(0.3, 0.9, 2000))
+    result = detect_drift(reference, current, cfg, rng.uniform(0, 0.5, 2000), rng.uniform(0.3, 0.9, 2000))
     assert result.detected and result.drifted_feature_share < cfg.drift.drift_share
     assert result.reasons == [f"prediction 'prediction' drifted (ks = {result.columns[-1].statistic:.3g})"]
 
@@ -82,8 +84,8 @@ def test_prediction_drift_alone_counts_as_dataset_drift():
 def test_decisions_and_statistics_equal_evidently_per_column(seed, rows, current_rows, numeric, categorical):
     cfg = drift_config(numeric, categorical, AWKWARD_FEATURES)
     reference, current = awkward_frames(seed=seed, shift=0.03 * (seed - 10), rows=rows, current_rows=current_rows)
-    ours = {c.column: (c.statistic, c.drifted) for c in drift.detect_drift(reference, current, cfg).columns}
-    theirs = drift.evidently_column_drift(reference, current, cfg)
+    ours = {c.column: (c.statistic, c.drifted) for c in detect_drift(reference, current, cfg).columns}
+    theirs = evidently_column_drift(reference, current, cfg)
     assert set(theirs) == set(ours)
     for column, (value, drifted) in theirs.items():
         assert ours[column][1] == drifted, column
@@ -101,10 +103,10 @@ def test_ks_and_wasserstein_equal_scipy_on_exact_and_asymptotic_sizes(rows, curr
     if discrete:  # many ties
         reference, current = np.round(reference * 3), np.round(current * 3)
     expected = stats.ks_2samp(reference, current).pvalue
-    ks = drift.column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "ks", 0.05, numeric=True)
+    ks = column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "ks", 0.05, numeric=True)
     assert ks.statistic == pytest.approx(expected, rel=1e-12, abs=1e-300)
     assert ks.drifted == (expected <= 0.05)
-    wasserstein = drift.column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "wasserstein", 0.1,
+    wasserstein = column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "wasserstein", 0.1,
                                      numeric=True)  # fmt: skip
     expected = stats.wasserstein_distance(reference, current) / max(np.std(reference), 0.001)
     assert wasserstein.statistic == pytest.approx(expected, rel=1e-12)
@@ -115,7 +117,7 @@ def test_ks_p_value_at_the_threshold_is_scipys_own_and_counts_as_drift_as_in_evi
     reference, current = pd.Series(rng.normal(0, 1, 20000)), pd.Series(rng.normal(0.04, 1, 15000))
     p_value = stats.ks_2samp(reference, current).pvalue
     assert 2.2 <= 20000 * 15000 / 35000 * stats.ks_2samp(reference, current).statistic ** 2 < 370  # the summed series
-    column = drift.column_drift(reference, current, "x", "feature", "ks", p_value, numeric=True)
+    column = column_drift(reference, current, "x", "feature", "ks", p_value, numeric=True)
     assert column.statistic == p_value and column.drifted
 
 
@@ -125,11 +127,11 @@ def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_pa
     rng = np.random.default_rng(1)
     reference["y"], current["y"] = rng.integers(0, 2, 12000), rng.choice([0, 1], 4000, p=[0.3, 0.7])
     reference_predictions, current_predictions = rng.uniform(0, 1, 3000), rng.uniform(0.1, 1, 4000)
-    reference_stats = drift.reference_stats(reference, cfg, reference_predictions)
-    reference_stats.save(tmp_path / "stats")
-    loaded = drift.ReferenceStats.load(tmp_path / "stats")
-    direct = drift.detect_drift(reference, current, cfg, reference_predictions, current_predictions)
-    assert drift.detect_drift(loaded, current, cfg, current_predictions=current_predictions) == direct
+    stats = reference_stats(reference, cfg, reference_predictions)
+    stats.save(tmp_path / "stats")
+    loaded = ReferenceStats.load(tmp_path / "stats")
+    direct = detect_drift(reference, current, cfg, reference_predictions, current_predictions)
+    assert detect_drift(loaded, current, cfg, current_predictions=current_predictions) == direct
     assert [(c.role, c.drifted) for c in direct.columns][-2:] == [("prediction", True), ("target", True)]
     assert loaded.rows == direct.reference_rows == 12000
     assert loaded.columns["a"].rows == np.isfinite(reference["a"]).sum()  # NaN and ±inf left out, float64 kept
@@ -137,11 +139,11 @@ def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_pa
 
 
 def test_an_empty_column_is_not_drift_and_a_constant_one_is_compared():
-    empty = drift.column_drift(pd.Series([1.0, 2.0]), pd.Series([np.nan, np.inf]), "x", "feature", "ks", 0.05, True)
+    empty = column_drift(pd.Series([1.0, 2.0]), pd.Series([np.nan, np.inf]), "x", "feature", "ks", 0.05, True)
     assert math.isnan(empty.statistic) and not empty.drifted
-    same = drift.column_drift(pd.Series([2.0] * 500), pd.Series([2.0] * 300), "x", "feature", "psi", 0.1, True)
+    same = column_drift(pd.Series([2.0] * 500), pd.Series([2.0] * 300), "x", "feature", "psi", 0.1, True)
     assert same.statistic == 0.0 and not same.drifted
-    moved = drift.column_drift(pd.Series([2.0] * 500), pd.Series([3.0] * 300), "x", "feature", "wasserstein", 0.1, True)
+    moved = column_drift(pd.Series([2.0] * 500), pd.Series([3.0] * 300), "x", "feature", "wasserstein", 0.1, True)
     assert moved.statistic == pytest.approx(1 / 0.001) and moved.drifted  # std 0: Evidently's floor of 0.001
 
 
@@ -149,7 +151,7 @@ def test_report_is_built_on_a_bounded_sample(tmp_path):
     cfg = drift_config("ks", "chisquare").model_copy(update={"drift": drift_config("ks", "chisquare").drift.model_copy(
         update={"report_sample_rows": 500})})  # fmt: skip
     reference, current = frames(seed=3, shift=0.2, rows=5000)
-    path = drift.write_report(reference, current, cfg, tmp_path / "report.html")
+    path = write_report(reference, current, cfg, tmp_path / "report.html")
     assert path.stat().st_size > 10_000
     assert "<html" in path.read_text(errors="ignore")[:2000].lower()
 
@@ -157,7 +159,7 @@ def test_report_is_built_on_a_bounded_sample(tmp_path):
 def test_tiny_batches_get_no_drift_verdict():
     cfg = drift_config("psi", "jensenshannon")
     reference, current = frames(seed=4, shift=0.0)
-    result = drift.detect_drift(reference, current.head(1), cfg)
+    result = detect_drift(reference, current.head(1), cfg)
     assert not result.detected
     assert result.note == "1 rows, fewer than drift.min_rows=50: no drift verdict"
 
@@ -165,12 +167,12 @@ def test_tiny_batches_get_no_drift_verdict():
 def test_data_quality_drift_finds_injected_nulls_new_categories_and_out_of_range_values():
     cfg = drift_config("ks", "chisquare")
     reference, current = frames(seed=3, shift=0.0)
-    assert not any(check.breached for check in drift.detect_drift(reference, current, cfg).quality)
+    assert not any(check.breached for check in detect_drift(reference, current, cfg).quality)
     broken = current.copy()
     broken.loc[broken.index[:300], "a"] = np.nan  # 10% nulls where training had none
     broken.loc[broken.index[300:450], "k"] = "brand-new"  # 5% unseen category
     broken.loc[broken.index[450:600], "c"] = 99.0  # 5% above the training maximum of 4
-    result = drift.detect_drift(reference, broken, cfg)
+    result = detect_drift(reference, broken, cfg)
     breached = {(q.column, q.check): round(q.current, 3) for q in result.quality if q.breached}
     assert breached == {
         ("a", "null_rate"): 0.1,
@@ -182,5 +184,5 @@ def test_data_quality_drift_finds_injected_nulls_new_categories_and_out_of_range
     assert result.figures()["quality_null_rate_a"] == pytest.approx(0.1)
 
     counted = drift_config("ks", "chisquare", data_quality={"counts_as_drift": True})
-    result = drift.detect_drift(reference, broken, counted)
+    result = detect_drift(reference, broken, counted)
     assert result.detected and "data quality: unseen_category_share of 'k' is 5.0% (training 0.0%)" in result.reasons

@@ -7,14 +7,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from driftline.audit import Action, Actor, AliasHolders, AuditEvent, champion_at, parse_time
-from driftline.auto_rollback import degradation
 from driftline.config import load_config
-from driftline.demo_data import make_frame
-from driftline.drift import ColumnDrift, DriftResult
+from driftline.data.demo import make_frame
 from driftline.errors import ConfigError
-from driftline.evaluation import explain, holdout_metrics, judge
-from driftline.modeling import fit
+from driftline.evaluation.gate import judge
+from driftline.evaluation.importance import explain
+from driftline.evaluation.measure import holdout_metrics
+from driftline.governance.audit import Action, Actor, AliasHolders, AuditEvent, champion_at, parse_time
+from driftline.monitoring.auto_rollback import degradation
+from driftline.monitoring.drift import ColumnDrift, DriftResult
+from driftline.training.modeling import fit
 
 
 @pytest.fixture

@@ -220,7 +220,7 @@ def test_the_kubernetes_secrets_are_templates_without_values():
 
 
 def test_code_outside_git_records_the_commit_the_image_was_built_from(tmp_path, monkeypatch):
-    from driftline.lineage import GIT_COMMIT_ENV, git_commit
+    from driftline.training.lineage import GIT_COMMIT_ENV, git_commit
 
     monkeypatch.delenv(GIT_COMMIT_ENV, raising=False)
     assert git_commit(tmp_path) is None

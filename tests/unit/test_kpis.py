@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from driftline.kpis import Detection, PipelineRun, ScoringRun, Transition, compute_kpis
+from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transition, compute_kpis
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

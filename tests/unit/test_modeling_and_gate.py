@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import evaluation, modeling
 from driftline.config import parse_config
-from driftline.demo_data import make_frame
+from driftline.data.demo import make_frame
+from driftline.evaluation import gate, measure
+from driftline.training import modeling
 
 
 def test_time_holdout_takes_the_most_recent_rows(cfg):
@@ -50,14 +51,14 @@ def test_other_tasks_train_and_evaluate(task, estimator, metric):
         "dataset": {"target": "y", "task": task, "features": {"x": "numeric", "kind": "categorical"}},
     })  # fmt: skip
     train, holdout = modeling.split_holdout(frame, cfg)
-    metrics = evaluation.holdout_metrics(modeling.fit(train, cfg), holdout, cfg)
+    metrics = measure.holdout_metrics(modeling.fit(train, cfg), holdout, cfg)
     assert cfg.primary_metric == metric and metric in metrics
 
 
 def test_first_model_passes_on_thresholds_alone(cfg):
-    decision = evaluation.decide(cfg, {"roc_auc": 0.75}, None, None)
+    decision = gate.decide(cfg, {"roc_auc": 0.75}, None, None)
     assert decision.promote and decision.reasons[0].startswith("first model: roc_auc 0.7500")
-    refused = evaluation.decide(cfg, {"roc_auc": 0.65}, None, None)
+    refused = gate.decide(cfg, {"roc_auc": 0.65}, None, None)
     assert not refused.promote
     assert (
         "roc_auc value threshold check failed: candidate model roc_auc = 0.65, roc_auc threshold = 0.7"
@@ -66,8 +67,8 @@ def test_first_model_passes_on_thresholds_alone(cfg):
 
 
 def test_challenger_must_beat_champion_by_the_margin(cfg):
-    assert evaluation.decide(cfg, {"roc_auc": 0.811}, {"roc_auc": 0.80}, "1").promote
-    refused = evaluation.decide(cfg, {"roc_auc": 0.805}, {"roc_auc": 0.80}, "1")
+    assert gate.decide(cfg, {"roc_auc": 0.811}, {"roc_auc": 0.80}, "1").promote
+    refused = gate.decide(cfg, {"roc_auc": 0.805}, {"roc_auc": 0.80}, "1")
     assert not refused.promote and refused.champion_version == "1"
     assert "minimum absolute change check failed" in refused.reasons[0]
 
@@ -78,9 +79,9 @@ def test_lower_is_better_metrics_gate_the_other_way():
         "dataset": {"target": "y", "task": "regression", "features": {"x": "numeric"}},
         "gate": {"thresholds": {"rmse": 2.0}, "min_improvement": 0.1},
     })  # fmt: skip
-    assert evaluation.decide(cfg, {"rmse": 1.0}, {"rmse": 1.2}, "3").promote
-    assert not evaluation.decide(cfg, {"rmse": 1.15}, {"rmse": 1.2}, "3").promote
-    assert not evaluation.decide(cfg, {"rmse": 2.5}, None, None).promote
+    assert gate.decide(cfg, {"rmse": 1.0}, {"rmse": 1.2}, "3").promote
+    assert not gate.decide(cfg, {"rmse": 1.15}, {"rmse": 1.2}, "3").promote
+    assert not gate.decide(cfg, {"rmse": 2.5}, None, None).promote
 
 
 @pytest.mark.parametrize(("labels", "reason"), [
@@ -90,7 +91,7 @@ def test_lower_is_better_metrics_gate_the_other_way():
 ])  # fmt: skip
 def test_untrainable_data_is_rejected_before_fitting(cfg, labels, reason):
     from driftline.errors import DataRejected
-    from driftline.training import train_model
+    from driftline.training.train import train_model
 
     frame = make_frame(len(labels), seed=1).assign(churned=labels)
     with pytest.raises(DataRejected, match=re.escape(reason)):

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import performance, prediction_log
 from driftline.config import load_config
-from driftline.data import DataBatch
+from driftline.data import prediction_log
+from driftline.data.loading import DataBatch
 from driftline.errors import DataRejected
+from driftline.monitoring import label_store, performance
 
 SCORED = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -24,8 +25,8 @@ def logged(ids: list[str], version: str, source: str, predicted: list[int], prob
 
 
 def labels_frame(pairs: dict[str, int]) -> pd.DataFrame:
-    return pd.DataFrame({performance.ID: list(pairs), performance.LABEL: list(pairs.values()),
-                         performance.LABEL_FILE: "l.csv", performance.RECEIVED_AT: pd.Timestamp(SCORED)})  # fmt: skip
+    return pd.DataFrame({label_store.ID: list(pairs), label_store.LABEL: list(pairs.values()),
+                         label_store.LABEL_FILE: "l.csv", label_store.RECEIVED_AT: pd.Timestamp(SCORED)})  # fmt: skip
 
 
 def test_join_counts_pending_predictions_and_labels_without_a_prediction(cfg):
@@ -91,23 +92,23 @@ def test_bad_label_files_are_rejected_with_the_reason(cfg, tmp_path, content, re
     path = tmp_path / "labels.csv"
     path.write_text(content)
     with pytest.raises(DataRejected, match=reason.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-        performance.load_labels(path, cfg, [0, 1])
+        label_store.load_labels(path, cfg, [0, 1])
 
 
 def test_labels_are_typed_as_the_trained_classes(cfg, tmp_path):
     path = tmp_path / "labels.parquet"
     pd.DataFrame({"customer_id": [7, 8], "churned": [1.0, 0.0]}).to_parquet(path)
-    labels = performance.load_labels(path, cfg, [np.int64(0), np.int64(1)])
-    assert labels.frame[performance.ID].tolist() == ["7", "8"]
-    assert labels.frame[performance.LABEL].tolist() == [1, 0]
+    labels = label_store.load_labels(path, cfg, [np.int64(0), np.int64(1)])
+    assert labels.frame[label_store.ID].tolist() == ["7", "8"]
+    assert labels.frame[label_store.LABEL].tolist() == [1, 0]
 
 
 def test_label_store_keeps_the_newest_label_per_id(tmp_path, cfg):
     store = tmp_path / "store"
     first = DataBatch(tmp_path / "a.csv", pd.DataFrame({"id": ["C1", "C2"], "label": [0, 1]}), "f1")
     correction = DataBatch(tmp_path / "b.csv", pd.DataFrame({"id": ["C2"], "label": [0]}), "f2")
-    performance.store_labels(first, store)
-    performance.store_labels(correction, store)
-    assert performance.store_labels(first, store) is None  # the same content twice is stored once
-    labels = performance.read_labels(store).set_index("id")["label"].to_dict()
+    label_store.store_labels(first, store)
+    label_store.store_labels(correction, store)
+    assert label_store.store_labels(first, store) is None  # the same content twice is stored once
+    labels = label_store.read_labels(store).set_index("id")["label"].to_dict()
     assert labels == {"C1": 0, "C2": 0}

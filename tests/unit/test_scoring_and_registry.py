@@ -6,18 +6,20 @@ import pandas as pd
 import pytest
 import sklearn
 
-from driftline import data, scoring
+from driftline.data import archive, loading
 from driftline.errors import DriftlineError, ModelTampered, NoChampion
-from driftline.evaluation import decide
-from driftline.lineage import DataSource, collect_lineage
+from driftline.evaluation.gate import decide
+from driftline.monitoring import drift
 from driftline.registry import CHALLENGER, CHAMPION, MODEL_SHA256, PREVIOUS, SKOPS_FILE, Registry
-from driftline.training import train_model
+from driftline.serving import batch_scoring
+from driftline.training.lineage import DataSource, collect_lineage
+from driftline.training.train import train_model
 from tests.reliability.outcomes import expect
 
 
 @pytest.fixture
 def reference(cfg, demo_files):
-    return data.load_batch(demo_files["reference"], cfg.dataset)
+    return loading.load_batch(demo_files["reference"], cfg.dataset)
 
 
 def register(cfg, batch, trigger="test"):
@@ -29,15 +31,15 @@ def register(cfg, batch, trigger="test"):
 def test_scoring_output_has_ids_predictions_probabilities_version_and_time(cfg, reference, tmp_path):
     trained = train_model(reference.frame, cfg)
     batch = reference.frame.head(50)
-    scored, _ = scoring.score_frame(trained.model, batch, cfg, "7")
+    scored, _ = batch_scoring.score_frame(trained.model, batch, cfg, "7")
     assert list(scored.columns) == ["customer_id", "prediction", "proba_0", "proba_1", "model_version", "scored_at"]
     assert scored["customer_id"].tolist() == batch["customer_id"].tolist()
     assert np.allclose(scored["proba_0"] + scored["proba_1"], 1)
     assert set(scored["model_version"]) == {"7"}
-    written = scoring.write_output(scored, tmp_path / "out" / "scores.csv")
+    written = batch_scoring.write_output(scored, tmp_path / "out" / "scores.csv")
     assert len(pd.read_csv(written)) == 50
     with pytest.raises(DriftlineError, match="unsupported suffix '.json'"):
-        scoring.write_output(scored, tmp_path / "scores.json")
+        batch_scoring.write_output(scored, tmp_path / "scores.json")
 
 
 def flip_a_byte(path: Path) -> None:
@@ -73,18 +75,18 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops_only
     features = trained.holdout.head(100)
     assert np.array_equal(loaded.predict_proba(features[cfg.dataset.feature_names]),
                           trained.model.predict_proba(features[cfg.dataset.feature_names]))  # fmt: skip
-    mlmodel = (cfg.workspace / "cache" / f"model-{ref.name}-v{ref.version}" / "MLmodel").read_text()
+    mlmodel = (cfg.folders.cache / f"model-{ref.name}-v{ref.version}" / "MLmodel").read_text()
     assert "serialization_format: skops" in mlmodel
     assert '{"type": "string", "name": "contract", "required": true}' in mlmodel  # typed by the config
 
     # The checksum recorded at registration is verified before skops reads a byte.
     assert len(registry.version_tags(ref.version)[MODEL_SHA256]) == 64
-    cached = cfg.workspace / "cache" / f"model-{ref.name}-v{ref.version}"
+    cached = cfg.folders.cache / f"model-{ref.name}-v{ref.version}"
     flip_a_byte(cached / SKOPS_FILE)
     expect(case="model file changed in the local cache", expected="refused: changed model",
            observed=load_outcome(registry, ref))  # fmt: skip
     shutil.rmtree(cached)  # the next load downloads again, from the artifact store
-    [stored] = (cfg.workspace / "mlartifacts").rglob(SKOPS_FILE)
+    [stored] = (cfg.folders.root / "mlartifacts").rglob(SKOPS_FILE)
     flip_a_byte(stored)
     expect(case="model file changed in the artifact store", expected="refused: changed model",
            observed=load_outcome(registry, ref))  # fmt: skip
@@ -135,12 +137,12 @@ def test_resetting_one_model_leaves_others_in_the_shared_workspace(cfg, referenc
     other = cfg.model_copy(update={"registry": cfg.registry.model_copy(update={"model_name": "other-model"})})
     register(cfg, reference)
     register(other, reference)
-    data.archive_batch(reference, cfg.archive_dir, cfg.dataset)
-    data.archive_batch(reference, other.archive_dir, other.dataset)
+    archive.archive_batch(reference, cfg.folders.archive, cfg.dataset)
+    archive.archive_batch(reference, other.folders.archive, other.dataset)
     reset_model(cfg)
-    assert Registry(cfg).versions() == [] and not cfg.archive_dir.exists()
+    assert Registry(cfg).versions() == [] and not cfg.folders.archive.exists()
     assert [v.version for v in Registry(other).versions()] == ["1"]
-    assert len(data.read_archive_index(other.archive_dir)) == 1
+    assert len(archive.read_archive_index(other.folders.archive)) == 1
 
 
 def test_champion_trained_on_other_features_is_refused_with_the_fix(cfg, reference):
@@ -162,7 +164,6 @@ def test_champion_trained_on_other_features_is_refused_with_the_fix(cfg, referen
 def test_registered_version_carries_drift_stats_of_every_training_row(config_factory, reference, demo_files):
     import shutil
 
-    from driftline import drift
     from driftline.config import load_config
 
     cfg = load_config(config_factory(drift={"reference_sample_rows": 100}))
@@ -172,13 +173,13 @@ def test_registered_version_carries_drift_stats_of_every_training_row(config_fac
     assert loaded.stats.rows == training_rows and len(loaded.features) == 100
     assert set(loaded.stats.columns) == {*cfg.dataset.feature_names, cfg.dataset.target}
     assert loaded.stats.prediction.rows == len(trained.holdout)
-    batch = data.load_batch(demo_files["covariate_shift"], cfg.dataset).frame
+    batch = loading.load_batch(demo_files["covariate_shift"], cfg.dataset).frame
     signal = np.linspace(0, 1, len(batch))
     expected = drift.detect_drift(trained.reference.stats, batch, cfg, current_predictions=signal)
     assert drift.detect_drift(loaded.stats, batch, cfg, current_predictions=signal) == expected
     assert expected.detected and expected.reference_rows == training_rows
     # a version registered before reference/stats/ existed: the statistics come from its stored sample
-    stats_folder = next((cfg.workspace / "cache").glob(f"reference-{ref.run_id}/**/stats"))
+    stats_folder = next((cfg.folders.cache).glob(f"reference-{ref.run_id}/**/stats"))
     shutil.rmtree(stats_folder)
     old = Registry(cfg).load_reference(ref)
     assert old.stats.rows == 100

@@ -8,10 +8,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from driftline import data, modeling, prediction_log, scoring, validation
 from driftline.config import parse_config
-from driftline.demo_data import inject_quality_faults, make_frame
+from driftline.data import prediction_log
+from driftline.data.chunking import DataFile
+from driftline.data.demo import inject_quality_faults, make_frame
+from driftline.data.loading import load_batch
 from driftline.errors import ConfigError, DataRejected
+from driftline.serving import batch_scoring
+from driftline.training import modeling
+from driftline.validation.chunked import validate_file
+from driftline.validation.expectations import build_expectations, validate_frame
+from driftline.validation.profile import learn_profile
 from tests.conftest import DEMO_CONFIG
 
 ROWS = 900
@@ -35,7 +42,7 @@ def model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def profile():
     cfg = config(Path("unused"))
-    return validation.learn_profile(make_frame(2000, seed=1), cfg.dataset)
+    return learn_profile(make_frame(2000, seed=1), cfg.dataset)
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
@@ -59,15 +66,15 @@ def read(path: Path) -> pd.DataFrame:
 
 def in_memory(model, path: Path, cfg, output: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What today's in-memory path writes: the whole output file and the whole log file, read back."""
-    batch = data.load_batch(path, cfg.dataset)
-    scored, answered = scoring.score_frame(model, batch.frame, cfg, "3", SCORED_AT)
-    rows = scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, SCORED_AT)
+    batch = load_batch(path, cfg.dataset)
+    scored, answered = batch_scoring.score_frame(model, batch.frame, cfg, "3", SCORED_AT)
+    rows = batch_scoring.log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, SCORED_AT)
     log = prediction_log.append(rows, output.parent / "whole-log", batch.name)
-    return read(scoring.write_output(scored, output)), pd.read_parquet(log)
+    return read(batch_scoring.write_output(scored, output)), pd.read_parquet(log)
 
 
-def source_of(path: Path, cfg) -> data.DataFile:
-    source, report = validation.validate_file(path, cfg, None, for_training=False)
+def source_of(path: Path, cfg) -> DataFile:
+    source, report = validate_file(path, cfg, None, for_training=False)
     assert report.success, report.failures
     return source
 
@@ -79,7 +86,7 @@ def test_streamed_scoring_writes_the_same_output_and_log_as_in_memory_scoring(mo
     path = write(batch_frame(), tmp_path / f"batch{file_type}")
     for output_type in (".parquet", ".csv"):
         expected_output, expected_log = in_memory(model, path, cfg, tmp_path / "whole" / f"scores{output_type}")
-        streamed = scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"scores{output_type}",
+        streamed = batch_scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"scores{output_type}",
                                       SCORED_AT)
         assert streamed.rows == ROWS
         pd.testing.assert_frame_equal(read(streamed.output), expected_output)
@@ -93,13 +100,13 @@ def test_parts_scored_apart_and_assembled_equal_the_single_process_output(model,
     cfg = config(tmp_path / "ws", chunk_rows=100)
     path = write(batch_frame(), tmp_path / "batch.csv")
     source = source_of(path, cfg)
-    single = scoring.score_file(source, model, cfg, "3", tmp_path / "single.parquet", SCORED_AT)
-    folder = scoring.parts_folder(tmp_path / "parts.parquet")
-    ranges = scoring.row_ranges(source.rows, 4)
+    single = batch_scoring.score_file(source, model, cfg, "3", tmp_path / "single.parquet", SCORED_AT)
+    folder = batch_scoring.parts_folder(tmp_path / "parts.parquet")
+    ranges = batch_scoring.row_ranges(source.rows, 4)
     assert [r.start for r in ranges] == [0, 225, 450, 675] and ranges[-1].stop == ROWS
-    parts = [scoring.score_part(source, model, cfg, "3", SCORED_AT, rows, folder) for rows in reversed(ranges)]
-    assembled = scoring.assemble(parts, source, cfg, tmp_path / "parts.parquet", "3")
-    scoring.remove_parts(folder)
+    parts = [batch_scoring.score_part(source, model, cfg, "3", SCORED_AT, rows, folder) for rows in reversed(ranges)]
+    assembled = batch_scoring.assemble(parts, source, cfg, tmp_path / "parts.parquet", "3")
+    batch_scoring.remove_parts(folder)
     pd.testing.assert_frame_equal(read(assembled.output), read(single.output))
     pd.testing.assert_frame_equal(pd.read_parquet(assembled.log), pd.read_parquet(single.log))
     assert not folder.exists()
@@ -113,12 +120,12 @@ def test_streamed_validation_reports_what_whole_file_validation_reports(profile,
     frame.loc[[398, 401], "customer_id"] = None
     cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
     path = write(frame, tmp_path / f"faulty{file_type}")
-    whole = data.load_batch(path, cfg.dataset)
-    expectations = validation.build_expectations(cfg.dataset, cfg.validation, profile, require_target=True,
+    whole = load_batch(path, cfg.dataset)
+    expectations = build_expectations(cfg.dataset, cfg.validation, profile, require_target=True,
                                                  columns=whole.frame.columns)  # fmt: skip
-    expected = validation.validate_frame(whole.frame, expectations)
+    expected = validate_frame(whole.frame, expectations)
 
-    source, report = validation.validate_file(path, cfg, profile, for_training=False)
+    source, report = validate_file(path, cfg, profile, for_training=False)
 
     assert (source.rows, source.fingerprint) == (ROWS, whole.fingerprint)
     assert report.failures == expected.failures
@@ -128,7 +135,7 @@ def test_streamed_validation_reports_what_whole_file_validation_reports(profile,
 
 def test_a_clean_file_passes_streamed_validation(profile, tmp_path):
     cfg = config(tmp_path / "ws", chunk_rows=128)
-    source, report = validation.validate_file(write(batch_frame(), tmp_path / "b.parquet"), cfg, profile, False)
+    source, report = validate_file(write(batch_frame(), tmp_path / "b.parquet"), cfg, profile, False)
     assert report.success and source.rows == ROWS and "customer_id" in source.columns
 
 
@@ -139,9 +146,9 @@ def test_a_check_of_the_whole_table_needs_whole_files(profile, tmp_path):
     raw_cfg["validation"]["extra_expectations"] = extra
     with pytest.raises(ConfigError, match=r"\['expect_column_mean_to_be_between'\] check the whole table .* "
                                           r"set scoring.chunk_rows: null to read files whole"):
-        validation.validate_file(path, parse_config(raw_cfg), profile, False)
+        validate_file(path, parse_config(raw_cfg), profile, False)
     raw_cfg["scoring"]["chunk_rows"] = None
-    assert validation.validate_file(path, parse_config(raw_cfg), profile, False)[1].success
+    assert validate_file(path, parse_config(raw_cfg), profile, False)[1].success
 
 
 def test_a_run_that_fails_midway_leaves_no_output_and_no_log(model, tmp_path):
@@ -152,7 +159,7 @@ def test_a_run_that_fails_midway_leaves_no_output_and_no_log(model, tmp_path):
     lines[500] += ",one,field,too,many"  # the file changed after validation: the 5th chunk cannot be parsed
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataRejected, match="not parseable as CSV"):
-        scoring.score_file(source, model, cfg, "3", tmp_path / "out" / "scores.parquet", SCORED_AT)
+        batch_scoring.score_file(source, model, cfg, "3", tmp_path / "out" / "scores.parquet", SCORED_AT)
     assert list((tmp_path / "out").iterdir()) == []
-    assert prediction_log.log_files(cfg.prediction_log_dir) == []
-    assert [p.name for p in cfg.prediction_log_dir.iterdir()] == []
+    assert prediction_log.log_files(cfg.folders.prediction_log) == []
+    assert [p.name for p in cfg.folders.prediction_log.iterdir()] == []
