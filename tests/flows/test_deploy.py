@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 from prefect.client.orchestration import get_client
 
-from driftline.cli import build_parser
+from driftline.cli.main import build_parser
 from driftline.errors import DriftlineError
 from flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
 from tests.conftest import PROJECT_ROOT

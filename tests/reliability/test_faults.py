@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from driftline.cli import EXIT_REFUSED, EXIT_VIOLATION, main
+from driftline.cli.main import EXIT_REFUSED, EXIT_VIOLATION, main
 from driftline.config import load_config
 from driftline.data import prediction_log
 from driftline.data.demo import make_frame

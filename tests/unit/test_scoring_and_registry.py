@@ -132,7 +132,7 @@ def test_models_needing_unreviewed_types_are_not_stored(config_factory, referenc
 
 
 def test_resetting_one_model_leaves_others_in_the_shared_workspace(cfg, reference):
-    from driftline.cli import reset_model
+    from driftline.cli.loop import reset_model
 
     other = cfg.model_copy(update={"registry": cfg.registry.model_copy(update={"model_name": "other-model"})})
     register(cfg, reference)
