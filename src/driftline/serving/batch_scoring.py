@@ -1,7 +1,7 @@
 """Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
 
-Files are streamed chunk by chunk (`score_file`), or cut into row ranges scored apart and joined (`score_part`,
-`assemble`), so memory does not grow with the file.
+A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_file`), or cut
+into row ranges scored apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -129,8 +129,6 @@ def score_batch(
 
 
 # --- files too large for memory: streamed through the model ----------------------------------------------------
-
-
 @dataclass(frozen=True)
 class RowRange:
     """Rows [start, stop) of a file: one partition scored on its own."""

@@ -1,4 +1,4 @@
-"""The scoring steps the tasks run: each scores, writes and logs, then records the run in the registry.
+"""The step behind each scoring task: score, write and log, then record the scoring run in the registry.
 
 The scoring run (rows and seconds, a rollout's figures) is what the scoring-throughput KPI reads back. This module
 calls `Registry`, so it sits above the registry package, which never imports it.
