@@ -10,8 +10,8 @@ from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.drift import DriftResult
+from driftline.serving.batch_scoring import ScoredBatch
 from tasks.performance import LabelIntake, PerformanceReport
-from tasks.scoring import ScoredBatch
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 

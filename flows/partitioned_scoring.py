@@ -11,15 +11,16 @@ from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.registry import ModelRef
 from driftline.serving import batch_scoring
-from tasks.scoring import ScoredBatch, assemble_output, output_path, score_partition
+from tasks.scoring import assemble_output, score_partition
 
 
 @flow(name="partitioned-scoring")
 def partitioned_scoring(
     source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
     challenger_version: str | None = None,
-) -> ScoredBatch:  # fmt: skip
-    folder, scored_at = batch_scoring.parts_folder(output_path(output, cfg, source.path)), datetime.now(UTC)
+) -> batch_scoring.ScoredBatch:  # fmt: skip
+    folder = batch_scoring.parts_folder(batch_scoring.output_path(output, cfg, source.path))
+    scored_at = datetime.now(UTC)
     try:
         parts = score_partition.map(
             unmapped(source), unmapped(champion), unmapped(cfg), unmapped(scored_at),
@@ -44,6 +45,6 @@ def dask_task_runner(cfg: DriftlineConfig) -> DaskTaskRunner:
 def score_on_dask(
     source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
     challenger_version: str | None = None,
-) -> ScoredBatch:  # fmt: skip
+) -> batch_scoring.ScoredBatch:  # fmt: skip
     return partitioned_scoring.with_options(task_runner=dask_task_runner(cfg))(source, champion, cfg, output,
                                                                                challenger_version)  # fmt: skip

@@ -26,10 +26,10 @@ from driftline.data import loading
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import START, make_frame
 from driftline.errors import ConfigError, DataRejected, PathNotAllowed
+from driftline.serving.batch_scoring import output_path
 from driftline.validation import chunked
 from driftline.validation.profile import learn_profile
 from tasks.data import load_batch
-from tasks.scoring import output_path
 from tasks.validation import validate_file
 from tests.conftest import DEMO_CONFIG, WEEK
 from tests.reliability.outcomes import expect

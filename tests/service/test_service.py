@@ -23,7 +23,8 @@ from driftline.data import prediction_log
 from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.data.loading import load_batch
 from driftline.registry import ModelRef, Registry
-from driftline.serving.app import PredictionBatcher, create_app
+from driftline.serving.app import create_app
+from driftline.serving.batcher import PredictionBatcher
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.modeling import predict
 from driftline.training.train import train_model

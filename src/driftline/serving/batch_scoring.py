@@ -1,7 +1,7 @@
 """Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
 
-Files are streamed chunk by chunk (`score_file`), or cut into row ranges scored apart and joined (`score_part`,
-`assemble`), so memory does not grow with the file.
+A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_file`), or cut
+into row ranges scored apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,9 +20,9 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
-from driftline.data import prediction_log
+from driftline.data import paths, prediction_log
 from driftline.data.chunking import DataFile, iter_chunks, read_ahead
-from driftline.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES
+from driftline.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES, DataBatch
 from driftline.data.storage import IncrementalFile, space_named, write_atomically
 from driftline.errors import DriftlineError
 from driftline.governance import rollout
@@ -75,8 +75,10 @@ def log_records(
     return rows
 
 
-def default_output_path(cfg: DriftlineConfig, source: Path) -> Path:
-    return cfg.folders.outputs / f"{source.stem}.scored.parquet"
+def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
+    """Where the predictions go: `--output` when it lies under an allowed folder (else PathNotAllowed), by default
+    `<outputs>/<source stem>.scored.parquet`."""
+    return paths.allowed_path(output, cfg) if output else cfg.folders.outputs / f"{source.stem}.scored.parquet"
 
 
 def write_output(scored: pd.DataFrame, path: Path) -> Path:
@@ -87,7 +89,6 @@ def write_output(scored: pd.DataFrame, path: Path) -> Path:
     return write_atomically(path, lambda temp: scored.to_csv(temp, index=False))
 
 
-# --- files too large for memory: streamed through the model ----------------------------------------------------
 @dataclass(frozen=True)
 class ScoredFile:
     output: Path
@@ -96,6 +97,38 @@ class ScoredFile:
     tally: rollout.Tally | None = None  # canary rows and shadow agreement, under a rollout
 
 
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What one scoring run did: the output file, its rows, the version that answered, and what the run logged."""
+
+    output: Path
+    rows: int
+    model_version: str
+    log: Path | None = None  # the prediction-log file of this run (None when scoring.log_predictions is off)
+    rollout_figures: dict[str, float] = field(default_factory=dict)  # canary share, shadow agreement
+    signal: np.ndarray | None = None  # what prediction drift compares with the reference (in-memory batches)
+
+
+def score_batch(
+    batch: DataBatch, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
+    challenger: rollout.Challenger | None = None,
+) -> tuple[ScoredFile, np.ndarray]:  # fmt: skip
+    """An in-memory batch: predictions to the output file; every row, with its inputs, to one prediction-log file
+    named by the batch's key (content and version). Also returns the champion's signal on the rows it answered."""
+    scored_at = datetime.now(UTC)
+    scored, answered = score_frame(model, batch.frame, cfg, model_version, scored_at, challenger)
+    path = write_output(scored, output_path)
+    log = None
+    if cfg.scoring.log_predictions:
+        rows = log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
+        key = prediction_log.batch_key(batch.fingerprint, model_version)
+        log = prediction_log.append(rows, cfg.folders.prediction_log, batch.name, scored_at, key)
+    tally = rollout.Tally()
+    tally.add(answered, cfg.dataset.task)
+    return ScoredFile(path, len(scored), log, tally), answered.champion_signal(cfg.dataset.task)
+
+
+# --- files too large for memory: streamed through the model ----------------------------------------------------
 @dataclass(frozen=True)
 class RowRange:
     """Rows [start, stop) of a file: one partition scored on its own."""
