@@ -10,7 +10,8 @@ from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.drift import DriftResult
-from tasks.performance import LabelIntake, PerformanceReport
+from driftline.monitoring.label_intake import LabelIntake
+from driftline.monitoring.performance_check import PerformanceReport
 from tasks.scoring import ScoredBatch
 
 DEFAULT_CONFIG = "configs/demo.yaml"
