@@ -10,8 +10,9 @@ from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.drift import DriftResult
+from driftline.monitoring.label_intake import LabelIntake
+from driftline.monitoring.performance_check import PerformanceReport
 from driftline.serving.batch_scoring import ScoredBatch
-from tasks.performance import LabelIntake, PerformanceReport
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 

@@ -1,17 +1,14 @@
-"""Task: the operational KPIs, from the registry (MLflow), the Prefect run history and the archive index."""
+"""Task: the operational KPIs published; the Prefect API's history of training runs is their Prefect adapter."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
-from driftline.data import archive
-from driftline.monitoring import kpis
-from driftline.registry import Registry
+from driftline.monitoring import kpi_sources, kpis
 from tasks.artifacts import publish_markdown
 
 TRAINING_FLOW = "training"
@@ -52,28 +49,9 @@ def prefect_training_runs(cfg: DriftlineConfig) -> list[kpis.PipelineRun]:
             for run in runs if _of_this_model(run.parameters, cfg)]  # fmt: skip
 
 
-def newest_training_data(cfg: DriftlineConfig) -> tuple[str, datetime] | None:
-    """The newest labeled archived batch and when its data is from (newest event time, else when it arrived)."""
-    labeled = [entry for entry in archive.read_archive_index(cfg.folders.archive) if entry.labeled]
-    if not labeled:
-        return None
-
-    def as_of(entry: archive.ArchivedBatch) -> datetime:
-        return datetime.fromisoformat(entry.event_time_max or entry.archived_at)
-
-    newest = max(labeled, key=as_of)
-    return newest.source_name, as_of(newest)
-
-
 def gather_kpis(cfg: DriftlineConfig) -> kpis.Kpis:
-    registry = Registry(cfg)
-    try:
-        training_runs, source = prefect_training_runs(cfg), "the Prefect API (flow runs of `training`)"
-    except Exception:  # no Prefect API reachable: MLflow's training runs, which miss failures before registration
-        training_runs = registry.training_runs()
-        source = "MLflow training runs (no Prefect API reachable: runs that failed before logging are not seen)"
-    return kpis.compute_kpis(registry.transitions(), registry.detections(), training_runs, source,
-                             newest_training_data(cfg), registry.scoring_runs(), datetime.now(UTC))  # fmt: skip
+    """The KPIs with the Prefect API's history of training runs (what `driftline kpis` and `publish-kpis` show)."""
+    return kpi_sources.measure_kpis(cfg, prefect_training_runs)
 
 
 def kpis_markdown(cfg: DriftlineConfig, measured: kpis.Kpis) -> str:
