@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
+from driftline.governance.champion_watch import automatic_rollback_reason
 from flows.params import MonitoringOutcome, MonitorParams, TrainParams
 from flows.steps import admit
 from flows.training import training
@@ -12,7 +13,7 @@ from tasks.data import archive_batch, new_predictions
 from tasks.drift import check_drift
 from tasks.governance import watch_new_champion
 from tasks.kpis import publish_kpis
-from tasks.registry import load_champion
+from tasks.registry import load_champion, roll_back
 from tasks.scoring import predict_batch
 
 
@@ -28,7 +29,9 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
         if not observed.rows:
             return MonitoringOutcome.of(observed, drift=None, retraining=None)
     drift = check_drift(observed, predict_batch(observed, champion, cfg), champion, cfg)
-    watch_new_champion(drift, champion, cfg)  # governance.auto_rollback: a degraded new champion is rolled back
+    watch = watch_new_champion(drift, champion, cfg)  # governance.auto_rollback: has a new champion degraded?
+    if watch.roll_back:
+        roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": None})
     retraining = None
     if drift.detected and cfg.drift.retrain:
         retraining = training(TrainParams(config=params.config, reason=f"drift in {observed.name}"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
+from driftline.governance.champion_watch import automatic_rollback_reason
 from flows.params import LabelParams, PerformanceOutcome, TrainParams
 from flows.training import training
 from tasks.governance import watch_new_champion
 from tasks.kpis import publish_kpis
 from tasks.performance import judge_rollout, measure_performance, notify_degradation, receive_labels
-from tasks.registry import conclude_rollout, load_champion
+from tasks.registry import conclude_rollout, load_champion, roll_back
 
 
 @flow(name="performance-monitoring")
@@ -25,7 +26,10 @@ def performance_monitoring(params: LabelParams) -> PerformanceOutcome:
         if verdict is not None:
             conclude_rollout(cfg, verdict)
     if report.degradation.rows >= cfg.labels.min_rows:  # governance.auto_rollback: a degraded new champion goes back
-        watch_new_champion(None, champion, cfg, live_metrics=report.degradation.live_metrics)
+        live = report.degradation.live_metrics
+        watch = watch_new_champion(None, champion, cfg, live_metrics=live)
+        if watch.roll_back:
+            roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": live})
     retraining = None
     if report.degradation.degraded:
         retrain = cfg.labels.retrain

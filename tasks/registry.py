@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
 from driftline.evaluation.gate import GateDecision
-from driftline.governance import rollout
+from driftline.governance import held_challenger, rollout
 from driftline.governance.audit import Actor, Rollback
 from driftline.registry import Champion, ModelRef, Registry
 from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
@@ -31,23 +31,13 @@ def load_champion(cfg: DriftlineConfig) -> Champion:
 @task(name="load-challenger", **REGISTRY_RETRIES)
 def load_challenger(cfg: DriftlineConfig) -> rollout.Challenger | None:
     """Under rollout.mode shadow or canary: the held challenger, loaded; else (or when none is held) None."""
-    if cfg.rollout.mode == "off":
-        return None
-    registry = Registry(cfg)
-    held = registry.live_challenger()
-    return rollout.Challenger.of(registry.load_model(held), held.version, cfg) if held else None
+    return held_challenger.load_challenger(cfg)
 
 
 @task(name="hold-for-rollout", **REGISTRY_RETRIES)
 def hold_for_rollout(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision) -> GateDecision:
     """A passed candidate stays `challenger`: the rollout on live batches decides its promotion."""
-    settings = cfg.rollout
-    until = f"a test of the arms on labeled rows ({settings.canary_share:.0%} of rows to the canary)"
-    if settings.mode == "shadow":
-        until = f"{settings.shadow_batches} labeled shadow batches without regression"
-    held = decision.held(settings.mode, f"held as challenger for a {settings.mode} rollout until {until}")
-    Registry(cfg).hold_for_rollout(candidate, held, run_actor())
-    return held
+    return held_challenger.hold_for_rollout(candidate, cfg, decision, run_actor())
 
 
 @task(name="conclude-rollout", **REGISTRY_RETRIES)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from driftline.config import DatasetConfig, RetrainingConfig
-from driftline.data.loading import DataBatch
+from driftline.data.loading import DataBatch, load_batch, missing_columns
 from driftline.data.storage import write_atomically
+from driftline.errors import DataRejected
 
 ARCHIVE_INDEX = "index.jsonl"
 
@@ -81,6 +82,28 @@ def select_retraining_batches(archive: list[ArchivedBatch], retraining: Retraini
 
     cutoff = max(newest_time(entry) for entry in archive) - timedelta(days=retraining.size)
     return [entry for entry in archive if newest_time(entry) >= cutoff]
+
+
+def retraining_window(
+    archive_dir: Path, retraining: RetrainingConfig, dataset: DatasetConfig
+) -> tuple[list[ArchivedBatch], list[DataBatch]]:
+    """The archived batches a retrain uses, read back from their content-addressed paths.
+
+    DataRejected when the archive holds no labeled batch, or names the source file of one that lacks a column the
+    config now lists.
+    """
+    entries = select_retraining_batches(read_archive_index(archive_dir), retraining)
+    if not entries:
+        raise DataRejected(str(archive_dir), ["the archive holds no labeled batches to retrain on"])
+    batches = [load_batch(entry.location(archive_dir), dataset) for entry in entries]
+    for entry, batch in zip(entries, batches, strict=True):
+        missing = missing_columns(batch.frame, dataset, with_target=True)
+        if missing:
+            raise DataRejected(
+                f"{entry.source_name} (archived as {entry.path})",
+                [f"lacks columns {missing} that the config now lists; train with --data on files that have them"],
+            )
+    return entries, batches
 
 
 def archived_entry(archive_dir: Path, fingerprint: str) -> ArchivedBatch | None:
