@@ -23,10 +23,10 @@ from benchmarks.bench_drift import machine, timed
 from driftline.config import DriftlineConfig, load_config
 from driftline.data import chunking, loading
 from driftline.data.demo import make_frame
+from driftline.modeling import pipeline
 from driftline.registry import ModelRef, Registry
 from driftline.serving import batch_scoring
 from driftline.serving.batch_scoring import score_file
-from driftline.training import modeling
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.train import train_model
 from driftline.validation import chunked
@@ -173,7 +173,7 @@ def throughput_runs(
     """Seconds of REPEATS rounds of: raw predict on the file in memory, streamed scoring with the prediction log off
     (read → predict → write), then on. Interleaved, so each kind of run sees the same spread of machine load."""
     batch = loading.load_batch(path, cfg.dataset)
-    features = modeling.feature_frame(batch.frame, cfg.dataset)
+    features = pipeline.feature_frame(batch.frame, cfg.dataset)
     source = chunking.DataFile(path, batch.fingerprint, batch.rows, tuple(batch.frame.columns))
     unlogged = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"log_predictions": False})})
     raw, streamed, logged = [], [], []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
-from driftline.governance.champion_watch import automatic_rollback_reason
+from driftline.steps.champion_watch import automatic_rollback_reason
 from flows.params import MonitoringOutcome, MonitorParams, TrainParams
 from flows.steps import admit
 from flows.training import training

@@ -10,9 +10,9 @@ from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.drift import DriftResult
-from driftline.monitoring.label_intake import LabelIntake
-from driftline.monitoring.performance_check import PerformanceReport
 from driftline.serving.batch_scoring import ScoredBatch
+from driftline.steps.label_intake import LabelIntake
+from driftline.steps.performance_check import PerformanceReport
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 

@@ -12,8 +12,8 @@ from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch
 from driftline.evaluation.gate import GateDecision
 from driftline.evaluation.markdown import gate_markdown
-from driftline.governance.audit import Approval
 from driftline.registry import Champion
+from driftline.registry.audit_events import Approval
 from flows.params import ApprovalInput, BatchParams
 from tasks.data import load_batch
 from tasks.registry import load_champion

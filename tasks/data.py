@@ -9,7 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
-from driftline.data import archive, intake, landing, loading, monitoring_window, prediction_log
+from driftline.data import archive, landing, loading, prediction_log
+from driftline.steps import intake, monitoring_window
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)

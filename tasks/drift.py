@@ -8,9 +8,9 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.data.loading import Observed
-from driftline.monitoring import drift_check
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
+from driftline.steps import drift_check
 from tasks.artifacts import links_markdown, publish_table
 from tasks.events import DRIFT_DETECTED, emit_model_event
 

@@ -6,9 +6,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
-from driftline.evaluation import challenge, markdown
+from driftline.evaluation import markdown
 from driftline.evaluation.gate import GateDecision
-from driftline.training.challenger import TrainedCandidate
+from driftline.steps import gate
+from driftline.steps.challenger import TrainedCandidate
 from tasks.artifacts import links_markdown, publish_markdown
 from tasks.events import GATE_REFUSED, emit_model_event
 from tasks.registry import run_actor
@@ -17,7 +18,7 @@ from tasks.registry import run_actor
 @task(name="evaluate-gate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> GateDecision:
     """The decision as markdown in the UI (with where MLflow keeps it); a refusal is announced as an event."""
-    recorded = challenge.judge_challenger(candidate, cfg, run_actor())
+    recorded = gate.judge_challenger(candidate, cfg, run_actor())
     decision, version, run_id = recorded.decision, candidate.ref.version, candidate.ref.run_id
     links = {
         "MLflow training run": recorded.run_url,

@@ -7,12 +7,12 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.evaluation.gate import GateDecision
-from driftline.governance import champion_watch, records
-from driftline.governance.audit import Approval
-from driftline.monitoring.auto_rollback import Degradation
+from driftline.governance.auto_rollback import Degradation
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
-from driftline.training.challenger import TrainedCandidate
+from driftline.registry.audit_events import Approval
+from driftline.steps import champion_watch, records
+from driftline.steps.challenger import TrainedCandidate
 from tasks.artifacts import publish_markdown
 from tasks.registry import REGISTRY_RETRIES
 

@@ -8,7 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
-from driftline.monitoring import kpi_sources, kpis
+from driftline.monitoring import kpis
+from driftline.steps import kpi_sources
 from tasks.artifacts import publish_markdown
 
 TRAINING_FLOW = "training"

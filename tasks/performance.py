@@ -8,12 +8,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
-from driftline.governance import rollout_check
 from driftline.governance.rollout import RolloutVerdict
-from driftline.monitoring import label_intake, performance_check
-from driftline.monitoring.label_intake import LabelIntake
-from driftline.monitoring.performance_check import PerformanceReport
 from driftline.registry import Champion
+from driftline.steps import label_intake, performance_check, rollout_check
+from driftline.steps.label_intake import LabelIntake
+from driftline.steps.performance_check import PerformanceReport
 from tasks.artifacts import links_markdown, publish_markdown, publish_table
 from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
 

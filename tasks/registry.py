@@ -9,9 +9,10 @@ from prefect.runtime import flow_run
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
 from driftline.evaluation.gate import GateDecision
-from driftline.governance import held_challenger, rollout
-from driftline.governance.audit import Actor, Rollback
+from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
+from driftline.registry.audit_events import Actor, Rollback
+from driftline.steps import held_challenger
 from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
 
 REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy": NO_CACHE}

@@ -14,8 +14,8 @@ from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch, Observed
 from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef
-from driftline.serving import scoring_steps
 from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
+from driftline.steps import scoring
 from tasks.artifacts import publish_markdown
 
 
@@ -25,7 +25,7 @@ def score_batch(
     challenger: rollout.Challenger | None = None,
 ) -> ScoredBatch:  # fmt: skip
     """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
-    scored = scoring_steps.score_batch(batch, champion, cfg, output, challenger)
+    scored = scoring.score_batch(batch, champion, cfg, output, challenger)
     _publish(cfg, scored, batch.name)
     return scored
 
@@ -33,7 +33,7 @@ def score_batch(
 @task(name="predict-batch", cache_policy=NO_CACHE)
 def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) -> np.ndarray:
     """The champion's prediction signal on what is monitored, without writing outputs."""
-    return scoring_steps.predict_batch(observed, champion, cfg)
+    return scoring.predict_batch(observed, champion, cfg)
 
 
 @task(name="score-file", cache_policy=NO_CACHE)
@@ -43,7 +43,7 @@ def score_file(
 ) -> ScoredBatch:  # fmt: skip
     """A validated file streamed through the champion (and a rollout's challenger) into the output file and one
     prediction-log file."""
-    scored = scoring_steps.score_file(source, champion, cfg, output, challenger)
+    scored = scoring.score_file(source, champion, cfg, output, challenger)
     _publish(cfg, scored, source.name)
     return scored
 
@@ -54,7 +54,7 @@ def score_partition(
     challenger_version: str | None = None,
 ) -> ScoredPart:  # fmt: skip
     """One row range, on whichever worker runs it (the models loaded there from the registry)."""
-    return scoring_steps.score_partition(source, champion, cfg, scored_at, rows, folder, challenger_version)
+    return scoring.score_partition(source, champion, cfg, scored_at, rows, folder, challenger_version)
 
 
 @task(name="assemble-output", cache_policy=NO_CACHE)
@@ -63,7 +63,7 @@ def assemble_output(
     scored_at: datetime,
 ) -> ScoredBatch:  # fmt: skip
     """The parts joined in row order into the output file and one log file, each appearing whole."""
-    scored = scoring_steps.assemble_output(parts, source, champion, cfg, output, scored_at)
+    scored = scoring.assemble_output(parts, source, champion, cfg, output, scored_at)
     _publish(cfg, scored, source.name)
     return scored
 

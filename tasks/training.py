@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from driftline.config import DriftlineConfig
 from driftline.data.archive import ArchivedBatch
 from driftline.data.loading import DataBatch
-from driftline.training import challenger
+from driftline.steps import challenger
 from tasks.registry import run_actor
 
 

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch
-from driftline.validation import admission
+from driftline.steps import admission
 from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import ValidationReport
 from tasks.artifacts import publish_table

@@ -6,9 +6,10 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
+from testkit.outcomes import TRIED
+from testkit.paths import DEMO_CONFIG, WEEK
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
@@ -16,9 +17,6 @@ from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_qu
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
-WEEK = pd.Timedelta(days=7)
 
 
 @pytest.fixture
@@ -85,8 +83,6 @@ def prefect_api_url() -> Iterator[str]:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print the reliability table (tests/reliability): every fault or bad input tried and what happened."""
-    from tests.reliability.outcomes import TRIED
-
     if not TRIED:
         return
     width = max(len(row.case) for row in TRIED)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-DRIFTLINE = Path(sys.executable).parent / "driftline"
+from testkit.paths import DRIFTLINE
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
-
-from tests.conftest import DEMO_CONFIG
+from testkit.paths import DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
 

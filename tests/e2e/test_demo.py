@@ -4,8 +4,7 @@ import json
 
 import pytest
 import yaml
-
-from tests.conftest import DEMO_CONFIG
+from testkit.paths import DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
 

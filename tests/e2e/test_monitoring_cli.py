@@ -8,9 +8,9 @@ import urllib.request
 
 import pandas as pd
 import pytest
+from testkit.paths import DRIFTLINE
 
 from driftline.stack import free_port
-from tests.e2e.conftest import DRIFTLINE
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from driftline.config import load_config
 from driftline.data import prediction_log
 from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.governance import rollout
-from driftline.governance.audit import Action
 from driftline.registry import Registry
+from driftline.registry.audit_events import Action
 from flows.batch_scoring import batch_scoring
 from flows.params import LabelParams, ScoringParams, TrainParams
 from flows.performance_monitoring import performance_monitoring

@@ -6,11 +6,11 @@ from typing import get_args
 
 import pytest
 from prefect.client.orchestration import get_client
+from testkit.paths import PROJECT_ROOT
 
 from driftline.cli.main import build_parser
 from driftline.errors import DriftlineError
 from flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
-from tests.conftest import PROJECT_ROOT
 
 
 def read_pool(name: str):

@@ -16,10 +16,10 @@ from prefect.flow_runs import resume_flow_run
 
 from driftline.config import load_config
 from driftline.errors import TransitionRefused
-from driftline.governance.audit import Action, champion_at, parse_time
 from driftline.governance.model_card import SECTIONS
 from driftline.governance.reproduce import reproduce
 from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry
+from driftline.registry.audit_events import Action, champion_at, parse_time
 from flows.drift_monitoring import drift_monitoring
 from flows.params import MonitorParams, RollbackParams, TrainParams
 from flows.rollback import rollback

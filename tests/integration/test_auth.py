@@ -24,13 +24,12 @@ from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+from testkit.live_stack import Stack, WebhookReceiver, start_run, wait_until_final, write_config, write_data
+from testkit.outcomes import expect
+from testkit.paths import PROJECT_ROOT
 
 from driftline import stack
 from driftline.config import load_config
-from tests.conftest import PROJECT_ROOT
-from tests.integration.conftest import Stack, WebhookReceiver, write_config, write_data
-from tests.integration.test_stack import start_run, wait_until_final
-from tests.reliability.outcomes import expect
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit.paths import PROJECT_ROOT
 
 from driftline import stack
-from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 INIT_SCRIPT = PROJECT_ROOT / "infra" / "postgres" / "init-databases.sh"

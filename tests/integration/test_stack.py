@@ -24,15 +24,10 @@ from prefect.client.schemas.filters import (
     FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import FlowRun
-
-from tests.integration.conftest import Stack, wait_for
+from testkit.live_stack import Stack, deployment_id, start_run, wait_until_final
+from testkit.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def deployment_id(live_stack: Stack, flow: str):
-    with get_client(sync_client=True) as client:
-        return client.read_deployment_by_name(f"{flow}/{live_stack.cfg.registry.model_name}").id
 
 
 def runs_of(live_stack: Stack, flow: str, auto_scheduled: bool | None = None) -> list[FlowRun]:
@@ -49,21 +44,6 @@ def runs_of(live_stack: Stack, flow: str, auto_scheduled: bool | None = None) ->
 
 def finished(runs: list[FlowRun]) -> bool:
     return bool(runs) and all(run.state is not None and run.state.is_final() for run in runs)
-
-
-def start_run(live_stack: Stack, flow: str, params: dict) -> FlowRun:
-    """What the UI's "Quick run / Custom run" form does: create a run of the deployment with typed parameters."""
-    with get_client(sync_client=True) as client:
-        return client.create_flow_run_from_deployment(deployment_id(live_stack, flow), parameters={"params": params})
-
-
-def wait_until_final(flow_run_id, timeout: float = 240) -> FlowRun:
-    def final() -> FlowRun | None:
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(flow_run_id)
-        return run if run.state is not None and run.state.is_final() else None
-
-    return wait_for(final, timeout, f"flow run {flow_run_id} to finish")
 
 
 def drop(live_stack: Stack, name: str, as_name: str | None = None) -> None:

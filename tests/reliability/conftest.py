@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from testkit.processes import kill_hard
+from testkit.waiting import wait_for
 
 from driftline.config import DriftlineConfig
 from driftline.data import loading
@@ -25,9 +26,6 @@ from driftline.registry import ModelRef, Registry
 from driftline.stack import FILE_LEASES, LEASE_STORAGE_ENV, free_port
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.train import TrainedModel, train_model
-from tests.integration.conftest import wait_for
-
-DRIFTLINE = Path(sys.executable).parent / "driftline"
 
 
 def register(cfg: DriftlineConfig, trained: TrainedModel, batch: loading.DataBatch, passed: bool | None) -> ModelRef:
@@ -63,27 +61,6 @@ def champion(trained: Trained) -> ModelRef:
     ref = trained.register()
     Registry(trained.cfg).promote(ref)
     return ref
-
-
-def cli_env(prefect_api_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "PREFECT_API_URL": prefect_api_url, "COLUMNS": "300", **extra}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
-
-
-def start_cli(args: list[str], env: dict[str, str], cwd: Path, **popen) -> subprocess.Popen:
-    """`driftline ARGS` in its own process group, so a kill reaches everything it started."""
-    return subprocess.Popen([str(DRIFTLINE), *args], cwd=cwd, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)  # fmt: skip
-
-
-def kill_hard(process: subprocess.Popen) -> None:
-    """SIGKILL to the whole process group: no handler, no cleanup, no flush runs."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
 
 
 class FlakyProxy(ThreadingHTTPServer):

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from testkit.outcomes import expect
+from testkit.paths import DEMO_CONFIG, WEEK
 
 from driftline.config import load_config
 from driftline.data import loading
@@ -31,8 +33,6 @@ from driftline.validation import chunked
 from driftline.validation.profile import learn_profile
 from tasks.data import load_batch
 from tasks.validation import validate_file
-from tests.conftest import DEMO_CONFIG, WEEK
-from tests.reliability.outcomes import expect
 
 REFERENCE = make_frame(1000, seed=1)  # what the champion was trained on: its ranges and categories
 BATCH = make_frame(200, seed=2, start=START + 9 * WEEK, id_offset=10_000)

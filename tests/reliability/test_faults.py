@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from testkit.outcomes import expect
+from testkit.processes import cli_env, kill_hard, start_cli
+from testkit.waiting import wait_for
 
 from driftline.cli.main import EXIT_REFUSED, EXIT_VIOLATION, main
 from driftline.config import load_config
@@ -24,9 +27,6 @@ from driftline.governance.invariants import check_registry
 from driftline.registry import CHAMPION, Registry
 from driftline.serving import batch_scoring
 from driftline.validation.chunked import validate_file
-from tests.integration.conftest import wait_for
-from tests.reliability.conftest import cli_env, kill_hard, start_cli
-from tests.reliability.outcomes import expect
 
 
 def logged_rows(cfg, source_name: str) -> pd.DataFrame:

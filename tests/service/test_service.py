@@ -17,18 +17,18 @@ import pandas as pd
 import pytest
 import uvicorn
 import yaml
+from testkit.paths import DEMO_CONFIG, WEEK
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data import prediction_log
 from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.data.loading import load_batch
+from driftline.modeling.pipeline import predict
 from driftline.registry import ModelRef, Registry
 from driftline.serving.app import create_app
 from driftline.serving.batcher import PredictionBatcher
 from driftline.training.lineage import DataSource, collect_lineage
-from driftline.training.modeling import predict
 from driftline.training.train import train_model
-from tests.conftest import DEMO_CONFIG, WEEK
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "contract", "payment_method", "region"]
 

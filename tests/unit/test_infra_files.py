@@ -17,10 +17,10 @@ import yaml
 from prefect import Flow
 from prefect.server.schemas.actions import validate_base_job_template
 from prefect.utilities.templating import apply_values
+from testkit.paths import DEMO_CONFIG, PROJECT_ROOT
 
 from driftline.config import load_config
 from flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
-from tests.conftest import DEMO_CONFIG, PROJECT_ROOT
 
 INFRA = PROJECT_ROOT / "infra"
 COMPOSE_FILE = INFRA / "docker-compose.yml"

@@ -7,12 +7,12 @@ import pytest
 from driftline.config import parse_config
 from driftline.data.demo import make_frame
 from driftline.evaluation import gate, measure
-from driftline.training import modeling
+from driftline.modeling import pipeline
 
 
 def test_time_holdout_takes_the_most_recent_rows(cfg):
     frame = make_frame(1000, seed=3).sample(frac=1, random_state=0)  # arrival order shuffled
-    train, holdout = modeling.split_holdout(frame, cfg)
+    train, holdout = pipeline.split_holdout(frame, cfg)
     assert len(holdout) == 200
     assert train["event_time"].max() <= holdout["event_time"].min()
 
@@ -22,18 +22,18 @@ def test_random_holdout_when_there_is_no_event_time(config_factory):
 
     cfg = load_config(config_factory(dataset={"event_time_column": None}))
     frame = make_frame(1000, seed=3)
-    train, holdout = modeling.split_holdout(frame, cfg)
-    assert modeling.holdout_strategy(cfg) == "random"
+    train, holdout = pipeline.split_holdout(frame, cfg)
+    assert pipeline.holdout_strategy(cfg) == "random"
     assert abs(holdout["churned"].mean() - train["churned"].mean()) < 0.01  # stratified
 
 
 def test_pipeline_predicts_through_missing_values_and_unseen_categories(cfg):
-    model = modeling.fit(make_frame(800, seed=1), cfg)
+    model = pipeline.fit(make_frame(800, seed=1), cfg)
     odd = make_frame(5, seed=2)
     odd.loc[0, "contract"] = "brand-new-plan"
     odd.loc[1, "monthly_charges"] = np.nan
     odd.loc[2, "age"] = np.inf
-    predictions = modeling.predict(model, odd, cfg.dataset)
+    predictions = pipeline.predict(model, odd, cfg.dataset)
     assert predictions.proba.shape == (5, 2)
     assert list(predictions.classes) == [0, 1]
 
@@ -50,8 +50,8 @@ def test_other_tasks_train_and_evaluate(task, estimator, metric):
         "name": "t", "registry": {"model_name": "t"}, "model": {"estimator": estimator},
         "dataset": {"target": "y", "task": task, "features": {"x": "numeric", "kind": "categorical"}},
     })  # fmt: skip
-    train, holdout = modeling.split_holdout(frame, cfg)
-    metrics = measure.holdout_metrics(modeling.fit(train, cfg), holdout, cfg)
+    train, holdout = pipeline.split_holdout(frame, cfg)
+    metrics = measure.holdout_metrics(pipeline.fit(train, cfg), holdout, cfg)
     assert cfg.primary_metric == metric and metric in metrics
 
 

@@ -4,11 +4,11 @@ import uuid
 from pathlib import Path
 
 import yaml
+from testkit.paths import PROJECT_ROOT
 
 from driftline.config import load_config
 from flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
 from tasks.events import PERFORMANCE_DEGRADED
-from tests.conftest import PROJECT_ROOT
 
 
 def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(config_factory):

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from testkit.outcomes import expect
 
 from driftline.data import archive, loading
 from driftline.errors import DriftlineError, ModelTampered, NoChampion
@@ -14,7 +15,6 @@ from driftline.registry import CHALLENGER, CHAMPION, MODEL_SHA256, PREVIOUS, SKO
 from driftline.serving import batch_scoring
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.train import train_model
-from tests.reliability.outcomes import expect
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from testkit.paths import DEMO_CONFIG
 
 from driftline.config import parse_config
 from driftline.data import prediction_log
@@ -14,12 +15,11 @@ from driftline.data.chunking import DataFile
 from driftline.data.demo import inject_quality_faults, make_frame
 from driftline.data.loading import load_batch
 from driftline.errors import ConfigError, DataRejected
+from driftline.modeling import pipeline
 from driftline.serving import batch_scoring
-from driftline.training import modeling
 from driftline.validation.chunked import validate_file
 from driftline.validation.expectations import build_expectations, validate_frame
 from driftline.validation.profile import learn_profile
-from tests.conftest import DEMO_CONFIG
 
 ROWS = 900
 SCORED_AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -36,7 +36,7 @@ def config(workspace: Path, **scoring_section):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     cfg = config(tmp_path_factory.mktemp("train"))
-    return modeling.fit(make_frame(2000, seed=1), cfg)
+    return pipeline.fit(make_frame(2000, seed=1), cfg)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,6 @@
 
 import sys
 
-from driftline.cli import main
+from driftline.cli.main import main
 
 sys.exit(main())

@@ -47,8 +47,8 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    from driftline.governance.audit import champion_at, parse_time
     from driftline.registry import Registry
+    from driftline.registry.audit_events import champion_at, parse_time
 
     cfg = load_config(args.config)
     events = Registry(cfg).audit_log()
@@ -87,8 +87,8 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 def cmd_retire(args: argparse.Namespace) -> None:
-    from driftline.governance.audit import Actor
     from driftline.registry import Registry
+    from driftline.registry.audit_events import Actor
 
     cfg = load_config(args.config)
     if Registry(cfg).retire(args.version, args.reason, Actor.os_user()):

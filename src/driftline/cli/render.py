@@ -11,9 +11,9 @@ from rich.table import Table
 from driftline.config import DriftlineConfig
 
 if TYPE_CHECKING:
-    from driftline.governance.audit import AuditEvent
     from driftline.governance.reproduce import Reproduction
     from driftline.monitoring.kpis import Kpis
+    from driftline.registry.audit_events import AuditEvent
     from flows.params import TrainingOutcome
 
 console = Console(highlight=False)

@@ -1,9 +1,9 @@
-"""The typed config: one pydantic model tree (`DriftlineConfig`) loaded from configs/*.yaml.
+"""The typed config: one pydantic model tree (`DriftlineConfig`) from configs/*.yaml, its sections grouped by stage.
+May import: errors (and pydantic, yaml). Every other package imports the config.
 
 Sections are grouped by stage (data, training, monitoring, operations, governance); `root` holds the rules across
 sections and the settings derived from them (`cfg.folders`, `cfg.tracking_uri`, ...); `loading` reads YAML and turns
-every error into one line naming the file, the field and the fix. May import: pydantic, yaml, driftline.errors.
-Everything else in driftline imports the config; the config imports nothing of driftline but its errors.
+every error into one line naming the file, the field and the fix.
 """
 
 from driftline.config.base import (

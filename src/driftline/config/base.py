@@ -35,7 +35,7 @@ class FeatureType(StrEnum):
     categorical = "categorical"
 
 
-# The metrics of each task, name -> greater is better; driftline.training.metrics computes each of them.
+# The metrics of each task, name -> greater is better; driftline.modeling.metrics computes each of them.
 METRICS: dict[Task, dict[str, bool]] = {
     Task.binary: {"roc_auc": True, "accuracy": True, "f1": True, "precision": True, "recall": True,
                   "log_loss": False},

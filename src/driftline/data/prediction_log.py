@@ -20,7 +20,7 @@ import pandas as pd
 
 from driftline.config import DriftlineConfig
 from driftline.data.storage import write_atomically
-from driftline.training.modeling import Predictions
+from driftline.modeling.pipeline import Predictions
 
 SOURCE = "source"
 SOURCE_FINGERPRINT = "source_fingerprint"

@@ -12,8 +12,8 @@ from driftline.config import DriftlineConfig
 from driftline.evaluation.importance import Explanation, explain, permutation_importances
 from driftline.evaluation.measure import metrics_of
 from driftline.evaluation.slices import FairnessResult, SliceResult, fairness_of, slice_metrics
-from driftline.training.metrics import greater_is_better
-from driftline.training.modeling import predict
+from driftline.modeling.metrics import greater_is_better
+from driftline.modeling.pipeline import predict
 
 
 @dataclass(frozen=True)

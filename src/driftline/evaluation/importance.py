@@ -10,8 +10,8 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
 from driftline.evaluation.measure import primary_metric_of
-from driftline.training.metrics import greater_is_better
-from driftline.training.modeling import Predictions, feature_frame
+from driftline.modeling.metrics import greater_is_better
+from driftline.modeling.pipeline import Predictions, feature_frame
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
-from driftline.training.metrics import compute_metrics
-from driftline.training.modeling import Predictions, predict
+from driftline.modeling.metrics import compute_metrics
+from driftline.modeling.pipeline import Predictions, predict
 
 
 def metrics_of(predictions: Predictions, truth: pd.Series, cfg: DriftlineConfig) -> dict[str, float]:
@@ -20,7 +20,9 @@ def holdout_metrics(model: Pipeline, holdout: pd.DataFrame, cfg: DriftlineConfig
 
 
 def primary_metric_of(predictions: Predictions, truth: pd.Series, cfg: DriftlineConfig) -> float | None:
-    return metrics_of(predictions, truth, cfg).get(cfg.primary_metric)
+    """The primary metric alone: permutation importance and slices call this many times per training."""
+    return compute_metrics(cfg.dataset.task, truth, predictions.labels, predictions.proba, predictions.classes,
+                           only=[cfg.primary_metric]).get(cfg.primary_metric)
 
 
 def subset(predictions: Predictions, mask: np.ndarray) -> Predictions:

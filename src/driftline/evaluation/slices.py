@@ -9,7 +9,7 @@ import pandas as pd
 from driftline.config import DriftlineConfig
 from driftline.errors import ConfigError
 from driftline.evaluation.measure import primary_metric_of, subset
-from driftline.training.modeling import Predictions
+from driftline.modeling.pipeline import Predictions
 
 
 @dataclass(frozen=True)

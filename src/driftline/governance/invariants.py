@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from driftline.governance.audit import AliasHolders, AuditEvent
 from driftline.registry import CHAMPION, PASSED, PREVIOUS, TAG, Registry, VersionInfo
+from driftline.registry.audit_events import AliasHolders, AuditEvent
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from driftline.config import DriftlineConfig
 from driftline.evaluation.gate import GateDecision
 from driftline.evaluation.markdown import fairness_markdown, importance_markdown, slices_markdown
-from driftline.governance.audit import Approval
+from driftline.registry.audit_events import Approval
 
 SECTIONS = [
     "Intended use and owner",

@@ -14,9 +14,9 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DatasetConfig, DriftlineConfig, Task
 from driftline.data import prediction_log
+from driftline.modeling.metrics import greater_is_better
+from driftline.modeling.pipeline import Predictions, predict
 from driftline.monitoring import label_store, performance
-from driftline.training.metrics import greater_is_better
-from driftline.training.modeling import Predictions, predict
 
 CHAMPION_ARM, CANARY_ARM = "champion", "canary"
 SERVED_BY_CHAMPION, SERVED_BY_CHALLENGER = "champion", "challenger"  # the prediction log's `served_by`

@@ -12,8 +12,8 @@ import pandas as pd
 
 from driftline.config import DriftlineConfig, Task
 from driftline.data import prediction_log
+from driftline.modeling.metrics import compute_metrics, greater_is_better
 from driftline.monitoring.label_store import ARCHIVED_IDS, ID, LABEL, LABEL_FILE, class_values
-from driftline.training.metrics import compute_metrics, greater_is_better
 
 PROBA_PREFIX = "proba_"
 

@@ -1,6 +1,5 @@
-"""MLflow tracking and the model registry (the only package that talks to them, and the only skops user): a thin
-`Registry` front over client, artifacts, transitions, audit_log, runs, history. May import: mlflow, skops, driftline's
-config, errors and the types of data, training, evaluation.gate, monitoring, governance.audit, validation.profile.
+"""MLflow tracking and registry (its only users, with skops): a thin `Registry` front over the parts.
+May import: config, errors, modeling, data, validation, evaluation, monitoring, training (their result types).
 """
 
 from driftline.registry.front import Registry

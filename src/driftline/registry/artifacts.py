@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,8 @@ MODEL_ARTIFACT = "model"
 REFERENCE_STATS = "stats"  # reference/stats/: drift statistics of every training row (`ReferenceStats`)
 # Written by MLflow into a folder it downloads from a models:/ URI; not part of what was logged.
 DOWNLOAD_ONLY_FILES = {"registered_model_meta"}
+# What a logged pipeline needs to load and predict (MLflow adds itself to the list).
+MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
 # Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
 REVIEWED_SKOPS_TYPES = [
@@ -73,6 +76,11 @@ class ModelStore:
             skops_trusted_types=trusted,
             signature=self._signature(model, input_example),
             input_example=input_example,
+            # Named, not inferred: inference loads the model in a subprocess to see what it imports (seconds per
+            # training, and it lists whatever the process had loaded, pytest included).
+            pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
+            # The signature already fixes the input schema; validating the example would load the model once more.
+            validate_serving_input=False,
         )
 
     def _signature(self, model: Pipeline, input_example: pd.DataFrame):

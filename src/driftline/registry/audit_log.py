@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
-from driftline.governance.audit import Action, Actor, AliasHolders, AuditEvent, now
+from driftline.registry.audit_events import Action, Actor, AliasHolders, AuditEvent, now
 from driftline.registry.client import Connection
 from driftline.registry.refs import AUDIT, MAX_TAG_VALUE
 

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 from driftline.config import TRACKING_URI_ENV, DriftlineConfig
 from driftline.errors import NoChampion, RegistryUnavailable, TransitionRefused
-from driftline.governance.audit import AliasHolders
+from driftline.registry.audit_events import AliasHolders
 from driftline.registry.refs import CHALLENGER, CHAMPION, PREVIOUS, RETIRED, RUN_TYPE, TAG, ModelRef
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -9,11 +9,11 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
 from driftline.evaluation.gate import GateDecision
-from driftline.governance.audit import Actor, AliasHolders, Approval, AuditEvent, Rollback
 from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transition
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.monitoring.reference import DriftReference
 from driftline.registry.artifacts import ModelStore
+from driftline.registry.audit_events import Actor, AliasHolders, Approval, AuditEvent, Rollback
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.history import History

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from driftline.governance.audit import Action
 from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transition
+from driftline.registry.audit_events import Action
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.refs import (

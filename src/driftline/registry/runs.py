@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from driftline.evaluation.gate import GateDecision
-from driftline.governance.audit import Action, Actor
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.registry.artifacts import ModelStore, trusted_types_for
+from driftline.registry.audit_events import Action, Actor
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.refs import (

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from driftline.config import DriftlineConfig
 from driftline.errors import NoChampion, TransitionRefused
 from driftline.evaluation.gate import GateDecision
-from driftline.governance.audit import Action, Actor, AliasHolders, Approval, Rollback, now
+from driftline.registry.audit_events import Action, Actor, AliasHolders, Approval, Rollback, now
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.history import History

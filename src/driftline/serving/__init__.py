@@ -1,2 +1,3 @@
-"""Serving: the online service (alias follower, request batcher, prediction-log buffer, the app) and batch scoring.
-May import: config, data, errors, governance.rollout, training.modeling, registry (scoring_steps calls it)."""
+"""Scoring with the champion: the online service (follower, batcher, log buffer, app) and batch scoring of files.
+May import: config, errors, modeling, data, validation, evaluation, monitoring, training, registry, governance.
+"""

@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from driftline.config import DriftlineConfig, FeatureType
 from driftline.governance import rollout
+from driftline.modeling.pipeline import Predictions
 from driftline.registry import CHALLENGER, CHAMPION, ModelRef
 from driftline.serving.batcher import PredictionBatcher, one_openmp_thread
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
 from driftline.serving.log_buffer import Answered, PredictionLogBuffer, log_answer
-from driftline.training.modeling import Predictions
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 

@@ -26,7 +26,7 @@ from driftline.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES, DataBatch
 from driftline.data.storage import IncrementalFile, space_named, write_atomically
 from driftline.errors import DriftlineError
 from driftline.governance import rollout
-from driftline.training.modeling import Predictions
+from driftline.modeling.pipeline import Predictions
 
 PREDICTION = "prediction"
 MODEL_VERSION = "model_version"
@@ -253,10 +253,10 @@ def score_part(
         return ScoredPart(rows, folder / f"output-{name}.parquet", logged, tally)
 
 
-def _read_parts(paths: list[Path]) -> Iterator[pd.DataFrame]:
+def _read_parts(files: list[Path]) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    for path in paths:
+    for path in files:
         yield from (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches())
 
 

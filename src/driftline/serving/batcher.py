@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from driftline.config import DatasetConfig
-from driftline.training.modeling import Predictions, predict
+from driftline.modeling.pipeline import Predictions, predict
 
 _thread_state = threading.local()
 

@@ -15,9 +15,9 @@ import pandas as pd
 
 from driftline.config import DriftlineConfig
 from driftline.data import prediction_log
+from driftline.modeling.pipeline import Predictions, predict
 from driftline.serving.batcher import one_openmp_thread
 from driftline.serving.follower import ServedModel
-from driftline.training.modeling import Predictions, predict
 
 log = logging.getLogger("driftline.serve")
 

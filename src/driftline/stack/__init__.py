@@ -1,5 +1,5 @@
-"""The local stack as plain processes on one machine (`driftline stack up|down`): PostgreSQL (optional), Prefect and
-MLflow servers, a worker, the watcher. May import: driftline.errors, python-dotenv (the servers run as commands).
+"""The local stack as processes on one machine (`driftline stack up|down`): servers, worker, landing watcher.
+May import: errors (the servers run as commands).
 
 `local` holds the settings, `up` and `down` and what they record in <workspace>/stack/state.json (`make up` and the
 integration tests start the stack through them); `processes` starts and stops one process; `postgres` runs the

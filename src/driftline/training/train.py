@@ -10,8 +10,8 @@ from sklearn.pipeline import Pipeline
 from driftline.config import DriftlineConfig, Task
 from driftline.errors import DataRejected
 from driftline.evaluation.measure import holdout_metrics
+from driftline.modeling.pipeline import feature_frame, fit, holdout_strategy, predict, split_holdout
 from driftline.monitoring.reference import DriftReference, build_reference
-from driftline.training.modeling import feature_frame, fit, holdout_strategy, predict, split_holdout
 
 MIN_TRAINING_ROWS = 20
 

@@ -1,0 +1,113 @@
+"""The commands of governance: status, check, audit, rollback, retire, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from driftline.cli.render import audit_table, console, reproduction_table, versions_table
+from driftline.config import load_config
+from driftline.errors import DriftlineError, InvariantViolated
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from driftline.registry import Registry
+
+    cfg = load_config(args.config)
+    registry = Registry(cfg)
+    if args.json:
+        champion = registry.champion()
+        print(json.dumps({
+            "model": cfg.registry.model_name, "tracking_uri": cfg.tracking_uri,
+            "champion": champion.version if champion else None,
+            "versions": [info.to_dict() for info in registry.versions()],
+        }, indent=2))  # fmt: skip
+        return
+    console.print(versions_table(cfg))
+    console.print(f"tracking: {cfg.tracking_uri}  (full lineage per version: driftline status --json)")
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from driftline.governance.invariants import check_registry
+    from driftline.registry import Registry
+
+    cfg = load_config(args.config)
+    violations = check_registry(Registry(cfg))
+    if args.json:
+        print(json.dumps({"model": cfg.registry.model_name, "ok": not violations,
+                          "violations": [v.to_dict() for v in violations]}, indent=2))  # fmt: skip
+    else:
+        for violation in violations:
+            console.print(f"VIOLATED {violation}")
+    if violations:
+        raise InvariantViolated(f"{len(violations)} registry invariant(s) violated for {cfg.registry.model_name}: "
+                                f"{violations[0]}")  # fmt: skip
+    if not args.json:
+        console.print(f"registry of {cfg.registry.model_name} consistent with its audit log: every invariant holds")
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from driftline.registry import Registry
+    from driftline.registry.audit_events import champion_at, parse_time
+
+    cfg = load_config(args.config)
+    events = Registry(cfg).audit_log()
+    try:
+        moment = parse_time(args.at) if args.at else None
+    except ValueError:
+        raise DriftlineError(f"--at {args.at!r} is not an ISO time such as 2026-03-01T12:00:00+00:00") from None
+    serving = champion_at(events, moment) if moment else None
+    if args.json:
+        answer = {"model": cfg.registry.model_name, "events": [event.to_dict() for event in events]}
+        if moment:
+            answer |= {"at": moment.isoformat(), "champion": serving.after.champion if serving else None,
+                       "since": serving.to_dict() if serving else None}  # fmt: skip
+        print(json.dumps(answer, indent=2, default=str))
+        return
+    if moment:
+        if serving is None or serving.after.champion is None:
+            console.print(f"no champion at {moment.isoformat()}")
+        else:
+            console.print(f"champion at {moment.isoformat()}: v{serving.after.champion} "
+                          f"(since {serving.at}: {serving.action} v{serving.version} by {serving.actor})")  # fmt: skip
+        return
+    console.print(audit_table(cfg, events))
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    from flows.params import RollbackParams
+    from flows.rollback import rollback
+
+    outcome = rollback(RollbackParams(config=args.config, reason=args.reason, to_version=args.to,
+                                      override_retired=args.override_retired))  # fmt: skip
+    if outcome.changed:
+        console.print(f"rolled back: champion v{outcome.champion_version} (was v{outcome.rolled_back_from})")
+    else:
+        console.print(f"nothing to do: {outcome.note}")
+
+
+def cmd_retire(args: argparse.Namespace) -> None:
+    from driftline.registry import Registry
+    from driftline.registry.audit_events import Actor
+
+    cfg = load_config(args.config)
+    if Registry(cfg).retire(args.version, args.reason, Actor.os_user()):
+        console.print(f"retired v{args.version}: no alias points to it; promoting it again needs --override-retired")
+    else:
+        console.print(f"nothing to do: v{args.version} was retired already")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from driftline.governance.reproduce import reproduce
+
+    cfg = load_config(args.config)
+    with console.status(f"reproducing v{args.version} from its archived data and recorded config"):
+        found = reproduce(cfg, args.version)
+    if found.missing:
+        raise DriftlineError(f"cannot reproduce v{args.version}: missing {'; '.join(found.missing)}")
+    console.print(reproduction_table(args.version, found))
+    for note in found.notes:
+        console.print(f"  environment: {note}")
+    if not found.matches:
+        raise DriftlineError(f"v{args.version} did not reproduce within {found.tolerance:g}: see the table above")
+    console.print(f"v{args.version} reproduced: every holdout metric within {found.tolerance:g}")

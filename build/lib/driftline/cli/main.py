@@ -1,0 +1,138 @@
+"""The `driftline` entry point: the parser, quiet libraries, and each error's exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import warnings
+from collections.abc import Callable
+
+from rich.console import Console
+
+from driftline.cli import governance, loop, operations
+from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
+DEMO_CONFIG = "configs/demo.yaml"
+
+errors = Console(stderr=True, highlight=False)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Flow logs still reach the Prefect UI; the terminal shows driftline's own progress unless --verbose."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not verbose:
+        # A failed task is reported by the CLI in one line; its traceback stays in the Prefect UI.
+        for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
+        warnings.filterwarnings("ignore")
+        for name in ("mlflow", "great_expectations", "alembic", "evidently"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options, in the order `driftline --help` lists them (the groups interleave there)."""
+    parser = argparse.ArgumentParser(prog="driftline", description="Governed continuous training for tabular models.")
+    parser.add_argument("--verbose", action="store_true", help="show Prefect and library logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable, help_text: str, config_default: str | None = None):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config", required=config_default is None, default=config_default, help="config YAML")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    train = command("train", loop.cmd_train, "train a challenger and promote it if it passes the gate")
+    train.add_argument("--data", nargs="+", default=[], help="CSV/Parquet files (default: the retraining window)")
+    train.add_argument("--reason", default="manual", help="why this training runs (recorded)")
+    score = command("score", loop.cmd_score, "score a file (or every file waiting in the inbox) with the champion")
+    score.add_argument("--data", default=None, help="the file to score (default: every complete file in the inbox)")
+    score.add_argument("--output", default=None, help=".parquet or .csv (default: workspace outputs/)")
+    monitor = command("monitor", loop.cmd_monitor, "check a batch (or the prediction log) for drift; maybe retrain")
+    monitor.add_argument("--data", default=None, help="the file to check (default: predictions logged since last run)")
+    labels = command("labels", loop.cmd_labels, "join delayed labels to the logged predictions; retrain if degraded")
+    labels.add_argument("--data", default=None, help="a label file (default: every complete file in labels.folder)")
+    kpis = command("kpis", operations.cmd_kpis, "operational KPIs: deployment frequency, MTTR, success rate, freshness")
+    kpis.add_argument("--json", action="store_true")
+    dashboard = command("dashboard", operations.cmd_dashboard,
+                        "serve the Evidently dashboard (drift and performance trends)", DEMO_CONFIG)  # fmt: skip
+    dashboard.add_argument("--port", type=int, default=8000)
+    dashboard.add_argument("--host", default="127.0.0.1")
+    run = command("run", loop.cmd_run, "the continuous-training flow for one new batch")
+    run.add_argument("--data", required=True)
+    run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")
+    deploy = command("deploy", operations.cmd_deploy, "deploy the flows (prefect.yaml) with this config's schedules")
+    deploy.add_argument("--pool", default=None, help="work pool (default: $DRIFTLINE_WORK_POOL or 'driftline')")
+    deploy.add_argument("--project-dir", default=".", help="where flow runs start (holds configs/ and prefect.yaml)")
+    deploy.add_argument("--prefect-file", default="prefect.yaml")
+    deploy.add_argument("--pool-type", choices=["process", "docker", "kubernetes"], default="process",
+                        help="type of the work pool, if it has to be created (default: process)")  # fmt: skip
+    deploy.add_argument("--job-template", default=None,
+                        help="JSON base job template of a new pool (default: infra/work-pools/TYPE.json)")  # fmt: skip
+    deploy.add_argument("--image", default=None, help="image of every run, for a new docker or kubernetes pool")
+    watch = command("watch", operations.cmd_watch,
+                    "watch the landing folder and announce each new complete file to Prefect")  # fmt: skip
+    watch.add_argument("--once", action="store_true", help="announce what is there now, then exit")
+    stack = command("stack", operations.cmd_stack, "start or stop the local stack (servers, worker, watcher)",
+                    DEMO_CONFIG)  # fmt: skip
+    stack.add_argument("action", choices=["up", "down", "env"])
+    stack.add_argument("--profile", choices=["sqlite", "postgres"], default="sqlite",
+                       help="databases of both servers: SQLite files, or a private PostgreSQL cluster")  # fmt: skip
+    stack.add_argument("--prefect-port", type=int, default=4200)
+    stack.add_argument("--mlflow-port", type=int, default=5000)
+    stack.add_argument("--postgres-port", type=int, default=5433)
+    serve = command("serve", operations.cmd_serve, "answer POST /predict with the champion (online scoring service)")
+    serve.add_argument("--host", default=None, help="address to listen on (default: serving.host)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    status = command("status", governance.cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
+    status.add_argument("--json", action="store_true")
+    check = command("check", governance.cmd_check, "verify the registry against the audit log (exit 6 on a violation)")
+    check.add_argument("--json", action="store_true")
+    audit = command("audit", governance.cmd_audit,
+                    "the audit log: every registry transition, who made it, why, on what evidence")  # fmt: skip
+    audit.add_argument("--json", action="store_true")
+    audit.add_argument("--at", default=None, help="ISO time: which version was champion then (UTC if no zone)")
+    rollback = command("rollback", governance.cmd_rollback,
+                       "move champion back to previous (or --to) in one recorded step")  # fmt: skip
+    rollback.add_argument("--to", default=None, help="version to restore (default: the `previous` alias)")
+    rollback.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    rollback.add_argument("--override-retired", action="store_true", help="allow a retired version back (recorded)")
+    retire = command("retire", governance.cmd_retire,
+                     "take a version out of service: aliases removed, tagged, recorded")  # fmt: skip
+    retire.add_argument("--version", required=True)
+    retire.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    reproduce = command("reproduce", governance.cmd_reproduce,
+                        "retrain a version from its recorded inputs; compare metrics")  # fmt: skip
+    reproduce.add_argument("--version", required=True)
+    demo = command("demo", loop.cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
+    demo.add_argument("--data-dir", default="data/demo")
+    demo.add_argument(
+        "--fresh", action="store_true", help="start over: delete this model's registered versions and archive"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries(args.verbose)
+    outcomes: list[tuple[type[BaseException], int]] = [
+        (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefused, EXIT_REFUSED),
+        (NoChampion, EXIT_NO_CHAMPION), (InvariantViolated, EXIT_VIOLATION), (DriftlineError, EXIT_FAILED),
+    ]  # fmt: skip
+    try:
+        args.handler(args)
+    except tuple(kind for kind, _ in outcomes) as error:
+        errors.print(f"driftline: {error}", soft_wrap=True)
+        return next(code for kind, code in outcomes if isinstance(error, kind))
+    except Exception as error:  # a bug or an outside failure: still one line; the flow run keeps the traceback
+        if args.verbose:
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        errors.print(
+            f"driftline: unexpected {type(error).__name__}: {first_line} (rerun with --verbose)", soft_wrap=True
+        )
+        return EXIT_FAILED
+    return 0

@@ -1,0 +1,152 @@
+"""The commands that run driftline as a service: deploy, watch, stack, serve, dashboard, kpis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from driftline.cli.render import console, kpis_table
+from driftline.config import load_config
+from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.stack import StackSettings
+
+# What GET /model shows of a version's lineage (driftline status --json shows all of it).
+LINEAGE_SHOWN = ("created_at", "gate_verdict", "trigger", "metrics", "training_rows", "data", "git_commit")
+
+
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, WorkPoolSpec, deploy
+
+    cfg = load_config(args.config)
+    project_dir = Path(args.project_dir).resolve()
+    pool = WorkPoolSpec(
+        name=args.pool or os.environ.get(WORK_POOL_ENV, DEFAULT_WORK_POOL), type=args.pool_type,
+        template_file=Path(args.job_template) if args.job_template else None, image=args.image,
+    )  # fmt: skip
+    with console.status(f"deploying {cfg.registry.model_name} to {pool.type} work pool {pool.name}"):
+        deployed = deploy(cfg, args.config, project_dir, pool, project_dir / args.prefect_file)
+    console.print(f"deployed {', '.join(deployed.deployments)} to {deployed.pool_type} work pool {deployed.work_pool}")
+    for name, schedule in (("batch-scoring", cfg.schedules.batch_scoring),
+                           ("drift-monitoring", cfg.schedules.drift_monitoring),
+                           ("performance-monitoring", cfg.schedules.performance_monitoring)):  # fmt: skip
+        state = "active" if schedule.active else "paused"
+        if name == "performance-monitoring" and not cfg.labels.enabled:
+            state = "paused (labels.enabled is false)"
+        console.print(f"  {name}: cron {schedule.cron!r} ({schedule.timezone}), {state}")
+    console.print(f"  continuous-training: on driftline.data.arrived for files in {cfg.folders.landing}")
+    console.print(f"  notifications: {deployed.notifications}")
+    console.print(f"start a worker: prefect worker start --pool {deployed.work_pool} --type {deployed.pool_type}")
+
+
+def cmd_watch(args: argparse.Namespace) -> None:
+    from flows.watch import watch
+
+    cfg = load_config(args.config)
+
+    def show(arrival) -> None:
+        note = f"duplicate of {arrival.duplicate_of}: not processed again" if arrival.duplicate else "new"
+        console.print(f"{arrival.path}: {arrival.size} bytes, sha256 {arrival.sha256[:12]}, {note}")
+
+    if not args.once:
+        console.print(f"watching {cfg.folders.landing} (every {cfg.landing.poll_seconds:g} s; Ctrl-C stops)")
+    try:
+        watch(cfg, args.config, once=args.once, on_arrival=show)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+def _stack_settings(args: argparse.Namespace) -> StackSettings:
+    from driftline.stack import StackSettings
+
+    cfg = load_config(args.config)
+    return StackSettings(
+        root=cfg.folders.stack, project_dir=Path.cwd(), config=args.config, profile=args.profile,
+        prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, postgres_port=args.postgres_port,
+    )  # fmt: skip
+
+
+def cmd_stack(args: argparse.Namespace) -> None:
+    from driftline import stack
+
+    settings = _stack_settings(args)
+    if args.action == "down":
+        stopped = stack.down(settings.root, progress=console.print)
+        console.print(f"stopped: {', '.join(stopped)}" if stopped else "no stack recorded: nothing to stop")
+        return
+    if args.action == "env":
+        state = stack.StackState.load(settings.root)
+        if state is None:
+            raise DriftlineError(f"no stack recorded in {settings.root}; run `driftline stack up` (make up)")
+        print("\n".join(f"export {key}={value}" for key, value in state.env.items()))
+        return
+    state = stack.up(settings, progress=lambda line: console.print(f"starting {line}"))
+    prefect_ui = next(p.url for p in state.processes if p.name == "prefect-server")
+    mlflow_ui = next(p.url for p in state.processes if p.name == "mlflow-server")
+    cfg = load_config(args.config)
+    console.print(
+        f"\nup: Prefect UI {prefect_ui}  ·  MLflow UI {mlflow_ui}\n"
+        f"  landing folder (drop CSV/Parquet files here): {cfg.folders.landing}\n"
+        f"  scoring inbox (scored nightly): {cfg.folders.inbox}\n"
+        f"  logs: {settings.root}/logs/\n"
+        f'  use it from this shell: eval "$(.venv/bin/driftline stack env --config {args.config})"\n'
+        "  stop it: make down"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from driftline.registry import Registry
+    from driftline.serving.app import create_app
+
+    cfg = load_config(args.config)
+    registry = Registry(cfg)
+
+    def describe(ref) -> dict:
+        info = next((v for v in registry.versions() if v.version == ref.version), None)
+        return {} if info is None else {key: value for key, value in info.to_dict().items() if key in LINEAGE_SHOWN}
+
+    model_events = None
+    if os.environ.get("PREFECT_API_URL"):  # a Prefect server announces promotions: follow them, not only polls
+        from tasks.events import follow_model_moves
+
+        model_events = partial(follow_model_moves, cfg)
+    api_key = os.environ.get(cfg.serving.api_key_env) or None
+    app = create_app(cfg, registry, api_key=api_key, describe=describe, model_events=model_events)
+    host, port = args.host or cfg.serving.host, args.port or cfg.serving.port
+    guarded = f"API key from ${cfg.serving.api_key_env}" if api_key else "no API key"
+    console.print(f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}); "
+                  f"POST /predict, GET /health /ready /metrics /model; Ctrl-C stops")  # fmt: skip
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    """Evidently's own UI service on the model's workspace folder: this process becomes it (Ctrl-C stops it)."""
+    from driftline.monitoring.evidently_report import dashboard_project
+
+    cfg = load_config(args.config)
+    dashboard_project(cfg)  # the project and its panels exist before the first monitoring run
+    evidently = str(Path(sys.executable).parent / "evidently")
+    console.print(f"Evidently UI on http://{args.host}:{args.port} (workspace {cfg.folders.dashboard}; Ctrl-C stops)")
+    sys.stdout.flush()
+    os.execv(evidently, [evidently, "ui", "--workspace", str(cfg.folders.dashboard), "--host", args.host,
+                         "--port", str(args.port)])  # fmt: skip
+
+
+def cmd_kpis(args: argparse.Namespace) -> None:
+    from tasks.kpis import gather_kpis
+
+    cfg = load_config(args.config)
+    with console.status("reading the registry, the monitoring runs and the Prefect run history"):
+        measured = gather_kpis(cfg)
+    if args.json:
+        print(json.dumps({"model": cfg.registry.model_name, **measured.to_dict()}, indent=2))
+        return
+    console.print(kpis_table(cfg, measured))

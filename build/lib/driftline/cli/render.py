@@ -1,0 +1,104 @@
+"""What the commands print: the console, rich tables, and the lines that describe outcomes."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from driftline.config import DriftlineConfig
+
+if TYPE_CHECKING:
+    from driftline.governance.reproduce import Reproduction
+    from driftline.monitoring.kpis import Kpis
+    from driftline.registry.audit_events import AuditEvent
+    from flows.params import TrainingOutcome
+
+console = Console(highlight=False)
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def versions_table(cfg: DriftlineConfig) -> Table:
+    from driftline.registry import Registry
+
+    metric = cfg.primary_metric
+    table = Table(title=f"Model versions of {cfg.registry.model_name}", title_justify="left")
+    for column in ("version", "aliases", metric, "gate", "training data (fingerprint: rows)", "trigger", "commit"):
+        table.add_column(column)
+    for info in Registry(cfg).versions():
+        described = info.to_dict()
+        sources = ", ".join(f"{source['fingerprint'][:10]}: {source['rows']}" for source in described["data"])
+        gate = ("retired, " if described["retired"] else "") + (info.gate_verdict or "–")
+        table.add_row(
+            f"v{info.version}", ", ".join(info.aliases) or "–", fmt(info.metrics.get(metric)),
+            gate, sources, described["trigger"], (described["git_commit"] or "")[:12],
+        )  # fmt: skip
+    return table
+
+
+def describe_training(outcome: TrainingOutcome, with_reasons: bool = True) -> str:
+    vs = f" vs champion {fmt(outcome.champion_value)}" if outcome.champion_value is not None else ""
+    line = f"v{outcome.candidate_version} {outcome.verdict} ({outcome.metric} {fmt(outcome.challenger_value)}{vs})"
+    return f"{line}: {'; '.join(outcome.reasons)}" if with_reasons and outcome.verdict != "promoted" else line
+
+
+def audit_table(cfg: DriftlineConfig, events: list[AuditEvent]) -> Table:
+    table = Table(title=f"Audit log of {cfg.registry.model_name} ({cfg.audit_experiment_name})", title_justify="left")
+    for column in ("at (UTC)", "action", "version", "actor", "reason", "champion", "previous"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            event.at, str(event.action), f"v{event.version}", str(event.actor), event.reason[:120],
+            _moved(event.before.champion, event.after.champion), _moved(event.before.previous, event.after.previous),
+        )  # fmt: skip
+    return table
+
+
+def _moved(before: str | None, after: str | None) -> str:
+    shown = [f"v{before}" if before else "–", f"v{after}" if after else "–"]
+    return shown[1] if before == after else " → ".join(shown)
+
+
+def reproduction_table(version: str, found: Reproduction) -> Table:
+    table = Table(title=f"Reproduction of v{version} (tolerance {found.tolerance:g})", title_justify="left")
+    for column in ("metric", "recorded", "reproduced", "difference"):
+        table.add_column(column)
+    for match in found.metrics:
+        difference = "–" if match.difference is None else f"{match.difference:.2e}"
+        table.add_row(match.name, fmt(match.recorded), fmt(match.reproduced), difference)
+    return table
+
+
+def kpis_table(cfg: DriftlineConfig, measured: Kpis) -> Table:
+    table = Table(title=f"Operational KPIs of {cfg.registry.model_name}", title_justify="left")
+    for column in ("KPI", "value", "measured as"):
+        table.add_column(column)
+    for row in measured.rows():
+        table.add_row(*row)
+    return table
+
+
+def demo_summary(cfg: DriftlineConfig, outcomes: list[tuple[str, str, str, str]]) -> None:
+    """The batches and the versions the demo made, then where to look at what ran."""
+    console.rule("summary")
+    batches = Table(title="Batches", title_justify="left")
+    for column in ("batch", "validation", "drift", "retraining"):
+        batches.add_column(column)
+    for row in outcomes:
+        batches.add_row(*row)
+    console.print(batches)
+    console.print(versions_table(cfg))
+    prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
+    console.print(
+        "\nLook at what just ran:\n"
+        f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {cfg.tracking_uri}   (or: make ui-mlflow)\n"
+        f"  Prefect UI:  PREFECT_HOME={prefect_home} .venv/bin/prefect server start   (or: make ui-prefect)\n"
+        f"  Registry:    .venv/bin/driftline status --config {cfg.source}\n"
+        f"  Quarantine:  {cfg.folders.quarantine}\n"
+        f"  Reports:     {cfg.folders.reports}"
+    )

@@ -1,0 +1,97 @@
+"""Sections about monitoring: drift methods and thresholds, data quality, delayed labels, the Evidently dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from driftline.config.base import DEFAULT_DRIFT_THRESHOLDS, CategoricalDriftMethod, NumericDriftMethod, Section
+
+
+class DataQualityConfig(Section):
+    """Data-quality drift: how a batch's nulls, categories and value ranges moved from what training saw."""
+
+    max_null_rate_increase: float = Field(
+        0.02, ge=0, le=1, description="Largest rise of a feature's null share over its training null share."
+    )
+    max_unseen_category_share: float = Field(
+        0.01, ge=0, le=1, description="Largest share of a categorical feature's values that training never saw."
+    )
+    max_out_of_range_share: float = Field(
+        0.02, ge=0, le=1, description="Largest share of a numeric feature's values outside the training min/max."
+    )
+    counts_as_drift: bool = Field(
+        False,
+        description="A quality breach also makes dataset drift (and so a retrain). Off: retraining on a broken "
+        "upstream export does not fix it; the breach is reported, logged and notified instead.",
+    )
+
+
+class DriftConfig(Section):
+    numeric_method: NumericDriftMethod = "ks"
+    categorical_method: CategoricalDriftMethod = "chisquare"
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per method: p-value under which ks/chisquare call drift, distance over which the others do.",
+    )
+    drift_share: float = Field(0.3, gt=0, le=1, description="Share of drifted features that makes dataset drift.")
+    min_rows: int = Field(50, ge=1, description="Smaller batches get no drift verdict: too few rows to tell.")
+    prediction_drift: bool = Field(True, description="Drift of the champion's predictions also counts as drift.")
+    signal_p_value: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="p-value under which prediction or label drift alone counts (one test deciding alone: stricter).",
+    )
+    target_drift: bool = Field(True, description="When a batch carries labels, drift of the label counts too.")
+    retrain: bool = Field(True, description="Run training on the retraining window when drift is detected.")
+    report_sample_rows: int = Field(50_000, ge=100, description="Rows sampled for the Evidently HTML report.")
+    reference_sample_rows: int = Field(200_000, ge=100, description="Rows of training data kept as drift reference.")
+    data_quality: DataQualityConfig = Field(
+        DataQualityConfig(), description="Null, unseen-category and out-of-range drift against training."
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_name_methods(self) -> DriftConfig:
+        unknown = set(self.thresholds) - set(DEFAULT_DRIFT_THRESHOLDS)
+        if unknown:
+            raise ValueError(
+                f"thresholds has unknown methods {sorted(unknown)}; known: {sorted(DEFAULT_DRIFT_THRESHOLDS)}"
+            )
+        return self
+
+    def threshold(self, method: str) -> float:
+        return self.thresholds.get(method, DEFAULT_DRIFT_THRESHOLDS[method])
+
+
+class MonitoringConfig(Section):
+    settle_seconds: float = Field(
+        30, ge=0, description="Prediction-log files younger than this wait for the next monitoring run."
+    )
+
+
+class LabelsConfig(Section):
+    """Delayed ground truth: label files joined to the prediction log by id (see docs/monitoring.md)."""
+
+    enabled: bool = Field(False, description="Watch for label files and measure the champion's real performance.")
+    folder: Path | None = Field(
+        None, description="Where label files (CSV/Parquet) arrive; default <workspace>/labels/<model>."
+    )
+    id_column: str | None = Field(None, description="Row id in the label files; default dataset.id_column.")
+    label_column: str | None = Field(None, description="Ground truth in the label files; default dataset.target.")
+    max_degradation: float = Field(
+        0.05,
+        gt=0,
+        description="How much worse than at promotion (absolute, on the primary metric) the champion may get on "
+        "labeled predictions before it counts as degraded.",
+    )
+    min_rows: int = Field(200, ge=1, description="Fewer labeled predictions of the champion give no verdict.")
+    retrain: bool = Field(True, description="Run training on the retraining window when the champion degraded.")
+
+
+class DashboardConfig(Section):
+    workspace: Path | None = Field(
+        None, description="Evidently workspace folder `make dashboard` serves; default <workspace>/evidently."
+    )
+    enabled: bool = Field(True, description="Add every monitoring run's snapshot to the Evidently workspace.")

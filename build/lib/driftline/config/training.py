@@ -1,0 +1,98 @@
+"""Sections about training and the gate: the estimator and holdout, thresholds, slices, fairness, approval."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from driftline.config.base import Section
+
+
+class HoldoutConfig(Section):
+    strategy: Literal["auto", "time", "random"] = Field(
+        "auto", description="auto = time-based (most recent rows) when an event-time column exists, else random."
+    )
+    fraction: float = Field(0.2, gt=0, lt=0.9)
+
+
+class ModelConfig(Section):
+    estimator: str = Field(
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        description="Import path of the class; default HistGradientBoostingClassifier/-Regressor by task.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+    holdout: HoldoutConfig = HoldoutConfig()
+    allowed_modules: list[str] = Field(
+        default_factory=lambda: ["sklearn"], description="Top-level packages an estimator may be imported from."
+    )
+    trusted_types: list[str] = Field(
+        default_factory=list, description="Extra types skops may load, after your own review of them."
+    )
+
+    def estimator_class(self) -> type:
+        module_name, _, class_name = self.estimator.rpartition(".")
+        return getattr(importlib.import_module(module_name), class_name)
+
+    @model_validator(mode="after")
+    def _estimator_imports(self) -> ModelConfig:
+        module_name, _, class_name = self.estimator.rpartition(".")
+        if not module_name or module_name.split(".")[0] not in self.allowed_modules:
+            raise ValueError(
+                f"estimator {self.estimator!r} is not under an allowed module {self.allowed_modules}; "
+                "use a full import path such as sklearn.linear_model.LogisticRegression, or add its top-level "
+                "package to model.allowed_modules after reviewing it"
+            )
+        try:
+            estimator_class = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"estimator {self.estimator!r} does not import: {exc}; check the module and class name, "
+                "e.g. sklearn.ensemble.RandomForestClassifier"
+            ) from None
+        if not callable(getattr(estimator_class, "fit", None)):
+            raise ValueError(f"estimator {self.estimator!r} has no fit method; it is not a scikit-learn estimator")
+        return self
+
+
+class SlicesConfig(Section):
+    columns: list[str] = Field(
+        default_factory=list, description="Columns (features or not) whose values slice the holdout; none: no slices."
+    )
+    min_rows: int = Field(100, ge=1, description="Smaller slices are reported but never decide.")
+    tolerance: float = Field(
+        0.02, ge=0, description="How much worse than the champion the challenger may be on a slice (primary metric)."
+    )
+
+
+class FairnessConfig(Section):
+    attribute: str | None = Field(
+        None, description="Sensitive column (binary task): positive-prediction rate per group; none: no check."
+    )
+    min_disparate_impact: float = Field(
+        0.8, gt=0, le=1, description="Lowest allowed ratio of the smallest to the largest group positive rate."
+    )
+    min_rows: int = Field(100, ge=1, description="Groups with fewer holdout rows are left out of the ratio.")
+
+
+class GateConfig(Section):
+    metric: str | None = Field(None, description="Primary metric; default roc_auc, f1_macro or rmse by task.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Worst acceptable value per metric: a floor for scores, a ceiling for errors."
+    )
+    min_improvement: float = Field(
+        0.001,
+        gt=0,
+        description="How much the challenger must beat the champion on the primary metric (absolute, > 0: "
+        "a challenger that only ties the champion is not promoted).",
+    )
+    slices: SlicesConfig = SlicesConfig()
+    fairness: FairnessConfig = FairnessConfig()
+    mode: Literal["auto", "manual"] = Field(
+        "auto", description="manual: after the automatic checks pass, the flow pauses until a person approves."
+    )
+    approval_timeout_seconds: int = Field(
+        86_400, ge=1, description="A manual approval not given within this time rejects the challenger."
+    )

@@ -1,0 +1,126 @@
+"""Files too large for memory: typed chunks of a row range, read lazily, the next one read ahead on a thread."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from driftline.config import DatasetConfig
+from driftline.data.loading import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    check_table,
+    existing_data_file,
+    read_errors_named,
+    text_dtypes,
+    typed_frame,
+)
+from driftline.errors import DataRejected
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file read chunk by chunk (never whole): its path, the hash of its bytes and its row count."""
+
+    path: Path
+    fingerprint: str
+    rows: int
+    columns: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def iter_chunks(
+    path: str | Path, dataset: DatasetConfig, chunk_rows: int | None, start: int = 0, stop: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """Rows [start, stop) of a file as typed frames of at most `chunk_rows` rows (None: one frame), read lazily.
+
+    Typed as `load_batch` types a whole file; the checks of a whole table run on the first chunk of a full read.
+    """
+    file_path = existing_data_file(path)
+    suffix = file_path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        raw = _csv_chunks(file_path, dataset, chunk_rows, start, stop)
+    elif suffix in PARQUET_SUFFIXES:
+        raw = _parquet_chunks(file_path, chunk_rows, start, stop)
+    else:
+        raise DataRejected(str(file_path), [f"unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"])
+    first = True
+    while True:
+        # Only the read is translated: an error of the consumer, thrown in at `yield`, stays what it is.
+        with read_errors_named(file_path):
+            frame = next(raw, None)
+        if frame is None:
+            if first and start == 0:  # a header and no row: the CSV reader yields nothing at all
+                raise DataRejected(str(file_path), ["file has a header but no rows"])
+            return
+        if first and start == 0:
+            check_table(frame, file_path, dataset)
+        first = False
+        yield typed_frame(frame, file_path, dataset)
+
+
+def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks, the next one read on a thread while the caller works on this one (the readers release the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def _csv_chunks(
+    path: Path, dataset: DatasetConfig, chunk_rows: int | None, start: int, stop: int | None
+) -> Iterator[pd.DataFrame]:
+    options: dict = {"sep": dataset.csv_delimiter, "dtype": text_dtypes(dataset), "encoding": "utf-8"}
+    if stop is not None:
+        options["nrows"] = stop - start
+    if start:
+        # Past the header: name the columns ourselves; an int skiprows is counted by the tokenizer, so quoted
+        # line breaks stay inside their row and memory does not grow with `start`.
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle, delimiter=dataset.csv_delimiter))
+        options |= {"header": None, "names": header, "skiprows": start + 1}
+    if chunk_rows is None:
+        yield pd.read_csv(path, **options)
+        return
+    with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
+        yield from reader
+
+
+def _parquet_chunks(path: Path, chunk_rows: int | None, start: int, stop: int | None) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    if chunk_rows is None and start == 0 and stop is None:
+        yield pd.read_parquet(path)
+        return
+    parquet = pq.ParquetFile(path)
+    stop = parquet.metadata.num_rows if stop is None else min(stop, parquet.metadata.num_rows)
+    # Only the row groups that hold rows of the range are read.
+    groups, first_row, offset = [], None, 0
+    for index in range(parquet.metadata.num_row_groups):
+        rows = parquet.metadata.row_group(index).num_rows
+        if offset + rows > start and offset < stop:
+            groups.append(index)
+            first_row = offset if first_row is None else first_row
+        offset += rows
+    position = first_row or 0
+    batch_rows = chunk_rows or (stop - start)
+    # One reader per row group: one reader over all of them keeps memory that grows with the file (measured:
+    # +58 MB from 1M to 4M rows, against +8 MB this way).
+    batches = (batch for group in groups
+               for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], use_pandas_metadata=True))
+    for batch in batches:
+        low, high = max(start - position, 0), min(stop - position, batch.num_rows)
+        position += batch.num_rows
+        if high > low:
+            yield batch.slice(low, high - low).to_pandas()
+        if position >= stop:
+            return

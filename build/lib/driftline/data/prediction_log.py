@@ -1,0 +1,169 @@
+"""The prediction log: every scored row with its inputs, outputs, model version, time and source.
+
+Batch scoring and the online service append the same Parquet format; the monitoring flow reads what was logged since
+its last run (drift), and the label join reads it once ground truth arrives (performance). Each append is one file,
+written to a temp name and renamed, so readers never see half a file. File names start with a UTC timestamp, so
+their order is the order of writing and "everything after file X" is a watermark that survives restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from driftline.config import DriftlineConfig
+from driftline.data.storage import write_atomically
+from driftline.modeling.pipeline import Predictions
+
+SOURCE = "source"
+SOURCE_FINGERPRINT = "source_fingerprint"
+MODEL_VERSION = "model_version"
+SERVED_BY = "served_by"  # which alias answered: champion, or challenger for canary rows
+SCORED_AT = "scored_at"
+LATENCY_MS = "latency_ms"
+PREDICTION = "prediction"
+SIGNAL = "prediction_signal"  # what prediction drift compares with the reference
+# With shadow serving, the challenger's answer to the same row, logged beside the one that was returned.
+SHADOW_PREDICTION = "shadow_prediction"
+SHADOW_SIGNAL = "shadow_prediction_signal"
+SHADOW_MODEL_VERSION = "shadow_model_version"
+STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    """Rows read from a run of log files: what one monitoring run looks at."""
+
+    files: list[Path]
+    frame: pd.DataFrame
+
+    @property
+    def through(self) -> str | None:
+        """The watermark: the name of the newest file read."""
+        return self.files[-1].name if self.files else None
+
+    @property
+    def name(self) -> str:
+        if not self.files:
+            return "prediction log (nothing new)"
+        return f"prediction log {_stamp_of(self.files[0]):%Y-%m-%d %H:%M} to {_stamp_of(self.files[-1]):%Y-%m-%d %H:%M}"
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256("\n".join(f.name for f in self.files).encode()).hexdigest()
+
+
+def records(
+    frame: pd.DataFrame,
+    predictions: Predictions,
+    cfg: DriftlineConfig,
+    model_version: str | np.ndarray,
+    source: str,
+    source_fingerprint: str,
+    scored_at: datetime,
+    served_by: str | np.ndarray = "champion",
+    latency_ms: float | np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One log row per scored row: id, the model's inputs as given, outputs, and where they came from."""
+    dataset = cfg.dataset
+    columns: dict[str, object] = {}
+    for name in [dataset.id_column, dataset.event_time_column, *dataset.feature_names]:
+        if name and name in frame:
+            columns[name] = frame[name].array  # not to_numpy(): that makes one Timestamp object per event time
+    columns[PREDICTION] = predictions.labels
+    columns[SIGNAL] = predictions.signal(dataset.task)
+    if predictions.proba is not None:
+        for index, label in enumerate(predictions.classes):
+            columns[f"proba_{label}"] = predictions.proba[:, index]
+    columns[MODEL_VERSION] = model_version if isinstance(model_version, str) else model_version.astype(str)
+    columns[SERVED_BY] = served_by
+    columns[SOURCE] = source
+    columns[SOURCE_FINGERPRINT] = source_fingerprint
+    columns[SCORED_AT] = pd.Timestamp(scored_at)
+    columns[LATENCY_MS] = np.nan if latency_ms is None else latency_ms
+    return pd.DataFrame(columns, index=range(len(frame)))
+
+
+def add_shadow(rows: pd.DataFrame, shadow: Predictions, version: str, task) -> pd.DataFrame:
+    """The challenger's answers to the same rows, beside the served ones (shadow rollout or serving)."""
+    rows[SHADOW_PREDICTION] = shadow.labels
+    rows[SHADOW_SIGNAL] = shadow.signal(task)
+    rows[SHADOW_MODEL_VERSION] = version
+    return rows
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "batch"
+
+
+def _stamp_of(path: Path) -> datetime:
+    return datetime.strptime(path.name.split("-", 1)[0], STAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def new_file_path(log_dir: Path, source: str, now: datetime | None = None, key: str | None = None) -> Path:
+    """Where a log file written now goes: under date=YYYY-MM-DD/, named to sort by time of writing.
+
+    `key` (see `batch_key`) names what was scored; without one (the online service) a random tag keeps names apart.
+    """
+    now = now or datetime.now(UTC)
+    tag = key or uuid.uuid4().hex[:8]
+    return log_dir / f"date={now:%Y-%m-%d}" / f"{now:{STAMP_FORMAT}}-{tag}-{_slug(source)}.parquet"
+
+
+def batch_key(source_fingerprint: str, model_version: str) -> str:
+    """The same content scored by the same version (a rerun, a copy under another name): its rows are logged once."""
+    return "b" + hashlib.sha256(f"{source_fingerprint}|{model_version}".encode()).hexdigest()[:15]
+
+
+def logged_already(log_dir: Path, key: str) -> Path | None:
+    """The log file a run with this key committed (whole: log files appear by rename), if one did."""
+    return next(iter(sorted(log_dir.glob(f"date=*/*-{key}-*.parquet"))), None) if log_dir.is_dir() else None
+
+
+def file_for(log_dir: Path, source: str, key: str, now: datetime | None = None) -> Path:
+    """Where this run's rows go: the file an earlier, interrupted run of the same key logged them to, or a new one."""
+    return logged_already(log_dir, key) or new_file_path(log_dir, source, now, key)
+
+
+def append(rows: pd.DataFrame, log_dir: Path, source: str, now: datetime | None = None, key: str | None = None) -> Path:
+    """Write rows as one new log file under date=YYYY-MM-DD/; the name sorts by time of writing.
+
+    With a `key` logged before (a rerun after a crash), nothing is written: those rows are in the log already.
+    """
+    path = logged_already(log_dir, key) if key else None
+    if path is not None:
+        return path
+    return write_atomically(new_file_path(log_dir, source, now, key), lambda temp: rows.to_parquet(temp, index=False))
+
+
+def log_files(log_dir: Path) -> list[Path]:
+    """Every log file, oldest first."""
+    if not log_dir.is_dir():
+        return []
+    return sorted(log_dir.glob("date=*/*.parquet"), key=lambda path: path.name)
+
+
+def pending(log_dir: Path, after: str | None, settle_seconds: float, now: datetime | None = None) -> list[Path]:
+    """Files written after the watermark `after` and older than `settle_seconds`.
+
+    The settle time covers writers whose timestamped file lands a moment after a newer one: it is read next time.
+    """
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=settle_seconds)
+    return [f for f in log_files(log_dir) if (after is None or f.name > after) and _stamp_of(f) <= cutoff]
+
+
+def read_window(files: list[Path]) -> LogWindow:
+    frames = [pd.read_parquet(path) for path in files]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return LogWindow(files=list(files), frame=frame)

@@ -1,0 +1,114 @@
+"""Writing files whole: atomic replace (fsync, rename), incremental files that appear only when committed, a full disk
+named in one line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from driftline.data.loading import PARQUET_SUFFIXES
+from driftline.errors import OutputNotWritten
+
+NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextmanager
+def space_named(path: Path) -> Iterator[None]:
+    """A full disk (or file-size limit) while writing `path` becomes one line naming it; the old file stays whole."""
+    try:
+        yield
+    except OSError as error:
+        # pyarrow reports the errno only in its message
+        if error.errno not in NO_SPACE_ERRNOS and "No space left" not in str(error):
+            raise
+        raise OutputNotWritten(
+            f"{path}: no space left on device while writing it ({error.strerror or error}); the previous file "
+            "is intact; free space there or point storage.output_dir / --output at another disk"
+        ) from None
+
+
+def replace_durably(temp: Path, path: Path) -> Path:
+    """fsync the finished temp file, rename it over `path`, fsync the folder: after a crash or power cut a reader
+    finds the old file or the whole new one, never a name pointing at unwritten blocks."""
+    with temp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write through a temp file in the same folder, then rename: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temp_path = Path(temp_name)
+    try:
+        with space_named(path):
+            write(temp_path)
+            replace_durably(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    return path
+
+
+class IncrementalFile:
+    """A Parquet or CSV file written chunk by chunk to a hidden temp file in its folder, visible only once committed.
+
+    `commit` renames it into place; leaving the `with` block on an error deletes it: no reader, and no rerun, ever
+    sees half a file. `text_columns` are stored as strings even when a chunk holds only missing values there.
+    """
+
+    def __init__(self, folder: Path, suffix: str, text_columns: Iterable[str] = ()):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=f"{suffix}.tmp")
+        os.close(handle)
+        self.temp = Path(temp_name)
+        self.rows = 0
+        self._parquet = suffix.lower() in PARQUET_SUFFIXES
+        self._text_columns = set(text_columns)
+        self._writer = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if not self._parquet:
+            frame.to_csv(self.temp, mode="a" if self.rows else "w", header=not self.rows, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._writer is None:
+                schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                for name in self._text_columns & set(schema.names):
+                    schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+                self._writer = pq.ParquetWriter(self.temp, schema)
+            self._writer.write_table(pa.Table.from_pandas(frame, schema=self._writer.schema, preserve_index=False))
+        self.rows += len(frame)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def commit(self, path: Path) -> Path:
+        self._close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return replace_durably(self.temp, path)
+
+    def __enter__(self) -> IncrementalFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._close()
+        finally:
+            self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove

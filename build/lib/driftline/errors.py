@@ -1,0 +1,52 @@
+"""The exceptions driftline raises on purpose: each message says what is wrong and how to fix it."""
+
+
+class DriftlineError(Exception):
+    """Base class: a failure with a message meant for the person running driftline."""
+
+
+class ConfigError(DriftlineError):
+    """The config file is missing, unreadable or invalid."""
+
+
+class DataRejected(DriftlineError):
+    """A data file failed to load or to validate; it has been (or must be) quarantined."""
+
+    def __init__(self, path: str, reasons: list[str], quarantined_to: str | None = None):
+        self.path = path
+        self.reasons = reasons
+        self.quarantined_to = quarantined_to
+        where = f" (quarantined to {quarantined_to})" if quarantined_to else ""
+        super().__init__(f"{path} rejected{where}: " + "; ".join(reasons))
+
+
+class GateRefused(DriftlineError):
+    """A challenger did not pass the evaluation gate; the champion is unchanged (the CLI exits 4)."""
+
+
+class NoChampion(DriftlineError):
+    """An operation needs a model behind the `champion` alias and there is none yet."""
+
+
+class TransitionRefused(DriftlineError):
+    """A registry transition governance does not allow: a retired version, no version to roll back to."""
+
+
+class PathNotAllowed(DriftlineError):
+    """A path to read or write lies outside the folders the config allows (storage.allowed_roots); nothing touched."""
+
+
+class ModelTampered(DriftlineError):
+    """A model artifact's bytes differ from the checksum recorded at registration; it is not deserialized."""
+
+
+class OutputNotWritten(DriftlineError):
+    """An output could not be written (the disk is full); the file it would have replaced is left as it was."""
+
+
+class RegistryUnavailable(DriftlineError):
+    """The MLflow tracking server did not answer, or answered with a server error, after the configured retries."""
+
+
+class InvariantViolated(DriftlineError):
+    """`driftline check` found the registry in a state its invariants forbid (the CLI exits 6)."""

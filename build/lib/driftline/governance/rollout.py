@@ -1,0 +1,331 @@
+"""Canary and shadow rollout: deterministic routing of ids to arms, the rows each model answers, per-arm comparison
+tests, and the verdict on a challenger from its labeled live batches (promote, hold or drop)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.pipeline import Pipeline
+
+from driftline.config import DatasetConfig, DriftlineConfig, Task
+from driftline.data import prediction_log
+from driftline.modeling.metrics import greater_is_better
+from driftline.modeling.pipeline import Predictions, predict
+from driftline.monitoring import label_store, performance
+
+CHAMPION_ARM, CANARY_ARM = "champion", "canary"
+SERVED_BY_CHAMPION, SERVED_BY_CHALLENGER = "champion", "challenger"  # the prediction log's `served_by`
+
+
+def route(ids: pd.Series, share: float, salt: str) -> np.ndarray:
+    """The arm of each id: `canary` when sha256(salt + id), read as a number in [0, 1), falls under `share`.
+
+    The same id always lands in the same arm for the same salt (use the canary's version), in any process.
+    """
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be within [0, 1], got {share}")
+    positions = np.array(
+        [int.from_bytes(hashlib.sha256(f"{salt}:{i}".encode()).digest()[:8], "big") / 2**64 for i in ids.astype(str)]
+    )
+    return np.where(positions < share, CANARY_ARM, CHAMPION_ARM)
+
+
+@dataclass(frozen=True)
+class ArmComparison:
+    """canary minus champion on one metric, with its test; `verdict` is promote | roll_back | continue."""
+
+    metric: str
+    champion: float
+    canary: float
+    difference: float
+    low: float  # 95% interval of the difference
+    high: float
+    p_value: float | None
+    rows: tuple[int, int]  # champion, canary
+    verdict: str
+
+
+def _verdict(low: float, high: float, tolerance: float, rows: tuple[int, int], min_rows: int) -> str:
+    if min(rows) < min_rows:
+        return "continue"
+    if low > -tolerance:
+        return "promote"
+    if high < -tolerance:
+        return "roll_back"
+    return "continue"
+
+
+def two_proportion_test(
+    champion_hits: int, champion_rows: int, canary_hits: int, canary_rows: int, metric: str = "accuracy",
+    tolerance: float = 0.0, min_rows: int = 100,
+) -> ArmComparison:  # fmt: skip
+    """Two-proportion z-test of a rate metric (accuracy, positive rate) between the arms."""
+    p_champion, p_canary = champion_hits / champion_rows, canary_hits / canary_rows
+    pooled = (champion_hits + canary_hits) / (champion_rows + canary_rows)
+    pooled_se = np.sqrt(pooled * (1 - pooled) * (1 / champion_rows + 1 / canary_rows))
+    difference = p_canary - p_champion
+    p_value = float(2 * stats.norm.sf(abs(difference) / pooled_se)) if pooled_se > 0 else 1.0
+    se = np.sqrt(p_champion * (1 - p_champion) / champion_rows + p_canary * (1 - p_canary) / canary_rows)
+    low, high = difference - 1.96 * se, difference + 1.96 * se
+    rows = (champion_rows, canary_rows)
+    return ArmComparison(metric, p_champion, p_canary, difference, float(low), float(high), p_value, rows,
+                         _verdict(low, high, tolerance, rows, min_rows))  # fmt: skip
+
+
+def bootstrap_difference(
+    metric: Callable[[np.ndarray, np.ndarray], float], name: str, champion: tuple[np.ndarray, np.ndarray],
+    canary: tuple[np.ndarray, np.ndarray], greater_is_better: bool = True, resamples: int = 2000, seed: int = 0,
+    tolerance: float = 0.0, min_rows: int = 100,
+) -> ArmComparison:  # fmt: skip
+    """Unpaired bootstrap of (canary − champion) on any metric of (truth, score), e.g. AUC or RMSE; a 95% interval.
+
+    For a lower-is-better metric the difference is turned around, so a positive difference always favours the canary.
+    """
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if greater_is_better else -1.0
+
+    def resampled(truth: np.ndarray, score: np.ndarray) -> np.ndarray:
+        picks = rng.integers(0, len(truth), (resamples, len(truth)))
+        return np.array([metric(truth[p], score[p]) for p in picks])
+
+    champion_value, canary_value = metric(*champion), metric(*canary)
+    differences = sign * (resampled(*canary) - resampled(*champion))
+    low, high = (float(v) for v in np.nanpercentile(differences, [2.5, 97.5]))
+    rows = (len(champion[0]), len(canary[0]))
+    return ArmComparison(name, champion_value, canary_value, sign * (canary_value - champion_value), low, high,
+                         None, rows, _verdict(low, high, tolerance, rows, min_rows))  # fmt: skip
+
+
+# --- batch scoring under a rollout -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Challenger:
+    """The held challenger a batch is also scored with: `shadow` (every row, logged only) or `canary` (a share of
+    the rows, by id hash, answered by it)."""
+
+    model: Pipeline
+    version: str
+    mode: str
+    canary_share: float = 0.0
+
+    @classmethod
+    def of(cls, model: Pipeline, version: str, cfg: DriftlineConfig) -> Challenger:
+        return cls(model, version, cfg.rollout.mode, cfg.rollout.canary_share)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What is served for each row, who answered it, and (shadow) the challenger's answers logged beside."""
+
+    predictions: Predictions
+    model_version: str | np.ndarray
+    served_by: str | np.ndarray
+    shadow: Predictions | None = None
+    shadow_version: str | None = None
+
+    def champion_signal(self, task: Task) -> np.ndarray:
+        """The champion's output on the rows it answered: what prediction drift compares with its reference."""
+        signal = self.predictions.signal(task)
+        return signal if isinstance(self.served_by, str) else signal[self.served_by == SERVED_BY_CHAMPION]
+
+
+def answer(
+    champion: Pipeline, champion_version: str, frame: pd.DataFrame, dataset: DatasetConfig,
+    challenger: Challenger | None = None,
+) -> Answered:  # fmt: skip
+    """The rows' predictions: the champion's, with the challenger in shadow beside them or answering its canary rows."""
+    if challenger is None:
+        return Answered(predict(champion, frame, dataset), champion_version, SERVED_BY_CHAMPION)
+    if challenger.mode == "shadow":
+        return Answered(predict(champion, frame, dataset), champion_version, SERVED_BY_CHAMPION,
+                        predict(challenger.model, frame, dataset), challenger.version)  # fmt: skip
+    canary = route(frame[dataset.id_column], challenger.canary_share, salt=challenger.version) == CANARY_ARM
+    merged = merge_arms(
+        predict(champion, frame[~canary], dataset), predict(challenger.model, frame[canary], dataset), canary
+    )
+    return Answered(
+        merged,
+        np.where(canary, challenger.version, champion_version).astype(object),
+        np.where(canary, SERVED_BY_CHALLENGER, SERVED_BY_CHAMPION).astype(object),
+    )
+
+
+def merge_arms(champion: Predictions, canary: Predictions, to_canary: np.ndarray) -> Predictions:
+    """Both arms' predictions back in row order (row i from the canary where `to_canary[i]`)."""
+    rows = len(to_canary)
+    labels = np.empty(rows, dtype=np.result_type(champion.labels, canary.labels))
+    labels[~to_canary], labels[to_canary] = champion.labels, canary.labels
+    if champion.proba is None or canary.proba is None:
+        return Predictions(labels, None, champion.classes)
+    if list(champion.classes) != list(canary.classes):
+        raise ValueError(
+            f"the challenger's classes {list(canary.classes)} differ from the champion's {list(champion.classes)}: "
+            "one output file cannot hold both; set rollout.mode: shadow or retrain on data with the same classes"
+        )
+    proba = np.empty((rows, champion.proba.shape[1]))
+    proba[~to_canary], proba[to_canary] = champion.proba, canary.proba
+    return Predictions(labels, proba, champion.classes)
+
+
+@dataclass
+class Tally:
+    """Per batch: rows scored, rows the canary answered, and shadow agreement with the champion."""
+
+    rows: int = 0
+    canary_rows: int = 0
+    shadow_rows: int = 0
+    agreeing: float = 0.0  # classification: rows with the same label; regression: sum of |difference|
+
+    def add(self, answered: Answered, task: Task) -> None:
+        self.rows += len(answered.predictions.labels)
+        if not isinstance(answered.served_by, str):
+            self.canary_rows += int((answered.served_by == SERVED_BY_CHALLENGER).sum())
+        if answered.shadow is not None:
+            served, shadow = answered.predictions.labels, answered.shadow.labels
+            self.shadow_rows += len(served)
+            if task.is_classification:
+                self.agreeing += float((served == shadow).sum())
+            else:
+                self.agreeing += float(np.abs(served.astype(float) - shadow.astype(float)).sum())
+
+    def merged(self, other: Tally) -> Tally:
+        return Tally(self.rows + other.rows, self.canary_rows + other.canary_rows,
+                     self.shadow_rows + other.shadow_rows, self.agreeing + other.agreeing)  # fmt: skip
+
+    def figures(self, task: Task) -> dict[str, float]:
+        """What the scoring run logs: the canary's share, and the shadow's agreement (or mean |difference|)."""
+        found: dict[str, float] = {}
+        if self.canary_rows:
+            found["canary_rows"] = float(self.canary_rows)
+        if self.shadow_rows:
+            name = "shadow_agreement" if task.is_classification else "shadow_mean_abs_difference"
+            found[name] = self.agreeing / self.shadow_rows
+        return found
+
+
+# --- the verdict from labeled live batches ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RolloutVerdict:
+    """promote | hold | drop, with the reasons and the figures behind them (for the audit log)."""
+
+    challenger_version: str
+    mode: str
+    action: str
+    reasons: list[str]
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.mode} rollout of v{self.challenger_version}: {self.action}: " + "; ".join(self.reasons)
+
+    def batch_points(self, steps: dict[str, int]) -> list[tuple[str, float, int]]:
+        """Shadow: both models' metric per judged batch, at the batch's step, for MLflow's charts."""
+        return [(f"shadow_{arm}_{figures['metric']}", figures[arm], steps.get(source, 0))
+                for source, figures in self.evidence.get("batches", {}).items()
+                for arm in ("champion", "challenger")]  # fmt: skip
+
+
+def _shadow_as_served(rows: pd.DataFrame, classes: list | None, task: Task) -> pd.DataFrame:
+    """The shadow's answers in the columns `performance.measure` reads (binary: its probability from the signal)."""
+    shadow = rows.assign(**{prediction_log.PREDICTION: rows[prediction_log.SHADOW_PREDICTION]})
+    proba_columns = [c for c in rows if c.startswith(performance.PROBA_PREFIX)]
+    shadow = shadow.drop(columns=proba_columns)
+    if task is Task.binary and classes:
+        negative, positive = sorted(classes)  # the signal is the probability of the model's second (sorted) class
+        signal = rows[prediction_log.SHADOW_SIGNAL].astype(float)
+        shadow[f"{performance.PROBA_PREFIX}{negative}"] = 1 - signal
+        shadow[f"{performance.PROBA_PREFIX}{positive}"] = signal
+    return shadow
+
+
+def _compared_metric(cfg: DriftlineConfig, champion: dict[str, float], challenger: dict[str, float]) -> str:
+    """The primary metric, or accuracy where the shadow's answers cannot give it (multiclass probabilities)."""
+    metric = cfg.primary_metric
+    return metric if metric in champion and metric in challenger else "accuracy"
+
+
+def judge_shadow(
+    labeled: pd.DataFrame, cfg: DriftlineConfig, champion_version: str, challenger_version: str,
+    classes: list | None,
+) -> RolloutVerdict:  # fmt: skip
+    """Per labeled batch the champion answered and the challenger shadowed: is the challenger worse (by more than
+    rollout.tolerance)? One worse batch drops it; `shadow_batches` batches without regression promote it."""
+    settings, task = cfg.rollout, cfg.dataset.task
+    if labeled.empty or prediction_log.SHADOW_MODEL_VERSION not in labeled:
+        return RolloutVerdict(challenger_version, "shadow", "hold", ["no labeled shadow predictions yet"])
+    mine = labeled[(labeled[prediction_log.SHADOW_MODEL_VERSION].astype(str) == challenger_version)
+                   & (labeled[prediction_log.MODEL_VERSION].astype(str) == champion_version)]  # fmt: skip
+    judged, worse, waiting = {}, [], 0
+    for source, rows in mine.groupby(prediction_log.SOURCE, sort=False):
+        if len(rows) < settings.min_rows:
+            waiting += 1
+            continue
+        served = performance.measure(rows, cfg, classes)
+        shadowed = performance.measure(_shadow_as_served(rows, classes, task), cfg, classes)
+        metric = _compared_metric(cfg, served, shadowed)
+        loss = served[metric] - shadowed[metric]
+        loss = loss if greater_is_better(task, metric) else -loss
+        judged[str(source)] = {"metric": metric, "champion": served[metric], "challenger": shadowed[metric],
+                               "rows": len(rows)}  # fmt: skip
+        if loss > settings.tolerance:
+            worse.append(f"batch {source}: {metric} {shadowed[metric]:.4f} vs the champion's "
+                         f"{served[metric]:.4f} on {len(rows)} labeled rows (worse by {loss:.4f}, allowed "
+                         f"{settings.tolerance})")  # fmt: skip
+    evidence = {"batches": judged, "waiting_batches": waiting}
+    if worse:
+        return RolloutVerdict(challenger_version, "shadow", "drop", worse, evidence)
+    needed = settings.shadow_batches
+    said = f"{len(judged)} of {needed} labeled shadow batches without regression"
+    if waiting:
+        said += f" ({waiting} more with fewer than rollout.min_rows={settings.min_rows} labeled rows)"
+    return RolloutVerdict(challenger_version, "shadow", "promote" if len(judged) >= needed else "hold", [said],
+                          evidence)  # fmt: skip
+
+
+def judge_canary(
+    labeled: pd.DataFrame, cfg: DriftlineConfig, champion_version: str, challenger_version: str,
+    classes: list | None,
+) -> RolloutVerdict:  # fmt: skip
+    """Champion rows against canary rows of the batches the canary ran in: a two-proportion z-test of accuracy
+    (classification) or a bootstrap of the primary metric (regression); 95% interval against rollout.tolerance."""
+    settings, task = cfg.rollout, cfg.dataset.task
+    served_by = labeled.get(prediction_log.SERVED_BY, pd.Series(dtype=object)).astype(str)
+    version = labeled.get(prediction_log.MODEL_VERSION, pd.Series(dtype=object)).astype(str)
+    canary = labeled[(served_by == SERVED_BY_CHALLENGER) & (version == challenger_version)]
+    if canary.empty:
+        return RolloutVerdict(challenger_version, "canary", "hold", ["no labeled canary predictions yet"])
+    in_canary_batches = labeled[prediction_log.SOURCE].isin(set(canary[prediction_log.SOURCE]))
+    champion = labeled[in_canary_batches & (version == champion_version) & (served_by == SERVED_BY_CHAMPION)]
+    if champion.empty:
+        return RolloutVerdict(challenger_version, "canary", "hold", ["no labeled champion rows beside the canary's"])
+    if task.is_classification:
+        def hits(rows: pd.DataFrame) -> int:
+            return int((rows[prediction_log.PREDICTION].astype(str) == rows[label_store.LABEL].astype(str)).sum())
+
+        compared = two_proportion_test(hits(champion), len(champion), hits(canary), len(canary),
+                                       "accuracy", settings.tolerance, settings.min_rows)  # fmt: skip
+    else:
+        metric = cfg.primary_metric
+
+        def score(truth: np.ndarray, predicted: np.ndarray) -> float:
+            frame = pd.DataFrame({label_store.LABEL: truth, prediction_log.PREDICTION: predicted})
+            return performance.measure(frame, cfg, classes)[metric]
+
+        def arm(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+            return rows[label_store.LABEL].to_numpy(float), rows[prediction_log.PREDICTION].to_numpy(float)
+
+        compared = bootstrap_difference(score, metric, arm(champion), arm(canary), greater_is_better(task, metric),
+                                        resamples=500, tolerance=settings.tolerance, min_rows=settings.min_rows)
+    action = {"promote": "promote", "roll_back": "drop", "continue": "hold"}[compared.verdict]
+    reason = (f"{compared.metric} canary {compared.canary:.4f} vs champion {compared.champion:.4f} on "
+              f"{compared.rows[1]} / {compared.rows[0]} labeled rows; difference {compared.difference:+.4f}, "
+              f"95% interval [{compared.low:+.4f}, {compared.high:+.4f}], tolerance {settings.tolerance}")  # fmt: skip
+    if min(compared.rows) < settings.min_rows:
+        reason += f"; fewer than rollout.min_rows={settings.min_rows} labeled rows in an arm"
+    evidence = {"metric": compared.metric, "champion": compared.champion, "canary": compared.canary,
+                "low": compared.low, "high": compared.high, "p_value": compared.p_value, "rows": list(compared.rows)}
+    return RolloutVerdict(challenger_version, "canary", action, [reason], evidence)

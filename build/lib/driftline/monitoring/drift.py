@@ -1,0 +1,145 @@
+"""The drift verdict: per-feature tests on the full batch, prediction and label drift, and data quality, decided by the
+config's rules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from driftline.config import DriftConfig, DriftlineConfig, FeatureType
+from driftline.monitoring.drift_stats import (
+    DRIFTED,
+    KS_DECISION_RTOL,
+    P_VALUE_METHODS,
+    STATISTICS,
+    ColumnSummary,
+    summarize,
+)
+from driftline.monitoring.quality import QualityCheck, data_quality
+from driftline.monitoring.reference import ReferenceStats, reference_column, reference_stats, signal_kind, target_kind
+
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    role: str  # feature | prediction | target
+    method: str
+    statistic: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    columns: list[ColumnDrift]
+    drifted_feature_share: float
+    detected: bool
+    reasons: list[str]
+    reference_rows: int
+    current_rows: int
+    note: str = ""  # why no verdict was given, when none was
+    quality: list[QualityCheck] = field(default_factory=list)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [c.column for c in self.columns if c.role == "feature" and c.drifted]
+
+    @property
+    def quality_breaches(self) -> list[str]:
+        return [check.reason for check in self.quality if check.breached]
+
+    @property
+    def prediction_drift(self) -> ColumnDrift | None:
+        return next((c for c in self.columns if c.role == "prediction"), None)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "drifted_features": self.drifted_features, "quality_breaches": self.quality_breaches}
+
+    def figures(self) -> dict[str, float]:
+        """What MLflow records per run: the dataset verdict, each column's statistic, each quality share."""
+        figures = {"drifted_feature_share": self.drifted_feature_share, "dataset_drift": float(self.detected)}
+        figures |= {f"drift_{c.role}_{c.column}": c.statistic for c in self.columns}
+        figures |= {f"quality_{q.check}_{q.column}": q.current for q in self.quality}
+        return figures
+
+
+def compare(reference: ColumnSummary, current: ColumnSummary, column: str, role: str, method: str,
+             threshold: float) -> ColumnDrift:  # fmt: skip
+    if reference.rows == 0 or current.rows == 0:
+        return ColumnDrift(column, role, method, float("nan"), threshold, drifted=False)
+    statistic = STATISTICS[method](reference, current)
+    if method == "ks" and math.isclose(statistic, threshold, rel_tol=KS_DECISION_RTOL):  # let scipy decide the tie
+        statistic = float(stats.ks_2samp(reference.values, current.values).pvalue)
+    return ColumnDrift(column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)))
+
+
+def column_drift(
+    reference: pd.Series, current: pd.Series, column: str, role: str, method: str, threshold: float, numeric: bool
+) -> ColumnDrift:
+    return compare(summarize(reference, numeric), summarize(current, numeric), column, role, method, threshold)
+
+
+def _method_for(kind: FeatureType, spec: DriftConfig) -> str:
+    return spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
+
+
+def _signal_drift(reference: ColumnSummary, current: pd.Series, column: str, role: str, kind: FeatureType,
+                  spec: DriftConfig) -> ColumnDrift:  # fmt: skip
+    """Prediction or label drift: one test that decides alone, so a p-value test uses the stricter signal level."""
+    method = _method_for(kind, spec)
+    threshold = (
+        min(spec.threshold(method), spec.signal_p_value) if method in P_VALUE_METHODS else spec.threshold(method)
+    )
+    return compare(reference, summarize(current, kind is FeatureType.numeric), column, role, method, threshold)
+
+
+def detect_drift(
+    reference: pd.DataFrame | ReferenceStats,
+    current: pd.DataFrame,
+    cfg: DriftlineConfig,
+    reference_predictions: np.ndarray | None = None,
+    current_predictions: np.ndarray | None = None,
+) -> DriftResult:
+    """Per-feature tests on the full batch, plus prediction and label drift and data quality; dataset drift by the
+    configured rules.
+
+    `reference` is the champion's precomputed `ReferenceStats` (which hold its predictions), or reference rows
+    whose statistics are computed here, with `reference_predictions`: both give the same result.
+    """
+    if not isinstance(reference, ReferenceStats):
+        reference = reference_stats(reference, cfg, reference_predictions)
+    spec, dataset = cfg.drift, cfg.dataset
+    columns = []
+    for name, kind in dataset.features.items():
+        method = _method_for(kind, spec)
+        current_column = summarize(current[name], kind is FeatureType.numeric)
+        columns.append(compare(reference_column(reference, name, kind), current_column, name, "feature", method,
+                                spec.threshold(method)))  # fmt: skip
+    if reference.prediction is not None and current_predictions is not None:  # reported always, counted if enabled
+        columns.append(_signal_drift(reference.prediction, pd.Series(current_predictions), PREDICTION_COLUMN,
+                                     "prediction", signal_kind(dataset.task), spec))  # fmt: skip
+    if spec.target_drift and dataset.target in current and dataset.target in reference.columns:
+        kind = target_kind(dataset.task)
+        columns.append(_signal_drift(reference_column(reference, dataset.target, kind),
+                                     current[dataset.target], dataset.target, "target", kind, spec))  # fmt: skip
+    quality = data_quality(reference, current, cfg)
+    features = [c for c in columns if c.role == "feature"]
+    share = sum(c.drifted for c in features) / len(features)
+    if len(current) < spec.min_rows:
+        note = f"{len(current)} rows, fewer than drift.min_rows={spec.min_rows}: no drift verdict"
+        return DriftResult(columns, share, False, [], reference.rows, len(current), note, quality)
+    reasons = []
+    if share >= spec.drift_share:
+        drifted = ", ".join(c.column for c in features if c.drifted)
+        reasons.append(f"{share:.0%} of features drifted ({drifted}), threshold {spec.drift_share:.0%}")
+    reasons += [f"{c.role} {c.column!r} drifted ({c.method} = {c.statistic:.3g})" for c in columns
+                if c.role != "feature" and c.drifted and (c.role != "prediction" or spec.prediction_drift)]  # fmt: skip
+    if spec.data_quality.counts_as_drift:
+        reasons += [f"data quality: {check.reason}" for check in quality if check.breached]
+    return DriftResult(columns, share, bool(reasons), reasons, reference.rows, len(current), "", quality)

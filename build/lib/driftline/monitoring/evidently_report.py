@@ -1,0 +1,197 @@
+"""Evidently: the HTML drift report on a bounded sample, the per-model dashboard project and its snapshots.
+
+The only module that imports evidently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from driftline.config import DriftlineConfig, Task
+
+
+def _evidently_snapshot(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool, **about: Any
+):
+    """Evidently's `DataDriftPreset` over the features, with driftline's methods, thresholds and drift share;
+    `about` is what Evidently files the run under (name, timestamp, tags, metadata)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    spec, dataset = cfg.drift, cfg.dataset
+    definition = DataDefinition(
+        numerical_columns=dataset.numeric_features, categorical_columns=dataset.categorical_features
+    )
+    preset = DataDriftPreset(
+        num_method=spec.numeric_method,
+        cat_method=spec.categorical_method,
+        num_threshold=spec.threshold(spec.numeric_method),
+        cat_threshold=spec.threshold(spec.categorical_method),
+        drift_share=spec.drift_share,
+    )
+    return Report([preset], include_tests=include_tests).run(
+        current_data=Dataset.from_pandas(current[dataset.feature_names], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[dataset.feature_names], data_definition=definition),
+        **about,
+    )
+
+
+def evidently_column_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig
+) -> dict[str, tuple[float, bool]]:
+    """Evidently's own statistic and verdict per feature, on all rows: what driftline's decisions are checked by."""
+    snapshot = _evidently_snapshot(reference, current, cfg, include_tests=True).dict()
+    statistics = {
+        m["config"]["column"]: m["value"] for m in snapshot["metrics"] if m["config"]["type"].endswith("ValueDrift")
+    }
+    verdicts = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in snapshot["tests"]
+                if t["metric_config"]["params"]["type"].endswith("ValueDrift")}  # fmt: skip
+    return {column: (float(value), verdicts[column]) for column, value in statistics.items()}
+
+
+def _sample(frame: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
+    rows = min(len(frame), cfg.drift.report_sample_rows)
+    return frame.sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame
+
+
+def write_report(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path, snapshot: Snapshot | None = None
+) -> Path:
+    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data).
+
+    With `snapshot`, the same Evidently run also goes to the model's dashboard project (`cfg.folders.dashboard`).
+    """
+    about = snapshot.about(DRIFT_TAG) if snapshot else {}
+    run = _evidently_snapshot(_sample(reference, cfg), _sample(current, cfg), cfg, include_tests=False, **about)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run.save_html(str(path))
+    if snapshot is not None and cfg.dashboard.enabled:
+        _add_to_dashboard(run, cfg)
+    return path
+
+
+# --- the Evidently dashboard: one project per model in a local workspace, one snapshot per monitoring run -------
+DRIFT_TAG, PERFORMANCE_TAG = "drift", "performance"
+
+
+EVIDENTLY_METRIC = "evidently:metric_v2:"
+
+
+# Evidently's own metrics of model quality, per task, as the Performance tab plots them
+PERFORMANCE_METRICS = {
+    Task.binary: ["RocAuc", "Accuracy", "F1Score"],
+    Task.multiclass: ["Accuracy", "F1Score"],
+    Task.regression: ["RMSE", "MAE"],
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a dashboard snapshot is about: its name, its time on the dashboard's axis, the model version."""
+
+    name: str
+    timestamp: datetime
+    model_version: str
+
+    def about(self, tag: str) -> dict[str, Any]:
+        """Report.run's arguments that file the run on the dashboard: the panels select it by tag."""
+        metadata = {"model_version": self.model_version}
+        return {"name": self.name[:200], "timestamp": self.timestamp, "tags": [tag], "metadata": metadata}
+
+
+def _panel_metric(metric: str, legend: str, tag: str, **labels: str):
+    from evidently.sdk.models import PanelMetric
+
+    return PanelMetric(legend=legend, metric=f"{EVIDENTLY_METRIC}{metric}", metric_labels=labels, tags=[tag])
+
+
+def _dashboard_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
+    """(tab, panel): drifted-feature share and per-feature drift over time; model performance from label runs."""
+    from evidently.sdk.panels import counter_panel, line_plot_panel
+
+    drift_statistic = f"{cfg.drift.numeric_method} / {cfg.drift.categorical_method}"
+    return [
+        ("Drift", counter_panel(title="Share of drifted features (last run)", size="half", values=[
+            _panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")])),
+        ("Drift", line_plot_panel(title="Share of drifted features", size="half", values=[
+            _panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")])),
+        ("Drift", line_plot_panel(title=f"Drift statistic per feature ({drift_statistic})", values=[
+            _panel_metric("ValueDrift", name, DRIFT_TAG, column=name) for name in cfg.dataset.feature_names])),
+        ("Performance", line_plot_panel(title=f"Model performance on labeled predictions ({cfg.primary_metric} "
+                                        "and more), per scoring batch", values=[
+            _panel_metric(name, name, PERFORMANCE_TAG) for name in PERFORMANCE_METRICS[cfg.dataset.task]])),
+        ("Performance", counter_panel(title="Labeled predictions per batch", size="half", aggregation="sum", values=[
+            _panel_metric("RowCount", "rows", PERFORMANCE_TAG)])),
+    ]  # fmt: skip
+
+
+def _dashboard_workspace(cfg: DriftlineConfig):
+    from evidently.ui.workspace import Workspace
+
+    cfg.folders.dashboard.mkdir(parents=True, exist_ok=True)
+    return Workspace(str(cfg.folders.dashboard))
+
+
+def dashboard_project(cfg: DriftlineConfig):
+    """The model's Evidently project (named after the registered model), created with its panels the first time."""
+    workspace = _dashboard_workspace(cfg)
+    found = workspace.search_project(cfg.registry.model_name)
+    if found:
+        return workspace, found[0]
+    project = workspace.create_project(cfg.registry.model_name, description=cfg.description or None)
+    for tab, panel in _dashboard_panels(cfg):
+        project.dashboard.add_panel(panel, tab=tab)
+    return workspace, project
+
+
+def _add_to_dashboard(run, cfg: DriftlineConfig) -> str:
+    workspace, project = dashboard_project(cfg)
+    return str(workspace.add_run(project.id, run).id)
+
+
+def add_performance_snapshot(
+    labeled: pd.DataFrame, cfg: DriftlineConfig, snapshot: Snapshot, prediction: str, probabilities: dict
+) -> str | None:
+    """Evidently's quality metrics of the model on (a bounded sample of) labeled predictions, to the dashboard.
+
+    `labeled` holds the label under `dataset.target`, the predicted label under `prediction`, and for binary
+    tasks `probabilities` maps the positive class to its probability column.
+    """
+    if not cfg.dashboard.enabled:
+        return None
+    from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Regression, Report
+    from evidently import metrics as evidently_metrics
+
+    task, target = cfg.dataset.task, cfg.dataset.target
+    if task is Task.regression:
+        definition = DataDefinition(regression=[Regression(target=target, prediction=prediction)])
+    elif task is Task.binary:
+        [(positive, column)] = probabilities.items()
+        definition = DataDefinition(classification=[BinaryClassification(
+            target=target, prediction_labels=prediction, prediction_probas=column, pos_label=positive)])  # fmt: skip
+    else:
+        definition = DataDefinition(
+            classification=[MulticlassClassification(target=target, prediction_labels=prediction)]
+        )
+    measured = [getattr(evidently_metrics, name)() for name in [*PERFORMANCE_METRICS[task], "RowCount"]]
+    current = Dataset.from_pandas(_sample(labeled, cfg), data_definition=definition)
+    run = Report(measured).run(current_data=current, **snapshot.about(PERFORMANCE_TAG))
+    workspace, project = dashboard_project(cfg)
+    for snapshot_id in workspace.list_runs(project.id):  # labels that arrive in parts: the batch's latest figures
+        earlier = workspace.get_run(project.id, snapshot_id)
+        if earlier is not None and earlier.name == run.get_name() and PERFORMANCE_TAG in earlier.tags:
+            workspace.delete_run(project.id, snapshot_id)
+    return str(workspace.add_run(project.id, run).id)
+
+
+def dashboard_snapshots(cfg: DriftlineConfig) -> list[dict]:
+    """The snapshots of the model's project, oldest first: name, time, tags, metadata (what the UI lists)."""
+    workspace, project = dashboard_project(cfg)
+    found = [workspace.get_run(project.id, snapshot_id) for snapshot_id in workspace.list_runs(project.id)]
+    described = [{"name": s.name, "timestamp": s.timestamp, "tags": list(s.tags), "metadata": dict(s.metadata)}
+                 for s in found if s is not None]  # fmt: skip
+    return sorted(described, key=lambda s: s["timestamp"])

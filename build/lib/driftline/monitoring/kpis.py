@@ -1,0 +1,155 @@
+"""Operational KPIs of the loop, as MLOps maturity models ask for them: deployment frequency, time from detection
+to a new champion (MTTR), training-pipeline success rate, data freshness and scoring throughput.
+
+Plain functions over small typed histories; adapters fetch them (registry transitions and monitoring runs from
+MLflow, flow runs from Prefect, the archive index from disk). Any other source of the same types (an audit log of
+registry transitions) can feed them unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from statistics import mean
+
+PROMOTED = "promoted"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A registry transition: the gate promoted or refused a version at a time, for a reason (the trigger)."""
+
+    version: str
+    verdict: str  # promoted | refused
+    decided_at: datetime
+    trigger: str = ""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A monitoring run that found the champion wanting: drift in a batch, or degraded performance on labels."""
+
+    kind: str  # drift | degradation
+    at: datetime
+    subject: str = ""  # the batch, or the champion version
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    succeeded: bool
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    rows: int
+    seconds: float
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Detections until the next promotion: one incident, restored when a new champion takes over."""
+
+    detected_at: datetime
+    detections: int
+    restored_at: datetime | None
+
+    @property
+    def hours_to_restore(self) -> float | None:
+        return None if self.restored_at is None else (self.restored_at - self.detected_at).total_seconds() / 3600
+
+
+@dataclass(frozen=True)
+class Kpis:
+    promotions: int
+    refusals: int
+    deployments_per_week: float | None
+    incidents: int
+    open_incidents: int
+    mttr_hours: float | None
+    training_runs: int
+    training_success_rate: float | None
+    training_runs_source: str
+    newest_training_data: str | None
+    data_freshness_hours: float | None
+    scoring_runs: int
+    scored_rows: int
+    scoring_rows_per_second: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(KPI, value, how it is measured): the table `driftline kpis` prints and the Prefect artifact shows."""
+
+        def shown(value: float | None, unit: str = "", digits: int = 1) -> str:
+            return "–" if value is None else f"{value:,.{digits}f}{unit}"
+
+        def duration(hours: float | None) -> str:
+            return shown(hours * 60, " min") if hours is not None and hours < 1 else shown(hours, " h")
+
+        return [
+            ("deployment frequency", shown(self.deployments_per_week, " / week", 2),
+             f"{self.promotions} promotions ({self.refusals} refused) since the first gate decision"),
+            ("time to restore (MTTR)", duration(self.mttr_hours),
+             f"detection (drift or degradation) → new champion, mean over {self.incidents - self.open_incidents} "
+             f"restored incidents; {self.open_incidents} still open"),
+            ("training success rate", shown(None if self.training_success_rate is None
+                                            else 100 * self.training_success_rate, " %"),
+             f"{self.training_runs} training runs, from {self.training_runs_source}"),
+            ("data freshness", duration(self.data_freshness_hours),
+             f"age of the newest labeled archived batch ({self.newest_training_data or 'none'})"),
+            ("scoring throughput", shown(self.scoring_rows_per_second, " rows/s", 0),
+             f"{self.scored_rows:,} rows in {self.scoring_runs} scoring runs"),
+        ]  # fmt: skip
+
+
+def incidents(detections: list[Detection], transitions: list[Transition]) -> list[Incident]:
+    """Group detections into incidents: each ends at the first promotion after it began."""
+    promotions = sorted(t.decided_at for t in transitions if t.verdict == PROMOTED)
+    found: list[Incident] = []
+    for detection in sorted(detections, key=lambda d: d.at):
+        current = found[-1] if found else None
+        if current is not None and (current.restored_at is None or detection.at <= current.restored_at):
+            found[-1] = Incident(current.detected_at, current.detections + 1, current.restored_at)
+            continue
+        restored = next((at for at in promotions if at >= detection.at), None)
+        found.append(Incident(detection.at, 1, restored))
+    return found
+
+
+def compute_kpis(
+    transitions: list[Transition],
+    detections: list[Detection],
+    training_runs: list[PipelineRun],
+    training_runs_source: str,
+    newest_training_data: tuple[str, datetime] | None,
+    scoring_runs: list[ScoringRun],
+    now: datetime,
+) -> Kpis:
+    promotions = [t for t in transitions if t.verdict == PROMOTED]
+    per_week = None
+    if promotions:
+        days = max((now - transitions[0].decided_at).total_seconds() / 86400, 1.0)
+        per_week = len(promotions) / days * 7
+    grouped = incidents(detections, transitions)
+    restore_hours = [i.hours_to_restore for i in grouped if i.hours_to_restore is not None]
+    seconds = sum(run.seconds for run in scoring_runs)
+    rows = sum(run.rows for run in scoring_runs)
+    return Kpis(
+        promotions=len(promotions),
+        refusals=sum(t.verdict != PROMOTED for t in transitions),
+        deployments_per_week=per_week,
+        incidents=len(grouped),
+        open_incidents=sum(i.restored_at is None for i in grouped),
+        mttr_hours=mean(restore_hours) if restore_hours else None,
+        training_runs=len(training_runs),
+        training_success_rate=(sum(r.succeeded for r in training_runs) / len(training_runs)) if training_runs else None,
+        training_runs_source=training_runs_source,
+        newest_training_data=newest_training_data[0] if newest_training_data else None,
+        data_freshness_hours=(now - newest_training_data[1]).total_seconds() / 3600 if newest_training_data else None,
+        scoring_runs=len(scoring_runs),
+        scored_rows=rows,
+        scoring_rows_per_second=rows / seconds if seconds > 0 else None,
+    )

@@ -1,0 +1,26 @@
+"""MLflow tracking and registry (its only users, with skops): a thin `Registry` front over the parts.
+May import: config, errors, modeling, data, validation, evaluation, monitoring, training (their result types).
+"""
+
+from driftline.registry.front import Registry
+from driftline.registry.refs import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_CARD,
+    MODEL_SHA256,
+    PASSED,
+    PREVIOUS,
+    REPORTS,
+    RETIRED,
+    SKOPS_FILE,
+    TAG,
+    Champion,
+    ModelRef,
+    VersionInfo,
+)
+from driftline.registry.runs import metric_key
+
+__all__ = [
+    "CHALLENGER", "CHAMPION", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REPORTS", "RETIRED", "SKOPS_FILE",
+    "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key",
+]  # fmt: skip

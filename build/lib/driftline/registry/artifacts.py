@@ -1,0 +1,195 @@
+"""Model and reference artifacts: skops save and load, checksums, reviewed types, the local download cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from driftline.config import DriftlineConfig
+from driftline.data.loading import fingerprint_file
+from driftline.errors import ConfigError, DriftlineError, ModelTampered
+from driftline.monitoring.reference import DriftReference, ReferenceStats, reference_stats
+from driftline.registry.client import Connection
+from driftline.registry.refs import MODEL_SHA256, REFERENCE_ARTIFACTS, SKOPS_FILE, Champion, ModelRef
+from driftline.validation.profile import ReferenceProfile
+
+MODEL_ARTIFACT = "model"
+REFERENCE_STATS = "stats"  # reference/stats/: drift statistics of every training row (`ReferenceStats`)
+# Written by MLflow into a folder it downloads from a models:/ URI; not part of what was logged.
+DOWNLOAD_ONLY_FILES = {"registered_model_meta"}
+
+# Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
+REVIEWED_SKOPS_TYPES = [
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+]
+
+
+def model_sha256(folder: Path) -> str:
+    """One sha256 over a model folder: a line of relative path and file sha256 per file, in sorted path order."""
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    lines = [f"{name}\0{fingerprint_file(files[name])}\n" for name in sorted(set(files) - DOWNLOAD_ONLY_FILES)]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def trusted_types_for(model: Pipeline, cfg: DriftlineConfig) -> list[str]:
+    """The non-default types skops needs for this model; every one must be reviewed, or we refuse to store it."""
+    import skops.io
+
+    needed = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    reviewed = set(REVIEWED_SKOPS_TYPES) | set(cfg.model.trusted_types)
+    unreviewed = sorted(set(needed) - reviewed)
+    if unreviewed:
+        raise DriftlineError(
+            f"model.estimator {cfg.model.estimator}: skops needs types nobody reviewed: {unreviewed}; "
+            "review them and list them under model.trusted_types"
+        )
+    return sorted(needed)
+
+
+class ModelStore:
+    """The versions' models and drift references: logged into a run, loaded (verified) through the local cache."""
+
+    def __init__(self, connection: Connection):
+        self._connection, self._cfg = connection, connection.cfg
+        self._cache = connection.cfg.folders.cache
+
+    # --- saving -----------------------------------------------------------------------------------------------
+    def log_model(self, model: Pipeline, input_example: pd.DataFrame, trusted: list[str]):
+        """The model into the active run as skops (never pickle), with its signature; MLflow's `ModelInfo`."""
+        import mlflow.sklearn
+
+        return mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            signature=self._signature(model, input_example),
+            input_example=input_example,
+        )
+
+    def _signature(self, model: Pipeline, input_example: pd.DataFrame):
+        """Input types from the config, not from a few example rows (where a category may happen to be missing)."""
+        from mlflow.models import ModelSignature, infer_signature
+        from mlflow.types import ColSpec, Schema
+
+        dataset = self._cfg.dataset
+        inputs = Schema(
+            [ColSpec("double", name) for name in dataset.numeric_features]
+            + [ColSpec("string", name) for name in dataset.categorical_features]
+        )
+        outputs = infer_signature(input_example, model.predict(input_example)).outputs
+        return ModelSignature(inputs=inputs, outputs=outputs)
+
+    def logged_model_sha256(self, model_uri: str) -> str:
+        """The checksum of the model as stored (read back from the artifact store), what every load verifies."""
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            return model_sha256(Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)))
+
+    def log_reference(self, reference: DriftReference) -> None:
+        """The drift reference into the active run: features, predictions, profile and statistics."""
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            reference.features.to_parquet(root / "features.parquet", index=False)
+            pd.DataFrame({"prediction": reference.predictions}).to_parquet(root / "predictions.parquet", index=False)
+            (root / "profile.json").write_text(json.dumps(reference.profile.to_dict()))
+            reference.stats.save(root / REFERENCE_STATS)
+            mlflow.log_artifacts(folder, REFERENCE_ARTIFACTS)
+
+    # --- loading ----------------------------------------------------------------------------------------------
+    def _download(self, uri: str, folder: Path) -> Path:
+        import mlflow
+
+        if folder.exists():
+            return folder
+        self._cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self._cache))
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
+        try:
+            staging.rename(folder)
+        except OSError:  # another process cached it first; theirs is the same content
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
+
+    def load_model(self, ref: ModelRef) -> Pipeline:
+        """Load with skops, trusting our reviewed types: never the list stored beside the model, never pickle.
+
+        The files are checked against the checksum recorded at registration first: changed bytes are not loaded.
+        """
+        import skops.io
+
+        folder = self._download(f"models:/{ref.name}/{ref.version}", self._cache / f"model-{ref.name}-v{ref.version}")
+        self._verify(ref, folder)
+        trusted = sorted(set(REVIEWED_SKOPS_TYPES) | set(self._cfg.model.trusted_types))
+        return skops.io.load(folder / SKOPS_FILE, trusted=trusted)
+
+    def _verify(self, ref: ModelRef, folder: Path) -> None:
+        recorded = self._connection.version_tags(ref.version).get(MODEL_SHA256)
+        if recorded is None:
+            raise ModelTampered(
+                f"model {ref.name!r} v{ref.version} has no recorded checksum (tag {MODEL_SHA256}): its artifact "
+                "cannot be verified, so it is not loaded; register a new version: driftline train --config <config>"
+            )
+        found = model_sha256(folder)
+        if found != recorded:
+            raise ModelTampered(
+                f"model {ref.name!r} v{ref.version}: artifact files at {folder} have sha256 {found[:12]}…, "
+                f"registration recorded {recorded[:12]}…; refusing to load a changed model. Restore the artifact "
+                f"or retire the version: driftline retire --version {ref.version} --reason tampered"
+            )
+
+    def load_reference(self, ref: ModelRef) -> DriftReference:
+        """The version's drift reference, from the local cache after the first download."""
+        folder = self._download(f"runs:/{ref.run_id}/{REFERENCE_ARTIFACTS}", self._cache / f"reference-{ref.run_id}")
+        folder = folder / REFERENCE_ARTIFACTS if (folder / REFERENCE_ARTIFACTS).is_dir() else folder
+        features = pd.read_parquet(folder / "features.parquet")
+        predictions = pd.read_parquet(folder / "predictions.parquet")["prediction"].to_numpy()
+        stats = (
+            ReferenceStats.load(folder / REFERENCE_STATS)
+            if (folder / REFERENCE_STATS).is_dir()
+            else reference_stats(features, self._cfg, predictions)  # a version registered before reference/stats/
+        )
+        return DriftReference(
+            features=features,
+            predictions=predictions,
+            profile=ReferenceProfile.from_dict(json.loads((folder / "profile.json").read_text())),
+            stats=stats,
+        )
+
+    def load_champion(self) -> Champion:
+        """The champion, if it was trained on the features the config lists today (else scores would mislead)."""
+        ref = self._connection.require_champion()
+        reference = self.load_reference(ref)
+        dataset = self._cfg.dataset
+        trained_on = [c for c in reference.features.columns if c != dataset.target]
+        added = sorted(set(dataset.feature_names) - set(trained_on))
+        removed = sorted(set(trained_on) - set(dataset.feature_names))
+        if added or removed:
+            raise ConfigError(
+                f"{self._cfg.source or 'config'}: dataset.features differ from champion v{ref.version}'s "
+                f"(added {added}, removed {removed}); train a new champion: driftline train --config <config> "
+                "--data <files with these columns>"
+            )
+        return Champion(ref=ref, model=self.load_model(ref), reference=reference)
+
+    def delete_model(self) -> None:
+        """Remove the registered model and its versions (runs stay in the experiment as history), and the cache."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._connection.client.delete_registered_model(self._connection.name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        shutil.rmtree(self._cache, ignore_errors=True)

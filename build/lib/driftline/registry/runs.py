@@ -1,0 +1,236 @@
+"""What driftline logs to MLflow runs: training candidates, gate decisions, monitoring, trends, performance, scoring."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from driftline.evaluation.gate import GateDecision
+from driftline.monitoring.performance import Degradation, Performance
+from driftline.registry.artifacts import ModelStore, trusted_types_for
+from driftline.registry.audit_events import Action, Actor
+from driftline.registry.audit_log import AuditLog
+from driftline.registry.client import Connection
+from driftline.registry.refs import (
+    CHALLENGER,
+    CONFIG_ARTIFACT,
+    HOLDOUT,
+    LOG_THROUGH,
+    MAX_TAG_VALUE,
+    MODEL_CARD,
+    MODEL_SHA256,
+    REPORTS,
+    RUN_TYPE,
+    TAG,
+    ModelRef,
+)
+from driftline.training.lineage import Lineage
+from driftline.training.train import TrainedModel
+
+# The per-model run whose metrics, appended step by step, are MLflow's trend charts of the monitoring runs.
+TRENDS_RUN_TYPE = "trends"
+MAX_VERSION_DESCRIPTION = 5000  # the registry's column width
+
+
+def metric_key(name: str) -> str:
+    """MLflow keys allow letters, digits and `_-. /`; column names may hold anything else."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
+
+
+class RunLog:
+    """The runs of one model's experiment: one per training, monitored batch, label join and scoring run."""
+
+    def __init__(self, connection: Connection, store: ModelStore, audit: AuditLog):
+        self._connection, self._client, self._name = connection, connection.client, connection.name
+        self._store, self._audit = store, audit
+
+    # --- training -------------------------------------------------------------------------------------------------
+    def log_candidate(
+        self, trained: TrainedModel, lineage: Lineage, trigger: str, actor: Actor | None = None
+    ) -> ModelRef:
+        """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
+        import mlflow
+
+        cfg = self._connection.cfg
+        trusted = trusted_types_for(trained.model, cfg)
+        lineage_tags = {
+            f"{TAG}data_fingerprints": ",".join(source.fingerprint for source in lineage.data),
+            f"{TAG}data_rows": ",".join(str(source.rows) for source in lineage.data),
+            f"{TAG}training_rows": str(lineage.training_rows),
+            f"{TAG}packages": ",".join(f"{name}={version}" for name, version in lineage.packages.items()),
+            f"{TAG}config_fingerprint": lineage.config_fingerprint,
+            f"{TAG}git_commit": lineage.git_commit or "unknown",
+            f"{TAG}seed": str(lineage.seed),
+            f"{TAG}run_type": "training",
+            f"{TAG}trigger": trigger[:500],
+        }
+        with (
+            self._connection.calls(),
+            mlflow.start_run(experiment_id=self._connection.experiment_id, run_name=f"train-{self._name}") as run,
+        ):
+            mlflow.set_tags(lineage_tags)
+            mlflow.log_params({key: str(value)[:500] for key, value in trained.params.items()})
+            mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in trained.metrics.items()})
+            mlflow.log_text(cfg.source_text, CONFIG_ARTIFACT)
+            mlflow.log_dict(lineage.to_dict(), "lineage.json")
+            self._store.log_reference(trained.reference)
+            info = self._store.log_model(trained.model, trained.input_example, trusted)
+        self._ensure_registered_model()
+        checksum = {MODEL_SHA256: self._store.logged_model_sha256(info.model_uri)}
+        registered = self._client.create_model_version(
+            self._name,
+            source=info.model_uri,
+            run_id=run.info.run_id,
+            tags=lineage_tags | checksum,
+            model_id=info.model_id,
+        )
+        version = str(registered.version)
+        self._client.set_registered_model_alias(self._name, CHALLENGER, version)
+        self._audit.record_unmoved(Action.registered, version, actor, trigger, {
+            "run_id": run.info.run_id, "data_fingerprints": [source.fingerprint for source in lineage.data],
+            "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
+        })  # fmt: skip
+        return ModelRef(self._name, version, run.info.run_id)
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.create_registered_model(self._name, description=self._connection.cfg.description or None)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+    def record_gate(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
+        """The decision and its evidence, on the model version (tags) and in its run (metrics, JSON)."""
+        tags = {
+            f"{TAG}gate.verdict": decision.verdict,
+            f"{TAG}gate.reasons": " | ".join(decision.reasons)[:4900],
+            f"{TAG}gate.metric": decision.metric,
+            f"{TAG}gate.champion_version": decision.champion_version or "none",
+            f"{TAG}gate.decided_at": datetime.now(UTC).isoformat(),
+        }
+        self._connection.tag_version_and_run(candidate, tags)
+        for name, value in (decision.champion_metrics or {}).items():
+            self._client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
+        self._client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
+        if not decision.promote:
+            self._audit.record_unmoved(Action.refused, candidate.version, actor, decision.summary,
+                                       decision.evidence(candidate.run_id))  # fmt: skip
+
+    def log_model_card(self, ref: ModelRef, markdown: str) -> None:
+        """The card as the run's `model_card.md` and as the version's description (what the MLflow UI shows)."""
+        self._client.log_text(ref.run_id, markdown, MODEL_CARD)
+        description = markdown
+        if len(description) > MAX_VERSION_DESCRIPTION:
+            note = f"\n\n… (full card: `{MODEL_CARD}` in run {ref.run_id})"
+            description = description[: MAX_VERSION_DESCRIPTION - len(note)] + note
+        self._client.update_model_version(self._name, ref.version, description=description)
+
+    def log_importances(self, ref: ModelRef, importances: dict[str, float]) -> None:
+        for feature, value in importances.items():
+            self._client.log_metric(ref.run_id, metric_key(f"importance_{feature}"), float(value))
+
+    # --- monitoring -------------------------------------------------------------------------------------------
+    def log_monitoring(
+        self, champion: ModelRef, batch_name: str, fingerprint: str, metrics: dict[str, float],
+        summary: dict, report_path: Path | None, log_through: str | None = None,
+    ) -> str:  # fmt: skip
+        """One run per monitored batch or log window: drift figures as metrics, the decision as JSON, the report.
+
+        `log_through` is the newest prediction-log file the run read: the next scheduled run starts after it.
+        """
+        tags = {f"{TAG}run_type": "monitoring", f"{TAG}champion_version": champion.version,
+                f"{TAG}batch_fingerprint": fingerprint, f"{TAG}batch": batch_name[:500]}  # fmt: skip
+        if log_through:
+            tags[f"{TAG}{LOG_THROUGH}"] = log_through
+        run = self._client.create_run(self._connection.experiment_id, run_name=f"monitor-{batch_name}"[:250],
+                                      tags=tags)  # fmt: skip
+        run_id = run.info.run_id
+        for name, value in metrics.items():
+            if np.isfinite(value):
+                self._client.log_metric(run_id, metric_key(name), float(value))
+        self._client.log_text(run_id, json.dumps(summary, indent=2, default=str), "drift.json")
+        if report_path is not None:
+            self._client.log_artifact(run_id, str(report_path), REPORTS)
+        self._client.set_terminated(run_id)
+        return run_id
+
+    def _trend_run(self) -> str:
+        found = self._connection.runs_of_type(TRENDS_RUN_TYPE, max_results=1)
+        if found:
+            return found[0].info.run_id
+        run = self._client.create_run(self._connection.experiment_id, run_name=f"trends-{self._name}",
+                                      tags={RUN_TYPE: TRENDS_RUN_TYPE})  # fmt: skip
+        self._client.set_terminated(run.info.run_id)  # a finished run still takes metrics: one point per monitoring run
+        return run.info.run_id
+
+    def _log_steps(self, run_id: str, points: list[tuple[str, float, int, datetime]]) -> None:
+        """(key, value, step, time) points, in batches of MLflow's limit per call."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(metric_key(key), float(value), int(at.timestamp() * 1000), step)
+                   for key, value, step, at in points if np.isfinite(value)]  # fmt: skip
+        for start in range(0, len(metrics), 1000):
+            self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def log_drift_trend(self, figures: dict[str, float], at: datetime) -> int:
+        """Append one monitoring run's drift figures to the model's trend run, at the next step; returns the step."""
+        run_id = self._trend_run()
+        step = len(self._client.get_metric_history(run_id, "drifted_feature_share"))
+        self._log_steps(run_id, [(key, value, step, at) for key, value in figures.items()])
+        return step
+
+    # --- performance, rollout, scoring ----------------------------------------------------------------------------
+    def log_performance(
+        self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
+        counts: dict[str, float], summary: dict,
+    ) -> str:  # fmt: skip
+        """One run per label join: per-batch metrics at the batch's step (its place in the prediction log), per
+        version at the version number, and the champion's degradation verdict; MLflow's charts show the trends."""
+        run = self._client.create_run(
+            self._connection.experiment_id, run_name=f"performance-v{champion.version}",
+            tags={RUN_TYPE: "performance", f"{TAG}champion_version": champion.version},
+        )  # fmt: skip
+        run_id, now = run.info.run_id, datetime.now(UTC)
+        points = [(f"batch_{name}", value, steps.get(r.source, 0), r.scored_at)
+                  for r in results if r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        points += [("batch_labeled_rows", r.rows, steps.get(r.source, 0), r.scored_at) for r in results if r.per_batch]
+        points += [(f"version_{name}", value, int(r.model_version), now)
+                   for r in results if not r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        figures = {**counts, "degraded": float(degradation.degraded)}
+        if degradation.measured is not None:
+            figures[f"champion_{degradation.metric}"] = degradation.measured
+        if degradation.at_promotion is not None:
+            figures[f"promotion_{degradation.metric}"] = degradation.at_promotion
+        if degradation.loss is not None:
+            figures["degradation"] = degradation.loss
+        points += [(key, value, 0, now) for key, value in figures.items()]
+        self._log_steps(run_id, points)
+        self._client.log_text(run_id, json.dumps(summary, indent=2, default=str), "performance.json")
+        self._client.set_terminated(run_id)
+        return run_id
+
+    def log_rollout(self, run_id: str, summary: str, evidence: dict, points: list[tuple[str, float, int]]) -> None:
+        """A rollout verdict in the label join's run: a tag, its evidence, and per-batch figures at the batch steps."""
+        now = datetime.now(UTC)
+        self._client.set_tag(run_id, f"{TAG}rollout", summary[:MAX_TAG_VALUE])
+        self._client.log_text(run_id, json.dumps(evidence, indent=2, default=str), "rollout.json")
+        self._log_steps(run_id, [(key, value, step, now) for key, value, step in points])
+
+    def log_scoring(
+        self, model_version: str, batch_name: str, rows: int, seconds: float, extra: dict[str, float] | None = None
+    ) -> None:
+        """Rows and seconds of one scoring run (the throughput KPI reads them back), and a rollout's figures."""
+        run = self._client.create_run(
+            self._connection.experiment_id, run_name=f"score-{batch_name}"[:250],
+            tags={RUN_TYPE: "scoring", f"{TAG}model_version": model_version, f"{TAG}batch": batch_name[:500]},
+        )  # fmt: skip
+        now = datetime.now(UTC)
+        figures = [("rows", rows, 0, now), ("seconds", seconds, 0, now)]
+        self._log_steps(run.info.run_id, figures + [(name, value, 0, now) for name, value in (extra or {}).items()])
+        self._client.set_terminated(run.info.run_id)

@@ -1,0 +1,281 @@
+"""The online service's app: `POST /predict` answered by the champion (a canary's challenger for some rows), with
+health, readiness, Prometheus metrics and a description of the models served.
+
+The request path, in order: `PredictRequest` (typed by the config: a bad request is a 422 naming the field) →
+`_frame` (rows read as data files are read) → `route_rows` (which rows the challenger answers) →
+`PredictionBatcher.predict` → `_predictions_json`. The models are `ModelFollower.serving`, read once per request;
+everything logged (prediction-log rows, shadow answers) is done by `log_answer` after the response is sent.
+"""
+
+import hmac
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from driftline.config import DriftlineConfig, FeatureType
+from driftline.governance import rollout
+from driftline.modeling.pipeline import Predictions
+from driftline.registry import CHALLENGER, CHAMPION, ModelRef
+from driftline.serving.batcher import PredictionBatcher, one_openmp_thread
+from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
+from driftline.serving.log_buffer import Answered, PredictionLogBuffer, log_answer
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+# --- requests and answers ---------------------------------------------------------------------------------------------
+def request_model(cfg: DriftlineConfig) -> type[BaseModel]:
+    """`{"rows": [{feature: value, ...}, ...]}` typed by the config: numeric → finite number or null, categorical →
+    text (whole numbers are read as their text, as in files) or null; unknown fields are refused."""
+    dataset = cfg.dataset
+    fields: dict[str, Any] = {}
+    if dataset.id_column:
+        id_required = cfg.serving.canary_share > 0 and cfg.serving.canary_routing == "id"
+        fields[dataset.id_column] = (str | int, ...) if id_required else (str | int | None, None)
+    for name, kind in dataset.features.items():
+        value_type = Finite if kind is FeatureType.numeric else str | int
+        fields[name] = (value_type | None, Field(..., description=f"{kind} feature"))
+    row = create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(list[row], Field(min_length=1, max_length=cfg.serving.max_rows, description="The rows to score.")),
+    )
+
+
+class Prediction(BaseModel):
+    id: str | None = None
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+    model_version: str
+    served_by: str = Field(description="champion, or challenger for canary rows")
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model_version: str | None = Field(description="The version that answered every row; null when canary split them.")
+    predictions: list[Prediction]
+
+
+# --- the request path: rows → frame → arms (canary routing) → predictions ---------------------------------------------
+def _frame(rows: list[BaseModel], cfg: DriftlineConfig) -> pd.DataFrame:
+    dataset = cfg.dataset
+    columns = ([dataset.id_column] if dataset.id_column else []) + dataset.feature_names
+    frame = pd.DataFrame.from_records([row.model_dump() for row in rows], columns=columns)
+    # as data files are read: categories and ids are text (3 → "3"), a missing category is NaN
+    for name in [*dataset.categorical_features, *([dataset.id_column] if dataset.id_column else [])]:
+        frame[name] = frame[name].map(lambda value: np.nan if value is None else str(value))
+    return frame
+
+
+def route_rows(frame: pd.DataFrame, serving: Serving, cfg: DriftlineConfig,
+               rng: np.random.Generator) -> list[tuple[str, ServedModel, np.ndarray]]:  # fmt: skip
+    """The arms that answer a request: (served_by, model, row mask), champion first; an arm with no rows is left out."""
+    to_challenger = np.zeros(len(frame), dtype=bool)
+    if serving.challenger is not None and cfg.serving.canary_share > 0:
+        ids = frame[cfg.dataset.id_column] if cfg.serving.canary_routing == "id" else None
+        to_challenger = canary_rows(ids, len(frame), cfg.serving.canary_share, serving.challenger, rng)
+    arms = ((CHAMPION, serving.champion, ~to_challenger), (CHALLENGER, serving.challenger, to_challenger))
+    return [(name, served, mask) for name, served, mask in arms if mask.any()]
+
+
+def canary_rows(ids: pd.Series | None, rows: int, share: float, challenger: ServedModel,
+                rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Which rows the challenger answers: by the id's hash salted with its version (stable per id in every process,
+    as `rollout.route` routes batch canaries), or at random when there are no ids to route by."""
+    if ids is None:
+        return rng.random(rows) < share
+    return rollout.route(ids, share, salt=challenger.ref.version) == rollout.CANARY_ARM
+
+
+def _predictions_json(frame: pd.DataFrame, predictions: Predictions, served: ServedModel, arm: str,
+                      cfg: DriftlineConfig) -> list[Prediction]:  # fmt: skip
+    ids = frame[cfg.dataset.id_column].tolist() if cfg.dataset.id_column else [None] * len(frame)
+    labels = predictions.labels.tolist()
+    classes = [str(label) for label in predictions.classes]
+    probabilities = predictions.proba.tolist() if predictions.proba is not None else None
+    return [
+        Prediction(
+            id=ids[i], prediction=labels[i], model_version=served.ref.version, served_by=arm,
+            probabilities=dict(zip(classes, probabilities[i], strict=True)) if probabilities else None,
+        )
+        for i in range(len(frame))
+    ]  # fmt: skip
+
+
+# --- the app ----------------------------------------------------------------------------------------------------------
+class ServiceMetrics:
+    """Prometheus figures of one service instance (its own registry, so tests may run several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("driftline_requests", "Predict requests by outcome", ["outcome"],
+                                registry=self.registry)  # fmt: skip
+        self.rows = Counter("driftline_rows", "Rows answered, by the model that answered", ["served_by"],
+                            registry=self.registry)  # fmt: skip
+        self.latency = Histogram(
+            "driftline_request_latency_seconds", "Predict latency, request received to response ready",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5), registry=self.registry,
+        )  # fmt: skip
+        self.model_version = Gauge("driftline_model_version", "Registered version behind each alias", ["alias"],
+                                   registry=self.registry)  # fmt: skip
+        self.swaps = Gauge("driftline_model_swaps", "Times the served models changed", registry=self.registry)
+
+
+def create_app(
+    cfg: DriftlineConfig,
+    source: ModelSource,
+    api_key: str | None = None,
+    describe: Callable[[ModelRef], dict] | None = None,
+    model_events: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """The FastAPI app. `describe` gives the lineage summary `GET /model` shows; `model_events`, when given, is a
+    coroutine that calls its argument whenever the registry announces a move (e.g. Prefect's promotion events)."""
+    serving_cfg = cfg.serving
+    with_challenger = serving_cfg.shadow or serving_cfg.canary_share > 0
+    follower = ModelFollower(source, serving_cfg.poll_seconds, with_challenger)
+    buffer = PredictionLogBuffer(cfg.folders.prediction_log, serving_cfg.log_flush_rows, serving_cfg.log_flush_seconds)
+    batcher = PredictionBatcher(cfg.dataset, serving_cfg.max_rows)
+    metrics = ServiceMetrics()
+    rng = np.random.default_rng()
+    descriptions: dict[ModelRef, dict] = {}
+    PredictRequest = request_model(cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import asyncio
+
+        follower.start()
+        buffer.start()
+        batcher.start()
+        listener = asyncio.create_task(follow_events(model_events, follower.wake)) if model_events else None
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.cancel()
+            follower.stop()
+            buffer.stop()
+            batcher.stop()
+
+    app = FastAPI(title=f"driftline: {cfg.registry.model_name}", version="1", lifespan=lifespan)
+    app.state.follower, app.state.log_buffer, app.state.metrics = follower, buffer, metrics
+
+    def require_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            metrics.requests.labels("unauthorized").inc()
+            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        metrics.requests.labels("invalid").inc()
+        problems = [f"{_field(e['loc'])}: {e['msg']}" for e in error.errors()]
+        return JSONResponse(
+            status_code=422, content={"message": "; ".join(problems[:20]), "detail": _jsonable(error.errors())}
+        )
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        champion = follower.serving.champion
+        if champion is None:
+            reason = follower.last_error or f"no champion of {cfg.registry.model_name} loaded yet"
+            return JSONResponse(status_code=503, content={"ready": False, "reason": reason})
+        return JSONResponse({"ready": True, "champion": champion.ref.version})
+
+    @app.get("/metrics", dependencies=[Depends(require_key)])
+    def prometheus() -> PlainTextResponse:
+        serving = follower.serving
+        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
+            metrics.model_version.labels(alias).set(float(served.ref.version) if served else 0)
+        metrics.swaps.set(follower.swaps)
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/model", dependencies=[Depends(require_key)])
+    def model() -> dict:
+        serving = follower.serving
+
+        def shown(served: ServedModel | None) -> dict | None:
+            if served is None:
+                return None
+            if describe is not None and served.ref not in descriptions:
+                descriptions[served.ref] = describe(served.ref)
+            return {"version": served.ref.version, "run_id": served.ref.run_id, "loaded_at": served.loaded_at,
+                    **descriptions.get(served.ref, {})}  # fmt: skip
+
+        return {
+            "name": cfg.registry.model_name, "champion": shown(serving.champion),
+            "challenger": shown(serving.challenger),
+            "routing": {"shadow": serving_cfg.shadow, "canary_share": serving_cfg.canary_share,
+                        "canary_routing": serving_cfg.canary_routing},
+        }  # fmt: skip
+
+    @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(require_key)])
+    def predict_rows(body: PredictRequest, background: BackgroundTasks) -> PredictResponse:  # type: ignore[valid-type]
+        started = time.perf_counter()
+        serving = follower.serving  # read once: this request is answered by one consistent set of models
+        if serving.champion is None:
+            metrics.requests.labels("not_ready").inc()
+            raise HTTPException(503, f"no champion of {cfg.registry.model_name} loaded yet; see GET /ready")
+        request_id = uuid.uuid4().hex
+        one_openmp_thread()
+        frame = _frame(body.rows, cfg)
+        arms = route_rows(frame, serving, cfg, rng)
+        answers: list[Prediction | None] = [None] * len(frame)
+        scored = []
+        for name, served, mask in arms:
+            part = frame[mask]
+            predictions = batcher.predict(served.model, part)
+            for position, answer in zip(np.flatnonzero(mask), _predictions_json(part, predictions, served, name, cfg),
+                                        strict=True):  # fmt: skip
+                answers[position] = answer
+            scored.append((name, served, mask, predictions))
+            metrics.rows.labels(name).inc(int(mask.sum()))
+        latency = time.perf_counter() - started
+        metrics.latency.observe(latency)
+        metrics.requests.labels("ok").inc()
+        if cfg.scoring.log_predictions:
+            answered = Answered(
+                request_id=request_id, frame=frame, arms=scored, latency_ms=latency * 1000,
+                scored_at=datetime.now(UTC), shadow=serving.challenger if serving_cfg.shadow else None,
+            )  # fmt: skip
+            background.add_task(log_answer, answered, cfg, buffer)
+        versions = {served.ref.version for _, served, _ in arms}
+        return PredictResponse(
+            request_id=request_id, model_version=versions.pop() if len(versions) == 1 else None, predictions=answers
+        )
+
+    return app
+
+
+# --- error formatting -------------------------------------------------------------------------------------------------
+def _field(location: tuple | list) -> str:
+    """('body', 'rows', 0, 'age') → 'rows[0].age'."""
+    text = ""
+    for part in location:
+        if part == "body":
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _jsonable(errors: list[dict]) -> list[dict]:
+    return [{key: value for key, value in e.items() if key in ("loc", "msg", "type")} for e in errors]

@@ -1,0 +1,287 @@
+"""Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
+
+A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_file`), or cut
+into row ranges scored apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from driftline.config import DriftlineConfig
+from driftline.data import paths, prediction_log
+from driftline.data.chunking import DataFile, iter_chunks, read_ahead
+from driftline.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES, DataBatch
+from driftline.data.storage import IncrementalFile, space_named, write_atomically
+from driftline.errors import DriftlineError
+from driftline.governance import rollout
+from driftline.modeling.pipeline import Predictions
+
+PREDICTION = "prediction"
+MODEL_VERSION = "model_version"
+SERVED_BY = "served_by"  # under a canary rollout: champion or challenger, per row
+SCORED_AT = "scored_at"
+
+
+def output_frame(
+    frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str | np.ndarray,
+    scored_at: datetime, served_by: str | np.ndarray | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    columns: dict[str, object] = {}
+    if cfg.dataset.id_column:
+        columns[cfg.dataset.id_column] = frame[cfg.dataset.id_column].to_numpy()
+    columns[PREDICTION] = predictions.labels
+    if predictions.proba is not None:
+        for index, label in enumerate(predictions.classes):
+            columns[f"proba_{label}"] = predictions.proba[:, index]
+    columns[MODEL_VERSION] = model_version
+    if served_by is not None and not isinstance(served_by, str):
+        columns[SERVED_BY] = served_by
+    columns[SCORED_AT] = pd.Timestamp(scored_at)
+    return pd.DataFrame(columns, index=range(len(frame)))
+
+
+def score_frame(
+    model: Pipeline, frame: pd.DataFrame, cfg: DriftlineConfig, model_version: str, scored_at: datetime | None = None,
+    challenger: rollout.Challenger | None = None,
+) -> tuple[pd.DataFrame, rollout.Answered]:  # fmt: skip
+    """The output rows (what is served) and the answers behind them (with the shadow's, under a rollout)."""
+    answered = rollout.answer(model, model_version, frame, cfg.dataset, challenger)
+    scored = output_frame(frame, answered.predictions, cfg, answered.model_version, scored_at or datetime.now(UTC),
+                          answered.served_by)  # fmt: skip
+    return scored, answered
+
+
+def log_records(
+    frame: pd.DataFrame, answered: rollout.Answered, cfg: DriftlineConfig, source: str, fingerprint: str,
+    scored_at: datetime,
+) -> pd.DataFrame:  # fmt: skip
+    """The prediction-log rows of scored rows: what was served, by whom, and the shadow's answers beside."""
+    rows = prediction_log.records(frame, answered.predictions, cfg, answered.model_version, source, fingerprint,
+                                  scored_at, served_by=answered.served_by)  # fmt: skip
+    if answered.shadow is not None:
+        prediction_log.add_shadow(rows, answered.shadow, answered.shadow_version, cfg.dataset.task)
+    return rows
+
+
+def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
+    """Where the predictions go: `--output` when it lies under an allowed folder (else PathNotAllowed), by default
+    `<outputs>/<source stem>.scored.parquet`."""
+    return paths.allowed_path(output, cfg) if output else cfg.folders.outputs / f"{source.stem}.scored.parquet"
+
+
+def write_output(scored: pd.DataFrame, path: Path) -> Path:
+    """Parquet or CSV by suffix, through a temp file and a rename: a crash never leaves half a file."""
+    _check_suffix(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return write_atomically(path, lambda temp: scored.to_parquet(temp, index=False))
+    return write_atomically(path, lambda temp: scored.to_csv(temp, index=False))
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    output: Path
+    rows: int
+    log: Path | None  # the prediction-log file of this run (None when scoring.log_predictions is off)
+    tally: rollout.Tally | None = None  # canary rows and shadow agreement, under a rollout
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What one scoring run did: the output file, its rows, the version that answered, and what the run logged."""
+
+    output: Path
+    rows: int
+    model_version: str
+    log: Path | None = None  # the prediction-log file of this run (None when scoring.log_predictions is off)
+    rollout_figures: dict[str, float] = field(default_factory=dict)  # canary share, shadow agreement
+    signal: np.ndarray | None = None  # what prediction drift compares with the reference (in-memory batches)
+
+
+def score_batch(
+    batch: DataBatch, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
+    challenger: rollout.Challenger | None = None,
+) -> tuple[ScoredFile, np.ndarray]:  # fmt: skip
+    """An in-memory batch: predictions to the output file; every row, with its inputs, to one prediction-log file
+    named by the batch's key (content and version). Also returns the champion's signal on the rows it answered."""
+    scored_at = datetime.now(UTC)
+    scored, answered = score_frame(model, batch.frame, cfg, model_version, scored_at, challenger)
+    path = write_output(scored, output_path)
+    log = None
+    if cfg.scoring.log_predictions:
+        rows = log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
+        key = prediction_log.batch_key(batch.fingerprint, model_version)
+        log = prediction_log.append(rows, cfg.folders.prediction_log, batch.name, scored_at, key)
+    tally = rollout.Tally()
+    tally.add(answered, cfg.dataset.task)
+    return ScoredFile(path, len(scored), log, tally), answered.champion_signal(cfg.dataset.task)
+
+
+# --- files too large for memory: streamed through the model ----------------------------------------------------
+@dataclass(frozen=True)
+class RowRange:
+    """Rows [start, stop) of a file: one partition scored on its own."""
+
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class ScoredPart:
+    rows: RowRange
+    output: Path
+    log: Path | None
+    tally: rollout.Tally | None = None
+
+
+def _check_suffix(path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in PARQUET_SUFFIXES | CSV_SUFFIXES:
+        raise DriftlineError(f"--output {path}: unsupported suffix {suffix or '(none)'!r}; use .parquet or .csv")
+
+
+def _text_columns(cfg: DriftlineConfig) -> list[str]:
+    return [c for c in [cfg.dataset.id_column, *cfg.dataset.categorical_features] if c]
+
+
+def _score_chunks(
+    chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
+    scored_at: datetime, source: DataFile, output: IncrementalFile, log: IncrementalFile | None,
+    challenger: rollout.Challenger | None = None,
+) -> rollout.Tally:  # fmt: skip
+    # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order.
+    tally = rollout.Tally()
+    with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
+        written = None
+        for chunk in chunks:
+            scored, answered = score_frame(model, chunk, cfg, model_version, scored_at, challenger)
+            tally.add(answered, cfg.dataset.task)
+            logged = None
+            if log is not None:
+                logged = log_records(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
+            if written is not None:
+                written.result()  # raises what the previous write raised
+            written = writer.submit(_write, output, scored, log, logged)
+        if written is not None:
+            written.result()
+    return tally
+
+
+def _write(output: IncrementalFile, scored: pd.DataFrame, log: IncrementalFile | None, logged: pd.DataFrame | None):
+    output.write(scored)
+    if log is not None:
+        log.write(logged)
+
+
+def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullcontext[None]:
+    if not cfg.scoring.log_predictions:
+        return nullcontext(None)
+    return IncrementalFile(folder, ".parquet", _text_columns(cfg))
+
+
+def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, log_path: Callable[[], Path]):
+    """Output first, then the log: a run killed in between is rerun (the file was not filed away), which
+    replaces the same output and logs every row once. A log file already there is the whole log of an earlier run
+    of the same content and version (its name carries their key): it is kept, not written twice."""
+    output.commit(path)
+    if log is None:
+        return None
+    target = log_path()
+    return target if target.exists() else log.commit(target)
+
+
+def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str) -> Path:
+    key = prediction_log.batch_key(source.fingerprint, model_version)
+    return prediction_log.file_for(cfg.folders.prediction_log, source.name, key)
+
+
+def score_file(
+    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
+    scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
+) -> ScoredFile:  # fmt: skip
+    """Stream a validated file through the model, `scoring.chunk_rows` rows at a time, into the output file and one
+    prediction-log file; both are written incrementally and appear whole, at the end, or not at all."""
+    _check_suffix(output_path)
+    scored_at = scored_at or datetime.now(UTC)
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
+    with (
+        space_named(output_path),
+        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
+        _log_file(cfg, cfg.folders.prediction_log) as log,
+    ):
+        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
+        # The log file is named when it is complete, so monitoring's watermark never passes over it.
+        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
+        return ScoredFile(output_path, output.rows, logged, tally)
+
+
+def row_ranges(rows: int, partitions: int) -> list[RowRange]:
+    """`partitions` contiguous ranges of near-equal size covering rows [0, rows); none empty."""
+    bounds = np.linspace(0, rows, min(partitions, max(rows, 1)) + 1).round().astype(int)
+    return [RowRange(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def parts_folder(output_path: Path) -> Path:
+    """A hidden folder beside the output for the parts of one partitioned run."""
+    return output_path.parent / f".{output_path.name}.parts-{uuid.uuid4().hex[:8]}"
+
+
+def score_part(
+    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, scored_at: datetime,
+    rows: RowRange, folder: Path, challenger: rollout.Challenger | None = None,
+) -> ScoredPart:  # fmt: skip
+    """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
+    name = f"{rows.start:012d}"
+    with (
+        IncrementalFile(folder, ".parquet", _text_columns(cfg)) as output,
+        _log_file(cfg, folder) as log,
+    ):
+        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
+        logged = _commit(output, folder / f"output-{name}.parquet", log, lambda: folder / f"log-{name}.parquet")
+        return ScoredPart(rows, folder / f"output-{name}.parquet", logged, tally)
+
+
+def _read_parts(files: list[Path]) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for path in files:
+        yield from (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches())
+
+
+def assemble(
+    parts: list[ScoredPart], source: DataFile, cfg: DriftlineConfig, output_path: Path, model_version: str
+) -> ScoredFile:
+    """The parts, in row order, streamed into the one output file and one log file a single process writes."""
+    _check_suffix(output_path)
+    parts = sorted(parts, key=lambda part: part.rows.start)
+    with (
+        space_named(output_path),
+        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
+    ):
+        for frame in _read_parts([part.output for part in parts]):
+            output.write(frame)
+        with _log_file(cfg, cfg.folders.prediction_log) as log:
+            if log is not None:
+                for frame in _read_parts([part.log for part in parts if part.log is not None]):
+                    log.write(frame)
+            logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
+    tally = rollout.Tally()
+    for part in parts:
+        tally = tally.merged(part.tally or rollout.Tally())
+    return ScoredFile(output_path, output.rows, logged, tally)
+
+
+def remove_parts(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

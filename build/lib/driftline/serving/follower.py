@@ -1,0 +1,117 @@
+"""The models that answer: one immutable `Serving` value, kept in step with the registry's aliases.
+
+Loading a moved version happens on the follower's thread, never on the request path; the new set of models is
+swapped in with one assignment, so a request that read `follower.serving` once is answered by one consistent set.
+"""
+
+import gc
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sklearn.pipeline import Pipeline
+
+from driftline.registry import CHAMPION, ModelRef
+
+log = logging.getLogger("driftline.serve")
+
+
+class ModelSource(Protocol):
+    """What the service needs from the registry (driftline.registry.Registry is one)."""
+
+    def alias(self, alias: str) -> ModelRef | None: ...
+
+    def live_challenger(self) -> ModelRef | None: ...
+
+    def load_model(self, ref: ModelRef) -> Pipeline: ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    ref: ModelRef
+    model: Pipeline
+    loaded_at: str
+
+
+@dataclass(frozen=True)
+class Serving:
+    """One consistent set of models; replaced whole, never changed in place."""
+
+    champion: ServedModel | None = None
+    challenger: ServedModel | None = None
+
+
+class ModelFollower:
+    """Keeps `serving` in step with the registry's aliases: loads moved versions in the background, then swaps.
+
+    Polls every `poll_seconds`; `wake()` polls at once (a promotion event). A registry that cannot be reached is
+    logged and retried at the next poll while the loaded models keep answering.
+    """
+
+    def __init__(self, source: ModelSource, poll_seconds: float, with_challenger: bool):
+        self.source = source
+        self.poll_seconds = poll_seconds
+        self.with_challenger = with_challenger
+        self.serving = Serving()
+        self.swaps = 0
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="driftline-model-follower", daemon=True)
+
+    def _load(self, ref: ModelRef | None, current: ServedModel | None) -> ServedModel | None:
+        if ref is None:
+            return None
+        if current is not None and current.ref == ref:
+            return current
+        return ServedModel(ref=ref, model=self.source.load_model(ref), loaded_at=datetime.now(UTC).isoformat())
+
+    def refresh(self) -> bool:
+        """Read the aliases; load what moved; swap in one assignment. True when anything changed."""
+        before = self.serving
+        champion = self._load(self.source.alias(CHAMPION), before.champion)
+        challenger = self._load(self.source.live_challenger(), before.challenger) if self.with_challenger else None
+        if champion is before.champion and challenger is before.challenger:
+            return False
+        self.serving = Serving(champion=champion, challenger=challenger)
+        gc.freeze()  # the loaded models' objects leave the collector's scans: full collections stay short
+        self.swaps += 1
+        log.warning("now serving champion %s, challenger %s", _version(champion), _version(challenger))
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                self.last_error = None
+            except Exception as error:  # registry down, artifact missing: keep serving what is loaded
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("could not refresh the models from the registry: %s", self.last_error)
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+
+def _version(served: ServedModel | None) -> str | None:
+    return served.ref.version if served else None
+
+
+async def follow_events(model_events: Callable[[Callable[[], None]], Awaitable[None]], wake: Callable[[], None]):
+    """Registry moves announced by events wake the follower at once; polling still covers a lost connection."""
+    try:
+        await model_events(wake)
+    except Exception as error:  # the event source is a shortcut, not a dependency
+        log.warning("not following model events (%s); polling the registry only", error)

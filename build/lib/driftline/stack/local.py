@@ -1,0 +1,221 @@
+"""The local stack: its settings, what it started (state.json), its databases and authentication, `up` and `down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from driftline.errors import DriftlineError
+from driftline.stack.postgres import start_postgres, stop_postgres
+from driftline.stack.processes import Started, read_env_file, start_process, stop_process, wait_until_answers
+
+PREFECT_DB_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+LEASE_STORAGE_ENV = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
+FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
+MLFLOW_DB_ENV = "MLFLOW_BACKEND_STORE_URI"
+PREFECT_SERVER_AUTH_ENV = "PREFECT_SERVER_API_AUTH_STRING"
+PREFECT_CLIENT_AUTH_ENV = "PREFECT_API_AUTH_STRING"
+MLFLOW_ADMIN_USER_ENV = "MLFLOW_AUTH_ADMIN_USERNAME"
+MLFLOW_ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
+MLFLOW_SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # the auth app's CSRF key: the same in every server worker
+MLFLOW_USER_ENV, MLFLOW_PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+# What only a server may see: flow runs inherit the worker's environment, and must not get these.
+SERVER_ONLY_ENV = (PREFECT_DB_ENV, MLFLOW_DB_ENV, PREFECT_SERVER_AUTH_ENV, MLFLOW_ADMIN_PASSWORD_ENV,
+                   MLFLOW_SECRET_KEY_ENV)  # fmt: skip
+Profile = Literal["sqlite", "postgres"]
+
+
+@dataclass
+class StackState:
+    """What `up` started and where it listens; `down` reads it back."""
+
+    root: str
+    processes: list[Started] = field(default_factory=list)
+    postgres_dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # what a client needs: PREFECT_API_URL, MLFLOW_TRACKING_URI
+
+    def save(self) -> None:
+        path = Path(self.root) / "state.json"
+        path.write_text(json.dumps(asdict(self), indent=2))
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, root: Path) -> StackState | None:
+        path = root / "state.json"
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return cls(
+            root=data["root"],
+            processes=[Started(**p) for p in data["processes"]],
+            postgres_dir=data.get("postgres_dir"),
+            env=data.get("env", {}),
+        )
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    root: Path  # state, logs, databases and artifacts of the stack
+    project_dir: Path  # where configs/ and prefect.yaml are; flow runs start here
+    config: str  # the model to deploy and watch
+    profile: Profile = "sqlite"
+    host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    mlflow_port: int = 5000
+    postgres_port: int = 5433  # not 5432: a system PostgreSQL may hold it
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. scheduler loop seconds in tests
+
+
+def _driftline(*args: str) -> list[str]:
+    return [sys.executable, "-m", "driftline.cli", *args]
+
+
+def _stored_secret(path: Path) -> str:
+    """A random secret kept (owner-only) under the stack folder, so a restart finds the same one."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def _database_urls(settings: StackSettings, env: dict[str, str], state: StackState) -> tuple[str, str]:
+    """(Prefect's database URL, MLflow's backend store URI), the first of:
+
+    - `PREFECT_SERVER_DATABASE_CONNECTION_URL` and `MLFLOW_BACKEND_STORE_URI` set: that database (the production
+      profile, e.g. a managed PostgreSQL); nothing is started for it;
+    - `profile="postgres"`: a private PostgreSQL cluster under the stack folder, on loopback;
+    - SQLite files under the stack folder (the default: nothing to install).
+    """
+    if env.get(PREFECT_DB_ENV) and env.get(MLFLOW_DB_ENV):
+        return env[PREFECT_DB_ENV], env[MLFLOW_DB_ENV]
+    if settings.profile == "postgres":
+        folder = settings.root / "postgres"
+        password = _stored_secret(settings.root / "postgres-password")
+        urls = start_postgres(folder, settings.postgres_port, password, ["prefect", "mlflow"])
+        state.postgres_dir = str(folder)
+        return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql+psycopg://{urls['mlflow']}"
+    return f"sqlite+aiosqlite:///{settings.root}/prefect.db", f"sqlite:///{settings.root}/mlflow.db"
+
+
+def _authentication(settings: StackSettings, env: dict[str, str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(MLflow server environment, MLflow server arguments, client credentials) for the auth the environment asks:
+
+    - `PREFECT_SERVER_API_AUTH_STRING` (user:password): the Prefect server requires it; every client started here
+      gets it as `PREFECT_API_AUTH_STRING`;
+    - `MLFLOW_AUTH_ADMIN_PASSWORD`: the MLflow server runs its basic-auth app, its admin user
+      (`MLFLOW_AUTH_ADMIN_USERNAME`, default admin) created with that password on first start; clients log in as
+      `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`, by default that admin account.
+    """
+    server_env: dict[str, str] = {}
+    server_args: list[str] = []
+    clients: dict[str, str] = {}
+    if env.get(PREFECT_SERVER_AUTH_ENV):
+        clients[PREFECT_CLIENT_AUTH_ENV] = env.get(PREFECT_CLIENT_AUTH_ENV) or env[PREFECT_SERVER_AUTH_ENV]
+    if env.get(MLFLOW_ADMIN_PASSWORD_ENV):
+        admin = env.get(MLFLOW_ADMIN_USER_ENV) or "admin"
+        auth_config = settings.root / "mlflow-basic-auth.ini"
+        auth_config.write_text(
+            "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{settings.root}/mlflow-auth.db\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )  # no password in it: the admin's comes from the environment
+        server_env = {
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config), MLFLOW_ADMIN_USER_ENV: admin,
+            MLFLOW_ADMIN_PASSWORD_ENV: env[MLFLOW_ADMIN_PASSWORD_ENV],
+            MLFLOW_SECRET_KEY_ENV: env.get(MLFLOW_SECRET_KEY_ENV) or _stored_secret(settings.root / "mlflow-key"),
+        }  # fmt: skip
+        server_args = ["--app-name", "basic-auth"]
+        clients[MLFLOW_USER_ENV] = env.get(MLFLOW_USER_ENV) or admin
+        clients[MLFLOW_PASSWORD_ENV] = env.get(MLFLOW_PASSWORD_ENV) or env[MLFLOW_ADMIN_PASSWORD_ENV]
+    return server_env, server_args, clients
+
+
+def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[str], None] = print) -> StackState:
+    """Start the stack and deploy the flows; on any failure, stop what was started and raise."""
+    root = settings.root
+    root.mkdir(parents=True, exist_ok=True)
+    if StackState.load(root) is not None:
+        raise DriftlineError(f"a stack is already recorded in {root}/state.json; run `driftline stack down` first")
+    # Settings come only from the environment or a .env file (12-factor).
+    env = {**read_env_file(settings.project_dir / ".env"), **os.environ, **settings.extra_env}
+    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_HOME": str(root / "prefect")}
+    state = StackState(root=str(root))
+    try:
+        prefect_db, mlflow_db = _database_urls(settings, env, state)
+        state.save()
+        prefect_url = f"http://{settings.host}:{settings.prefect_port}"
+        mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
+        state.env = {"PREFECT_API_URL": f"{prefect_url}/api", "MLFLOW_TRACKING_URI": mlflow_url}
+        mlflow_auth_env, mlflow_auth_args, credentials = _authentication(settings, env)
+        client_env = state.env | credentials  # never saved: state.json holds no client credentials
+
+        # Only each server gets its database URL and secrets: workers pass their environment on to every flow run.
+        client_side = {key: value for key, value in env.items() if key not in SERVER_ONLY_ENV}
+
+        def launch(name: str, command: list[str], extra: dict[str, str], url: str | None = None) -> None:
+            started = start_process(name, command, root, {**client_side, **extra}, settings.project_dir)
+            started.url = url
+            state.processes.append(started)
+            state.save()
+
+        progress(f"Prefect server on {prefect_url} ({prefect_db.split(':', 1)[0]})")
+        # Concurrency leases on disk, not in the server's memory: a restarted server still knows who holds the
+        # training slot, and frees it when its holder stops renewing.
+        launch("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host,
+                                  "--port", str(settings.prefect_port)],
+               {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
+               prefect_url)  # fmt: skip
+        progress(f"MLflow server on {mlflow_url} ({mlflow_db.split(':', 1)[0]}, artifacts served)")
+        # The store URI goes in the environment MLflow reads it from (--backend-store-uri's variable): a password in
+        # it stays out of the process list.
+        launch("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", settings.host,
+                                 "--port", str(settings.mlflow_port),
+                                 "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts",
+                                 *mlflow_auth_args],
+               {MLFLOW_DB_ENV: mlflow_db} | mlflow_auth_env, mlflow_url)  # fmt: skip
+        wait_until_answers(f"{prefect_url}/api/health", state.processes[0], timeout=120)
+        wait_until_answers(f"{mlflow_url}/health", state.processes[1], timeout=120)
+        progress("deploying the flows (prefect.yaml)")
+        deployed = subprocess.run(_driftline("deploy", "--config", settings.config), env={**client_side, **client_env},
+                                  cwd=settings.project_dir, capture_output=True, text=True)  # fmt: skip
+        if deployed.returncode != 0:
+            raise DriftlineError(f"driftline deploy failed: {deployed.stderr.strip() or deployed.stdout.strip()}")
+        progress("Prefect worker for the process work pool")
+        launch("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", env.get(
+            "DRIFTLINE_WORK_POOL", "driftline"), "--type", "process"], client_env)  # fmt: skip
+        if with_watcher:
+            progress("landing watcher")
+            launch("watcher", _driftline("watch", "--config", settings.config), client_env)
+        return state
+    except BaseException:
+        down(root)
+        raise
+
+
+def _only(env: dict[str, str], key: str) -> dict[str, str]:
+    return {key: env[key]} if env.get(key) else {}
+
+
+def down(root: Path, progress: Callable[[str], None] = print) -> list[str]:
+    """Stop what `up` recorded, newest first, then the database; returns the names stopped."""
+    state = StackState.load(root)
+    if state is None:
+        return []
+    stopped = []
+    for started in reversed(state.processes):
+        progress(f"stopping {started.name} (pid {started.pid})")
+        stop_process(started)
+        stopped.append(started.name)
+    if state.postgres_dir:
+        progress("stopping PostgreSQL")
+        stop_postgres(Path(state.postgres_dir))
+        stopped.append("postgres")
+    (root / "state.json").unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,61 @@
+"""The drift check of a batch (or a prediction-log window) against the champion: the verdict, the Evidently report and
+dashboard snapshot, the MLflow monitoring run and trend point. Calls the `Registry`: the registry never imports it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from driftline.config import DriftlineConfig
+from driftline.data.loading import Observed
+from driftline.data.prediction_log import LogWindow
+from driftline.monitoring import evidently_report
+from driftline.monitoring.drift import DriftResult, detect_drift
+from driftline.registry import REPORTS, Champion, Registry
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """A drift verdict and where a person reads it: the MLflow run, the Evidently report, the champion's version."""
+
+    result: DriftResult
+    mlflow_run_id: str
+    report: Path
+    run_url: str | None  # None: no MLflow UI address configured
+    report_url: str  # in MLflow when it has a UI address, else the local file
+    champion_url: str | None
+
+
+def report_path(observed: Observed, cfg: DriftlineConfig) -> Path:
+    """reports/drift-<batch name>-<fingerprint>.html: one report per content, named so a person finds it."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(observed.name).stem).strip("-")
+    return cfg.folders.reports / f"drift-{stem}-{observed.fingerprint[:12]}.html"
+
+
+def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> DriftCheck:
+    """Drift of `observed` (with the champion's predictions on it, `signal`) against the champion's reference; the
+    report written, a dashboard snapshot added, and a monitoring run and a trend point logged to MLflow.
+
+    A prediction-log window's run records the newest log file it read: the next scheduled run starts after it.
+    """
+    reference = champion.reference
+    result = detect_drift(reference.stats, observed.frame, cfg, current_predictions=signal)
+    now = datetime.now(UTC)
+    snapshot = evidently_report.Snapshot(f"drift {observed.name}", now, champion.ref.version)
+    report = evidently_report.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg),
+                                           snapshot)  # fmt: skip
+    watermark = observed.through if isinstance(observed, LogWindow) else None
+    registry = Registry(cfg)
+    run_id = registry.log_monitoring(
+        champion.ref, observed.name, observed.fingerprint, result.figures(), result.to_dict(), report, watermark
+    )
+    registry.log_drift_trend(result.figures(), now)
+    return DriftCheck(
+        result, run_id, report, registry.run_url(run_id),
+        registry.artifact_url(run_id, f"{REPORTS}/{report.name}") or report.as_uri(),
+        registry.version_url(champion.ref.version),
+    )  # fmt: skip

@@ -1,0 +1,76 @@
+"""One training run as a plain function: split, fit, measure on the holdout, capture the drift reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from driftline.config import DriftlineConfig, Task
+from driftline.errors import DataRejected
+from driftline.evaluation.measure import holdout_metrics
+from driftline.modeling.pipeline import feature_frame, fit, holdout_strategy, predict, split_holdout
+from driftline.monitoring.reference import DriftReference, build_reference
+
+MIN_TRAINING_ROWS = 20
+
+
+def untrainable_reasons(frame: pd.DataFrame, cfg: DriftlineConfig) -> list[str]:
+    """Why this data cannot train a model of the configured task, before any time is spent fitting."""
+    target = cfg.dataset.target
+    reasons = []
+    if len(frame) < MIN_TRAINING_ROWS:
+        reasons.append(f"only {len(frame)} rows; training needs at least {MIN_TRAINING_ROWS}")
+    if not cfg.dataset.task.is_classification:
+        return reasons
+    counts = frame[target].value_counts()
+    classes = sorted(map(str, counts.index))
+    if len(counts) < 2:
+        reasons.append(f"target {target!r} has one class {classes}; a classifier needs two or more")
+    elif cfg.dataset.task is Task.binary and len(counts) > 2:
+        reasons.append(
+            f"dataset.task is binary but target {target!r} has {len(counts)} classes {classes[:10]}; "
+            "fix the labels or set task: multiclass"
+        )
+    elif counts.min() < 2:
+        reasons.append(f"class {counts.idxmin()!r} of target {target!r} has one row; each class needs at least two")
+    return reasons
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: Pipeline
+    holdout: pd.DataFrame
+    metrics: dict[str, float]
+    reference: DriftReference
+    params: dict[str, object]
+    input_example: pd.DataFrame
+
+
+def train_model(frame: pd.DataFrame, cfg: DriftlineConfig, source: str = "training data") -> TrainedModel:
+    reasons = untrainable_reasons(frame, cfg)
+    if reasons:
+        raise DataRejected(source, reasons)
+    train, holdout = split_holdout(frame, cfg)
+    model = fit(train, cfg)
+    signal = predict(model, holdout, cfg.dataset).signal(cfg.dataset.task)
+    params = {
+        "estimator": cfg.model.estimator,
+        **{f"estimator.{key}": value for key, value in cfg.model.params.items()},
+        "seed": cfg.model.seed,
+        "holdout.strategy": holdout_strategy(cfg),
+        "holdout.fraction": cfg.model.holdout.fraction,
+        "rows.train": len(train),
+        "rows.holdout": len(holdout),
+        "features": ",".join(cfg.dataset.feature_names),
+        "config_fingerprint": cfg.fingerprint,
+    }
+    return TrainedModel(
+        model=model,
+        holdout=holdout,
+        metrics=holdout_metrics(model, holdout, cfg),
+        reference=build_reference(train, signal, cfg),
+        params=params,
+        input_example=feature_frame(train.head(5), cfg.dataset),
+    )

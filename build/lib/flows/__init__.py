@@ -1,0 +1,1 @@
+"""Prefect flows: the pipeline diagrams of driftline, one per file."""

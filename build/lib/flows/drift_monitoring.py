@@ -1,0 +1,39 @@
+"""Flow: drift of a batch, or of the predictions logged since the last run, against the champion; maybe retrain."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from driftline.config import load_config
+from driftline.steps.champion_watch import automatic_rollback_reason
+from flows.params import MonitoringOutcome, MonitorParams, TrainParams
+from flows.steps import admit
+from flows.training import training
+from tasks.data import archive_batch, new_predictions
+from tasks.drift import check_drift
+from tasks.governance import watch_new_champion
+from tasks.kpis import publish_kpis
+from tasks.registry import load_champion, roll_back
+from tasks.scoring import predict_batch
+
+
+@flow(name="drift-monitoring")
+def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
+    cfg = load_config(params.config)
+    champion = load_champion(cfg)
+    if params.data:
+        observed = admit(params.data, cfg, champion)  # load → validate; a rejected file is quarantined
+        archive_batch(observed, cfg)
+    else:
+        observed = new_predictions(cfg)  # the scheduled run: the prediction log since the last monitoring run
+        if not observed.rows:
+            return MonitoringOutcome.of(observed, drift=None, retraining=None)
+    drift = check_drift(observed, predict_batch(observed, champion, cfg), champion, cfg)
+    watch = watch_new_champion(drift, champion, cfg)  # governance.auto_rollback: has a new champion degraded?
+    if watch.roll_back:
+        roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": None})
+    retraining = None
+    if drift.detected and cfg.drift.retrain:
+        retraining = training(TrainParams(config=params.config, reason=f"drift in {observed.name}"))
+    publish_kpis(cfg)
+    return MonitoringOutcome.of(observed, drift, retraining)

@@ -1,0 +1,195 @@
+"""Typed flow parameters (the Prefect UI renders them as forms) and the summaries flows return."""
+
+from __future__ import annotations
+
+from prefect.input import RunInput
+from pydantic import BaseModel, Field
+
+from driftline.data.chunking import DataFile
+from driftline.data.loading import DataBatch, Observed
+from driftline.errors import DataRejected
+from driftline.evaluation.gate import GateDecision
+from driftline.monitoring.drift import DriftResult
+from driftline.serving.batch_scoring import ScoredBatch
+from driftline.steps.label_intake import LabelIntake
+from driftline.steps.performance_check import PerformanceReport
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+
+
+class TrainParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: list[str] = Field(
+        default_factory=list,
+        description="CSV/Parquet files to train on. Leave empty to use the retraining window of the archive.",
+    )
+    reason: str = Field("manual", description="Why this training runs; recorded with the model version.")
+
+
+class BatchParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str = Field(description="The new data file (CSV or Parquet).")
+    output: str | None = Field(None, description="Where to write predictions; default: the workspace outputs/.")
+
+
+class ScoringParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str | None = Field(
+        None, description="A file to score. Leave empty to score every complete file waiting in scoring.inbox."
+    )
+    output: str | None = Field(
+        None, description="Where to write predictions (.parquet or .csv); default: the workspace outputs/."
+    )
+
+
+class MonitorParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str | None = Field(
+        None,
+        description="A file to check for drift. Leave empty to check the predictions logged since the last run.",
+    )
+
+
+class LabelParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: str | None = Field(
+        None,
+        description="A label file (CSV/Parquet: id and label). Leave empty to take every complete file "
+        "waiting in labels.folder.",
+    )
+class RollbackParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    reason: str = Field(min_length=1, description="Why the champion is rolled back; recorded in the audit log.")
+    to_version: str | None = Field(
+        None, description="Version to make champion again. Leave empty for the one behind the `previous` alias."
+    )
+    override_retired: bool = Field(False, description="Allow a retired version back into service (recorded).")
+
+
+class RollbackOutcome(BaseModel):
+    champion_version: str
+    rolled_back_from: str | None
+    changed: bool = Field(description="False when it had been done already: a repeat changes nothing.")
+    note: str
+
+
+class ApprovalInput(RunInput):
+    """What the Prefect UI asks the approver when a manual gate pauses the training run."""
+
+    approve: bool = Field(description="Promote this challenger to champion?")
+    approver: str = Field(min_length=1, description="Your name: recorded in the audit log with your answer.")
+    reason: str = Field(min_length=1, description="Why: recorded with the answer.")
+
+
+class TrainingOutcome(BaseModel):
+    candidate_version: str
+    verdict: str
+    reasons: list[str]
+    metric: str
+    challenger_value: float | None
+    champion_value: float | None
+    champion_version: str | None = Field(description="Who holds `champion` after this run.")
+    training_rows: int
+
+    @classmethod
+    def of(cls, candidate_version: str, decision: GateDecision, training_rows: int) -> TrainingOutcome:
+        return cls(
+            candidate_version=candidate_version,
+            verdict=decision.verdict,
+            reasons=decision.reasons,
+            metric=decision.metric,
+            challenger_value=decision.challenger_metrics.get(decision.metric),
+            champion_value=(decision.champion_metrics or {}).get(decision.metric),
+            champion_version=candidate_version if decision.promote else decision.champion_version,
+            training_rows=training_rows,
+        )
+
+
+class ScoringOutcome(BaseModel):
+    batch: str
+    rows: int
+    output: str
+    model_version: str
+
+    @classmethod
+    def of(cls, batch: DataBatch | DataFile, scored: ScoredBatch) -> ScoringOutcome:
+        return cls(batch=batch.name, rows=scored.rows, output=str(scored.output), model_version=scored.model_version)
+
+
+class ScoringReport(BaseModel):
+    """What one batch-scoring run did: the files it scored and those it rejected (now in quarantine)."""
+
+    scored: list[ScoringOutcome] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list, description="One line per rejected file.")
+
+    def raise_if_rejected(self) -> None:
+        """The run fails when any file was rejected, after the good ones were scored: a person must look."""
+        if self.rejected:
+            raise DataRejected(f"{len(self.rejected)} file(s)", self.rejected)
+
+
+class MonitoringOutcome(BaseModel):
+    batch: str
+    fingerprint: str
+    rows: int
+    drift_detected: bool
+    drift_reasons: list[str]
+    drifted_features: list[str]
+    prediction_drift: bool | None = Field(None, description="Did the champion's predictions drift (None: unknown).")
+    quality_breaches: list[str] = Field(default_factory=list, description="Data-quality drift, one line each.")
+    retraining: TrainingOutcome | None = None
+
+    @classmethod
+    def of(cls, observed: Observed, drift: DriftResult | None, retraining: TrainingOutcome | None) -> MonitoringOutcome:
+        prediction = drift.prediction_drift if drift else None
+        return cls(
+            batch=observed.name,
+            fingerprint=observed.fingerprint,
+            rows=observed.rows,
+            drift_detected=bool(drift and drift.detected),
+            drift_reasons=drift.reasons if drift else [],
+            drifted_features=drift.drifted_features if drift else [],
+            prediction_drift=prediction.drifted if prediction else None,
+            quality_breaches=drift.quality_breaches if drift else [],
+            retraining=retraining,
+        )
+
+
+class PerformanceOutcome(BaseModel):
+    """What one label run found: files received, rows joined and waiting, the champion's verdict."""
+
+    label_files: dict[str, int] = Field(description="Accepted label file -> rows.")
+    already_received: list[str] = Field(default_factory=list)
+    labeled_rows: int
+    pending_predictions: int = Field(description="Logged predictions whose label has not arrived yet.")
+    unmatched_labels: int = Field(description="Labels whose id no logged prediction has (kept: they may match later).")
+    champion_version: str
+    metric: str
+    champion_value: float | None
+    at_promotion: float | None
+    degraded: bool
+    reason: str
+    retraining: TrainingOutcome | None = None
+
+    @classmethod
+    def of(cls, intake: LabelIntake, report: PerformanceReport, retraining: TrainingOutcome | None):
+        degradation = report.degradation
+        return cls(
+            label_files=intake.accepted, already_received=intake.already_received, labeled_rows=report.labeled_rows,
+            pending_predictions=report.pending_predictions, unmatched_labels=report.unmatched_labels,
+            champion_version=degradation.model_version, metric=degradation.metric,
+            champion_value=degradation.measured, at_promotion=degradation.at_promotion,
+            degraded=degradation.degraded, reason=degradation.reason, retraining=retraining,
+        )  # fmt: skip
+
+
+class RunSummary(BaseModel):
+    """What one new batch did in the continuous-training loop; a batch seen before is not processed again."""
+
+    batch: str
+    fingerprint: str
+    duplicate_of: str | None = Field(
+        None, description="Set when this content was processed before: the file it was first archived as."
+    )
+    scoring: ScoringOutcome | None = None
+    monitoring: MonitoringOutcome | None = None

@@ -1,0 +1,41 @@
+"""Flow: validate training data, train a challenger, judge it at the gate, promote it if it passes."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from driftline.config import load_config
+from flows.params import TrainingOutcome, TrainParams
+from flows.steps import ask_approval
+from tasks.concurrency import one_training_at_a_time
+from tasks.data import archive_batch, load_batch, retraining_window
+from tasks.evaluation import evaluate_gate
+from tasks.governance import publish_model_card, record_approval
+from tasks.registry import hold_for_rollout, promote
+from tasks.training import train_challenger
+from tasks.validation import validate_batch
+
+
+@flow(name="training")
+def training(params: TrainParams) -> TrainingOutcome:
+    cfg = load_config(params.config)
+    with one_training_at_a_time(cfg):  # a second training of this model waits: the gate sees a stable champion
+        if params.data:
+            batches = [load_batch(path, cfg) for path in params.data]
+            for batch in batches:
+                validate_batch(batch, cfg, profile=None, for_training=True)
+            archived = [archive_batch(batch, cfg) for batch in batches]
+        else:
+            archived, batches = retraining_window(cfg)
+        candidate = train_challenger(batches, archived, cfg, params.reason)
+        decision = evaluate_gate(candidate, cfg)
+        approval = None
+        if decision.promote and cfg.gate.mode == "manual":
+            approval = ask_approval(candidate.ref.version, decision, cfg)  # the run pauses until a person answers
+            decision = record_approval(candidate, decision, approval, cfg)
+        if decision.promote and cfg.rollout.mode != "off" and decision.champion_version:
+            decision = hold_for_rollout(candidate.ref, cfg, decision)  # live batches decide, shadow or canary
+        if decision.promote:
+            promote(candidate.ref, cfg, decision)
+        publish_model_card(candidate, decision, approval, cfg)
+    return TrainingOutcome.of(candidate.ref.version, decision, training_rows=sum(b.rows for b in batches))

@@ -1,0 +1,54 @@
+"""Tasks for data: load and fingerprint, archive, retraining window, the scoring inbox and the prediction log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline.config import DriftlineConfig
+from driftline.data import archive, landing, loading, prediction_log
+from driftline.steps import intake, monitoring_window
+
+
+@task(name="load-batch", cache_policy=NO_CACHE)
+def load_batch(path: str | Path, cfg: DriftlineConfig) -> loading.DataBatch:
+    """Read and fingerprint a file; a file that cannot be read is quarantined like one that fails validation."""
+    return intake.load_new_batch(path, cfg)
+
+
+@task(name="archive-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def archive_batch(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch:
+    return archive.archive_batch(batch, cfg.folders.archive, cfg.dataset)
+
+
+@task(name="retraining-window", cache_policy=NO_CACHE)
+def retraining_window(cfg: DriftlineConfig) -> tuple[list[archive.ArchivedBatch], list[loading.DataBatch]]:
+    """The archived batches the config says a retrain uses, read back from their content-addressed paths."""
+    return archive.retraining_window(cfg.folders.archive, cfg.retraining, cfg.dataset)
+
+
+@task(name="already-processed", cache_policy=NO_CACHE)
+def already_processed(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch | None:
+    """The archive entry of this content if an earlier run processed it: the same bytes are not processed twice."""
+    return archive.archived_entry(cfg.folders.archive, batch.fingerprint)
+
+
+@task(name="waiting-in-inbox", cache_policy=NO_CACHE)
+def waiting_in_inbox(cfg: DriftlineConfig) -> list[Path]:
+    """Complete files in scoring.inbox (untouched for landing.stable_seconds), oldest name first."""
+    return landing.settled_files(cfg.folders.inbox, cfg.landing.stable_seconds, time.time())
+
+
+@task(name="file-as-scored", cache_policy=NO_CACHE)
+def file_as_scored(path: Path, cfg: DriftlineConfig) -> Path:
+    """Scored inbox files move to inbox/done/, so the next scheduled run does not score them again."""
+    return landing.file_away(path, cfg.folders.inbox / "done")
+
+
+@task(name="read-prediction-log", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def new_predictions(cfg: DriftlineConfig) -> prediction_log.LogWindow:
+    """What the prediction log gained since the last monitoring run of this model (its watermark is in MLflow)."""
+    return monitoring_window.since_last_monitoring(cfg)

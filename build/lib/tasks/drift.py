@@ -1,0 +1,40 @@
+"""Task: drift of a batch (or a prediction-log window) against the champion, published as a table and an event."""
+
+from __future__ import annotations
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline.config import DriftlineConfig
+from driftline.data.loading import Observed
+from driftline.monitoring.drift import DriftResult
+from driftline.registry import Champion
+from driftline.steps import drift_check
+from tasks.artifacts import links_markdown, publish_table
+from tasks.events import DRIFT_DETECTED, emit_model_event
+
+
+@task(name="check-drift", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> DriftResult:
+    checked = drift_check.check_drift(observed, signal, champion, cfg)
+    result, run_id, version = checked.result, checked.mlflow_run_id, champion.ref.version
+    rows = [{"column": c.column, "role": c.role, "method": c.method, "statistic": round(c.statistic, 6),
+             "threshold": c.threshold, "drifted": c.drifted} for c in result.columns]  # fmt: skip
+    rows += [{"column": q.column, "role": "quality", "method": q.check, "statistic": round(q.current, 6),
+              "threshold": round(q.threshold, 6), "drifted": q.breached} for q in result.quality]  # fmt: skip
+    verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else (result.note or "no drift")
+    if result.quality_breaches and not cfg.drift.data_quality.counts_as_drift:
+        verdict += ". Data quality: " + "; ".join(result.quality_breaches)
+    links = {"MLflow monitoring run": checked.run_url, "Evidently report": checked.report_url,
+             f"champion v{version}": checked.champion_url}  # fmt: skip
+    publish_table(cfg, "drift", rows, f"Drift of {observed.name} ({observed.rows} rows) vs champion "
+                  f"v{version}: {verdict}. {links_markdown(links, run_id)}")  # fmt: skip
+    if result.detected:
+        emit_model_event(DRIFT_DETECTED, cfg, {
+            "batch": observed.name, "rows": observed.rows, "champion_version": version,
+            "reasons": result.reasons, "drifted_features": result.drifted_features, "mlflow_run_id": run_id,
+            "quality_breaches": result.quality_breaches,
+            "mlflow_run_url": checked.run_url, "report": checked.report_url,
+        })  # fmt: skip
+    return result

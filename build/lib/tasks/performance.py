@@ -1,0 +1,64 @@
+"""Tasks for delayed labels: receive label files, join them to the prediction log, measure and judge the champion."""
+
+from __future__ import annotations
+
+import json
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline.config import DriftlineConfig
+from driftline.governance.rollout import RolloutVerdict
+from driftline.registry import Champion
+from driftline.steps import label_intake, performance_check, rollout_check
+from driftline.steps.label_intake import LabelIntake
+from driftline.steps.performance_check import PerformanceReport
+from tasks.artifacts import links_markdown, publish_markdown, publish_table
+from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
+
+
+@task(name="receive-labels", cache_policy=NO_CACHE)
+def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -> LabelIntake:
+    """The label files waiting in labels.folder (or the one named): checked, kept in the label store and filed
+    away to done/; a bad file is quarantined with its reasons and the others still count."""
+    return label_intake.receive_labels(cfg, champion, path)
+
+
+@task(name="measure-performance", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelIntake) -> PerformanceReport:
+    """The champion measured on every labeled prediction and judged (logged to MLflow), published as a table."""
+    report = performance_check.measure_performance(cfg, champion, intake)
+    degradation = report.degradation
+    rows = [{"model version": f"v{r.model_version}", "batch": r.source, "labeled rows": r.rows,
+             **{name: round(value, 4) for name, value in r.metrics.items()}} for r in report.results]  # fmt: skip
+    links = {"MLflow performance run": report.mlflow_run_url}
+    publish_table(cfg, "performance", rows, (
+        f"Performance on labeled predictions: {report.labeled_rows} labeled, {report.pending_predictions} "
+        f"waiting for a label, {report.unmatched_labels} labels without a prediction. "
+        f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. "
+        f"{links_markdown(links, report.mlflow_run_id)}"
+    ))  # fmt: skip
+    return report
+
+
+@task(name="judge-rollout", cache_policy=NO_CACHE)
+def judge_rollout(cfg: DriftlineConfig, champion: Champion, report: PerformanceReport) -> RolloutVerdict | None:
+    """The held challenger's labeled live rows against the champion's: promote, hold or drop (None: none held)."""
+    verdict = rollout_check.judge_rollout(cfg, champion, report)
+    if verdict is None:
+        return None
+    evidence = json.dumps(verdict.evidence, indent=2, default=str)
+    publish_markdown(cfg, "rollout", f"## {verdict.summary}\n\nEvidence:\n```json\n{evidence}\n```",
+                     f"Rollout of v{verdict.challenger_version}: {verdict.action}")  # fmt: skip
+    return verdict
+
+
+@task(name="notify-degradation", cache_policy=NO_CACHE)
+def notify_degradation(report: PerformanceReport, cfg: DriftlineConfig, retraining: str) -> None:
+    degradation = report.degradation
+    emit_model_event(PERFORMANCE_DEGRADED, cfg, {
+        "champion_version": degradation.model_version, "metric": degradation.metric,
+        "at_promotion": degradation.at_promotion, "measured": degradation.measured, "rows": degradation.rows,
+        "reason": degradation.reason, "retraining": retraining, "mlflow_run_id": report.mlflow_run_id,
+        "mlflow_run_url": report.mlflow_run_url,
+    })  # fmt: skip

@@ -1,0 +1,79 @@
+"""Tasks: score a batch with the champion (output file + prediction log), or only predict for monitoring."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline.config import DriftlineConfig
+from driftline.data.chunking import DataFile
+from driftline.data.loading import DataBatch, Observed
+from driftline.governance import rollout
+from driftline.registry import Champion, ModelRef
+from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
+from driftline.steps import scoring
+from tasks.artifacts import publish_markdown
+
+
+@task(name="score-batch", cache_policy=NO_CACHE)
+def score_batch(
+    batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    challenger: rollout.Challenger | None = None,
+) -> ScoredBatch:  # fmt: skip
+    """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
+    scored = scoring.score_batch(batch, champion, cfg, output, challenger)
+    _publish(cfg, scored, batch.name)
+    return scored
+
+
+@task(name="predict-batch", cache_policy=NO_CACHE)
+def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) -> np.ndarray:
+    """The champion's prediction signal on what is monitored, without writing outputs."""
+    return scoring.predict_batch(observed, champion, cfg)
+
+
+@task(name="score-file", cache_policy=NO_CACHE)
+def score_file(
+    source: DataFile, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    challenger: rollout.Challenger | None = None,
+) -> ScoredBatch:  # fmt: skip
+    """A validated file streamed through the champion (and a rollout's challenger) into the output file and one
+    prediction-log file."""
+    scored = scoring.score_file(source, champion, cfg, output, challenger)
+    _publish(cfg, scored, source.name)
+    return scored
+
+
+@task(name="score-partition", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def score_partition(
+    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: RowRange, folder: Path,
+    challenger_version: str | None = None,
+) -> ScoredPart:  # fmt: skip
+    """One row range, on whichever worker runs it (the models loaded there from the registry)."""
+    return scoring.score_partition(source, champion, cfg, scored_at, rows, folder, challenger_version)
+
+
+@task(name="assemble-output", cache_policy=NO_CACHE)
+def assemble_output(
+    parts: list[ScoredPart], source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    scored_at: datetime,
+) -> ScoredBatch:  # fmt: skip
+    """The parts joined in row order into the output file and one log file, each appearing whole."""
+    scored = scoring.assemble_output(parts, source, champion, cfg, output, scored_at)
+    _publish(cfg, scored, source.name)
+    return scored
+
+
+def _publish(cfg: DriftlineConfig, scored: ScoredBatch, name: str) -> None:
+    """The scoring artifact: rows, version, where they went, and a rollout's figures."""
+    logged = f", logged to `{scored.log}`" if scored.log else ""
+    shown = "".join(f"\n- {figure}: {value:.4g}" for figure, value in scored.rollout_figures.items())
+    publish_markdown(
+        cfg, "scoring",
+        f"Scored **{scored.rows}** rows of `{name}` with v{scored.model_version} → `{scored.output}`{logged}{shown}",
+        f"Batch scoring of {name}",
+    )  # fmt: skip

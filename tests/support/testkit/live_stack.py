@@ -1,0 +1,114 @@
+"""The live stack the integration tests drive: its handle, its data and config, runs started as the UI starts them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+
+from driftline import stack
+from driftline.config import DriftlineConfig
+from driftline.data.demo import CONCEPT_DRIFT, START, inject_quality_faults, make_frame
+from testkit.paths import DEMO_CONFIG, WEEK
+from testkit.waiting import wait_for
+
+
+class WebhookReceiver(ThreadingHTTPServer):
+    """Collects the JSON bodies POSTed to it, like a Slack incoming webhook would receive them."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:  # noqa: N805 - the receiver is `self` here
+                length = int(handler.headers.get("Content-Length", 0))
+                self.received.append(json.loads(handler.rfile.read(length) or b"{}"))
+                handler.send_response(200)
+                handler.end_headers()
+                handler.wfile.write(b"ok")
+
+            def log_message(handler, *args) -> None:  # noqa: N805
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+    def texts(self) -> list[str]:
+        return [body.get("text", "") for body in self.received]
+
+
+@dataclass
+class Stack:
+    cfg: DriftlineConfig
+    config_path: Path
+    data: dict[str, Path]
+    state: stack.StackState
+    webhook: WebhookReceiver
+
+    @property
+    def prefect_api_url(self) -> str:
+        return self.state.env["PREFECT_API_URL"]
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.state.env["MLFLOW_TRACKING_URI"]
+
+
+def write_data(folder: Path) -> dict[str, Path]:
+    frames = {
+        "reference.parquet": make_frame(3000, seed=1, days=56),
+        "concept_drift.csv": make_frame(3000, seed=4, start=START + 9 * WEEK, scenario=CONCEPT_DRIFT, id_offset=30_000),
+        "stable_a.csv": make_frame(800, seed=2, start=START + 10 * WEEK, id_offset=10_000),
+        "stable_b.csv": make_frame(800, seed=3, start=START + 10 * WEEK, id_offset=20_000),
+        "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 11 * WEEK, id_offset=40_000), 5),
+    }  # fmt: skip
+    folder.mkdir(parents=True)
+    paths = {}
+    for name, frame in frames.items():
+        path = folder / name
+        frame.to_parquet(path, index=False) if name.endswith(".parquet") else frame.to_csv(path, index=False)
+        paths[Path(name).stem] = path
+    return paths
+
+
+def write_config(root: Path) -> Path:
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["storage"] = {"workspace": str(root / "workspace")}
+    data["model"]["params"] = {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 15}
+    data["landing"] = {"poll_seconds": 0.5, "stable_seconds": 1}
+    data["schedules"] = {
+        # six fields: the last is seconds. Monitoring runs every 20 s here; the scoring schedule is deployed paused.
+        "drift_monitoring": {"cron": "* * * * * */20"},
+        "batch_scoring": {"cron": "0 2 * * *", "active": False},
+    }
+    path = root / "integration.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def deployment_id(live_stack: Stack, flow: str):
+    with get_client(sync_client=True) as client:
+        return client.read_deployment_by_name(f"{flow}/{live_stack.cfg.registry.model_name}").id
+
+
+def start_run(live_stack: Stack, flow: str, params: dict) -> FlowRun:
+    """What the UI's "Quick run / Custom run" form does: create a run of the deployment with typed parameters."""
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run_from_deployment(deployment_id(live_stack, flow), parameters={"params": params})
+
+
+def wait_until_final(flow_run_id, timeout: float = 240) -> FlowRun:
+    def final() -> FlowRun | None:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run_id)
+        return run if run.state is not None and run.state.is_final() else None
+
+    return wait_for(final, timeout, f"flow run {flow_run_id} to finish")
