@@ -79,8 +79,6 @@ class ModelStore:
             # Named, not inferred: inference loads the model in a subprocess to see what it imports (seconds per
             # training, and it lists whatever the process had loaded, pytest included).
             pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
-            # The signature already fixes the input schema; validating the example would load the model once more.
-            validate_serving_input=False,
         )
 
     def _signature(self, model: Pipeline, input_example: pd.DataFrame):
