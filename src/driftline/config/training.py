@@ -43,7 +43,6 @@ class ModelConfig(Section):
         """Each entry of `params` the estimator refuses, by its own checks: the constructor for an unknown name,
         scikit-learn's parameter validation for a value (what `fit` would refuse in the middle of a retrain)."""
         estimator_class = self.estimator_class()
-        known = list(inspect.signature(estimator_class).parameters)
         problems = []
         for name, value in self.params.items():
             field = f"model.params.{name}"
@@ -51,7 +50,7 @@ class ModelConfig(Section):
                 estimator = estimator_class(**{name: value})
             except TypeError as exc:
                 if "unexpected keyword argument" in str(exc):
-                    close = difflib.get_close_matches(name, known, n=1)
+                    close = difflib.get_close_matches(name, inspect.signature(estimator_class).parameters, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     problems.append(f"{field}: not a parameter of {estimator_class.__name__}; remove it or check "
                                     f"its spelling{hint}")  # fmt: skip
