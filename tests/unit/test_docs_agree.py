@@ -44,19 +44,18 @@ def section(text: str, heading: str) -> str:
 
 
 def table_rows(text: str, header: str | None = None) -> list[list[str]]:
-    """The body rows of the markdown tables in `text` (only the one whose header row starts with `header`), each as
+    """The body rows of the markdown tables in `text` (only those whose header row starts with `header`), each as
     its cells; an escaped pipe (\\|) stays inside its cell."""
-    rows, inside = [], False
+    rows, table_header = [], None
     for line in text.splitlines():
         if not line.startswith("|"):
-            inside = False
+            table_header = None
+            continue
+        if table_header is None:
+            table_header = line
             continue
         cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-        if not inside:  # a header row
-            inside = header is None or line.startswith(header)
-            wanted = inside
-            continue
-        if wanted and not set(cells[0]) <= set("-: "):
+        if (header is None or table_header.startswith(header)) and not set(cells[0]) <= set("-: "):
             rows.append(cells)
     return rows
 
