@@ -10,7 +10,6 @@ import shutil
 from dataclasses import dataclass
 from uuid import UUID
 
-import pytest
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -22,7 +21,7 @@ from testkit.waiting import wait_for
 
 import tasks
 from driftline import errors
-from driftline.registry import SKOPS_FILE
+from driftline.registry import SKOPS_FILE, Registry
 from tasks.registry import load_champion
 from tasks.retries import retried, retry_if_transient
 
@@ -120,14 +119,12 @@ def load_the_champion(cfg) -> Ended:
     return Ended.of(load_champion(cfg, return_state=True))
 
 
-def test_load_champion_fails_once_when_there_is_none(cfg, prefect_api_url):
+def test_load_champion_fails_once_with_no_champion_and_on_a_tampered_model(cfg, trained, prefect_api_url):
     ended = load_the_champion(cfg)
     expect(case="load-champion with no champion yet", expected="failed after 1 attempt: NoChampion",
            observed=f"{ended.attempts()}: {type(ended.error).__name__}")  # fmt: skip
 
-
-@pytest.mark.usefixtures("champion")
-def test_load_champion_fails_once_on_a_tampered_model(cfg, prefect_api_url):
+    Registry(cfg).promote(trained.register())
     [stored] = (cfg.folders.root / "mlartifacts").rglob(SKOPS_FILE)  # the registry's own copy of the model
     content = bytearray(stored.read_bytes())
     content[len(content) // 2] ^= 0x01
