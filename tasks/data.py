@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
 from driftline.steps import intake, monitoring_window
+from tasks.retries import retried
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)
@@ -19,7 +20,7 @@ def load_batch(path: str | Path, cfg: DriftlineConfig) -> loading.DataBatch:
     return intake.load_new_batch(path, cfg)
 
 
-@task(name="archive-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+@task(name="archive-batch", cache_policy=NO_CACHE, **retried(2, 1))
 def archive_batch(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch:
     return archive.archive_batch(batch, cfg.folders.archive, cfg.dataset)
 
@@ -48,7 +49,7 @@ def file_as_scored(path: Path, cfg: DriftlineConfig) -> Path:
     return landing.file_away(path, cfg.folders.inbox / "done")
 
 
-@task(name="read-prediction-log", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="read-prediction-log", cache_policy=NO_CACHE, **retried(2, [2, 10]))
 def new_predictions(cfg: DriftlineConfig) -> prediction_log.LogWindow:
     """What the prediction log gained since the last monitoring run of this model (its watermark is in MLflow)."""
     return monitoring_window.since_last_monitoring(cfg)

@@ -13,9 +13,10 @@ from driftline.registry import Champion
 from driftline.steps import drift_check
 from tasks.artifacts import links_markdown, publish_table
 from tasks.events import DRIFT_DETECTED, emit_model_event
+from tasks.retries import retried
 
 
-@task(name="check-drift", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="check-drift", cache_policy=NO_CACHE, **retried(1, 5))
 def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> DriftResult:
     checked = drift_check.check_drift(observed, signal, champion, cfg)
     result, run_id, version = checked.result, checked.mlflow_run_id, champion.ref.version

@@ -13,9 +13,10 @@ from driftline.steps.challenger import TrainedCandidate
 from tasks.artifacts import links_markdown, publish_markdown
 from tasks.events import GATE_REFUSED, emit_model_event
 from tasks.registry import run_actor
+from tasks.retries import retried
 
 
-@task(name="evaluate-gate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="evaluate-gate", cache_policy=NO_CACHE, **retried(2, [2, 10]))
 def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> GateDecision:
     """The decision as markdown in the UI (with where MLflow keeps it); a refusal is announced as an event."""
     recorded = gate.judge_challenger(candidate, cfg, run_actor())

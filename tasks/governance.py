@@ -15,6 +15,7 @@ from driftline.steps import champion_watch, records
 from driftline.steps.challenger import TrainedCandidate
 from tasks.artifacts import publish_markdown
 from tasks.registry import REGISTRY_RETRIES
+from tasks.retries import retried
 
 
 @task(name="record-approval", **REGISTRY_RETRIES)
@@ -33,7 +34,7 @@ def publish_model_card(candidate: TrainedCandidate, decision: GateDecision, appr
     return card
 
 
-@task(name="watch-new-champion", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="watch-new-champion", cache_policy=NO_CACHE, **retried(1, 5))
 def watch_new_champion(drift: DriftResult | None, champion: Champion, cfg: DriftlineConfig,
                        live_metrics: dict[str, float] | None = None) -> Degradation:  # fmt: skip
     """Whether a recently promoted champion degraded against its figures at promotion (governance.auto_rollback);

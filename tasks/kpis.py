@@ -11,6 +11,7 @@ from driftline.config import DriftlineConfig
 from driftline.monitoring import kpis
 from driftline.steps import kpi_sources
 from tasks.artifacts import publish_markdown
+from tasks.retries import retried
 
 TRAINING_FLOW = "training"
 PAGE = 200
@@ -60,7 +61,7 @@ def kpis_markdown(cfg: DriftlineConfig, measured: kpis.Kpis) -> str:
     return "\n".join(lines + [f"| {name} | {value} | {how} |" for name, value, how in measured.rows()])
 
 
-@task(name="publish-kpis", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="publish-kpis", cache_policy=NO_CACHE, **retried(1, 5))
 def publish_kpis(cfg: DriftlineConfig) -> kpis.Kpis:
     """The KPIs as a Prefect markdown artifact (key `<model>-kpis`), refreshed by every monitoring run."""
     measured = gather_kpis(cfg)

@@ -15,6 +15,7 @@ from driftline.steps.label_intake import LabelIntake
 from driftline.steps.performance_check import PerformanceReport
 from tasks.artifacts import links_markdown, publish_markdown, publish_table
 from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
+from tasks.retries import retried
 
 
 @task(name="receive-labels", cache_policy=NO_CACHE)
@@ -24,7 +25,7 @@ def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -
     return label_intake.receive_labels(cfg, champion, path)
 
 
-@task(name="measure-performance", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="measure-performance", cache_policy=NO_CACHE, **retried(1, 5))
 def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelIntake) -> PerformanceReport:
     """The champion measured on every labeled prediction and judged (logged to MLflow), published as a table."""
     report = performance_check.measure_performance(cfg, champion, intake)

@@ -7,20 +7,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from driftline.config import DriftlineConfig
-from driftline.errors import DriftlineError
 from driftline.evaluation.gate import GateDecision
 from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
 from driftline.registry.audit_events import Actor, Rollback
 from driftline.steps import held_challenger
 from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
+from tasks.retries import retried
 
-REGISTRY_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "cache_policy": NO_CACHE}
-
-
-def _not_refused(task, task_run, state) -> bool:
-    """Retry registry outages, not a transition governance refused: that answer will not change."""
-    return not isinstance(state.result(raise_on_failure=False), DriftlineError)
+REGISTRY_RETRIES = {**retried(2, [2, 10]), "cache_policy": NO_CACHE}
 
 
 @task(name="load-champion", **REGISTRY_RETRIES)
@@ -62,7 +57,7 @@ def run_actor() -> Actor:
     return Actor.flow_run(f"{flow_run.flow_name}/{flow_run.name}", str(flow_run.id))
 
 
-@task(name="promote", retry_condition_fn=_not_refused, **REGISTRY_RETRIES)
+@task(name="promote", **REGISTRY_RETRIES)
 def promote(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision | None = None) -> ModelRef | None:
     registry = Registry(cfg)
     evidence = decision.evidence(candidate.run_id) if decision else None
@@ -78,7 +73,7 @@ def _announce_promotion(cfg: DriftlineConfig, registry: Registry, promoted: Mode
     })  # fmt: skip
 
 
-@task(name="roll-back", retry_condition_fn=_not_refused, **REGISTRY_RETRIES)
+@task(name="roll-back", **REGISTRY_RETRIES)
 def roll_back(
     cfg: DriftlineConfig, reason: str, to: str | None = None, override_retired: bool = False,
     evidence: dict | None = None,

@@ -17,6 +17,7 @@ from driftline.registry import Champion, ModelRef
 from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
 from driftline.steps import scoring
 from tasks.artifacts import publish_markdown
+from tasks.retries import retried
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
@@ -48,7 +49,7 @@ def score_file(
     return scored
 
 
-@task(name="score-partition", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="score-partition", cache_policy=NO_CACHE, **retried(1, 5))
 def score_partition(
     source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: RowRange, folder: Path,
     challenger_version: str | None = None,

@@ -1,8 +1,16 @@
 """The exceptions driftline raises on purpose: each message says what is wrong and how to fix it."""
 
+from typing import ClassVar
+
 
 class DriftlineError(Exception):
-    """Base class: a failure with a message meant for the person running driftline."""
+    """Base class: a failure with a message meant for the person running driftline.
+
+    Most are answers, not accidents (a rejected file, a refused transition, a bad config): asking again gives the
+    same answer, so they are not `transient`. An error that an outage causes sets `transient = True`.
+    """
+
+    transient: ClassVar[bool] = False
 
 
 class ConfigError(DriftlineError):
@@ -47,6 +55,16 @@ class OutputNotWritten(DriftlineError):
 class RegistryUnavailable(DriftlineError):
     """The MLflow tracking server did not answer, or answered with a server error, after the configured retries."""
 
+    transient = True
+
 
 class InvariantViolated(DriftlineError):
     """`driftline check` found the registry in a state its invariants forbid (the CLI exits 6)."""
+
+
+def retry_can_help(error: BaseException) -> bool:
+    """Whether running the same step again may succeed: yes after an outage (a server down or answering 5xx, a
+    dropped connection, a timeout, a locked database), no after one of driftline's answers (a rejected file, a bad
+    config, no champion, a tampered model, a refusal, a violated invariant). An error driftline did not raise on
+    purpose comes from outside (a network or database library) and is taken as transient."""
+    return error.transient if isinstance(error, DriftlineError) else True

@@ -251,6 +251,12 @@ CONFIG_CASES: list[tuple[str, Callable[[dict], object], str]] = [
      "model: estimator 'subprocess.Popen' is not under an allowed module ['sklearn']; use a full import path such "
      "as sklearn.linear_model.LogisticRegression, or add its top-level package to model.allowed_modules after "
      "reviewing it"),
+    ("config: estimator parameter out of range", lambda d: d["model"]["params"].update(max_iter=-5),
+     "model.params.max_iter: must be an int in the range [1, inf) for HistGradientBoostingClassifier, got -5; "
+     "correct it under model.params"),
+    ("config: unknown estimator parameter", lambda d: d["model"]["params"].update(max_itter=50),
+     "model.params.max_itter: not a parameter of HistGradientBoostingClassifier; remove it or check its spelling "
+     "(did you mean 'max_iter'?)"),
 ]
 
 
@@ -264,6 +270,38 @@ def test_bad_config_names_the_file_the_field_and_the_fix(case, change, reason, t
         load_config(path)
     expect(case=case, expected=f"refused: driftline.yaml: {reason}",
            observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"))  # fmt: skip
+
+
+def test_bad_estimator_parameter_exits_2_before_training_starts(tmp_path, demo_files, capsys, prefect_api_url):
+    from driftline.cli.main import main
+
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["storage"] = {"workspace": str(tmp_path / "workspace")}
+    raw["model"]["params"]["max_iter"] = -5
+    path = tmp_path / "driftline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    code = main(["train", "--config", str(path), "--data", str(demo_files["reference"])])
+    line = capsys.readouterr().err.strip()
+    named = line.startswith(f"driftline: {path}: model.params.max_iter: must be an int") and "\n" not in line
+    archived = (tmp_path / "workspace" / "archive").exists()
+    expect(case="config: estimator parameter out of range, from the CLI",
+           expected="exit 2; one line naming model.params.max_iter; nothing archived",
+           observed=f"exit {code}; {'one line naming model.params.max_iter' if named else line}; "
+                    f"{'archived' if archived else 'nothing archived'}")  # fmt: skip
+
+
+def test_yaml_syntax_error_is_one_line_naming_the_file_line_column_and_what_was_expected(tmp_path):
+    path = tmp_path / "driftline.yaml"
+    lines = DEMO_CONFIG.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  params:"))
+    lines[at] = "  params: {max_iter: 150, learning_rate: 0.05"  # the closing brace forgotten; the next line is
+    assert lines[at + 1] == "  seed: 42"  # where the parser finds out
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    expect(case="config: YAML syntax error", expected=(
+        f"refused: driftline.yaml: not valid YAML at line {at + 2}, column 7: expected ',' or '}}', but got ':' "
+        f"(while parsing a flow mapping opened at line {at + 1}, column 11); correct the YAML there"), observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"))  # fmt: skip
 
 
 @pytest.mark.parametrize(("case", "name", "content"), [

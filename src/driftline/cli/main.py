@@ -15,13 +15,18 @@ from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefu
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
 DEMO_CONFIG = "configs/demo.yaml"
+# Without PREFECT_API_URL each command starts a temporary Prefect server and waits for it. Prefect waits 20 s by
+# default; three servers starting at once on a 2-core machine at load average 20 answered after 90 to 97 s.
+EPHEMERAL_STARTUP_SECONDS = 300
 
 errors = Console(stderr=True, highlight=False)
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Flow logs still reach the Prefect UI; the terminal shows driftline's own progress unless --verbose."""
+def _library_defaults(verbose: bool) -> None:
+    """Settings of the libraries a command runs, where the environment does not set them. Flow logs still reach the
+    Prefect UI; the terminal shows driftline's own progress unless --verbose."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not verbose:
@@ -117,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries(args.verbose)
+    _library_defaults(args.verbose)
     outcomes: list[tuple[type[BaseException], int]] = [
         (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefused, EXIT_REFUSED),
         (NoChampion, EXIT_NO_CHAMPION), (InvariantViolated, EXIT_VIOLATION), (DriftlineError, EXIT_FAILED),

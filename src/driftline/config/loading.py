@@ -26,6 +26,20 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{path}: {message}{shown}"
 
 
+def _yaml_error(error: yaml.YAMLError) -> str:
+    """The parser's complaint in one line: where (line and column, from 1), what it expected, in what it was."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return f"not valid YAML: {' '.join(str(error).split())}"
+    mark, problem = error.problem_mark, error.problem or "syntax error"
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    within = ""
+    if error.context:
+        started = error.context_mark
+        opened = f" opened at line {started.line + 1}, column {started.column + 1}" if started else ""
+        within = f" ({error.context}{opened})"
+    return f"not valid YAML at {where}: {problem}{within}; correct the YAML there"
+
+
 def parse_config(data: Any, source: str = "<config>") -> DriftlineConfig:
     if not isinstance(data, dict):
         raise ConfigError(
@@ -49,7 +63,7 @@ def load_config(path: str | Path) -> DriftlineConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{config_path}: {_yaml_error(exc)}") from None
     config = parse_config(data, str(config_path))
     config._source = config_path.resolve()
     config._source_text = text

@@ -92,6 +92,13 @@ class DriftlineConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _estimator_takes_its_params(self) -> DriftlineConfig:
+        problems = self.model.params_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _time_holdout_has_a_clock(self) -> DriftlineConfig:
         if self.model.holdout.strategy == "time" and not self.dataset.event_time_column:
             raise ValueError(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -36,6 +39,29 @@ class ModelConfig(Section):
         module_name, _, class_name = self.estimator.rpartition(".")
         return getattr(importlib.import_module(module_name), class_name)
 
+    def params_problems(self) -> list[str]:
+        """Each entry of `params` the estimator refuses, by its own checks: the constructor for an unknown name,
+        scikit-learn's parameter validation for a value (what `fit` would refuse in the middle of a retrain)."""
+        estimator_class = self.estimator_class()
+        problems = []
+        for name, value in self.params.items():
+            field = f"model.params.{name}"
+            try:
+                estimator = estimator_class(**{name: value})
+            except TypeError as exc:
+                if "unexpected keyword argument" in str(exc):
+                    close = difflib.get_close_matches(name, inspect.signature(estimator_class).parameters, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    problems.append(f"{field}: not a parameter of {estimator_class.__name__}; remove it or check "
+                                    f"its spelling{hint}")  # fmt: skip
+                continue  # else the class needs other constructor arguments: fit will tell
+            try:
+                getattr(estimator, "_validate_params", lambda: None)()
+            except ValueError as exc:  # scikit-learn's InvalidParameterError
+                problems.append(f"{field}: {_rule_broken(str(exc), estimator_class.__name__, value)}; correct it "
+                                "under model.params")  # fmt: skip
+        return problems
+
     @model_validator(mode="after")
     def _estimator_imports(self) -> ModelConfig:
         module_name, _, class_name = self.estimator.rpartition(".")
@@ -55,6 +81,12 @@ class ModelConfig(Section):
         if not callable(getattr(estimator_class, "fit", None)):
             raise ValueError(f"estimator {self.estimator!r} has no fit method; it is not a scikit-learn estimator")
         return self
+
+
+def _rule_broken(message: str, estimator: str, value: Any) -> str:
+    """scikit-learn's "The 'p' parameter of E must be R. Got V instead." as "must be R for E, got V"."""
+    found = re.search(r"must be (?P<rule>.*)\. Got .* instead\.$", message, re.DOTALL)
+    return f"must be {found['rule']} for {estimator}, got {value!r}" if found else message
 
 
 class SlicesConfig(Section):
