@@ -10,6 +10,7 @@ import yaml
 from mlflow import MlflowClient
 
 from driftline.config import load_config
+from driftline.config.workspace import short_id
 from driftline.errors import ConfigError
 from driftline.registry import REGISTRY_ID, Registry
 from driftline.registry.identity import forget_identity
@@ -42,7 +43,7 @@ def test_two_uris_of_one_store_share_the_identity_and_another_store_has_its_own(
     assert elsewhere.registry_id != first.registry_id and elsewhere.root != first.root
 
     workspace = relative.folders.root
-    assert first.root == workspace / "registries" / f"churn-{first.registry_id.replace('-', '')[:12]}"
+    assert first.root == workspace / "registries" / f"churn-{short_id(first.registry_id)}"
     assert (first.archive, first.cache, first.landing_ledger) == (
         first.root / "archive", first.root / "cache", first.root / "landing.jsonl")  # fmt: skip
     marker = json.loads((first.root / "registry.json").read_text())
@@ -61,7 +62,7 @@ def test_a_named_archive_refuses_a_second_registry_with_both_named_and_the_fix(c
         Registry(theirs).folders.archive  # noqa: B018 - the lookup is what refuses
     expected = (
         f"{theirs.source}: storage.archive_dir {tmp_path / 'shared-archive'} holds the archive of model 'churn-demo' "
-        f"in registry {folders.registry_id[:12]} ({ours.tracking_uri}), not of registry "
+        f"in registry {short_id(folders.registry_id)} ({ours.tracking_uri}), not of registry "
     )
     message = str(refused.value)
     assert message.startswith(expected) and "\n" not in message

@@ -8,6 +8,7 @@ import time
 
 from driftline.cli.render import audit_table, console, landing_lines, reproduction_table, versions_table
 from driftline.config import load_config
+from driftline.config.workspace import short_id
 from driftline.data.landing import complete_files
 from driftline.data.ledger import Ledger, landing_status
 from driftline.errors import DriftlineError, InvariantViolated
@@ -30,8 +31,8 @@ def cmd_status(args: argparse.Namespace) -> None:
         }, indent=2))  # fmt: skip
         return
     console.print(versions_table(cfg))
-    console.print(f"tracking: {cfg.tracking_uri} (registry {folders.registry_id[:12]}; local state in {folders.root})"
-                  "\n  full lineage per version: driftline status --json")  # fmt: skip
+    console.print(f"tracking: {cfg.tracking_uri} (registry {short_id(folders.registry_id)}; "
+                  f"local state in {folders.root})\n  full lineage per version: driftline status --json")  # fmt: skip
     for line in landing_lines(cfg, landing):
         console.print(line, soft_wrap=True)
 

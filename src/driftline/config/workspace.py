@@ -16,6 +16,11 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
+def short_id(registry_id: str) -> str:
+    """The first 12 hex digits of a registry identity: how folders, status and messages name it."""
+    return registry_id.replace("-", "")[:12]
+
+
 @dataclass(frozen=True)
 class WorkspaceFolders:
     """Where things live that do not depend on the registry: files as they arrive and what was made of them.
@@ -80,7 +85,7 @@ class RegistryFolders:
     @classmethod
     def of(cls, workspace: WorkspaceFolders, storage: StorageConfig, model_name: str,
            registry_id: str) -> RegistryFolders:  # fmt: skip
-        root = workspace.registries / f"{safe_name(model_name)}-{registry_id.replace('-', '')[:12]}"
+        root = workspace.registries / f"{safe_name(model_name)}-{short_id(registry_id)}"
         return cls(
             registry_id=registry_id,
             root=root,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from driftline.config import DriftlineConfig
-from driftline.config.workspace import REGISTRY_MARKER, RegistryFolders, safe_name
+from driftline.config.workspace import REGISTRY_MARKER, RegistryFolders, safe_name, short_id
 from driftline.errors import ConfigError
 from driftline.registry.client import Connection
 from driftline.registry.refs import TAG
@@ -125,7 +125,8 @@ def _mark(folders: RegistryFolders, cfg: DriftlineConfig) -> None:
         if theirs["registry_id"] != folders.registry_id:
             raise ConfigError(
                 f"{cfg.source or 'config'}: storage.archive_dir {folder} holds the archive of model "
-                f"{theirs['model']!r} in registry {theirs['registry_id'][:12]} ({theirs['tracking_uri']}), not of "
-                f"registry {folders.registry_id[:12]} ({shown_uri(cfg.tracking_uri)}); point storage.archive_dir at a "
-                f"folder of its own for this registry, or registry.tracking_uri back at {theirs['tracking_uri']}"
+                f"{theirs['model']!r} in registry {short_id(theirs['registry_id'])} ({theirs['tracking_uri']}), not "
+                f"of registry {short_id(folders.registry_id)} ({shown_uri(cfg.tracking_uri)}); point "
+                f"storage.archive_dir at a folder of its own for this registry, or registry.tracking_uri back at "
+                f"{theirs['tracking_uri']}"
             )
