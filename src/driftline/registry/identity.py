@@ -24,7 +24,7 @@ from driftline.registry.client import Connection
 from driftline.registry.refs import TAG
 
 REGISTRY_ID = f"{TAG}registry_id"  # registered-model tag: the identity of this model in this store
-# uuid5 namespace of the identities given to models registered before identities existed (see `_identity_of`).
+# uuid5 namespace of the identities given to models registered before identities existed (see `_identity_of_existing`).
 _EXISTING_MODELS = uuid.UUID("6f1c1c52-8a52-4f43-9a57-3d6b0bd1a7e4")
 
 log = logging.getLogger("driftline.registry")
