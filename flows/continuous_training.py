@@ -4,21 +4,38 @@ from __future__ import annotations
 
 from prefect import flow
 
+from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
+from driftline.steps import batch_outcomes
 from flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
 from flows.steps import admit_batch
 from flows.training import training
-from tasks.data import already_processed, archive_batch
+from tasks.data import archive_batch, processed_before
 from tasks.drift import check_drift
 from tasks.registry import load_challenger
 from tasks.scoring import score_batch
 
 
-@flow(name="continuous-training")
+def record_outcome(outcome: str):
+    """A state hook: the run's outcome for its batch's content goes to the landing ledger (the event path retries
+    content whose run failed), whether the watcher's event or a person (`driftline run`) started the run."""
+
+    def hook(flow, flow_run, state) -> None:
+        params = BatchParams.model_validate(flow_run.parameters["params"])
+        error = state.result(raise_on_failure=False) if outcome == FAILED else None
+        if outcome == FAILED and not isinstance(error, BaseException):
+            error = RuntimeError(state.message or state.name)
+        batch_outcomes.record_run(params.config, params.data, outcome, str(flow_run.id), error)
+
+    return hook
+
+
+@flow(name="continuous-training", on_running=[record_outcome(RUNNING)], on_completion=[record_outcome(SUCCEEDED)],
+      on_failure=[record_outcome(FAILED)], on_crashed=[record_outcome(FAILED)])  # fmt: skip
 def continuous_training(params: BatchParams) -> RunSummary:
     cfg, champion, batch = admit_batch(params)  # load → validate; a rejected file is quarantined, the run fails
-    earlier = already_processed(batch, cfg)
-    if earlier is not None:  # the same bytes again (a re-sent event, a copy): nothing new to learn from
-        return RunSummary(batch=batch.name, fingerprint=batch.fingerprint, duplicate_of=earlier.source_name)
+    earlier = processed_before(batch, cfg)
+    if earlier is not None:  # the same bytes again, processed before (a re-sent event, a copy): nothing new
+        return RunSummary(batch=batch.name, fingerprint=batch.fingerprint, duplicate_of=earlier)
     archive_batch(batch, cfg)
     scored = score_batch(batch, champion, cfg, params.output, load_challenger(cfg))
     drift = check_drift(batch, scored.signal, champion, cfg)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
-from driftline.steps import intake, monitoring_window
+from driftline.registry import registry_folders
+from driftline.steps import batch_outcomes, intake, monitoring_window
 from tasks.retries import retried
 
 
@@ -22,19 +24,20 @@ def load_batch(path: str | Path, cfg: DriftlineConfig) -> loading.DataBatch:
 
 @task(name="archive-batch", cache_policy=NO_CACHE, **retried(2, 1))
 def archive_batch(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch:
-    return archive.archive_batch(batch, cfg.folders.archive, cfg.dataset)
+    return archive.archive_batch(batch, registry_folders(cfg).archive, cfg.dataset)
 
 
 @task(name="retraining-window", cache_policy=NO_CACHE)
 def retraining_window(cfg: DriftlineConfig) -> tuple[list[archive.ArchivedBatch], list[loading.DataBatch]]:
     """The archived batches the config says a retrain uses, read back from their content-addressed paths."""
-    return archive.retraining_window(cfg.folders.archive, cfg.retraining, cfg.dataset)
+    return archive.retraining_window(registry_folders(cfg).archive, cfg.retraining, cfg.dataset)
 
 
-@task(name="already-processed", cache_policy=NO_CACHE)
-def already_processed(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch | None:
-    """The archive entry of this content if an earlier run processed it: the same bytes are not processed twice."""
-    return archive.archived_entry(cfg.folders.archive, batch.fingerprint)
+@task(name="processed-before", cache_policy=NO_CACHE)
+def processed_before(batch: loading.DataBatch, cfg: DriftlineConfig) -> str | None:
+    """The name under which an earlier run processed this content successfully: the same bytes are not processed
+    twice, but content whose run failed is processed again."""
+    return batch_outcomes.processed_before(batch, cfg, str(flow_run.id) if flow_run.id else None)
 
 
 @task(name="waiting-in-inbox", cache_policy=NO_CACHE)

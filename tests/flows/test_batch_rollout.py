@@ -60,7 +60,7 @@ def send_labels(config_path: Path, batches: list[Path], folder: Path):
 
 
 def logged_rows(registry: Registry) -> pd.DataFrame:
-    files = prediction_log.log_files(registry.cfg.folders.prediction_log)
+    files = prediction_log.log_files(registry.folders.prediction_log)
     return prediction_log.read_window(files).frame
 
 

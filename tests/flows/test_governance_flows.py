@@ -18,7 +18,7 @@ from driftline.config import load_config
 from driftline.errors import TransitionRefused
 from driftline.governance.model_card import SECTIONS
 from driftline.governance.reproduce import reproduce
-from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry
+from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry, registry_folders
 from driftline.registry.audit_events import Action, champion_at, parse_time
 from flows.drift_monitoring import drift_monitoring
 from flows.params import MonitorParams, RollbackParams, TrainParams
@@ -122,7 +122,7 @@ def test_reproduce_matches_the_recorded_metrics_and_names_a_missing_input(cfg, c
     found = reproduce(cfg, "1")
     assert found.matches and found.metrics and all(m.difference <= cfg.governance.reproduce_tolerance
                                                    for m in found.metrics)  # fmt: skip
-    for archived in cfg.folders.archive.rglob("*.parquet"):
+    for archived in registry_folders(cfg).archive.rglob("*.parquet"):
         archived.unlink()
     missing = reproduce(cfg, "1")
     assert not missing.matches and "not in the archive" in missing.missing[0]

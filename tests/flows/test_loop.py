@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 
 from driftline.data.archive import read_archive_index
 from driftline.errors import DataRejected, NoChampion
-from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry
+from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, registry_folders
 from flows.batch_scoring import batch_scoring
 from flows.continuous_training import continuous_training
 from flows.drift_monitoring import drift_monitoring
@@ -35,7 +35,7 @@ def test_first_training_promotes_a_champion_with_lineage(cfg, champion_v1, demo_
     assert v1.gate_verdict == "promoted"
     assert v1.tags["driftline.gate.reasons"].startswith("first model: roc_auc")
     lineage = v1.to_dict()
-    archived = read_archive_index(cfg.folders.archive)
+    archived = read_archive_index(registry_folders(cfg).archive)
     assert lineage["data_fingerprints"] == [archived[0].fingerprint]
     assert lineage["training_rows"] == 3000 and lineage["seed"] == "42"
     assert lineage["config_fingerprint"] == cfg.fingerprint
@@ -88,7 +88,7 @@ def test_rejected_batch_is_quarantined_and_nothing_downstream_runs(cfg, config_p
     assert any("categories unseen in training (e.g. unknown-plan)" in reason for reason in report["reasons"])
     assert list(versions(cfg)) == ["1"]
     assert not cfg.folders.outputs.exists()
-    assert [entry.source_name for entry in read_archive_index(cfg.folders.archive)] == ["reference.parquet"]
+    assert [entry.source_name for entry in read_archive_index(registry_folders(cfg).archive)] == ["reference.parquet"]
 
 
 def test_rejected_batch_ends_the_flow_run_failed_on_the_server(config_path, champion_v1, demo_files):

@@ -10,7 +10,7 @@ from driftline.data import prediction_log
 from driftline.data.demo import START, make_frame
 from driftline.data.loading import load_batch
 from driftline.errors import DataRejected
-from driftline.registry import Registry
+from driftline.registry import Registry, registry_folders
 from driftline.serving.batch_scoring import SCORED_AT
 from driftline.validation.expectations import build_expectations, validate_frame
 from flows.batch_scoring import batch_scoring
@@ -35,7 +35,7 @@ def test_batch_scoring_on_dask_writes_what_a_single_process_writes(config_factor
     local = batch_scoring(ScoringParams(config=str(local_config), data=str(demo_files["stable"]),
                                         output=str(tmp_path / "out" / "local.parquet")))
     # The same content by the same version is logged once: set the local run's log aside so the Dask run logs its own.
-    [local_log_file] = prediction_log.log_files(load_config(local_config).folders.prediction_log)
+    [local_log_file] = prediction_log.log_files(registry_folders(load_config(local_config)).prediction_log)
     local_log = pd.read_parquet(local_log_file).drop(columns=SCORED_AT)
     local_log_file.unlink()
     dask_config = config_factory(scoring=DASK)
@@ -46,7 +46,7 @@ def test_batch_scoring_on_dask_writes_what_a_single_process_writes(config_factor
     expected, got = pd.read_parquet(tmp_path / "out" / "local.parquet"), pd.read_parquet(tmp_path / "out" / "dask.parquet")
     assert got[SCORED_AT].nunique() == 1  # one time per run, whichever worker scored the row
     pd.testing.assert_frame_equal(got.drop(columns=SCORED_AT), expected.drop(columns=SCORED_AT))
-    logs = prediction_log.log_files(load_config(dask_config).folders.prediction_log)
+    logs = prediction_log.log_files(registry_folders(load_config(dask_config)).prediction_log)
     assert len(logs) == 1  # one log file per run, however many partitions
     pd.testing.assert_frame_equal(pd.read_parquet(logs[0]).drop(columns=SCORED_AT), local_log)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dask.parquet", "local.parquet"]  # no parts left
@@ -73,7 +73,7 @@ def test_a_file_failing_in_a_middle_chunk_is_quarantined_and_nothing_is_written(
     assert not path.exists()
     assert [p.name for p in cfg.folders.quarantine.glob("*/middle_bad.csv")] == ["middle_bad.csv"]
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
-    assert prediction_log.log_files(cfg.folders.prediction_log) == []
+    assert prediction_log.log_files(registry_folders(cfg).prediction_log) == []
 
 
 def test_scheduled_run_streams_each_inbox_file_to_the_default_output_and_names_the_rejected(
@@ -92,4 +92,4 @@ def test_scheduled_run_streams_each_inbox_file_to_the_default_output_and_names_t
     assert len(scored) == 1000 and scored["customer_id"].is_unique
     assert sorted(p.name for p in (cfg.folders.inbox / "done").iterdir()) == ["stable.csv"]
     assert [p.name for p in cfg.folders.quarantine.glob("*/faulty.csv")] == ["faulty.csv"]
-    assert len(prediction_log.log_files(cfg.folders.prediction_log)) == 1
+    assert len(prediction_log.log_files(registry_folders(cfg).prediction_log)) == 1

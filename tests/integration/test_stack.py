@@ -7,7 +7,6 @@ The tests share one stack and build on each other in file order: a champion firs
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,58 +15,24 @@ import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
-    FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import FlowRun
-from testkit.live_stack import Stack, deployment_id, start_run, wait_until_final
+from testkit.live_stack import (
+    Stack,
+    aliases,
+    arrival_events,
+    deployment_id,
+    drop,
+    finished,
+    runs_of,
+    start_run,
+    wait_until_final,
+)
 from testkit.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def runs_of(live_stack: Stack, flow: str, auto_scheduled: bool | None = None) -> list[FlowRun]:
-    flow_runs = None
-    if auto_scheduled:
-        flow_runs = FlowRunFilter(tags=FlowRunFilterTags(all_=["auto-scheduled"]))
-    with get_client(sync_client=True) as client:
-        found = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id(live_stack, flow)])),
-            flow_run_filter=flow_runs,
-        )
-    return sorted(found, key=lambda run: run.created)
-
-
-def finished(runs: list[FlowRun]) -> bool:
-    return bool(runs) and all(run.state is not None and run.state.is_final() for run in runs)
-
-
-def drop(live_stack: Stack, name: str, as_name: str | None = None) -> None:
-    """Write-then-rename into the landing folder, as a well-behaved producer does."""
-    landing = live_stack.cfg.folders.landing
-    landing.mkdir(parents=True, exist_ok=True)
-    temporary = landing / f".{as_name or live_stack.data[name].name}.part"
-    shutil.copyfile(live_stack.data[name], temporary)
-    temporary.rename(landing / (as_name or live_stack.data[name].name))
-
-
-def arrival_events(live_stack: Stack, file_name: str) -> list[dict]:
-    """The driftline.data.arrived events the watcher sent for a file, as the Prefect server stored them."""
-    from prefect.events.filters import EventFilter, EventNameFilter
-
-    query = EventFilter(event=EventNameFilter(name=["driftline.data.arrived"])).model_dump(mode="json")
-    with get_client(sync_client=True) as client:
-        events = client.request("POST", "/events/filter", json={"filter": query}).json()["events"]
-    return [event for event in events if event["resource"]["driftline.path"].endswith(f"/{file_name}")]
-
-
-def aliases(live_stack: Stack) -> dict[str, str]:
-    registered = MlflowClient(live_stack.tracking_uri).get_registered_model(live_stack.cfg.registry.model_name)
-    return {alias: str(version) for alias, version in registered.aliases.items()}
 
 
 def test_a_run_started_through_the_api_with_parameters_completes(live_stack: Stack):

@@ -28,6 +28,7 @@ from driftline.data import loading
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import START, make_frame
 from driftline.errors import ConfigError, DataRejected, PathNotAllowed
+from driftline.registry import registry_folders
 from driftline.serving.batch_scoring import output_path
 from driftline.validation import chunked
 from driftline.validation.profile import learn_profile
@@ -333,7 +334,7 @@ def downstream(cfg) -> dict[str, int]:
     # Both URIs: without registry_uri the client takes the registry an earlier Registry set process-wide.
     client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
     return {
-        "archived": len(read_archive_index(cfg.folders.archive)),
+        "archived": len(read_archive_index(registry_folders(cfg).archive)),
         "trained": len(client.search_runs([e.experiment_id for e in client.search_experiments()])),
         "registered": len(client.search_model_versions(f"name = '{cfg.registry.model_name}'")),
     }

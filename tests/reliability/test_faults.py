@@ -21,17 +21,18 @@ from driftline.cli.main import EXIT_REFUSED, EXIT_VIOLATION, main
 from driftline.config import load_config
 from driftline.data import prediction_log
 from driftline.data.demo import make_frame
-from driftline.data.landing import LandingWatcher, Ledger
+from driftline.data.landing import LandingWatcher
+from driftline.data.ledger import Ledger
 from driftline.errors import TransitionRefused
 from driftline.governance.invariants import check_registry
-from driftline.registry import CHAMPION, Registry
+from driftline.registry import CHAMPION, Registry, registry_folders
 from driftline.serving import batch_scoring
 from driftline.validation.chunked import validate_file
 
 
 def logged_rows(cfg, source_name: str) -> pd.DataFrame:
     """Every prediction-log row of one source, across all log files."""
-    frames = [pd.read_parquet(path) for path in prediction_log.log_files(cfg.folders.prediction_log)]
+    frames = [pd.read_parquet(path) for path in prediction_log.log_files(registry_folders(cfg).prediction_log)]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({prediction_log.SOURCE: []})
     return frame[frame[prediction_log.SOURCE] == source_name]
 
@@ -93,7 +94,7 @@ def test_two_watchers_see_a_copy_and_a_second_file_at_once_and_announce_one_run_
     landing.mkdir(parents=True)
     for name, source in [("a.csv", "stable"), ("a_copy.csv", "stable"), ("b.csv", "covariate_shift")]:
         shutil.copyfile(demo_files[source], landing / name)
-    ledger_path = cfg.folders.ledgers / "landing.jsonl"
+    ledger_path = cfg.folders.root / "landing.jsonl"
     announced: list = []
     start = threading.Barrier(2)
 

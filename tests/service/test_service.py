@@ -24,7 +24,7 @@ from driftline.data import prediction_log
 from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.data.loading import load_batch
 from driftline.modeling.pipeline import predict
-from driftline.registry import ModelRef, Registry
+from driftline.registry import ModelRef, Registry, registry_folders
 from driftline.serving.app import create_app
 from driftline.serving.batcher import PredictionBatcher
 from driftline.training.lineage import DataSource, collect_lineage
@@ -224,13 +224,13 @@ def test_a_promotion_during_a_stream_of_requests_switches_version_with_no_failed
 def test_shadow_logs_both_answers_and_returns_only_the_champions(workspace):
     cfg = service_config(workspace, shadow=True)
     batch = make_frame(200, seed=11, id_offset=80_000)
-    before = set(prediction_log.log_files(cfg.folders.prediction_log))
+    before = set(prediction_log.log_files(registry_folders(cfg).prediction_log))
     with serving(cfg) as client:
         wait_for(lambda: client.get("/model").json()["challenger"] is not None, "the challenger to load")
         answer = client.post("/predict", json={"rows": rows_of(batch)}).json()
     assert answer["model_version"] == "1"
     assert {p["served_by"] for p in answer["predictions"]} == {"champion"}
-    [written] = set(prediction_log.log_files(cfg.folders.prediction_log)) - before
+    [written] = set(prediction_log.log_files(registry_folders(cfg).prediction_log)) - before
     logged = pd.read_parquet(written)
     assert logged["customer_id"].tolist() == batch["customer_id"].tolist()
     assert set(logged[prediction_log.MODEL_VERSION]) == {"1"}
@@ -290,7 +290,7 @@ def test_the_prediction_log_of_the_service_feeds_a_monitoring_run(workspace, pre
 
     cfg = service_config(workspace)
     # earlier tests' requests (one batch sent over and over) are not this test's window
-    shutil.rmtree(cfg.folders.prediction_log, ignore_errors=True)
+    shutil.rmtree(registry_folders(cfg).prediction_log, ignore_errors=True)
     batch = make_frame(600, seed=15, start=START + 10 * WEEK, id_offset=60_000)
     with serving(cfg) as client:
         for chunk in range(3):

@@ -61,16 +61,17 @@ def test_corrupt_parquet_and_unknown_types_are_rejected(cfg, tmp_path, demo_file
         load_batch(tmp_path / "missing.csv", cfg.dataset)
 
 
-def test_archive_is_content_addressed_read_only_and_idempotent(cfg, demo_files):
+def test_archive_is_content_addressed_read_only_and_idempotent(cfg, demo_files, tmp_path):
     batch = load_batch(demo_files["stable"], cfg.dataset)
-    first = archive_batch(batch, cfg.folders.archive, cfg.dataset)
-    again = archive_batch(batch, cfg.folders.archive, cfg.dataset)
+    archive_dir = tmp_path / "archive"
+    first = archive_batch(batch, archive_dir, cfg.dataset)
+    again = archive_batch(batch, archive_dir, cfg.dataset)
     assert first == again
     assert first.path == f"{batch.fingerprint}.csv"  # relative: the workspace can move
-    stored = first.location(cfg.folders.archive)
+    stored = first.location(archive_dir)
     assert not os.stat(stored).st_mode & stat.S_IWUSR
     assert fingerprint_file(stored) == batch.fingerprint
-    assert len(read_archive_index(cfg.folders.archive)) == 1
+    assert len(read_archive_index(archive_dir)) == 1
     assert first.event_time_max.startswith("2026-03")
 
 

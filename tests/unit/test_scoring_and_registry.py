@@ -5,13 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+import yaml
 from testkit.outcomes import expect
 
+from driftline.config import load_config
 from driftline.data import archive, loading
 from driftline.errors import DriftlineError, ModelTampered, NoChampion
 from driftline.evaluation.gate import decide
 from driftline.monitoring import drift
-from driftline.registry import CHALLENGER, CHAMPION, MODEL_SHA256, PREVIOUS, SKOPS_FILE, Registry
+from driftline.registry import CHALLENGER, CHAMPION, MODEL_SHA256, PREVIOUS, SKOPS_FILE, Registry, registry_folders
+from driftline.registry.artifacts import model_sha256
 from driftline.serving import batch_scoring
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.train import train_model
@@ -53,7 +56,7 @@ def load_outcome(registry: Registry, ref) -> str:
     try:
         registry.load_model(ref)  # every load: scoring, monitoring, serving, the gate's champion
     except ModelTampered as refused:
-        return "refused: changed model" if "refusing to load a changed model" in str(refused) else str(refused)
+        return "refused: registry's artifact changed" if "the registry's artifact" in str(refused) else str(refused)
     return "loaded"
 
 
@@ -75,24 +78,53 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops_only
     features = trained.holdout.head(100)
     assert np.array_equal(loaded.predict_proba(features[cfg.dataset.feature_names]),
                           trained.model.predict_proba(features[cfg.dataset.feature_names]))  # fmt: skip
-    mlmodel = (cfg.folders.cache / f"model-{ref.name}-v{ref.version}" / "MLmodel").read_text()
+    cached = registry.folders.cache / f"model-{ref.name}-v{ref.version}"
+    mlmodel = (cached / "MLmodel").read_text()
     assert "serialization_format: skops" in mlmodel
     assert '{"type": "string", "name": "contract", "required": true}' in mlmodel  # typed by the config
 
-    # The checksum recorded at registration is verified before skops reads a byte.
-    assert len(registry.version_tags(ref.version)[MODEL_SHA256]) == 64
-    cached = cfg.folders.cache / f"model-{ref.name}-v{ref.version}"
+    # The checksum recorded at registration is verified before skops reads a byte: a changed copy in the local
+    # cache is stale and fetched again; a changed artifact in the registry's store is refused.
+    recorded = registry.version_tags(ref.version)[MODEL_SHA256]
     flip_a_byte(cached / SKOPS_FILE)
-    expect(case="model file changed in the local cache", expected="refused: changed model",
+    expect(case="model file changed in the local cache", expected="loaded",
            observed=load_outcome(registry, ref))  # fmt: skip
-    shutil.rmtree(cached)  # the next load downloads again, from the artifact store
+    assert model_sha256(cached) == recorded  # the stale copy was replaced by the registry's
     [stored] = (cfg.folders.root / "mlartifacts").rglob(SKOPS_FILE)
     flip_a_byte(stored)
-    expect(case="model file changed in the artifact store", expected="refused: changed model",
+    shutil.rmtree(cached)  # the next load downloads again, from the artifact store
+    expect(case="model file changed in the artifact store", expected="refused: registry's artifact changed",
            observed=load_outcome(registry, ref))  # fmt: skip
+    with pytest.raises(ModelTampered) as refused:
+        registry.load_model(ref)
+    assert f"has sha256 {model_sha256(stored.parent)[:12]}…, its registration recorded {recorded[:12]}…" in str(
+        refused.value
+    )
+    assert "mlartifacts" in str(refused.value) and str(registry.folders.cache) not in str(refused.value)
     flip_a_byte(stored)  # the same byte back: the registered bytes load again
-    shutil.rmtree(cached)
     expect(case="model file restored", expected="loaded", observed=load_outcome(registry, ref))
+
+
+def test_another_registrys_version_in_the_cache_is_fetched_again_not_refused(config_factory, reference, tmp_path):
+    """What broke `make demo` then `make up`: the other store's v1 sat in the cache under this model's v1."""
+    cfg = load_config(config_factory())
+    other_store = yaml.safe_load(cfg.source.read_text()) | {"storage": {"workspace": str(tmp_path / "other")}}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other_store))
+    other = load_config(tmp_path / "other.yaml")
+    trained, ours = register(cfg, reference)
+    source = DataSource(reference.fingerprint, 1500, reference.name, reference.path.name)
+    theirs = Registry(other).log_candidate(train_model(reference.frame.head(1500), other),
+                                           collect_lineage(other, [source]), "another store")  # fmt: skip
+    assert (theirs.name, theirs.version) == (ours.name, ours.version)
+    assert Registry(other).folders.registry_id != Registry(cfg).folders.registry_id
+    Registry(other).load_model(theirs)
+    stale = Registry(cfg).folders.cache / f"model-{ours.name}-v1"
+    shutil.copytree(Registry(other).folders.cache / f"model-{theirs.name}-v1", stale)
+    features = trained.holdout[cfg.dataset.feature_names].head(100)
+    loaded = Registry(cfg).load_model(ours)
+    same = np.array_equal(loaded.predict_proba(features), trained.model.predict_proba(features))
+    expect(case="another registry's v1 in the model cache (stale entry)", expected="fetched again, loaded",
+           observed="fetched again, loaded" if same else "loaded the other registry's model")  # fmt: skip
 
 
 def test_promotion_moves_champion_and_previous_and_records_the_gate(cfg, reference):
@@ -122,8 +154,6 @@ def test_a_challenger_its_gate_refused_never_answers_live_rows(cfg, reference):
 
 
 def test_models_needing_unreviewed_types_are_not_stored(config_factory, reference):
-    from driftline.config import load_config
-
     cfg = load_config(config_factory(model={"estimator": "sklearn.neighbors.KNeighborsClassifier", "params": {}}))
     with pytest.raises(
         DriftlineError, match="skops needs types nobody reviewed: .*list them under model.trusted_types"
@@ -137,12 +167,13 @@ def test_resetting_one_model_leaves_others_in_the_shared_workspace(cfg, referenc
     other = cfg.model_copy(update={"registry": cfg.registry.model_copy(update={"model_name": "other-model"})})
     register(cfg, reference)
     register(other, reference)
-    archive.archive_batch(reference, cfg.folders.archive, cfg.dataset)
-    archive.archive_batch(reference, other.folders.archive, other.dataset)
+    forgotten = registry_folders(cfg)
+    archive.archive_batch(reference, forgotten.archive, cfg.dataset)
+    archive.archive_batch(reference, registry_folders(other).archive, other.dataset)
     reset_model(cfg)
-    assert Registry(cfg).versions() == [] and not cfg.folders.archive.exists()
+    assert Registry(cfg).versions() == [] and not forgotten.root.exists()
     assert [v.version for v in Registry(other).versions()] == ["1"]
-    assert len(archive.read_archive_index(other.folders.archive)) == 1
+    assert len(archive.read_archive_index(registry_folders(other).archive)) == 1
 
 
 def test_champion_trained_on_other_features_is_refused_with_the_fix(cfg, reference):
@@ -164,8 +195,6 @@ def test_champion_trained_on_other_features_is_refused_with_the_fix(cfg, referen
 def test_registered_version_carries_drift_stats_of_every_training_row(config_factory, reference, demo_files):
     import shutil
 
-    from driftline.config import load_config
-
     cfg = load_config(config_factory(drift={"reference_sample_rows": 100}))
     trained, ref = register(cfg, reference)
     loaded = Registry(cfg).load_reference(ref)
@@ -179,7 +208,7 @@ def test_registered_version_carries_drift_stats_of_every_training_row(config_fac
     assert drift.detect_drift(loaded.stats, batch, cfg, current_predictions=signal) == expected
     assert expected.detected and expected.reference_rows == training_rows
     # a version registered before reference/stats/ existed: the statistics come from its stored sample
-    stats_folder = next((cfg.folders.cache).glob(f"reference-{ref.run_id}/**/stats"))
+    stats_folder = next((registry_folders(cfg).cache).glob(f"reference-{ref.run_id}/**/stats"))
     shutil.rmtree(stats_folder)
     old = Registry(cfg).load_reference(ref)
     assert old.stats.rows == 100

@@ -16,6 +16,7 @@ from driftline.data.demo import inject_quality_faults, make_frame
 from driftline.data.loading import load_batch
 from driftline.errors import ConfigError, DataRejected
 from driftline.modeling import pipeline
+from driftline.registry import registry_folders
 from driftline.serving import batch_scoring
 from driftline.validation.chunked import validate_file
 from driftline.validation.expectations import build_expectations, validate_frame
@@ -161,5 +162,5 @@ def test_a_run_that_fails_midway_leaves_no_output_and_no_log(model, tmp_path):
     with pytest.raises(DataRejected, match="not parseable as CSV"):
         batch_scoring.score_file(source, model, cfg, "3", tmp_path / "out" / "scores.parquet", SCORED_AT)
     assert list((tmp_path / "out").iterdir()) == []
-    assert prediction_log.log_files(cfg.folders.prediction_log) == []
-    assert [p.name for p in cfg.folders.prediction_log.iterdir()] == []
+    assert prediction_log.log_files(registry_folders(cfg).prediction_log) == []
+    assert [p.name for p in registry_folders(cfg).prediction_log.iterdir()] == []

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
-from driftline.cli.render import audit_table, console, reproduction_table, versions_table
+from driftline.cli.render import audit_table, console, landing_lines, reproduction_table, versions_table
 from driftline.config import load_config
+from driftline.config.workspace import short_id
+from driftline.data.landing import complete_files
+from driftline.data.ledger import Ledger, landing_status
 from driftline.errors import DriftlineError, InvariantViolated
 
 
@@ -15,16 +19,22 @@ def cmd_status(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config)
     registry = Registry(cfg)
+    folders = registry.folders
+    landing = landing_status(Ledger(folders.landing_ledger),
+                             complete_files(cfg.folders.landing, cfg.landing.stable_seconds, time.time()))  # fmt: skip
     if args.json:
         champion = registry.champion()
         print(json.dumps({
-            "model": cfg.registry.model_name, "tracking_uri": cfg.tracking_uri,
-            "champion": champion.version if champion else None,
-            "versions": [info.to_dict() for info in registry.versions()],
+            "model": cfg.registry.model_name, "tracking_uri": cfg.tracking_uri, "registry_id": folders.registry_id,
+            "state": str(folders.root), "champion": champion.version if champion else None,
+            "versions": [info.to_dict() for info in registry.versions()], "landing": landing.to_dict(),
         }, indent=2))  # fmt: skip
         return
     console.print(versions_table(cfg))
-    console.print(f"tracking: {cfg.tracking_uri}  (full lineage per version: driftline status --json)")
+    console.print(f"tracking: {cfg.tracking_uri} (registry {short_id(folders.registry_id)}; "
+                  f"local state in {folders.root})\n  full lineage per version: driftline status --json")  # fmt: skip
+    for line in landing_lines(cfg, landing):
+        console.print(line, soft_wrap=True)
 
 
 def cmd_check(args: argparse.Namespace) -> None:

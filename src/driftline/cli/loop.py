@@ -103,12 +103,16 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def reset_model(cfg: DriftlineConfig) -> None:
-    """Forget this config's model: its registered versions and its archive. Other models sharing the workspace,
-    the experiment's run history, quarantine and reports are left alone."""
+    """Forget this config's model: its registered versions and its registry's folder (archive, prediction log,
+    labels, ledger, cache). Other models sharing the workspace, the experiment's run history, quarantine and
+    reports are left alone; the model registered again gets a new identity, so nothing of the old one is read."""
     from driftline.registry import Registry
 
-    Registry(cfg).delete_model()
-    shutil.rmtree(cfg.folders.archive, ignore_errors=True)
+    registry = Registry(cfg)
+    folders = registry.folders
+    registry.delete_model()
+    shutil.rmtree(folders.root, ignore_errors=True)
+    shutil.rmtree(folders.archive, ignore_errors=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = command("watch", operations.cmd_watch,
                     "watch the landing folder and announce each new complete file to Prefect")  # fmt: skip
     watch.add_argument("--once", action="store_true", help="announce what is there now, then exit")
+    watch.add_argument("--retry-failed", action="store_true",
+                       help="first announce again every landed file whose run failed (or was killed)")  # fmt: skip
     stack = command("stack", operations.cmd_stack, "start or stop the local stack (servers, worker, watcher)",
                     DEMO_CONFIG)  # fmt: skip
     stack.add_argument("action", choices=["up", "down", "env"])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from driftline.cli.render import console, kpis_table
 from driftline.config import load_config
+from driftline.config.base import REMOTE_TRACKING_SCHEMES
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
@@ -54,10 +55,13 @@ def cmd_watch(args: argparse.Namespace) -> None:
         note = f"duplicate of {arrival.duplicate_of}: not processed again" if arrival.duplicate else "new"
         console.print(f"{arrival.path}: {arrival.size} bytes, sha256 {arrival.sha256[:12]}, {note}")
 
+    def gone(path: str) -> None:
+        console.print(f"{path}: its run failed, but the file is no longer there (or changed); drop it again")
+
     if not args.once:
         console.print(f"watching {cfg.folders.landing} (every {cfg.landing.poll_seconds:g} s; Ctrl-C stops)")
     try:
-        watch(cfg, args.config, once=args.once, on_arrival=show)
+        watch(cfg, args.config, once=args.once, on_arrival=show, retry_failed=args.retry_failed, on_gone=gone)
     except KeyboardInterrupt:
         console.print("stopped")
 
@@ -66,9 +70,13 @@ def _stack_settings(args: argparse.Namespace) -> StackSettings:
     from driftline.stack import StackSettings
 
     cfg = load_config(args.config)
+    # The stack's MLflow server serves the store the CLI writes (unless the config names a tracking server).
+    cli_store = None if cfg.store_uri.startswith(REMOTE_TRACKING_SCHEMES) else cfg.store_uri
     return StackSettings(
         root=cfg.folders.stack, project_dir=Path.cwd(), config=args.config, profile=args.profile,
         prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, postgres_port=args.postgres_port,
+        mlflow_store=cli_store,
+        mlflow_artifacts=cfg.registry.artifact_location or (cfg.folders.root / "mlartifacts").as_uri(),
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from driftline.config import DriftlineConfig
 
 if TYPE_CHECKING:
+    from driftline.data.ledger import LandingStatus
     from driftline.governance.reproduce import Reproduction
     from driftline.monitoring.kpis import Kpis
     from driftline.registry.audit_events import AuditEvent
@@ -39,6 +40,26 @@ def versions_table(cfg: DriftlineConfig) -> Table:
             gate, sources, described["trigger"], (described["git_commit"] or "")[:12],
         )  # fmt: skip
     return table
+
+
+def landing_lines(cfg: DriftlineConfig, status: LandingStatus) -> list[str]:
+    """The landing folder's state: each file pending, announced, running or failed by name; done as counts and the
+    most recent ones."""
+    from pathlib import Path
+
+    done = status.succeeded + status.rejected
+    lines = [f"landing folder {cfg.folders.landing}: {len(status.pending)} pending, {len(status.announced)} announced, "
+             f"{len(status.running)} running, {len(status.failed)} failed, {done} done "
+             f"({status.succeeded} succeeded, {status.rejected} rejected)"]  # fmt: skip
+    lines += [f"  pending    {Path(path).name} (complete, not announced yet: is the watcher running?)"
+              for path in status.pending]  # fmt: skip
+    lines += [f"  announced  {Path(path).name} (no run has started yet)" for path in status.announced]
+    lines += [f"  running    {Path(o.data).name} (run {o.flow_run_id}, since {o.at})" for o in status.running]
+    lines += [f"  failed     {Path(o.data).name}: {o.reason} (run {o.flow_run_id}, at {o.at})" for o in status.failed]
+    if status.failed:
+        lines.append("             retry: drop the file again, or driftline watch --retry-failed --config <config>")
+    lines += [f"  {o.state:<9}  {Path(o.data).name} (at {o.at})" for o in status.recent]
+    return lines
 
 
 def describe_training(outcome: TrainingOutcome, with_reasons: bool = True) -> str:

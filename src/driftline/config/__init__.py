@@ -20,10 +20,10 @@ from driftline.config.data import DatasetConfig, ExtraExpectation, RetrainingCon
 from driftline.config.loading import load_config, parse_config
 from driftline.config.monitoring import DriftConfig
 from driftline.config.root import DriftlineConfig
-from driftline.config.workspace import WorkspaceFolders
+from driftline.config.workspace import RegistryFolders, WorkspaceFolders
 
 __all__ = [
     "API_KEY_ENV", "DEFAULT_DRIFT_THRESHOLDS", "MLFLOW_UI_ENV", "TRACKING_URI_ENV", "WEBHOOK_URL_ENV", "DatasetConfig",
-    "DriftConfig", "DriftlineConfig", "ExtraExpectation", "FeatureType", "NotificationEvent", "RetrainingConfig",
-    "StorageConfig", "Task", "ValidationConfig", "WorkspaceFolders", "load_config", "parse_config",
+    "DriftConfig", "DriftlineConfig", "ExtraExpectation", "FeatureType", "NotificationEvent", "RegistryFolders",
+    "RetrainingConfig", "StorageConfig", "Task", "ValidationConfig", "WorkspaceFolders", "load_config", "parse_config",
 ]  # fmt: skip

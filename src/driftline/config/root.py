@@ -33,7 +33,7 @@ from driftline.config.operations import (
     ServingConfig,
 )
 from driftline.config.training import GateConfig, ModelConfig
-from driftline.config.workspace import WorkspaceFolders
+from driftline.config.workspace import RegistryFolders, WorkspaceFolders
 from driftline.errors import ConfigError
 
 
@@ -169,6 +169,11 @@ class DriftlineConfig(Section):
                                    inbox=self.scoring.inbox, labels=self.labels.folder,
                                    dashboard=self.dashboard.workspace)  # fmt: skip
 
+    def registry_folders(self, registry_id: str) -> RegistryFolders:
+        """The folders of this config's model in the registry whose identity is `registry_id` (the registry
+        package resolves it: `Registry(cfg).folders`)."""
+        return RegistryFolders.of(self.folders, self.storage, self.registry.model_name, registry_id)
+
     @property
     def label_id_column(self) -> str:
         return self.labels.id_column or self.dataset.id_column or ""
@@ -179,7 +184,12 @@ class DriftlineConfig(Section):
 
     @property
     def tracking_uri(self) -> str:
-        return os.environ.get(TRACKING_URI_ENV) or self.registry.tracking_uri or f"sqlite:///{self.folders.root}/mlflow.db"
+        return os.environ.get(TRACKING_URI_ENV) or self.store_uri
+
+    @property
+    def store_uri(self) -> str:
+        """The MLflow store the config names, whatever the environment says: what `driftline stack up` serves."""
+        return self.registry.tracking_uri or f"sqlite:///{self.folders.root}/mlflow.db"
 
     @property
     def tracking_is_remote(self) -> bool:

@@ -1,23 +1,20 @@
-"""The landing folder: which files are new and complete, and whether their content was seen before.
+"""The landing folder: which files are new and complete, and whether their content was handled before.
 
 A file counts as complete once its size and modification time stayed the same for `stable_seconds` (writers that
 write-then-rename are complete at once; writers that append in place are waited for). Each complete file is hashed
-and recorded in an append-only ledger, so the same content arriving again under any name, or the watcher restarting,
-never announces new data twice. The watcher service (`driftline watch`) turns each `Arrival` into a Prefect event.
+and recorded in the ledger (`data.ledger`), so the same content arriving again under any name, or the watcher
+restarting, never announces new data twice, unless the content's last run failed: then it is announced again. The
+watcher service (`driftline watch`) turns each `Arrival` into a Prefect event.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from driftline.data.ledger import FAILED, Arrival, Ledger
 from driftline.data.loading import fingerprint_file
 
 # Names that say "still being written" or "not for us": hidden, temp and partial-download files.
@@ -25,75 +22,9 @@ IGNORED_PREFIXES = (".", "_", "~")
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", ".filepart", ".lock", "~")
 
 
-@dataclass(frozen=True)
-class Arrival:
-    """A complete file in the landing folder, with its content hash; `duplicate_of` names the first sighting."""
-
-    path: str
-    size: int
-    sha256: str
-    seen_at: str
-    mtime_ns: int
-    duplicate_of: str | None = None
-
-    @property
-    def duplicate(self) -> bool:
-        return self.duplicate_of is not None
-
-
 def is_candidate(path: Path) -> bool:
     name = path.name
     return path.is_file() and not name.startswith(IGNORED_PREFIXES) and not name.lower().endswith(IGNORED_SUFFIXES)
-
-
-class Ledger:
-    """Append-only JSONL of every arrival; a file lock keeps two watchers on one folder from interleaving."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.by_hash: dict[str, Arrival] = {}
-        self.by_file: set[tuple[str, int, int]] = set()
-        self._read_up_to = 0
-        self._refresh()
-
-    def _refresh(self) -> None:
-        """Take in lines other writers appended since the last read."""
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            handle.seek(self._read_up_to)
-            for line in handle.read().decode("utf-8").splitlines():
-                if line.strip():
-                    self._remember(Arrival(**json.loads(line)))
-            self._read_up_to = handle.tell()
-
-    def _remember(self, arrival: Arrival) -> None:
-        self.by_hash.setdefault(arrival.sha256, arrival)
-        self.by_file.add((arrival.path, arrival.size, arrival.mtime_ns))
-
-    def known_file(self, path: Path, size: int, mtime_ns: int) -> bool:
-        return (str(path), size, mtime_ns) in self.by_file
-
-    def first_sighting(self, sha256: str) -> Arrival | None:
-        return self.by_hash.get(sha256)
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with (self.path.parent / f".{self.path.name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                self._refresh()
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def record(self, arrival: Arrival) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(asdict(arrival)) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self._refresh()
 
 
 class LandingWatcher:
@@ -101,7 +32,8 @@ class LandingWatcher:
 
     `announce` is called for each arrival before it is recorded: if it raises (the event could not be sent), the file
     is offered again at the next poll, so no arrival is lost. `processed_elsewhere(sha256)` lets the caller count
-    content that reached the pipeline another way (e.g. the model's archive) as already processed.
+    content the ledger has never seen, but that reached the pipeline another way (e.g. the model's archive from
+    before the ledger recorded outcomes), as already processed.
     """
 
     def __init__(
@@ -158,8 +90,9 @@ class LandingWatcher:
                 if self.ledger.known_file(path, *observed):  # another watcher on this folder recorded it meanwhile
                     self._pending.pop(path, None)
                     continue
-                first = self.ledger.first_sighting(sha256)
-                duplicate_of = first.path if first else self.processed_elsewhere(sha256)
+                duplicate_of = self.ledger.handled_as(sha256)
+                if duplicate_of is None and self.ledger.state(sha256) is None:
+                    duplicate_of = self.processed_elsewhere(sha256)
                 arrival = Arrival(
                     path=str(path), size=observed[0], sha256=sha256, seen_at=datetime.now(UTC).isoformat(),
                     mtime_ns=observed[1], duplicate_of=duplicate_of,
@@ -169,6 +102,37 @@ class LandingWatcher:
             self._pending.pop(path, None)
             arrivals.append(arrival)
         return arrivals
+
+    def retry_failed(self, announce: Callable[[Arrival], None]) -> tuple[list[Arrival], list[str]]:
+        """Announce again every landed content whose last run failed, from its latest file if that is still there.
+
+        Returns (the arrivals announced, the files of failed content no longer in the landing folder)."""
+        announced, gone = [], []
+        with self.ledger.locked():
+            for failed in self.ledger.latest_outcomes(FAILED):
+                landed = self.ledger.latest_arrival(failed.sha256)
+                path = Path(landed.path)
+                try:
+                    stat = path.stat()
+                    unchanged = fingerprint_file(path) == failed.sha256
+                except FileNotFoundError:
+                    unchanged = False
+                if not unchanged:
+                    gone.append(landed.path)
+                    continue
+                arrival = Arrival(path=landed.path, size=stat.st_size, sha256=failed.sha256,
+                                  seen_at=datetime.now(UTC).isoformat(), mtime_ns=stat.st_mtime_ns)  # fmt: skip
+                announce(arrival)
+                self.ledger.record(arrival)
+                announced.append(arrival)
+        return announced, gone
+
+
+def complete_files(folder: Path, settle_seconds: float, now: float) -> list[Path]:
+    """Every file under a watched folder (subfolders too) untouched for `settle_seconds`, by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if is_candidate(p) and now - p.stat().st_mtime >= settle_seconds)
 
 
 def settled_files(folder: Path, settle_seconds: float, now: float) -> list[Path]:

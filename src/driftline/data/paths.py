@@ -10,7 +10,7 @@ from driftline.errors import PathNotAllowed
 
 def allowed_roots(cfg: DriftlineConfig) -> list[Path]:
     """The workspace, the config file's folder, every folder the config names, and `storage.allowed_roots`."""
-    named = [*cfg.folders.all(), *cfg.storage.allowed_roots]
+    named = [*cfg.folders.all(), *cfg.storage.allowed_roots, *filter(None, [cfg.storage.archive_dir])]
     if cfg.source is not None:
         named.append(cfg.source.parent)
     roots = list(dict.fromkeys(root.resolve() for root in named))

@@ -51,18 +51,19 @@ def reproduce(cfg: DriftlineConfig, version: str) -> Reproduction:
     config_text = registry.recorded_config_text(ref.run_id)
     if config_text is None:
         missing.append(f"the recorded config (config/driftline.yaml) of run {ref.run_id}")
-    archive = {entry.fingerprint: entry for entry in read_archive_index(cfg.folders.archive)}
+    archive_dir = registry.folders.archive
+    archive = {entry.fingerprint: entry for entry in read_archive_index(archive_dir)}
     fingerprints = [f for f in tags.get(f"{TAG}data_fingerprints", "").split(",") if f]
     for fingerprint in fingerprints:
         entry = archive.get(fingerprint)
-        if entry is None or not entry.location(cfg.folders.archive).is_file():
-            missing.append(f"training data sha256 {fingerprint} (not in the archive {cfg.folders.archive})")
+        if entry is None or not entry.location(archive_dir).is_file():
+            missing.append(f"training data sha256 {fingerprint} (not in the archive {archive_dir})")
     if not fingerprints:
         missing.append(f"the data fingerprints of v{version} (tag {TAG}data_fingerprints)")
     if missing:
         return Reproduction(version, tolerance, missing=missing)
     recorded_cfg = parse_config(yaml.safe_load(config_text), f"config recorded with v{version}")
-    batches = [load_batch(archive[f].location(cfg.folders.archive), recorded_cfg.dataset) for f in fingerprints]
+    batches = [load_batch(archive[f].location(archive_dir), recorded_cfg.dataset) for f in fingerprints]
     changed = [b.name for b, f in zip(batches, fingerprints, strict=True) if b.fingerprint != f]
     if changed:
         return Reproduction(version, tolerance, missing=[f"archived files changed since training: {changed}"])

@@ -3,6 +3,7 @@ May import: config, errors, modeling, data, validation, evaluation, monitoring, 
 """
 
 from driftline.registry.front import Registry
+from driftline.registry.identity import REGISTRY_ID, registry_folders
 from driftline.registry.refs import (
     CHALLENGER,
     CHAMPION,
@@ -21,6 +22,6 @@ from driftline.registry.refs import (
 from driftline.registry.runs import metric_key
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REPORTS", "RETIRED", "SKOPS_FILE",
-    "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key",
+    "CHALLENGER", "CHAMPION", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REGISTRY_ID", "REPORTS", "RETIRED",
+    "SKOPS_FILE", "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key", "registry_folders",
 ]  # fmt: skip

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
+import uuid
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from driftline.data.loading import fingerprint_file
 from driftline.errors import ConfigError, DriftlineError, ModelTampered
 from driftline.monitoring.reference import DriftReference, ReferenceStats, reference_stats
 from driftline.registry.client import Connection
+from driftline.registry.identity import forget_identity, registry_folders, shown_uri
 from driftline.registry.refs import MODEL_SHA256, REFERENCE_ARTIFACTS, SKOPS_FILE, Champion, ModelRef
 from driftline.validation.profile import ReferenceProfile
 
@@ -26,6 +29,8 @@ REFERENCE_STATS = "stats"  # reference/stats/: drift statistics of every trainin
 DOWNLOAD_ONLY_FILES = {"registered_model_meta"}
 # What a logged pipeline needs to load and predict (MLflow adds itself to the list).
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+
+log = logging.getLogger("driftline.registry")
 
 # Types skops does not trust by default that we reviewed: plain data holders of scikit-learn models, no code.
 REVIEWED_SKOPS_TYPES = [
@@ -62,7 +67,10 @@ class ModelStore:
 
     def __init__(self, connection: Connection):
         self._connection, self._cfg = connection, connection.cfg
-        self._cache = connection.cfg.folders.cache
+
+    @property
+    def _cache(self) -> Path:
+        return registry_folders(self._cfg, self._connection).cache
 
     # --- saving -----------------------------------------------------------------------------------------------
     def log_model(self, model: Pipeline, input_example: pd.DataFrame, trusted: list[str]):
@@ -131,29 +139,40 @@ class ModelStore:
     def load_model(self, ref: ModelRef) -> Pipeline:
         """Load with skops, trusting our reviewed types: never the list stored beside the model, never pickle.
 
-        The files are checked against the checksum recorded at registration first: changed bytes are not loaded.
+        The files are checked against the checksum recorded at registration first: changed bytes are not loaded. A
+        cached copy that differs is stale (a partial copy, a changed file) and is fetched again; only the registry's
+        own artifact differing from its record is refused (`ModelTampered`).
         """
         import skops.io
 
-        folder = self._download(f"models:/{ref.name}/{ref.version}", self._cache / f"model-{ref.name}-v{ref.version}")
-        self._verify(ref, folder)
+        recorded = self._recorded_sha256(ref)
+        folder = self._cache / f"model-{ref.name}-v{ref.version}"
+        if folder.exists() and _checksum_or_none(folder) != recorded:
+            log.info("model %r v%s: cached copy at %s is stale; fetching it again", ref.name, ref.version, folder)
+            _remove(folder)
+        self._download(f"models:/{ref.name}/{ref.version}", folder)
+        found = _checksum_or_none(folder)
+        if found != recorded:
+            _remove(folder)  # not kept: nothing loads it, and a restored artifact is fetched at the next load
+            source = self._connection.client.get_model_version_download_uri(ref.name, ref.version)
+            raise ModelTampered(
+                f"model {ref.name!r} v{ref.version}: the registry's artifact ({source}) has sha256 "
+                f"{(found or 'unreadable')[:12]}…, its registration recorded {recorded[:12]}…; refusing to load a "
+                f"changed model. Restore the artifact from a backup of the store at "
+                f"{shown_uri(self._cfg.tracking_uri)}, or take the version out of service: "
+                f"driftline retire --version {ref.version} --reason tampered"
+            )
         trusted = sorted(set(REVIEWED_SKOPS_TYPES) | set(self._cfg.model.trusted_types))
         return skops.io.load(folder / SKOPS_FILE, trusted=trusted)
 
-    def _verify(self, ref: ModelRef, folder: Path) -> None:
+    def _recorded_sha256(self, ref: ModelRef) -> str:
         recorded = self._connection.version_tags(ref.version).get(MODEL_SHA256)
         if recorded is None:
             raise ModelTampered(
                 f"model {ref.name!r} v{ref.version} has no recorded checksum (tag {MODEL_SHA256}): its artifact "
                 "cannot be verified, so it is not loaded; register a new version: driftline train --config <config>"
             )
-        found = model_sha256(folder)
-        if found != recorded:
-            raise ModelTampered(
-                f"model {ref.name!r} v{ref.version}: artifact files at {folder} have sha256 {found[:12]}…, "
-                f"registration recorded {recorded[:12]}…; refusing to load a changed model. Restore the artifact "
-                f"or retire the version: driftline retire --version {ref.version} --reason tampered"
-            )
+        return recorded
 
     def load_reference(self, ref: ModelRef) -> DriftReference:
         """The version's drift reference, from the local cache after the first download."""
@@ -193,9 +212,29 @@ class ModelStore:
         """Remove the registered model and its versions (runs stay in the experiment as history), and the cache."""
         from mlflow.exceptions import MlflowException
 
+        cache = self._cache
         try:
             self._connection.client.delete_registered_model(self._connection.name)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
-        shutil.rmtree(self._cache, ignore_errors=True)
+        forget_identity(self._cfg)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _checksum_or_none(folder: Path) -> str | None:
+    """The folder's checksum, or None when its files vanish while read (another process replacing a stale copy)."""
+    try:
+        return model_sha256(folder)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(folder: Path) -> None:
+    """Out of the way at once (a rename), then deleted: a reader never sees half of it under its name."""
+    doomed = folder.with_name(f".{folder.name}.stale-{uuid.uuid4().hex[:8]}")
+    try:
+        folder.rename(doomed)
+    except OSError:  # another process removed it first
+        return
+    shutil.rmtree(doomed, ignore_errors=True)

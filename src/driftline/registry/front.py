@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sklearn.pipeline import Pipeline
 
-from driftline.config import DriftlineConfig
+from driftline.config import DriftlineConfig, RegistryFolders
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transition
 from driftline.monitoring.performance import Degradation, Performance
@@ -17,6 +17,7 @@ from driftline.registry.audit_events import Actor, AliasHolders, Approval, Audit
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.history import History
+from driftline.registry.identity import registry_folders
 from driftline.registry.refs import Champion, ModelRef, VersionInfo
 from driftline.registry.runs import RunLog
 from driftline.registry.transitions import TransitionLock, Transitions
@@ -27,22 +28,28 @@ from driftline.training.train import TrainedModel
 class Registry:
     """One registered model and its experiment, as driftline uses them.
 
-    Each method is one of the parts': the connection (aliases, version tags), the model store (skops, checksums,
-    cache), the audit log, the history (versions, KPI inputs, links), the transitions (aliases moved under the lock)
-    and the run log (what is logged to MLflow runs). Read the part for what a method does.
+    Each method is one of the parts': the identity (`folders`: the local state keyed by it), the connection
+    (aliases, version tags), the model store (skops, checksums, cache), the audit log, the history (versions, KPI
+    inputs, links), the transitions (aliases moved under the lock) and the run log (what is logged to MLflow runs).
+    Read the part for what a method does.
     """
 
     def __init__(self, cfg: DriftlineConfig):
         self._connection = Connection(cfg)
         self.cfg, self.name, self.client = cfg, self._connection.name, self._connection.client
-        lock = TransitionLock(cfg)
+        lock = TransitionLock(self._connection)
         self._store = ModelStore(self._connection)
         self._audit = AuditLog(self._connection, lock.held)
         self._history = History(self._connection, self._audit)
         self._transitions = Transitions(self._connection, self._audit, self._history, lock)
         self._runs = RunLog(self._connection, self._store, self._audit)
 
-    # --- the connection: experiment, aliases, version tags -----------------------------------------------------
+    # --- the connection: identity and its folders, experiment, aliases, version tags ------------------------------
+    @property
+    def folders(self) -> RegistryFolders:
+        """The local state of this model in this registry (archive, cache, ledger, ...), keyed by its identity."""
+        return registry_folders(self.cfg, self._connection)
+
     @property
     def experiment_id(self) -> str:
         return self._connection.experiment_id

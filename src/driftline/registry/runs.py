@@ -15,6 +15,7 @@ from driftline.registry.artifacts import ModelStore, trusted_types_for
 from driftline.registry.audit_events import Action, Actor
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
+from driftline.registry.identity import registry_folders
 from driftline.registry.refs import (
     CHALLENGER,
     CONFIG_ARTIFACT,
@@ -79,7 +80,7 @@ class RunLog:
             mlflow.log_dict(lineage.to_dict(), "lineage.json")
             self._store.log_reference(trained.reference)
             info = self._store.log_model(trained.model, trained.input_example, trusted)
-        self._ensure_registered_model()
+        registry_folders(cfg, self._connection)  # registers the model with its identity if it is not yet
         checksum = {MODEL_SHA256: self._store.logged_model_sha256(info.model_uri)}
         registered = self._client.create_model_version(
             self._name,
@@ -95,15 +96,6 @@ class RunLog:
             "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
         })  # fmt: skip
         return ModelRef(self._name, version, run.info.run_id)
-
-    def _ensure_registered_model(self) -> None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            self._client.create_registered_model(self._name, description=self._connection.cfg.description or None)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
 
     def record_gate(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
         """The decision and its evidence, on the model version (tags) and in its run (metrics, JSON)."""

@@ -5,19 +5,19 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 
-from driftline.config import DriftlineConfig
 from driftline.errors import NoChampion, TransitionRefused
 from driftline.evaluation.gate import GateDecision
 from driftline.registry.audit_events import Action, Actor, AliasHolders, Approval, Rollback, now
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.history import History
+from driftline.registry.identity import registry_folders
 from driftline.registry.refs import (
     AUDIT,
     CHALLENGER,
@@ -39,13 +39,18 @@ class TransitionLock:
     """One alias transition of a model at a time among processes sharing the workspace (an OS file lock,
     released by the kernel if the holder dies)."""
 
-    def __init__(self, cfg: DriftlineConfig):
-        self.path = cfg.folders.locks / f"registry-{re.sub(r'[^A-Za-z0-9_.-]', '_', cfg.registry.model_name)}.lock"
+    def __init__(self, connection: Connection):
+        self._connection = connection
+
+    @property
+    def path(self) -> Path:
+        return registry_folders(self._connection.cfg, self._connection).locks / "transitions.lock"
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

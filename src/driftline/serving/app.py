@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from driftline.config import DriftlineConfig, FeatureType
 from driftline.governance import rollout
 from driftline.modeling.pipeline import Predictions
-from driftline.registry import CHALLENGER, CHAMPION, ModelRef
+from driftline.registry import CHALLENGER, CHAMPION, ModelRef, registry_folders
 from driftline.serving.batcher import PredictionBatcher, one_openmp_thread
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
 from driftline.serving.log_buffer import Answered, PredictionLogBuffer, log_answer
@@ -146,7 +146,8 @@ def create_app(
     serving_cfg = cfg.serving
     with_challenger = serving_cfg.shadow or serving_cfg.canary_share > 0
     follower = ModelFollower(source, serving_cfg.poll_seconds, with_challenger)
-    buffer = PredictionLogBuffer(cfg.folders.prediction_log, serving_cfg.log_flush_rows, serving_cfg.log_flush_seconds)
+    buffer = PredictionLogBuffer(registry_folders(cfg).prediction_log, serving_cfg.log_flush_rows,
+                                 serving_cfg.log_flush_seconds)  # fmt: skip
     batcher = PredictionBatcher(cfg.dataset, serving_cfg.max_rows)
     metrics = ServiceMetrics()
     rng = np.random.default_rng()

@@ -27,6 +27,7 @@ from driftline.data.storage import IncrementalFile, space_named, write_atomicall
 from driftline.errors import DriftlineError
 from driftline.governance import rollout
 from driftline.modeling.pipeline import Predictions
+from driftline.registry import registry_folders
 
 PREDICTION = "prediction"
 MODEL_VERSION = "model_version"
@@ -122,7 +123,7 @@ def score_batch(
     if cfg.scoring.log_predictions:
         rows = log_records(batch.frame, answered, cfg, batch.name, batch.fingerprint, scored_at)
         key = prediction_log.batch_key(batch.fingerprint, model_version)
-        log = prediction_log.append(rows, cfg.folders.prediction_log, batch.name, scored_at, key)
+        log = prediction_log.append(rows, registry_folders(cfg).prediction_log, batch.name, scored_at, key)
     tally = rollout.Tally()
     tally.add(answered, cfg.dataset.task)
     return ScoredFile(path, len(scored), log, tally), answered.champion_signal(cfg.dataset.task)
@@ -203,7 +204,7 @@ def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, lo
 
 def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str) -> Path:
     key = prediction_log.batch_key(source.fingerprint, model_version)
-    return prediction_log.file_for(cfg.folders.prediction_log, source.name, key)
+    return prediction_log.file_for(registry_folders(cfg).prediction_log, source.name, key)
 
 
 def score_file(
@@ -218,7 +219,7 @@ def score_file(
     with (
         space_named(output_path),
         IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
-        _log_file(cfg, cfg.folders.prediction_log) as log,
+        _log_file(cfg, registry_folders(cfg).prediction_log) as log,
     ):
         tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
         # The log file is named when it is complete, so monitoring's watermark never passes over it.
@@ -272,7 +273,7 @@ def assemble(
     ):
         for frame in _read_parts([part.output for part in parts]):
             output.write(frame)
-        with _log_file(cfg, cfg.folders.prediction_log) as log:
+        with _log_file(cfg, registry_folders(cfg).prediction_log) as log:
             if log is not None:
                 for frame in _read_parts([part.log for part in parts if part.log is not None]):
                     log.write(frame)

@@ -71,6 +71,10 @@ class StackSettings:
     mlflow_port: int = 5000
     postgres_port: int = 5433  # not 5432: a system PostgreSQL may hold it
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. scheduler loop seconds in tests
+    # The MLflow store the CLI writes (the config's, by default the workspace's SQLite file) and its artifact root:
+    # with the sqlite profile the stack's MLflow server serves them, so it continues from what the CLI did.
+    mlflow_store: str | None = None
+    mlflow_artifacts: str | None = None
 
 
 def _driftline(*args: str) -> list[str]:
@@ -91,7 +95,8 @@ def _database_urls(settings: StackSettings, env: dict[str, str], state: StackSta
     - `PREFECT_SERVER_DATABASE_CONNECTION_URL` and `MLFLOW_BACKEND_STORE_URI` set: that database (the production
       profile, e.g. a managed PostgreSQL); nothing is started for it;
     - `profile="postgres"`: a private PostgreSQL cluster under the stack folder, on loopback;
-    - SQLite files under the stack folder (the default: nothing to install).
+    - SQLite (the default: nothing to install): Prefect's file under the stack folder, and for MLflow the store the
+      CLI writes (`mlflow_store`, the workspace's mlflow.db), else a file under the stack folder.
     """
     if env.get(PREFECT_DB_ENV) and env.get(MLFLOW_DB_ENV):
         return env[PREFECT_DB_ENV], env[MLFLOW_DB_ENV]
@@ -101,7 +106,8 @@ def _database_urls(settings: StackSettings, env: dict[str, str], state: StackSta
         urls = start_postgres(folder, settings.postgres_port, password, ["prefect", "mlflow"])
         state.postgres_dir = str(folder)
         return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql+psycopg://{urls['mlflow']}"
-    return f"sqlite+aiosqlite:///{settings.root}/prefect.db", f"sqlite:///{settings.root}/mlflow.db"
+    mlflow_db = settings.mlflow_store or f"sqlite:///{settings.root}/mlflow.db"
+    return f"sqlite+aiosqlite:///{settings.root}/prefect.db", mlflow_db
 
 
 def _authentication(settings: StackSettings, env: dict[str, str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
@@ -172,12 +178,18 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
                                   "--port", str(settings.prefect_port)],
                {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
                prefect_url)  # fmt: skip
-        progress(f"MLflow server on {mlflow_url} ({mlflow_db.split(':', 1)[0]}, artifacts served)")
+        cli_store = mlflow_db == settings.mlflow_store and settings.mlflow_artifacts is not None
+        artifacts = settings.mlflow_artifacts if cli_store else str(root / "mlartifacts")
+        shown = mlflow_db if mlflow_db.startswith("sqlite") else mlflow_db.split(":", 1)[0]  # no password shown
+        served = f"the CLI's store, {shown}" if cli_store else shown
+        progress(f"MLflow server on {mlflow_url} ({served}; artifacts served from {artifacts})")
+        if cli_store and (root / "mlflow.db").exists():
+            progress(f"(not served: {root / 'mlflow.db'}, the separate store of stacks before this version)")
         # The store URI goes in the environment MLflow reads it from (--backend-store-uri's variable): a password in
         # it stays out of the process list.
         launch("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", settings.host,
                                  "--port", str(settings.mlflow_port),
-                                 "--artifacts-destination", str(root / "mlartifacts"), "--serve-artifacts",
+                                 "--artifacts-destination", artifacts, "--serve-artifacts",
                                  *mlflow_auth_args],
                {MLFLOW_DB_ENV: mlflow_db} | mlflow_auth_env, mlflow_url)  # fmt: skip
         wait_until_answers(f"{prefect_url}/api/health", state.processes[0], timeout=120)

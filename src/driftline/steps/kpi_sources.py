@@ -37,6 +37,6 @@ def measure_kpis(cfg: DriftlineConfig, prefect_training_runs: TrainingRunHistory
     except Exception:  # no Prefect API reachable: MLflow's training runs, which miss failures before registration
         training_runs = registry.training_runs()
         source = "MLflow training runs (no Prefect API reachable: runs that failed before logging are not seen)"
-    newest = newest_training_data(cfg.folders.archive)
+    newest = newest_training_data(registry.folders.archive)
     return compute_kpis(registry.transitions(), registry.detections(), training_runs, source, newest,
                         registry.scoring_runs(), datetime.now(UTC))  # fmt: skip

@@ -11,7 +11,7 @@ from driftline.data import landing, paths
 from driftline.data.quarantine import quarantine_file
 from driftline.errors import DataRejected
 from driftline.monitoring import label_store
-from driftline.registry import Champion
+from driftline.registry import Champion, registry_folders
 
 
 @dataclass
@@ -58,7 +58,7 @@ def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -
                 raise quarantined from None
             intake.rejected.append(str(quarantined))
             continue
-        if label_store.store_labels(labels, cfg.folders.label_store) is None:
+        if label_store.store_labels(labels, registry_folders(cfg).label_store) is None:
             intake.already_received.append(label_path.name)
         else:
             intake.accepted[label_path.name] = labels.rows

@@ -9,6 +9,7 @@ from driftline.registry import Registry
 
 def since_last_monitoring(cfg: DriftlineConfig) -> prediction_log.LogWindow:
     """What the prediction log gained since the last monitoring run of this model, settled files only."""
-    after = Registry(cfg).monitored_through()
-    files = prediction_log.pending(cfg.folders.prediction_log, after, cfg.monitoring.settle_seconds)
+    registry = Registry(cfg)
+    after = registry.monitored_through()
+    files = prediction_log.pending(registry.folders.prediction_log, after, cfg.monitoring.settle_seconds)
     return prediction_log.read_window(files)

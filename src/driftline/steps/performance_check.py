@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from driftline.config import DriftlineConfig, Task
+from driftline.config import DriftlineConfig, RegistryFolders, Task
 from driftline.data import archive, loading, prediction_log, storage
 from driftline.monitoring import evidently_report, label_store, performance
 from driftline.registry import Champion, Registry
@@ -33,12 +33,13 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
     """Join every stored label to the whole prediction log; metrics per version and batch, logged to MLflow with
     steps; the champion judged against its metrics at promotion; the batches with new labels to the dashboard."""
     classes = trained_classes(champion, cfg)
-    logged = prediction_log.read_window(prediction_log.log_files(cfg.folders.prediction_log)).frame
-    joined = performance.join_labels(logged, label_store.read_labels(cfg.folders.label_store), cfg)
+    registry = Registry(cfg)
+    folders = registry.folders
+    logged = prediction_log.read_window(prediction_log.log_files(folders.prediction_log)).frame
+    joined = performance.join_labels(logged, label_store.read_labels(folders.label_store), cfg)
     results = performance.performance(joined, cfg, classes)
     version = champion.ref.version
     measured = next((r for r in results if not r.per_batch and r.model_version == version), None)
-    registry = Registry(cfg)
     degradation = performance.judge_degradation(
         version, measured, registry.holdout_metrics_of(champion.ref.run_id), cfg
     )
@@ -48,9 +49,9 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
                "degradation": degradation, "results": results}  # fmt: skip
     steps = performance.batch_steps(logged)
     run_id = registry.log_performance(champion.ref, results, steps, degradation, counts, summary)
-    new_rows = performance.newly_labeled(joined, cfg.folders.label_store, cfg.dataset.id_column)
+    new_rows = performance.newly_labeled(joined, folders.label_store, cfg.dataset.id_column)
     add_dashboard_snapshots(joined, new_rows, results, cfg, classes)
-    archive_labeled_rows(new_rows, cfg)
+    archive_labeled_rows(new_rows, cfg, folders)
     return PerformanceReport(
         results=results, degradation=degradation, labeled_rows=len(joined.labeled),
         pending_predictions=joined.pending_predictions, unmatched_labels=joined.unmatched_labels,
@@ -79,15 +80,15 @@ def add_dashboard_snapshots(joined: performance.LabelJoin, touched: pd.DataFrame
         evidently_report.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
 
 
-def archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig) -> None:
+def archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig, folders: RegistryFolders) -> None:
     """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them
     (rows of batches that arrived with their labels are in the archive already); either way they are taken in."""
-    labeled_batches = {entry.fingerprint for entry in archive.read_archive_index(cfg.folders.archive) if entry.labeled}
+    labeled_batches = {entry.fingerprint for entry in archive.read_archive_index(folders.archive) if entry.labeled}
     missing = performance.not_yet_in_training_data(new_rows, labeled_batches)
     if not missing.empty:
         rows = performance.as_training_rows(missing, cfg)
-        path = cfg.folders.labeled / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
+        path = folders.labeled / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
         storage.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
-        archive.archive_batch(loading.load_batch(path, cfg.dataset), cfg.folders.archive, cfg.dataset)
+        archive.archive_batch(loading.load_batch(path, cfg.dataset), folders.archive, cfg.dataset)
     if not new_rows.empty:
-        label_store.mark_archived(new_rows[cfg.dataset.id_column], cfg.folders.label_store)
+        label_store.mark_archived(new_rows[cfg.dataset.id_column], folders.label_store)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun
 
 from driftline import stack
@@ -51,7 +54,7 @@ class Stack:
     config_path: Path
     data: dict[str, Path]
     state: stack.StackState
-    webhook: WebhookReceiver
+    webhook: WebhookReceiver | None = None
 
     @property
     def prefect_api_url(self) -> str:
@@ -79,7 +82,8 @@ def write_data(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def write_config(root: Path) -> Path:
+def write_config(root: Path, **sections: dict) -> Path:
+    """The demo config with the workspace under `root`, a faster model and watcher; `sections` replace sections."""
     data = yaml.safe_load(DEMO_CONFIG.read_text())
     data["storage"] = {"workspace": str(root / "workspace")}
     data["model"]["params"] = {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 15}
@@ -89,6 +93,7 @@ def write_config(root: Path) -> Path:
         "drift_monitoring": {"cron": "* * * * * */20"},
         "batch_scoring": {"cron": "0 2 * * *", "active": False},
     }
+    data |= sections
     path = root / "integration.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -112,3 +117,44 @@ def wait_until_final(flow_run_id, timeout: float = 240) -> FlowRun:
         return run if run.state is not None and run.state.is_final() else None
 
     return wait_for(final, timeout, f"flow run {flow_run_id} to finish")
+
+
+def runs_of(live_stack: Stack, flow: str, auto_scheduled: bool | None = None) -> list[FlowRun]:
+    flow_runs = None
+    if auto_scheduled:
+        flow_runs = FlowRunFilter(tags=FlowRunFilterTags(all_=["auto-scheduled"]))
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id(live_stack, flow)])),
+            flow_run_filter=flow_runs,
+        )
+    return sorted(found, key=lambda run: run.created)
+
+
+def finished(runs: list[FlowRun]) -> bool:
+    return bool(runs) and all(run.state is not None and run.state.is_final() for run in runs)
+
+
+def drop(live_stack: Stack, name: str, as_name: str | None = None) -> None:
+    """Write-then-rename into the landing folder, as a well-behaved producer does."""
+    landing = live_stack.cfg.folders.landing
+    landing.mkdir(parents=True, exist_ok=True)
+    temporary = landing / f".{as_name or live_stack.data[name].name}.part"
+    shutil.copyfile(live_stack.data[name], temporary)
+    temporary.rename(landing / (as_name or live_stack.data[name].name))
+
+
+def arrival_events(live_stack: Stack, file_name: str) -> list[dict]:
+    """The driftline.data.arrived events the watcher sent for a file, as the Prefect server stored them."""
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    query = EventFilter(event=EventNameFilter(name=["driftline.data.arrived"])).model_dump(mode="json")
+    with get_client(sync_client=True) as client:
+        events = client.request("POST", "/events/filter", json={"filter": query}).json()["events"]
+    return [event for event in events if event["resource"]["driftline.path"].endswith(f"/{file_name}")]
+
+
+def aliases(live_stack: Stack) -> dict[str, str]:
+    client = MlflowClient(live_stack.tracking_uri, live_stack.tracking_uri)
+    registered = client.get_registered_model(live_stack.cfg.registry.model_name)
+    return {alias: str(version) for alias, version in registered.aliases.items()}
