@@ -10,7 +10,8 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
-from driftline.steps import intake, monitoring_window
+from driftline.steps import intake, monitoring_window, retraining
+from tasks.registry import run_actor
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)
@@ -21,13 +22,17 @@ def load_batch(path: str | Path, cfg: DriftlineConfig) -> loading.DataBatch:
 
 @task(name="archive-batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def archive_batch(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch:
-    return archive.archive_batch(batch, cfg.folders.archive, cfg.dataset)
+    """A validated batch kept at a content-addressed path, indexed with the flow run that archived it."""
+    return archive.archive_batch(batch, cfg.folders.archive, cfg.dataset, str(run_actor()))
 
 
 @task(name="retraining-window", cache_policy=NO_CACHE)
-def retraining_window(cfg: DriftlineConfig) -> tuple[list[archive.ArchivedBatch], list[loading.DataBatch]]:
-    """The archived batches the config says a retrain uses, read back from their content-addressed paths."""
-    return archive.retraining_window(cfg.folders.archive, cfg.retraining, cfg.dataset)
+def retraining_window(
+    cfg: DriftlineConfig, trained_classes: list | None
+) -> tuple[list[archive.ArchivedBatch], list[loading.DataBatch]]:
+    """The archived batches the config says a retrain uses, read back and checked; a batch that cannot be trained on
+    is named by its source file, with the command that takes it out."""
+    return retraining.retraining_window(cfg, trained_classes)
 
 
 @task(name="already-processed", cache_policy=NO_CACHE)
