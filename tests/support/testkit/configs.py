@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -46,3 +47,23 @@ def write_config(folder: Path, file_name: str = "driftline.yaml", **sections: di
     path = folder / file_name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+# The classes each kind's champion is trained on, and each kind of bad label in the first 10 of 200 rows of a batch:
+# (case, kind, column, bad value, the one reason its rejection gives).
+TRAINED_CLASSES = {"binary": [0, 1], "multiclass": ["month-to-month", "one-year", "two-year"], "regression": None}
+MULTICLASS_UNSEEN = ("target 'contract' has classes ['lifetime'] the champion was never trained on (it knows "
+                     "['month-to-month', 'one-year', 'two-year'])")  # fmt: skip
+BAD_LABELS = [
+    ("a third class in a binary target", "binary", "churned", 2,
+     "dataset.task is binary but target 'churned' has classes ['0', '1', '2']: ['2'] not among the champion's classes "
+     "['0', '1']; fix the labels (a binary model learns exactly two classes)"),
+    ("null labels", "binary", "churned", None,
+     "column 'churned': 10 of 200 rows have no label; fill them in or drop those rows"),
+    ("a class the multiclass champion never saw", "multiclass", "contract", "lifetime",
+     f"{MULTICLASS_UNSEEN}; fix the labels, or set validation.allow_new_classes: true to learn them at the next "
+     "retrain"),
+    ("non-finite regression labels", "regression", "monthly_charges", np.inf,
+     "column 'monthly_charges': 10 labels are not finite numbers (e.g. inf); a regression target needs a number on "
+     "every row"),
+]  # fmt: skip
