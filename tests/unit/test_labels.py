@@ -143,3 +143,29 @@ def test_removing_an_unknown_or_ambiguous_fingerprint_is_a_one_line_error(cfg, t
     )
     with pytest.raises(DriftlineError, match="no archived batch"):  # too short a prefix to be sure of
         archive.remove_archived_batch(cfg.folders.archive, "0", "x", "user:ops", cfg.folders.quarantine)
+
+
+@pytest.mark.parametrize(("allow", "outcome"), [
+    (False, "rejected: target 'contract' has classes ['lifetime'] the champion was never trained on"),
+    (True, "accepted: ['one-year', 'lifetime']"),
+])  # fmt: skip
+def test_label_files_follow_the_same_rule_for_new_multiclass_classes(config_factory, tmp_path, allow, outcome):
+    from driftline.monitoring import label_store
+
+    cfg = load_config(config_factory(**TASK_KINDS["multiclass"], validation={"allow_new_classes": allow}))
+    path = tmp_path / "labels.csv"
+    path.write_text("customer_id,contract\nC1,one-year\nC2,lifetime\n")
+    try:
+        labels = label_store.load_labels(path, cfg, ["month-to-month", "one-year", "two-year"])
+        observed = f"accepted: {labels.frame[label_store.LABEL].tolist()}"
+    except DataRejected as rejected:
+        observed = f"rejected: {rejected.reasons[0]}"
+    assert observed.startswith(outcome)
+
+
+def test_labels_take_the_type_of_the_trained_classes_and_a_new_class_keeps_the_target_one_type():
+    from driftline.validation.labels import as_classes
+
+    assert as_classes(pd.Series(["1", "3.0", "2"]), [0, 1, 2]).tolist() == [1, 3, 2]
+    assert as_classes(pd.Series([1.0, 0.0]), ["0", "1"]).tolist() == ["1", "0"]
+    assert as_classes(pd.Series(["b", "d"]), ["a", "b"]).tolist() == ["b", "d"]
