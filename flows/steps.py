@@ -21,15 +21,18 @@ from tasks.validation import validate_batch, validate_file
 
 
 def admit(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataBatch:
-    """A new batch loaded and validated against the champion's profile; a rejected file is quarantined (raises)."""
+    """A new batch loaded and validated against the champion's profile, its labels (if any) against the task and the
+    champion's classes; a rejected file is quarantined (raises) before anything archives or scores it."""
     batch = load_batch(path, cfg)
-    validate_batch(batch, cfg, champion.reference.profile, for_training=False)
+    classes = champion.reference.trained_classes(cfg.dataset)
+    validate_batch(batch, cfg, champion.reference.profile, for_training=False, trained_classes=classes)
     return batch
 
 
 def admit_file(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataFile:
     """A file to score, read and validated chunk by chunk against the champion's profile; never held whole."""
-    return validate_file(path, cfg, champion.reference.profile)
+    reference = champion.reference
+    return validate_file(path, cfg, reference.profile, reference.trained_classes(cfg.dataset))
 
 
 def admit_batch(params: BatchParams) -> tuple[DriftlineConfig, Champion, DataBatch]:

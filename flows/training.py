@@ -11,7 +11,7 @@ from tasks.concurrency import one_training_at_a_time
 from tasks.data import archive_batch, load_batch, retraining_window
 from tasks.evaluation import evaluate_gate
 from tasks.governance import publish_model_card, record_approval
-from tasks.registry import hold_for_rollout, promote
+from tasks.registry import champion_classes, hold_for_rollout, promote
 from tasks.training import train_challenger
 from tasks.validation import validate_batch
 
@@ -20,13 +20,14 @@ from tasks.validation import validate_batch
 def training(params: TrainParams) -> TrainingOutcome:
     cfg = load_config(params.config)
     with one_training_at_a_time(cfg):  # a second training of this model waits: the gate sees a stable champion
+        known_classes = champion_classes(cfg)  # the labels new data may hold (None: no champion yet)
         if params.data:
             batches = [load_batch(path, cfg) for path in params.data]
             for batch in batches:
-                validate_batch(batch, cfg, profile=None, for_training=True)
+                validate_batch(batch, cfg, profile=None, for_training=True, trained_classes=known_classes)
             archived = [archive_batch(batch, cfg) for batch in batches]
         else:
-            archived, batches = retraining_window(cfg)
+            archived, batches = retraining_window(cfg, known_classes)
         candidate = train_challenger(batches, archived, cfg, params.reason)
         decision = evaluate_gate(candidate, cfg)
         approval = None

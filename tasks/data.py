@@ -12,7 +12,8 @@ from prefect.runtime import flow_run
 from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
 from driftline.registry import registry_folders
-from driftline.steps import batch_outcomes, intake, monitoring_window
+from driftline.steps import batch_outcomes, intake, monitoring_window, retraining
+from tasks.registry import run_actor
 from tasks.retries import retried
 
 
@@ -24,13 +25,17 @@ def load_batch(path: str | Path, cfg: DriftlineConfig) -> loading.DataBatch:
 
 @task(name="archive-batch", cache_policy=NO_CACHE, **retried(2, 1))
 def archive_batch(batch: loading.DataBatch, cfg: DriftlineConfig) -> archive.ArchivedBatch:
-    return archive.archive_batch(batch, registry_folders(cfg).archive, cfg.dataset)
+    """A validated batch kept at a content-addressed path, indexed with the flow run that archived it."""
+    return archive.archive_batch(batch, registry_folders(cfg).archive, cfg.dataset, str(run_actor()))
 
 
 @task(name="retraining-window", cache_policy=NO_CACHE)
-def retraining_window(cfg: DriftlineConfig) -> tuple[list[archive.ArchivedBatch], list[loading.DataBatch]]:
-    """The archived batches the config says a retrain uses, read back from their content-addressed paths."""
-    return archive.retraining_window(registry_folders(cfg).archive, cfg.retraining, cfg.dataset)
+def retraining_window(
+    cfg: DriftlineConfig, trained_classes: list | None
+) -> tuple[list[archive.ArchivedBatch], list[loading.DataBatch]]:
+    """The archived batches the config says a retrain uses, read back and checked; a batch that cannot be trained on
+    is named by its source file, with the command that takes it out."""
+    return retraining.retraining_window(cfg, trained_classes)
 
 
 @task(name="processed-before", cache_policy=NO_CACHE)

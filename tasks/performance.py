@@ -15,6 +15,7 @@ from driftline.steps.label_intake import LabelIntake
 from driftline.steps.performance_check import PerformanceReport
 from tasks.artifacts import links_markdown, publish_markdown, publish_table
 from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
+from tasks.registry import run_actor
 from tasks.retries import retried
 
 
@@ -28,7 +29,7 @@ def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -
 @task(name="measure-performance", cache_policy=NO_CACHE, **retried(1, 5))
 def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelIntake) -> PerformanceReport:
     """The champion measured on every labeled prediction and judged (logged to MLflow), published as a table."""
-    report = performance_check.measure_performance(cfg, champion, intake)
+    report = performance_check.measure_performance(cfg, champion, intake, str(run_actor()))
     degradation = report.degradation
     rows = [{"model version": f"v{r.model_version}", "batch": r.source, "labeled rows": r.rows,
              **{name: round(value, 4) for name, value in r.metrics.items()}} for r in report.results]  # fmt: skip

@@ -11,7 +11,7 @@ from driftline.evaluation.gate import GateDecision
 from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
 from driftline.registry.audit_events import Actor, Rollback
-from driftline.steps import held_challenger
+from driftline.steps import admission, held_challenger
 from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
 from tasks.retries import retried
 
@@ -22,6 +22,13 @@ REGISTRY_RETRIES = {**retried(2, [2, 10]), "cache_policy": NO_CACHE}
 def load_champion(cfg: DriftlineConfig) -> Champion:
     """The champion model and its drift reference; fails with NoChampion before the first promotion."""
     return Registry(cfg).load_champion()
+
+
+@task(name="champion-classes", **REGISTRY_RETRIES)
+def champion_classes(cfg: DriftlineConfig) -> list | None:
+    """The classes the champion was trained on (None before the first champion, or for regression): the labels new
+    training data and the retraining window may hold."""
+    return admission.champion_classes(cfg)
 
 
 @task(name="load-challenger", **REGISTRY_RETRIES)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from testkit.configs import BAD_LABELS, TASK_KINDS, TRAINED_CLASSES, of_kind
 from testkit.outcomes import expect
 from testkit.paths import DEMO_CONFIG, WEEK
 
@@ -159,6 +160,29 @@ def test_training_data_with_infinities_is_rejected_without_a_reference_profile(c
         validate_batch.fn(load_batch.fn(path, cfg), cfg, profile=None, for_training=True)
     expect(case="infinity in training data (no profile)",
            expected="quarantined whole: column 'monthly_charges': 1.0% of values outside [-1e+15, 1e+15] (e.g. -inf)",
+           observed=quarantined_whole(rejected.value, path, content))  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "kind", "column", "bad", "reason"), BAD_LABELS, ids=[c[0] for c in BAD_LABELS])
+def test_bad_labels_in_a_new_batch_are_quarantined_before_the_archive(
+    case, kind, column, bad, reason, config_factory, tmp_path, prefect_api_url
+):
+    """The admission step of `run` and `monitor` (and of `train --data`): labels against the task and the champion's
+    classes. tests/flows/test_label_poisoning.py sends each through the flows themselves."""
+    from tasks.validation import validate_batch
+
+    cfg = load_config(config_factory(**TASK_KINDS[kind]))
+    frame = of_kind(BATCH, kind)
+    frame[column] = frame[column].astype(object)
+    frame.loc[frame.index[:10], column] = bad
+    path = tmp_path / "batch.csv"
+    content = _csv(frame)
+    path.write_bytes(content)
+    profile = learn_profile(of_kind(REFERENCE, kind), cfg.dataset)
+    with pytest.raises(DataRejected) as rejected:
+        validate_batch.fn(load_batch.fn(path, cfg), cfg, profile, for_training=False,
+                          trained_classes=TRAINED_CLASSES[kind])  # fmt: skip
+    expect(case=f"bad labels: {case}", expected=f"quarantined whole: {reason}",
            observed=quarantined_whole(rejected.value, path, content))  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from testkit.waiting import wait_for
 
 import tasks
 from driftline import errors
-from driftline.registry import SKOPS_FILE, Registry
+from driftline.registry import SKOPS_FILE, Registry, registry_folders
 from tasks.registry import load_champion
 from tasks.retries import retried, retry_if_transient
 
@@ -130,7 +130,7 @@ def test_load_champion_fails_once_with_no_champion_and_on_a_tampered_model(cfg, 
     content[len(content) // 2] ^= 0x01
     stored.chmod(0o644)
     stored.write_bytes(bytes(content))
-    shutil.rmtree(cfg.folders.cache, ignore_errors=True)  # loaded from the registry, not from a local copy
+    shutil.rmtree(registry_folders(cfg).cache, ignore_errors=True)  # loaded from the registry, not from a local copy
     ended = load_the_champion(cfg)
     expect(case="load-champion on a tampered model", expected="failed after 1 attempt: ModelTampered",
            observed=f"{ended.attempts()}: {type(ended.error).__name__}")  # fmt: skip

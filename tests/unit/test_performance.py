@@ -83,8 +83,9 @@ def test_degradation_is_direction_aware_and_needs_enough_rows(config_factory):
     [
         ("customer_id,churned\nC1,1\nC1,0\n", "1 ids are labeled more than once (e.g. C1)"),
         ("customer_id,churned\nC1,1\n,0\n", "1 rows without an id"),
-        ("customer_id,churned\nC1,1\nC2,\n", "1 rows without a label"),
-        ("customer_id,churned\nC1,yes\n", "labels the model was not trained on: ['yes']"),
+        ("customer_id,churned\nC1,1\nC2,\n", "column 'churned': 1 of 2 rows have no label; fill them in or drop those rows"),
+        ("customer_id,churned\nC1,yes\n", "dataset.task is binary but target 'churned' has classes ['yes']: ['yes'] not among the "
+         "champion's classes ['0', '1']; fix the labels (a binary model learns exactly two classes)"),
         ("customer_id,outcome\nC1,1\n", "column 'churned' is missing"),
     ],
 )

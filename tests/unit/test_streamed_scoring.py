@@ -20,6 +20,7 @@ from driftline.registry import registry_folders
 from driftline.serving import batch_scoring
 from driftline.validation.chunked import validate_file
 from driftline.validation.expectations import build_expectations, validate_frame
+from driftline.validation.labels import LabelRules, check_labels
 from driftline.validation.profile import learn_profile
 
 ROWS = 900
@@ -119,18 +120,24 @@ def test_streamed_validation_reports_what_whole_file_validation_reports(profile,
     frame = inject_quality_faults(make_frame(ROWS, seed=5, id_offset=40_000), 5)  # last 20 ids repeat the first 20
     frame.loc[400, "customer_id"] = frame.loc[399, "customer_id"]  # a repeat across the boundary of 400-row chunks
     frame.loc[[398, 401], "customer_id"] = None
+    frame.loc[[10, 450], "churned"] = 2  # a third class in a binary task, in two chunks
+    frame.loc[[399, 800], "churned"] = None
     cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
     path = write(frame, tmp_path / f"faulty{file_type}")
     whole = load_batch(path, cfg.dataset)
     expectations = build_expectations(cfg.dataset, cfg.validation, profile, require_target=True,
                                                  columns=whole.frame.columns)  # fmt: skip
-    expected = validate_frame(whole.frame, expectations)
+    rules = LabelRules.of(cfg, [0, 1])
+    expected = validate_frame(whole.frame, expectations, also=check_labels(whole.frame, rules))
 
-    source, report = validate_file(path, cfg, profile, for_training=False)
+    source, report = validate_file(path, cfg, profile, for_training=False, labels=rules)
 
     assert (source.rows, source.fingerprint) == (ROWS, whole.fingerprint)
     assert report.failures == expected.failures
     assert "column 'customer_id': 42 rows share an id (e.g. C0040000, C0040001, C0040002)" in report.failures
+    assert "column 'churned': 2 of 900 rows have no label; fill them in or drop those rows" in report.failures
+    assert any(f.startswith("dataset.task is binary but target 'churned' has classes ['0', '1', '2']")
+               for f in report.failures)  # fmt: skip
     assert [d["success"] for d in report.details] == [d["success"] for d in expected.details]
 
 

@@ -3,6 +3,6 @@ May import: config, errors, modeling, data, validation, evaluation, monitoring, 
 serving, steps, stack (and flows/, tasks/ inside commands).
 
 The one package of the library that sits above flows/: it imports flows and tasks only inside commands, so
-`import driftline` stays free of Prefect. `main` parses; loop, governance and operations hold the commands; render
-prints them.
+`import driftline` stays free of Prefect. `main` parses; loop, governance, archive and operations hold the commands;
+render prints them.
 """

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
+from driftline.cli import archive as archive_cli
 from driftline.cli import governance, loop, operations
 from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
 
@@ -44,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="show Prefect and library logs")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Callable, help_text: str, config_default: str | None = None):
-        sub = commands.add_parser(name, help=help_text)
+    def command(name: str, handler: Callable, help_text: str, config_default: str | None = None, group=commands):
+        sub = group.add_parser(name, help=help_text)
         sub.add_argument("--config", required=config_default is None, default=config_default, help="config YAML")
         sub.set_defaults(handler=handler)
         return sub
@@ -114,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = command("reproduce", governance.cmd_reproduce,
                         "retrain a version from its recorded inputs; compare metrics")  # fmt: skip
     reproduce.add_argument("--version", required=True)
+    archive = commands.add_parser("archive", help="the archived batches: list them, take one out of retraining")
+    archived = archive.add_subparsers(dest="archive_command", required=True)
+    listing = command("list", archive_cli.cmd_archive_list,
+                      "every archived batch: source, fingerprint, rows, labels, when and by whom", group=archived)
+    listing.add_argument("--json", action="store_true")
+    remove = command("remove", archive_cli.cmd_archive_remove,
+                     "take a batch out of every future retraining window (moved to quarantine, audited)",
+                     group=archived)  # fmt: skip
+    remove.add_argument("--fingerprint", required=True, help="its sha256 (or a unique prefix of 8+ characters)")
+    remove.add_argument("--reason", required=True, help="why (kept beside the file and in the audit log)")
     demo = command("demo", loop.cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
     demo.add_argument("--data-dir", default="data/demo")
     demo.add_argument(

@@ -11,6 +11,9 @@ from rich.table import Table
 from driftline.config import DriftlineConfig
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from driftline.data.archive import ArchivedBatch
     from driftline.data.ledger import LandingStatus
     from driftline.governance.reproduce import Reproduction
     from driftline.monitoring.kpis import Kpis
@@ -74,9 +77,22 @@ def audit_table(cfg: DriftlineConfig, events: list[AuditEvent]) -> Table:
         table.add_column(column)
     for event in events:
         table.add_row(
-            event.at, str(event.action), f"v{event.version}", str(event.actor), event.reason[:120],
+            event.at, str(event.action), f"v{event.version}" if event.version else "–", str(event.actor),
+            event.reason[:120],
             _moved(event.before.champion, event.after.champion), _moved(event.before.previous, event.after.previous),
         )  # fmt: skip
+    return table
+
+
+def archive_table(cfg: DriftlineConfig, archive_dir: Path, entries: list[ArchivedBatch]) -> Table:
+    table = Table(title=f"Archived batches of {cfg.registry.model_name} ({archive_dir})", title_justify="left")
+    for column in ("source", "fingerprint", "rows", "labeled", "archived at (UTC)", "by", "in retraining"):
+        table.add_column(column)
+    for entry in entries:
+        removed = f"removed {(entry.removed_at or '')[:19]} by {entry.removed_by}: {entry.removal_reason}"
+        state = "yes" if entry.in_use else removed
+        table.add_row(entry.source_name, entry.fingerprint[:16], str(entry.rows), "yes" if entry.labeled else "no",
+                      entry.archived_at[:19], entry.archived_by or "–", state)  # fmt: skip
     return table
 
 

@@ -67,6 +67,11 @@ class ValidationConfig(Section):
         description="Largest magnitude a numeric feature may hold; beyond it (and ±inf) a file is rejected. 1e15 is "
         "under 2**53, where float64 still holds every integer; larger values are export errors (1e308 sentinels).",
     )
+    allow_new_classes: bool = Field(
+        False,
+        description="multiclass: labels of a class the champion was never trained on are reported and accepted (the "
+        "next retrain learns the class) instead of rejecting the batch. A binary task never takes a third class.",
+    )
     extra_expectations: list[ExtraExpectation] = Field(default_factory=list)
 
 

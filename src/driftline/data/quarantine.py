@@ -12,13 +12,14 @@ from pathlib import Path
 from driftline.errors import DataRejected
 
 
-def quarantine_file(path: Path, quarantine_dir: Path, reasons: list[str], report: dict) -> Path:
-    """Move a rejected file out of the way, with its reasons and validation report beside it."""
+def quarantine_file(path: Path, quarantine_dir: Path, reasons: list[str], report: dict, copy: bool = False) -> Path:
+    """Move a rejected file out of the way, with its reasons and validation report beside it; with `copy`, the
+    original stays until the caller has recorded where its copy went (the archive removes it after)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     destination = quarantine_dir / f"{stamp}-{path.name}"
     destination.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        shutil.move(str(path), destination / path.name)
+        (shutil.copy2 if copy else shutil.move)(str(path), destination / path.name)
     summary = {"file": str(path), "quarantined_at": stamp, "reasons": reasons, "report": report}
     (destination / "validation.json").write_text(json.dumps(summary, indent=2, default=str))
     return destination

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from driftline.config import DriftlineConfig, Task
-from driftline.data.loading import DataBatch, as_text, load_batch
+from driftline.data.loading import DataBatch, load_batch
 from driftline.data.storage import write_atomically
 from driftline.errors import DataRejected
+from driftline.validation.labels import LabelRules, as_classes, label_problems
 
 ID, LABEL = "id", "label"  # the label store's columns, whatever the label files call them
 
@@ -18,16 +19,12 @@ ID, LABEL = "id", "label"  # the label store's columns, whatever the label files
 LABEL_FILE, RECEIVED_AT = "label_file", "received_at"
 
 
-def class_values(classes: list) -> dict[str, object]:
-    """The model's classes by their text, so '1', 1 and 1.0 in a label file all mean the class 1."""
-    return {str(value): value for value in classes}
-
-
 def load_labels(path: str | Path, cfg: DriftlineConfig, classes: list | None) -> DataBatch:
     """Read a label file as strictly as a data file; `classes` are the training labels (None for regression).
 
-    Rejected (DataRejected, one reason per problem): unreadable, the id or label column missing, missing ids or
-    labels, an id labeled twice in the file, labels that are not numbers (regression) or not a trained class.
+    Rejected (DataRejected, one reason per problem): unreadable, the id or label column missing, missing ids, an id
+    labeled twice in the file, labels that break the label rules of every labeled file (driftline.validation.labels:
+    missing labels, not finite numbers for regression, classes the task or the champion does not allow).
     """
     id_column, label_column = cfg.label_id_column, cfg.label_column
     as_labels = cfg.dataset.model_copy(
@@ -42,28 +39,15 @@ def load_labels(path: str | Path, cfg: DriftlineConfig, classes: list | None) ->
     ids, labels = frame[id_column], frame[label_column]
     if ids.isna().any():
         reasons.append(f"column {id_column!r}: {int(ids.isna().sum())} rows without an id")
-    if labels.isna().any():
-        reasons.append(f"column {label_column!r}: {int(labels.isna().sum())} rows without a label")
     repeated = ids[ids.duplicated(keep=False) & ids.notna()].unique()
     if len(repeated):
         examples = ", ".join(map(str, repeated[:3]))
         reasons.append(f"column {id_column!r}: {len(repeated)} ids are labeled more than once (e.g. {examples}); "
                        "send one label per id, and a correction in a later file")  # fmt: skip
-    if cfg.dataset.task is Task.regression:
-        values = pd.to_numeric(labels, errors="coerce")
-        if (values.isna() & labels.notna()).any():
-            reasons.append(f"column {label_column!r}: labels that are not numbers (e.g. "
-                           f"{labels[values.isna() & labels.notna()].iloc[0]!r})")  # fmt: skip
-    else:
-        known = class_values(classes or [])
-        text = as_text(labels)
-        unknown = sorted(set(text.dropna()) - set(known))
-        if unknown:
-            reasons.append(f"column {label_column!r}: labels the model was not trained on: {unknown[:3]} "
-                           f"(trained classes: {sorted(known)})")  # fmt: skip
-        values = text.map(known)
+    reasons += label_problems(frame, LabelRules.of(cfg, classes, column=label_column))
     if reasons:
         raise DataRejected(str(path), reasons)
+    values = pd.to_numeric(labels) if cfg.dataset.task is Task.regression else as_classes(labels, classes or [])
     tidy = pd.DataFrame({ID: ids.to_numpy(dtype=object), LABEL: values.to_numpy()})
     return DataBatch(path=Path(path), frame=tidy, fingerprint=batch.fingerprint)  # ids and labels, renamed
 

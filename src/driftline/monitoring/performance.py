@@ -13,7 +13,8 @@ import pandas as pd
 from driftline.config import DriftlineConfig, Task
 from driftline.data import prediction_log
 from driftline.modeling.metrics import compute_metrics, greater_is_better
-from driftline.monitoring.label_store import ARCHIVED_IDS, ID, LABEL, LABEL_FILE, class_values
+from driftline.monitoring.label_store import ARCHIVED_IDS, ID, LABEL, LABEL_FILE
+from driftline.validation.labels import class_values
 
 PROBA_PREFIX = "proba_"
 

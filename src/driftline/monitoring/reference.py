@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from driftline.config import DriftlineConfig, FeatureType, Task
+from driftline.config import DatasetConfig, DriftlineConfig, FeatureType, Task
 from driftline.errors import ConfigError
 from driftline.monitoring.drift_stats import CategoricalColumn, ColumnSummary, NumericColumn, summarize
 from driftline.validation.profile import ReferenceProfile, learn_profile
@@ -88,6 +88,12 @@ class DriftReference:
     predictions: np.ndarray
     profile: ReferenceProfile
     stats: ReferenceStats
+
+    def trained_classes(self, dataset: DatasetConfig) -> list | None:
+        """The labels the model was trained on (None for regression): new labels must be among them."""
+        if not dataset.task.is_classification:
+            return None
+        return list(self.stats.columns[dataset.target].counts.index)
 
 
 def build_reference(train: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig) -> DriftReference:

@@ -17,6 +17,7 @@ class Action(StrEnum):
     rejected = "rejected"
     rolled_back = "rolled_back"
     retired = "retired"
+    archive_removed = "archive_removed"  # a batch taken out of the retraining window: no version, no alias moves
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class AliasHolders:
 class AuditEvent:
     at: str  # ISO 8601 in UTC with microseconds: sorts as text
     action: Action
-    version: str
+    version: str  # "" for an event about the model's data (archive_removed)
     actor: Actor
     reason: str
     before: AliasHolders

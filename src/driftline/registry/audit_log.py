@@ -66,9 +66,12 @@ class AuditLog:
             f"{AUDIT}champion_after": after.champion or "", f"{AUDIT}previous_after": after.previous or "",
             f"{AUDIT}evidence": evidence_json if len(evidence_json) <= MAX_TAG_VALUE else "{}",
         }  # fmt: skip
-        run = self._client.create_run(self.experiment_id, run_name=f"{action}-{self._name}-v{version}", tags=tags)
+        run_name = f"{action}-{self._name}" + (f"-v{version}" if version else "")
+        run = self._client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self._client.log_text(run.info.run_id, json.dumps(event.to_dict(), indent=2, default=str), "audit_event.json")
         self._client.set_terminated(run.info.run_id)
+        if not version:  # an event about the model's data (an archive removal) tags no version
+            return replace(event, run_id=run.info.run_id)
         for key, value in {"at": event.at, "by": str(actor), "reason": reason[:MAX_TAG_VALUE]}.items():
             self._client.set_model_version_tag(self._name, version, f"{AUDIT}{action}.{key}", value)
         self._client.set_model_version_tag(self._name, version, f"{AUDIT}last_action", str(action))

@@ -13,7 +13,7 @@ from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transi
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.monitoring.reference import DriftReference
 from driftline.registry.artifacts import ModelStore
-from driftline.registry.audit_events import Actor, AliasHolders, Approval, AuditEvent, Rollback
+from driftline.registry.audit_events import Action, Actor, AliasHolders, Approval, AuditEvent, Rollback
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.history import History
@@ -114,6 +114,10 @@ class Registry:
 
     def record_approval(self, candidate: ModelRef, approval: Approval) -> None:
         self._transitions.record_approval(candidate, approval)
+
+    def record_archive_removal(self, reason: str, actor: Actor | None, evidence: dict) -> AuditEvent:
+        """A batch taken out of the retraining window, in the audit log: it concerns no version and moves no alias."""
+        return self._audit.record_unmoved(Action.archive_removed, "", actor, reason, evidence)
 
     def interrupted_promotion(self) -> dict | None:
         return self._transitions.interrupted_promotion()

@@ -1,4 +1,5 @@
-"""Admission of new data: a batch or a file validated, and quarantined with its report when it fails."""
+"""Admission of new data: a batch or a file validated (its labels against the champion's classes), and quarantined with
+its report when it fails."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch
 from driftline.data.quarantine import quarantine_file, unreadable_quarantined
 from driftline.errors import DataRejected
+from driftline.registry import Registry
 from driftline.validation import chunked, expectations
+from driftline.validation.labels import LabelRules, check_labels
 from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import ValidationReport
 
@@ -20,10 +23,11 @@ ShowVerdict = Callable[[ValidationReport, Path, int], None]
 
 
 def validate_batch_or_quarantine(
-    batch: DataBatch, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool,
-    show: ShowVerdict | None = None,
+    batch: DataBatch, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None,
+    for_training: bool, show: ShowVerdict | None = None,
 ) -> ValidationReport:  # fmt: skip
-    """Training data must carry labels; a batch to score may omit them, but labels it carries must be complete.
+    """Training data must carry labels; a batch to score may omit them. Labels a batch carries follow the label rules
+    (driftline.validation.labels), against the champion's `trained_classes` when there is a champion.
 
     A failed batch's file goes to quarantine with its report: DataRejected names where.
     """
@@ -31,23 +35,35 @@ def validate_batch_or_quarantine(
     suite = expectations.build_expectations(
         cfg.dataset, cfg.validation, profile, require_target, columns=batch.frame.columns
     )
-    report = expectations.validate_frame(batch.frame, suite)
+    label_checks = check_labels(batch.frame, LabelRules.of(cfg, trained_classes))
+    report = expectations.validate_frame(batch.frame, suite, also=label_checks)
     _quarantine_if_failed(report, batch.path, batch.rows, cfg, show)
     return report
 
 
 def validate_file_or_quarantine(
-    path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, show: ShowVerdict | None = None
-) -> DataFile:
+    path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None,
+    show: ShowVerdict | None = None,
+) -> DataFile:  # fmt: skip
     """A file to score, read and validated `scoring.chunk_rows` rows at a time: memory does not grow with it.
 
     Refused outside the allowed folders before it is read; quarantined when unreadable or failing (DataRejected).
     """
     allowed = paths.allowed_path(path, cfg)  # outside the allowed folders: refused before it is read or moved
     with unreadable_quarantined(allowed, cfg.folders.quarantine):
-        source, report = chunked.validate_file(allowed, cfg, profile, for_training=False)
+        source, report = chunked.validate_file(allowed, cfg, profile, False, LabelRules.of(cfg, trained_classes))
     _quarantine_if_failed(report, source.path, source.rows, cfg, show)
     return source
+
+
+def champion_classes(cfg: DriftlineConfig) -> list | None:
+    """The classes the champion was trained on: what labels of new training data may be (None: no champion yet, or
+    regression)."""
+    registry = Registry(cfg)
+    champion = registry.champion()
+    if champion is None or not cfg.dataset.task.is_classification:
+        return None
+    return registry.load_reference(champion).trained_classes(cfg.dataset)
 
 
 def _quarantine_if_failed(

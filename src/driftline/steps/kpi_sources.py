@@ -17,8 +17,9 @@ TrainingRunHistory = Callable[[DriftlineConfig], list[PipelineRun]]
 
 
 def newest_training_data(archive_dir: Path) -> tuple[str, datetime] | None:
-    """The newest labeled archived batch and when its data is from (newest event time, else when it arrived)."""
-    labeled = [entry for entry in archive.read_archive_index(archive_dir) if entry.labeled]
+    """The newest labeled archived batch still in use and when its data is from (newest event time, else when it
+    arrived)."""
+    labeled = [entry for entry in archive.read_archive_index(archive_dir) if entry.labeled and entry.in_use]
     if not labeled:
         return None
 

@@ -27,20 +27,13 @@ class LabelIntake:
             raise DataRejected(f"{len(self.rejected)} label file(s)", self.rejected)
 
 
-def trained_classes(champion: Champion, cfg: DriftlineConfig) -> list | None:
-    """The labels the champion was trained on (None for regression): label files must use these."""
-    if not cfg.dataset.task.is_classification:
-        return None
-    return list(champion.reference.stats.columns[cfg.dataset.target].counts.index)
-
-
 def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -> LabelIntake:
     """The label files waiting in labels.folder (or the one named): checked, kept in the label store and filed
     away to done/; a bad file is quarantined with its reasons and the others still count.
 
     Raises DataRejected for a named file that is rejected (quarantined, unless the path names no file).
     """
-    classes, intake = trained_classes(champion, cfg), LabelIntake()
+    classes, intake = champion.reference.trained_classes(cfg.dataset), LabelIntake()
     waiting = (
         [paths.allowed_path(path, cfg)]
         if path

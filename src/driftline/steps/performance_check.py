@@ -13,7 +13,7 @@ from driftline.config import DriftlineConfig, RegistryFolders, Task
 from driftline.data import archive, loading, prediction_log, storage
 from driftline.monitoring import evidently_report, label_store, performance
 from driftline.registry import Champion, Registry
-from driftline.steps.label_intake import LabelIntake, trained_classes
+from driftline.steps.label_intake import LabelIntake
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,13 @@ class PerformanceReport:
     steps: dict[str, int]  # each scoring batch's step in the MLflow charts
 
 
-def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelIntake) -> PerformanceReport:
+def measure_performance(
+    cfg: DriftlineConfig, champion: Champion, intake: LabelIntake, archived_by: str | None = None
+) -> PerformanceReport:
     """Join every stored label to the whole prediction log; metrics per version and batch, logged to MLflow with
-    steps; the champion judged against its metrics at promotion; the batches with new labels to the dashboard."""
-    classes = trained_classes(champion, cfg)
+    steps; the champion judged against its metrics at promotion; the batches with new labels to the dashboard and
+    the archive (indexed as archived by `archived_by`, the flow run)."""
+    classes = champion.reference.trained_classes(cfg.dataset)
     registry = Registry(cfg)
     folders = registry.folders
     logged = prediction_log.read_window(prediction_log.log_files(folders.prediction_log)).frame
@@ -51,7 +54,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
     run_id = registry.log_performance(champion.ref, results, steps, degradation, counts, summary)
     new_rows = performance.newly_labeled(joined, folders.label_store, cfg.dataset.id_column)
     add_dashboard_snapshots(joined, new_rows, results, cfg, classes)
-    archive_labeled_rows(new_rows, cfg, folders)
+    archive_labeled_rows(new_rows, cfg, folders, archived_by)
     return PerformanceReport(
         results=results, degradation=degradation, labeled_rows=len(joined.labeled),
         pending_predictions=joined.pending_predictions, unmatched_labels=joined.unmatched_labels,
@@ -80,7 +83,9 @@ def add_dashboard_snapshots(joined: performance.LabelJoin, touched: pd.DataFrame
         evidently_report.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
 
 
-def archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig, folders: RegistryFolders) -> None:
+def archive_labeled_rows(
+    new_rows: pd.DataFrame, cfg: DriftlineConfig, folders: RegistryFolders, archived_by: str | None = None
+) -> None:
     """Rows labeled since the last run become a labeled batch in the archive, so a retrain learns from them
     (rows of batches that arrived with their labels are in the archive already); either way they are taken in."""
     labeled_batches = {entry.fingerprint for entry in archive.read_archive_index(folders.archive) if entry.labeled}
@@ -89,6 +94,6 @@ def archive_labeled_rows(new_rows: pd.DataFrame, cfg: DriftlineConfig, folders: 
         rows = performance.as_training_rows(missing, cfg)
         path = folders.labeled / f"labeled-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
         storage.write_atomically(path, lambda temp: rows.to_parquet(temp, index=False))
-        archive.archive_batch(loading.load_batch(path, cfg.dataset), folders.archive, cfg.dataset)
+        archive.archive_batch(loading.load_batch(path, cfg.dataset), folders.archive, cfg.dataset, archived_by)
     if not new_rows.empty:
         label_store.mark_archived(new_rows[cfg.dataset.id_column], folders.label_store)

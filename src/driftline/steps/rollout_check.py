@@ -6,7 +6,6 @@ from __future__ import annotations
 from driftline.config import DriftlineConfig
 from driftline.governance.rollout import RolloutVerdict, judge_canary, judge_shadow
 from driftline.registry import Champion, Registry
-from driftline.steps.label_intake import trained_classes
 from driftline.steps.performance_check import PerformanceReport
 
 
@@ -17,6 +16,7 @@ def judge_rollout(cfg: DriftlineConfig, champion: Champion, report: PerformanceR
     if held is None:
         return None
     judge = judge_shadow if cfg.rollout.mode == "shadow" else judge_canary
-    verdict = judge(report.labeled, cfg, champion.ref.version, held.version, trained_classes(champion, cfg))
+    classes = champion.reference.trained_classes(cfg.dataset)
+    verdict = judge(report.labeled, cfg, champion.ref.version, held.version, classes)
     registry.log_rollout(report.mlflow_run_id, verdict.summary, verdict.evidence, verdict.batch_points(report.steps))
     return verdict

@@ -7,32 +7,31 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from driftline.config import DriftlineConfig, Task
+from driftline.config import DriftlineConfig
 from driftline.errors import DataRejected
 from driftline.evaluation.measure import holdout_metrics
 from driftline.modeling.pipeline import feature_frame, fit, holdout_strategy, predict, split_holdout
 from driftline.monitoring.reference import DriftReference, build_reference
+from driftline.validation.labels import LabelRules, label_problems
 
 MIN_TRAINING_ROWS = 20
 
 
 def untrainable_reasons(frame: pd.DataFrame, cfg: DriftlineConfig) -> list[str]:
-    """Why this data cannot train a model of the configured task, before any time is spent fitting."""
+    """Why this data cannot train a model of the configured task, before any time is spent fitting: too few rows,
+    labels that break the label rules (driftline.validation.labels), too few classes or rows per class."""
     target = cfg.dataset.target
     reasons = []
     if len(frame) < MIN_TRAINING_ROWS:
         reasons.append(f"only {len(frame)} rows; training needs at least {MIN_TRAINING_ROWS}")
-    if not cfg.dataset.task.is_classification:
+    broken_labels = label_problems(frame, LabelRules.of(cfg))
+    reasons += broken_labels
+    if broken_labels or not cfg.dataset.task.is_classification:
         return reasons
     counts = frame[target].value_counts()
-    classes = sorted(map(str, counts.index))
     if len(counts) < 2:
-        reasons.append(f"target {target!r} has one class {classes}; a classifier needs two or more")
-    elif cfg.dataset.task is Task.binary and len(counts) > 2:
-        reasons.append(
-            f"dataset.task is binary but target {target!r} has {len(counts)} classes {classes[:10]}; "
-            "fix the labels or set task: multiclass"
-        )
+        reasons.append(f"target {target!r} has one class {sorted(map(str, counts.index))}; a classifier needs two or "
+                       "more")  # fmt: skip
     elif counts.min() < 2:
         reasons.append(f"class {counts.idxmin()!r} of target {target!r} has one row; each class needs at least two")
     return reasons

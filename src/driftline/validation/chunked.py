@@ -16,6 +16,7 @@ from driftline.data.chunking import DataFile, iter_chunks, read_ahead
 from driftline.data.loading import FileStamp, fingerprint_file, require_unchanged
 from driftline.errors import ConfigError
 from driftline.validation.expectations import ALL_CHUNKS_PASS, build_expectations, summable, validator
+from driftline.validation.labels import LabelRules, LabelTally
 from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import Outcome, ValidationReport, build_report
 
@@ -119,11 +120,13 @@ def validate_chunks(
     expectations_for: Callable[[pd.DataFrame], list[Any]],
     column_again: Callable[[str], Iterable[pd.Series]],
     scratch: Path,
+    labels: LabelTally,
     suite_name: str = "driftline",
 ) -> ValidationReport:
-    """The suite on each chunk, then the counts summed into the verdict GX gives on the whole file.
+    """The suite on each chunk, then the counts summed into the verdict GX gives on the whole file; the labels
+    tallied chunk by chunk and judged on the whole file.
 
-    `expectations_for` builds the suite from the first chunk (its columns decide whether labels are checked);
+    `expectations_for` builds the suite from the first chunk (its columns decide whether labels are required);
     `column_again` re-reads one column, for the exact count of repeated ids across chunks.
     """
     per_expectation: list[list[Outcome]] = []
@@ -150,6 +153,7 @@ def validate_chunks(
             for column, values in repeated.items():
                 if column in chunk:
                     values.add(chunk[column])
+            labels.add(chunk)
         outcomes = []
         for chunk_outcomes in per_expectation:
             if len(chunk_outcomes) == 1:  # one chunk: GX's own verdict on the whole file
@@ -163,15 +167,17 @@ def validate_chunks(
                 missing = outcome.result.get("missing_count") or 0
                 outcome = _with_counts(outcome, elements, missing, unexpected, examples, counts_missing=True)
             outcomes.append(outcome)
-    return build_report(outcomes)
+    return build_report([*outcomes, *labels.outcomes()])
 
 
 def validate_file(
-    path: Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool
-) -> tuple[DataFile, ValidationReport]:
+    path: Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool,
+    labels: LabelRules | None = None,
+) -> tuple[DataFile, ValidationReport]:  # fmt: skip
     """Read a file chunk by chunk (`scoring.chunk_rows`) and validate it in bounded memory; nothing is kept.
 
-    Labels are checked when training, or when the file carries them. Unreadable files raise DataRejected.
+    Labels are required when training; labels a file carries are checked by `labels` (the rules of every labeled
+    file; by default without a champion's classes). Unreadable files raise DataRejected.
     """
     dataset, chunk_rows = cfg.dataset, cfg.scoring.chunk_rows
     before = FileStamp.of(path) if path.is_file() else None
@@ -193,7 +199,8 @@ def validate_file(
 
     scratch = cfg.folders.scratch
     scratch.mkdir(parents=True, exist_ok=True)
-    report = validate_chunks(read_ahead(counted()), expectations_for, column_again, scratch)
+    tally = LabelTally(labels or LabelRules.of(cfg))
+    report = validate_chunks(read_ahead(counted()), expectations_for, column_again, scratch, tally)
     if before is not None:
         require_unchanged(path, before)
     return DataFile(path, fingerprint, int(seen["rows"]), tuple(seen["columns"])), report

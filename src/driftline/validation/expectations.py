@@ -45,7 +45,8 @@ def build_expectations(
     require_target: bool,
     columns: Iterable[str] | None = None,
 ) -> list[Any]:
-    """The suite for one batch: schema checks always, range/set checks once a reference profile exists.
+    """The suite for one batch: schema checks always, range/set checks once a reference profile exists. The labels
+    themselves are checked by driftline.validation.labels (the same rules for every kind of file).
 
     Given the file's `columns`, a column the config does not declare (not a feature, the target, the id, the event
     time or a `dataset.passthrough_columns` entry) fails the batch.
@@ -93,8 +94,6 @@ def build_expectations(
                     mostly=1.0 - rules.max_unseen_category_fraction,
                 )
             )
-    if require_target:
-        expected.append(_expectation("expect_column_values_to_not_be_null", column=dataset.target))
     if dataset.id_column:
         expected.append(_expectation("expect_column_values_to_not_be_null", column=dataset.id_column))
         expected.append(_expectation("expect_column_values_to_be_unique", column=dataset.id_column))
@@ -130,9 +129,12 @@ def validator(expectations: list[Any], suite_name: str) -> Callable[[pd.DataFram
     return lambda frame: _outcomes(batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite))
 
 
-def validate_frame(frame: pd.DataFrame, expectations: list[Any], suite_name: str = "driftline") -> ValidationReport:
-    """Run the expectations with GX; failures become readable lines (1.x reports, it does not raise)."""
-    return build_report(validator(expectations, suite_name)(frame))
+def validate_frame(
+    frame: pd.DataFrame, expectations: list[Any], suite_name: str = "driftline", also: Iterable[Outcome] = ()
+) -> ValidationReport:
+    """Run the expectations with GX, beside driftline's own checks (`also`: the labels); failures become readable
+    lines (1.x reports, it does not raise)."""
+    return build_report([*validator(expectations, suite_name)(frame), *also])
 
 
 # --- a file too large for memory: the same suite chunk by chunk --------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -13,6 +13,7 @@ class ValidationReport:
     failures: list[str]
     checked: int
     details: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)  # what passed but a person should know (a new class accepted)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,6 +39,8 @@ def _not_a_number(text: str) -> bool:
 
 def _describe_failure(kind: str, kwargs: dict[str, Any], result: dict[str, Any]) -> str:
     """One readable line per failed expectation: column, what was expected, what was found."""
+    if "problem" in result:  # driftline's own checks (the label rules) word their failure themselves
+        return result["problem"]
     column = kwargs.get("column")
     mostly = kwargs.get("mostly")
     allowed = f", at most {_percent((1 - mostly) * 100)} allowed" if mostly is not None and mostly < 1 else ""
@@ -102,4 +105,5 @@ def build_report(outcomes: list[Outcome]) -> ValidationReport:
             failures.append(f"{kind} on {kwargs.get('column')!r} could not run: {outcome.error}")
         else:
             failures.append(_describe_failure(kind, kwargs, outcome.result))
-    return ValidationReport(success=not failures, failures=failures, checked=len(outcomes), details=details)
+    notes = [o.result["note"] for o in outcomes if o.success and "note" in o.result]
+    return ValidationReport(not failures, failures, len(outcomes), details, notes)
