@@ -8,10 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
-
 from driftline.config import DatasetConfig, RetrainingConfig
-from driftline.data.loading import DataBatch, load_batch, missing_columns
+from driftline.data.loading import DataBatch, load_batch, missing_columns, newest_event_time
 from driftline.data.storage import write_atomically
 from driftline.errors import DataRejected
 
@@ -50,10 +48,7 @@ def archive_batch(batch: DataBatch, archive_dir: Path, dataset: DatasetConfig) -
     if not archived_path.exists():
         write_atomically(archived_path, lambda temp: shutil.copyfile(batch.path, temp))
         archived_path.chmod(0o444)
-    event_time_max = None
-    if dataset.event_time_column and dataset.event_time_column in batch.frame:
-        newest = batch.frame[dataset.event_time_column].max()
-        event_time_max = None if pd.isna(newest) else newest.isoformat()
+    newest = newest_event_time(batch.frame, dataset)
     entry = ArchivedBatch(
         fingerprint=batch.fingerprint,
         path=archived_path.name,
@@ -61,7 +56,7 @@ def archive_batch(batch: DataBatch, archive_dir: Path, dataset: DatasetConfig) -
         rows=batch.rows,
         archived_at=datetime.now(UTC).isoformat(),
         labeled=dataset.target in batch.frame,
-        event_time_max=event_time_max,
+        event_time_max=newest.isoformat() if newest is not None else None,
     )
     # One short line per append: O_APPEND keeps concurrent writers from interleaving within a line.
     with (archive_dir / ARCHIVE_INDEX).open("a", encoding="utf-8") as index:
