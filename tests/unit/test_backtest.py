@@ -203,3 +203,22 @@ def test_a_batch_retrains_on_drift_or_after_every_batch_when_configured(config_f
     assert retraining_reason(calm, "b.csv", on_drift) is None
     assert retraining_reason(calm, "b.csv", every) == "every batch: b.csv"
     assert retraining_reason(drifted, "b.csv", frozen) is None
+
+
+def test_flight_batches_keep_flown_flights_with_the_dot_late_rule_and_the_departure_in_utc():
+    from benchmarks.flights import COLUMNS, flights
+
+    raw = pd.DataFrame({
+        "year": [2013, 2013, 2013], "month": [7, 1, 1], "day": [1, 1, 1], "sched_dep_time": [515, 515, 600],
+        "sched_arr_time": [830, 2359, 900], "arr_delay": [15.0, 14.0, np.nan], "carrier": ["UA", "AA", "B6"],
+        "flight": [1545, 33, 7], "origin": ["EWR", "JFK", "LGA"], "dest": ["IAH", "MIA", "FLL"],
+        "distance": [1400, 1089, 1076], "hour": [5, 5, 6], "minute": [15, 15, 0],
+    })  # fmt: skip
+    table = flights(raw)  # the unflown B6 flight (no arrival delay) is left out; rows in departure order
+    assert list(table["flight_id"]) == ["2013-01-01-AA0033-JFK-0515", "2013-07-01-UA1545-EWR-0515"]
+    assert list(table["late"]) == [0, 1]  # 14 minutes is on time, 15 is late
+    # New York time to UTC: 5 hours in winter (EST), 4 in summer (EDT)
+    assert list(table["event_time"]) == [pd.Timestamp("2013-01-01 10:15", tz="UTC"),
+                                         pd.Timestamp("2013-07-01 09:15", tz="UTC")]  # fmt: skip
+    assert list(table["day_of_week"]) == ["Tue", "Mon"] and list(table["sched_arr_hour"]) == [23, 8]
+    assert set(COLUMNS) <= set(table.columns)
