@@ -19,11 +19,7 @@ class BacktestLog:
 
     @property
     def experiment_id(self) -> str:
-        cfg = self._connection.cfg
-        experiment = self._client.get_experiment_by_name(cfg.backtest_experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return self._client.create_experiment(cfg.backtest_experiment_name, artifact_location=cfg.artifact_location)
+        return self._connection.experiment_named(self._connection.cfg.backtest_experiment_name)
 
     def log(self, run_name: str, tags: dict[str, str], params: dict[str, str], points: list[Point],
             artifacts: list[Path]) -> str:  # fmt: skip
