@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from driftline.backtest.results import DUPLICATE, REJECTED, Backtest, ReplayedBatch, Totals
+from driftline.backtest.results import DUPLICATE, REJECTED, SCORED, Backtest, ReplayedBatch, Totals
 
 BATCH, ROWS, WHEN = "batch", "rows", "event time"
 NOTE_CHARS = 60
@@ -35,7 +35,7 @@ def outcome(batch: ReplayedBatch) -> str:
 
 def cell(batch: ReplayedBatch, metric: str, separator: str = "\n") -> str:
     """`v1 0.662` (who served it, and how well), then what happened."""
-    if batch.status != "scored":
+    if batch.status != SCORED:
         return outcome(batch)
     return f"v{batch.served_version} {_number(batch.metrics.get(metric))}{separator}{outcome(batch)}"
 
