@@ -7,7 +7,7 @@ from prefect import flow
 from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
 from driftline.steps import batch_outcomes
 from flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
-from flows.steps import admit_batch
+from flows.steps import admit_batch, retraining_reason
 from flows.training import training
 from tasks.data import archive_batch, processed_before
 from tasks.drift import check_drift
@@ -40,8 +40,8 @@ def continuous_training(params: BatchParams) -> RunSummary:
     scored = score_batch(batch, champion, cfg, params.output, load_challenger(cfg))
     drift = check_drift(batch, scored.signal, champion, cfg)
     retraining = None
-    if drift.detected and cfg.drift.retrain:
-        retraining = training(TrainParams(config=params.config, reason=f"drift in {batch.name}"))
+    if reason := retraining_reason(drift, batch.name, cfg):  # on drift, or after every batch
+        retraining = training(TrainParams(config=params.config, reason=reason))
     return RunSummary(
         batch=batch.name, fingerprint=batch.fingerprint,
         scoring=ScoringOutcome.of(batch, scored), monitoring=MonitoringOutcome.of(batch, drift, retraining),

@@ -42,7 +42,8 @@ JOB_TEMPLATES: dict[PoolType, str] = {
 }
 WEBHOOK_BLOCK = "driftline-webhook"
 DEPLOYMENT_TAG = "driftline"
-FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "performance-monitoring", "rollback"]
+FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "performance-monitoring", "rollback",
+         "backtest"]
 
 # Slack-compatible: incoming webhooks of Slack, Mattermost, Rocket.Chat and Teams' Slack mode read `text`.
 WEBHOOK_JSON = {"text": "*{{subject}}*\n{{body}}"}

@@ -7,7 +7,7 @@ from prefect import flow
 from driftline.config import load_config
 from driftline.steps.champion_watch import automatic_rollback_reason
 from flows.params import MonitoringOutcome, MonitorParams, TrainParams
-from flows.steps import admit
+from flows.steps import admit, retraining_reason
 from flows.training import training
 from tasks.data import archive_batch, new_predictions
 from tasks.drift import check_drift
@@ -33,7 +33,7 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
     if watch.roll_back:
         roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": None})
     retraining = None
-    if drift.detected and cfg.drift.retrain:
-        retraining = training(TrainParams(config=params.config, reason=f"drift in {observed.name}"))
+    if reason := retraining_reason(drift, observed.name, cfg):  # on drift, or after every batch
+        retraining = training(TrainParams(config=params.config, reason=reason))
     publish_kpis(cfg)
     return MonitoringOutcome.of(observed, drift, retraining)

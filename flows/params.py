@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from prefect.input import RunInput
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from driftline.backtest.policies import DEFAULT_POLICIES, NAMED_POLICIES
+from driftline.backtest.results import DUPLICATE, SCORED, Backtest, ReplayedBatch
 from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
@@ -57,6 +59,40 @@ class LabelParams(BaseModel):
         description="A label file (CSV/Parquet: id and label). Leave empty to take every complete file "
         "waiting in labels.folder.",
     )
+class BacktestParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
+    data: list[str] = Field(description="The history: CSV/Parquet files, replayed in event-time order (else as given).")
+    initial: int = Field(1, description="How many of the earliest files train the first champion (the rest replay).")
+    policies: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_POLICIES),
+        description=f"Named policies to replay ({', '.join(NAMED_POLICIES)}): the config as written, the first "
+        "champion frozen, a retrain after every batch (the gate still decides).",
+    )
+    variants: list[list[str]] = Field(
+        default_factory=list,
+        description='Config variants, each its own policy: a list of PATH=VALUE changes, e.g. [["drift.drift_share'
+        '=0.5"], ["drift.numeric_method=wasserstein", "drift.categorical_method=jensenshannon"]].',
+    )
+    output: str | None = Field(
+        None, description="Folder for backtest.json, .png and .html; default <workspace>/backtests/<name>-<time>."
+    )
+
+
+class BacktestOutcome(BaseModel):
+    """A backtest's result, where its files are, and its MLflow run."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    backtest: Backtest
+    verdict: str = Field(description="Which policy served best, and what it cost.")
+    json_file: str
+    chart: str
+    page: str
+    mlflow_experiment: str
+    mlflow_run_id: str
+    mlflow_run_url: str | None = None
+
+
 class RollbackParams(BaseModel):
     config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
     reason: str = Field(min_length=1, description="Why the champion is rolled back; recorded in the audit log.")
@@ -136,12 +172,14 @@ class MonitoringOutcome(BaseModel):
     drift_reasons: list[str]
     drifted_features: list[str]
     prediction_drift: bool | None = Field(None, description="Did the champion's predictions drift (None: unknown).")
+    label_drift: bool | None = Field(None, description="Did the batch's labels drift (None: no labels).")
     quality_breaches: list[str] = Field(default_factory=list, description="Data-quality drift, one line each.")
     retraining: TrainingOutcome | None = None
 
     @classmethod
     def of(cls, observed: Observed, drift: DriftResult | None, retraining: TrainingOutcome | None) -> MonitoringOutcome:
         prediction = drift.prediction_drift if drift else None
+        label = next((c for c in drift.columns if c.role == "target"), None) if drift else None
         return cls(
             batch=observed.name,
             fingerprint=observed.fingerprint,
@@ -150,6 +188,7 @@ class MonitoringOutcome(BaseModel):
             drift_reasons=drift.reasons if drift else [],
             drifted_features=drift.drifted_features if drift else [],
             prediction_drift=prediction.drifted if prediction else None,
+            label_drift=label.drifted if label else None,
             quality_breaches=drift.quality_breaches if drift else [],
             retraining=retraining,
         )
@@ -193,3 +232,20 @@ class RunSummary(BaseModel):
     )
     scoring: ScoringOutcome | None = None
     monitoring: MonitoringOutcome | None = None
+
+    def replayed(self, metrics: dict[str, float], seconds: float) -> ReplayedBatch:
+        """This run as one batch of a backtest, with the served model's metrics on the batch's labels."""
+        if self.duplicate_of or self.scoring is None or self.monitoring is None:
+            return ReplayedBatch(self.batch, None, DUPLICATE, note=f"same content as {self.duplicate_of}",
+                                 seconds=seconds)  # fmt: skip
+        monitoring, retraining = self.monitoring, self.monitoring.retraining
+        signals = [name for name, drifted in [("prediction", monitoring.prediction_drift),
+                                              ("label", monitoring.label_drift)] if drifted]  # fmt: skip
+        return ReplayedBatch(
+            batch=self.batch, rows=self.scoring.rows, status=SCORED, served_version=self.scoring.model_version,
+            metrics=metrics, drift=monitoring.drift_detected, drifted_features=monitoring.drifted_features,
+            signals=signals, retrained=retraining is not None,
+            candidate_version=retraining.candidate_version if retraining else None,
+            gate=retraining.verdict if retraining else None, gate_reasons=retraining.reasons if retraining else [],
+            champion_after=retraining.champion_version if retraining else self.scoring.model_version, seconds=seconds,
+        )  # fmt: skip

@@ -12,6 +12,7 @@ from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch
 from driftline.evaluation.gate import GateDecision
 from driftline.evaluation.markdown import gate_markdown
+from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
 from driftline.registry.audit_events import Approval
 from flows.params import ApprovalInput, BatchParams
@@ -43,6 +44,15 @@ def admit_batch(params: BatchParams) -> tuple[DriftlineConfig, Champion, DataBat
     cfg = load_config(params.config)
     champion = load_champion(cfg)
     return cfg, champion, admit(params.data, cfg, champion)
+
+
+def retraining_reason(drift: DriftResult, batch_name: str, cfg: DriftlineConfig) -> str | None:
+    """Why a monitored batch starts a retrain: drift (with drift.retrain) or every batch (retraining.every_batch)."""
+    if drift.detected and cfg.drift.retrain:
+        return f"drift in {batch_name}"
+    if cfg.retraining.every_batch:
+        return f"every batch: {batch_name}"
+    return None
 
 
 APPROVAL_POLL_SECONDS = 5

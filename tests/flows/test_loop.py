@@ -8,6 +8,7 @@ from prefect.client.orchestration import get_client
 
 from driftline.data.archive import read_archive_index
 from driftline.errors import DataRejected, NoChampion
+from driftline.monitoring import evidently_report
 from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, registry_folders
 from flows.batch_scoring import batch_scoring
 from flows.continuous_training import continuous_training
@@ -62,6 +63,14 @@ def test_stable_batch_is_scored_without_drift_or_new_version(cfg, config_path, c
     assert set(scored["model_version"]) == {"1"}
     assert list(versions(cfg)) == ["1"]
     assert len(list(cfg.folders.reports.glob("drift-stable-*.html"))) == 1
+    # on the dashboards the batch sits at its own time (its newest event), not at the moment the run happened
+    newest = pd.read_csv(demo_files["stable"], parse_dates=["event_time"])["event_time"].max()
+    [snapshot] = evidently_report.dashboard_snapshots(cfg)
+    assert snapshot["timestamp"] == newest.floor("us")
+    registry = Registry(cfg)
+    trend = registry.client.search_runs([registry.experiment_id], "tags.`driftline.run_type` = 'trends'")[0]
+    [point] = registry.client.get_metric_history(trend.info.run_id, "drifted_feature_share")
+    assert (point.step, point.timestamp) == (0, int(newest.timestamp() * 1000))
 
 
 def test_concept_drift_triggers_retraining_and_promotion(cfg, config_path, champion_v1, demo_files):

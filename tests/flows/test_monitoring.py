@@ -81,11 +81,14 @@ def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, d
     run = registry.client.search_runs([registry.experiment_id], "tags.`driftline.run_type` = 'performance'")[0]
     history = registry.client.get_metric_history(run.info.run_id, "batch_roc_auc")
     assert [point.step for point in history] == [0]
+    newest = pd.to_datetime(truth["event_time"], utc=True).iloc[500:].max()  # the labeled rows' time
+    assert history[0].timestamp == int(newest.timestamp() * 1000)
     assert registry.client.get_metric_history(run.info.run_id, "version_roc_auc")[0].step == 1
 
     # the dashboard project holds the batch's performance snapshot
     snapshots = evidently_report.dashboard_snapshots(cfg)
-    assert [s["name"] for s in snapshots if evidently_report.PERFORMANCE_TAG in s["tags"]] == ["performance concept_drift.csv v1"]
+    [snapshot] = [s for s in snapshots if evidently_report.PERFORMANCE_TAG in s["tags"]]
+    assert (snapshot["name"], snapshot["timestamp"]) == ("performance concept_drift.csv v1", newest.floor("us"))
 
 
 def _cfg(path):

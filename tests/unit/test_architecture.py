@@ -20,6 +20,7 @@ ADAPTERS = {
     "evidently": ["driftline/monitoring/evidently_report.py"],
     "mlflow": ["driftline/registry/", "driftline/evaluation/gate.py"],  # the gate is MLflow's model validation
     "skops": ["driftline/registry/"],
+    "matplotlib": ["driftline/backtest/chart.py"],
     "prefect": [],  # the library never imports Prefect; flows/ and tasks/ do
     "prefect_dask": [],
 }

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from driftline.cli import archive as archive_cli
-from driftline.cli import governance, loop, operations
+from driftline.cli import backtest, governance, loop, operations
 from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
@@ -70,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", loop.cmd_run, "the continuous-training flow for one new batch")
     run.add_argument("--data", required=True)
     run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")
+    history = command("backtest", backtest.cmd_backtest,
+                      "replay a history through the loop under each policy; compare what each served")  # fmt: skip
+    history.add_argument("--data", nargs="+", required=True,
+                         help="the history: CSV/Parquet files (any order: taken by event time)")  # fmt: skip
+    history.add_argument("--initial", type=int, default=1,
+                         help="how many of the earliest files train the first champion (default 1)")  # fmt: skip
+    history.add_argument("--policy", nargs="+", default=None, metavar="NAME",
+                         help="current, never, every-batch (default: all three)")  # fmt: skip
+    history.add_argument("--set", action="append", nargs="+", metavar="PATH=VALUE",
+                         help="a config variant to compare, e.g. --set drift.drift_share=0.5; repeat --set for "
+                         "another variant")  # fmt: skip
+    history.add_argument("--output", default=None,
+                         help="folder for backtest.json/.png/.html (default: <workspace>/backtests/<name>-<time>)")
+    history.add_argument("--json", action="store_true", help="print the result as JSON instead of the table")
     deploy = command("deploy", operations.cmd_deploy, "deploy the flows (prefect.yaml) with this config's schedules")
     deploy.add_argument("--pool", default=None, help="work pool (default: $DRIFTLINE_WORK_POOL or 'driftline')")
     deploy.add_argument("--project-dir", default=".", help="where flow runs start (holds configs/ and prefect.yaml)")

@@ -80,6 +80,7 @@ class RetrainingConfig(Section):
         "all", description="Which archived batches a retrain uses."
     )
     size: int | None = Field(None, ge=1, description="N for last_batches / last_days.")
+    every_batch: bool = Field(False, description="Retrain after every new batch, drift or not; the gate still decides.")
 
     @model_validator(mode="after")
     def _size_given_for_windows(self) -> RetrainingConfig:

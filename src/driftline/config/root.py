@@ -216,6 +216,11 @@ class DriftlineConfig(Section):
         return self.governance.audit_experiment or f"{self.experiment_name}-audit"
 
     @property
+    def backtest_experiment_name(self) -> str:
+        """Where backtests are recorded: beside the model's experiment, apart from its runs and registry."""
+        return f"{self.experiment_name}-backtests"
+
+    @property
     def source(self) -> Path | None:
         return self._source
 

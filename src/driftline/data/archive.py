@@ -10,10 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
-
 from driftline.config import DatasetConfig, RetrainingConfig
-from driftline.data.loading import DataBatch, load_batch
+from driftline.data.loading import DataBatch, load_batch, newest_event_time
 from driftline.data.quarantine import quarantine_file
 from driftline.data.storage import write_atomically
 from driftline.errors import DataRejected, DriftlineError
@@ -87,10 +85,7 @@ def archive_batch(
     if not archived_path.exists():
         write_atomically(archived_path, lambda temp: shutil.copyfile(batch.path, temp))
         archived_path.chmod(0o444)
-    event_time_max = None
-    if dataset.event_time_column and dataset.event_time_column in batch.frame:
-        newest = batch.frame[dataset.event_time_column].max()
-        event_time_max = None if pd.isna(newest) else newest.isoformat()
+    newest = newest_event_time(batch.frame, dataset)
     entry = ArchivedBatch(
         fingerprint=batch.fingerprint,
         path=archived_path.name,
@@ -98,7 +93,7 @@ def archive_batch(
         rows=batch.rows,
         archived_at=datetime.now(UTC).isoformat(),
         labeled=dataset.target in batch.frame,
-        event_time_max=event_time_max,
+        event_time_max=newest.isoformat() if newest is not None else None,
         archived_by=archived_by,
     )
     _append(archive_dir, {k: v for k, v in asdict(entry).items() if not k.startswith("remov")})

@@ -254,6 +254,15 @@ def typed_frame(frame: pd.DataFrame, path: Path, dataset: DatasetConfig) -> pd.D
     return frame
 
 
+def newest_event_time(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.Timestamp | None:
+    """When a batch happened: its newest event time; None without an event-time column or any time in it."""
+    clock = dataset.event_time_column
+    if not clock or clock not in frame:
+        return None
+    newest = pd.to_datetime(frame[clock], errors="coerce", utc=True, format="mixed").max()
+    return None if pd.isna(newest) else newest
+
+
 def missing_columns(frame: pd.DataFrame, dataset: DatasetConfig, with_target: bool) -> list[str]:
     needed = [*dataset.feature_names, *([dataset.target] if with_target else [])]
     return [column for column in needed if column not in frame]

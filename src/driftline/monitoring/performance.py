@@ -12,6 +12,7 @@ import pandas as pd
 
 from driftline.config import DriftlineConfig, Task
 from driftline.data import prediction_log
+from driftline.data.loading import newest_event_time
 from driftline.modeling.metrics import compute_metrics, greater_is_better
 from driftline.monitoring.label_store import ARCHIVED_IDS, ID, LABEL, LABEL_FILE
 from driftline.validation.labels import class_values
@@ -92,11 +93,17 @@ class Performance:
     source: str  # the scoring batch, or ALL_BATCHES
     rows: int
     metrics: dict[str, float]
-    scored_at: datetime  # when the batch was scored (its first row): the dashboard's time axis
+    scored_at: datetime  # when the batch was scored (its first row)
+    event_time: datetime | None = None  # the newest event time of its rows, when the data has one
 
     @property
     def per_batch(self) -> bool:
         return self.source != ALL_BATCHES
+
+    @property
+    def data_time(self) -> datetime:
+        """Its place on the dashboards' time axis: when the data happened, else when it was scored."""
+        return self.event_time or self.scored_at
 
 
 def measure(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> dict[str, float]:
@@ -125,7 +132,7 @@ def performance(joined: LabelJoin, cfg: DriftlineConfig, classes: list | None) -
     for (version, source), scored_at in first_scored.items():
         rows = groups.get_group((version, source))
         results.append(Performance(str(version), str(source), len(rows), measure(rows, cfg, classes),
-                                   scored_at.to_pydatetime()))  # fmt: skip
+                                   scored_at.to_pydatetime(), newest_event_time(rows, cfg.dataset)))  # fmt: skip
     return results
 
 

@@ -37,14 +37,10 @@ class AuditLog:
 
     @property
     def experiment_id(self) -> str:
-        cfg = self._connection.cfg
-        experiment = self._client.get_experiment_by_name(cfg.audit_experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return self._client.create_experiment(
-            cfg.audit_experiment_name, artifact_location=cfg.artifact_location,
+        return self._connection.experiment_named(
+            self._connection.cfg.audit_experiment_name,
             tags={"driftline.purpose": "audit log: one run per registry transition, never edited"},
-        )  # fmt: skip
+        )
 
     def record_transition(
         self, action: Action, version: str, actor: Actor | None, reason: str, before: AliasHolders,

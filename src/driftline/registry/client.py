@@ -112,10 +112,14 @@ class Connection:
 
     @property
     def experiment_id(self) -> str:
-        experiment = self.client.get_experiment_by_name(self.cfg.experiment_name)
+        return self.experiment_named(self.cfg.experiment_name)
+
+    def experiment_named(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """The id of an experiment of this store, created (at the configured artifact location) if it is missing."""
+        experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        return self.client.create_experiment(self.cfg.experiment_name, artifact_location=self.cfg.artifact_location)
+        return self.client.create_experiment(name, artifact_location=self.cfg.artifact_location, tags=tags)
 
     def runs_of_type(self, run_type: str, extra_filter: str = "", max_results: int = 10_000) -> list:
         query = f"tags.`{RUN_TYPE}` = '{run_type}'" + (f" AND {extra_filter}" if extra_filter else "")

@@ -15,11 +15,12 @@ from driftline.monitoring.reference import DriftReference
 from driftline.registry.artifacts import ModelStore
 from driftline.registry.audit_events import Action, Actor, AliasHolders, Approval, AuditEvent, Rollback
 from driftline.registry.audit_log import AuditLog
+from driftline.registry.backtests import BacktestLog
 from driftline.registry.client import Connection
 from driftline.registry.history import History
 from driftline.registry.identity import registry_folders
 from driftline.registry.refs import Champion, ModelRef, VersionInfo
-from driftline.registry.runs import RunLog
+from driftline.registry.runs import Point, RunLog
 from driftline.registry.transitions import TransitionLock, Transitions
 from driftline.training.lineage import Lineage
 from driftline.training.train import TrainedModel
@@ -43,6 +44,7 @@ class Registry:
         self._history = History(self._connection, self._audit)
         self._transitions = Transitions(self._connection, self._audit, self._history, lock)
         self._runs = RunLog(self._connection, self._store, self._audit)
+        self._backtests = BacktestLog(self._connection)
 
     # --- the connection: identity and its folders, experiment, aliases, version tags ------------------------------
     @property
@@ -162,6 +164,13 @@ class Registry:
         self, model_version: str, batch_name: str, rows: int, seconds: float, extra: dict[str, float] | None = None
     ) -> None:
         self._runs.log_scoring(model_version, batch_name, rows, seconds, extra)
+
+    def log_backtest(self, run_name: str, tags: dict[str, str], params: dict[str, str], points: list[Point],
+                     artifacts: list[Path]) -> str:  # fmt: skip
+        return self._backtests.log(run_name, tags, params, points, artifacts)
+
+    def backtest_run_url(self, run_id: str) -> str | None:
+        return self._backtests.run_url(run_id)
 
     # --- history: versions, KPI inputs, links --------------------------------------------------------------------
     def versions(self) -> list[VersionInfo]:

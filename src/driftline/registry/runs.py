@@ -42,6 +42,19 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
 
 
+Point = tuple[str, float, int, datetime]  # a metric's key, value, step and time
+
+
+def log_points(client, run_id: str, points: list[Point]) -> None:
+    """(key, value, step, time) points, in batches of MLflow's limit per call; missing values are left out."""
+    from mlflow.entities import Metric
+
+    metrics = [Metric(metric_key(key), float(value), int(at.timestamp() * 1000), step)
+               for key, value, step, at in points if np.isfinite(value)]  # fmt: skip
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
 class RunLog:
     """The runs of one model's experiment: one per training, monitored batch, label join and scoring run."""
 
@@ -161,20 +174,11 @@ class RunLog:
         self._client.set_terminated(run.info.run_id)  # a finished run still takes metrics: one point per monitoring run
         return run.info.run_id
 
-    def _log_steps(self, run_id: str, points: list[tuple[str, float, int, datetime]]) -> None:
-        """(key, value, step, time) points, in batches of MLflow's limit per call."""
-        from mlflow.entities import Metric
-
-        metrics = [Metric(metric_key(key), float(value), int(at.timestamp() * 1000), step)
-                   for key, value, step, at in points if np.isfinite(value)]  # fmt: skip
-        for start in range(0, len(metrics), 1000):
-            self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
-
     def log_drift_trend(self, figures: dict[str, float], at: datetime) -> int:
         """Append one monitoring run's drift figures to the model's trend run, at the next step; returns the step."""
         run_id = self._trend_run()
         step = len(self._client.get_metric_history(run_id, "drifted_feature_share"))
-        self._log_steps(run_id, [(key, value, step, at) for key, value in figures.items()])
+        log_points(self._client, run_id, [(key, value, step, at) for key, value in figures.items()])
         return step
 
     # --- performance, rollout, scoring ----------------------------------------------------------------------------
@@ -182,16 +186,17 @@ class RunLog:
         self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
         counts: dict[str, float], summary: dict,
     ) -> str:  # fmt: skip
-        """One run per label join: per-batch metrics at the batch's step (its place in the prediction log), per
-        version at the version number, and the champion's degradation verdict; MLflow's charts show the trends."""
+        """One run per label join: per-batch metrics at the batch's step (its place in the prediction log) and its
+        data's time, per version at the version number, and the champion's degradation verdict; MLflow's charts show
+        the trends."""
         run = self._client.create_run(
             self._connection.experiment_id, run_name=f"performance-v{champion.version}",
             tags={RUN_TYPE: "performance", f"{TAG}champion_version": champion.version},
         )  # fmt: skip
         run_id, now = run.info.run_id, datetime.now(UTC)
-        points = [(f"batch_{name}", value, steps.get(r.source, 0), r.scored_at)
+        points = [(f"batch_{name}", value, steps.get(r.source, 0), r.data_time)
                   for r in results if r.per_batch for name, value in r.metrics.items()]  # fmt: skip
-        points += [("batch_labeled_rows", r.rows, steps.get(r.source, 0), r.scored_at) for r in results if r.per_batch]
+        points += [("batch_labeled_rows", r.rows, steps.get(r.source, 0), r.data_time) for r in results if r.per_batch]
         points += [(f"version_{name}", value, int(r.model_version), now)
                    for r in results if not r.per_batch for name, value in r.metrics.items()]  # fmt: skip
         figures = {**counts, "degraded": float(degradation.degraded)}
@@ -202,7 +207,7 @@ class RunLog:
         if degradation.loss is not None:
             figures["degradation"] = degradation.loss
         points += [(key, value, 0, now) for key, value in figures.items()]
-        self._log_steps(run_id, points)
+        log_points(self._client, run_id, points)
         self._client.log_text(run_id, json.dumps(summary, indent=2, default=str), "performance.json")
         self._client.set_terminated(run_id)
         return run_id
@@ -212,7 +217,7 @@ class RunLog:
         now = datetime.now(UTC)
         self._client.set_tag(run_id, f"{TAG}rollout", summary[:MAX_TAG_VALUE])
         self._client.log_text(run_id, json.dumps(evidence, indent=2, default=str), "rollout.json")
-        self._log_steps(run_id, [(key, value, step, now) for key, value, step in points])
+        log_points(self._client, run_id, [(key, value, step, now) for key, value, step in points])
 
     def log_scoring(
         self, model_version: str, batch_name: str, rows: int, seconds: float, extra: dict[str, float] | None = None
@@ -224,5 +229,6 @@ class RunLog:
         )  # fmt: skip
         now = datetime.now(UTC)
         figures = [("rows", rows, 0, now), ("seconds", seconds, 0, now)]
-        self._log_steps(run.info.run_id, figures + [(name, value, 0, now) for name, value in (extra or {}).items()])
+        figures += [(name, value, 0, now) for name, value in (extra or {}).items()]
+        log_points(self._client, run.info.run_id, figures)
         self._client.set_terminated(run.info.run_id)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from driftline.config import DriftlineConfig
-from driftline.data.loading import Observed
+from driftline.data.loading import Observed, newest_event_time
 from driftline.data.prediction_log import LogWindow
 from driftline.monitoring import evidently_report
 from driftline.monitoring.drift import DriftResult, detect_drift
@@ -36,6 +36,12 @@ def report_path(observed: Observed, cfg: DriftlineConfig) -> Path:
     return cfg.folders.reports / f"drift-{stem}-{observed.fingerprint[:12]}.html"
 
 
+def data_time(observed: Observed, cfg: DriftlineConfig) -> datetime:
+    """Where a monitoring run sits on the dashboards' time axis: the newest event time of what it observed (the
+    data's time, so a replayed or late batch lands where it happened), else now (arrival order)."""
+    return newest_event_time(observed.frame, cfg.dataset) or datetime.now(UTC)
+
+
 def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> DriftCheck:
     """Drift of `observed` (with the champion's predictions on it, `signal`) against the champion's reference; the
     report written, a dashboard snapshot added, and a monitoring run and a trend point logged to MLflow.
@@ -44,8 +50,8 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     """
     reference = champion.reference
     result = detect_drift(reference.stats, observed.frame, cfg, current_predictions=signal)
-    now = datetime.now(UTC)
-    snapshot = evidently_report.Snapshot(f"drift {observed.name}", now, champion.ref.version)
+    at = data_time(observed, cfg)
+    snapshot = evidently_report.Snapshot(f"drift {observed.name}", at, champion.ref.version)
     report = evidently_report.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg),
                                            snapshot)  # fmt: skip
     watermark = observed.through if isinstance(observed, LogWindow) else None
@@ -53,7 +59,7 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     run_id = registry.log_monitoring(
         champion.ref, observed.name, observed.fingerprint, result.figures(), result.to_dict(), report, watermark
     )
-    registry.log_drift_trend(result.figures(), now)
+    registry.log_drift_trend(result.figures(), at)
     return DriftCheck(
         result, run_id, report, registry.run_url(run_id),
         registry.artifact_url(run_id, f"{REPORTS}/{report.name}") or report.as_uri(),

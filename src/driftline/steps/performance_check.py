@@ -65,7 +65,7 @@ def measure_performance(
 def add_dashboard_snapshots(joined: performance.LabelJoin, touched: pd.DataFrame,
                             results: list[performance.Performance], cfg: DriftlineConfig,
                             classes: list | None) -> None:  # fmt: skip
-    """One Evidently snapshot per scoring batch that gained labels in this run, at the time it was scored."""
+    """One Evidently snapshot per scoring batch that gained labels in this run, at its data's time."""
     if touched.empty:
         return
     keys = set(zip(touched[prediction_log.MODEL_VERSION], touched[prediction_log.SOURCE], strict=True))
@@ -78,8 +78,8 @@ def add_dashboard_snapshots(joined: performance.LabelJoin, touched: pd.DataFrame
             continue
         rows = frame[(frame[prediction_log.MODEL_VERSION] == result.model_version)
                      & (frame[prediction_log.SOURCE] == result.source)]  # fmt: skip
-        snapshot = evidently_report.Snapshot(f"performance {result.source} v{result.model_version}", result.scored_at,
-                                             result.model_version)  # fmt: skip
+        snapshot = evidently_report.Snapshot(f"performance {result.source} v{result.model_version}",
+                                             result.data_time, result.model_version)  # fmt: skip
         evidently_report.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
 
 

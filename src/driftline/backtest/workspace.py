@@ -1,0 +1,105 @@
+"""Isolated replays: each policy in a temporary workspace with its own SQLite MLflow store, so a backtest never
+touches the user's registry, archive, quarantine, dashboards or Prefect artifacts, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from driftline.backtest.ordering import HistoryFile
+from driftline.backtest.policies import Policy, with_overrides
+from driftline.config import MLFLOW_UI_ENV, TRACKING_URI_ENV, DriftlineConfig, parse_config
+
+REPLAYED_MODEL_SUFFIX = "-backtest"  # its events, artifacts and training limit never match the live model's
+
+
+@dataclass(frozen=True)
+class ReplayWorkspace:
+    """Where one policy replays: its copy of the config and of every file of the history, in time order."""
+
+    policy: Policy
+    config: Path
+    files: list[Path]
+    tracking_uri: str
+
+
+def isolated_config(cfg: DriftlineConfig, policy: Policy, root: Path) -> dict:
+    """The user's config with the policy's changes, its storage in `root` and a fresh SQLite store there.
+
+    Every folder the config names is dropped (the workspace holds them all); the model is renamed, so that the
+    replay's Prefect events (notifications), artifacts and training limit stay apart from the live model's; a
+    manual gate or a shadow/canary rollout becomes the automatic gate.
+    """
+    data = with_overrides(yaml.safe_load(cfg.source_text), policy.overrides)
+    data["storage"] = {"workspace": str(root / "workspace")}
+    data["registry"] = {"model_name": f"{cfg.registry.model_name}{REPLAYED_MODEL_SUFFIX}",
+                        "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}  # fmt: skip
+    for section, folder in [("landing", "folder"), ("scoring", "inbox"), ("labels", "folder"),
+                            ("dashboard", "workspace")]:  # fmt: skip
+        if isinstance(data.get(section), dict):
+            data[section].pop(folder, None)
+    # Nobody approves a replayed challenger, and no label run judges a held one: the automatic gate decides.
+    data["gate"] = {**(data.get("gate") or {}), "mode": "auto"}
+    data["rollout"] = {**(data.get("rollout") or {}), "mode": "off"}
+    parse_config(data, f"{cfg.source or 'config'} under policy {policy.name!r}")  # one line naming a bad --set
+    return data
+
+
+@contextmanager
+def _environment(values: dict[str, str | None]) -> Iterator[None]:
+    """Environment variables set (None: removed) for the block, then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+
+    def apply(settings: dict[str, str | None]) -> None:
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    apply(values)
+    try:
+        yield
+    finally:
+        apply(saved)
+
+
+@contextmanager
+def sandbox() -> Iterator[Path]:
+    """The backtest's temporary folder, removed with everything in it when the block ends (or fails)."""
+    with tempfile.TemporaryDirectory(prefix="driftline-backtest-") as folder:
+        yield Path(folder)
+
+
+@contextmanager
+def replay_workspace(cfg: DriftlineConfig, policy: Policy, history: list[HistoryFile],
+                     parent: Path) -> Iterator[ReplayWorkspace]:  # fmt: skip
+    """A policy's workspace under `parent`, with MLflow pointed at its store while the block runs (the environment
+    wins over a config, so the user's MLFLOW_TRACKING_URI is set aside); removed when the block ends.
+
+    The files are copies: a rejected file is moved into the replay's quarantine, never the user's."""
+    root = parent / re.sub(r"[^A-Za-z0-9_.-]+", "-", policy.name).strip("-")[:80]
+    files = []
+    for position, file in enumerate(history):
+        copy = root / "history" / f"{position:03d}" / file.name
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(file.path, copy)
+        files.append(copy)
+    data = isolated_config(cfg, policy, root)
+    config = root / "driftline.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tracking_uri = data["registry"]["tracking_uri"]
+    try:
+        # The MLflow UI address names the user's server: links to runs of this store would lead nowhere.
+        with _environment({TRACKING_URI_ENV: tracking_uri, MLFLOW_UI_ENV: None}):
+            yield ReplayWorkspace(policy, config, files, tracking_uri)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
