@@ -14,7 +14,7 @@ from driftline.backtest.results import REJECTED
 from driftline.config import TRACKING_URI_ENV, load_config
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import write_demo_data
-from driftline.registry import Registry
+from driftline.registry import Registry, registry_folders
 from flows.backtest import backtest
 from flows.params import BacktestParams, TrainParams
 from flows.training import training
@@ -33,7 +33,7 @@ def user_state(config: Path, data: Path) -> dict:
         "versions": {v.version: (v.aliases, v.gate_verdict) for v in registry.versions()},
         "audit": [(e.action, e.version) for e in registry.audit_log()],
         "experiments": experiments,
-        "archive": [(e.fingerprint, e.source_name) for e in read_archive_index(cfg.folders.archive)],
+        "archive": [(e.fingerprint, e.source_name) for e in read_archive_index(registry_folders(cfg).archive)],
         "quarantine": sorted(p.name for p in cfg.folders.quarantine.glob("*")),
         "data": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.iterdir())},
     }
