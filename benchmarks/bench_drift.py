@@ -22,7 +22,7 @@ from scipy import stats
 from driftline.config import DriftlineConfig, parse_config
 from driftline.monitoring.drift import detect_drift
 from driftline.monitoring.evidently_report import evidently_column_drift
-from driftline.monitoring.reference import ReferenceStats
+from driftline.monitoring.reference import ReferenceStats, reference_stats
 
 COLUMNS = 10
 SEED = 2024
@@ -83,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     reference, current = frames(rows)
 
-    build_s, reference_stats = timed(lambda: reference_stats(reference, cfg))
+    build_s, built = timed(lambda: reference_stats(reference, cfg))
     with tempfile.TemporaryDirectory() as folder:
-        save_s, _ = timed(lambda: reference_stats.save(Path(folder)))
-        load_s, reference_stats = timed(lambda: ReferenceStats.load(Path(folder)))
-    decision_runs = [timed(lambda: detect_drift(reference_stats, current, cfg)) for _ in range(3)]
+        save_s, _ = timed(lambda: built.save(Path(folder)))
+        load_s, loaded = timed(lambda: ReferenceStats.load(Path(folder)))
+    decision_runs = [timed(lambda: detect_drift(loaded, current, cfg)) for _ in range(3)]
     decision_s = statistics.median(seconds for seconds, _ in decision_runs)
     ours = {c.column: c for c in decision_runs[0][1].columns}
     scipy_s, _ = timed(lambda: [stats.ks_2samp(reference[c].dropna(), current[c].dropna()) for c in reference])
