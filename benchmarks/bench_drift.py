@@ -103,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'column':8} {'driftline p':>12} {'Evidently p':>12} {'drifted':>8} {'same':>5}")
     differ = []
-    for column, (p_value, drifted) in theirs.items():
+    for column, (p_value, drifted, _) in theirs.items():
         same = ours[column].drifted == drifted
         differ += [] if same else [column]
         print(f"{column:8} {ours[column].statistic:12.4g} {p_value:12.4g} {str(drifted):>8} {str(same):>5}")
-    largest = max(abs(ours[c].statistic - p) / p if p else abs(ours[c].statistic) for c, (p, _) in theirs.items())
+    largest = max(abs(ours[c].statistic - p) / p if p else abs(ours[c].statistic) for c, (p, _, _) in theirs.items())
     print(f"decisions identical: {not differ} ({len(theirs) - len(differ)}/{len(theirs)}); "
           f"largest relative |Δp| = {largest:.1e}; load average after: {os.getloadavg()[0]:.2f}")  # fmt: skip
     if differ or ratio < TARGET_SPEEDUP:

@@ -28,7 +28,8 @@ def train_challenger(
 ) -> TrainedCandidate:
     """One model trained on the batches together, registered as `challenger` with the archive entries as lineage."""
     frame = pd.concat([batch.frame for batch in batches], ignore_index=True)
-    trained = train_model(frame, cfg, source=", ".join(batch.name for batch in batches))
+    names, file_rows = ", ".join(batch.name for batch in batches), [batch.rows for batch in batches]
+    trained = train_model(frame, cfg, source=names, file_rows=file_rows)
     sources = [DataSource(a.fingerprint, a.rows, a.source_name, a.path) for a in archived]
     ref = Registry(cfg).log_candidate(trained, collect_lineage(cfg, sources), trigger, actor)
     return TrainedCandidate(ref=ref, trained=trained)
