@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from driftline.config import DEFAULT_DRIFT_THRESHOLDS, parse_config
+from driftline.monitoring import drift as drift_verdict
 from driftline.monitoring.drift import column_drift, detect_drift
 from driftline.monitoring.drift_stats import _ks_statistic, summarize
 from driftline.monitoring.evidently_report import evidently_column_drift, write_report
@@ -177,6 +178,14 @@ def test_ks_p_value_at_the_threshold_is_scipys_own_and_counts_as_drift_as_in_evi
     assert 2.2 <= 20000 * 15000 / 35000 * stats.ks_2samp(reference, current).statistic ** 2 < 370  # the summed series
     column = column_drift(reference, current, "x", "feature", "ks", p_value, numeric=True)
     assert column.statistic == p_value and column.drifted
+
+
+def test_a_large_batch_tested_on_all_cores_gives_exactly_the_one_core_result(monkeypatch):
+    cfg = drift_config("ks", "chisquare", AWKWARD_FEATURES)
+    reference, current = awkward_frames(seed=31, shift=0.02, rows=150_000, current_rows=drift_verdict.PARALLEL_MIN_ROWS)
+    on_all_cores = detect_drift(reference, current, cfg)
+    monkeypatch.setattr(drift_verdict, "PARALLEL_MIN_ROWS", len(current) + 1)
+    assert detect_drift(reference, current, cfg) == on_all_cores
 
 
 def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_path):

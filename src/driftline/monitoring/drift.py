@@ -4,6 +4,8 @@ config's rules."""
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -23,6 +25,8 @@ from driftline.monitoring.quality import QualityCheck, data_quality
 from driftline.monitoring.reference import ReferenceStats, reference_column, reference_stats, signal_kind, target_kind
 
 PREDICTION_COLUMN = "prediction"
+# From this many batch rows the features are tested on all cores at once; below, a thread costs more than it saves.
+PARALLEL_MIN_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -115,10 +119,18 @@ def detect_drift(
     if not isinstance(reference, ReferenceStats):
         reference = reference_stats(reference, cfg, reference_predictions)
     spec, dataset = cfg.drift, cfg.dataset
-    # each batch column is summarized (its values sorted) once, for its test and its data-quality checks
-    batch = {name: summarize(current[name], kind is FeatureType.numeric) for name, kind in dataset.features.items()}
-    columns = [_drift(reference, reference_column(reference, name, kind), batch[name], name, "feature", kind, spec)
-               for name, kind in dataset.features.items()]  # fmt: skip
+    batch_columns = {name: current[name] for name in dataset.features}
+
+    def feature(name: str, kind: FeatureType) -> tuple[ColumnSummary, ColumnDrift]:
+        """A batch column summarized (its values sorted) once, for its test and its data-quality checks."""
+        summary = summarize(batch_columns[name], kind is FeatureType.numeric)
+        return summary, _drift(reference, reference_column(reference, name, kind), summary, name, "feature", kind, spec)
+
+    workers = min(len(batch_columns), os.cpu_count() or 1) if len(current) >= PARALLEL_MIN_ROWS else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts and searches release the GIL
+        tested = list(pool.map(feature, dataset.features, dataset.features.values()))
+    batch = {name: summary for name, (summary, _) in zip(dataset.features, tested, strict=True)}
+    columns = [drift for _, drift in tested]
     if reference.prediction is not None and current_predictions is not None:  # reported always, counted if enabled
         kind = signal_kind(dataset.task)
         predicted = summarize(pd.Series(current_predictions), kind is FeatureType.numeric)

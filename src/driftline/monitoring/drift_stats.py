@@ -138,10 +138,13 @@ def _ks_statistic(reference: NumericColumn, current: NumericColumn) -> float:
     few, many = (current, reference) if current.distinct <= reference.distinct else (reference, current)
     last = few._last_of_value  # noqa: SLF001 - the same class
     values = few.values[last]
-    first = np.append(0, last[:-1] + 1)
-    at = many.values.searchsorted(values, "right") / many.rows - (last + 1) / few.rows
-    below = many.values.searchsorted(values, "left") / many.rows - first / few.rows
-    return float(max(at.max(), below.max(), -at.min(), -below.min()))
+    up_to = many.values.searchsorted(values, "right")
+    below = up_to.copy()  # the other sample's count under v differs only where it holds v itself: search those
+    held = np.flatnonzero(many.values[np.maximum(up_to - 1, 0)] == values)
+    below[held] = many.values.searchsorted(values[held], "left")
+    at_values = up_to / many.rows - (last + 1) / few.rows
+    under_values = below / many.rows - np.append(0, last[:-1] + 1) / few.rows
+    return float(max(at_values.max(), under_values.max(), -at_values.min(), -under_values.min()))
 
 
 def _kstwo_sf(d: float, n: float) -> float:
