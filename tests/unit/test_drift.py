@@ -8,7 +8,7 @@ from scipy import stats
 from driftline.config import DEFAULT_DRIFT_THRESHOLDS, parse_config
 from driftline.monitoring import drift as drift_verdict
 from driftline.monitoring.drift import column_drift, detect_drift
-from driftline.monitoring.drift_stats import _ks_statistic, summarize
+from driftline.monitoring.drift_stats import ks_statistic, summarize
 from driftline.monitoring.evidently_report import evidently_column_drift, write_report
 from driftline.monitoring.reference import ReferenceStats, reference_stats
 
@@ -147,7 +147,7 @@ def test_ks_statistic_is_bit_identical_to_scipys_from_either_side():
              (rng.integers(0, 4, 15_000) * 1.0, rng.integers(1, 6, 12_000) * 1.0)]  # fmt: skip
     # (above 10,000 rows, where scipy's D is the difference of the two CDFs; its exact branch re-rounds D to k/lcm)
     for reference, current in cases:
-        statistic = _ks_statistic(summarize(pd.Series(reference), True), summarize(pd.Series(current), True))
+        statistic = ks_statistic(summarize(pd.Series(reference), True), summarize(pd.Series(current), True))
         assert statistic == stats.ks_2samp(reference, current).statistic
 
 

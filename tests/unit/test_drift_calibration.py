@@ -7,9 +7,16 @@ from testkit.paths import DEMO_CONFIG
 from driftline.config import parse_config
 from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, make_frame
 from driftline.modeling.pipeline import predict
-from driftline.monitoring.calibration import CHUNKS, chunks, threshold_from_spread, without
+from driftline.monitoring.calibration import (
+    CHUNKS,
+    RestStatistics,
+    chunks,
+    threshold_from_spread,
+    window_statistic,
+    without,
+)
 from driftline.monitoring.drift import detect_drift
-from driftline.monitoring.drift_stats import summarize
+from driftline.monitoring.drift_stats import STATISTICS, summarize
 from driftline.monitoring.reference import ReferenceStats, calibrate, reference_stats
 from driftline.training.train import train_model
 
@@ -53,6 +60,20 @@ def test_chunks_of_training_rows_are_compared_with_the_rest_and_set_the_threshol
     assert threshold_from_spread([0.5] * 100, "ks", floor=0.05, quantile=0.99) == 0.05
     assert threshold_from_spread(spread, "wasserstein", floor=0.1, quantile=0.99) == pytest.approx(0.9801)
     assert threshold_from_spread([float("nan")], "wasserstein", floor=0.1, quantile=0.99) is None
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_a_windows_ks_and_wasserstein_against_the_rest_need_not_build_the_rest(ties):
+    rng = np.random.default_rng(2)
+    values = pd.Series(rng.normal(0, 1, 60_000) + np.repeat([0.0, 0.2], 30_000))  # the second half moved
+    values = values.round(1) if ties else values
+    reference = summarize(values, True)
+    rest = RestStatistics(reference)
+    for rows in (slice(0, 12_000), slice(45_000, 57_000), slice(20_000, 20_300)):
+        window = summarize(values.iloc[rows], True)
+        for method in ("ks", "wasserstein"):
+            built = STATISTICS[method](without(reference, window), window)
+            assert window_statistic(method, reference, window, rest) == pytest.approx(built, rel=1e-9), (method, rows)
 
 
 def test_calibrated_thresholds_know_the_seasons_of_the_training_data_and_still_flag_a_real_shift(tmp_path):

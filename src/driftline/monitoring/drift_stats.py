@@ -128,7 +128,7 @@ SMIRNOV_SERIES_MAX_N = 1_000_000  # scipy.special.smirnov sums its exact series 
 KS_DECISION_RTOL = 1e-9
 
 
-def _ks_statistic(reference: NumericColumn, current: NumericColumn) -> float:
+def ks_statistic(reference: NumericColumn, current: NumericColumn) -> float:
     """ks_2samp's D, max |F_ref - F_cur| over both samples' values, with the same floats, from the sorted samples.
 
     Only the values of the sample with fewer distinct values are visited: at each such value v, and just below it
@@ -158,14 +158,18 @@ def _kstwo_sf(d: float, n: float) -> float:
     return float(np.clip(2 * np.sum(d / shifted * stats.binom.pmf(j, n, shifted)), 0, 1))
 
 
-def _ks(reference: ColumnSummary, current: ColumnSummary) -> float:
-    """The p-value of `scipy.stats.ks_2samp(reference, current)` (two-sided, method="auto")."""
-    n1, n2 = reference.rows, current.rows
-    if max(n1, n2) <= KS_EXACT_MAX_N:  # scipy's exact branch: small samples, so scipy itself computes it
-        return float(stats.ks_2samp(reference.values, current.values).pvalue)
+def ks_asymptotic_p_value(d: float, n1: int, n2: int) -> float:
+    """ks_2samp's p-value of D for samples of n1 and n2 rows, when either has more than KS_EXACT_MAX_N."""
     larger, smaller = max(float(n1), float(n2)), min(float(n1), float(n2))
     effective_n = larger * smaller / (larger + smaller)  # scipy's asymptotic branch, term for term
-    return _kstwo_sf(_ks_statistic(reference, current), float(np.round(effective_n)))
+    return _kstwo_sf(d, float(np.round(effective_n)))
+
+
+def _ks(reference: ColumnSummary, current: ColumnSummary) -> float:
+    """The p-value of `scipy.stats.ks_2samp(reference, current)` (two-sided, method="auto")."""
+    if max(reference.rows, current.rows) <= KS_EXACT_MAX_N:  # scipy's exact branch: small samples, scipy computes it
+        return float(stats.ks_2samp(reference.values, current.values).pvalue)
+    return ks_asymptotic_p_value(ks_statistic(reference, current), reference.rows, current.rows)
 
 
 def _wasserstein(reference: ColumnSummary, current: ColumnSummary) -> float:
