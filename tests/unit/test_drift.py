@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,17 @@ def test_auto_chooses_and_decides_as_evidentlys_data_drift_preset_without_a_meth
             "many": "ks", "three": "chisquare", "bin": "jensenshannon", "two": "jensenshannon"}  # fmt: skip
     if rows == 500 and shift:  # a batch that brings a third value turns the z-test into chi-square
         assert ours["grows"].method == "chisquare" and ours["two"].method == "z"
+
+
+def test_the_report_runs_evidently_with_each_columns_method_and_threshold_as_the_verdict_used_them():
+    cfg = drift_config("auto", "auto", AUTO_FEATURES)
+    reference, current = auto_frames(seed=9, rows=500, current_rows=600, shift=1.0)
+    verdict = detect_drift(reference, current, cfg).columns
+    verdict = [replace(c, threshold=c.statistic * (0.5 if i % 2 else 2.0)) for i, c in enumerate(verdict)]  # as if calibrated
+    theirs = evidently_column_drift(reference, current, cfg, verdict)
+    assert {c.column: (c.method, c.statistic > 0 and i % 2 == 0) for i, c in enumerate(verdict)} == {
+        column: (method, drifted) for column, (_, drifted, method) in theirs.items()}  # fmt: skip
+    assert {c.method for c in verdict} == {"ks", "chisquare", "z"}  # "three", "two": numeric, tested as categories
 
 
 def test_ks_statistic_is_bit_identical_to_scipys_from_either_side():

@@ -46,6 +46,11 @@ def _preset(cfg: DriftlineConfig, columns: list[ColumnDrift] | None):
                            cat_threshold=cat_threshold, drift_share=spec.drift_share)  # fmt: skip
 
 
+# Evidently runs these only on columns it types as categorical (its own automatic choice hands them numeric columns
+# of at most 5 values all the same): such a column goes to the report as categorical, where the test reads its values.
+CATEGORY_TESTS = {"chisquare", "z"}
+
+
 def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool,
                         columns: list[ColumnDrift] | None = None, **about: Any):  # fmt: skip
     """Evidently's `DataDriftPreset` over the features (see `_preset`); `about` is what Evidently files the run under
@@ -53,8 +58,11 @@ def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: Dri
     from evidently import DataDefinition, Dataset, Report
 
     dataset = cfg.dataset
+    as_categories = {c.column for c in columns or [] if c.role == "feature" and c.method in CATEGORY_TESTS}
     definition = DataDefinition(
-        numerical_columns=dataset.numeric_features, categorical_columns=dataset.categorical_features
+        numerical_columns=[name for name in dataset.numeric_features if name not in as_categories],
+        categorical_columns=[name for name in dataset.feature_names if name in as_categories
+                             or name in dataset.categorical_features],  # fmt: skip
     )
     return Report([_preset(cfg, columns)], include_tests=include_tests).run(
         current_data=Dataset.from_pandas(current[dataset.feature_names], data_definition=definition),
@@ -69,12 +77,11 @@ class EvidentlyColumn(NamedTuple):
     method: str  # driftline's name of the method Evidently ran (it reports the one given, or its display name)
 
 
-def evidently_column_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig
-) -> dict[str, EvidentlyColumn]:
+def evidently_column_drift(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig,
+                           columns: list[ColumnDrift] | None = None) -> dict[str, EvidentlyColumn]:  # fmt: skip
     """Evidently's own statistic, verdict and method per feature, on all rows: what driftline's decisions are
-    checked by."""
-    snapshot = _evidently_snapshot(reference, current, cfg, include_tests=True).dict()
+    checked by. With `columns`, run with their methods and thresholds, as the report is."""
+    snapshot = _evidently_snapshot(reference, current, cfg, True, columns).dict()
     drift_metrics = [m for m in snapshot["metrics"] if m["config"]["type"].endswith("ValueDrift")]
     verdicts = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in snapshot["tests"]
                 if t["metric_config"]["params"]["type"].endswith("ValueDrift")}  # fmt: skip
