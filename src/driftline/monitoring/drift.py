@@ -127,8 +127,11 @@ def detect_drift(
         return summary, _drift(reference, reference_column(reference, name, kind), summary, name, "feature", kind, spec)
 
     workers = min(len(batch_columns), os.cpu_count() or 1) if len(current) >= PARALLEL_MIN_ROWS else 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts and searches release the GIL
-        tested = list(pool.map(feature, dataset.features, dataset.features.values()))
+    if workers == 1:
+        tested = list(map(feature, dataset.features, dataset.features.values()))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts and searches release the GIL
+            tested = list(pool.map(feature, dataset.features, dataset.features.values()))
     batch = {name: summary for name, (summary, _) in zip(dataset.features, tested, strict=True)}
     columns = [drift for _, drift in tested]
     if reference.prediction is not None and current_predictions is not None:  # reported always, counted if enabled
