@@ -21,9 +21,11 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     checked = drift_check.check_drift(observed, signal, champion, cfg)
     result, run_id, version = checked.result, checked.mlflow_run_id, champion.ref.version
     rows = [{"column": c.column, "role": c.role, "method": c.method, "statistic": round(c.statistic, 6),
-             "threshold": c.threshold, "drifted": c.drifted} for c in result.columns]  # fmt: skip
+             "threshold": c.threshold, "calibrated": c.calibrated, "drifted": c.drifted}
+            for c in result.columns]  # fmt: skip
     rows += [{"column": q.column, "role": "quality", "method": q.check, "statistic": round(q.current, 6),
-              "threshold": round(q.threshold, 6), "drifted": q.breached} for q in result.quality]  # fmt: skip
+              "threshold": round(q.threshold, 6), "calibrated": False, "drifted": q.breached}
+             for q in result.quality]  # fmt: skip
     verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else (result.note or "no drift")
     if result.quality_breaches and not cfg.drift.data_quality.counts_as_drift:
         verdict += ". Data quality: " + "; ".join(result.quality_breaches)

@@ -25,6 +25,19 @@ def test_demo_config_loads_with_derived_defaults():
     assert cfg.drift.threshold("ks") == 0.05
 
 
+@pytest.mark.parametrize("thresholds", ["calibrated", {"ks": "calibrated", "chisquare": "0.01"}])
+def test_calibrated_thresholds_and_automatic_methods_are_plain_config_values(tmp_path, thresholds):
+    """As a YAML file or a `--set drift.thresholds=calibrated`-style override writes them (strings included)."""
+    path = write_config(tmp_path, lambda d: d["drift"].update(
+        numeric_method="auto", categorical_method="auto", thresholds=thresholds, calibration={"batch_rows": "2000"}))
+    drift = load_config(path).drift
+    assert (drift.numeric_method, drift.calibration.batch_rows, drift.calibration.quantile) == ("auto", 2000, 0.99)
+    assert drift.calibrated("ks") and drift.any_calibrated
+    assert drift.calibrated("chisquare") == (thresholds == "calibrated")
+    assert drift.threshold("chisquare") == (0.05 if thresholds == "calibrated" else 0.01)
+    assert drift.threshold("ks", signal=True) == 0.001  # prediction and label drift: the stricter signal level
+
+
 def test_environment_overrides_the_tracking_uri(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert load_config(DEMO_CONFIG).tracking_uri == "http://127.0.0.1:5999"
@@ -48,6 +61,8 @@ def test_environment_overrides_the_tracking_uri(monkeypatch):
         (lambda d: d["gate"].update(metric="rmse"), "gate metric 'rmse' does not apply to task binary"),
         (lambda d: d["retraining"].update(size=None), "window 'last_batches' needs size"),
         (lambda d: d["drift"].update(thresholds={"kolmogorov": 0.1}), "unknown methods ['kolmogorov']"),
+        (lambda d: d["drift"].update(thresholds="calibrate"), "drift.thresholds: must be 'calibrated' or a mapping"),
+        (lambda d: d["drift"].update(thresholds={"ks": "tight"}), "drift.thresholds: ks: must be a number or 'calibrated'"),
         (lambda d: (d["labels"].update(enabled=False), d.update(rollout={"mode": "canary"})),
          "rollout.mode 'canary' judges the challenger on labeled batches: it needs dataset.id_column and labels.enabled"),
         (lambda d: d.update(rollout={"mode": "shadow", "canary_share": 1}), "rollout.canary_share: Input should be less than 1"),

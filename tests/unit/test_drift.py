@@ -1,12 +1,15 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from driftline.config import parse_config
+from driftline.config import DEFAULT_DRIFT_THRESHOLDS, parse_config
+from driftline.monitoring import drift as drift_verdict
 from driftline.monitoring.drift import column_drift, detect_drift
+from driftline.monitoring.drift_stats import ks_statistic, summarize
 from driftline.monitoring.evidently_report import evidently_column_drift, write_report
 from driftline.monitoring.reference import ReferenceStats, reference_stats
 
@@ -87,9 +90,77 @@ def test_decisions_and_statistics_equal_evidently_per_column(seed, rows, current
     ours = {c.column: (c.statistic, c.drifted) for c in detect_drift(reference, current, cfg).columns}
     theirs = evidently_column_drift(reference, current, cfg)
     assert set(theirs) == set(ours)
-    for column, (value, drifted) in theirs.items():
+    for column, (value, drifted, _) in theirs.items():
         assert ours[column][1] == drifted, column
         assert ours[column][0] == pytest.approx(value, rel=1e-9, abs=1e-12), column
+
+
+AUTO_FEATURES = {"many": "numeric", "three": "numeric", "two": "numeric", "six": "numeric", "bin": "categorical",
+                 "multi": "categorical", "grows": "categorical"}  # fmt: skip
+
+
+def auto_frames(seed: int, rows: int, current_rows: int, shift: float):
+    """Columns on each side of the `auto` rule: many values, 3 and 2 (numeric tested as categories), exactly 6,
+    2 and 7 categories, and 2 reference categories that the batch grows to 3 (z-test becomes chi-square)."""
+    rng = np.random.default_rng(seed)
+
+    def make(rows: int, s: float, grown: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({
+            "many": rng.normal(0.15 * s, 1, rows), "three": rng.choice([0.0, 1, 2], rows, p=[0.5 - s / 20, 0.3, 0.2 + s / 20]),
+            "two": rng.choice([0.0, 1.0], rows, p=[0.7 - s / 10, 0.3 + s / 10]), "six": rng.integers(0, 6, rows) * 1.0,
+            "bin": rng.choice(["no", "yes"], rows, p=[0.8 - s / 10, 0.2 + s / 10]), "multi": rng.choice(list("abcdefg"), rows),
+            "grows": rng.choice(grown, rows),
+        })  # fmt: skip
+
+    reference, current = make(rows, 0.0, ["u", "v"]), make(current_rows, shift, ["u", "v", "w"] if shift else ["u", "v"])
+    for frame in (reference, current):  # NaN and ±inf are dropped before the size and the values are counted
+        frame.loc[rng.choice(len(frame), 3, replace=False), "many"] = [np.nan, np.inf, -np.inf]
+        frame.loc[rng.choice(len(frame), 2, replace=False), "three"] = np.nan
+        frame.loc[rng.choice(len(frame), 1, replace=False), "bin"] = None
+    return reference, current
+
+
+# reference rows on both sides of Evidently's 1000-row boundary; it counts a column's non-null rows: of 1002 rows,
+# "many" keeps 999 and "three" exactly 1000 (small: p-value tests), "bin" 1001 and "two" 1002 (large: distances)
+@pytest.mark.parametrize(("rows", "current_rows", "shift"),
+                         [(500, 600, 0.0), (500, 600, 1.0), (1000, 800, 1.0), (1002, 800, 1.0), (5000, 3000, 1.0)])  # fmt: skip
+def test_auto_chooses_and_decides_as_evidentlys_data_drift_preset_without_a_method(rows, current_rows, shift):
+    cfg = drift_config("auto", "auto", AUTO_FEATURES)  # drift_share 0.5: the preset is exactly DataDriftPreset()
+    reference, current = auto_frames(seed=rows, rows=rows, current_rows=current_rows, shift=shift)
+    ours = {c.column: c for c in detect_drift(reference, current, cfg).columns}
+    theirs = evidently_column_drift(reference, current, cfg)
+    assert set(theirs) == set(ours)
+    for column, (value, drifted, method) in theirs.items():
+        assert (ours[column].method, ours[column].drifted) == (method, drifted), column
+        assert ours[column].statistic == pytest.approx(value, rel=1e-9, abs=1e-12), column
+        assert ours[column].threshold == DEFAULT_DRIFT_THRESHOLDS[method]
+    if rows == 1002:
+        assert {c: ours[c].method for c in ("many", "three", "bin", "two")} == {
+            "many": "ks", "three": "chisquare", "bin": "jensenshannon", "two": "jensenshannon"}  # fmt: skip
+    if rows == 500 and shift:  # a batch that brings a third value turns the z-test into chi-square
+        assert ours["grows"].method == "chisquare" and ours["two"].method == "z"
+
+
+def test_the_report_runs_evidently_with_each_columns_method_and_threshold_as_the_verdict_used_them():
+    cfg = drift_config("auto", "auto", AUTO_FEATURES)
+    reference, current = auto_frames(seed=9, rows=500, current_rows=600, shift=1.0)
+    verdict = detect_drift(reference, current, cfg).columns
+    verdict = [replace(c, threshold=c.statistic * (0.5 if i % 2 else 2.0)) for i, c in enumerate(verdict)]  # as if calibrated
+    theirs = evidently_column_drift(reference, current, cfg, verdict)
+    assert {c.column: (c.method, c.statistic > 0 and i % 2 == 0) for i, c in enumerate(verdict)} == {
+        column: (method, drifted) for column, (_, drifted, method) in theirs.items()}  # fmt: skip
+    assert {c.method for c in verdict} == {"ks", "chisquare", "z"}  # "three", "two": numeric, tested as categories
+
+
+def test_ks_statistic_is_bit_identical_to_scipys_from_either_side():
+    rng = np.random.default_rng(8)
+    cases = [(rng.normal(0, 1, 50_000), rng.normal(0.01, 1, 300)),  # a small batch: its values are visited
+             (np.round(rng.normal(0, 1, 400), 1), np.round(rng.normal(0.1, 1, 20_000), 1)),  # ties across samples
+             (rng.integers(0, 4, 15_000) * 1.0, rng.integers(1, 6, 12_000) * 1.0)]  # fmt: skip
+    # (above 10,000 rows, where scipy's D is the difference of the two CDFs; its exact branch re-rounds D to k/lcm)
+    for reference, current in cases:
+        statistic = ks_statistic(summarize(pd.Series(reference), True), summarize(pd.Series(current), True))
+        assert statistic == stats.ks_2samp(reference, current).statistic
 
 
 # exact KS p-value (both ≤ 10,000 rows), then scipy's asymptotic one in each of its regimes (n·D² < 2.2: Pelz-Good;
@@ -119,6 +190,14 @@ def test_ks_p_value_at_the_threshold_is_scipys_own_and_counts_as_drift_as_in_evi
     assert 2.2 <= 20000 * 15000 / 35000 * stats.ks_2samp(reference, current).statistic ** 2 < 370  # the summed series
     column = column_drift(reference, current, "x", "feature", "ks", p_value, numeric=True)
     assert column.statistic == p_value and column.drifted
+
+
+def test_a_large_batch_tested_on_all_cores_gives_exactly_the_one_core_result(monkeypatch):
+    cfg = drift_config("ks", "chisquare", AWKWARD_FEATURES)
+    reference, current = awkward_frames(seed=31, shift=0.02, rows=150_000, current_rows=drift_verdict.PARALLEL_MIN_ROWS)
+    on_all_cores = detect_drift(reference, current, cfg)
+    monkeypatch.setattr(drift_verdict, "PARALLEL_MIN_ROWS", len(current) + 1)
+    assert detect_drift(reference, current, cfg) == on_all_cores
 
 
 def test_reference_stats_stored_and_loaded_give_exactly_the_direct_result(tmp_path):

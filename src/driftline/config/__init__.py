@@ -8,8 +8,10 @@ every error into one line naming the file, the field and the fix.
 
 from driftline.config.base import (
     API_KEY_ENV,
+    CALIBRATED,
     DEFAULT_DRIFT_THRESHOLDS,
     MLFLOW_UI_ENV,
+    P_VALUE_DRIFT_METHODS,
     TRACKING_URI_ENV,
     WEBHOOK_URL_ENV,
     FeatureType,
@@ -23,7 +25,8 @@ from driftline.config.root import DriftlineConfig
 from driftline.config.workspace import RegistryFolders, WorkspaceFolders
 
 __all__ = [
-    "API_KEY_ENV", "DEFAULT_DRIFT_THRESHOLDS", "MLFLOW_UI_ENV", "TRACKING_URI_ENV", "WEBHOOK_URL_ENV", "DatasetConfig",
-    "DriftConfig", "DriftlineConfig", "ExtraExpectation", "FeatureType", "NotificationEvent", "RegistryFolders",
-    "RetrainingConfig", "StorageConfig", "Task", "ValidationConfig", "WorkspaceFolders", "load_config", "parse_config",
+    "API_KEY_ENV", "CALIBRATED", "DEFAULT_DRIFT_THRESHOLDS", "MLFLOW_UI_ENV", "P_VALUE_DRIFT_METHODS",
+    "TRACKING_URI_ENV", "WEBHOOK_URL_ENV", "DatasetConfig", "DriftConfig", "DriftlineConfig", "ExtraExpectation",
+    "FeatureType", "NotificationEvent", "RegistryFolders", "RetrainingConfig", "StorageConfig", "Task",
+    "ValidationConfig", "WorkspaceFolders", "load_config", "parse_config",
 ]  # fmt: skip

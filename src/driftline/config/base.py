@@ -50,16 +50,22 @@ DEFAULT_ESTIMATORS = {
     "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
 }
 
-NumericDriftMethod = Literal["ks", "wasserstein", "psi", "jensenshannon"]
-CategoricalDriftMethod = Literal["chisquare", "psi", "jensenshannon"]
+# `auto`: Evidently's choice by size (DataDriftPreset() with no method), per column and batch (docs/drift.md).
+NumericDriftMethod = Literal["auto", "ks", "wasserstein", "psi", "jensenshannon"]
+CategoricalDriftMethod = Literal["auto", "chisquare", "z", "psi", "jensenshannon"]
 # p-values for the tests, distances for the rest; the same defaults Evidently uses.
 DEFAULT_DRIFT_THRESHOLDS: dict[str, float] = {
     "ks": 0.05,
     "chisquare": 0.05,
+    "z": 0.05,
     "wasserstein": 0.1,
     "psi": 0.1,
     "jensenshannon": 0.1,
 }
+# Methods whose statistic is a p-value: drift when it falls under the threshold. The rest are distances.
+P_VALUE_DRIFT_METHODS = frozenset({"ks", "chisquare", "z"})
+# A threshold derived per feature from the training data's own variation (`drift.calibration`).
+CALIBRATED = "calibrated"
 
 NotificationEvent = Literal[
     "drift_detected", "performance_degraded", "model_promoted", "gate_refused", "flow_failed", "model_rolled_back"

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from driftline.config.base import DEFAULT_DRIFT_THRESHOLDS, CategoricalDriftMethod, NumericDriftMethod, Section
+from driftline.config.base import (
+    CALIBRATED,
+    DEFAULT_DRIFT_THRESHOLDS,
+    P_VALUE_DRIFT_METHODS,
+    CategoricalDriftMethod,
+    NumericDriftMethod,
+    Section,
+)
 
 
 class DataQualityConfig(Section):
@@ -28,12 +36,38 @@ class DataQualityConfig(Section):
     )
 
 
+class CalibrationConfig(Section):
+    """Calibrated thresholds: each feature's threshold from its statistic on chunks of the training rows."""
+
+    batch_rows: int | None = Field(
+        None,
+        ge=1,
+        description="Rows per chunk: the batch size the thresholds are for. Default: the median rows of the files "
+        "the version is trained on (on a retrain, the batches that arrived), or a twentieth of the training rows "
+        "when it is trained on one file.",
+    )
+    quantile: float = Field(
+        0.99,
+        ge=0.5,
+        le=1,
+        description="Where in the chunks' spread the threshold sits: 0.99 lets about 1 chunk in 100 cross it.",
+    )
+
+
 class DriftConfig(Section):
-    numeric_method: NumericDriftMethod = "ks"
-    categorical_method: CategoricalDriftMethod = "chisquare"
-    thresholds: dict[str, float] = Field(
+    numeric_method: NumericDriftMethod = Field(
+        "ks", description="Test for numeric features; `auto` chooses per column by size, as Evidently does."
+    )
+    categorical_method: CategoricalDriftMethod = Field(
+        "chisquare", description="Test for categorical features; `auto` chooses per column by size."
+    )
+    thresholds: Literal["calibrated"] | dict[str, float | Literal["calibrated"]] = Field(
         default_factory=dict,
-        description="Per method: p-value under which ks/chisquare call drift, distance over which the others do.",
+        description="Per method: p-value under which ks/chisquare/z call drift, distance over which the others do; "
+        "`calibrated` (for all methods, or per method) derives each feature's from the training data.",
+    )
+    calibration: CalibrationConfig = Field(
+        CalibrationConfig(), description="How calibrated thresholds are derived from the training rows."
     )
     drift_share: float = Field(0.3, gt=0, le=1, description="Share of drifted features that makes dataset drift.")
     min_rows: int = Field(50, ge=1, description="Smaller batches get no drift verdict: too few rows to tell.")
@@ -52,17 +86,49 @@ class DriftConfig(Section):
         DataQualityConfig(), description="Null, unseen-category and out-of-range drift against training."
     )
 
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _thresholds_shape(cls, value: object) -> object:
+        """One readable error for a wrong shape, instead of one per member of the union."""
+        if value == CALIBRATED:
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"must be {CALIBRATED!r} or a mapping of method to threshold (a number or {CALIBRATED!r})")
+        parsed = {}
+        for method, threshold in value.items():
+            try:
+                parsed[method] = threshold if threshold == CALIBRATED else float(threshold)
+            except (TypeError, ValueError):
+                raise ValueError(f"{method}: must be a number or {CALIBRATED!r}, got {threshold!r}") from None
+        return parsed
+
     @model_validator(mode="after")
     def _thresholds_name_methods(self) -> DriftConfig:
-        unknown = set(self.thresholds) - set(DEFAULT_DRIFT_THRESHOLDS)
+        unknown = set(self._per_method) - set(DEFAULT_DRIFT_THRESHOLDS)
         if unknown:
             raise ValueError(
                 f"thresholds has unknown methods {sorted(unknown)}; known: {sorted(DEFAULT_DRIFT_THRESHOLDS)}"
             )
         return self
 
-    def threshold(self, method: str) -> float:
-        return self.thresholds.get(method, DEFAULT_DRIFT_THRESHOLDS[method])
+    @property
+    def _per_method(self) -> dict[str, float | str]:
+        return dict.fromkeys(DEFAULT_DRIFT_THRESHOLDS, CALIBRATED) if self.thresholds == CALIBRATED else self.thresholds
+
+    def calibrated(self, method: str) -> bool:
+        """Whether this method's threshold is derived per feature from the training data."""
+        return self._per_method.get(method) == CALIBRATED
+
+    @property
+    def any_calibrated(self) -> bool:
+        return CALIBRATED in self._per_method.values()
+
+    def threshold(self, method: str, signal: bool = False) -> float:
+        """The configured threshold, else the method's default (also the floor of a calibrated one). Prediction and
+        label drift (`signal`): one test that decides alone, so a p-value test uses the stricter signal level."""
+        configured = self._per_method.get(method, CALIBRATED)
+        threshold = DEFAULT_DRIFT_THRESHOLDS[method] if configured == CALIBRATED else float(configured)
+        return min(threshold, self.signal_p_value) if signal and method in P_VALUE_DRIFT_METHODS else threshold
 
 
 class MonitoringConfig(Section):

@@ -4,6 +4,8 @@ config's rules."""
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -14,15 +16,17 @@ from driftline.config import DriftConfig, DriftlineConfig, FeatureType
 from driftline.monitoring.drift_stats import (
     DRIFTED,
     KS_DECISION_RTOL,
-    P_VALUE_METHODS,
     STATISTICS,
     ColumnSummary,
+    auto_method,
     summarize,
 )
 from driftline.monitoring.quality import QualityCheck, data_quality
 from driftline.monitoring.reference import ReferenceStats, reference_column, reference_stats, signal_kind, target_kind
 
 PREDICTION_COLUMN = "prediction"
+# From this many batch rows the features are tested on all cores at once; below, a thread costs more than it saves.
+PARALLEL_MIN_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class ColumnDrift:
     statistic: float
     threshold: float
     drifted: bool
+    calibrated: bool = False  # the threshold comes from the training data's own variation (drift.thresholds)
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,14 @@ class DriftResult:
 
 
 def compare(reference: ColumnSummary, current: ColumnSummary, column: str, role: str, method: str,
-             threshold: float) -> ColumnDrift:  # fmt: skip
+             threshold: float, calibrated: bool = False) -> ColumnDrift:  # fmt: skip
     if reference.rows == 0 or current.rows == 0:
-        return ColumnDrift(column, role, method, float("nan"), threshold, drifted=False)
+        return ColumnDrift(column, role, method, float("nan"), threshold, False, calibrated)
     statistic = STATISTICS[method](reference, current)
     if method == "ks" and math.isclose(statistic, threshold, rel_tol=KS_DECISION_RTOL):  # let scipy decide the tie
         statistic = float(stats.ks_2samp(reference.values, current.values).pvalue)
-    return ColumnDrift(column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)))
+    return ColumnDrift(column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)),
+                       calibrated)  # fmt: skip
 
 
 def column_drift(
@@ -85,18 +91,16 @@ def column_drift(
     return compare(summarize(reference, numeric), summarize(current, numeric), column, role, method, threshold)
 
 
-def _method_for(kind: FeatureType, spec: DriftConfig) -> str:
-    return spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
-
-
-def _signal_drift(reference: ColumnSummary, current: pd.Series, column: str, role: str, kind: FeatureType,
-                  spec: DriftConfig) -> ColumnDrift:  # fmt: skip
-    """Prediction or label drift: one test that decides alone, so a p-value test uses the stricter signal level."""
-    method = _method_for(kind, spec)
-    threshold = (
-        min(spec.threshold(method), spec.signal_p_value) if method in P_VALUE_METHODS else spec.threshold(method)
-    )
-    return compare(reference, summarize(current, kind is FeatureType.numeric), column, role, method, threshold)
+def _drift(reference: ReferenceStats, known: ColumnSummary, current: ColumnSummary, column: str, role: str,
+           kind: FeatureType, spec: DriftConfig) -> ColumnDrift:  # fmt: skip
+    """One column's test: the configured method (or `auto`'s choice for this batch) and its threshold: calibrated
+    from the champion's training data when asked and stored with it, else the configured or default one."""
+    method = spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
+    method = auto_method(known, current) if method == "auto" else method
+    calibrated = reference.calibration.threshold(role, column, method) if reference.calibration else None
+    if spec.calibrated(method) and calibrated is not None:
+        return compare(known, current, column, role, method, calibrated, calibrated=True)
+    return compare(known, current, column, role, method, spec.threshold(method, signal=role != "feature"))
 
 
 def detect_drift(
@@ -115,20 +119,31 @@ def detect_drift(
     if not isinstance(reference, ReferenceStats):
         reference = reference_stats(reference, cfg, reference_predictions)
     spec, dataset = cfg.drift, cfg.dataset
-    columns = []
-    for name, kind in dataset.features.items():
-        method = _method_for(kind, spec)
-        current_column = summarize(current[name], kind is FeatureType.numeric)
-        columns.append(compare(reference_column(reference, name, kind), current_column, name, "feature", method,
-                                spec.threshold(method)))  # fmt: skip
+    batch_columns = {name: current[name] for name in dataset.features}
+
+    def feature(name: str, kind: FeatureType) -> tuple[ColumnSummary, ColumnDrift]:
+        """A batch column summarized (its values sorted) once, for its test and its data-quality checks."""
+        summary = summarize(batch_columns[name], kind is FeatureType.numeric)
+        return summary, _drift(reference, reference_column(reference, name, kind), summary, name, "feature", kind, spec)
+
+    workers = min(len(batch_columns), os.cpu_count() or 1) if len(current) >= PARALLEL_MIN_ROWS else 1
+    if workers == 1:
+        tested = list(map(feature, dataset.features, dataset.features.values()))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts and searches release the GIL
+            tested = list(pool.map(feature, dataset.features, dataset.features.values()))
+    batch = {name: summary for name, (summary, _) in zip(dataset.features, tested, strict=True)}
+    columns = [drift for _, drift in tested]
     if reference.prediction is not None and current_predictions is not None:  # reported always, counted if enabled
-        columns.append(_signal_drift(reference.prediction, pd.Series(current_predictions), PREDICTION_COLUMN,
-                                     "prediction", signal_kind(dataset.task), spec))  # fmt: skip
+        kind = signal_kind(dataset.task)
+        predicted = summarize(pd.Series(current_predictions), kind is FeatureType.numeric)
+        columns.append(_drift(reference, reference.prediction, predicted, PREDICTION_COLUMN, "prediction", kind, spec))
     if spec.target_drift and dataset.target in current and dataset.target in reference.columns:
         kind = target_kind(dataset.task)
-        columns.append(_signal_drift(reference_column(reference, dataset.target, kind),
-                                     current[dataset.target], dataset.target, "target", kind, spec))  # fmt: skip
-    quality = data_quality(reference, current, cfg)
+        labels = summarize(current[dataset.target], kind is FeatureType.numeric)
+        known = reference_column(reference, dataset.target, kind)
+        columns.append(_drift(reference, known, labels, dataset.target, "target", kind, spec))
+    quality = data_quality(reference, batch, len(current), cfg)
     features = [c for c in columns if c.role == "feature"]
     share = sum(c.drifted for c in features) / len(features)
     if len(current) < spec.min_rows:

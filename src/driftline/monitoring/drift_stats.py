@@ -15,9 +15,6 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-# Methods whose statistic is a p-value: drift when it falls under the threshold (see DRIFTED). The rest are distances.
-P_VALUE_METHODS = {"ks", "chisquare"}
-
 
 def _clean(values: pd.Series) -> pd.Series:
     return values.replace([np.inf, -np.inf], np.nan).dropna()
@@ -35,13 +32,21 @@ class NumericColumn:
         return len(self.values)
 
     @cached_property
+    def _last_of_value(self) -> np.ndarray:
+        """Index of the last row of each distinct value (the values are sorted)."""
+        if not self.rows:
+            return np.empty(0, dtype=np.intp)
+        return np.flatnonzero(np.append(self.values[1:] != self.values[:-1], True))
+
+    @property
     def distinct(self) -> int:
-        return int(np.count_nonzero(self.values[1:] != self.values[:-1])) + 1 if self.rows else 0
+        return len(self._last_of_value)
 
     @cached_property
     def counts(self) -> pd.Series:
-        values, counts = np.unique(self.values, return_counts=True)
-        return pd.Series(counts, index=values)
+        """`np.unique(values, return_counts=True)` as a Series, read off the sorted values without sorting again."""
+        last = self._last_of_value
+        return pd.Series(np.diff(last, prepend=-1), index=self.values[last])
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,9 +74,14 @@ def summarize(values: pd.Series, numeric: bool) -> ColumnSummary:
     return NumericColumn(np.sort(array), float(np.std(array)) if len(array) else float("nan"))
 
 
+def _union_values(reference: ColumnSummary, current: ColumnSummary) -> pd.Index:
+    """The values seen in either sample: reference's first, then those only the batch has (pandas equality)."""
+    return reference.counts.index.append(current.counts.index.difference(reference.counts.index, sort=False))
+
+
 def _aligned_counts(reference: ColumnSummary, current: ColumnSummary) -> tuple[np.ndarray, np.ndarray]:
     """Rows per value seen in either sample, aligned: reference's values first, then those only the batch has."""
-    keys = reference.counts.index.append(current.counts.index.difference(reference.counts.index, sort=False))
+    keys = _union_values(reference, current)
     return (reference.counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
             current.counts.reindex(keys, fill_value=0).to_numpy(dtype=float))  # fmt: skip
 
@@ -118,13 +128,23 @@ SMIRNOV_SERIES_MAX_N = 1_000_000  # scipy.special.smirnov sums its exact series 
 KS_DECISION_RTOL = 1e-9
 
 
-def _ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
-    """ks_2samp's D from sorted samples: max |F_ref - F_cur|, the same floats, evaluated once per distinct value."""
-    ref_last = np.flatnonzero(np.append(reference[1:] != reference[:-1], True))  # last index of each distinct value
-    cur_last = np.flatnonzero(np.append(current[1:] != current[:-1], True))
-    at_ref = (ref_last + 1) / reference.size - current.searchsorted(reference[ref_last], "right") / current.size
-    at_cur = reference.searchsorted(current[cur_last], "right") / reference.size - (cur_last + 1) / current.size
-    return float(max(at_ref.max(), at_cur.max(), -at_ref.min(), -at_cur.min()))
+def ks_statistic(reference: NumericColumn, current: NumericColumn) -> float:
+    """ks_2samp's D, max |F_ref - F_cur| over both samples' values, with the same floats, from the sorted samples.
+
+    Only the values of the sample with fewer distinct values are visited: at each such value v, and just below it
+    (there F_other is its count below v, which is its value at its last point under v, where scipy evaluates it).
+    Between two visited values the visited sample's F is constant and the other's only rises, so these are the
+    extremes. A batch much smaller than the reference costs binary searches of the batch's values only."""
+    few, many = (current, reference) if current.distinct <= reference.distinct else (reference, current)
+    last = few._last_of_value  # noqa: SLF001 - the same class
+    values = few.values[last]
+    up_to = many.values.searchsorted(values, "right")
+    below = up_to.copy()  # the other sample's count under v differs only where it holds v itself: search those
+    held = np.flatnonzero(many.values[np.maximum(up_to - 1, 0)] == values)
+    below[held] = many.values.searchsorted(values[held], "left")
+    at_values = up_to / many.rows - (last + 1) / few.rows
+    under_values = below / many.rows - np.append(0, last[:-1] + 1) / few.rows
+    return float(max(at_values.max(), under_values.max(), -at_values.min(), -under_values.min()))
 
 
 def _kstwo_sf(d: float, n: float) -> float:
@@ -138,14 +158,18 @@ def _kstwo_sf(d: float, n: float) -> float:
     return float(np.clip(2 * np.sum(d / shifted * stats.binom.pmf(j, n, shifted)), 0, 1))
 
 
-def _ks(reference: ColumnSummary, current: ColumnSummary) -> float:
-    """The p-value of `scipy.stats.ks_2samp(reference, current)` (two-sided, method="auto")."""
-    n1, n2 = reference.rows, current.rows
-    if max(n1, n2) <= KS_EXACT_MAX_N:  # scipy's exact branch: small samples, so scipy itself computes it
-        return float(stats.ks_2samp(reference.values, current.values).pvalue)
+def ks_asymptotic_p_value(d: float, n1: int, n2: int) -> float:
+    """ks_2samp's p-value of D for samples of n1 and n2 rows, when either has more than KS_EXACT_MAX_N."""
     larger, smaller = max(float(n1), float(n2)), min(float(n1), float(n2))
     effective_n = larger * smaller / (larger + smaller)  # scipy's asymptotic branch, term for term
-    return _kstwo_sf(_ks_statistic(reference.values, current.values), float(np.round(effective_n)))
+    return _kstwo_sf(d, float(np.round(effective_n)))
+
+
+def _ks(reference: ColumnSummary, current: ColumnSummary) -> float:
+    """The p-value of `scipy.stats.ks_2samp(reference, current)` (two-sided, method="auto")."""
+    if max(reference.rows, current.rows) <= KS_EXACT_MAX_N:  # scipy's exact branch: small samples, scipy computes it
+        return float(stats.ks_2samp(reference.values, current.values).pvalue)
+    return ks_asymptotic_p_value(ks_statistic(reference, current), reference.rows, current.rows)
 
 
 def _wasserstein(reference: ColumnSummary, current: ColumnSummary) -> float:
@@ -175,12 +199,28 @@ def _chisquare(reference: ColumnSummary, current: ColumnSummary) -> float:
     return float(stats.chisquare(cur_counts, expected)[1])
 
 
+def _z(reference: ColumnSummary, current: ColumnSummary) -> float:
+    """Evidently's two-proportion z-test (two-sided) on the share of rows that are not the smallest value seen.
+    Its arithmetic, in its order: `2 * (1 - norm.cdf(|z|))`, not `norm.sf` (they differ in the last bits)."""
+    ref_counts, cur_counts = reference.counts, current.counts
+    if len(ref_counts) == 1 and len(cur_counts) == 1 and ref_counts.index[0] == cur_counts.index[0]:
+        return 1.0
+    smallest = min(_union_values(reference, current))
+    n1, n2 = reference.rows, current.rows
+    p1 = float(n1 - ref_counts.get(smallest, 0)) / n1
+    p2 = float(n2 - cur_counts.get(smallest, 0)) / n2
+    pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+
+
 STATISTICS: dict[str, Callable[[ColumnSummary, ColumnSummary], float]] = {
     "ks": _ks,
     "wasserstein": _wasserstein,
     "psi": _psi,
     "jensenshannon": _jensenshannon,
     "chisquare": _chisquare,
+    "z": _z,
 }
 
 
@@ -188,7 +228,42 @@ STATISTICS: dict[str, Callable[[ColumnSummary, ColumnSummary], float]] = {
 DRIFTED: dict[str, Callable[[float, float], bool]] = {
     "ks": operator.le,
     "chisquare": operator.lt,
+    "z": operator.lt,
     "wasserstein": operator.ge,
     "psi": operator.ge,
     "jensenshannon": operator.ge,
 }
+
+
+# Evidently's automatic choice (DataDriftPreset with no method): a reference of at most this many non-null rows is
+# small (p-value tests), a larger one gets distances, which do not flag ever smaller shifts as the data grows.
+AUTO_SMALL_REFERENCE_ROWS = 1000
+AUTO_FEW_VALUES = 5  # a numeric column with at most this many distinct values is tested as categories
+
+
+def _values_up_to(reference: ColumnSummary, current: ColumnSummary, cap: int) -> int:
+    """Distinct values of both samples together, counted up to `cap` (the rule only asks "more than 2? than 5?")."""
+    if isinstance(reference, NumericColumn) and max(reference.distinct, current.distinct) >= cap:
+        return cap
+    return min(len(_union_values(reference, current)), cap)
+
+
+def auto_method(reference: ColumnSummary, current: ColumnSummary) -> str:
+    """The method Evidently 0.7's `_get_default_stattest` picks for this column and batch: by the reference's
+    non-null rows and the distinct values of both samples, the column's type as configured."""
+    values = _values_up_to(reference, current, AUTO_FEW_VALUES + 1)
+    many_values = isinstance(reference, NumericColumn) and values > AUTO_FEW_VALUES
+    if reference.rows <= AUTO_SMALL_REFERENCE_ROWS:
+        return "ks" if many_values else "chisquare" if values > 2 else "z"
+    return "wasserstein" if many_values else "jensenshannon"
+
+
+def auto_methods(reference: ColumnSummary) -> list[str]:
+    """Every method `auto_method` can pick for this reference column, whatever the batch: a batch adds values."""
+    values = reference.distinct if isinstance(reference, NumericColumn) else len(reference.counts)
+    numeric = isinstance(reference, NumericColumn)
+    if reference.rows <= AUTO_SMALL_REFERENCE_ROWS:
+        few = (["z"] if values <= 2 else []) + (["chisquare"] if not numeric or values <= AUTO_FEW_VALUES else [])
+        return few + (["ks"] if numeric else [])
+    few = ["jensenshannon"] if not numeric or values <= AUTO_FEW_VALUES else []
+    return few + (["wasserstein"] if numeric else [])

@@ -7,50 +7,87 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from driftline.config import DriftlineConfig, Task
+from driftline.monitoring.drift import ColumnDrift
+
+# Evidently's display name of each method driftline runs, as its snapshot reports it
+EVIDENTLY_METHODS = {
+    "K-S p_value": "ks", "chi-square p_value": "chisquare", "Z-test p_value": "z",
+    "Wasserstein distance (normed)": "wasserstein", "PSI": "psi", "Jensen-Shannon distance": "jensenshannon",
+}  # fmt: skip
 
 
-def _evidently_snapshot(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool, **about: Any
-):
-    """Evidently's `DataDriftPreset` over the features, with driftline's methods, thresholds and drift share;
-    `about` is what Evidently files the run under (name, timestamp, tags, metadata)."""
-    from evidently import DataDefinition, Dataset, Report
+def _preset(cfg: DriftlineConfig, columns: list[ColumnDrift] | None):
+    """Evidently's `DataDriftPreset` with the features' methods and thresholds: as decided per column when `columns`
+    are given (so the report shows driftline's verdict), else as configured (`auto`: Evidently chooses; a default
+    or calibrated threshold: Evidently's default)."""
     from evidently.presets import DataDriftPreset
 
-    spec, dataset = cfg.drift, cfg.dataset
+    spec = cfg.drift
+    if columns is not None:
+        features = [c for c in columns if c.role == "feature"]
+        return DataDriftPreset(per_column_method={c.column: c.method for c in features},
+                               per_column_threshold={c.column: c.threshold for c in features},
+                               drift_share=spec.drift_share)  # fmt: skip
+
+    def configured(method: str) -> tuple[str | None, float | None]:
+        if method == "auto":
+            return None, None
+        return method, None if spec.calibrated(method) else spec.threshold(method)
+
+    (num_method, num_threshold), (cat_method, cat_threshold) = map(
+        configured, (spec.numeric_method, spec.categorical_method)
+    )
+    return DataDriftPreset(num_method=num_method, cat_method=cat_method, num_threshold=num_threshold,
+                           cat_threshold=cat_threshold, drift_share=spec.drift_share)  # fmt: skip
+
+
+# Evidently runs these only on columns it types as categorical (its own automatic choice hands them numeric columns
+# of at most 5 values all the same): such a column goes to the report as categorical, where the test reads its values.
+CATEGORY_TESTS = {"chisquare", "z"}
+
+
+def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool,
+                        columns: list[ColumnDrift] | None = None, **about: Any):  # fmt: skip
+    """Evidently's `DataDriftPreset` over the features (see `_preset`); `about` is what Evidently files the run under
+    (name, timestamp, tags, metadata)."""
+    from evidently import DataDefinition, Dataset, Report
+
+    dataset = cfg.dataset
+    as_categories = {c.column for c in columns or [] if c.role == "feature" and c.method in CATEGORY_TESTS}
     definition = DataDefinition(
-        numerical_columns=dataset.numeric_features, categorical_columns=dataset.categorical_features
+        numerical_columns=[name for name in dataset.numeric_features if name not in as_categories],
+        categorical_columns=[name for name in dataset.feature_names if name in as_categories
+                             or name in dataset.categorical_features],  # fmt: skip
     )
-    preset = DataDriftPreset(
-        num_method=spec.numeric_method,
-        cat_method=spec.categorical_method,
-        num_threshold=spec.threshold(spec.numeric_method),
-        cat_threshold=spec.threshold(spec.categorical_method),
-        drift_share=spec.drift_share,
-    )
-    return Report([preset], include_tests=include_tests).run(
+    return Report([_preset(cfg, columns)], include_tests=include_tests).run(
         current_data=Dataset.from_pandas(current[dataset.feature_names], data_definition=definition),
         reference_data=Dataset.from_pandas(reference[dataset.feature_names], data_definition=definition),
         **about,
     )
 
 
-def evidently_column_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig
-) -> dict[str, tuple[float, bool]]:
-    """Evidently's own statistic and verdict per feature, on all rows: what driftline's decisions are checked by."""
-    snapshot = _evidently_snapshot(reference, current, cfg, include_tests=True).dict()
-    statistics = {
-        m["config"]["column"]: m["value"] for m in snapshot["metrics"] if m["config"]["type"].endswith("ValueDrift")
-    }
+class EvidentlyColumn(NamedTuple):
+    statistic: float
+    drifted: bool
+    method: str  # driftline's name of the method Evidently ran (it reports the one given, or its display name)
+
+
+def evidently_column_drift(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig,
+                           columns: list[ColumnDrift] | None = None) -> dict[str, EvidentlyColumn]:  # fmt: skip
+    """Evidently's own statistic, verdict and method per feature, on all rows: what driftline's decisions are
+    checked by. With `columns`, run with their methods and thresholds, as the report is."""
+    snapshot = _evidently_snapshot(reference, current, cfg, True, columns).dict()
+    drift_metrics = [m for m in snapshot["metrics"] if m["config"]["type"].endswith("ValueDrift")]
     verdicts = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in snapshot["tests"]
                 if t["metric_config"]["params"]["type"].endswith("ValueDrift")}  # fmt: skip
-    return {column: (float(value), verdicts[column]) for column, value in statistics.items()}
+    return {m["config"]["column"]: EvidentlyColumn(float(m["value"]), verdicts[m["config"]["column"]],
+                                                   EVIDENTLY_METHODS.get(m["config"]["method"], m["config"]["method"]))
+            for m in drift_metrics}  # fmt: skip
 
 
 def _sample(frame: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
@@ -58,15 +95,15 @@ def _sample(frame: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
     return frame.sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame
 
 
-def write_report(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path, snapshot: Snapshot | None = None
-) -> Path:
-    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data).
+def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path,
+                 snapshot: Snapshot | None = None, columns: list[ColumnDrift] | None = None) -> Path:  # fmt: skip
+    """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data),
+    with each feature's method and threshold as driftline's verdict (`columns`) used them, when given.
 
     With `snapshot`, the same Evidently run also goes to the model's dashboard project (`cfg.folders.dashboard`).
     """
     about = snapshot.about(DRIFT_TAG) if snapshot else {}
-    run = _evidently_snapshot(_sample(reference, cfg), _sample(current, cfg), cfg, include_tests=False, **about)
+    run = _evidently_snapshot(_sample(reference, cfg), _sample(current, cfg), cfg, False, columns, **about)
     path.parent.mkdir(parents=True, exist_ok=True)
     run.save_html(str(path))
     if snapshot is not None and cfg.dashboard.enabled:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
-
-from driftline.config import DriftlineConfig, FeatureType
-from driftline.monitoring.drift_stats import CategoricalColumn, summarize
+from driftline.config import DriftlineConfig
+from driftline.monitoring.drift_stats import CategoricalColumn, ColumnSummary
 from driftline.monitoring.reference import ReferenceStats, reference_column
 
 
@@ -33,16 +31,17 @@ NULL_RATE, UNSEEN_CATEGORIES, OUT_OF_RANGE = "null_rate", "unseen_category_share
 QUALITY_CHECKS = (NULL_RATE, UNSEEN_CATEGORIES, OUT_OF_RANGE)
 
 
-def data_quality(reference: ReferenceStats, current: pd.DataFrame, cfg: DriftlineConfig) -> list[QualityCheck]:
-    """Per feature: null share vs training's, share of categories training never saw, share of numbers outside
-    the training min/max. Missing and ±inf count as null, as they do for the drift statistics."""
+def data_quality(
+    reference: ReferenceStats, current: dict[str, ColumnSummary], rows: int, cfg: DriftlineConfig
+) -> list[QualityCheck]:
+    """Per feature, from the batch's column summaries (`rows` rows): null share vs training's, share of categories
+    training never saw, share of numbers outside the training min/max. Missing and ±inf count as null, as they do
+    for the drift statistics."""
     rules, checks = cfg.drift.data_quality, []
-    rows = max(len(current), 1)
     for name, kind in cfg.dataset.features.items():
-        known = reference_column(reference, name, kind)
-        batch = summarize(current[name], kind is FeatureType.numeric)
+        known, batch = reference_column(reference, name, kind), current[name]
         reference_nulls = 1 - known.rows / reference.rows if reference.rows else 0.0
-        nulls = 1 - batch.rows / rows if len(current) else 0.0
+        nulls = 1 - batch.rows / rows if rows else 0.0
         increase = rules.max_null_rate_increase
         checks.append(QualityCheck(name, NULL_RATE, reference_nulls, nulls, reference_nulls + increase,
                                    nulls - reference_nulls > increase))  # fmt: skip

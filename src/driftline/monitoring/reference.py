@@ -4,7 +4,8 @@ the holdout predictions and the data profile."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 
 from driftline.config import DatasetConfig, DriftlineConfig, FeatureType, Task
 from driftline.errors import ConfigError
+from driftline.monitoring.calibration import Calibration, batch_rows, column_thresholds, methods_to_calibrate
 from driftline.monitoring.drift_stats import CategoricalColumn, ColumnSummary, NumericColumn, summarize
 from driftline.validation.profile import ReferenceProfile, learn_profile
 
@@ -41,22 +43,28 @@ class ReferenceStats:
     rows: int
     columns: dict[str, ColumnSummary]  # the features and the target
     prediction: ColumnSummary | None = None  # the champion's signal on its holdout
+    calibration: Calibration | None = None  # calibrated thresholds, when the config asked for them at training
 
     def save(self, folder: Path) -> None:
-        """`stats.json` plus one file per column: sorted float64 values (.npy) or category counts (.parquet)."""
+        """`stats.json` (with the calibrated thresholds) plus one file per column: sorted float64 values (.npy) or
+        category counts (.parquet)."""
         folder.mkdir(parents=True, exist_ok=True)
         columns = [{"name": name, **_save_column(column, folder, str(index))}
                    for index, (name, column) in enumerate(self.columns.items())]  # fmt: skip
         prediction = None if self.prediction is None else _save_column(self.prediction, folder, "prediction")
-        manifest = {"rows": self.rows, "columns": columns, "prediction": prediction}
+        calibration = None if self.calibration is None else self.calibration.to_dict()
+        manifest = {"rows": self.rows, "columns": columns, "prediction": prediction, "calibration": calibration}
         (folder / STATS_MANIFEST).write_text(json.dumps(manifest, indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> ReferenceStats:
+        """A version's statistics; one registered before calibration existed has no `calibration` entry."""
         manifest = json.loads((folder / STATS_MANIFEST).read_text())
         columns = {entry["name"]: _load_column(folder, entry) for entry in manifest["columns"]}
         prediction = None if manifest["prediction"] is None else _load_column(folder, manifest["prediction"])
-        return cls(rows=int(manifest["rows"]), columns=columns, prediction=prediction)
+        calibration = manifest.get("calibration")
+        calibration = None if calibration is None else Calibration.from_dict(calibration)
+        return cls(rows=int(manifest["rows"]), columns=columns, prediction=prediction, calibration=calibration)
 
 
 def target_kind(task: Task) -> FeatureType:
@@ -79,6 +87,35 @@ def reference_stats(frame: pd.DataFrame, cfg: DriftlineConfig, predictions: np.n
     return ReferenceStats(rows=len(frame), columns=columns, prediction=prediction)
 
 
+def _in_time_order(frame: pd.DataFrame, cfg: DriftlineConfig) -> np.ndarray:
+    """Row positions by event time when the dataset has one, else in arrival order (the index of the rows as
+    they were read, which a random holdout split shuffles)."""
+    event_time = cfg.dataset.event_time_column
+    if event_time and event_time in frame:
+        return frame.reset_index(drop=True).sort_values(event_time, kind="stable").index.to_numpy()
+    return np.argsort(frame.index.to_numpy(), kind="stable")
+
+
+def calibrate(stats: ReferenceStats, train: pd.DataFrame, holdout: pd.DataFrame, holdout_signal: np.ndarray,
+              cfg: DriftlineConfig, file_rows: Sequence[int] = ()) -> Calibration:  # fmt: skip
+    """Calibrated thresholds of the columns whose method asks for them: features and target from the training rows,
+    prediction drift from the holdout predictions (the only ones the model did not learn from)."""
+    spec = cfg.drift
+    target_rows = batch_rows(spec, len(train), list(file_rows))
+    ordered = train.iloc[_in_time_order(train, cfg)]
+    columns = {}
+    for name, known in stats.columns.items():
+        role = "target" if name == cfg.dataset.target else "feature"
+        floors = methods_to_calibrate(spec, known, role)
+        columns[name] = column_thresholds(ordered[name], known, floors, spec, target_rows)
+    prediction = {}
+    if stats.prediction is not None:
+        signal = pd.Series(np.asarray(holdout_signal)[_in_time_order(holdout, cfg)])
+        floors = methods_to_calibrate(spec, stats.prediction, "prediction")
+        prediction = column_thresholds(signal, stats.prediction, floors, spec, target_rows)
+    return Calibration(target_rows, spec.calibration.quantile, columns, prediction)
+
+
 @dataclass(frozen=True)
 class DriftReference:
     """What drift is measured against: statistics of the training rows, a sample of them (for the report and the
@@ -96,17 +133,22 @@ class DriftReference:
         return list(self.stats.columns[dataset.target].counts.index)
 
 
-def build_reference(train: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig) -> DriftReference:
+def build_reference(train: pd.DataFrame, holdout: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig,
+                    file_rows: Sequence[int] = ()) -> DriftReference:  # fmt: skip
     """The statistics come from every training row (a sorted float64 array per numeric column, counts per
-    categorical one); the stored sample is bounded by `drift.reference_sample_rows`."""
+    categorical one), with calibrated thresholds when the config asks for them (`file_rows`: the rows of each file
+    trained on, the default batch size); the stored sample is bounded by `drift.reference_sample_rows`."""
     columns = [*cfg.dataset.feature_names, cfg.dataset.target]
     rows = min(len(train), cfg.drift.reference_sample_rows)
     sample = train[columns].sample(n=rows, random_state=cfg.model.seed) if rows < len(train) else train[columns]
+    stats = reference_stats(train[columns], cfg, holdout_signal)
+    if cfg.drift.any_calibrated:
+        stats = replace(stats, calibration=calibrate(stats, train, holdout, holdout_signal, cfg, file_rows))
     return DriftReference(
         features=sample.reset_index(drop=True),
         predictions=np.asarray(holdout_signal),
         profile=learn_profile(train, cfg.dataset),
-        stats=reference_stats(train[columns], cfg, holdout_signal),
+        stats=stats,
     )
 
 

@@ -28,7 +28,8 @@ def train_challenger(
 ) -> TrainedCandidate:
     """One model trained on the batches together, registered as `challenger` with the archive entries as lineage."""
     frame = pd.concat([batch.frame for batch in batches], ignore_index=True)
-    trained = train_model(frame, cfg, source=", ".join(entry.source_name for entry in archived))
-    sources = [DataSource(a.fingerprint, a.rows, a.source_name, a.path) for a in archived]
-    ref = Registry(cfg).log_candidate(trained, collect_lineage(cfg, sources), trigger, actor)
+    sources = ", ".join(entry.source_name for entry in archived)
+    trained = train_model(frame, cfg, source=sources, file_rows=[batch.rows for batch in batches])
+    lineage = collect_lineage(cfg, [DataSource(a.fingerprint, a.rows, a.source_name, a.path) for a in archived])
+    ref = Registry(cfg).log_candidate(trained, lineage, trigger, actor)
     return TrainedCandidate(ref=ref, trained=trained)

@@ -53,7 +53,7 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     at = data_time(observed, cfg)
     snapshot = evidently_report.Snapshot(f"drift {observed.name}", at, champion.ref.version)
     report = evidently_report.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg),
-                                           snapshot)  # fmt: skip
+                                           snapshot, result.columns)  # fmt: skip
     watermark = observed.through if isinstance(observed, LogWindow) else None
     registry = Registry(cfg)
     run_id = registry.log_monitoring(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -47,7 +48,11 @@ class TrainedModel:
     input_example: pd.DataFrame
 
 
-def train_model(frame: pd.DataFrame, cfg: DriftlineConfig, source: str = "training data") -> TrainedModel:
+def train_model(
+    frame: pd.DataFrame, cfg: DriftlineConfig, source: str = "training data", file_rows: Sequence[int] = ()
+) -> TrainedModel:
+    """Split, fit, measure on the holdout and capture the drift reference. `file_rows`: the rows of each file in
+    `frame`, the batch size calibrated drift thresholds default to."""
     reasons = untrainable_reasons(frame, cfg)
     if reasons:
         raise DataRejected(source, reasons)
@@ -69,7 +74,7 @@ def train_model(frame: pd.DataFrame, cfg: DriftlineConfig, source: str = "traini
         model=model,
         holdout=holdout,
         metrics=holdout_metrics(model, holdout, cfg),
-        reference=build_reference(train, signal, cfg),
+        reference=build_reference(train, holdout, signal, cfg, file_rows),
         params=params,
         input_example=feature_frame(train.head(5), cfg.dataset),
     )
