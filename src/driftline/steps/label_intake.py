@@ -28,10 +28,11 @@ class LabelIntake:
 
 
 def trained_classes(champion: Champion, cfg: DriftlineConfig) -> list | None:
-    """The labels the champion was trained on (None for regression): label files must use these."""
+    """The labels the champion was trained on (None for regression): label files must use these. Sorted, as the
+    model's own classes are, so the second one is the positive class of binary metrics and of fairness."""
     if not cfg.dataset.task.is_classification:
         return None
-    return list(champion.reference.stats.columns[cfg.dataset.target].counts.index)
+    return sorted(champion.reference.stats.columns[cfg.dataset.target].counts.index)
 
 
 def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -> LabelIntake:
