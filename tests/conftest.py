@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from testkit.configs import write_demo_config
 from testkit.outcomes import TRIED
-from testkit.paths import DEMO_CONFIG, WEEK
+from testkit.paths import WEEK
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
@@ -22,21 +22,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 @pytest.fixture
 def config_factory(tmp_path: Path) -> Callable[..., Path]:
     """Write the demo config with the workspace in tmp_path and a faster model; overrides merge per section."""
-
-    def write(**sections: dict) -> Path:
-        data = yaml.safe_load(DEMO_CONFIG.read_text())
-        data["storage"] = {"workspace": str(tmp_path / "workspace")}
-        data["model"]["params"] = {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 15}
-        for section, values in sections.items():
-            if isinstance(values, dict) and isinstance(data.get(section), dict):
-                data[section] = {**data[section], **values}
-            else:
-                data[section] = values
-        path = tmp_path / "driftline.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return path
-
-    return write
+    return lambda **sections: write_demo_config(tmp_path, **sections)
 
 
 @pytest.fixture
