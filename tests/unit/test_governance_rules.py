@@ -120,5 +120,8 @@ def test_auto_rollback_fires_only_for_a_watched_degraded_champion_with_somewhere
         cfg, "3", recent, now, True, live_metrics={"roc_auc": 0.70}, promotion_metrics={"roc_auc": 0.80}
     )
     assert worse.roll_back and "live roc_auc 0.7000" in worse.reasons[0]
+    breach = "disparate impact on region 0.120 < 0.8 in b.csv"  # labels.fairness_counts_as_degradation
+    assert degradation(cfg, "3", recent, now, True, live_breaches=[breach]).reasons == [breach]
+    assert not degradation(cfg, "3", old, now, True, live_breaches=[breach]).roll_back
     off = load_config(config_factory())
     assert not degradation(off, "3", recent, now, True, drift=_prediction_drift(True)).roll_back

@@ -84,6 +84,8 @@ def cmd_labels(args: argparse.Namespace) -> None:
     else:
         verdict = f"{outcome.metric} {fmt(outcome.champion_value)} vs {fmt(outcome.at_promotion)} at promotion"
     console.print(f"{joined}; champion v{outcome.champion_version}: {verdict}")
+    if outcome.fairness_breached or outcome.degraded_slices:
+        console.print(f"slices and fairness: [yellow]breached[/] ({outcome.slices_and_fairness})")
     _report_retraining(outcome.retraining)
 
 

@@ -62,5 +62,6 @@ DEFAULT_DRIFT_THRESHOLDS: dict[str, float] = {
 }
 
 NotificationEvent = Literal[
-    "drift_detected", "performance_degraded", "model_promoted", "gate_refused", "flow_failed", "model_rolled_back"
+    "drift_detected", "performance_degraded", "fairness_breached", "slice_degraded", "model_promoted", "gate_refused",
+    "flow_failed", "model_rolled_back",
 ]

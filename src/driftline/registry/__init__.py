@@ -6,6 +6,7 @@ from driftline.registry.front import Registry
 from driftline.registry.refs import (
     CHALLENGER,
     CHAMPION,
+    GATE_ARTIFACT,
     MODEL_CARD,
     MODEL_SHA256,
     PASSED,
@@ -21,6 +22,6 @@ from driftline.registry.refs import (
 from driftline.registry.runs import metric_key
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REPORTS", "RETIRED", "SKOPS_FILE",
-    "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key",
+    "CHALLENGER", "CHAMPION", "GATE_ARTIFACT", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REPORTS", "RETIRED",
+    "SKOPS_FILE", "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key",
 ]  # fmt: skip
