@@ -50,7 +50,7 @@ def test_a_degraded_slice_is_notified_and_a_fair_batch_is_not(config_factory, de
 
     fair = scored_then_labeled(config, week(9, seed=2), "fair.csv", tmp_path)
     assert not fair.fairness_breached and fair.degraded_slices == [] and fair.retraining is None
-    assert fair.slices_and_fairness == "1 newly labeled batches: slices and fairness hold"
+    assert fair.slices_and_fairness == "slices and fairness hold on 1 newly labeled batch"
 
     flipped = scored_then_labeled(config, labels_flipped_in(week(10, seed=4)), "flipped.csv", tmp_path)
     assert flipped.degraded_slices == ["region=south"] and not flipped.fairness_breached

@@ -12,6 +12,7 @@ from driftline.config import DriftlineConfig
 from driftline.data import prediction_log
 from driftline.evaluation.slices import FairnessResult, fairness_of, slice_metrics
 from driftline.modeling.metrics import greater_is_better
+from driftline.modeling.pipeline import Predictions
 from driftline.monitoring.performance import logged_predictions, truth_of
 
 
@@ -143,10 +144,13 @@ class LiveChecks:
             return self.note
         if not self.judged:
             return "no newly labeled batch of the champion"
-        return "; ".join(self.reasons) or f"{len(self.judged)} newly labeled batches: slices and fairness hold"
+        judged = len(self.judged)
+        held = f"slices and fairness hold on {judged} newly labeled batch{'es' * (judged > 1)}"
+        return "; ".join(self.reasons) or held
 
 
-def _slice_checks(batch: pd.DataFrame, live, at_promotion: AtPromotion, cfg: DriftlineConfig) -> list[SliceCheck]:
+def _slice_checks(batch: pd.DataFrame, live: Predictions, at_promotion: AtPromotion,
+                  cfg: DriftlineConfig) -> list[SliceCheck]:  # fmt: skip
     settings = cfg.gate.slices
     if not settings.columns:
         return []
