@@ -23,12 +23,14 @@ from driftline.errors import DriftlineError
 from tasks.concurrency import ensure_training_limit
 from tasks.events import (
     DRIFT_DETECTED,
+    FAIRNESS_BREACHED,
     GATE_REFUSED,
     MODEL_LABEL,
     MODEL_PROMOTED,
     MODEL_ROLLED_BACK,
     NOTIFIED_EVENTS,
     PERFORMANCE_DEGRADED,
+    SLICE_DEGRADED,
 )
 
 WORK_POOL_ENV = "DRIFTLINE_WORK_POOL"
@@ -58,6 +60,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     PERFORMANCE_DEGRADED: (
         "driftline {{ event.resource['driftline.model'] }}: champion v{{ event.payload.champion_version }} degraded",
+        "{{ event.payload.reason }}. Retraining: {{ event.payload.retraining }}. "
+        "MLflow run {{ event.payload.mlflow_run_id }} {{ event.payload.mlflow_run_url or '' }}",
+    ),
+    FAIRNESS_BREACHED: (
+        "driftline {{ event.resource['driftline.model'] }}: fairness of champion v{{ event.payload.champion_version }} "
+        "breached",
+        "{{ event.payload.reason }} (positive rates {{ event.payload.positive_rates }}). Retraining: "
+        "{{ event.payload.retraining }}. MLflow run {{ event.payload.mlflow_run_id }} "
+        "{{ event.payload.mlflow_run_url or '' }}",
+    ),
+    SLICE_DEGRADED: (
+        "driftline {{ event.resource['driftline.model'] }}: slices of champion v{{ event.payload.champion_version }} "
+        "degraded",
         "{{ event.payload.reason }}. Retraining: {{ event.payload.retraining }}. "
         "MLflow run {{ event.payload.mlflow_run_id }} {{ event.payload.mlflow_run_url or '' }}",
     ),

@@ -206,19 +206,28 @@ class PerformanceOutcome(BaseModel):
     metric: str
     champion_value: float | None
     at_promotion: float | None
-    degraded: bool
+    degraded: bool = Field(description="The primary metric is worse than at promotion beyond labels.max_degradation.")
     reason: str
+    fairness_breached: bool = Field(
+        False, description="A newly labeled batch's disparate impact is under gate.fairness.min_disparate_impact."
+    )
+    degraded_slices: list[str] = Field(
+        default_factory=list, description="Slices (column=value) worse than at promotion beyond gate.slices.tolerance."
+    )
+    slices_and_fairness: str = Field("", description="The verdict on the champion's slices and fairness, in words.")
     retraining: TrainingOutcome | None = None
 
     @classmethod
     def of(cls, intake: LabelIntake, report: PerformanceReport, retraining: TrainingOutcome | None):
-        degradation = report.degradation
+        degradation, live = report.degradation, report.live
         return cls(
             label_files=intake.accepted, already_received=intake.already_received, labeled_rows=report.labeled_rows,
             pending_predictions=report.pending_predictions, unmatched_labels=report.unmatched_labels,
             champion_version=degradation.model_version, metric=degradation.metric,
             champion_value=degradation.measured, at_promotion=degradation.at_promotion,
-            degraded=degradation.degraded, reason=degradation.reason, retraining=retraining,
+            degraded=degradation.degraded, reason=degradation.reason, fairness_breached=bool(live.fairness_breaches),
+            degraded_slices=[c.name for batch in live.slice_degradations for c in batch.degraded_slices],
+            slices_and_fairness=live.summary, retraining=retraining,
         )  # fmt: skip
 
 

@@ -10,7 +10,13 @@ from flows.params import LabelParams, PerformanceOutcome, TrainParams
 from flows.training import training
 from tasks.governance import watch_new_champion
 from tasks.kpis import publish_kpis
-from tasks.performance import judge_rollout, measure_performance, notify_degradation, receive_labels
+from tasks.performance import (
+    judge_rollout,
+    measure_performance,
+    notify_degradation,
+    notify_slices_and_fairness,
+    receive_labels,
+)
 from tasks.registry import conclude_rollout, load_champion, roll_back
 
 
@@ -25,18 +31,21 @@ def performance_monitoring(params: LabelParams) -> PerformanceOutcome:
         verdict = judge_rollout(cfg, champion, report)
         if verdict is not None:
             conclude_rollout(cfg, verdict)
-    if report.degradation.rows >= cfg.labels.min_rows:  # governance.auto_rollback: a degraded new champion goes back
-        live = report.degradation.live_metrics
-        watch = watch_new_champion(None, champion, cfg, live_metrics=live)
+    retrain = "retraining on the archive window" if cfg.labels.retrain else "labels.retrain is off"
+    breaches = report.live.counted  # slice and fairness breaches, with labels.fairness_counts_as_degradation
+    if report.live.reasons:  # gate.slices / gate.fairness breached on the champion's newly labeled batches
+        notify_slices_and_fairness(report, cfg, retrain if breaches else "labels.fairness_counts_as_degradation is off")
+    if report.degradation.rows >= cfg.labels.min_rows or breaches:  # governance.auto_rollback: a degraded new champion
+        live = report.degradation.live_metrics  # goes back to `previous`
+        watch = watch_new_champion(None, champion, cfg, live_metrics=live, live_breaches=breaches)
         if watch.roll_back:
-            roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": live})
+            evidence = {"automatic": True, "live": live, "breaches": breaches}
+            roll_back(cfg, automatic_rollback_reason(watch), evidence=evidence)
     retraining = None
     if report.degradation.degraded:
-        retrain = cfg.labels.retrain
-        notify_degradation(report, cfg, "retraining on the archive window" if retrain else "labels.retrain is off")
-        if retrain:
-            reason = f"performance degraded: {report.degradation.reason}"
-            retraining = training(TrainParams(config=params.config, reason=reason))
+        notify_degradation(report, cfg, retrain)
+    if report.degraded and cfg.labels.retrain:  # the primary metric, or breaches that count
+        retraining = training(TrainParams(config=params.config, reason=report.degradation_reason))
     publish_kpis(cfg)
     intake.raise_if_rejected()  # after the good files counted, the run fails naming the bad ones
     return PerformanceOutcome.of(intake, report, retraining)

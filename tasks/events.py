@@ -21,12 +21,16 @@ DRIFT_DETECTED = "driftline.drift.detected"
 MODEL_PROMOTED = "driftline.model.promoted"
 GATE_REFUSED = "driftline.gate.refused"
 PERFORMANCE_DEGRADED = "driftline.performance.degraded"
+FAIRNESS_BREACHED = "driftline.fairness.breached"
+SLICE_DEGRADED = "driftline.slice.degraded"
 MODEL_ROLLED_BACK = "driftline.model.rolled_back"
 
 # The `notifications.events` names in the config, and the events behind them.
 NOTIFIED_EVENTS: dict[NotificationEvent, str] = {
     "drift_detected": DRIFT_DETECTED,
     "performance_degraded": PERFORMANCE_DEGRADED,
+    "fairness_breached": FAIRNESS_BREACHED,
+    "slice_degraded": SLICE_DEGRADED,
     "model_promoted": MODEL_PROMOTED,
     "gate_refused": GATE_REFUSED,
     "flow_failed": "prefect.flow-run.Failed",
@@ -42,7 +46,8 @@ def model_resource(cfg: DriftlineConfig) -> dict[str, str]:
 
 
 def emit_model_event(event: str, cfg: DriftlineConfig, payload: dict[str, Any]) -> None:
-    """Drift, degradation, promotion and refusal events about the registered model, sent in the background."""
+    """Drift, degradation, fairness, promotion and refusal events about the registered model, sent in the
+    background."""
     emit_event(event=event, resource=model_resource(cfg), payload=payload)
 
 

@@ -36,10 +36,12 @@ def publish_model_card(candidate: TrainedCandidate, decision: GateDecision, appr
 
 @task(name="watch-new-champion", cache_policy=NO_CACHE, **retried(1, 5))
 def watch_new_champion(drift: DriftResult | None, champion: Champion, cfg: DriftlineConfig,
-                       live_metrics: dict[str, float] | None = None) -> Degradation:  # fmt: skip
+                       live_metrics: dict[str, float] | None = None,
+                       live_breaches: list[str] | None = None) -> Degradation:  # fmt: skip
     """Whether a recently promoted champion degraded against its figures at promotion (governance.auto_rollback);
     the flow rolls it back when it did.
 
-    `live_metrics` is the champion's primary metric on freshly labeled rows, when monitoring has them.
+    `live_metrics` is the champion's primary metric on freshly labeled rows, when monitoring has them;
+    `live_breaches` its slice and fairness breaches that count as degradation.
     """
-    return champion_watch.watch_new_champion(drift, champion, cfg, live_metrics)
+    return champion_watch.watch_new_champion(drift, champion, cfg, live_metrics, live_breaches)

@@ -14,7 +14,7 @@ from driftline.steps import label_intake, performance_check, rollout_check
 from driftline.steps.label_intake import LabelIntake
 from driftline.steps.performance_check import PerformanceReport
 from tasks.artifacts import links_markdown, publish_markdown, publish_table
-from tasks.events import PERFORMANCE_DEGRADED, emit_model_event
+from tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED, emit_model_event
 from tasks.registry import run_actor
 from tasks.retries import retried
 
@@ -38,6 +38,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
         f"Performance on labeled predictions: {report.labeled_rows} labeled, {report.pending_predictions} "
         f"waiting for a label, {report.unmatched_labels} labels without a prediction. "
         f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. "
+        f"Slices and fairness of v{degradation.model_version}: {report.live.summary}. "
         f"{links_markdown(links, report.mlflow_run_id)}"
     ))  # fmt: skip
     return report
@@ -64,3 +65,29 @@ def notify_degradation(report: PerformanceReport, cfg: DriftlineConfig, retraini
         "reason": degradation.reason, "retraining": retraining, "mlflow_run_id": report.mlflow_run_id,
         "mlflow_run_url": report.mlflow_run_url,
     })  # fmt: skip
+
+
+@task(name="notify-slices-and-fairness", cache_policy=NO_CACHE)
+def notify_slices_and_fairness(report: PerformanceReport, cfg: DriftlineConfig, retraining: str) -> None:
+    """One event per newly labeled batch of the champion whose disparate impact fell under the minimum, and one per
+    batch with slices worse than at promotion beyond the tolerance."""
+    live = report.live
+    links = {"mlflow_run_id": report.mlflow_run_id, "mlflow_run_url": report.mlflow_run_url,
+             "counts_as_degradation": live.counts_as_degradation, "retraining": retraining}  # fmt: skip
+    for batch in live.fairness_breaches:
+        fairness = batch.fairness
+        emit_model_event(FAIRNESS_BREACHED, cfg, {
+            "champion_version": batch.model_version, "batch": batch.source, "rows": batch.rows,
+            "attribute": fairness.attribute, "disparate_impact": fairness.disparate_impact,
+            "minimum": fairness.minimum, "at_promotion": batch.fairness_at_promotion,
+            "positive_rates": {group.group: group.positive_rate for group in fairness.groups},
+            "reason": batch.fairness_reason, **links,
+        })  # fmt: skip
+    for batch in live.slice_degradations:
+        emit_model_event(SLICE_DEGRADED, cfg, {
+            "champion_version": batch.model_version, "batch": batch.source, "rows": batch.rows,
+            "metric": batch.metric, "tolerance": live.tolerance,
+            "slices": [{"slice": check.name, "rows": check.rows, "measured": check.live,
+                        "at_promotion": check.at_promotion} for check in batch.degraded_slices],
+            "reason": batch.slice_reason(live.tolerance), **links,
+        })  # fmt: skip

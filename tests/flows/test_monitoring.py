@@ -1,12 +1,11 @@
 """Monitoring through Prefect and MLflow on SQLite: delayed labels, degradation → retraining, the Evidently
 dashboard, and the operational KPIs of a demo-like sequence."""
 
-import time
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from prefect.client.orchestration import get_client
+from testkit.events import model_events
 
 from driftline.errors import ConfigError, DataRejected
 from driftline.monitoring import evidently_report
@@ -38,24 +37,6 @@ def write_labels(frame: pd.DataFrame, path) -> str:
     return str(path)
 
 
-def performance_events(model: str, since: datetime) -> list[dict]:
-    """The degradation events the Prefect server stored for this model since a time (emitted in the background:
-    bounded wait). Every test shares one server and the model name, so earlier tests' events are excluded."""
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
-
-    query = EventFilter(
-        event=EventNameFilter(name=[PERFORMANCE_DEGRADED]), occurred=EventOccurredFilter(since=since)
-    ).model_dump(mode="json")
-    deadline = time.monotonic() + 30
-    while True:
-        with get_client(sync_client=True) as client:
-            events = client.request("POST", "/events/filter", json={"filter": query}).json()["events"]
-        found = [event for event in events if event["resource"]["driftline.model"] == model]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
-
-
 def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, demo_files, tmp_path):
     cfg_path = str(labeled_config)
     started = datetime.now(UTC)
@@ -74,7 +55,7 @@ def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, d
     assert registry.champion().version == "2"
     v2 = {v.version: v for v in registry.versions()}["2"]
     assert v2.tags["driftline.trigger"].startswith("performance degraded: roc_auc")
-    [event] = performance_events(cfg.registry.model_name, started)
+    [event] = model_events(PERFORMANCE_DEGRADED, cfg.registry.model_name, started)
     assert event["payload"]["champion_version"] == "1" and event["payload"]["rows"] == 2500
 
     # the per-batch and per-version figures are MLflow metrics with steps

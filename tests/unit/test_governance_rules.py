@@ -120,5 +120,20 @@ def test_auto_rollback_fires_only_for_a_watched_degraded_champion_with_somewhere
         cfg, "3", recent, now, True, live_metrics={"roc_auc": 0.70}, promotion_metrics={"roc_auc": 0.80}
     )
     assert worse.roll_back and "live roc_auc 0.7000" in worse.reasons[0]
+    breach = "disparate impact on region 0.120 < 0.8 in b.csv"  # labels.fairness_counts_as_degradation
+    assert degradation(cfg, "3", recent, now, True, live_breaches=[breach]).reasons == [breach]
+    assert not degradation(cfg, "3", old, now, True, live_breaches=[breach]).roll_back
     off = load_config(config_factory())
     assert not degradation(off, "3", recent, now, True, drift=_prediction_drift(True)).roll_back
+
+
+def test_a_refusal_naming_a_slice_prints_the_slice():
+    from driftline.cli.render import console, describe_training
+    from flows.params import TrainingOutcome
+
+    reason = "Metric roc_auc[contract=two-year] value threshold check failed: candidate model = 0.61"
+    refused = TrainingOutcome(candidate_version="2", verdict="refused", reasons=[reason], metric="roc_auc",
+                              challenger_value=0.8, champion_value=0.79, champion_version="1", training_rows=10)
+    with console.capture() as printed:
+        console.print(describe_training(refused))
+    assert "roc_auc[contract=two-year]" in printed.get()  # rich markup would swallow it unescaped

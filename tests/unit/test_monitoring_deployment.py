@@ -8,7 +8,7 @@ from testkit.paths import PROJECT_ROOT
 
 from driftline.config import load_config
 from flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
-from tasks.events import PERFORMANCE_DEGRADED
+from tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
 
 
 def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(config_factory):
@@ -26,3 +26,20 @@ def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(co
     entrypoints = [d["entrypoint"] for d in deployments]
     assert "flows/performance_monitoring.py:performance_monitoring" in entrypoints
     assert "performance-monitoring" in FLOWS and len(FLOWS) == len(entrypoints)
+
+
+def test_slice_and_fairness_breaches_are_notified_in_words(config_factory):
+    from jinja2 import Template
+
+    cfg = load_config(config_factory(labels={"enabled": True}))
+    names = {a.name for a in notification_automations(cfg, str(uuid.uuid4()))
+             if a.trigger.expect & {FAIRNESS_BREACHED, SLICE_DEGRADED}}  # fmt: skip
+    assert names == {"driftline churn-demo: fairness breached", "driftline churn-demo: slice degraded"}
+    event = {"resource": {"driftline.model": "churn-demo"}, "payload": {
+        "champion_version": "3", "reason": "disparate impact on region 0.000 < 0.8 in b.csv",
+        "positive_rates": {"south": 0.0, "north": 0.49}, "retraining": "labels.fairness_counts_as_degradation is off",
+        "mlflow_run_id": "abc", "mlflow_run_url": None}}  # fmt: skip
+    subject, body = (Template(text).render(event=event) for text in MESSAGES[FAIRNESS_BREACHED])
+    assert subject == "driftline churn-demo: fairness of champion v3 breached"
+    assert body.startswith("disparate impact on region 0.000 < 0.8 in b.csv (positive rates")
+    assert "Retraining: labels.fairness_counts_as_degradation is off." in body

@@ -113,3 +113,14 @@ def test_label_store_keeps_the_newest_label_per_id(tmp_path, cfg):
     assert label_store.store_labels(first, store) is None  # the same content twice is stored once
     labels = label_store.read_labels(store).set_index("id")["label"].to_dict()
     assert labels == {"C1": 0, "C2": 0}
+
+
+def test_trained_classes_are_sorted_so_the_second_is_the_positive_class(cfg):
+    from types import SimpleNamespace
+
+    from driftline.monitoring.drift_stats import CategoricalColumn
+    from driftline.monitoring.reference import DriftReference
+
+    # the reference counts keep the order the labels first appear in training: here 1 before 0
+    stats = SimpleNamespace(columns={"churned": CategoricalColumn(pd.Series([40, 60], index=[1, 0]))})
+    assert DriftReference.trained_classes(SimpleNamespace(stats=stats), cfg.dataset) == [0, 1]

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from driftline.cli.render import console, demo_summary, describe_training, fmt
 from driftline.config import DriftlineConfig, load_config
 from driftline.errors import ConfigError, DataRejected, GateRefused
@@ -84,6 +86,8 @@ def cmd_labels(args: argparse.Namespace) -> None:
     else:
         verdict = f"{outcome.metric} {fmt(outcome.champion_value)} vs {fmt(outcome.at_promotion)} at promotion"
     console.print(f"{joined}; champion v{outcome.champion_version}: {verdict}")
+    if outcome.fairness_breached or outcome.degraded_slices:
+        console.print(f"slices and fairness: [yellow]breached[/] ({escape(outcome.slices_and_fairness)})")
     _report_retraining(outcome.retraining)
 
 

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from driftline.config import DriftlineConfig
@@ -68,7 +69,8 @@ def landing_lines(cfg: DriftlineConfig, status: LandingStatus) -> list[str]:
 def describe_training(outcome: TrainingOutcome, with_reasons: bool = True) -> str:
     vs = f" vs champion {fmt(outcome.champion_value)}" if outcome.champion_value is not None else ""
     line = f"v{outcome.candidate_version} {outcome.verdict} ({outcome.metric} {fmt(outcome.challenger_value)}{vs})"
-    return f"{line}: {'; '.join(outcome.reasons)}" if with_reasons and outcome.verdict != "promoted" else line
+    # escaped: the gate names slices `roc_auc[contract=two-year]`, which rich would take for markup and drop
+    return f"{line}: {escape('; '.join(outcome.reasons))}" if with_reasons and outcome.verdict != "promoted" else line
 
 
 def audit_table(cfg: DriftlineConfig, events: list[AuditEvent]) -> Table:

@@ -68,5 +68,6 @@ P_VALUE_DRIFT_METHODS = frozenset({"ks", "chisquare", "z"})
 CALIBRATED = "calibrated"
 
 NotificationEvent = Literal[
-    "drift_detected", "performance_degraded", "model_promoted", "gate_refused", "flow_failed", "model_rolled_back"
+    "drift_detected", "performance_degraded", "fairness_breached", "slice_degraded", "model_promoted", "gate_refused",
+    "flow_failed", "model_rolled_back",
 ]

@@ -154,6 +154,12 @@ class LabelsConfig(Section):
     )
     min_rows: int = Field(200, ge=1, description="Fewer labeled predictions of the champion give no verdict.")
     retrain: bool = Field(True, description="Run training on the retraining window when the champion degraded.")
+    fairness_counts_as_degradation: bool = Field(
+        False,
+        description="A slice of gate.slices worse than at promotion by more than its tolerance, or a disparate "
+        "impact under gate.fairness.min_disparate_impact, on a newly labeled batch also counts as degradation "
+        "(retrain, automatic rollback). Off: it is logged and notified only.",
+    )
 
 
 class DashboardConfig(Section):

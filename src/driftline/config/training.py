@@ -128,3 +128,8 @@ class GateConfig(Section):
     approval_timeout_seconds: int = Field(
         86_400, ge=1, description="A manual approval not given within this time rejects the challenger."
     )
+
+    @property
+    def watched_columns(self) -> list[str]:
+        """The columns slices and fairness read: the prediction log keeps them, so live rows are sliced alike."""
+        return list(dict.fromkeys([*self.slices.columns, *filter(None, [self.fairness.attribute])]))

@@ -75,10 +75,12 @@ def records(
     served_by: str | np.ndarray = "champion",
     latency_ms: float | np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One log row per scored row: id, the model's inputs as given, outputs, and where they came from."""
+    """One log row per scored row: id, the model's inputs as given (and the gate's slice and fairness columns),
+    outputs, and where they came from."""
     dataset = cfg.dataset
     columns: dict[str, object] = {}
-    for name in [dataset.id_column, dataset.event_time_column, *dataset.feature_names]:
+    for name in dict.fromkeys([dataset.id_column, dataset.event_time_column, *dataset.feature_names,
+                               *cfg.gate.watched_columns]):  # fmt: skip
         if name and name in frame:
             columns[name] = frame[name].array  # not to_numpy(): that makes one Timestamp object per event time
     columns[PREDICTION] = predictions.labels

@@ -27,10 +27,12 @@ def degradation(
     drift: DriftResult | None = None,
     live_metrics: dict[str, float] | None = None,
     promotion_metrics: dict[str, float] | None = None,
+    live_breaches: list[str] | None = None,
 ) -> Degradation:
     """Roll back when a champion promoted less than `watch_days` ago shows prediction drift against its holdout
     predictions (its figures at promotion), or, once labels arrive, a primary metric worse than at promotion by
-    more than `max_metric_drop`. A champion past its watch, or with nothing to go back to, stays.
+    more than `max_metric_drop`, or slice and fairness breaches that count as degradation (`live_breaches`,
+    labels.fairness_counts_as_degradation). A champion past its watch, or with nothing to go back to, stays.
     """
     settings = cfg.governance.auto_rollback
     if not settings.enabled:
@@ -55,4 +57,5 @@ def degradation(
                 f"live {metric} {live_metrics[metric]:.4f} is {drop:.4f} worse than at promotion "
                 f"({promotion_metrics[metric]:.4f}; allowed {settings.max_metric_drop})"
             )
+    reasons += live_breaches or []
     return Degradation(bool(reasons), reasons, "" if reasons else f"v{champion_version} holds its figures")

@@ -112,10 +112,11 @@ def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineC
 
 
 # --- the Evidently dashboard: one project per model in a local workspace, one snapshot per monitoring run -------
-DRIFT_TAG, PERFORMANCE_TAG = "drift", "performance"
+DRIFT_TAG, PERFORMANCE_TAG, SLICES_TAG, FAIRNESS_TAG = "drift", "performance", "slices", "fairness"
 
 
 EVIDENTLY_METRIC = "evidently:metric_v2:"
+FIGURE = "MeanValue"  # how driftline's own figures are carried (add_figures_snapshot)
 
 
 # Evidently's own metrics of model quality, per task, as the Performance tab plots them
@@ -163,7 +164,29 @@ def _dashboard_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
             _panel_metric(name, name, PERFORMANCE_TAG) for name in PERFORMANCE_METRICS[cfg.dataset.task]])),
         ("Performance", counter_panel(title="Labeled predictions per batch", size="half", aggregation="sum", values=[
             _panel_metric("RowCount", "rows", PERFORMANCE_TAG)])),
+        *_slices_and_fairness_panels(cfg),
     ]  # fmt: skip
+
+
+def _slices_and_fairness_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
+    """driftline's own figures of the champion per labeled batch (as the gate computes them): one line per figure,
+    named by Evidently from the snapshot's column (`{{column}}`)."""
+    from evidently.sdk.panels import counter_panel, line_plot_panel
+
+    tab, panels = "Slices and fairness", []
+    if cfg.gate.slices.columns:
+        panels.append((tab, line_plot_panel(
+            title=f"{cfg.primary_metric} per slice of {', '.join(cfg.gate.slices.columns)}, live and at promotion",
+            values=[_panel_metric(FIGURE, "{{column}}", SLICES_TAG)])))  # fmt: skip
+    attribute = cfg.gate.fairness.attribute
+    if attribute is not None:
+        panels += [
+            (tab, counter_panel(title=f"Disparate impact on {attribute} (last batch)", size="half", values=[
+                _panel_metric(FIGURE, "disparate impact", FAIRNESS_TAG, column=f"disparate_impact[{attribute}]")])),
+            (tab, line_plot_panel(title=f"Disparate impact on {attribute}, its minimum, and the positive-prediction "
+                                  "rate per group", values=[_panel_metric(FIGURE, "{{column}}", FAIRNESS_TAG)])),
+        ]  # fmt: skip
+    return panels
 
 
 def _dashboard_workspace(cfg: DriftlineConfig):
@@ -174,14 +197,16 @@ def _dashboard_workspace(cfg: DriftlineConfig):
 
 
 def dashboard_project(cfg: DriftlineConfig):
-    """The model's Evidently project (named after the registered model), created with its panels the first time."""
+    """The model's Evidently project (named after the registered model), with the panels the config asks for: a
+    panel the project lacks (slices or fairness configured later) is added by its title."""
     workspace = _dashboard_workspace(cfg)
     found = workspace.search_project(cfg.registry.model_name)
-    if found:
-        return workspace, found[0]
-    project = workspace.create_project(cfg.registry.model_name, description=cfg.description or None)
+    project = found[0] if found else workspace.create_project(cfg.registry.model_name,
+                                                              description=cfg.description or None)  # fmt: skip
+    present = {panel.title for panel in project.dashboard.model().panels}
     for tab, panel in _dashboard_panels(cfg):
-        project.dashboard.add_panel(panel, tab=tab)
+        if panel.title not in present:
+            project.dashboard.add_panel(panel, tab=tab)
     return workspace, project
 
 
@@ -216,11 +241,31 @@ def add_performance_snapshot(
         )
     measured = [getattr(evidently_metrics, name)() for name in [*PERFORMANCE_METRICS[task], "RowCount"]]
     current = Dataset.from_pandas(_sample(labeled, cfg), data_definition=definition)
-    run = Report(measured).run(current_data=current, **snapshot.about(PERFORMANCE_TAG))
+    return _replace_snapshot(Report(measured).run(current_data=current, **snapshot.about(PERFORMANCE_TAG)),
+                             PERFORMANCE_TAG, cfg)  # fmt: skip
+
+
+def add_figures_snapshot(figures: dict[str, float], tag: str, cfg: DriftlineConfig, snapshot: Snapshot) -> str | None:
+    """Figures driftline computed itself (slices, disparate impact) as a snapshot: Evidently's MeanValue of each
+    figure over a one-row dataset is the figure, so the dashboard plots exactly what was judged."""
+    if not cfg.dashboard.enabled or not figures:
+        return None
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+
+    one_row = pd.DataFrame([figures])
+    current = Dataset.from_pandas(one_row, data_definition=DataDefinition(numerical_columns=list(figures)))
+    run = Report([MeanValue(column=name) for name in figures]).run(current_data=current, **snapshot.about(tag))
+    return _replace_snapshot(run, tag, cfg)
+
+
+def _replace_snapshot(run, tag: str, cfg: DriftlineConfig) -> str:
+    """Add the run, dropping an earlier one of the same name and tag: labels that arrive in parts leave the batch's
+    latest figures."""
     workspace, project = dashboard_project(cfg)
-    for snapshot_id in workspace.list_runs(project.id):  # labels that arrive in parts: the batch's latest figures
+    for snapshot_id in workspace.list_runs(project.id):
         earlier = workspace.get_run(project.id, snapshot_id)
-        if earlier is not None and earlier.name == run.get_name() and PERFORMANCE_TAG in earlier.tags:
+        if earlier is not None and earlier.name == run.get_name() and tag in earlier.tags:
             workspace.delete_run(project.id, snapshot_id)
     return str(workspace.add_run(project.id, run).id)
 

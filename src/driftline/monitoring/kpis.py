@@ -1,5 +1,6 @@
 """Operational KPIs of the loop, as MLOps maturity models ask for them: deployment frequency, time from detection
-to a new champion (MTTR), training-pipeline success rate, data freshness and scoring throughput.
+to a new champion (MTTR), training-pipeline success rate, data freshness and scoring throughput; and what the loop
+costs and watches: drift alarms per batch, retrains per promotion, the champion's slices and fairness.
 
 Plain functions over small typed histories; adapters fetch them (registry transitions and monitoring runs from
 MLflow, flow runs from Prefect, the archive index from disk). Any other source of the same types (an audit log of
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from statistics import mean
 
-PROMOTED = "promoted"
+PROMOTED, REFUSED = "promoted", "refused"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class Transition:
     verdict: str  # promoted | refused
     decided_at: datetime
     trigger: str = ""
+    champion_version: str | None = None  # the champion it was judged against; None: the first model
+
+    @property
+    def is_retrain(self) -> bool:
+        """A challenger trained while a champion served (after drift, degradation or by hand)."""
+        return self.champion_version is not None
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,42 @@ class ScoringRun:
     rows: int
     seconds: float
     at: datetime
+
+
+@dataclass(frozen=True)
+class MonitoredBatch:
+    """One drift check (a batch or a prediction-log window), and whether it raised the drift alarm."""
+
+    at: datetime
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """A label run's verdict on the champion's slices and fairness, over its newly labeled batches."""
+
+    champion_version: str
+    at: datetime
+    batch: str  # the newest batch it judged
+    fairness_breached: bool
+    degraded_slices: list[str]
+    disparate_impact: float | None  # on the newest batch it judged
+
+
+@dataclass(frozen=True)
+class LoopHistory:
+    """What the KPIs are computed from, each list from its source: the registry and its runs, the orchestrator's
+    history of training runs, the archive."""
+
+    transitions: list[Transition]
+    detections: list[Detection]
+    training_runs: list[PipelineRun]
+    training_runs_source: str
+    newest_training_data: tuple[str, datetime] | None
+    scoring_runs: list[ScoringRun]
+    monitored_batches: list[MonitoredBatch]
+    live_checks: list[LiveCheck]
+    champion_version: str | None
 
 
 @dataclass(frozen=True)
@@ -76,6 +119,16 @@ class Kpis:
     scoring_runs: int
     scored_rows: int
     scoring_rows_per_second: float | None
+    monitored_batches: int
+    drift_alarms: int
+    drift_alarms_per_batch: float | None
+    retrains: int
+    promoted_retrains: int
+    refused_retrains: int
+    retrains_per_promotion: float | None
+    champion_version: str | None
+    champion_watch: str | None  # ok | breached; None: not judged yet
+    champion_watch_detail: str
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +155,12 @@ class Kpis:
              f"age of the newest labeled archived batch ({self.newest_training_data or 'none'})"),
             ("scoring throughput", shown(self.scoring_rows_per_second, " rows/s", 0),
              f"{self.scored_rows:,} rows in {self.scoring_runs} scoring runs"),
+            ("drift alarms per batch", shown(self.drift_alarms_per_batch, "", 2),
+             f"{self.drift_alarms} drift alarms in {self.monitored_batches} monitored batches"),
+            ("retrains per promotion", shown(self.retrains_per_promotion, "", 1),
+             f"{self.retrains} retrains (challengers judged against a champion): "
+             f"{self.promoted_retrains} promoted, {self.refused_retrains} refused by the gate"),
+            ("champion slices and fairness", self.champion_watch or "–", self.champion_watch_detail),
         ]  # fmt: skip
 
 
@@ -119,24 +178,36 @@ def incidents(detections: list[Detection], transitions: list[Transition]) -> lis
     return found
 
 
-def compute_kpis(
-    transitions: list[Transition],
-    detections: list[Detection],
-    training_runs: list[PipelineRun],
-    training_runs_source: str,
-    newest_training_data: tuple[str, datetime] | None,
-    scoring_runs: list[ScoringRun],
-    now: datetime,
-) -> Kpis:
+def champion_watch(checks: list[LiveCheck], champion_version: str | None) -> tuple[str | None, str]:
+    """The newest label run's verdict on the champion's slices and fairness, and what it rests on."""
+    mine = [check for check in checks if check.champion_version == champion_version]
+    if champion_version is None or not mine:
+        return None, "no label run has judged the champion's slices or fairness (gate.slices, gate.fairness)"
+    newest = max(mine, key=lambda check: check.at)
+    impact = "–" if newest.disparate_impact is None else f"{newest.disparate_impact:.3f}"
+    slices = ", ".join(newest.degraded_slices) or "none"
+    verdict = "breached" if newest.fairness_breached or newest.degraded_slices else "ok"
+    return verdict, (f"v{champion_version} on {newest.batch}: disparate impact {impact}"
+                     f"{' (under the minimum)' if newest.fairness_breached else ''}; slices degraded: {slices}")
+
+
+def compute_kpis(history: LoopHistory, now: datetime) -> Kpis:
+    transitions, scoring_runs, training_runs = history.transitions, history.scoring_runs, history.training_runs
     promotions = [t for t in transitions if t.verdict == PROMOTED]
     per_week = None
     if promotions:
         days = max((now - transitions[0].decided_at).total_seconds() / 86400, 1.0)
         per_week = len(promotions) / days * 7
-    grouped = incidents(detections, transitions)
+    grouped = incidents(history.detections, transitions)
     restore_hours = [i.hours_to_restore for i in grouped if i.hours_to_restore is not None]
     seconds = sum(run.seconds for run in scoring_runs)
     rows = sum(run.rows for run in scoring_runs)
+    newest = history.newest_training_data
+    monitored, alarms = len(history.monitored_batches), sum(b.drifted for b in history.monitored_batches)
+    retrains = [t for t in transitions if t.is_retrain]
+    promoted_retrains = sum(t.verdict == PROMOTED for t in retrains)
+    refused_retrains = sum(t.verdict == REFUSED for t in retrains)
+    watch, watch_detail = champion_watch(history.live_checks, history.champion_version)
     return Kpis(
         promotions=len(promotions),
         refusals=sum(t.verdict != PROMOTED for t in transitions),
@@ -146,10 +217,20 @@ def compute_kpis(
         mttr_hours=mean(restore_hours) if restore_hours else None,
         training_runs=len(training_runs),
         training_success_rate=(sum(r.succeeded for r in training_runs) / len(training_runs)) if training_runs else None,
-        training_runs_source=training_runs_source,
-        newest_training_data=newest_training_data[0] if newest_training_data else None,
-        data_freshness_hours=(now - newest_training_data[1]).total_seconds() / 3600 if newest_training_data else None,
+        training_runs_source=history.training_runs_source,
+        newest_training_data=newest[0] if newest else None,
+        data_freshness_hours=(now - newest[1]).total_seconds() / 3600 if newest else None,
         scoring_runs=len(scoring_runs),
         scored_rows=rows,
         scoring_rows_per_second=rows / seconds if seconds > 0 else None,
+        monitored_batches=monitored,
+        drift_alarms=alarms,
+        drift_alarms_per_batch=alarms / monitored if monitored else None,
+        retrains=len(retrains),
+        promoted_retrains=promoted_retrains,
+        refused_retrains=refused_retrains,
+        retrains_per_promotion=len(retrains) / promoted_retrains if promoted_retrains else None,
+        champion_version=history.champion_version,
+        champion_watch=watch,
+        champion_watch_detail=watch_detail,
     )

@@ -14,6 +14,7 @@ from driftline.config import DriftlineConfig, Task
 from driftline.data import prediction_log
 from driftline.data.loading import newest_event_time
 from driftline.modeling.metrics import compute_metrics, greater_is_better
+from driftline.modeling.pipeline import Predictions
 from driftline.monitoring.label_store import ARCHIVED_IDS, ID, LABEL, LABEL_FILE
 from driftline.validation.labels import class_values
 
@@ -106,16 +107,24 @@ class Performance:
         return self.event_time or self.scored_at
 
 
-def measure(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> dict[str, float]:
-    task = cfg.dataset.task
-    if task is Task.regression:
-        return compute_metrics(task, rows[LABEL].astype(float), rows[prediction_log.PREDICTION].to_numpy(dtype=float),
-                               None, np.array([]))  # fmt: skip
+def logged_predictions(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> Predictions:
+    """The logged answers as the model gave them: labels, class probabilities (`proba_<class>`), classes."""
+    if cfg.dataset.task is Task.regression:
+        return Predictions(rows[prediction_log.PREDICTION].to_numpy(dtype=float), None, np.array([]))
     known = class_values(classes or [])
     proba_columns = [f"{PROBA_PREFIX}{text}" for text in known]
     proba = rows[proba_columns].to_numpy(dtype=float) if all(c in rows for c in proba_columns) else None
-    return compute_metrics(task, rows[LABEL], rows[prediction_log.PREDICTION].to_numpy(), proba,
-                           np.array(list(known.values())))  # fmt: skip
+    return Predictions(rows[prediction_log.PREDICTION].to_numpy(), proba, np.array(list(known.values())))
+
+
+def truth_of(rows: pd.DataFrame, cfg: DriftlineConfig) -> pd.Series:
+    return rows[LABEL].astype(float) if cfg.dataset.task is Task.regression else rows[LABEL]
+
+
+def measure(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> dict[str, float]:
+    predictions = logged_predictions(rows, cfg, classes)
+    return compute_metrics(cfg.dataset.task, truth_of(rows, cfg), predictions.labels, predictions.proba,
+                           predictions.classes)  # fmt: skip
 
 
 def performance(joined: LabelJoin, cfg: DriftlineConfig, classes: list | None) -> list[Performance]:

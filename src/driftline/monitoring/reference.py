@@ -127,10 +127,11 @@ class DriftReference:
     stats: ReferenceStats
 
     def trained_classes(self, dataset: DatasetConfig) -> list | None:
-        """The labels the model was trained on (None for regression): new labels must be among them."""
+        """The labels the model was trained on (None for regression): new labels must be among them. Sorted, as the
+        model's own classes are, so the second one is the positive class of binary metrics and of fairness."""
         if not dataset.task.is_classification:
             return None
-        return list(self.stats.columns[dataset.target].counts.index)
+        return sorted(self.stats.columns[dataset.target].counts.index)
 
 
 def build_reference(train: pd.DataFrame, holdout: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig,

@@ -7,6 +7,7 @@ from driftline.registry.identity import REGISTRY_ID, registry_folders
 from driftline.registry.refs import (
     CHALLENGER,
     CHAMPION,
+    GATE_ARTIFACT,
     MODEL_CARD,
     MODEL_SHA256,
     PASSED,
@@ -22,6 +23,7 @@ from driftline.registry.refs import (
 from driftline.registry.runs import metric_key
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REGISTRY_ID", "REPORTS", "RETIRED",
-    "SKOPS_FILE", "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key", "registry_folders",
+    "CHALLENGER", "CHAMPION", "GATE_ARTIFACT", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REGISTRY_ID",
+    "REPORTS", "RETIRED", "SKOPS_FILE", "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key",
+    "registry_folders",
 ]  # fmt: skip

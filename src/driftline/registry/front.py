@@ -9,7 +9,8 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig, RegistryFolders
 from driftline.evaluation.gate import GateDecision
-from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transition
+from driftline.monitoring.fairness_watch import AtPromotion, LiveChecks
+from driftline.monitoring.kpis import Detection, LiveCheck, MonitoredBatch, PipelineRun, ScoringRun, Transition
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.monitoring.reference import DriftReference
 from driftline.registry.artifacts import ModelStore
@@ -153,9 +154,9 @@ class Registry:
 
     def log_performance(
         self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
-        counts: dict[str, float], summary: dict,
+        live: LiveChecks, counts: dict[str, float], summary: dict,
     ) -> str:  # fmt: skip
-        return self._runs.log_performance(champion, results, steps, degradation, counts, summary)
+        return self._runs.log_performance(champion, results, steps, degradation, live, counts, summary)
 
     def log_rollout(self, run_id: str, summary: str, evidence: dict, points: list[tuple[str, float, int]]) -> None:
         self._runs.log_rollout(run_id, summary, evidence, points)
@@ -179,6 +180,9 @@ class Registry:
     def holdout_metrics_of(self, run_id: str) -> dict[str, float]:
         return self._history.holdout_metrics_of(run_id)
 
+    def at_promotion(self, run_id: str) -> AtPromotion:
+        return self._history.at_promotion(run_id)
+
     def promoted_at(self, version: str) -> str | None:
         return self._history.promoted_at(version)
 
@@ -199,6 +203,12 @@ class Registry:
 
     def training_runs(self) -> list[PipelineRun]:
         return self._history.training_runs()
+
+    def monitored_batches(self) -> list[MonitoredBatch]:
+        return self._history.monitored_batches()
+
+    def live_checks(self) -> list[LiveCheck]:
+        return self._history.live_checks()
 
     def scoring_runs(self) -> list[ScoringRun]:
         return self._history.scoring_runs()

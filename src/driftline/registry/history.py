@@ -6,13 +6,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from driftline.monitoring.kpis import Detection, PipelineRun, ScoringRun, Transition
+from driftline.monitoring.fairness_watch import AtPromotion
+from driftline.monitoring.kpis import Detection, LiveCheck, MonitoredBatch, PipelineRun, ScoringRun, Transition
 from driftline.registry.audit_events import Action
 from driftline.registry.audit_log import AuditLog
 from driftline.registry.client import Connection
 from driftline.registry.refs import (
     AUDIT,
     CONFIG_ARTIFACT,
+    GATE_ARTIFACT,
     HOLDOUT,
     LOG_THROUGH,
     REFERENCE_ARTIFACTS,
@@ -106,6 +108,17 @@ class History:
         except MlflowException:
             return None
 
+    def at_promotion(self, run_id: str) -> AtPromotion:
+        """The version's own slice metrics and disparate impact on its holdout, from the gate.json its gate wrote
+        (empty for a version whose gate had no slices or fairness configured)."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return AtPromotion.of_gate_record(mlflow.artifacts.load_dict(f"runs:/{run_id}/{GATE_ARTIFACT}"))
+        except MlflowException:
+            return AtPromotion()
+
     # --- what the operational KPIs are computed from -------------------------------------------------------------
     def transitions(self) -> list[Transition]:
         """Every gate decision on this model's versions (tags `driftline.gate.verdict` / `gate.decided_at`)."""
@@ -113,8 +126,10 @@ class History:
         for info in self.versions():
             decided_at = info.tags.get(f"{TAG}gate.decided_at")
             if info.gate_verdict and decided_at:
+                against = info.tags.get(f"{TAG}gate.champion_version", "none")
                 found.append(Transition(info.version, info.gate_verdict, datetime.fromisoformat(decided_at),
-                                        info.tags.get(f"{TAG}trigger", "")))  # fmt: skip
+                                        info.tags.get(f"{TAG}trigger", ""),
+                                        None if against == "none" else against))  # fmt: skip
         return sorted(found, key=lambda transition: transition.decided_at)
 
     def detections(self) -> list[Detection]:
@@ -125,6 +140,24 @@ class History:
         found += [Detection("degradation", _started(run), run.data.tags.get(f"{TAG}champion_version", ""))
                   for run in runs_of_type("performance", "metrics.degraded = 1")]  # fmt: skip
         return sorted(found, key=lambda detection: detection.at)
+
+    def monitored_batches(self) -> list[MonitoredBatch]:
+        """Every drift check (monitoring run) and whether it found dataset drift."""
+        return [MonitoredBatch(_started(run), run.data.metrics.get("dataset_drift") == 1)
+                for run in self._connection.runs_of_type("monitoring")]  # fmt: skip
+
+    def live_checks(self) -> list[LiveCheck]:
+        """The label runs that judged slices and fairness on newly labeled batches of the champion of the time."""
+        found = []
+        for run in self._connection.runs_of_type("performance", "metrics.watched_batches > 0"):
+            tags, metrics = run.data.tags, run.data.metrics
+            degraded = tags.get(f"{TAG}degraded_slices", "")
+            found.append(LiveCheck(
+                tags.get(f"{TAG}champion_version", ""), _started(run), tags.get(f"{TAG}watched_batch", ""),
+                metrics.get("fairness_breached") == 1, degraded.split(",") if degraded else [],
+                metrics.get("disparate_impact"),
+            ))  # fmt: skip
+        return found
 
     def training_runs(self) -> list[PipelineRun]:
         """Training runs in MLflow (those that got as far as logging a challenger), with their status."""

@@ -21,6 +21,7 @@ RETIRED = f"{TAG}retired"
 PASSED = "promoted"  # the gate verdict of a version allowed to hold `champion`
 MODEL_CARD = "model_card.md"
 CONFIG_ARTIFACT = "config/driftline.yaml"
+GATE_ARTIFACT = "gate.json"  # the gate's decision and evidence, in the challenger's run
 MAX_TAG_VALUE = 5000  # MLflow allows 8000; room for the JSON of a truncated value
 MODEL_SHA256 = f"{TAG}model_sha256"  # version tag: checksum of the model artifact's files, set at registration
 

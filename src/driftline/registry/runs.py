@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from driftline.evaluation.gate import GateDecision
+from driftline.monitoring.fairness_watch import BatchCheck, LiveChecks
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.registry.artifacts import ModelStore, trusted_types_for
 from driftline.registry.audit_events import Action, Actor
@@ -19,6 +20,7 @@ from driftline.registry.identity import registry_folders
 from driftline.registry.refs import (
     CHALLENGER,
     CONFIG_ARTIFACT,
+    GATE_ARTIFACT,
     HOLDOUT,
     LOG_THROUGH,
     MAX_TAG_VALUE,
@@ -53,6 +55,17 @@ def log_points(client, run_id: str, points: list[Point]) -> None:
                for key, value, step, at in points if np.isfinite(value)]  # fmt: skip
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def _live_figures(batch: BatchCheck) -> dict[str, float]:
+    """A batch's slice metrics, disparate impact and group rates as MLflow keys, grouped in charts by the prefix."""
+    figures = {f"batch_slice_{batch.metric}/{c.column}/{c.value}": c.live for c in batch.slices if c.live is not None}
+    if batch.fairness is not None:
+        attribute = batch.fairness.attribute
+        figures |= {f"batch_positive_rate/{attribute}/{g.group}": g.positive_rate for g in batch.fairness.groups}
+        if batch.disparate_impact is not None:
+            figures[f"batch_disparate_impact/{attribute}"] = batch.disparate_impact
+    return figures
 
 
 class RunLog:
@@ -122,7 +135,7 @@ class RunLog:
         self._connection.tag_version_and_run(candidate, tags)
         for name, value in (decision.champion_metrics or {}).items():
             self._client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
-        self._client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), "gate.json")
+        self._client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), GATE_ARTIFACT)
         if not decision.promote:
             self._audit.record_unmoved(Action.refused, candidate.version, actor, decision.summary,
                                        decision.evidence(candidate.run_id))  # fmt: skip
@@ -184,14 +197,18 @@ class RunLog:
     # --- performance, rollout, scoring ----------------------------------------------------------------------------
     def log_performance(
         self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
-        counts: dict[str, float], summary: dict,
+        live: LiveChecks, counts: dict[str, float], summary: dict,
     ) -> str:  # fmt: skip
-        """One run per label join: per-batch metrics at the batch's step (its place in the prediction log) and its
-        data's time, per version at the version number, and the champion's degradation verdict; MLflow's charts show
-        the trends."""
+        """One run per label join: per-batch metrics, slices and fairness at the batch's step (its place in the
+        prediction log) and its data's time, per version at the version number, and the champion's verdicts;
+        MLflow's charts show the trends."""
+        judged = live.judged
+        tags = {RUN_TYPE: "performance", f"{TAG}champion_version": champion.version}
+        if judged:
+            tags[f"{TAG}watched_batch"] = judged[-1].source[:500]
+            tags[f"{TAG}degraded_slices"] = ",".join(c.name for b in judged for c in b.degraded_slices)[:MAX_TAG_VALUE]
         run = self._client.create_run(
-            self._connection.experiment_id, run_name=f"performance-v{champion.version}",
-            tags={RUN_TYPE: "performance", f"{TAG}champion_version": champion.version},
+            self._connection.experiment_id, run_name=f"performance-v{champion.version}", tags=tags
         )  # fmt: skip
         run_id, now = run.info.run_id, datetime.now(UTC)
         points = [(f"batch_{name}", value, steps.get(r.source, 0), r.data_time)
@@ -199,7 +216,17 @@ class RunLog:
         points += [("batch_labeled_rows", r.rows, steps.get(r.source, 0), r.data_time) for r in results if r.per_batch]
         points += [(f"version_{name}", value, int(r.model_version), now)
                    for r in results if not r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        data_times = {r.source: r.data_time for r in results if r.per_batch}
+        points += [(key, value, steps.get(batch.source, 0), data_times.get(batch.source, batch.scored_at))
+                   for batch in live.batches for key, value in _live_figures(batch).items()]  # fmt: skip
         figures = {**counts, "degraded": float(degradation.degraded)}
+        if judged:
+            figures |= {"watched_batches": len(judged), "fairness_breached": float(bool(live.fairness_breaches)),
+                        "slices_degraded": sum(len(b.degraded_slices) for b in judged)}  # fmt: skip
+            if judged[-1].disparate_impact is not None:
+                figures["disparate_impact"] = judged[-1].disparate_impact
+            if judged[-1].fairness_at_promotion is not None:
+                figures["promotion_disparate_impact"] = judged[-1].fairness_at_promotion
         if degradation.measured is not None:
             figures[f"champion_{degradation.metric}"] = degradation.measured
         if degradation.at_promotion is not None:

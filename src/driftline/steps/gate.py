@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from driftline.config import DriftlineConfig
 from driftline.evaluation.gate import GateDecision, judge
-from driftline.registry import Registry
+from driftline.registry import GATE_ARTIFACT, Registry
 from driftline.registry.audit_events import Actor
 from driftline.steps.challenger import TrainedCandidate
 
@@ -34,5 +34,5 @@ def judge_challenger(candidate: TrainedCandidate, cfg: DriftlineConfig, actor: A
     registry.log_importances(candidate.ref, decision.explanation.challenger)
     version, run_id = candidate.ref.version, candidate.ref.run_id
     return RecordedGate(
-        decision, registry.run_url(run_id), registry.version_url(version), registry.artifact_url(run_id, "gate.json")
+        decision, registry.run_url(run_id), registry.version_url(version), registry.artifact_url(run_id, GATE_ARTIFACT)
     )

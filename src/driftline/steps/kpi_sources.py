@@ -1,6 +1,6 @@
-"""The KPIs measured from their sources: gate decisions, detections and scoring runs from the registry, data
-freshness from the archive index, training runs from the orchestrator's history (passed in). Calls the `Registry`:
-the registry never imports it."""
+"""The KPIs measured from their sources: gate decisions, detections, drift checks, slice and fairness verdicts and
+scoring runs from the registry, data freshness from the archive index, training runs from the orchestrator's history
+(passed in). Calls the `Registry`: the registry never imports it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from driftline.config import DriftlineConfig
 from driftline.data import archive
-from driftline.monitoring.kpis import Kpis, PipelineRun, compute_kpis
+from driftline.monitoring.kpis import Kpis, LoopHistory, PipelineRun, compute_kpis
 from driftline.registry import Registry
 
 TrainingRunHistory = Callable[[DriftlineConfig], list[PipelineRun]]
@@ -38,6 +38,10 @@ def measure_kpis(cfg: DriftlineConfig, prefect_training_runs: TrainingRunHistory
     except Exception:  # no Prefect API reachable: MLflow's training runs, which miss failures before registration
         training_runs = registry.training_runs()
         source = "MLflow training runs (no Prefect API reachable: runs that failed before logging are not seen)"
-    newest = newest_training_data(registry.folders.archive)
-    return compute_kpis(registry.transitions(), registry.detections(), training_runs, source, newest,
-                        registry.scoring_runs(), datetime.now(UTC))  # fmt: skip
+    history = LoopHistory(
+        transitions=registry.transitions(), detections=registry.detections(), training_runs=training_runs,
+        training_runs_source=source, newest_training_data=newest_training_data(registry.folders.archive),
+        scoring_runs=registry.scoring_runs(), monitored_batches=registry.monitored_batches(),
+        live_checks=registry.live_checks(), champion_version=registry.alias_holders().champion,
+    )  # fmt: skip
+    return compute_kpis(history, datetime.now(UTC))

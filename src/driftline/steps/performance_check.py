@@ -4,14 +4,14 @@ and judged, the result logged to MLflow, newly labeled batches to the dashboard 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 import pandas as pd
 
 from driftline.config import DriftlineConfig, RegistryFolders, Task
 from driftline.data import archive, loading, prediction_log, storage
-from driftline.monitoring import evidently_report, label_store, performance
+from driftline.monitoring import evidently_report, fairness_watch, label_store, performance
 from driftline.registry import Champion, Registry
 from driftline.steps.label_intake import LabelIntake
 
@@ -27,6 +27,18 @@ class PerformanceReport:
     mlflow_run_url: str | None  # None: no MLflow UI address configured
     labeled: pd.DataFrame  # the logged predictions that have a label, with it (what a rollout is judged on)
     steps: dict[str, int]  # each scoring batch's step in the MLflow charts
+    live: fairness_watch.LiveChecks  # the champion's slices and fairness per labeled batch
+
+    @property
+    def degraded(self) -> bool:
+        """The primary metric degraded, or (labels.fairness_counts_as_degradation) a slice or fairness breach."""
+        return self.degradation.degraded or bool(self.live.counted)
+
+    @property
+    def degradation_reason(self) -> str:
+        """Why it counts as degraded: what the retraining run records as its trigger."""
+        return "; ".join([f"performance degraded: {self.degradation.reason}"] * self.degradation.degraded
+                         + [f"slices or fairness breached: {reason}" for reason in self.live.counted])  # fmt: skip
 
 
 def measure_performance(
@@ -46,29 +58,41 @@ def measure_performance(
     degradation = performance.judge_degradation(
         version, measured, registry.holdout_metrics_of(champion.ref.run_id), cfg
     )
+    new_rows = performance.newly_labeled(joined, folders.label_store, cfg.dataset.id_column)
+    keys = touched_batches(new_rows)
+    live = fairness_watch.check_batches(joined.labeled, version, registry.at_promotion(champion.ref.run_id), cfg,
+                                        classes, {source for v, source in keys if v == version})  # fmt: skip
     counts = {"labeled_rows": len(joined.labeled), "pending_predictions": joined.pending_predictions,
               "unmatched_labels": joined.unmatched_labels}  # fmt: skip
     summary = {**counts, "unmatched_examples": joined.unmatched_examples, "label_files": intake.accepted,
-               "degradation": degradation, "results": results}  # fmt: skip
+               "degradation": degradation, "results": results,
+               "slices_and_fairness": {"verdict": live.summary, **asdict(live)}}  # fmt: skip
     steps = performance.batch_steps(logged)
-    run_id = registry.log_performance(champion.ref, results, steps, degradation, counts, summary)
-    new_rows = performance.newly_labeled(joined, folders.label_store, cfg.dataset.id_column)
-    add_dashboard_snapshots(joined, new_rows, results, cfg, classes)
+    run_id = registry.log_performance(champion.ref, results, steps, degradation, live, counts, summary)
+    add_dashboard_snapshots(joined, keys, results, live, cfg, classes)
     archive_labeled_rows(new_rows, cfg, folders, archived_by)
     return PerformanceReport(
         results=results, degradation=degradation, labeled_rows=len(joined.labeled),
         pending_predictions=joined.pending_predictions, unmatched_labels=joined.unmatched_labels,
-        mlflow_run_id=run_id, mlflow_run_url=registry.run_url(run_id), labeled=joined.labeled, steps=steps,
+        mlflow_run_id=run_id, mlflow_run_url=registry.run_url(run_id), labeled=joined.labeled, steps=steps, live=live,
     )  # fmt: skip
 
 
-def add_dashboard_snapshots(joined: performance.LabelJoin, touched: pd.DataFrame,
-                            results: list[performance.Performance], cfg: DriftlineConfig,
-                            classes: list | None) -> None:  # fmt: skip
-    """One Evidently snapshot per scoring batch that gained labels in this run, at its data's time."""
-    if touched.empty:
+def touched_batches(new_rows: pd.DataFrame) -> set[tuple[str, str]]:
+    """(model version, scoring batch) of the rows labeled in this run."""
+    if new_rows.empty:
+        return set()
+    return set(zip(new_rows[prediction_log.MODEL_VERSION], new_rows[prediction_log.SOURCE], strict=True))
+
+
+def add_dashboard_snapshots(joined: performance.LabelJoin, keys: set[tuple[str, str]],
+                            results: list[performance.Performance], live: fairness_watch.LiveChecks,
+                            cfg: DriftlineConfig, classes: list | None) -> None:  # fmt: skip
+    """Evidently snapshots per scoring batch that gained labels in this run, at the time it was scored: the model's
+    quality, and the champion's slices and fairness."""
+    if not keys:
         return
-    keys = set(zip(touched[prediction_log.MODEL_VERSION], touched[prediction_log.SOURCE], strict=True))
+    watched = {(batch.model_version, batch.source): batch for batch in live.judged}
     frame = joined.labeled.rename(columns={label_store.LABEL: cfg.dataset.target})
     probabilities = {}
     if classes is not None and cfg.dataset.task is Task.binary:
@@ -81,6 +105,17 @@ def add_dashboard_snapshots(joined: performance.LabelJoin, touched: pd.DataFrame
         snapshot = evidently_report.Snapshot(f"performance {result.source} v{result.model_version}",
                                              result.data_time, result.model_version)  # fmt: skip
         evidently_report.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
+        if (result.model_version, result.source) in watched:
+            add_watch_snapshots(watched[result.model_version, result.source], snapshot, cfg)
+
+
+def add_watch_snapshots(batch: fairness_watch.BatchCheck, snapshot: evidently_report.Snapshot,
+                        cfg: DriftlineConfig) -> None:  # fmt: skip
+    """The batch's slice and fairness figures beside its performance snapshot, at the same time."""
+    for tag, figures in ((evidently_report.SLICES_TAG, batch.slice_figures()),
+                         (evidently_report.FAIRNESS_TAG, batch.fairness_figures())):  # fmt: skip
+        named = replace(snapshot, name=f"{tag} {batch.source} v{batch.model_version}")
+        evidently_report.add_figures_snapshot(figures, tag, cfg, named)
 
 
 def archive_labeled_rows(
