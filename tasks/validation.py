@@ -22,7 +22,7 @@ def validate_batch(
     batch: DataBatch, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool
 ) -> ValidationReport:
     """Training data must carry labels; a batch to score may omit them, but labels it carries must be complete."""
-    return admission.validate_batch_or_quarantine(batch, cfg, profile, for_training, partial(_publish_verdict, cfg))
+    return admission.validate_batch_or_quarantine(batch, cfg, profile, for_training, partial(publish_verdict, cfg))
 
 
 @task(name="validate-file", cache_policy=NO_CACHE)
@@ -30,10 +30,10 @@ def validate_file(
     path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None
 ) -> DataFile:
     """A file to score, read and validated `scoring.chunk_rows` rows at a time: memory does not grow with it."""
-    return admission.validate_file_or_quarantine(path, cfg, profile, partial(_publish_verdict, cfg))
+    return admission.validate_file_or_quarantine(path, cfg, profile, partial(publish_verdict, cfg))
 
 
-def _publish_verdict(cfg: DriftlineConfig, report: ValidationReport, path: Path, rows: int) -> None:
+def publish_verdict(cfg: DriftlineConfig, report: ValidationReport, path: Path, rows: int) -> None:
     """The verdict as a table in the UI, shown before a failed file goes to quarantine and the run stops."""
     table = [{"expectation": d["expectation"], "column": d["kwargs"].get("column", ""), "passed": d["success"]}
              for d in report.details]  # fmt: skip

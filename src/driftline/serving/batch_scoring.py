@@ -1,7 +1,8 @@
 """Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
 
-A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_file`), or cut
-into row ranges scored apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
+A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_chunks`: the
+chunks of a file validated as it is read, in one pass; `score_file`: a file read again), or cut into row ranges scored
+apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -76,9 +78,11 @@ def log_records(
 
 
 def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
-    """Where the predictions go: `--output` when it lies under an allowed folder (else PathNotAllowed), by default
-    `<outputs>/<source stem>.scored.parquet`."""
-    return paths.allowed_path(output, cfg) if output else cfg.folders.outputs / f"{source.stem}.scored.parquet"
+    """Where the predictions go: `--output` when it lies under an allowed folder (else PathNotAllowed) and ends in
+    .parquet or .csv (else DriftlineError), by default `<outputs>/<source stem>.scored.parquet`."""
+    path = paths.allowed_path(output, cfg) if output else cfg.folders.outputs / f"{source.stem}.scored.parquet"
+    _check_suffix(path)
+    return path
 
 
 def write_output(scored: pd.DataFrame, path: Path) -> Path:
@@ -155,9 +159,19 @@ def _text_columns(cfg: DriftlineConfig) -> list[str]:
     return [c for c in [cfg.dataset.id_column, *cfg.dataset.categorical_features] if c]
 
 
+class Source(Protocol):
+    """What the prediction log records of the file scored: its name and the hash of its bytes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
 def _score_chunks(
     chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
-    scored_at: datetime, source: DataFile, output: IncrementalFile, log: IncrementalFile | None,
+    scored_at: datetime, source: Source, output: IncrementalFile, log: IncrementalFile | None,
     challenger: rollout.Challenger | None = None,
 ) -> rollout.Tally:  # fmt: skip
     # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order.
@@ -201,29 +215,43 @@ def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, lo
     return target if target.exists() else log.commit(target)
 
 
-def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str) -> Path:
+def _batch_log_path(cfg: DriftlineConfig, source: Source, model_version: str) -> Path:
     key = prediction_log.batch_key(source.fingerprint, model_version)
     return prediction_log.file_for(cfg.folders.prediction_log, source.name, key)
 
 
-def score_file(
-    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
-    scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
+def score_chunks(
+    chunks: Iterable[pd.DataFrame], source: Source, model: Pipeline, cfg: DriftlineConfig, model_version: str,
+    output_path: Path, scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
+    accept: Callable[[], object] = lambda: None,
 ) -> ScoredFile:  # fmt: skip
-    """Stream a validated file through the model, `scoring.chunk_rows` rows at a time, into the output file and one
-    prediction-log file; both are written incrementally and appear whole, at the end, or not at all."""
+    """Stream chunks through the model into the output file and one prediction-log file; both are written
+    incrementally and appear whole, at the end, or not at all.
+
+    `accept` runs once every chunk is written and before anything appears: the file's verdict, when the chunks were
+    validated as they were read. When it raises, nothing is left behind.
+    """
     _check_suffix(output_path)
     scored_at = scored_at or datetime.now(UTC)
-    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
     with (
         space_named(output_path),
         IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
         _log_file(cfg, cfg.folders.prediction_log) as log,
     ):
         tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
+        accept()
         # The log file is named when it is complete, so monitoring's watermark never passes over it.
         logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
         return ScoredFile(output_path, output.rows, logged, tally)
+
+
+def score_file(
+    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
+    scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
+) -> ScoredFile:  # fmt: skip
+    """A file validated before, read again `scoring.chunk_rows` rows at a time and scored (`score_chunks`)."""
+    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
+    return score_chunks(chunks, source, model, cfg, model_version, output_path, scored_at, challenger)
 
 
 def row_ranges(rows: int, partitions: int) -> list[RowRange]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from driftline.config import DriftlineConfig
 from driftline.data import paths
@@ -17,6 +18,7 @@ from driftline.validation.report import ValidationReport
 
 # Shown the verdict (report, file, rows) before a failed file is quarantined: a person reads why the run stopped.
 ShowVerdict = Callable[[ValidationReport, Path, int], None]
+Consumed = TypeVar("Consumed")
 
 
 def validate_batch_or_quarantine(
@@ -48,6 +50,38 @@ def validate_file_or_quarantine(
         source, report = chunked.validate_file(allowed, cfg, profile, for_training=False)
     _quarantine_if_failed(report, source.path, source.rows, cfg, show)
     return source
+
+
+def admit_in_one_pass(
+    path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None,
+    consume: Callable[[chunked.CheckedFile, Callable[[], None]], Consumed], show: ShowVerdict | None = None,
+) -> Consumed:  # fmt: skip
+    """A file to score, read once: each chunk validated as it is read, then handed to `consume` (scoring).
+
+    `consume` calls the verdict it is given before it commits anything: there the whole file is judged, and a
+    failing file is quarantined whole (DataRejected), so nothing `consume` wrote appears. Whatever else stops
+    `consume`, a file that fails validation is still quarantined for that. Refused outside the allowed folders
+    before it is read; quarantined when unreadable.
+    """
+    allowed = paths.allowed_path(path, cfg)
+    with (
+        unreadable_quarantined(allowed, cfg.folders.quarantine),
+        chunked.CheckedFile(allowed, cfg, profile, for_training=False) as checked,
+    ):
+        judged: list[bool] = []
+
+        def verdict() -> None:
+            if not judged:
+                judged.append(True)
+                _quarantine_if_failed(checked.verdict(), checked.path, checked.source.rows, cfg, show)
+
+        try:
+            return consume(checked, verdict)
+        except DataRejected:
+            raise
+        except Exception:
+            verdict()
+            raise
 
 
 def _quarantine_if_failed(
