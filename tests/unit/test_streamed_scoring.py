@@ -194,15 +194,15 @@ def test_one_pass_writes_what_validating_then_scoring_writes(model, profile, tmp
 
 def scored_chunks(monkeypatch, fail_on: int | None = None) -> list[int]:
     """The rows of each chunk the model scored; with `fail_on`, scoring that chunk raises."""
-    seen, score = [], batch_scoring.score_frame
+    seen, answer = [], batch_scoring.rollout.answer
 
-    def counted(model, frame, *args, **kwargs):
+    def counted(model, version, frame, *args, **kwargs):
         if len(seen) == fail_on:
             raise RuntimeError("the model server went away")
         seen.append(len(frame))
-        return score(model, frame, *args, **kwargs)
+        return answer(model, version, frame, *args, **kwargs)
 
-    monkeypatch.setattr(batch_scoring, "score_frame", counted)
+    monkeypatch.setattr(batch_scoring.rollout, "answer", counted)
     return seen
 
 

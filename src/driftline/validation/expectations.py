@@ -290,9 +290,12 @@ class Check:
             null = nulls[self.column] = column.isnull().to_numpy()
         if self.across_file:
             return len(rows), int(null.sum()), 0, [], np.empty(0, dtype=int)
-        values = column[~null] if getattr(self._provider, "filter_column_isnull", True) else column
-        meets = self._condition(self._provider, values, **self._value_kwargs, _metrics={})
-        unexpected = values[~np.asarray(meets, dtype=bool)]
+        if self.map_metric == "column_values.nonnull":  # its GX condition is ~isnull(): the mask is at hand
+            unexpected = column[null]
+        else:
+            values = column[~null] if getattr(self._provider, "filter_column_isnull", True) else column
+            meets = self._condition(self._provider, values, **self._value_kwargs, _metrics={})
+            unexpected = values[~np.asarray(meets, dtype=bool)]
         head = unexpected.iloc[:PARTIAL_EXAMPLES]
         return len(rows), int(null.sum()), len(unexpected), head.tolist(), offset + frame.index.get_indexer(head.index)
 
