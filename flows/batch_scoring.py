@@ -1,21 +1,28 @@
 """Flow: score one file, or everything waiting in the scoring inbox, with the champion.
 
-Files are read, validated and scored `scoring.chunk_rows` rows at a time, in this process or, with
-`scoring.engine: dask`, in row ranges on a Dask cluster: memory does not grow with the file.
+Files are read, validated and scored `scoring.chunk_rows` rows at a time, in one pass in this process or, with
+`scoring.engine: dask`, validated first and then scored in row ranges on a Dask cluster: memory does not grow with
+the file.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 
-from driftline.config import load_config
+from driftline.config import DriftlineConfig, load_config
+from driftline.data.chunking import DataFile
 from driftline.errors import DataRejected
+from driftline.governance import rollout
+from driftline.registry import Champion
+from driftline.serving.batch_scoring import ScoredBatch
 from flows.params import ScoringOutcome, ScoringParams, ScoringReport
 from flows.partitioned_scoring import score_on_dask
 from flows.steps import admit_file
 from tasks.data import file_as_scored, waiting_in_inbox
 from tasks.registry import load_challenger, load_champion
-from tasks.scoring import score_file
+from tasks.scoring import validate_and_score_file
 
 
 @flow(name="batch-scoring")
@@ -27,18 +34,26 @@ def batch_scoring(params: ScoringParams) -> ScoringReport:
     report = ScoringReport()
     for path in waiting_in_inbox(cfg) if from_inbox else [params.data]:
         try:
-            source = admit_file(path, cfg, champion)  # streamed read → validate; a rejected file is quarantined
-        except DataRejected as rejected:
+            source, scored = admit_and_score(path, cfg, champion, challenger, params.output)
+        except DataRejected as rejected:  # the file is in quarantine, nothing of it was written
             if not from_inbox:
                 raise
             report.rejected.append(str(rejected))
             continue
-        if cfg.scoring.engine == "dask":
-            scored = score_on_dask(source, champion.ref, cfg, params.output, challenger and challenger.version)
-        else:
-            scored = score_file(source, champion, cfg, params.output, challenger)
         report.scored.append(ScoringOutcome.of(source, scored))
         if from_inbox:
             file_as_scored(source.path, cfg)
     report.raise_if_rejected()  # after the good files are scored, the run fails naming the bad ones
     return report
+
+
+def admit_and_score(
+    path: str | Path, cfg: DriftlineConfig, champion: Champion, challenger: rollout.Challenger | None,
+    output: str | None,
+) -> tuple[DataFile, ScoredBatch]:  # fmt: skip
+    """In this process, one pass: each chunk read once, validated, scored and written. On Dask the file is validated
+    first, then each worker reads and scores its own row range."""
+    if cfg.scoring.engine == "dask":
+        source = admit_file(path, cfg, champion)
+        return source, score_on_dask(source, champion.ref, cfg, output, challenger and challenger.version)
+    return validate_and_score_file(path, champion, cfg, output, challenger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
 from driftline.steps import scoring
 from tasks.artifacts import publish_markdown
 from tasks.retries import retried
+from tasks.validation import publish_verdict
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
@@ -37,16 +39,17 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
     return scoring.predict_batch(observed, champion, cfg)
 
 
-@task(name="score-file", cache_policy=NO_CACHE)
-def score_file(
-    source: DataFile, champion: Champion, cfg: DriftlineConfig, output: str | None,
+@task(name="validate-and-score-file", cache_policy=NO_CACHE)
+def validate_and_score_file(
+    path: str | Path, champion: Champion, cfg: DriftlineConfig, output: str | None,
     challenger: rollout.Challenger | None = None,
-) -> ScoredBatch:  # fmt: skip
-    """A validated file streamed through the champion (and a rollout's challenger) into the output file and one
-    prediction-log file."""
-    scored = scoring.score_file(source, champion, cfg, output, challenger)
+) -> tuple[DataFile, ScoredBatch]:  # fmt: skip
+    """One pass over a file: each chunk read once, validated, scored and written (output and prediction log). The
+    validation table shows the verdict, pass or fail; a failing file is quarantined whole and nothing appears."""
+    source, scored = scoring.validate_and_score_file(path, champion, cfg, output, challenger,
+                                                     partial(publish_verdict, cfg))  # fmt: skip
     _publish(cfg, scored, source.name)
-    return scored
+    return source, scored
 
 
 @task(name="score-partition", cache_policy=NO_CACHE, **retried(1, 5))

@@ -25,7 +25,7 @@ def validate_batch(
 ) -> ValidationReport:  # fmt: skip
     """Training data must carry labels; a batch to score may omit them. Labels it carries follow the label rules,
     against the champion's `trained_classes` when there is a champion."""
-    show = partial(_publish_verdict, cfg)
+    show = partial(publish_verdict, cfg)
     return admission.validate_batch_or_quarantine(batch, cfg, profile, trained_classes, for_training, show)
 
 
@@ -34,10 +34,10 @@ def validate_file(
     path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None = None
 ) -> DataFile:
     """A file to score, read and validated `scoring.chunk_rows` rows at a time: memory does not grow with it."""
-    return admission.validate_file_or_quarantine(path, cfg, profile, trained_classes, partial(_publish_verdict, cfg))
+    return admission.validate_file_or_quarantine(path, cfg, profile, trained_classes, partial(publish_verdict, cfg))
 
 
-def _publish_verdict(cfg: DriftlineConfig, report: ValidationReport, path: Path, rows: int) -> None:
+def publish_verdict(cfg: DriftlineConfig, report: ValidationReport, path: Path, rows: int) -> None:
     """The verdict as a table in the UI (the label checks included), shown before a failed file goes to quarantine
     and the run stops; what passed but deserves a look (a new class accepted) is also logged as a warning."""
     table = [{"expectation": d["expectation"], "column": d["kwargs"].get("column", ""), "passed": d["success"]}

@@ -2,14 +2,16 @@
 column or field, what was expected and what was found. A bad data file goes to quarantine whole, beside its report,
 and nothing downstream runs. Each case is a row of the reliability table (tests/reliability/outcomes.py).
 
-The data cases run the task bodies the flows run (`validate-file` for a file to score, `load-batch` for training
-data): the same reading, validation and quarantine, without a flow run each. One flow-level test checks that a
-rejected file stops the run before anything downstream.
+The data cases run the task bodies the flows run (`validate-and-score-file` for a file to score in one pass,
+`validate-file` for one scored on Dask, `load-batch` for training data): the same reading, validation and
+quarantine, without a flow run each. One flow-level test checks that a rejected file stops the run before anything
+downstream.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import zipfile
@@ -29,11 +31,13 @@ from driftline.data import loading
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import START, make_frame
 from driftline.errors import ConfigError, DataRejected, PathNotAllowed
-from driftline.registry import registry_folders
+from driftline.registry import Champion, ModelRef, registry_folders
 from driftline.serving.batch_scoring import output_path
+from driftline.training.train import train_model
 from driftline.validation import chunked
 from driftline.validation.profile import learn_profile
 from tasks.data import load_batch
+from tasks.scoring import validate_and_score_file
 from tasks.validation import validate_file
 
 REFERENCE = make_frame(1000, seed=1)  # what the champion was trained on: its ranges and categories
@@ -118,6 +122,25 @@ def profile(cfg):
     return learn_profile(REFERENCE, cfg.dataset)
 
 
+@pytest.fixture(scope="module")
+def reference_model():
+    """A model of the reference rows, trained once for the module: the champion a file to score meets."""
+    return train_model(REFERENCE, load_config(DEMO_CONFIG))
+
+
+# The tasks a file to score goes through: one pass in this process, or validated first for Dask.
+FILE_TASKS = ["validate-and-score-file", "validate-file"]
+
+
+def run_file_task(task: str, path: Path, cfg, profile, reference_model) -> None:
+    if task == "validate-file":
+        validate_file.fn(path, cfg, profile)
+        return
+    reference = dataclasses.replace(reference_model.reference, profile=profile)
+    champion = Champion(ModelRef(cfg.registry.model_name, "1", ""), reference_model.model, reference)
+    validate_and_score_file.fn(path, champion, cfg, None)
+
+
 def quarantined_whole(rejected: DataRejected, path: Path, content: bytes) -> str:
     """What a user checks after a rejection, as one line: the reasons, when the message is one line naming the
     file, the original is gone from where it arrived, and the quarantine holds its exact bytes and the report."""
@@ -136,17 +159,19 @@ def quarantined_whole(rejected: DataRejected, path: Path, content: bytes) -> str
     return "; ".join(problems) or "quarantined whole: " + "; ".join(rejected.reasons)
 
 
+@pytest.mark.parametrize("task", FILE_TASKS)
 @pytest.mark.parametrize(("case", "name", "content", "reason"), DATA_CASES, ids=[c[0] for c in DATA_CASES])
 def test_bad_file_to_score_is_quarantined_whole_with_a_one_line_reason(
-    case, name, content, reason, cfg, profile, tmp_path, prefect_api_url
+    case, name, content, reason, task, cfg, profile, reference_model, tmp_path, prefect_api_url
 ):
     path = tmp_path / "incoming" / name
     path.parent.mkdir()
     path.write_bytes(content())
     with pytest.raises(DataRejected) as rejected:
-        validate_file.fn(path, cfg, profile)
-    expect(case=case, expected=f"quarantined whole: {reason}",
+        run_file_task(task, path, cfg, profile, reference_model)
+    expect(case=f"{case} ({task})", expected=f"quarantined whole: {reason}",
            observed=quarantined_whole(rejected.value, path, content()))  # fmt: skip
+    assert not cfg.folders.outputs.exists() or list(cfg.folders.outputs.iterdir()) == []
 
 
 def test_training_data_with_infinities_is_rejected_without_a_reference_profile(cfg, tmp_path, prefect_api_url):
@@ -189,26 +214,28 @@ def test_bad_labels_in_a_new_batch_are_quarantined_before_the_archive(
 APPENDED = b"C9999999,2026-03-10T00:00:00Z,1,1.0,1,30,monthly,card,north,0\n"
 
 
-@pytest.mark.parametrize("stage", ["validate-file", "load-batch"])
-def test_file_that_grows_while_read_is_rejected(stage, cfg, profile, tmp_path, monkeypatch, prefect_api_url):
+@pytest.mark.parametrize("stage", [*FILE_TASKS, "load-batch"])
+def test_file_that_grows_while_read_is_rejected(
+    stage, cfg, profile, reference_model, tmp_path, monkeypatch, prefect_api_url
+):
     """A writer appends while the file is read. Wrapping the real reader makes that interleaving certain; a real
     concurrent writer would only sometimes land inside the read."""
-    module, reader = (chunked, "iter_chunks") if stage == "validate-file" else (loading, "_read_raw")
+    module, reader = (chunked, "iter_chunks") if stage in FILE_TASKS else (loading, "_read_raw")
     read = getattr(module, reader)
 
     def read_while_written(path, *args, **kwargs):
         result = read(path, *args, **kwargs)
-        frames = list(result) if stage == "validate-file" else result
+        frames = list(result) if stage in FILE_TASKS else result
         with open(path, "ab") as handle:
             handle.write(APPENDED)
-        return iter(frames) if stage == "validate-file" else frames
+        return iter(frames) if stage in FILE_TASKS else frames
 
     monkeypatch.setattr(module, reader, read_while_written)
     path = tmp_path / "growing.csv"
     path.write_bytes(_csv(BATCH))
     size = path.stat().st_size
     with pytest.raises(DataRejected) as rejected:
-        validate_file.fn(path, cfg, profile) if stage == "validate-file" else load_batch.fn(path, cfg)
+        run_file_task(stage, path, cfg, profile, reference_model) if stage in FILE_TASKS else load_batch.fn(path, cfg)
     expect(case=f"file growing while read ({stage})",
            expected=f"quarantined whole: file changed while it was read (size {size} -> {size + len(APPENDED)} "
            "bytes, modification time changed); write files elsewhere and move them in when complete",

@@ -18,6 +18,7 @@ from driftline.errors import ConfigError, DataRejected
 from driftline.modeling import pipeline
 from driftline.registry import registry_folders
 from driftline.serving import batch_scoring
+from driftline.steps import admission
 from driftline.validation.chunked import validate_file
 from driftline.validation.expectations import build_expectations, validate_frame
 from driftline.validation.labels import LabelRules, check_labels
@@ -29,7 +30,7 @@ SCORED_AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 def config(workspace: Path, **scoring_section):
     raw = yaml.safe_load(DEMO_CONFIG.read_text())
-    raw["storage"] = {"workspace": str(workspace)}
+    raw["storage"] = {"workspace": str(workspace), "allowed_roots": [str(workspace.parent)]}
     raw["model"]["params"] = {"max_iter": 20, "max_leaf_nodes": 7}
     raw["scoring"] = scoring_section
     return parse_config(raw)
@@ -171,3 +172,88 @@ def test_a_run_that_fails_midway_leaves_no_output_and_no_log(model, tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
     assert prediction_log.log_files(registry_folders(cfg).prediction_log) == []
     assert [p.name for p in registry_folders(cfg).prediction_log.iterdir()] == []
+
+
+def one_pass(path: Path, cfg, model, profile, output: Path):
+    """What the batch-scoring flow runs for a file in this process: read once, validated, scored, written."""
+
+    def score(checked, verdict):
+        return batch_scoring.score_chunks(checked, checked, model, cfg, "3", output, SCORED_AT, accept=verdict)
+
+    return admission.admit_in_one_pass(path, cfg, profile, None, score)
+
+
+@pytest.mark.parametrize("chunk_rows", [128, 400, None])
+@pytest.mark.parametrize("file_type", [".csv", ".parquet"])
+def test_one_pass_writes_what_validating_then_scoring_writes(model, profile, tmp_path, chunk_rows, file_type):
+    path = write(batch_frame(), tmp_path / f"batch{file_type}")
+    two_pass_cfg, one_pass_cfg = (config(tmp_path / name, chunk_rows=chunk_rows) for name in ("two", "one"))
+    source, report = validate_file(path, two_pass_cfg, profile, for_training=False)
+    assert report.success, report.failures
+    expected = batch_scoring.score_file(source, model, two_pass_cfg, "3", tmp_path / "two.parquet", SCORED_AT)
+
+    scored = one_pass(path, one_pass_cfg, model, profile, tmp_path / "one.parquet")
+
+    assert scored.rows == expected.rows == ROWS
+    pd.testing.assert_frame_equal(read(scored.output), read(expected.output))
+    pd.testing.assert_frame_equal(pd.read_parquet(scored.log), pd.read_parquet(expected.log))
+    assert scored.log.name.split("-", 1)[1] == expected.log.name.split("-", 1)[1]  # after the time: the same key
+
+
+def scored_chunks(monkeypatch, fail_on: int | None = None) -> list[int]:
+    """The rows of each chunk the model scored; with `fail_on`, scoring that chunk raises."""
+    seen, answer = [], batch_scoring.rollout.answer
+
+    def counted(model, version, frame, *args, **kwargs):
+        if len(seen) == fail_on:
+            raise RuntimeError("the model server went away")
+        seen.append(len(frame))
+        return answer(model, version, frame, *args, **kwargs)
+
+    monkeypatch.setattr(batch_scoring.rollout, "answer", counted)
+    return seen
+
+
+@pytest.mark.parametrize(("fault", "doomed_at_once"), [("unseen categories", False), ("infinity", True)])
+def test_a_file_failing_in_a_middle_chunk_leaves_nothing_behind_and_is_quarantined_whole(
+    model, profile, tmp_path, monkeypatch, fault, doomed_at_once
+):
+    cfg = config(tmp_path / "ws", chunk_rows=200)
+    frame = batch_frame()
+    if fault == "infinity":
+        frame.loc[450, "monthly_charges"] = np.inf  # no slack for infinities: the third chunk dooms the file
+    else:
+        frame.loc[420:440, "contract"] = "lifetime"  # 2.3% of the file, all in the third chunk: known at the end
+    (tmp_path / "incoming").mkdir()
+    path = write(frame, tmp_path / "incoming" / "middle_bad.csv")
+    expectations = build_expectations(cfg.dataset, cfg.validation, profile, True, columns=frame.columns)
+    whole_file = validate_frame(load_batch(path, cfg.dataset).frame, expectations).failures
+    seen = scored_chunks(monkeypatch)
+
+    with pytest.raises(DataRejected) as rejected:
+        one_pass(path, cfg, model, profile, tmp_path / "out" / "scores.parquet")
+
+    assert rejected.value.reasons == whole_file and len(whole_file) == 1
+    assert seen == ([200, 200] if doomed_at_once else [200, 200, 200, 200, 100])  # a doomed file is scored no further
+    assert not path.exists() and [p.name for p in cfg.folders.quarantine.glob("*/middle_bad.csv")] == ["middle_bad.csv"]
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    assert prediction_log.log_files(registry_folders(cfg).prediction_log) == []
+
+
+def test_scoring_that_fails_midway_quarantines_a_file_that_fails_validation_and_keeps_a_valid_one(
+    model, profile, tmp_path, monkeypatch
+):
+    cfg = config(tmp_path / "ws", chunk_rows=200)
+    frame = batch_frame()
+    frame.loc[820:840, "contract"] = "lifetime"  # in the last chunk, after scoring stopped
+    bad, good = write(frame, tmp_path / "bad.csv"), write(batch_frame(), tmp_path / "good.csv")
+    scored_chunks(monkeypatch, fail_on=1)
+
+    with pytest.raises(DataRejected, match="categories unseen in training"):
+        one_pass(bad, cfg, model, profile, tmp_path / "out" / "bad.parquet")
+    with pytest.raises(RuntimeError, match="the model server went away"):
+        one_pass(good, cfg, model, profile, tmp_path / "out" / "good.parquet")
+
+    assert not bad.exists() and good.exists()  # only the invalid file is quarantined
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    assert prediction_log.log_files(registry_folders(cfg).prediction_log) == []

@@ -249,7 +249,7 @@ def typed_frame(frame: pd.DataFrame, path: Path, dataset: DatasetConfig) -> pd.D
     for column in dataset.numeric_features:
         if column in frame:
             frame[column] = _as_number(frame[column])
-    if clock and clock in frame:
+    if clock and clock in frame and not _utc_times(frame[clock]):  # Parquet times in UTC already: nothing to parse
         frame[clock] = pd.to_datetime(frame[clock], errors="coerce", utc=True, format="mixed")
     return frame
 
@@ -261,6 +261,10 @@ def newest_event_time(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.Timesta
         return None
     newest = pd.to_datetime(frame[clock], errors="coerce", utc=True, format="mixed").max()
     return None if pd.isna(newest) else newest
+
+
+def _utc_times(column: pd.Series) -> bool:
+    return isinstance(column.dtype, pd.DatetimeTZDtype) and str(column.dtype.tz) == "UTC"
 
 
 def missing_columns(frame: pd.DataFrame, dataset: DatasetConfig, with_target: bool) -> list[str]:

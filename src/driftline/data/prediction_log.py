@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,12 +78,32 @@ def records(
 ) -> pd.DataFrame:
     """One log row per scored row: id, the model's inputs as given (and the gate's slice and fairness columns),
     outputs, and where they came from."""
+    columns = record_columns(frame, predictions, cfg, model_version, source, source_fingerprint, scored_at, served_by,
+                             latency_ms)  # fmt: skip
+    return pd.DataFrame(columns, index=range(len(frame)))
+
+
+def record_columns(
+    frame: pd.DataFrame,
+    predictions: Predictions,
+    cfg: DriftlineConfig,
+    model_version: str | np.ndarray,
+    source: str,
+    source_fingerprint: str,
+    scored_at: datetime,
+    served_by: str | np.ndarray = "champion",
+    latency_ms: float | np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The log rows as columns: arrays, or one value for every row (what a streamed writer takes without a frame)."""
     dataset = cfg.dataset
-    columns: dict[str, object] = {}
+    columns: dict[str, Any] = {}
     for name in dict.fromkeys([dataset.id_column, dataset.event_time_column, *dataset.feature_names,
                                *cfg.gate.watched_columns]):  # fmt: skip
         if name and name in frame:
-            columns[name] = frame[name].array  # not to_numpy(): that makes one Timestamp object per event time
+            # Times as their array: to_numpy() makes one Timestamp object per value. The rest as plain arrays: an
+            # object array's .array is converted to one again, counting its missing values on the way.
+            column = frame[name]
+            columns[name] = column.array if isinstance(column.dtype, pd.DatetimeTZDtype) else column.to_numpy()
     columns[PREDICTION] = predictions.labels
     columns[SIGNAL] = predictions.signal(dataset.task)
     if predictions.proba is not None:
@@ -94,10 +115,10 @@ def records(
     columns[SOURCE_FINGERPRINT] = source_fingerprint
     columns[SCORED_AT] = pd.Timestamp(scored_at)
     columns[LATENCY_MS] = np.nan if latency_ms is None else latency_ms
-    return pd.DataFrame(columns, index=range(len(frame)))
+    return columns
 
 
-def add_shadow(rows: pd.DataFrame, shadow: Predictions, version: str, task) -> pd.DataFrame:
+def add_shadow(rows: pd.DataFrame | dict[str, Any], shadow: Predictions, version: str, task) -> pd.DataFrame:
     """The challenger's answers to the same rows, beside the served ones (shadow rollout or serving)."""
     rows[SHADOW_PREDICTION] = shadow.labels
     rows[SHADOW_SIGNAL] = shadow.signal(task)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from driftline.data.loading import PARQUET_SUFFIXES
@@ -66,33 +68,49 @@ class IncrementalFile:
     """A Parquet or CSV file written chunk by chunk to a hidden temp file in its folder, visible only once committed.
 
     `commit` renames it into place; leaving the `with` block on an error deletes it: no reader, and no rerun, ever
-    sees half a file. `text_columns` are stored as strings even when a chunk holds only missing values there.
+    sees half a file. `text_columns` are stored as strings even when a chunk holds only missing values there;
+    `distinct_columns` (ids) are text whose values rarely repeat, so they are not dictionary-encoded.
     """
 
-    def __init__(self, folder: Path, suffix: str, text_columns: Iterable[str] = ()):
+    def __init__(
+        self, folder: Path, suffix: str, text_columns: Iterable[str] = (), distinct_columns: Iterable[str] = ()
+    ):
         folder.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=f"{suffix}.tmp")
         os.close(handle)
         self.temp = Path(temp_name)
         self.rows = 0
         self._parquet = suffix.lower() in PARQUET_SUFFIXES
-        self._text_columns = set(text_columns)
+        self._text_columns, self._distinct_columns = set(text_columns), set(distinct_columns)
         self._writer = None
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, data: pd.DataFrame | Mapping[str, Any], rows: int | None = None) -> None:
+        """A chunk: a frame, or its columns (arrays, or one value for every row) and its number of `rows`."""
+        rows = len(data) if isinstance(data, pd.DataFrame) else rows
         if not self._parquet:
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data, index=range(rows))
             frame.to_csv(self.temp, mode="a" if self.rows else "w", header=not self.rows, index=False)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            if self._writer is None:
-                schema = pa.Schema.from_pandas(frame, preserve_index=False)
+            if self._writer is None:  # the file's types: what pandas would write for the first chunk
+                first = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data, index=range(rows))
+                schema = pa.Schema.from_pandas(first, preserve_index=False)
                 for name in self._text_columns & set(schema.names):
                     schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
-                self._writer = pq.ParquetWriter(self.temp, schema)
-            self._writer.write_table(pa.Table.from_pandas(frame, schema=self._writer.schema, preserve_index=False))
-        self.rows += len(frame)
+                # Dictionary pages pay off for text that repeats; for ids and numbers they only cost time (half of
+                # the writing time of a prediction log, measured).
+                repeating = [f.name for f in schema if pa.types.is_string(f.type)
+                             and f.name not in self._distinct_columns]  # fmt: skip
+                self._writer = pq.ParquetWriter(self.temp, schema, use_dictionary=repeating)
+            schema = self._writer.schema
+            if isinstance(data, pd.DataFrame):
+                table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+            else:
+                table = _arrow_table(data, rows, schema)
+            self._writer.write_table(table)
+        self.rows += rows
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -112,3 +130,18 @@ class IncrementalFile:
             self._close()
         finally:
             self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove
+
+
+def _arrow_table(columns: Mapping[str, Any], rows: int, schema: Any) -> Any:
+    """Columns straight into Arrow with the file's types, missing values as nulls as pandas writes them. No frame in
+    between: building one (its blocks consolidated) and converting it back cost twice the conversion alone."""
+    import pyarrow as pa
+
+    arrays = []
+    for field in schema:
+        value = columns[field.name]
+        if isinstance(value, np.ndarray | pd.api.extensions.ExtensionArray):
+            arrays.append(pa.array(value, type=field.type, from_pandas=True))
+        else:
+            arrays.append(pa.repeat(pa.scalar(value, type=field.type, from_pandas=True), rows))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -1,7 +1,8 @@
 """Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
 
-A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_file`), or cut
-into row ranges scored apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
+A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_chunks`: the
+chunks of a file validated as it is read, in one pass; `score_file`: a file read again), or cut into row ranges scored
+apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,16 @@ def output_frame(
     frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str | np.ndarray,
     scored_at: datetime, served_by: str | np.ndarray | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    columns: dict[str, object] = {}
+    columns = output_columns(frame, predictions, cfg, model_version, scored_at, served_by)
+    return pd.DataFrame(columns, index=range(len(frame)))
+
+
+def output_columns(
+    frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str | np.ndarray,
+    scored_at: datetime, served_by: str | np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The output rows as columns: arrays, or one value for every row."""
+    columns: dict[str, Any] = {}
     if cfg.dataset.id_column:
         columns[cfg.dataset.id_column] = frame[cfg.dataset.id_column].to_numpy()
     columns[PREDICTION] = predictions.labels
@@ -50,7 +61,7 @@ def output_frame(
     if served_by is not None and not isinstance(served_by, str):
         columns[SERVED_BY] = served_by
     columns[SCORED_AT] = pd.Timestamp(scored_at)
-    return pd.DataFrame(columns, index=range(len(frame)))
+    return columns
 
 
 def score_frame(
@@ -69,17 +80,27 @@ def log_records(
     scored_at: datetime,
 ) -> pd.DataFrame:  # fmt: skip
     """The prediction-log rows of scored rows: what was served, by whom, and the shadow's answers beside."""
-    rows = prediction_log.records(frame, answered.predictions, cfg, answered.model_version, source, fingerprint,
-                                  scored_at, served_by=answered.served_by)  # fmt: skip
+    return pd.DataFrame(log_columns(frame, answered, cfg, source, fingerprint, scored_at), index=range(len(frame)))
+
+
+def log_columns(
+    frame: pd.DataFrame, answered: rollout.Answered, cfg: DriftlineConfig, source: str, fingerprint: str,
+    scored_at: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """`log_records` as columns: arrays, or one value for every row."""
+    rows = prediction_log.record_columns(frame, answered.predictions, cfg, answered.model_version, source,
+                                         fingerprint, scored_at, served_by=answered.served_by)  # fmt: skip
     if answered.shadow is not None:
         prediction_log.add_shadow(rows, answered.shadow, answered.shadow_version, cfg.dataset.task)
     return rows
 
 
 def output_path(output: str | None, cfg: DriftlineConfig, source: Path) -> Path:
-    """Where the predictions go: `--output` when it lies under an allowed folder (else PathNotAllowed), by default
-    `<outputs>/<source stem>.scored.parquet`."""
-    return paths.allowed_path(output, cfg) if output else cfg.folders.outputs / f"{source.stem}.scored.parquet"
+    """Where the predictions go: `--output` when it lies under an allowed folder (else PathNotAllowed) and ends in
+    .parquet or .csv (else DriftlineError), by default `<outputs>/<source stem>.scored.parquet`."""
+    path = paths.allowed_path(output, cfg) if output else cfg.folders.outputs / f"{source.stem}.scored.parquet"
+    _check_suffix(path)
+    return path
 
 
 def write_output(scored: pd.DataFrame, path: Path) -> Path:
@@ -156,39 +177,57 @@ def _text_columns(cfg: DriftlineConfig) -> list[str]:
     return [c for c in [cfg.dataset.id_column, *cfg.dataset.categorical_features] if c]
 
 
+def _id_column(cfg: DriftlineConfig) -> list[str]:
+    return [cfg.dataset.id_column] if cfg.dataset.id_column else []
+
+
+class Source(Protocol):
+    """What the prediction log records of the file scored: its name and the hash of its bytes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
 def _score_chunks(
     chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
-    scored_at: datetime, source: DataFile, output: IncrementalFile, log: IncrementalFile | None,
+    scored_at: datetime, source: Source, output: IncrementalFile, log: IncrementalFile | None,
     challenger: rollout.Challenger | None = None,
 ) -> rollout.Tally:  # fmt: skip
-    # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order.
+    # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order. The rows go
+    # to the writers as columns, never as frames.
     tally = rollout.Tally()
     with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
         written = None
         for chunk in chunks:
-            scored, answered = score_frame(model, chunk, cfg, model_version, scored_at, challenger)
+            answered = rollout.answer(model, model_version, chunk, cfg.dataset, challenger)
             tally.add(answered, cfg.dataset.task)
+            scored = output_columns(chunk, answered.predictions, cfg, answered.model_version, scored_at,
+                                    answered.served_by)  # fmt: skip
             logged = None
             if log is not None:
-                logged = log_records(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
+                logged = log_columns(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
             if written is not None:
                 written.result()  # raises what the previous write raised
-            written = writer.submit(_write, output, scored, log, logged)
+            written = writer.submit(_write, output, scored, log, logged, len(chunk))
         if written is not None:
             written.result()
     return tally
 
 
-def _write(output: IncrementalFile, scored: pd.DataFrame, log: IncrementalFile | None, logged: pd.DataFrame | None):
-    output.write(scored)
+def _write(output: IncrementalFile, scored: dict[str, Any], log: IncrementalFile | None,
+           logged: dict[str, Any] | None, rows: int) -> None:  # fmt: skip
+    output.write(scored, rows)
     if log is not None:
-        log.write(logged)
+        log.write(logged, rows)
 
 
 def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullcontext[None]:
     if not cfg.scoring.log_predictions:
         return nullcontext(None)
-    return IncrementalFile(folder, ".parquet", _text_columns(cfg))
+    return IncrementalFile(folder, ".parquet", _text_columns(cfg), _id_column(cfg))
 
 
 def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, log_path: Callable[[], Path]):
@@ -202,29 +241,43 @@ def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, lo
     return target if target.exists() else log.commit(target)
 
 
-def _batch_log_path(cfg: DriftlineConfig, source: DataFile, model_version: str) -> Path:
+def _batch_log_path(cfg: DriftlineConfig, source: Source, model_version: str) -> Path:
     key = prediction_log.batch_key(source.fingerprint, model_version)
     return prediction_log.file_for(registry_folders(cfg).prediction_log, source.name, key)
+
+
+def score_chunks(
+    chunks: Iterable[pd.DataFrame], source: Source, model: Pipeline, cfg: DriftlineConfig, model_version: str,
+    output_path: Path, scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
+    accept: Callable[[], object] = lambda: None,
+) -> ScoredFile:  # fmt: skip
+    """Stream chunks through the model into the output file and one prediction-log file; both are written
+    incrementally and appear whole, at the end, or not at all.
+
+    `accept` runs once every chunk is written and before anything appears: the file's verdict, when the chunks were
+    validated as they were read. When it raises, nothing is left behind.
+    """
+    _check_suffix(output_path)
+    scored_at = scored_at or datetime.now(UTC)
+    with (
+        space_named(output_path),
+        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg), _id_column(cfg)) as output,
+        _log_file(cfg, registry_folders(cfg).prediction_log) as log,
+    ):
+        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
+        accept()
+        # The log file is named when it is complete, so monitoring's watermark never passes over it.
+        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
+        return ScoredFile(output_path, output.rows, logged, tally)
 
 
 def score_file(
     source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
     scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
 ) -> ScoredFile:  # fmt: skip
-    """Stream a validated file through the model, `scoring.chunk_rows` rows at a time, into the output file and one
-    prediction-log file; both are written incrementally and appear whole, at the end, or not at all."""
-    _check_suffix(output_path)
-    scored_at = scored_at or datetime.now(UTC)
+    """A file validated before, read again `scoring.chunk_rows` rows at a time and scored (`score_chunks`)."""
     chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
-    with (
-        space_named(output_path),
-        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
-        _log_file(cfg, registry_folders(cfg).prediction_log) as log,
-    ):
-        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
-        # The log file is named when it is complete, so monitoring's watermark never passes over it.
-        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
-        return ScoredFile(output_path, output.rows, logged, tally)
+    return score_chunks(chunks, source, model, cfg, model_version, output_path, scored_at, challenger)
 
 
 def row_ranges(rows: int, partitions: int) -> list[RowRange]:
@@ -246,7 +299,7 @@ def score_part(
     chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
     name = f"{rows.start:012d}"
     with (
-        IncrementalFile(folder, ".parquet", _text_columns(cfg)) as output,
+        IncrementalFile(folder, ".parquet", _text_columns(cfg), _id_column(cfg)) as output,
         _log_file(cfg, folder) as log,
     ):
         tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
@@ -269,7 +322,7 @@ def assemble(
     parts = sorted(parts, key=lambda part: part.rows.start)
     with (
         space_named(output_path),
-        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg)) as output,
+        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg), _id_column(cfg)) as output,
     ):
         for frame in _read_parts([part.output for part in parts]):
             output.write(frame)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from driftline.config import DriftlineConfig
 from driftline.data import paths
@@ -20,6 +21,7 @@ from driftline.validation.report import ValidationReport
 
 # Shown the verdict (report, file, rows) before a failed file is quarantined: a person reads why the run stopped.
 ShowVerdict = Callable[[ValidationReport, Path, int], None]
+Consumed = TypeVar("Consumed")
 
 
 def validate_batch_or_quarantine(
@@ -64,6 +66,39 @@ def champion_classes(cfg: DriftlineConfig) -> list | None:
     if champion is None or not cfg.dataset.task.is_classification:
         return None
     return registry.load_reference(champion).trained_classes(cfg.dataset)
+
+
+def admit_in_one_pass(
+    path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None,
+    consume: Callable[[chunked.CheckedFile, Callable[[], None]], Consumed], show: ShowVerdict | None = None,
+) -> Consumed:  # fmt: skip
+    """A file to score, read once: each chunk validated as it is read (labels it carries against the champion's
+    `trained_classes`), then handed to `consume` (scoring).
+
+    `consume` calls the verdict it is given before it commits anything: there the whole file is judged, and a
+    failing file is quarantined whole (DataRejected), so nothing `consume` wrote appears. Whatever else stops
+    `consume`, a file that fails validation is still quarantined for that. Refused outside the allowed folders
+    before it is read; quarantined when unreadable.
+    """
+    allowed = paths.allowed_path(path, cfg)
+    with (
+        unreadable_quarantined(allowed, cfg.folders.quarantine),
+        chunked.CheckedFile(allowed, cfg, profile, False, LabelRules.of(cfg, trained_classes)) as checked,
+    ):
+        judged: list[bool] = []
+
+        def verdict() -> None:
+            if not judged:
+                judged.append(True)
+                _quarantine_if_failed(checked.verdict(), checked.path, checked.source.rows, cfg, show)
+
+        try:
+            return consume(checked, verdict)
+        except DataRejected:
+            raise
+        except Exception:
+            verdict()
+            raise
 
 
 def _quarantine_if_failed(

@@ -7,6 +7,7 @@ calls `Registry`, so it sits above the registry package, which never imports it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from driftline.modeling.pipeline import predict
 from driftline.registry import Champion, ModelRef, Registry
 from driftline.serving import batch_scoring
 from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredFile, ScoredPart
+from driftline.steps import admission
+from driftline.validation.chunked import CheckedFile
 
 
 def score_batch(
@@ -38,16 +41,28 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
     return predict(champion.model, observed.frame, cfg.dataset).signal(cfg.dataset.task)
 
 
-def score_file(
-    source: DataFile, champion: Champion, cfg: DriftlineConfig, output: str | None,
-    challenger: rollout.Challenger | None = None,
-) -> ScoredBatch:  # fmt: skip
-    """A validated file streamed through the champion (and a rollout's challenger) into the output file and one
-    prediction-log file."""
+def validate_and_score_file(
+    path: str | Path, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    challenger: rollout.Challenger | None = None, show: admission.ShowVerdict | None = None,
+) -> tuple[DataFile, ScoredBatch]:  # fmt: skip
+    """One pass over a file: each chunk read once, validated against the champion's profile, then streamed through
+    the champion (and a rollout's challenger) into the output file and one prediction-log file.
+
+    Both files appear once the whole file passed; a failing file is quarantined whole and leaves nothing behind
+    (DataRejected). `show` is given the verdict, pass or fail.
+    """
     started, version = time.perf_counter(), champion.ref.version
-    path = batch_scoring.output_path(output, cfg, source.path)
-    scored = batch_scoring.score_file(source, champion.model, cfg, version, path, challenger=challenger)
-    return _recorded(scored, source.name, version, time.perf_counter() - started, cfg)
+    destination = batch_scoring.output_path(output, cfg, Path(path))  # a bad --output is refused before reading
+
+    def score(checked: CheckedFile, verdict: Callable[[], None]) -> tuple[DataFile, ScoredFile]:
+        scored = batch_scoring.score_chunks(checked, checked, champion.model, cfg, version, destination,
+                                            challenger=challenger, accept=verdict)  # fmt: skip
+        return checked.source, scored
+
+    reference = champion.reference
+    source, scored = admission.admit_in_one_pass(path, cfg, reference.profile, reference.trained_classes(cfg.dataset),
+                                                 score, show)  # fmt: skip
+    return source, _recorded(scored, source.name, version, time.perf_counter() - started, cfg)
 
 
 def score_partition(
