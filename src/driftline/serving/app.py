@@ -10,6 +10,7 @@ requests → `_answers` → JSON. The models are `ModelFollower.serving`, read o
 
 import asyncio
 import hmac
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +23,7 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
@@ -36,6 +37,7 @@ from driftline.serving.batcher import PredictionBatcher, one_openmp_thread
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
 from driftline.serving.log_buffer import Answered, PredictionLogBuffer
 
+FIRST_LOOK_SECONDS = 120  # at most this long before taking requests, registry read or not
 INLINE_ROWS = 64  # the fast path answers up to this many rows on the event loop (~1 ms); larger requests queue
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -77,15 +79,15 @@ class PredictResponse(BaseModel):
 
 # --- the request path: rows → arms (canary routing) → predictions -----------------------------------------------------
 def route_rows(rows: Sequence[Row], serving: Serving, cfg: DriftlineConfig,
-               rng: np.random.Generator) -> list[tuple[str, ServedModel, np.ndarray]]:  # fmt: skip
+               rng: np.random.Generator) -> list[tuple[str, ServedModel, Sequence[int]]]:  # fmt: skip
     """The arms that answer a request: (served_by, model, row positions), champion first; an arm with no rows is
     left out."""
-    to_challenger = np.zeros(len(rows), dtype=bool)
-    if serving.challenger is not None and cfg.serving.canary_share > 0:
-        id_column = cfg.dataset.id_column
-        ids = pd.Series([category_text(row[id_column]) for row in rows], dtype=object) if (
-            cfg.serving.canary_routing == "id") else None  # fmt: skip
-        to_challenger = canary_rows(ids, len(rows), cfg.serving.canary_share, serving.challenger, rng)
+    if serving.challenger is None or cfg.serving.canary_share == 0:
+        return [(CHAMPION, serving.champion, range(len(rows)))]
+    id_column = cfg.dataset.id_column
+    ids = pd.Series([category_text(row[id_column]) for row in rows], dtype=object) if (
+        cfg.serving.canary_routing == "id") else None  # fmt: skip
+    to_challenger = canary_rows(ids, len(rows), cfg.serving.canary_share, serving.challenger, rng)
     arms = ((CHAMPION, serving.champion, ~to_challenger), (CHALLENGER, serving.challenger, to_challenger))
     return [(name, served, np.flatnonzero(mask)) for name, served, mask in arms if mask.any()]
 
@@ -115,9 +117,11 @@ def _answers(rows: Sequence[Row], predictions: Predictions, served: ServedModel,
 
 # --- the app ----------------------------------------------------------------------------------------------------------
 class ServiceMetrics:
-    """Prometheus figures of one service instance (its own registry, so tests may run several)."""
+    """Prometheus figures of one service instance (its own registry, so tests may run several). With several worker
+    processes (`PROMETHEUS_MULTIPROC_DIR` set) each writes its figures to files there and /metrics sums them."""
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.requests = Counter("driftline_requests", "Predict requests by outcome", ["outcome"],
                                 registry=self.registry)  # fmt: skip
@@ -128,8 +132,21 @@ class ServiceMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5), registry=self.registry,
         )  # fmt: skip
         self.model_version = Gauge("driftline_model_version", "Registered version behind each alias", ["alias"],
-                                   registry=self.registry)  # fmt: skip
-        self.swaps = Gauge("driftline_model_swaps", "Times the served models changed", registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="livemostrecent")  # fmt: skip
+        self.swaps = Gauge("driftline_model_swaps", "Times the served models changed", registry=self.registry,
+                           multiprocess_mode="livemax")  # fmt: skip
+
+    def swapped(self, serving: Serving, swaps: int) -> None:
+        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
+            self.model_version.labels(alias).set(float(served.ref.version) if served else 0)
+        self.swaps.set(swaps)
+
+    def exposition(self) -> bytes:
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
 
 
 def create_app(
@@ -143,22 +160,23 @@ def create_app(
     coroutine that calls its argument whenever the registry announces a move (e.g. Prefect's promotion events)."""
     serving_cfg = cfg.serving
     with_challenger = serving_cfg.shadow or serving_cfg.canary_share > 0
-    follower = ModelFollower(source, cfg.dataset, serving_cfg.poll_seconds, with_challenger)
+    metrics = ServiceMetrics()
+    follower = ModelFollower(source, cfg.dataset, serving_cfg.poll_seconds, with_challenger, metrics.swapped)
     buffer = PredictionLogBuffer(cfg)
     batcher = PredictionBatcher(serving_cfg.max_rows)
-    metrics = ServiceMetrics()
     rng = np.random.default_rng()
     descriptions: dict[ModelRef, dict] = {}
     PredictRequest = request_model(cfg)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        import asyncio
-
         follower.start()
         buffer.start()
         batcher.start()
         listener = asyncio.create_task(follow_events(model_events, follower.wake)) if model_events else None
+        # Requests are taken once the registry was read: a worker process started beside others (`--workers`)
+        # then takes no requests before its models are loaded (it answers 503 only when there is no champion).
+        await asyncio.to_thread(follower.looked.wait, FIRST_LOOK_SECONDS)
         try:
             yield
         finally:
@@ -201,11 +219,7 @@ def create_app(
 
     @app.get("/metrics", dependencies=[Depends(require_key)])
     def prometheus() -> PlainTextResponse:
-        serving = follower.serving
-        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
-            metrics.model_version.labels(alias).set(float(served.ref.version) if served else 0)
-        metrics.swaps.set(follower.swaps)
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/model", dependencies=[Depends(require_key)])
     def model() -> dict:

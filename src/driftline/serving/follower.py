@@ -78,13 +78,15 @@ class ModelFollower:
     logged and retried at the next poll while the loaded models keep answering.
     """
 
-    def __init__(self, source: ModelSource, dataset: DatasetConfig, poll_seconds: float, with_challenger: bool):
-        self.source, self.dataset = source, dataset
+    def __init__(self, source: ModelSource, dataset: DatasetConfig, poll_seconds: float, with_challenger: bool,
+                 swapped: Callable[[Serving, int], None] | None = None):  # fmt: skip
+        self.source, self.dataset, self.swapped = source, dataset, swapped
         self.poll_seconds = poll_seconds
         self.with_challenger = with_challenger
         self.serving = Serving()
         self.swaps = 0
         self.last_error: str | None = None
+        self.looked = threading.Event()  # set once the registry was read (or failed) for the first time
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="driftline-model-follower", daemon=True)
@@ -106,6 +108,8 @@ class ModelFollower:
         self.serving = Serving(champion=champion, challenger=challenger)
         gc.freeze()  # the loaded models' objects leave the collector's scans: full collections stay short
         self.swaps += 1
+        if self.swapped is not None:
+            self.swapped(self.serving, self.swaps)
         log.warning("now serving champion %s, challenger %s", _version(champion), _version(challenger))
         return True
 
@@ -117,6 +121,7 @@ class ModelFollower:
             except Exception as error:  # registry down, artifact missing: keep serving what is loaded
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("could not refresh the models from the registry: %s", self.last_error)
+            self.looked.set()
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
 

@@ -36,7 +36,7 @@ class Answered:
 
     request_id: str
     rows: Sequence[Row]  # as validated: the inputs the log keeps
-    arms: list[tuple[str, ServedModel, np.ndarray, Predictions]]  # (served_by, model, row positions, predictions)
+    arms: list[tuple[str, ServedModel, Sequence[int], Predictions]]  # (served_by, model, row positions, predictions)
     latency_ms: float
     scored_at: datetime
     shadow: ServedModel | None  # with shadow on: the challenger, which scores the same rows off the response path
@@ -114,7 +114,7 @@ class PredictionLogBuffer:
 def log_rows(answers: list[Answered], cfg: DriftlineConfig) -> pd.DataFrame:
     """The prediction-log rows of many answered requests: one frame per model that answered (request order within
     it); with shadow on, the challenger scores those rows in one call and its answers go beside them."""
-    groups: dict[tuple[str, int, int], list[tuple[Answered, ServedModel, np.ndarray, Predictions]]] = {}
+    groups: dict[tuple[str, int, int], list[tuple[Answered, ServedModel, Sequence[int], Predictions]]] = {}
     for answered in answers:
         for arm, served, positions, predictions in answered.arms:
             key = (arm, id(served), id(answered.shadow))
