@@ -27,6 +27,7 @@ from driftline.modeling.pipeline import predict
 from driftline.registry import ModelRef, Registry, registry_folders
 from driftline.serving.app import create_app
 from driftline.serving.batcher import PredictionBatcher
+from driftline.serving.follower import serve
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.train import train_model
 
@@ -144,12 +145,13 @@ def test_predictions_equal_the_registered_champion_on_the_same_rows(workspace):
 def test_concurrent_requests_predicted_together_each_get_their_own_rows(workspace):
     cfg = service_config(workspace)
     model = model_of(cfg, "1")
+    served = serve(ModelRef(cfg.registry.model_name, "1", run_id=""), model, cfg.dataset)
     frames = [make_frame(n, seed=20 + n, start=START + 10 * WEEK, id_offset=1000 * n) for n in range(1, 41)]
-    batcher = PredictionBatcher(cfg.dataset, max_rows=10_000)
+    batcher = PredictionBatcher(max_rows=10_000)
     batcher.start()
     try:
         with ThreadPoolExecutor(16) as callers:
-            answers = list(callers.map(lambda frame: batcher.predict(model, frame), frames))
+            answers = list(callers.map(lambda frame: batcher.predict(served, rows_of(frame)), frames))
     finally:
         batcher.stop()
     for frame, answer in zip(frames, answers, strict=True):

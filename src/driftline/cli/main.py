@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", operations.cmd_serve, "answer POST /predict with the champion (online scoring service)")
     serve.add_argument("--host", default=None, help="address to listen on (default: serving.host)")
     serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    serve.add_argument("--workers", type=int, default=None, help="server processes (default: serving.workers)")
     status = command("status", governance.cmd_status, "registered versions, aliases, metrics, gate decisions, lineage")
     status.add_argument("--json", action="store_true")
     check = command("check", governance.cmd_check, "verify the registry against the audit log (exit 6 on a violation)")

@@ -108,13 +108,42 @@ def cmd_stack(args: argparse.Namespace) -> None:
     )
 
 
+SERVE_CONFIG_ENV = "DRIFTLINE_SERVE_CONFIG"  # how `serve --workers N` tells each worker process its config
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
+    import tempfile
+
     import uvicorn
 
+    cfg = load_config(args.config)
+    host, port = args.host or cfg.serving.host, args.port or cfg.serving.port
+    workers = args.workers or cfg.serving.workers
+    guarded = f"API key from ${cfg.serving.api_key_env}" if os.environ.get(cfg.serving.api_key_env) else "no API key"
+    console.print(f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}, {workers} "
+                  f"process{'es' if workers > 1 else ''}); POST /predict, GET /health /ready /metrics /model; "
+                  "Ctrl-C stops")  # fmt: skip
+    if workers == 1:
+        uvicorn.run(serving_app(args.config), host=host, port=port, log_level="warning", access_log=False)
+        return
+    # Each worker imports the app itself, follows the registry and loads the models; their Prometheus figures are
+    # kept in files in one fresh folder and summed when /metrics is read.
+    with tempfile.TemporaryDirectory(prefix="driftline-metrics-") as metrics_dir:
+        os.environ.update({SERVE_CONFIG_ENV: str(Path(args.config).resolve()), "PROMETHEUS_MULTIPROC_DIR": metrics_dir})
+        uvicorn.run("driftline.cli.operations:worker_app", factory=True, workers=workers, host=host, port=port,
+                    log_level="warning", access_log=False)  # fmt: skip
+
+
+def worker_app():
+    """The app of one `serve --workers N` process (uvicorn imports and calls this in each)."""
+    return serving_app(os.environ[SERVE_CONFIG_ENV])
+
+
+def serving_app(config: str | Path):
     from driftline.registry import Registry
     from driftline.serving.app import create_app
 
-    cfg = load_config(args.config)
+    cfg = load_config(config)
     registry = Registry(cfg)
 
     def describe(ref) -> dict:
@@ -127,12 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
         model_events = partial(follow_model_moves, cfg)
     api_key = os.environ.get(cfg.serving.api_key_env) or None
-    app = create_app(cfg, registry, api_key=api_key, describe=describe, model_events=model_events)
-    host, port = args.host or cfg.serving.host, args.port or cfg.serving.port
-    guarded = f"API key from ${cfg.serving.api_key_env}" if api_key else "no API key"
-    console.print(f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}); "
-                  f"POST /predict, GET /health /ready /metrics /model; Ctrl-C stops")  # fmt: skip
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    return create_app(cfg, registry, api_key=api_key, describe=describe, model_events=model_events)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:

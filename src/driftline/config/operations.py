@@ -99,6 +99,9 @@ class ServingConfig(Section):
         10, gt=0, description="How often the service asks the registry whether champion or challenger moved."
     )
     max_rows: int = Field(10_000, ge=1, description="Most rows one /predict request may carry.")
+    workers: int = Field(
+        1, ge=1, description="Server processes; each follows the registry and loads the models (`--workers` wins)."
+    )
     shadow: bool = Field(
         False, description="Also score every request with the challenger, off the response path, and log it beside."
     )

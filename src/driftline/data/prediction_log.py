@@ -71,8 +71,8 @@ def records(
     cfg: DriftlineConfig,
     model_version: str | np.ndarray,
     source: str,
-    source_fingerprint: str,
-    scored_at: datetime,
+    source_fingerprint: str | np.ndarray,
+    scored_at: datetime | list[datetime],
     served_by: str | np.ndarray = "champion",
     latency_ms: float | np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -113,7 +113,9 @@ def record_columns(
     columns[SERVED_BY] = served_by
     columns[SOURCE] = source
     columns[SOURCE_FINGERPRINT] = source_fingerprint
-    columns[SCORED_AT] = pd.Timestamp(scored_at)
+    # one time for a batch, or one per row (the service logs many requests at once); microseconds either way
+    columns[SCORED_AT] = pd.Timestamp(scored_at) if isinstance(scored_at, datetime) else (
+        pd.DatetimeIndex(scored_at).as_unit("us").array)  # fmt: skip
     columns[LATENCY_MS] = np.nan if latency_ms is None else latency_ms
     return columns
 

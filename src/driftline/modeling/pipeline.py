@@ -94,16 +94,20 @@ LABEL_IS_MOST_PROBABLE = {
 
 
 def predict(model: Pipeline, frame: pd.DataFrame, dataset: DatasetConfig) -> Predictions:
-    features = feature_frame(frame, dataset)
-    if not dataset.task.is_classification:
-        return Predictions(labels=model.predict(features), proba=None, classes=np.array([]))
-    # One pass through the preprocessing for both outputs (the calls Pipeline.predict and predict_proba each
-    # make), and one through the trees where the label is the most probable class.
-    transformed = model[:-1].transform(features)
-    estimator = model[-1]
-    proba = estimator.predict_proba(transformed)
+    # One pass through the preprocessing for both outputs (the calls Pipeline.predict and predict_proba each make).
+    return estimator_predictions(model[-1], model[:-1].transform(feature_frame(frame, dataset)), dataset.task)
+
+
+def estimator_predictions(estimator, transformed: np.ndarray, task: Task,
+                          proba: np.ndarray | None = None) -> Predictions:  # fmt: skip
+    """The final estimator's answers on preprocessed rows (`proba` when already computed); for tree classifiers the
+    label is the most probable class, so one pass through the trees gives both."""
+    if not task.is_classification:
+        return Predictions(labels=estimator.predict(transformed), proba=None, classes=np.array([]))
+    if proba is None:
+        proba = estimator.predict_proba(transformed)
     if type(estimator).__name__ in LABEL_IS_MOST_PROBABLE:
-        labels = model.classes_[np.argmax(proba, axis=1)]
+        labels = estimator.classes_[np.argmax(proba, axis=1)]
     else:
         labels = estimator.predict(transformed)
-    return Predictions(labels=labels, proba=proba, classes=model.classes_)
+    return Predictions(labels=labels, proba=proba, classes=estimator.classes_)

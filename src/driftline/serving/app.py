@@ -1,36 +1,44 @@
 """The online service's app: `POST /predict` answered by the champion (a canary's challenger for some rows), with
 health, readiness, Prometheus metrics and a description of the models served.
 
-The request path, in order: `PredictRequest` (typed by the config: a bad request is a 422 naming the field) →
-`_frame` (rows read as data files are read) → `route_rows` (which rows the challenger answers) →
-`PredictionBatcher.predict` → `_predictions_json`. The models are `ModelFollower.serving`, read once per request;
-everything logged (prediction-log rows, shadow answers) is done by `log_answer` after the response is sent.
+The request path, in order, all on the event loop: `PredictRequest` (typed by the config: a bad request is a 422
+naming the field) → `route_rows` (which rows the challenger answers) → the model's fast path on the validated rows
+(`modeling.fast`: no DataFrame), or the `PredictionBatcher`'s thread for a model the pipeline answers and for large
+requests → `_answers` → JSON. The models are `ModelFollower.serving`, read once per request. Everything logged
+(prediction-log rows, shadow answers) is built by the `PredictionLogBuffer`'s thread after the response is sent.
 """
 
+import asyncio
 import hmac
+import os
+import random
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic_core import to_json
 
 from driftline.config import DriftlineConfig, FeatureType
 from driftline.governance import rollout
+from driftline.modeling.fast import Row, category_text
 from driftline.modeling.pipeline import Predictions
 from driftline.registry import CHALLENGER, CHAMPION, ModelRef, registry_folders
 from driftline.serving.batcher import PredictionBatcher, one_openmp_thread
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
-from driftline.serving.log_buffer import Answered, PredictionLogBuffer, log_answer
+from driftline.serving.log_buffer import Answered, PredictionLogBuffer
+
+FIRST_LOOK_SECONDS = 120  # at most this long before taking requests, registry read or not
+INLINE_ROWS = 64  # the fast path answers up to this many rows on the event loop (~1 ms); larger requests queue
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -69,26 +77,19 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-# --- the request path: rows → frame → arms (canary routing) → predictions ---------------------------------------------
-def _frame(rows: list[BaseModel], cfg: DriftlineConfig) -> pd.DataFrame:
-    dataset = cfg.dataset
-    columns = ([dataset.id_column] if dataset.id_column else []) + dataset.feature_names
-    frame = pd.DataFrame.from_records([row.model_dump() for row in rows], columns=columns)
-    # as data files are read: categories and ids are text (3 → "3"), a missing category is NaN
-    for name in [*dataset.categorical_features, *([dataset.id_column] if dataset.id_column else [])]:
-        frame[name] = frame[name].map(lambda value: np.nan if value is None else str(value))
-    return frame
-
-
-def route_rows(frame: pd.DataFrame, serving: Serving, cfg: DriftlineConfig,
-               rng: np.random.Generator) -> list[tuple[str, ServedModel, np.ndarray]]:  # fmt: skip
-    """The arms that answer a request: (served_by, model, row mask), champion first; an arm with no rows is left out."""
-    to_challenger = np.zeros(len(frame), dtype=bool)
-    if serving.challenger is not None and cfg.serving.canary_share > 0:
-        ids = frame[cfg.dataset.id_column] if cfg.serving.canary_routing == "id" else None
-        to_challenger = canary_rows(ids, len(frame), cfg.serving.canary_share, serving.challenger, rng)
+# --- the request path: rows → arms (canary routing) → predictions -----------------------------------------------------
+def route_rows(rows: Sequence[Row], serving: Serving, cfg: DriftlineConfig,
+               rng: np.random.Generator) -> list[tuple[str, ServedModel, Sequence[int]]]:  # fmt: skip
+    """The arms that answer a request: (served_by, model, row positions), champion first; an arm with no rows is
+    left out."""
+    if serving.challenger is None or cfg.serving.canary_share == 0:
+        return [(CHAMPION, serving.champion, range(len(rows)))]
+    id_column = cfg.dataset.id_column
+    ids = pd.Series([category_text(row[id_column]) for row in rows], dtype=object) if (
+        cfg.serving.canary_routing == "id") else None  # fmt: skip
+    to_challenger = canary_rows(ids, len(rows), cfg.serving.canary_share, serving.challenger, rng)
     arms = ((CHAMPION, serving.champion, ~to_challenger), (CHALLENGER, serving.challenger, to_challenger))
-    return [(name, served, mask) for name, served, mask in arms if mask.any()]
+    return [(name, served, np.flatnonzero(mask)) for name, served, mask in arms if mask.any()]
 
 
 def canary_rows(ids: pd.Series | None, rows: int, share: float, challenger: ServedModel,
@@ -100,26 +101,27 @@ def canary_rows(ids: pd.Series | None, rows: int, share: float, challenger: Serv
     return rollout.route(ids, share, salt=challenger.ref.version) == rollout.CANARY_ARM
 
 
-def _predictions_json(frame: pd.DataFrame, predictions: Predictions, served: ServedModel, arm: str,
-                      cfg: DriftlineConfig) -> list[Prediction]:  # fmt: skip
-    ids = frame[cfg.dataset.id_column].tolist() if cfg.dataset.id_column else [None] * len(frame)
+def _answers(rows: Sequence[Row], predictions: Predictions, served: ServedModel, arm: str,
+             id_column: str | None) -> list[dict]:  # fmt: skip
+    """One `Prediction` per row, as plain data (serialized once, with the response)."""
     labels = predictions.labels.tolist()
     classes = [str(label) for label in predictions.classes]
     probabilities = predictions.proba.tolist() if predictions.proba is not None else None
     return [
-        Prediction(
-            id=ids[i], prediction=labels[i], model_version=served.ref.version, served_by=arm,
-            probabilities=dict(zip(classes, probabilities[i], strict=True)) if probabilities else None,
-        )
-        for i in range(len(frame))
+        {"id": category_text(row[id_column]) if id_column else None, "prediction": labels[i],
+         "probabilities": dict(zip(classes, probabilities[i], strict=True)) if probabilities else None,
+         "model_version": served.ref.version, "served_by": arm}
+        for i, row in enumerate(rows)
     ]  # fmt: skip
 
 
 # --- the app ----------------------------------------------------------------------------------------------------------
 class ServiceMetrics:
-    """Prometheus figures of one service instance (its own registry, so tests may run several)."""
+    """Prometheus figures of one service instance (its own registry, so tests may run several). With several worker
+    processes (`PROMETHEUS_MULTIPROC_DIR` set) each writes its figures to files there and /metrics sums them."""
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.requests = Counter("driftline_requests", "Predict requests by outcome", ["outcome"],
                                 registry=self.registry)  # fmt: skip
@@ -130,8 +132,21 @@ class ServiceMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5), registry=self.registry,
         )  # fmt: skip
         self.model_version = Gauge("driftline_model_version", "Registered version behind each alias", ["alias"],
-                                   registry=self.registry)  # fmt: skip
-        self.swaps = Gauge("driftline_model_swaps", "Times the served models changed", registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="livemostrecent")  # fmt: skip
+        self.swaps = Gauge("driftline_model_swaps", "Times the served models changed", registry=self.registry,
+                           multiprocess_mode="livemax")  # fmt: skip
+
+    def swapped(self, serving: Serving, swaps: int) -> None:
+        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
+            self.model_version.labels(alias).set(float(served.ref.version) if served else 0)
+        self.swaps.set(swaps)
+
+    def exposition(self) -> bytes:
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
 
 
 def create_app(
@@ -145,23 +160,23 @@ def create_app(
     coroutine that calls its argument whenever the registry announces a move (e.g. Prefect's promotion events)."""
     serving_cfg = cfg.serving
     with_challenger = serving_cfg.shadow or serving_cfg.canary_share > 0
-    follower = ModelFollower(source, serving_cfg.poll_seconds, with_challenger)
-    buffer = PredictionLogBuffer(registry_folders(cfg).prediction_log, serving_cfg.log_flush_rows,
-                                 serving_cfg.log_flush_seconds)  # fmt: skip
-    batcher = PredictionBatcher(cfg.dataset, serving_cfg.max_rows)
     metrics = ServiceMetrics()
+    follower = ModelFollower(source, cfg.dataset, serving_cfg.poll_seconds, with_challenger, metrics.swapped)
+    buffer = PredictionLogBuffer(cfg, registry_folders(cfg).prediction_log)
+    batcher = PredictionBatcher(serving_cfg.max_rows)
     rng = np.random.default_rng()
     descriptions: dict[ModelRef, dict] = {}
     PredictRequest = request_model(cfg)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        import asyncio
-
         follower.start()
         buffer.start()
         batcher.start()
         listener = asyncio.create_task(follow_events(model_events, follower.wake)) if model_events else None
+        # Requests are taken once the registry was read: a worker process started beside others (`--workers`)
+        # then takes no requests before its models are loaded (it answers 503 only when there is no champion).
+        await asyncio.to_thread(follower.looked.wait, FIRST_LOOK_SECONDS)
         try:
             yield
         finally:
@@ -174,7 +189,7 @@ def create_app(
     app = FastAPI(title=f"driftline: {cfg.registry.model_name}", version="1", lifespan=lifespan)
     app.state.follower, app.state.log_buffer, app.state.metrics = follower, buffer, metrics
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:  # async: checked on the event loop, no thread hop
         if api_key is None:
             return
         given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -204,11 +219,7 @@ def create_app(
 
     @app.get("/metrics", dependencies=[Depends(require_key)])
     def prometheus() -> PlainTextResponse:
-        serving = follower.serving
-        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
-            metrics.model_version.labels(alias).set(float(served.ref.version) if served else 0)
-        metrics.swaps.set(follower.swaps)
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/model", dependencies=[Depends(require_key)])
     def model() -> dict:
@@ -220,7 +231,7 @@ def create_app(
             if describe is not None and served.ref not in descriptions:
                 descriptions[served.ref] = describe(served.ref)
             return {"version": served.ref.version, "run_id": served.ref.run_id, "loaded_at": served.loaded_at,
-                    **descriptions.get(served.ref, {})}  # fmt: skip
+                    "answered_by": served.answered_by, **descriptions.get(served.ref, {})}  # fmt: skip
 
         return {
             "name": cfg.registry.model_name, "champion": shown(serving.champion),
@@ -230,39 +241,38 @@ def create_app(
         }  # fmt: skip
 
     @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(require_key)])
-    def predict_rows(body: PredictRequest, background: BackgroundTasks) -> PredictResponse:  # type: ignore[valid-type]
+    async def predict_rows(body: PredictRequest) -> Response:  # type: ignore[valid-type]
         started = time.perf_counter()
         serving = follower.serving  # read once: this request is answered by one consistent set of models
         if serving.champion is None:
             metrics.requests.labels("not_ready").inc()
             raise HTTPException(503, f"no champion of {cfg.registry.model_name} loaded yet; see GET /ready")
-        request_id = uuid.uuid4().hex
         one_openmp_thread()
-        frame = _frame(body.rows, cfg)
-        arms = route_rows(frame, serving, cfg, rng)
-        answers: list[Prediction | None] = [None] * len(frame)
+        rows = [row.model_dump() for row in body.rows]  # type: ignore[attr-defined]
+        answers: list[dict] = [{}] * len(rows)
         scored = []
-        for name, served, mask in arms:
-            part = frame[mask]
-            predictions = batcher.predict(served.model, part)
-            for position, answer in zip(np.flatnonzero(mask), _predictions_json(part, predictions, served, name, cfg),
+        for name, served, positions in route_rows(rows, serving, cfg, rng):
+            part = rows if len(positions) == len(rows) else [rows[i] for i in positions]
+            if served.fast is not None and len(part) <= INLINE_ROWS:
+                predictions = served.fast.predict(part)
+            else:
+                predictions = await asyncio.wrap_future(batcher.submit(served, part))
+            for position, answer in zip(positions, _answers(part, predictions, served, name, cfg.dataset.id_column),
                                         strict=True):  # fmt: skip
                 answers[position] = answer
-            scored.append((name, served, mask, predictions))
-            metrics.rows.labels(name).inc(int(mask.sum()))
+            scored.append((name, served, positions, predictions))
+            metrics.rows.labels(name).inc(len(positions))
         latency = time.perf_counter() - started
         metrics.latency.observe(latency)
         metrics.requests.labels("ok").inc()
+        request_id = f"{random.getrandbits(128):032x}"  # an id, not a secret: uuid4's urandom call costs a syscall
         if cfg.scoring.log_predictions:
-            answered = Answered(
-                request_id=request_id, frame=frame, arms=scored, latency_ms=latency * 1000,
-                scored_at=datetime.now(UTC), shadow=serving.challenger if serving_cfg.shadow else None,
-            )  # fmt: skip
-            background.add_task(log_answer, answered, cfg, buffer)
-        versions = {served.ref.version for _, served, _ in arms}
-        return PredictResponse(
-            request_id=request_id, model_version=versions.pop() if len(versions) == 1 else None, predictions=answers
-        )
+            buffer.add(Answered(request_id=request_id, rows=rows, arms=scored, latency_ms=latency * 1000,
+                                scored_at=datetime.now(UTC), shadow=serving.challenger if serving_cfg.shadow else None))
+        versions = {served.ref.version for _, served, _, _ in scored}
+        answer = {"request_id": request_id, "model_version": versions.pop() if len(versions) == 1 else None,
+                  "predictions": answers}  # fmt: skip
+        return Response(to_json(answer), media_type="application/json")
 
     return app
 

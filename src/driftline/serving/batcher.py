@@ -2,14 +2,14 @@
 
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 
-import pandas as pd
-from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from driftline.config import DatasetConfig
-from driftline.modeling.pipeline import Predictions, predict
+from driftline.modeling.fast import Row
+from driftline.modeling.pipeline import Predictions
+from driftline.serving.follower import ServedModel
 
 _thread_state = threading.local()
 
@@ -25,20 +25,25 @@ def one_openmp_thread() -> None:
 class PredictionBatcher:
     """Concurrent requests' rows for the same model predicted in one call, on one thread.
 
-    A pass through the scikit-learn pipeline costs about the same for a few rows as for one, and that work holds the
-    GIL, so threads predicting side by side add no capacity. Batching what queued up while the previous call ran
-    lets capacity grow with load; an idle service still answers each request at once (a batch of one).
+    The requests sent here are those too costly to answer on the event loop: a model the scikit-learn pipeline
+    answers (a pass costs about the same for a few rows as for one, and holds the GIL, so threads side by side add
+    no capacity) and large requests. Batching what queued up while the previous call ran lets capacity grow with
+    load; an idle service still answers each request at once (a batch of one).
     """
 
-    def __init__(self, dataset: DatasetConfig, max_rows: int):
-        self.dataset, self.max_rows = dataset, max_rows
+    def __init__(self, max_rows: int):
+        self.max_rows = max_rows
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="driftline-predict", daemon=True)
 
-    def predict(self, model: Pipeline, frame: pd.DataFrame) -> Predictions:
+    def submit(self, served: ServedModel, rows: Sequence[Row]) -> Future:
+        """A future of `served.predict(rows)`, predicted together with what else is queued for the same model."""
         answer: Future = Future()
-        self._queue.put((model, frame, answer))
-        return answer.result()
+        self._queue.put((served, rows, answer))
+        return answer
+
+    def predict(self, served: ServedModel, rows: Sequence[Row]) -> Predictions:
+        return self.submit(served, rows).result()
 
     def _run(self) -> None:
         one_openmp_thread()
@@ -54,21 +59,19 @@ class PredictionBatcher:
                     break
                 waiting.append(queued)
                 rows += len(queued[1])
-            for model in {id(item[0]): item[0] for item in waiting}.values():
-                self._answer(model, [item for item in waiting if item[0] is model])
+            for served in {id(item[0]): item[0] for item in waiting}.values():
+                self._answer(served, [item for item in waiting if item[0] is served])
 
-    def _answer(self, model: Pipeline, requests: list[tuple[Pipeline, pd.DataFrame, Future]]) -> None:
+    def _answer(self, served: ServedModel, requests: list[tuple[ServedModel, Sequence[Row], Future]]) -> None:
         try:
-            frames = [frame for _, frame, _ in requests]
-            together = predict(model, pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0],
-                               self.dataset)  # fmt: skip
+            together = served.predict([row for _, rows, _ in requests for row in rows])
         except Exception as error:  # each waiting request fails with the error, as it would have alone
             for _, _, answer in requests:
                 answer.set_exception(error)
             return
         start = 0
-        for _, frame, answer in requests:
-            stop = start + len(frame)
+        for _, rows, answer in requests:
+            stop = start + len(rows)
             proba = together.proba[start:stop] if together.proba is not None else None
             answer.set_result(Predictions(together.labels[start:stop], proba, together.classes))
             start = stop

@@ -1,19 +1,24 @@
 """The models that answer: one immutable `Serving` value, kept in step with the registry's aliases.
 
-Loading a moved version happens on the follower's thread, never on the request path; the new set of models is
-swapped in with one assignment, so a request that read `follower.serving` once is answered by one consistent set.
+Loading a moved version happens on the follower's thread, never on the request path: the model is read from the
+registry and compiled for the fast path (`modeling.fast`; the pipeline answers for a model it cannot reproduce, and
+the log says why). The new set of models is swapped in with one assignment, so a request that read
+`follower.serving` once is answered by one consistent set.
 """
 
 import gc
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from sklearn.pipeline import Pipeline
 
+from driftline.config import DatasetConfig
+from driftline.modeling.fast import FastPredictor, NotReproducible, Row, compile_pipeline, request_frame
+from driftline.modeling.pipeline import Predictions, predict
 from driftline.registry import CHAMPION, ModelRef
 
 log = logging.getLogger("driftline.serve")
@@ -29,11 +34,33 @@ class ModelSource(Protocol):
     def load_model(self, ref: ModelRef) -> Pipeline: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServedModel:
     ref: ModelRef
     model: Pipeline
     loaded_at: str
+    dataset: DatasetConfig
+    fast: FastPredictor | None  # None: the pipeline answers (`answered_by` says why)
+    answered_by: str
+
+    def predict(self, rows: Sequence[Row]) -> Predictions:
+        """The model's answers to validated request rows: from the fast path, or the pipeline on their frame."""
+        if self.fast is not None:
+            return self.fast.predict(rows)
+        return predict(self.model, request_frame(rows, self.dataset), self.dataset)
+
+
+def serve(ref: ModelRef, model: Pipeline, dataset: DatasetConfig) -> ServedModel:
+    """A loaded model ready to answer: compiled for the fast path when that reproduces it exactly."""
+    loaded_at = datetime.now(UTC).isoformat()
+    try:
+        fast = compile_pipeline(model, dataset)
+    except NotReproducible as why:
+        log.warning("%s version %s is answered by its scikit-learn pipeline: the fast path cannot reproduce it (%s)",
+                    ref.name, ref.version, why)  # fmt: skip
+        return ServedModel(ref, model, loaded_at, dataset, None, f"the scikit-learn pipeline ({why})")
+    log.info("%s version %s is answered by the fast path: %s", ref.name, ref.version, fast.tier)
+    return ServedModel(ref, model, loaded_at, dataset, fast, f"the fast path: {fast.tier}")
 
 
 @dataclass(frozen=True)
@@ -51,13 +78,15 @@ class ModelFollower:
     logged and retried at the next poll while the loaded models keep answering.
     """
 
-    def __init__(self, source: ModelSource, poll_seconds: float, with_challenger: bool):
-        self.source = source
+    def __init__(self, source: ModelSource, dataset: DatasetConfig, poll_seconds: float, with_challenger: bool,
+                 swapped: Callable[[Serving, int], None] | None = None):  # fmt: skip
+        self.source, self.dataset, self.swapped = source, dataset, swapped
         self.poll_seconds = poll_seconds
         self.with_challenger = with_challenger
         self.serving = Serving()
         self.swaps = 0
         self.last_error: str | None = None
+        self.looked = threading.Event()  # set once the registry was read (or failed) for the first time
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="driftline-model-follower", daemon=True)
@@ -67,7 +96,7 @@ class ModelFollower:
             return None
         if current is not None and current.ref == ref:
             return current
-        return ServedModel(ref=ref, model=self.source.load_model(ref), loaded_at=datetime.now(UTC).isoformat())
+        return serve(ref, self.source.load_model(ref), self.dataset)
 
     def refresh(self) -> bool:
         """Read the aliases; load what moved; swap in one assignment. True when anything changed."""
@@ -79,6 +108,8 @@ class ModelFollower:
         self.serving = Serving(champion=champion, challenger=challenger)
         gc.freeze()  # the loaded models' objects leave the collector's scans: full collections stay short
         self.swaps += 1
+        if self.swapped is not None:
+            self.swapped(self.serving, self.swaps)
         log.warning("now serving champion %s, challenger %s", _version(champion), _version(challenger))
         return True
 
@@ -90,6 +121,7 @@ class ModelFollower:
             except Exception as error:  # registry down, artifact missing: keep serving what is loaded
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("could not refresh the models from the registry: %s", self.last_error)
+            self.looked.set()
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
 
