@@ -15,6 +15,7 @@ from driftline.backtest.results import Backtest
 from driftline.config import DriftlineConfig
 from driftline.steps import backtest_record
 from tasks.artifacts import publish_markdown, publish_table
+from tasks.retries import retried
 
 
 @task(name="order-history", cache_policy=NO_CACHE)
@@ -38,6 +39,6 @@ def write_backtest(result: Backtest, output: str | None, cfg: DriftlineConfig) -
     return files
 
 
-@task(name="record-backtest", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="record-backtest", cache_policy=NO_CACHE, **retried(2, [2, 10]))
 def record_backtest(result: Backtest, files: BacktestFiles, cfg: DriftlineConfig) -> backtest_record.RecordedBacktest:
     return backtest_record.record_backtest(result, files, cfg)

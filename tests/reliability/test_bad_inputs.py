@@ -65,7 +65,7 @@ def _with(column: str, value: object, rows: int | None = None) -> pd.DataFrame:
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("batch.csv", _csv(BATCH))
+        archive.writestr(zipfile.ZipInfo("batch.csv", date_time=(2026, 1, 1, 0, 0, 0)), _csv(BATCH))  # same bytes each call
     return buffer.getvalue()
 
 
@@ -164,13 +164,13 @@ def quarantined_whole(rejected: DataRejected, path: Path, content: bytes) -> str
 def test_bad_file_to_score_is_quarantined_whole_with_a_one_line_reason(
     case, name, content, reason, task, cfg, profile, reference_model, tmp_path, prefect_api_url
 ):
-    path = tmp_path / "incoming" / name
+    path, sent = tmp_path / "incoming" / name, content()
     path.parent.mkdir()
-    path.write_bytes(content())
+    path.write_bytes(sent)
     with pytest.raises(DataRejected) as rejected:
         run_file_task(task, path, cfg, profile, reference_model)
     expect(case=f"{case} ({task})", expected=f"quarantined whole: {reason}",
-           observed=quarantined_whole(rejected.value, path, content()))  # fmt: skip
+           observed=quarantined_whole(rejected.value, path, sent))  # fmt: skip
     assert not cfg.folders.outputs.exists() or list(cfg.folders.outputs.iterdir()) == []
 
 

@@ -89,11 +89,11 @@ class StreamedValidation:
     """The suite's verdict on one file, taken chunk by chunk; the chunks themselves are not kept.
 
     `expectations_for` builds the suite from the first chunk (its columns decide whether labels are checked); the
-    labels are tallied chunk by chunk and judged on the whole file.
+    labels, given a tally, are counted chunk by chunk and judged on the whole file.
     """
 
-    def __init__(self, expectations_for: Callable[[pd.DataFrame], list[Any]], labels: LabelTally, scratch: Path,
-                 suite_name: str):  # fmt: skip
+    def __init__(self, expectations_for: Callable[[pd.DataFrame], list[Any]], scratch: Path, suite_name: str,
+                 labels: LabelTally | None = None):  # fmt: skip
         self._expectations_for, self._labels, self._suite_name = expectations_for, labels, suite_name
         scratch.mkdir(parents=True, exist_ok=True)
         self._folder = tempfile.TemporaryDirectory(dir=scratch, prefix=".validation-")
@@ -122,7 +122,8 @@ class StreamedValidation:
         for column, values in self._repeated.items():
             if column in chunk:
                 values.add(chunk[column])
-        self._labels.add(chunk)
+        if self._labels is not None:
+            self._labels.add(chunk)
         self.rows, self.chunks = self.rows + len(chunk), self.chunks + 1
 
     @property
@@ -139,7 +140,8 @@ class StreamedValidation:
             outcomes.append(check.outcome(repeated.count(again) if repeated else None))
         # GX reports the expectations whose metrics it could not compute first.
         failed_first = sorted(range(len(outcomes)), key=lambda index: not self._checks[index].metric_failed)
-        return build_report([*(outcomes[index] for index in failed_first), *self._labels.outcomes()])
+        labeled = self._labels.outcomes() if self._labels is not None else []
+        return build_report([*(outcomes[index] for index in failed_first), *labeled])
 
     def close(self) -> None:
         self._folder.cleanup()
@@ -164,7 +166,7 @@ class CheckedFile:
             return build_expectations(cfg.dataset, cfg.validation, profile, require_target, columns=first.columns)
 
         tally = LabelTally(labels or LabelRules.of(cfg))
-        self._validation = StreamedValidation(expectations_for, tally, cfg.folders.scratch, suite_name)
+        self._validation = StreamedValidation(expectations_for, cfg.folders.scratch, suite_name, tally)
         self._chunks = iter_chunks(path, self._dataset, self._chunk_rows)
         self._reader: Iterator[pd.DataFrame] | None = None
         self._failure: Exception | None = None  # what stopped the read: the verdict raises it too

@@ -31,7 +31,7 @@ TASK_KINDS: dict[str, dict] = {
 
 def of_kind(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Demo rows as data of that kind of task: the churn label is the binary target, undeclared for the others."""
-    return frame if kind == "binary" else frame.drop(columns=["churned"])
+    return frame.copy() if kind == "binary" else frame.drop(columns=["churned"])
 
 
 def write_config(folder: Path, file_name: str = "driftline.yaml", **sections: dict) -> Path:
