@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.bench_drift import machine, timed
-from driftline.data.demo import DemoFiles, write_demo_data
+from driftline.data.demo import write_demo_data
 from driftline.errors import DataRejected
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -31,17 +31,20 @@ def write_config(folder: Path, data: Path) -> Path:
     """The demo config, as shipped, with its workspace in `folder`."""
     raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
     raw["storage"] = {"workspace": str(folder / "workspace"), "allowed_roots": [str(data)]}
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "driftline.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
-def direct(files: DemoFiles, folder: Path) -> list[float]:
-    """Seconds of each batch through the continuous-training flow, after the first model (what `driftline run` runs)."""
+def direct(folder: Path) -> tuple[list[float], int]:
+    """Seconds of each batch through the continuous-training flow, after the first model (what `driftline run` runs),
+    and the number of batches. Each side has its own copy of the demo's files: a rejected batch goes to quarantine."""
     from flows.continuous_training import continuous_training
     from flows.params import BatchParams, TrainParams
     from flows.training import training
 
+    files = write_demo_data(folder / "data")
     config = str(write_config(folder, files.reference.parent))
     training(TrainParams(config=config, data=[str(files.reference)]))
     seconds = []
@@ -52,14 +55,15 @@ def direct(files: DemoFiles, folder: Path) -> list[float]:
         except DataRejected:  # batch 5 is rejected in the replay too
             pass
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return seconds, len(files.batches)
 
 
-def replayed(files: DemoFiles, folder: Path) -> tuple[float, float]:
+def replayed(folder: Path) -> tuple[float, float]:
     """(the backtest's wall time, its first model's training) with the current policy alone."""
     from flows.backtest import backtest
     from flows.params import BacktestParams
 
+    files = write_demo_data(folder / "data")
     config = str(write_config(folder, files.reference.parent))
     history = [str(files.reference), *map(str, files.batches)]
     total, outcome = timed(lambda: backtest(BacktestParams(config=config, data=history, policies=["current"])))
@@ -76,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 
     direct_rounds, replay_rounds = [], []
     with tempfile.TemporaryDirectory() as folder, prefect_test_harness(server_startup_timeout=120):
-        files = write_demo_data(Path(folder) / "data")
         for round_ in range(repeats):  # interleaved: a load spike on a shared machine hits both sides alike
-            direct_rounds.append(sum(direct(files, Path(folder) / f"direct-{round_}")) / len(files.batches))
-            total, first_model = replayed(files, Path(folder) / f"replay-{round_}")
-            replay_rounds.append((total - first_model) / len(files.batches))
+            seconds, batches = direct(Path(folder) / f"direct-{round_}")
+            direct_rounds.append(sum(seconds) / batches)
+            total, first_model = replayed(Path(folder) / f"replay-{round_}")
+            replay_rounds.append((total - first_model) / batches)
             print(f"round {round_ + 1}: direct {direct_rounds[-1]:.2f} s per batch, replayed "
                   f"{replay_rounds[-1]:.2f} s per batch (backtest {total:.1f} s, first model {first_model:.1f} s)")
     ratio = min(replay_rounds) / min(direct_rounds)

@@ -69,11 +69,13 @@ class IncrementalFile:
 
     `commit` renames it into place; leaving the `with` block on an error deletes it: no reader, and no rerun, ever
     sees half a file. `text_columns` are stored as strings even when a chunk holds only missing values there;
-    `distinct_columns` (ids) are text whose values rarely repeat, so they are not dictionary-encoded.
+    `distinct_columns` (ids) are text whose values rarely repeat, so they are not dictionary-encoded. Without
+    `statistics`, Parquet row groups carry no min/max: for files always read whole, where they only cost time.
     """
 
     def __init__(
-        self, folder: Path, suffix: str, text_columns: Iterable[str] = (), distinct_columns: Iterable[str] = ()
+        self, folder: Path, suffix: str, text_columns: Iterable[str] = (), distinct_columns: Iterable[str] = (),
+        statistics: bool = True,
     ):
         folder.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".", suffix=f"{suffix}.tmp")
@@ -82,7 +84,7 @@ class IncrementalFile:
         self.rows = 0
         self._parquet = suffix.lower() in PARQUET_SUFFIXES
         self._text_columns, self._distinct_columns = set(text_columns), set(distinct_columns)
-        self._writer = None
+        self._writer, self._statistics = None, statistics
 
     def write(self, data: pd.DataFrame | Mapping[str, Any], rows: int | None = None) -> None:
         """A chunk: a frame, or its columns (arrays, or one value for every row) and its number of `rows`."""
@@ -103,7 +105,8 @@ class IncrementalFile:
                 # the writing time of a prediction log, measured).
                 repeating = [f.name for f in schema if pa.types.is_string(f.type)
                              and f.name not in self._distinct_columns]  # fmt: skip
-                self._writer = pq.ParquetWriter(self.temp, schema, use_dictionary=repeating)
+                self._writer = pq.ParquetWriter(self.temp, schema, use_dictionary=repeating,
+                                                write_statistics=self._statistics)  # fmt: skip
             schema = self._writer.schema
             if isinstance(data, pd.DataFrame):
                 table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
