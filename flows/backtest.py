@@ -12,6 +12,7 @@ from prefect import flow
 from driftline.backtest import progress, table
 from driftline.backtest.ordering import split_history
 from driftline.backtest.policies import Policy, plan
+from driftline.backtest.report import output_folder
 from driftline.backtest.results import REJECTED, Backtest, PolicyReplay, ReplayedBatch, Start
 from driftline.backtest.workspace import ReplayWorkspace, replay_workspace, sandbox
 from driftline.config import load_config
@@ -26,6 +27,7 @@ from tasks.backtest import measure_served, order_history, record_backtest, write
 @flow(name="backtest")
 def backtest(params: BacktestParams) -> BacktestOutcome:
     cfg = load_config(params.config)
+    output = output_folder(params.output, cfg, datetime.now(UTC))  # refused now, not after hours of replay
     history = order_history(params.data, cfg)  # time order; every file in an allowed folder
     initial, _ = split_history(history, params.initial)
     replays = []
@@ -36,7 +38,7 @@ def backtest(params: BacktestParams) -> BacktestOutcome:
     metric = cfg.primary_metric
     result = Backtest(cfg.name, metric, greater_is_better(cfg.dataset.task, metric), history, len(initial), replays,
                       datetime.now(UTC))  # fmt: skip
-    files = write_backtest(result, params.output, cfg)  # JSON, chart, HTML page; Prefect table and chart artifacts
+    files = write_backtest(result, output, cfg)  # JSON, chart, HTML page; Prefect table and chart artifacts
     recorded = record_backtest(result, files, cfg)  # a run in <experiment>-backtests; the registry is untouched
     return BacktestOutcome(
         backtest=result, verdict=table.verdict(result), json_file=str(files.json), chart=str(files.png),

@@ -30,9 +30,10 @@ def measure_served(output: str, batch: Path, cfg: DriftlineConfig) -> dict[str, 
 
 
 @task(name="write-backtest", cache_policy=NO_CACHE)
-def write_backtest(result: Backtest, output: str | None, cfg: DriftlineConfig) -> BacktestFiles:
-    """backtest.json, .png and .html; the per-batch table and the chart with the totals as Prefect artifacts."""
-    files = report.write_outputs(result, report.output_folder(output, cfg, result.finished_at))
+def write_backtest(result: Backtest, folder: Path, cfg: DriftlineConfig) -> BacktestFiles:
+    """backtest.json, .png and .html in `folder`; the per-batch table and the chart with the totals as Prefect
+    artifacts."""
+    files = report.write_outputs(result, folder)
     verdict = table.verdict(result)
     publish_table(cfg, "backtest", table.batch_rows(result, separator=" · "), f"{verdict}. Files: {files.html.parent}")
     publish_markdown(cfg, "backtest-chart", table.markdown(result, files.png), f"Backtest of {result.name}")
