@@ -191,6 +191,16 @@ def test_the_command_refuses_a_bad_policy_or_set_in_one_line_before_anything_run
     assert not list(tmp_path.glob("workspace/backtests"))
 
 
+def test_an_output_outside_the_allowed_folders_is_refused_before_any_replay(config_path, tmp_path, capsys,
+                                                                           prefect_api_url):
+    from driftline.cli.main import EXIT_FAILED, main
+
+    files = [str(write(make_frame(20, seed=n), tmp_path / f"b{n}.csv")) for n in range(2)]
+    assert main(["backtest", "--config", str(config_path), "--data", *files, "--output", "/elsewhere/bt"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "/elsewhere/bt: outside the allowed folders" in err and "first champion" not in err
+
+
 def test_a_batch_retrains_on_drift_or_after_every_batch_when_configured(config_factory):
     from driftline.monitoring.drift import DriftResult
     from flows.steps import retraining_reason
