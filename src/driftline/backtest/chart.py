@@ -61,13 +61,13 @@ def _figure(result: Backtest):
 
 def write_png(result: Backtest, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _figure(result).savefig(path, format="png")
+    _figure(result).savefig(path, format="png", bbox_inches="tight")  # the legends beside the axes, whole
     return path
 
 
 def svg(result: Backtest) -> str:
     """The same chart as SVG text, to inline in the HTML page."""
     buffer = io.StringIO()
-    _figure(result).savefig(buffer, format="svg")
+    _figure(result).savefig(buffer, format="svg", bbox_inches="tight")
     text = buffer.getvalue()
     return text[text.index("<svg") :]
