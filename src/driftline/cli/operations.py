@@ -98,6 +98,8 @@ def cmd_stack(args: argparse.Namespace) -> None:
     prefect_ui = next(p.url for p in state.processes if p.name == "prefect-server")
     mlflow_ui = next(p.url for p in state.processes if p.name == "mlflow-server")
     cfg = load_config(args.config)
+    for folder in (cfg.folders.landing, cfg.folders.inbox):  # the watcher makes them too, maybe after this line is read
+        folder.mkdir(parents=True, exist_ok=True)
     console.print(
         f"\nup: Prefect UI {prefect_ui}  ·  MLflow UI {mlflow_ui}\n"
         f"  landing folder (drop CSV/Parquet files here): {cfg.folders.landing}\n"
