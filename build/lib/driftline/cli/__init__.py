@@ -1,8 +1,0 @@
-"""The `driftline` command: parses, runs the flows (imported only inside commands) and shows their outcomes.
-May import: config, errors, modeling, data, validation, evaluation, monitoring, training, registry, governance,
-serving, steps, stack (and flows/, tasks/ inside commands).
-
-The one package of the library that sits above flows/: it imports flows and tasks only inside commands, so
-`import driftline` stays free of Prefect. `main` parses; loop, governance and operations hold the commands; render
-prints them.
-"""

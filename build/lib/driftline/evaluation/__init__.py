@@ -1,3 +1,0 @@
-"""The evaluation gate (MLflow's validate_evaluation_results), holdout metrics, slices, fairness, importance.
-May import: config, errors, modeling.
-"""

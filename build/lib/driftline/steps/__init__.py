@@ -1,4 +1,0 @@
-"""Each stage's work together with the registry: the one library call behind a Prefect task.
-May import: config, errors, modeling, data, validation, evaluation, monitoring, training, registry, governance,
-serving.
-"""

@@ -1,1 +1,0 @@
-"""Prefect flows: the pipeline diagrams of driftline, one per file."""
