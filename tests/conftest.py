@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from testkit.configs import write_config
 from testkit.outcomes import TRIED
-from testkit.paths import WEEK
+from testkit.paths import WEEK, write_frames
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
@@ -50,12 +50,7 @@ def demo_files(tmp_path: Path) -> dict[str, Path]:
                                         id_offset=30_000),
         "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 12 * WEEK, id_offset=40_000), 5),
     }  # fmt: skip
-    paths = {}
-    for name, frame in frames.items():
-        path = folder / name
-        frame.to_parquet(path, index=False) if name.endswith(".parquet") else frame.to_csv(path, index=False)
-        paths[Path(name).stem] = path
-    return paths
+    return write_frames(folder, frames)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import FlowRun
 from driftline import stack
 from driftline.config import DriftlineConfig
 from driftline.data.demo import CONCEPT_DRIFT, START, inject_quality_faults, make_frame
-from testkit.paths import DEMO_CONFIG, WEEK
+from testkit.paths import DEMO_CONFIG, WEEK, write_frames
 from testkit.waiting import wait_for
 
 
@@ -74,12 +74,7 @@ def write_data(folder: Path) -> dict[str, Path]:
         "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 11 * WEEK, id_offset=40_000), 5),
     }  # fmt: skip
     folder.mkdir(parents=True)
-    paths = {}
-    for name, frame in frames.items():
-        path = folder / name
-        frame.to_parquet(path, index=False) if name.endswith(".parquet") else frame.to_csv(path, index=False)
-        paths[Path(name).stem] = path
-    return paths
+    return write_frames(folder, frames)
 
 
 def write_config(root: Path, **sections: dict) -> Path:
