@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import textwrap
 from pathlib import Path
 
 from driftline.backtest.results import REJECTED, Backtest
@@ -28,7 +29,7 @@ def _figure(result: Backtest):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    figure = Figure(figsize=(10, 4.8), dpi=100, layout="constrained")
+    figure = Figure(figsize=(11, 5), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     positions = range(len(result.later))
     dodge = 0.08  # policies that served the same value stay visible side by side
@@ -36,7 +37,8 @@ def _figure(result: Backtest):
         offset = (index - (len(result.replays) - 1) / 2) * dodge
         xs = [x + offset for x in positions]
         ys = [b.metrics.get(result.metric, math.nan) for b in replay.batches]
-        line = axes.plot(xs, ys, marker="o", markersize=4, linewidth=1.6, label=replay.policy.name)[0]
+        label = textwrap.fill(replay.policy.name, 40, break_long_words=False)  # a variant's name is its settings
+        line = axes.plot(xs, ys, marker="o", markersize=4, linewidth=1.6, label=label)[0]
         for x, y, batch in zip(xs, ys, replay.batches, strict=True):
             marks = [("drift alarm", batch.drift), ("retrain promoted", batch.promoted),
                      ("retrain refused", batch.retrained and not batch.promoted)]  # fmt: skip
@@ -51,23 +53,23 @@ def _figure(result: Backtest):
     axes.set_ylabel(f"served {result.metric}")
     axes.set_title(f"{result.name}: served {result.metric} per batch and policy")
     axes.grid(alpha=0.3)
-    legend = axes.legend(title="policy", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    axes.add_artist(legend)
+    # Both legends beside the axes, laid out by the figure (a legend only added as an artist was cut off).
+    figure.legend(title="policy", loc="outside right upper", fontsize=8)
     proxies = [Line2D([], [], color="black", linestyle="none", **style) for style in MARKS.values()]
     proxies.append(Patch(color="tab:red", alpha=0.15))
-    axes.legend(proxies, [*MARKS, "batch rejected"], loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8)
+    figure.legend(proxies, [*MARKS, "batch rejected"], loc="outside right lower", fontsize=8)
     return figure
 
 
 def write_png(result: Backtest, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _figure(result).savefig(path, format="png", bbox_inches="tight")  # the legends beside the axes, whole
+    _figure(result).savefig(path, format="png")
     return path
 
 
 def svg(result: Backtest) -> str:
     """The same chart as SVG text, to inline in the HTML page."""
     buffer = io.StringIO()
-    _figure(result).savefig(buffer, format="svg", bbox_inches="tight")
+    _figure(result).savefig(buffer, format="svg")
     text = buffer.getvalue()
     return text[text.index("<svg") :]
