@@ -34,6 +34,12 @@ class ScoringConfig(Section):
         "docs/performance.md for how the default was chosen). null reads each file whole: needed only for "
         "extra expectations over a whole table (e.g. a column mean).",
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Chunks predicted at once, each on its own thread with an equal share of the cores for the model; "
+        "null: one per core this process may use, at most 4 (see docs/performance.md).",
+    )
     engine: Literal["local", "dask"] = Field(
         "local", description="local scores a file in this process; dask scores its partitions on a Dask cluster."
     )

@@ -32,8 +32,9 @@ from driftline.config import DriftlineConfig, FeatureType
 from driftline.governance import rollout
 from driftline.modeling.fast import Row, category_text
 from driftline.modeling.pipeline import Predictions
+from driftline.modeling.threads import limit_openmp
 from driftline.registry import CHALLENGER, CHAMPION, ModelRef, registry_folders
-from driftline.serving.batcher import PredictionBatcher, one_openmp_thread
+from driftline.serving.batcher import PredictionBatcher
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
 from driftline.serving.log_buffer import Answered, PredictionLogBuffer
 
@@ -247,7 +248,7 @@ def create_app(
         if serving.champion is None:
             metrics.requests.labels("not_ready").inc()
             raise HTTPException(503, f"no champion of {cfg.registry.model_name} loaded yet; see GET /ready")
-        one_openmp_thread()
+        limit_openmp(1)  # as on the batcher's thread: OpenMP threads in small predictions only fight over the cores
         rows = [row.model_dump() for row in body.rows]  # type: ignore[attr-defined]
         answers: list[dict] = [{}] * len(rows)
         scored = []

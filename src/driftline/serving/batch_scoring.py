@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,12 +30,14 @@ from driftline.data.storage import IncrementalFile, space_named, write_atomicall
 from driftline.errors import DriftlineError
 from driftline.governance import rollout
 from driftline.modeling.pipeline import Predictions
+from driftline.modeling.threads import limit_openmp, usable_cores
 from driftline.registry import registry_folders
 
 PREDICTION = "prediction"
 MODEL_VERSION = "model_version"
 SERVED_BY = "served_by"  # under a canary rollout: champion or challenger, per row
 SCORED_AT = "scored_at"
+MAX_ANSWER_THREADS = 4
 
 
 def output_frame(
@@ -196,25 +199,52 @@ def _score_chunks(
     scored_at: datetime, source: Source, output: IncrementalFile, log: IncrementalFile | None,
     challenger: rollout.Challenger | None = None,
 ) -> rollout.Tally:  # fmt: skip
-    # Chunk n is written on a thread while chunk n+1 is predicted; one write at a time keeps the order. The rows go
-    # to the writers as columns, never as frames.
+    # Several chunks are answered at once, each on its own thread with its share of the cores: one model call using
+    # every core through OpenMP left a core idle through the single-threaded preprocessing, and its spinning threads
+    # slowed the reader and writer beside it (docs/performance.md). Answers are taken in chunk order, and written on
+    # one thread behind, one chunk at a time, so the files keep the rows' order. Rows go to the writers as columns.
+    def answer(chunk: pd.DataFrame) -> tuple[rollout.Answered, dict[str, Any], dict[str, Any] | None, int]:
+        limit_openmp(cores_per_thread)
+        answered = rollout.answer(model, model_version, chunk, cfg.dataset, challenger)
+        scored = output_columns(chunk, answered.predictions, cfg, answered.model_version, scored_at,
+                                answered.served_by)  # fmt: skip
+        logged = None
+        if log is not None:
+            logged = log_columns(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
+        return answered, scored, logged, len(chunk)
+
+    threads = answer_threads(cfg)
+    cores_per_thread = max(1, usable_cores() // threads)
     tally = rollout.Tally()
-    with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
-        written = None
-        for chunk in chunks:
-            answered = rollout.answer(model, model_version, chunk, cfg.dataset, challenger)
+    with (
+        ThreadPoolExecutor(threads, thread_name_prefix="answer") as answering,
+        ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer,
+    ):
+        pending: deque[Future] = deque()
+        written: Future | None = None
+
+        def write_next() -> Future:
+            answered, scored, logged, rows = pending.popleft().result()  # raises what answering it raised
             tally.add(answered, cfg.dataset.task)
-            scored = output_columns(chunk, answered.predictions, cfg, answered.model_version, scored_at,
-                                    answered.served_by)  # fmt: skip
-            logged = None
-            if log is not None:
-                logged = log_columns(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
             if written is not None:
                 written.result()  # raises what the previous write raised
-            written = writer.submit(_write, output, scored, log, logged, len(chunk))
+            return writer.submit(_write, output, scored, log, logged, rows)
+
+        for chunk in chunks:
+            pending.append(answering.submit(answer, chunk))
+            if len(pending) == threads:
+                written = write_next()
+        while pending:
+            written = write_next()
         if written is not None:
             written.result()
     return tally
+
+
+def answer_threads(cfg: DriftlineConfig) -> int:
+    """How many chunks are answered at once: `scoring.threads`, or one per usable core, at most MAX_ANSWER_THREADS
+    (past that, the preprocessing that holds Python's lock, not the cores, sets the pace)."""
+    return cfg.scoring.threads or min(usable_cores(), MAX_ANSWER_THREADS)
 
 
 def _write(output: IncrementalFile, scored: dict[str, Any], log: IncrementalFile | None,

@@ -5,22 +5,10 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from threadpoolctl import threadpool_limits
-
 from driftline.modeling.fast import Row
+from driftline.modeling.threads import limit_openmp
 from driftline.modeling.pipeline import Predictions
 from driftline.serving.follower import ServedModel
-
-_thread_state = threading.local()
-
-
-def one_openmp_thread() -> None:
-    """Requests are answered concurrently on the server's threads; OpenMP threads inside one small prediction only
-    fight over the cores (single rows got ~10x slower with them on a busy 2-core machine). Per thread, once."""
-    if not getattr(_thread_state, "limited", False):
-        threadpool_limits(1, user_api="openmp")
-        _thread_state.limited = True
-
 
 class PredictionBatcher:
     """Concurrent requests' rows for the same model predicted in one call, on one thread.
@@ -46,7 +34,9 @@ class PredictionBatcher:
         return self.submit(served, rows).result()
 
     def _run(self) -> None:
-        one_openmp_thread()
+        # Requests are answered concurrently on the server's threads; OpenMP threads inside one small prediction only
+        # fight over the cores (single rows got ~10x slower with them on a busy 2-core machine).
+        limit_openmp(1)
         while (first := self._queue.get()) is not None:
             waiting, rows = [first], len(first[1])
             while rows < self.max_rows:

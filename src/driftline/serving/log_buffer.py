@@ -21,7 +21,7 @@ from driftline.config import DriftlineConfig
 from driftline.data import prediction_log
 from driftline.modeling.fast import Row, request_frame
 from driftline.modeling.pipeline import Predictions
-from driftline.serving.batcher import one_openmp_thread
+from driftline.modeling.threads import limit_openmp
 from driftline.serving.follower import ServedModel
 
 log = logging.getLogger("driftline.serve")
@@ -87,7 +87,7 @@ class PredictionLogBuffer:
             self.files_written += 1
 
     def _run(self) -> None:
-        one_openmp_thread()
+        limit_openmp(1)
         while not self._stop.is_set():
             self._wake.wait(TICK_SECONDS)
             self._wake.clear()
