@@ -107,7 +107,8 @@ def same_verdicts(report: ValidationReport, whole_file: list[Any]) -> bool:
 
 def measure(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, model: Any, version: str) -> dict[str, Any]:
     """Each option on the same 1M rows: validation alone, then overlapped with scoring the same chunks."""
-    chunks = list(chunking.iter_chunks(path, cfg.dataset, cfg.scoring.chunk_rows))
+    read = list(chunking.read_chunks(path, cfg.dataset, cfg.scoring.chunk_rows))
+    chunks = [chunk.frame for chunk in read]
     expectations = build_expectations(cfg.dataset, cfg.validation, profile, True, columns=chunks[0].columns)
     rows = sum(len(chunk) for chunk in chunks)
     with tempfile.TemporaryDirectory(prefix="bench-validation-") as folder:
@@ -123,7 +124,7 @@ def measure(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, model: 
         seconds, results = {}, {}
         for name, validate in options.items():
             seconds[name], results[name] = timed(validate)
-        score = scoring_only(chunks, model, cfg, version, Path(folder))
+        score = scoring_only(read, model, cfg, version, Path(folder))
         score_s, _ = timed(score)
         until_now, now = list(options)[0], list(options)[-1]
         overlap = {name: overlapped(options[name], score) for name in (until_now, now)}
@@ -131,7 +132,7 @@ def measure(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, model: 
     return {"rows": rows, "seconds": seconds, "score_s": score_s, "overlapped": overlap, "equal": equal}
 
 
-def scoring_only(chunks: list[pd.DataFrame], model: Any, cfg: DriftlineConfig, version: str,
+def scoring_only(chunks: list[chunking.Chunk], model: Any, cfg: DriftlineConfig, version: str,
                  folder: Path) -> Callable[[], Any]:  # fmt: skip
     """The chunks scored into an output and a log file, as the one pass does, without reading or validating."""
     source = chunking.DataFile(folder / "chunks", "0" * 64, 0, ())
@@ -142,8 +143,9 @@ def stage_seconds(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, m
                   version: str) -> dict[str, float]:  # fmt: skip
     """Where a one-pass run spends its time: each stage alone, one after the other, on the same 1M rows."""
     seconds: dict[str, float] = {}
-    seconds["read Parquet and type the columns"], chunks = timed(
-        lambda: list(chunking.iter_chunks(path, cfg.dataset, cfg.scoring.chunk_rows)))  # fmt: skip
+    seconds["read Parquet and type the columns"], read = timed(
+        lambda: list(chunking.read_chunks(path, cfg.dataset, cfg.scoring.chunk_rows)))  # fmt: skip
+    chunks = [chunk.frame for chunk in read]
     expectations = build_expectations(cfg.dataset, cfg.validation, profile, True, columns=chunks[0].columns)
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as folder:
         seconds["validate (GX conditions, judged once)"], _ = timed(columnar(chunks, expectations, Path(folder)))
@@ -156,15 +158,15 @@ def stage_seconds(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, m
             "build and write the prediction log": lambda chunk, answered: batch_scoring.log_columns(
                 chunk, answered, cfg, "bench", "0" * 64, scored_at),
         }.items():  # fmt: skip
-            seconds[name], _ = timed(lambda columns_of=columns_of: write_all(chunks, answers, columns_of, cfg,
+            seconds[name], _ = timed(lambda columns_of=columns_of: write_all(read, answers, columns_of, cfg,
                                                                              Path(folder)))  # fmt: skip
     return seconds
 
 
-def write_all(chunks: list[pd.DataFrame], answers: list[Any], columns_of: Callable, cfg: DriftlineConfig,
+def write_all(chunks: list[chunking.Chunk], answers: list[Any], columns_of: Callable, cfg: DriftlineConfig,
               folder: Path) -> None:  # fmt: skip
     dataset = cfg.dataset
     with IncrementalFile(folder, ".parquet", [dataset.id_column, *dataset.categorical_features],
                          [dataset.id_column]) as written:  # fmt: skip
         for chunk, answered in zip(chunks, answers, strict=True):
-            written.write(columns_of(chunk, answered), len(chunk))
+            written.write(chunk.as_read(columns_of(chunk.frame, answered)), len(chunk))

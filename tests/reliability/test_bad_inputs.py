@@ -220,15 +220,15 @@ def test_file_that_grows_while_read_is_rejected(
 ):
     """A writer appends while the file is read. Wrapping the real reader makes that interleaving certain; a real
     concurrent writer would only sometimes land inside the read."""
-    module, reader = (chunked, "iter_chunks") if stage in FILE_TASKS else (loading, "_read_raw")
+    module, reader = (chunked, "read_chunks") if stage in FILE_TASKS else (loading, "_read_raw")
     read = getattr(module, reader)
 
     def read_while_written(path, *args, **kwargs):
         result = read(path, *args, **kwargs)
-        frames = list(result) if stage in FILE_TASKS else result
+        chunks = list(result) if stage in FILE_TASKS else result
         with open(path, "ab") as handle:
             handle.write(APPENDED)
-        return iter(frames) if stage in FILE_TASKS else frames
+        return iter(chunks) if stage in FILE_TASKS else chunks
 
     monkeypatch.setattr(module, reader, read_while_written)
     path = tmp_path / "growing.csv"

@@ -15,6 +15,7 @@ from driftline.data.chunking import DataFile
 from driftline.data.demo import inject_quality_faults, make_frame
 from driftline.data.loading import load_batch
 from driftline.errors import ConfigError, DataRejected
+from driftline.governance import rollout
 from driftline.modeling import pipeline
 from driftline.registry import registry_folders
 from driftline.serving import batch_scoring
@@ -113,6 +114,50 @@ def test_parts_scored_apart_and_assembled_equal_the_single_process_output(model,
     pd.testing.assert_frame_equal(read(assembled.output), read(single.output))
     pd.testing.assert_frame_equal(pd.read_parquet(assembled.log), pd.read_parquet(single.log))
     assert not folder.exists()
+
+
+def test_text_stored_as_large_strings_or_dictionaries_is_logged_as_plain_strings_are(model, tmp_path):
+    """The writers take the reader's Arrow text as it is: whatever string type the file used, the rows logged and
+    output are those of the same values stored as plain strings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = batch_frame()
+    plain = pa.Table.from_pandas(frame, preserve_index=False)
+    other = plain.set_column(plain.schema.get_field_index("customer_id"), "customer_id",
+                             plain.column("customer_id").cast(pa.large_string()))  # fmt: skip
+    other = other.set_column(other.schema.get_field_index("region"), "region", other.column("region").dictionary_encode())
+    written = []
+    for name, table in (("plain", plain), ("other", other)):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path, row_group_size=250)
+        cfg = config(tmp_path / f"ws-{name}", chunk_rows=128)
+        scored = batch_scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"{name}-out.parquet",
+                                          SCORED_AT)  # fmt: skip
+        log = pd.read_parquet(scored.log).drop(columns=[prediction_log.SOURCE, prediction_log.SOURCE_FINGERPRINT])
+        written.append((read(scored.output), log))
+    pd.testing.assert_frame_equal(written[1][0], written[0][0])
+    pd.testing.assert_frame_equal(written[1][1], written[0][1])
+    assert written[0][1]["region"].isna().sum() == 3
+
+
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_chunks_answered_on_several_threads_write_what_one_thread_writes_in_row_order(model, tmp_path, mode):
+    challenger_model = pipeline.fit(make_frame(2000, seed=8), config(tmp_path / "train"))
+    challenger = rollout.Challenger(challenger_model, "4", mode, canary_share=0.3)
+    path = write(batch_frame(), tmp_path / "batch.parquet")
+    written = {}
+    for threads in (1, 3):
+        cfg = config(tmp_path / f"ws{threads}", chunk_rows=40, threads=threads)  # 23 chunks, 3 in flight at once
+        scored = batch_scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"out{threads}.parquet",
+                                          SCORED_AT, challenger)  # fmt: skip
+        written[threads] = (read(scored.output), pd.read_parquet(scored.log), scored.tally)
+    (output, log, tally), (threaded_output, threaded_log, threaded_tally) = written[1], written[3]
+    assert list(threaded_output["customer_id"]) == list(batch_frame()["customer_id"])
+    pd.testing.assert_frame_equal(threaded_output, output)
+    pd.testing.assert_frame_equal(threaded_log, log)
+    assert threaded_tally == tally and tally.rows == ROWS
+    assert (tally.canary_rows > 0) == (mode == "canary") and (tally.shadow_rows == ROWS) == (mode == "shadow")
 
 
 @pytest.mark.parametrize("chunk_rows", [50, 399, 400, None])

@@ -87,17 +87,18 @@ class IncrementalFile:
         self._writer, self._statistics = None, statistics
 
     def write(self, data: pd.DataFrame | Mapping[str, Any], rows: int | None = None) -> None:
-        """A chunk: a frame, or its columns (arrays, or one value for every row) and its number of `rows`."""
+        """A chunk: a frame, or its columns (numpy, pandas or Arrow arrays, or one value for every row) and its number
+        of `rows`."""
         rows = len(data) if isinstance(data, pd.DataFrame) else rows
         if not self._parquet:
-            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data, index=range(rows))
+            frame = data if isinstance(data, pd.DataFrame) else _frame_of(data, rows)
             frame.to_csv(self.temp, mode="a" if self.rows else "w", header=not self.rows, index=False)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             if self._writer is None:  # the file's types: what pandas would write for the first chunk
-                first = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data, index=range(rows))
+                first = data if isinstance(data, pd.DataFrame) else _frame_of(data, rows)
                 schema = pa.Schema.from_pandas(first, preserve_index=False)
                 for name in self._text_columns & set(schema.names):
                     schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
@@ -135,15 +136,25 @@ class IncrementalFile:
             self.temp.unlink(missing_ok=True)  # after a commit there is nothing left to remove
 
 
+def _frame_of(columns: Mapping[str, Any], rows: int) -> pd.DataFrame:
+    import pyarrow as pa
+
+    values = {name: value.to_pandas() if isinstance(value, pa.Array) else value for name, value in columns.items()}
+    return pd.DataFrame(values, index=range(rows))
+
+
 def _arrow_table(columns: Mapping[str, Any], rows: int, schema: Any) -> Any:
     """Columns straight into Arrow with the file's types, missing values as nulls as pandas writes them. No frame in
-    between: building one (its blocks consolidated) and converting it back cost twice the conversion alone."""
+    between: building one (its blocks consolidated) and converting it back cost twice the conversion alone. Arrow
+    arrays (text as the reader made it) are taken as they are."""
     import pyarrow as pa
 
     arrays = []
     for field in schema:
         value = columns[field.name]
-        if isinstance(value, np.ndarray | pd.api.extensions.ExtensionArray):
+        if isinstance(value, pa.Array):
+            arrays.append(value.cast(field.type))
+        elif isinstance(value, np.ndarray | pd.api.extensions.ExtensionArray):
             arrays.append(pa.array(value, type=field.type, from_pandas=True))
         else:
             arrays.append(pa.repeat(pa.scalar(value, type=field.type, from_pandas=True), rows))

@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
 from driftline.data import paths, prediction_log
-from driftline.data.chunking import DataFile, iter_chunks, read_ahead
+from driftline.data.chunking import Chunk, DataFile, read_ahead, read_chunks
 from driftline.data.loading import CSV_SUFFIXES, PARQUET_SUFFIXES, DataBatch
 from driftline.data.storage import IncrementalFile, space_named, write_atomically
 from driftline.errors import DriftlineError
@@ -195,7 +195,7 @@ class Source(Protocol):
 
 
 def _score_chunks(
-    chunks: Iterable[pd.DataFrame], model: Pipeline, cfg: DriftlineConfig, model_version: str,
+    chunks: Iterable[Chunk], model: Pipeline, cfg: DriftlineConfig, model_version: str,
     scored_at: datetime, source: Source, output: IncrementalFile, log: IncrementalFile | None,
     challenger: rollout.Challenger | None = None,
 ) -> rollout.Tally:  # fmt: skip
@@ -203,14 +203,14 @@ def _score_chunks(
     # every core through OpenMP left a core idle through the single-threaded preprocessing, and its spinning threads
     # slowed the reader and writer beside it (docs/performance.md). Answers are taken in chunk order, and written on
     # one thread behind, one chunk at a time, so the files keep the rows' order. Rows go to the writers as columns.
-    def answer(chunk: pd.DataFrame) -> tuple[rollout.Answered, dict[str, Any], dict[str, Any] | None, int]:
+    def answer(chunk: Chunk) -> tuple[rollout.Answered, dict[str, Any], dict[str, Any] | None, int]:
         limit_openmp(cores_per_thread)
-        answered = rollout.answer(model, model_version, chunk, cfg.dataset, challenger)
-        scored = output_columns(chunk, answered.predictions, cfg, answered.model_version, scored_at,
-                                answered.served_by)  # fmt: skip
+        answered = rollout.answer(model, model_version, chunk.frame, cfg.dataset, challenger)
+        scored = chunk.as_read(output_columns(chunk.frame, answered.predictions, cfg, answered.model_version,
+                                              scored_at, answered.served_by))  # fmt: skip
         logged = None
         if log is not None:
-            logged = log_columns(chunk, answered, cfg, source.name, source.fingerprint, scored_at)
+            logged = chunk.as_read(log_columns(chunk.frame, answered, cfg, source.name, source.fingerprint, scored_at))
         return answered, scored, logged, len(chunk)
 
     threads = answer_threads(cfg)
@@ -278,7 +278,7 @@ def _batch_log_path(cfg: DriftlineConfig, source: Source, model_version: str) ->
 
 
 def score_chunks(
-    chunks: Iterable[pd.DataFrame], source: Source, model: Pipeline, cfg: DriftlineConfig, model_version: str,
+    chunks: Iterable[Chunk], source: Source, model: Pipeline, cfg: DriftlineConfig, model_version: str,
     output_path: Path, scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
     accept: Callable[[], object] = lambda: None,
 ) -> ScoredFile:  # fmt: skip
@@ -307,7 +307,7 @@ def score_file(
     scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
 ) -> ScoredFile:  # fmt: skip
     """A file validated before, read again `scoring.chunk_rows` rows at a time and scored (`score_chunks`)."""
-    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
+    chunks = read_ahead(read_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
     return score_chunks(chunks, source, model, cfg, model_version, output_path, scored_at, challenger)
 
 
@@ -327,7 +327,7 @@ def score_part(
     rows: RowRange, folder: Path, challenger: rollout.Challenger | None = None,
 ) -> ScoredPart:  # fmt: skip
     """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
-    chunks = read_ahead(iter_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
+    chunks = read_ahead(read_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
     name = f"{rows.start:012d}"
     with (
         IncrementalFile(folder, ".parquet", _text_columns(cfg), _id_column(cfg)) as output,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.config import DriftlineConfig
-from driftline.data.chunking import DataFile, iter_chunks, read_ahead
+from driftline.data.chunking import Chunk, DataFile, iter_chunks, read_ahead, read_chunks
 from driftline.data.loading import FileStamp, fingerprint_file, require_unchanged
 from driftline.errors import ConfigError
 from driftline.validation.expectations import Counts, build_expectations, chunk_checks, summable
@@ -167,8 +167,8 @@ class CheckedFile:
 
         tally = LabelTally(labels or LabelRules.of(cfg))
         self._validation = StreamedValidation(expectations_for, cfg.folders.scratch, suite_name, tally)
-        self._chunks = iter_chunks(path, self._dataset, self._chunk_rows)
-        self._reader: Iterator[pd.DataFrame] | None = None
+        self._chunks = read_chunks(path, self._dataset, self._chunk_rows)
+        self._reader: Iterator[Chunk] | None = None
         self._failure: Exception | None = None  # what stopped the read: the verdict raises it too
         self._report: ValidationReport | None = None
 
@@ -176,14 +176,14 @@ class CheckedFile:
     def name(self) -> str:
         return self.path.name
 
-    def __iter__(self) -> Iterator[pd.DataFrame]:
+    def __iter__(self) -> Iterator[Chunk]:
         self._reader = read_ahead(self._checked())
         return self._reader
 
-    def _checked(self) -> Iterator[pd.DataFrame]:
+    def _checked(self) -> Iterator[Chunk]:
         try:
             for chunk in self._chunks:
-                self._validation.check(chunk)
+                self._validation.check(chunk.frame)
                 if self._validation.doomed:
                     return  # the rest is read by verdict(): the report counts every row
                 yield chunk
@@ -204,7 +204,7 @@ class CheckedFile:
         if self._failure is not None:
             raise self._failure
         for chunk in self._chunks:
-            self._validation.check(chunk)
+            self._validation.check(chunk.frame)
 
         def column_again(column: str) -> Iterator[pd.Series]:
             return (chunk[column] for chunk in iter_chunks(self.path, self._dataset, self._chunk_rows))
