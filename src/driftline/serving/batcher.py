@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 
 from driftline.modeling.fast import Row
-from driftline.modeling.threads import limit_openmp
 from driftline.modeling.pipeline import Predictions
+from driftline.modeling.threads import limit_openmp
 from driftline.serving.follower import ServedModel
+
 
 class PredictionBatcher:
     """Concurrent requests' rows for the same model predicted in one call, on one thread.
