@@ -54,14 +54,16 @@ def workspace(tmp_path_factory) -> Path:
     return root
 
 
-def write_config(root: Path, serving: dict, monitoring: dict | None = None) -> Path:
+def write_config(root: Path, serving: dict, monitoring: dict | None = None, gate: dict | None = None) -> Path:
     data = yaml.safe_load(DEMO_CONFIG.read_text())
     data["storage"] = {"workspace": str(root / "workspace")}
     data["model"]["params"] = {"max_iter": 40, "learning_rate": 0.1, "max_leaf_nodes": 15}
     data["serving"] = {"poll_seconds": 0.2, "log_flush_seconds": 0.5, **serving}
     if monitoring:
         data["monitoring"] = monitoring
-    path = root / f"serve-{abs(hash(repr(serving)))}.yaml"
+    if gate:
+        data["gate"] = {**data.get("gate", {}), **gate}
+    path = root / f"serve-{abs(hash(repr((serving, gate))))}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -180,6 +182,27 @@ def test_a_bad_request_gets_422_naming_the_field(workspace, change, field):
     assert answer.status_code == 422 and field in answer.json()["message"], answer.text
     assert empty.status_code == 422 and empty.json()["message"].startswith("rows: List should have at least 1 item")
     assert 'driftline_requests_total{outcome="invalid"} 2.0' in metrics
+
+
+def test_requests_may_carry_the_gates_watched_columns_which_are_logged_and_never_predicted_on(workspace):
+    """A fairness attribute that is not a feature: requests may send it, so live rows are sliced like batch rows."""
+    cfg = load_config(write_config(workspace, {}, {"settle_seconds": 0}, gate={"fairness": {"attribute": "segment"}}))
+    batch = make_frame(40, seed=12, id_offset=90_000)
+    segments = ["a", 3, None, "b"] * 10
+    with_segment = [{**row, "segment": segment} for row, segment in zip(rows_of(batch), segments, strict=True)]
+    before = set(prediction_log.log_files(registry_folders(cfg).prediction_log))
+    with serving(cfg) as client:
+        answer = client.post("/predict", json={"rows": with_segment}).json()
+        wait_for(lambda: set(prediction_log.log_files(registry_folders(cfg).prediction_log)) - before, "the log")
+        without = client.post("/predict", json={"rows": rows_of(batch)}).json()
+        unknown = client.post("/predict", json={"rows": [{**with_segment[0], "favourite_colour": "red"}]})
+    assert answer["predictions"] == without["predictions"]  # the model never saw the column
+    assert unknown.status_code == 422 and "favourite_colour: Extra inputs are not permitted" in unknown.json()["message"]
+    first, second = sorted(set(prediction_log.log_files(registry_folders(cfg).prediction_log)) - before)
+    logged = pd.read_parquet(first)
+    assert logged["customer_id"].tolist() == batch["customer_id"].tolist()
+    assert logged["segment"].tolist()[:4] == ["a", "3", None, "b"]  # as text, like a category read from a file
+    assert pd.read_parquet(second)["segment"].isna().all()
 
 
 def test_ready_only_once_a_champion_is_loaded(tmp_path):

@@ -13,7 +13,7 @@ from driftline.backtest.results import REJECTED, Backtest
 
 MARKS = {"drift alarm": dict(marker="^", markersize=10, markerfacecolor="none"),
          "retrain promoted": dict(marker="*", markersize=15, markeredgecolor="black"),
-         "retrain refused": dict(marker="x", markersize=9)}  # fmt: skip
+         "retrain refused": dict(marker="X", markersize=10, markeredgecolor="black", markeredgewidth=0.8)}  # fmt: skip
 
 
 def short_labels(names: list[str]) -> list[str]:

@@ -39,11 +39,12 @@ def category_text(value: object) -> str | None:
     return None if value is None else value if type(value) is str else str(value)
 
 
-def request_frame(rows: Sequence[Row], dataset: DatasetConfig) -> pd.DataFrame:
-    """Validated request rows as a frame read from a data file would be: id and categories as text, None missing."""
-    columns = ([dataset.id_column] if dataset.id_column else []) + dataset.feature_names
+def request_frame(rows: Sequence[Row], dataset: DatasetConfig, also: Sequence[str] = ()) -> pd.DataFrame:
+    """Validated request rows as a frame read from a data file would be: id and categories as text, None missing.
+    `also`: other fields of the rows, kept as text too (the gate's watched columns, logged, never predicted on)."""
+    columns = ([dataset.id_column] if dataset.id_column else []) + dataset.feature_names + list(also)
     frame = pd.DataFrame.from_records(list(rows), columns=columns)
-    for name in [*dataset.categorical_features, *([dataset.id_column] if dataset.id_column else [])]:
+    for name in [*dataset.categorical_features, *([dataset.id_column] if dataset.id_column else []), *also]:
         frame[name] = [np.nan if (text := category_text(value)) is None else text for value in frame[name]]
     return frame
 

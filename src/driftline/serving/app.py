@@ -36,7 +36,7 @@ from driftline.modeling.threads import limit_openmp
 from driftline.registry import CHALLENGER, CHAMPION, ModelRef, registry_folders
 from driftline.serving.batcher import PredictionBatcher
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
-from driftline.serving.log_buffer import Answered, PredictionLogBuffer
+from driftline.serving.log_buffer import Answered, PredictionLogBuffer, logged_beside
 
 FIRST_LOOK_SECONDS = 120  # at most this long before taking requests, registry read or not
 INLINE_ROWS = 64  # the fast path answers up to this many rows on the event loop (~1 ms); larger requests queue
@@ -47,7 +47,8 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 # --- requests and answers ---------------------------------------------------------------------------------------------
 def request_model(cfg: DriftlineConfig) -> type[BaseModel]:
     """`{"rows": [{feature: value, ...}, ...]}` typed by the config: numeric → finite number or null, categorical →
-    text (whole numbers are read as their text, as in files) or null; unknown fields are refused."""
+    text (whole numbers are read as their text, as in files) or null; the gate's watched columns that are not
+    features may be given (logged as text, for live slices and fairness); unknown fields are refused."""
     dataset = cfg.dataset
     fields: dict[str, Any] = {}
     if dataset.id_column:
@@ -56,6 +57,8 @@ def request_model(cfg: DriftlineConfig) -> type[BaseModel]:
     for name, kind in dataset.features.items():
         value_type = Finite if kind is FeatureType.numeric else str | int
         fields[name] = (value_type | None, Field(..., description=f"{kind} feature"))
+    for name in logged_beside(cfg):
+        fields[name] = (str | int | Finite | None, Field(None, description="watched by the gate: logged only"))
     row = create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
     return create_model(
         "PredictRequest",

@@ -112,6 +112,13 @@ class PredictionLogBuffer:
         self.flush()
 
 
+def logged_beside(cfg: DriftlineConfig) -> list[str]:
+    """The gate's watched columns (slices, fairness) that are not model inputs: a request may carry them, so its rows
+    are sliced live like batch rows; they are logged and never given to the model."""
+    inputs = {cfg.dataset.id_column, *cfg.dataset.feature_names}
+    return [name for name in cfg.gate.watched_columns if name not in inputs]
+
+
 def log_rows(answers: list[Answered], cfg: DriftlineConfig) -> pd.DataFrame:
     """The prediction-log rows of many answered requests: one frame per model that answered (request order within
     it); with shadow on, the challenger scores those rows in one call and its answers go beside them."""
@@ -120,13 +127,13 @@ def log_rows(answers: list[Answered], cfg: DriftlineConfig) -> pd.DataFrame:
         for arm, served, positions, predictions in answered.arms:
             key = (arm, id(served), id(answered.shadow))
             groups.setdefault(key, []).append((answered, served, positions, predictions))
-    parts = []
+    parts, beside = [], logged_beside(cfg)
     for (arm, _, _), group in groups.items():
         rows = [answered.rows[i] for answered, _, positions, _ in group for i in positions]
         counts = [len(positions) for _, _, positions, _ in group]
         served, requests = group[0][1], [answered for answered, *_ in group]
         records = prediction_log.records(
-            request_frame(rows, cfg.dataset), _joined([predictions for *_, predictions in group]), cfg,
+            request_frame(rows, cfg.dataset, beside), _joined([predictions for *_, predictions in group]), cfg,
             served.ref.version, SOURCE, np.repeat([answered.request_id for answered in requests], counts),
             [answered.scored_at for answered, count in zip(requests, counts, strict=True) for _ in range(count)],
             served_by=arm, latency_ms=np.repeat([answered.latency_ms for answered in requests], counts),
