@@ -40,9 +40,9 @@ def write_config(folder: Path, data: Path) -> Path:
 def direct(folder: Path) -> tuple[list[float], int]:
     """Seconds of each batch through the continuous-training flow, after the first model (what `driftline run` runs),
     and the number of batches. Each side has its own copy of the demo's files: a rejected batch goes to quarantine."""
-    from flows.continuous_training import continuous_training
-    from flows.params import BatchParams, TrainParams
-    from flows.training import training
+    from driftline.flows.continuous_training import continuous_training
+    from driftline.flows.params import BatchParams, TrainParams
+    from driftline.flows.training import training
 
     files = write_demo_data(folder / "data")
     config = str(write_config(folder, files.reference.parent))
@@ -60,8 +60,8 @@ def direct(folder: Path) -> tuple[list[float], int]:
 
 def replayed(folder: Path) -> tuple[float, float]:
     """(the backtest's wall time, its first model's training) with the current policy alone."""
-    from flows.backtest import backtest
-    from flows.params import BacktestParams
+    from driftline.flows.backtest import backtest
+    from driftline.flows.params import BacktestParams
 
     files = write_demo_data(folder / "data")
     config = str(write_config(folder, files.reference.parent))

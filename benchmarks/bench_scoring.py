@@ -227,7 +227,7 @@ def dask_equals_single_process(source: chunking.DataFile, ref: ModelRef, cfg: Dr
     (each run stamps its own scoring time, so that column is left out)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.partitioned_scoring import score_on_dask
+    from driftline.flows.partitioned_scoring import score_on_dask
 
     with prefect_test_harness(server_startup_timeout=120):  # a throwaway Prefect server and database
         scored = score_on_dask(source, ref, cfg, str(folder / "dask.parquet"))

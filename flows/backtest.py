@@ -18,10 +18,10 @@ from driftline.backtest.workspace import ReplayWorkspace, replay_workspace, sand
 from driftline.config import load_config
 from driftline.errors import DataRejected, GateRefused
 from driftline.modeling.metrics import greater_is_better
-from flows.continuous_training import continuous_training
-from flows.params import BacktestOutcome, BacktestParams, BatchParams, TrainParams
-from flows.training import training
-from tasks.backtest import measure_served, order_history, record_backtest, write_backtest
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BacktestOutcome, BacktestParams, BatchParams, TrainParams
+from driftline.flows.training import training
+from driftline.tasks.backtest import measure_served, order_history, record_backtest, write_backtest
 
 
 @flow(name="backtest")

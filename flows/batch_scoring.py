@@ -17,12 +17,12 @@ from driftline.errors import DataRejected
 from driftline.governance import rollout
 from driftline.registry import Champion
 from driftline.serving.batch_scoring import ScoredBatch
-from flows.params import ScoringOutcome, ScoringParams, ScoringReport
-from flows.partitioned_scoring import score_on_dask
-from flows.steps import admit_file
-from tasks.data import file_as_scored, waiting_in_inbox
-from tasks.registry import load_challenger, load_champion
-from tasks.scoring import validate_and_score_file
+from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
+from driftline.flows.partitioned_scoring import score_on_dask
+from driftline.flows.steps import admit_file
+from driftline.tasks.data import file_as_scored, waiting_in_inbox
+from driftline.tasks.registry import load_challenger, load_champion
+from driftline.tasks.scoring import validate_and_score_file
 
 
 @flow(name="batch-scoring")

@@ -6,13 +6,13 @@ from prefect import flow
 
 from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
 from driftline.steps import batch_outcomes
-from flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
-from flows.steps import admit_batch, retraining_reason
-from flows.training import training
-from tasks.data import archive_batch, processed_before
-from tasks.drift import check_drift
-from tasks.registry import load_challenger
-from tasks.scoring import score_batch
+from driftline.flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
+from driftline.flows.steps import admit_batch, retraining_reason
+from driftline.flows.training import training
+from driftline.tasks.data import archive_batch, processed_before
+from driftline.tasks.drift import check_drift
+from driftline.tasks.registry import load_challenger
+from driftline.tasks.scoring import score_batch
 
 
 def record_outcome(outcome: str):

@@ -20,8 +20,8 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 
 from driftline.config import DriftlineConfig
 from driftline.errors import DriftlineError
-from tasks.concurrency import ensure_training_limit
-from tasks.events import (
+from driftline.tasks.concurrency import ensure_training_limit
+from driftline.tasks.events import (
     DRIFT_DETECTED,
     FAIRNESS_BREACHED,
     GATE_REFUSED,

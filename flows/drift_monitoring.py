@@ -6,15 +6,15 @@ from prefect import flow
 
 from driftline.config import load_config
 from driftline.steps.champion_watch import automatic_rollback_reason
-from flows.params import MonitoringOutcome, MonitorParams, TrainParams
-from flows.steps import admit, retraining_reason
-from flows.training import training
-from tasks.data import archive_batch, new_predictions
-from tasks.drift import check_drift
-from tasks.governance import watch_new_champion
-from tasks.kpis import publish_kpis
-from tasks.registry import load_champion, roll_back
-from tasks.scoring import predict_batch
+from driftline.flows.params import MonitoringOutcome, MonitorParams, TrainParams
+from driftline.flows.steps import admit, retraining_reason
+from driftline.flows.training import training
+from driftline.tasks.data import archive_batch, new_predictions
+from driftline.tasks.drift import check_drift
+from driftline.tasks.governance import watch_new_champion
+from driftline.tasks.kpis import publish_kpis
+from driftline.tasks.registry import load_champion, roll_back
+from driftline.tasks.scoring import predict_batch
 
 
 @flow(name="drift-monitoring")

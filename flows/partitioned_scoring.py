@@ -11,7 +11,7 @@ from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.registry import ModelRef
 from driftline.serving import batch_scoring
-from tasks.scoring import assemble_output, score_partition
+from driftline.tasks.scoring import assemble_output, score_partition
 
 
 @flow(name="partitioned-scoring")

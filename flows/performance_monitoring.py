@@ -6,18 +6,18 @@ from prefect import flow
 
 from driftline.config import load_config
 from driftline.steps.champion_watch import automatic_rollback_reason
-from flows.params import LabelParams, PerformanceOutcome, TrainParams
-from flows.training import training
-from tasks.governance import watch_new_champion
-from tasks.kpis import publish_kpis
-from tasks.performance import (
+from driftline.flows.params import LabelParams, PerformanceOutcome, TrainParams
+from driftline.flows.training import training
+from driftline.tasks.governance import watch_new_champion
+from driftline.tasks.kpis import publish_kpis
+from driftline.tasks.performance import (
     judge_rollout,
     measure_performance,
     notify_degradation,
     notify_slices_and_fairness,
     receive_labels,
 )
-from tasks.registry import conclude_rollout, load_champion, roll_back
+from driftline.tasks.registry import conclude_rollout, load_champion, roll_back
 
 
 @flow(name="performance-monitoring")

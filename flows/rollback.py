@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
-from flows.params import RollbackOutcome, RollbackParams
-from tasks.registry import roll_back
+from driftline.flows.params import RollbackOutcome, RollbackParams
+from driftline.tasks.registry import roll_back
 
 
 @flow(name="rollback")

@@ -15,10 +15,10 @@ from driftline.evaluation.markdown import gate_markdown
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
 from driftline.registry.audit_events import Approval
-from flows.params import ApprovalInput, BatchParams
-from tasks.data import load_batch
-from tasks.registry import load_champion
-from tasks.validation import validate_batch, validate_file
+from driftline.flows.params import ApprovalInput, BatchParams
+from driftline.tasks.data import load_batch
+from driftline.tasks.registry import load_champion
+from driftline.tasks.validation import validate_batch, validate_file
 
 
 def admit(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataBatch:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
-from flows.params import TrainingOutcome, TrainParams
-from flows.steps import ask_approval
-from tasks.concurrency import one_training_at_a_time
-from tasks.data import archive_batch, load_batch, retraining_window
-from tasks.evaluation import evaluate_gate
-from tasks.governance import publish_model_card, record_approval
-from tasks.registry import champion_classes, hold_for_rollout, promote
-from tasks.training import train_challenger
-from tasks.validation import validate_batch
+from driftline.flows.params import TrainingOutcome, TrainParams
+from driftline.flows.steps import ask_approval
+from driftline.tasks.concurrency import one_training_at_a_time
+from driftline.tasks.data import archive_batch, load_batch, retraining_window
+from driftline.tasks.evaluation import evaluate_gate
+from driftline.tasks.governance import publish_model_card, record_approval
+from driftline.tasks.registry import champion_classes, hold_for_rollout, promote
+from driftline.tasks.training import train_challenger
+from driftline.tasks.validation import validate_batch
 
 
 @flow(name="training")

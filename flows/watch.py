@@ -18,7 +18,7 @@ from driftline.data import archive
 from driftline.data.landing import LandingWatcher
 from driftline.data.ledger import FAILED, RUNNING, Arrival, Ledger, Outcome
 from driftline.registry import registry_folders
-from tasks.events import data_arrived_event, send_now
+from driftline.tasks.events import data_arrived_event, send_now
 
 log = logging.getLogger("driftline.watch")
 

@@ -14,8 +14,8 @@ from driftline.backtest.report import BacktestFiles
 from driftline.backtest.results import Backtest
 from driftline.config import DriftlineConfig
 from driftline.steps import backtest_record
-from tasks.artifacts import publish_markdown, publish_table
-from tasks.retries import retried
+from driftline.tasks.artifacts import publish_markdown, publish_table
+from driftline.tasks.retries import retried
 
 
 @task(name="order-history", cache_policy=NO_CACHE)

@@ -13,8 +13,8 @@ from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
 from driftline.registry import registry_folders
 from driftline.steps import batch_outcomes, intake, monitoring_window, retraining
-from tasks.registry import run_actor
-from tasks.retries import retried
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)

@@ -11,9 +11,9 @@ from driftline.data.loading import Observed
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
 from driftline.steps import drift_check
-from tasks.artifacts import links_markdown, publish_table
-from tasks.events import DRIFT_DETECTED, emit_model_event
-from tasks.retries import retried
+from driftline.tasks.artifacts import links_markdown, publish_table
+from driftline.tasks.events import DRIFT_DETECTED, emit_model_event
+from driftline.tasks.retries import retried
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, **retried(1, 5))

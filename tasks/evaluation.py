@@ -10,10 +10,10 @@ from driftline.evaluation import markdown
 from driftline.evaluation.gate import GateDecision
 from driftline.steps import gate
 from driftline.steps.challenger import TrainedCandidate
-from tasks.artifacts import links_markdown, publish_markdown
-from tasks.events import GATE_REFUSED, emit_model_event
-from tasks.registry import run_actor
-from tasks.retries import retried
+from driftline.tasks.artifacts import links_markdown, publish_markdown
+from driftline.tasks.events import GATE_REFUSED, emit_model_event
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 
 
 @task(name="evaluate-gate", cache_policy=NO_CACHE, **retried(2, [2, 10]))

@@ -13,9 +13,9 @@ from driftline.registry import Champion
 from driftline.registry.audit_events import Approval
 from driftline.steps import champion_watch, records
 from driftline.steps.challenger import TrainedCandidate
-from tasks.artifacts import publish_markdown
-from tasks.registry import REGISTRY_RETRIES
-from tasks.retries import retried
+from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.registry import REGISTRY_RETRIES
+from driftline.tasks.retries import retried
 
 
 @task(name="record-approval", **REGISTRY_RETRIES)

@@ -10,8 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from driftline.config import DriftlineConfig
 from driftline.monitoring import kpis
 from driftline.steps import kpi_sources
-from tasks.artifacts import publish_markdown
-from tasks.retries import retried
+from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.retries import retried
 
 TRAINING_FLOW = "training"
 PAGE = 200

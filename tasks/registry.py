@@ -12,8 +12,8 @@ from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
 from driftline.registry.audit_events import Actor, Rollback
 from driftline.steps import admission, held_challenger
-from tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
-from tasks.retries import retried
+from driftline.tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
+from driftline.tasks.retries import retried
 
 REGISTRY_RETRIES = {**retried(2, [2, 10]), "cache_policy": NO_CACHE}
 

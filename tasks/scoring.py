@@ -17,9 +17,9 @@ from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef
 from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
 from driftline.steps import scoring
-from tasks.artifacts import publish_markdown
-from tasks.retries import retried
-from tasks.validation import publish_verdict
+from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.retries import retried
+from driftline.tasks.validation import publish_verdict
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)

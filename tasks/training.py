@@ -9,7 +9,7 @@ from driftline.config import DriftlineConfig
 from driftline.data.archive import ArchivedBatch
 from driftline.data.loading import DataBatch
 from driftline.steps import challenger
-from tasks.registry import run_actor
+from driftline.tasks.registry import run_actor
 
 
 @task(name="train-challenger", cache_policy=NO_CACHE)

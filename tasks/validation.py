@@ -15,7 +15,7 @@ from driftline.data.loading import DataBatch
 from driftline.steps import admission
 from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import ValidationReport
-from tasks.artifacts import publish_table
+from driftline.tasks.artifacts import publish_table
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)

@@ -15,9 +15,9 @@ from driftline.config import TRACKING_URI_ENV, load_config
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import write_demo_data
 from driftline.registry import Registry, registry_folders
-from flows.backtest import backtest
-from flows.params import BacktestParams, TrainParams
-from flows.training import training
+from driftline.flows.backtest import backtest
+from driftline.flows.params import BacktestParams, TrainParams
+from driftline.flows.training import training
 
 pytestmark = pytest.mark.slow  # three replays of the demo, eight trainings: make test-slow
 

@@ -14,10 +14,10 @@ from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.governance import rollout
 from driftline.registry import Registry
 from driftline.registry.audit_events import Action
-from flows.batch_scoring import batch_scoring
-from flows.params import LabelParams, ScoringParams, TrainParams
-from flows.performance_monitoring import performance_monitoring
-from flows.training import training
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import LabelParams, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
 
 pytestmark = pytest.mark.slow  # two trainings per test
 WEEK = pd.Timedelta(days=7)

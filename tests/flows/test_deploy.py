@@ -10,7 +10,7 @@ from testkit.paths import PROJECT_ROOT
 
 from driftline.cli.main import build_parser
 from driftline.errors import DriftlineError
-from flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
+from driftline.flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
 
 
 def read_pool(name: str):

@@ -20,10 +20,10 @@ from driftline.governance.model_card import SECTIONS
 from driftline.governance.reproduce import reproduce
 from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry, registry_folders
 from driftline.registry.audit_events import Action, champion_at, parse_time
-from flows.drift_monitoring import drift_monitoring
-from flows.params import MonitorParams, RollbackParams, TrainParams
-from flows.rollback import rollback
-from flows.training import training
+from driftline.flows.drift_monitoring import drift_monitoring
+from driftline.flows.params import MonitorParams, RollbackParams, TrainParams
+from driftline.flows.rollback import rollback
+from driftline.flows.training import training
 
 
 def train(config_path, *files, reason="test"):

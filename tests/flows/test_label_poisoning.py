@@ -21,10 +21,10 @@ from driftline.governance.reproduce import reproduce
 from driftline.registry import Registry, registry_folders
 from driftline.registry.audit_events import Action, Actor
 from driftline.steps.archive_repair import remove_batch
-from flows.continuous_training import continuous_training
-from flows.drift_monitoring import drift_monitoring
-from flows.params import BatchParams, MonitorParams, TrainParams
-from flows.training import training
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.drift_monitoring import drift_monitoring
+from driftline.flows.params import BatchParams, MonitorParams, TrainParams
+from driftline.flows.training import training
 
 FLOWS = ["run", "monitor", "train"]
 

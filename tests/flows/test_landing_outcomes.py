@@ -12,10 +12,10 @@ from driftline.config import load_config
 from driftline.data.ledger import FAILED, REJECTED, RUNNING, SUCCEEDED, Ledger
 from driftline.errors import DataRejected, PathNotAllowed
 from driftline.registry import registry_folders
-from flows.continuous_training import continuous_training
-from flows.params import BatchParams, TrainParams
-from flows.training import training
-from flows.watch import landing_watcher
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BatchParams, TrainParams
+from driftline.flows.training import training
+from driftline.flows.watch import landing_watcher
 
 
 def drop(source: Path, landing: Path, name: str) -> Path:

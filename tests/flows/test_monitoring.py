@@ -10,13 +10,13 @@ from testkit.events import model_events
 from driftline.errors import ConfigError, DataRejected
 from driftline.monitoring import evidently_report
 from driftline.registry import Registry
-from flows.batch_scoring import batch_scoring
-from flows.continuous_training import continuous_training
-from flows.params import BatchParams, LabelParams, ScoringParams, TrainParams
-from flows.performance_monitoring import performance_monitoring
-from flows.training import training
-from tasks.events import PERFORMANCE_DEGRADED
-from tasks.kpis import gather_kpis
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BatchParams, LabelParams, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
+from driftline.tasks.events import PERFORMANCE_DEGRADED
+from driftline.tasks.kpis import gather_kpis
 
 
 @pytest.fixture

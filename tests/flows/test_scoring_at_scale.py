@@ -13,9 +13,9 @@ from driftline.errors import DataRejected
 from driftline.registry import Registry, registry_folders
 from driftline.serving.batch_scoring import SCORED_AT
 from driftline.validation.expectations import build_expectations, validate_frame
-from flows.batch_scoring import batch_scoring
-from flows.params import ScoringParams, TrainParams
-from flows.training import training
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import ScoringParams, TrainParams
+from driftline.flows.training import training
 
 # Two thread workers: a cluster of processes would start two more Pythons on a shared 2-core machine for the same
 # code path (the partitions, the registry load on the worker, the join); scoring.dask_processes is true by default.

@@ -13,12 +13,12 @@ from driftline.config import load_config
 from driftline.data.demo import START, make_frame
 from driftline.monitoring import evidently_report
 from driftline.registry import Registry
-from flows.batch_scoring import batch_scoring
-from flows.params import LabelParams, PerformanceOutcome, ScoringParams, TrainParams
-from flows.performance_monitoring import performance_monitoring
-from flows.training import training
-from tasks.events import FAIRNESS_BREACHED, SLICE_DEGRADED
-from tasks.kpis import gather_kpis
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import LabelParams, PerformanceOutcome, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
+from driftline.tasks.events import FAIRNESS_BREACHED, SLICE_DEGRADED
+from driftline.tasks.kpis import gather_kpis
 
 WATCHED = {"slices": {"columns": ["region"], "min_rows": 100, "tolerance": 0.1},
            "fairness": {"attribute": "region", "min_disparate_impact": 0.6}}  # fmt: skip

@@ -36,9 +36,9 @@ from driftline.serving.batch_scoring import output_path
 from driftline.training.train import train_model
 from driftline.validation import chunked
 from driftline.validation.profile import learn_profile
-from tasks.data import load_batch
-from tasks.scoring import validate_and_score_file
-from tasks.validation import validate_file
+from driftline.tasks.data import load_batch
+from driftline.tasks.scoring import validate_and_score_file
+from driftline.tasks.validation import validate_file
 
 REFERENCE = make_frame(1000, seed=1)  # what the champion was trained on: its ranges and categories
 BATCH = make_frame(200, seed=2, start=START + 9 * WEEK, id_offset=10_000)
@@ -179,7 +179,7 @@ def test_training_data_with_infinities_is_rejected_without_a_reference_profile(c
     path = tmp_path / "training.csv"
     content = _csv(_with("monthly_charges", -np.inf, rows=2))
     path.write_bytes(content)
-    from tasks.validation import validate_batch
+    from driftline.tasks.validation import validate_batch
 
     with pytest.raises(DataRejected) as rejected:
         validate_batch.fn(load_batch.fn(path, cfg), cfg, profile=None, for_training=True)
@@ -194,7 +194,7 @@ def test_bad_labels_in_a_new_batch_are_quarantined_before_the_archive(
 ):
     """The admission step of `run` and `monitor` (and of `train --data`): labels against the task and the champion's
     classes. tests/flows/test_label_poisoning.py sends each through the flows themselves."""
-    from tasks.validation import validate_batch
+    from driftline.tasks.validation import validate_batch
 
     cfg = load_config(config_factory(**TASK_KINDS[kind]))
     frame = of_kind(BATCH, kind)
@@ -363,8 +363,8 @@ def test_yaml_syntax_error_is_one_line_naming_the_file_line_column_and_what_was_
 def test_rejected_file_stops_the_flow_before_anything_downstream(
     case, name, content, config_path, cfg, tmp_path, prefect_api_url
 ):
-    from flows.params import TrainParams
-    from flows.training import training
+    from driftline.flows.params import TrainParams
+    from driftline.flows.training import training
 
     path = tmp_path / name
     path.write_bytes(content())

@@ -229,7 +229,7 @@ def training_slot_taken(api_url: str, cfg) -> bool:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.concurrency import training_limit_name
+    from driftline.tasks.concurrency import training_limit_name
 
     with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         try:
@@ -360,8 +360,8 @@ def test_disk_full_while_scoring_fails_in_one_line_naming_the_output_and_keeps_t
 def test_same_content_twice_and_a_second_file_make_two_runs_and_no_duplicate_output(
     config_path, cfg, champion, demo_files, tmp_path
 ):  # fmt: skip
-    from flows.continuous_training import continuous_training
-    from flows.params import BatchParams
+    from driftline.flows.continuous_training import continuous_training
+    from driftline.flows.params import BatchParams
 
     landed = tmp_path / "landed"
     landed.mkdir()

@@ -19,11 +19,11 @@ from prefect.states import State
 from testkit.outcomes import expect
 from testkit.waiting import wait_for
 
-import tasks
+import driftline.tasks as tasks
 from driftline import errors
 from driftline.registry import SKOPS_FILE, Registry, registry_folders
-from tasks.registry import load_champion
-from tasks.retries import retried, retry_if_transient
+from driftline.tasks.registry import load_champion
+from driftline.tasks.retries import retried, retry_if_transient
 
 RETRIES = 2
 # One instance of every error driftline raises on purpose, as its callers raise it.
@@ -87,7 +87,7 @@ def run_each(cases: dict[str, BaseException]) -> dict[str, Ended]:
 
 
 def test_every_task_that_retries_asks_the_retry_policy_first():
-    modules = [importlib.import_module(f"tasks.{m.name}") for m in pkgutil.iter_modules(tasks.__path__)]
+    modules = [importlib.import_module(f"driftline.tasks.{m.name}") for m in pkgutil.iter_modules(tasks.__path__)]
     retried_tasks = {t.name: t for module in modules for t in vars(module).values() if isinstance(t, Task)
                      and t.retries}  # fmt: skip
     assert {"load-champion", "promote", "roll-back", "archive-batch", "check-drift"} <= set(retried_tasks)

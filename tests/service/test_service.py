@@ -310,8 +310,8 @@ def test_metrics_and_model_describe_what_is_served(workspace):
 
 
 def test_the_prediction_log_of_the_service_feeds_a_monitoring_run(workspace, prefect_api_url):
-    from flows.drift_monitoring import drift_monitoring
-    from flows.params import MonitorParams
+    from driftline.flows.drift_monitoring import drift_monitoring
+    from driftline.flows.params import MonitorParams
 
     cfg = service_config(workspace)
     # earlier tests' requests (one batch sent over and over) are not this test's window
@@ -328,7 +328,7 @@ def test_the_prediction_log_of_the_service_feeds_a_monitoring_run(workspace, pre
 def test_a_promotion_event_swaps_the_model_before_the_next_poll(workspace, prefect_api_url):
     from functools import partial
 
-    from tasks.events import MODEL_PROMOTED, emit_model_event, follow_model_moves
+    from driftline.tasks.events import MODEL_PROMOTED, emit_model_event, follow_model_moves
 
     cfg = service_config(workspace, poll_seconds=600)  # polling alone would not notice within the test
     registry = Registry(cfg)

@@ -147,7 +147,7 @@ def test_tasks_define_no_types_and_params_import_none_from_tasks():
     classes = [f"{path.name}: {node.name}" for path in python_files("tasks")
                for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)]  # fmt: skip
     assert classes == []
-    assert not [module for module, _ in imports_of(ROOT / "flows" / "params.py") if module.startswith("tasks")]
+    assert not [module for module, _ in imports_of(ROOT / "flows" / "params.py") if module.startswith("driftline.tasks")]
 
 
 def test_tests_import_no_module_an_installed_package_can_shadow():

@@ -203,7 +203,7 @@ def test_an_output_outside_the_allowed_folders_is_refused_before_any_replay(conf
 
 def test_a_batch_retrains_on_drift_or_after_every_batch_when_configured(config_factory):
     from driftline.monitoring.drift import DriftResult
-    from flows.steps import retraining_reason
+    from driftline.flows.steps import retraining_reason
 
     drifted, calm = DriftResult([], 0.5, True, ["50% of features drifted"], 10, 10), DriftResult([], 0, False, [], 10, 10)
     on_drift = load_config(config_factory())

@@ -16,11 +16,11 @@ from prefect import Flow, Task
 from pydantic import BaseModel
 from testkit.paths import PROJECT_ROOT
 
-import flows
-import tasks
+import driftline.flows as flows
+import driftline.tasks as tasks
 from driftline.cli import main as cli
 from driftline.config import DriftlineConfig, NotificationEvent
-from flows.deploy import FLOWS
+from driftline.flows.deploy import FLOWS
 
 DOCS = PROJECT_ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md")) + [PROJECT_ROOT / "README.md"]

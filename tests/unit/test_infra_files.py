@@ -20,7 +20,7 @@ from prefect.utilities.templating import apply_values
 from testkit.paths import DEMO_CONFIG, PROJECT_ROOT
 
 from driftline.config import load_config
-from flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
+from driftline.flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
 
 INFRA = PROJECT_ROOT / "infra"
 COMPOSE_FILE = INFRA / "docker-compose.yml"
@@ -132,7 +132,11 @@ def test_dockerfile_builds_python_3_11_as_a_non_root_user_from_pinned_dependenci
     assert [line for line in instructions if line.startswith("FROM ")] == ["FROM python:3.11-slim"]
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
-    assert any("pip install" in line and "-c requirements/constraints.txt ." in line for line in instructions)
+    # installed from the copied sources, which are then removed: the image runs the installed package only
+    assert any(
+        "pip install" in line and "-c requirements/constraints.txt /build" in line and "rm -rf /build" in line
+        for line in instructions
+    )
     assert "PREFECT_SERVER_ANALYTICS_ENABLED=false" in "".join(instructions)
     assert not re.search(r"(PASSWORD|SECRET|TOKEN|AUTH_STRING|WEBHOOK_URL)\w*=", "".join(instructions))
 
@@ -159,7 +163,8 @@ def test_every_deployment_entrypoint_is_a_flow_and_every_template_value_is_provi
     flow_names = []
     for deployment in deployments:
         path, function = deployment["entrypoint"].split(":")
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        assert path.startswith("driftline.flows."), f"{deployment['entrypoint']}: a module path of the installed package"
+        module = importlib.import_module(path)
         flow = getattr(module, function)
         assert isinstance(flow, Flow), f"{deployment['entrypoint']} is not a Prefect flow"
         flow_names.append(flow.name)

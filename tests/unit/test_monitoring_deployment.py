@@ -7,8 +7,8 @@ import yaml
 from testkit.paths import PROJECT_ROOT
 
 from driftline.config import load_config
-from flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
-from tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
+from driftline.flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
+from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
 
 
 def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(config_factory):
@@ -24,7 +24,7 @@ def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(co
 
     deployments = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"]
     entrypoints = [d["entrypoint"] for d in deployments]
-    assert "flows/performance_monitoring.py:performance_monitoring" in entrypoints
+    assert "driftline.flows.performance_monitoring:performance_monitoring" in entrypoints
     assert "performance-monitoring" in FLOWS and len(FLOWS) == len(entrypoints)
 
 

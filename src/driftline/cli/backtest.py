@@ -35,8 +35,8 @@ def backtest_table(result: Backtest) -> Table:
 
 
 def cmd_backtest(args: argparse.Namespace) -> None:
-    from flows.backtest import backtest
-    from flows.params import BacktestParams
+    from driftline.flows.backtest import backtest
+    from driftline.flows.params import BacktestParams
 
     names = args.policy or DEFAULT_POLICIES
     steps = len(plan(names, args.set or [])) * max(len(args.data) - args.initial + 1, 1)  # ConfigError first

@@ -85,8 +85,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
-    from flows.params import RollbackParams
-    from flows.rollback import rollback
+    from driftline.flows.params import RollbackParams
+    from driftline.flows.rollback import rollback
 
     outcome = rollback(RollbackParams(config=args.config, reason=args.reason, to_version=args.to,
                                       override_retired=args.override_retired))  # fmt: skip

@@ -14,12 +14,12 @@ from driftline.config import DriftlineConfig, load_config
 from driftline.errors import ConfigError, DataRejected, GateRefused
 
 if TYPE_CHECKING:
-    from flows.params import MonitoringOutcome, TrainingOutcome
+    from driftline.flows.params import MonitoringOutcome, TrainingOutcome
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from flows.params import TrainParams
-    from flows.training import training
+    from driftline.flows.params import TrainParams
+    from driftline.flows.training import training
 
     with console.status("training: validate → train → gate → promote"):
         outcome = training(TrainParams(config=args.config, data=args.data, reason=args.reason))
@@ -29,8 +29,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from flows.batch_scoring import batch_scoring
-    from flows.params import ScoringParams
+    from driftline.flows.batch_scoring import batch_scoring
+    from driftline.flows.params import ScoringParams
 
     with console.status(f"scoring {args.data or 'the inbox'}"):
         report = batch_scoring(ScoringParams(config=args.config, data=args.data, output=args.output))
@@ -60,8 +60,8 @@ def _report_retraining(retraining: TrainingOutcome | None) -> None:
 
 
 def cmd_monitor(args: argparse.Namespace) -> None:
-    from flows.drift_monitoring import drift_monitoring
-    from flows.params import MonitorParams
+    from driftline.flows.drift_monitoring import drift_monitoring
+    from driftline.flows.params import MonitorParams
 
     with console.status(f"monitoring {args.data or 'the prediction log'}: drift → maybe retrain"):
         outcome = drift_monitoring(MonitorParams(config=args.config, data=args.data))
@@ -69,8 +69,8 @@ def cmd_monitor(args: argparse.Namespace) -> None:
 
 
 def cmd_labels(args: argparse.Namespace) -> None:
-    from flows.params import LabelParams
-    from flows.performance_monitoring import performance_monitoring
+    from driftline.flows.params import LabelParams
+    from driftline.flows.performance_monitoring import performance_monitoring
 
     with console.status(f"labels from {args.data or 'the labels folder'}: join → measure → maybe retrain"):
         outcome = performance_monitoring(LabelParams(config=args.config, data=args.data))
@@ -92,8 +92,8 @@ def cmd_labels(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from flows.continuous_training import continuous_training
-    from flows.params import BatchParams
+    from driftline.flows.continuous_training import continuous_training
+    from driftline.flows.params import BatchParams
 
     with console.status(f"continuous training on {args.data}: validate → score → monitor → maybe retrain"):
         summary = continuous_training(BatchParams(config=args.config, data=args.data, output=args.output))
@@ -122,9 +122,9 @@ def reset_model(cfg: DriftlineConfig) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from driftline.data.demo import write_demo_data
     from driftline.registry import Registry
-    from flows.continuous_training import continuous_training
-    from flows.params import BatchParams, TrainParams
-    from flows.training import training
+    from driftline.flows.continuous_training import continuous_training
+    from driftline.flows.params import BatchParams, TrainParams
+    from driftline.flows.training import training
 
     cfg = load_config(args.config)
     if args.fresh:

@@ -23,7 +23,7 @@ LINEAGE_SHOWN = ("created_at", "gate_verdict", "trigger", "metrics", "training_r
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, WorkPoolSpec, deploy
+    from driftline.flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, WorkPoolSpec, deploy
 
     cfg = load_config(args.config)
     project_dir = Path(args.project_dir).resolve()
@@ -47,7 +47,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> None:
-    from flows.watch import watch
+    from driftline.flows.watch import watch
 
     cfg = load_config(args.config)
 
@@ -154,7 +154,7 @@ def serving_app(config: str | Path):
 
     model_events = None
     if os.environ.get("PREFECT_API_URL"):  # a Prefect server announces promotions: follow them, not only polls
-        from tasks.events import follow_model_moves
+        from driftline.tasks.events import follow_model_moves
 
         model_events = partial(follow_model_moves, cfg)
     api_key = os.environ.get(cfg.serving.api_key_env) or None
@@ -175,7 +175,7 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 
 
 def cmd_kpis(args: argparse.Namespace) -> None:
-    from tasks.kpis import gather_kpis
+    from driftline.tasks.kpis import gather_kpis
 
     cfg = load_config(args.config)
     with console.status("reading the registry, the monitoring runs and the Prefect run history"):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from driftline.governance.reproduce import Reproduction
     from driftline.monitoring.kpis import Kpis
     from driftline.registry.audit_events import AuditEvent
-    from flows.params import TrainingOutcome
+    from driftline.flows.params import TrainingOutcome
 
 console = Console(highlight=False)
 
