@@ -58,6 +58,7 @@ down: install
 	$(BIN)/driftline stack down --config $(CONFIG)
 
 lint: install
+	$(BIN)/ruff format --check src flows tasks tests benchmarks
 	$(BIN)/ruff check src flows tasks tests benchmarks
 
 # Every benchmarks/bench_*.py in turn; each prints its figures and exits non-zero when its target is missed.

@@ -85,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
             direct_rounds.append(sum(seconds) / batches)
             total, first_model = replayed(Path(folder) / f"replay-{round_}")
             replay_rounds.append((total - first_model) / batches)
-            print(f"round {round_ + 1}: direct {direct_rounds[-1]:.2f} s per batch, replayed "
-                  f"{replay_rounds[-1]:.2f} s per batch (backtest {total:.1f} s, first model {first_model:.1f} s)")
+            print(
+                f"round {round_ + 1}: direct {direct_rounds[-1]:.2f} s per batch, replayed "
+                f"{replay_rounds[-1]:.2f} s per batch (backtest {total:.1f} s, first model {first_model:.1f} s)"
+            )
     ratio = min(replay_rounds) / min(direct_rounds)
-    print(f"replay cost per batch: {ratio:.2f}× the direct runs (target ≤ {TARGET_RATIO}×); "
-          f"load average after: {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"replay cost per batch: {ratio:.2f}× the direct runs (target ≤ {TARGET_RATIO}×); "
+        f"load average after: {os.getloadavg()[0]:.2f}"
+    )
     if ratio > TARGET_RATIO:
         print(f"FAILED: {ratio:.2f}× > {TARGET_RATIO}×")
         return 1

@@ -32,11 +32,14 @@ SHIFTS = [0.02, 0.01, 0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def config() -> DriftlineConfig:
-    return parse_config({
-        "name": "bench", "registry": {"model_name": "bench"},
-        "dataset": {"target": "y", "task": "binary", "features": {f"x{i}": "numeric" for i in range(COLUMNS)}},
-        "drift": {"numeric_method": "ks"},
-    })  # fmt: skip
+    return parse_config(
+        {
+            "name": "bench",
+            "registry": {"model_name": "bench"},
+            "dataset": {"target": "y", "task": "binary", "features": {f"x{i}": "numeric" for i in range(COLUMNS)}},
+            "drift": {"numeric_method": "ks"},
+        }
+    )
 
 
 def frames(rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -74,10 +77,17 @@ def timed_cpu(action: Callable[[], object]) -> tuple[float, float, object]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")  # fmt: skip
-    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                     if line.startswith("MemTotal"))  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    memory_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     return f"{os.cpu_count()} cores ({cpu}), {memory_kb / 2**20:.1f} GiB RAM"
 
 
@@ -103,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"reference stats, built once per model version: {build_s:.2f} s (save {save_s:.2f} s, load {load_s:.2f} s)")
     runs = [round(seconds, 3) for seconds, _, _ in decision_runs]
-    print(f"driftline decision, full batch:   {decision_s:.3f} s (median of {runs}; "
-          f"CPU {decision_cpu_s:.3f} s on {os.cpu_count()} cores)")  # fmt: skip
+    print(
+        f"driftline decision, full batch:   {decision_s:.3f} s (median of {runs}; "
+        f"CPU {decision_cpu_s:.3f} s on {os.cpu_count()} cores)"
+    )
     print(f"scipy ks_2samp per column:        {scipy_s:.3f} s")
     print(f"Evidently DataDriftPreset (ks):   {evidently_s:.3f} s")
     ratio = evidently_s / decision_s
@@ -118,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         differ += [] if same else [column]
         print(f"{column:8} {ours[column].statistic:12.4g} {p_value:12.4g} {str(drifted):>8} {str(same):>5}")
     largest = max(abs(ours[c].statistic - p) / p if p else abs(ours[c].statistic) for c, (p, _, _) in theirs.items())
-    print(f"decisions identical: {not differ} ({len(theirs) - len(differ)}/{len(theirs)}); "
-          f"largest relative |Δp| = {largest:.1e}; load average after: {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"decisions identical: {not differ} ({len(theirs) - len(differ)}/{len(theirs)}); "
+        f"largest relative |Δp| = {largest:.1e}; load average after: {os.getloadavg()[0]:.2f}"
+    )
     if differ or ratio < TARGET_SPEEDUP:
         print(f"FAILED: decisions differ on {differ}" if differ else f"FAILED: {ratio:.1f}× < {TARGET_SPEEDUP:.0f}×")
         return 1

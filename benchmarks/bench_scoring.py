@@ -41,8 +41,11 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEED = 2026
 PIECE_ROWS = 1_000_000  # large files are generated and written a piece at a time
-TARGETS = {"read → predict → write": 0.7, "+ prediction log (the default)": 0.85,
-           "validated, scored, logged in one pass": 0.6}  # fmt: skip
+TARGETS = {
+    "read → predict → write": 0.7,
+    "+ prediction log (the default)": 0.85,
+    "validated, scored, logged in one pass": 0.6,
+}
 TARGET_MEMORY_RATIO = 1.3
 REPEATS = 3  # throughput rounds; medians are compared
 
@@ -86,8 +89,16 @@ def register_champion(cfg: DriftlineConfig) -> ModelRef:
 
 def score_in_child(config: Path, path: Path, version: str, output: Path) -> dict:
     """Validate and score one file in a fresh Python, which reports its own peak resident memory (VmHWM)."""
-    command = [sys.executable, "-m", "benchmarks.bench_scoring", "--child", str(config), str(path), version,
-               str(output)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_scoring",
+        "--child",
+        str(config),
+        str(path),
+        version,
+        str(output),
+    ]
     finished = subprocess.run(command, check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
@@ -100,17 +111,22 @@ def child(config: str, path: str, version: str, output: str) -> None:
     champion = Registry(cfg).load_champion()
     source, scored = validate_and_score_file(path, champion, cfg, output)
     done = time.perf_counter()
-    peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-                   if line.startswith("VmHWM"))  # fmt: skip
+    peak_kb = next(
+        int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM")
+    )
     print(json.dumps({"rows": scored.rows, "version": version, "seconds": done - start, "peak_mb": peak_kb / 1024}))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the throughput run; memory compares "
-                        "this with 10× as many")  # fmt: skip
-    parser.add_argument("--profile", action="store_true", help="also print the functions a one-pass run spends "
-                        "the most time in (cProfile, this thread)")  # fmt: skip
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="rows of the throughput run; memory compares this with 10× as many"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the functions a one-pass run spends the most time in (cProfile, this thread)",
+    )
     parser.add_argument("--child", nargs=4, metavar=("CONFIG", "FILE", "VERSION", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -123,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(folder: Path, rows: int, large_rows: int, profile: bool) -> int:
     config = write_config(folder)
     cfg = load_config(config)
-    print(f"scoring benchmark: {rows:,} rows (throughput), {rows:,} vs {large_rows:,} rows (memory); "
-          f"Parquet in and out, chunk_rows={cfg.scoring.chunk_rows:,}")  # fmt: skip
+    print(
+        f"scoring benchmark: {rows:,} rows (throughput), {rows:,} vs {large_rows:,} rows (memory); "
+        f"Parquet in and out, chunk_rows={cfg.scoring.chunk_rows:,}"
+    )
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.2f}")
     generate_s, path = timed(lambda: write_batch(folder / "batch.parquet", rows))
     large_s, large_path = timed(lambda: write_batch(folder / "large.parquet", large_rows))
@@ -138,8 +156,10 @@ def run(folder: Path, rows: int, large_rows: int, profile: bool) -> int:
     ratios = {}
     for name, runs in times.items():
         ratios[name] = raw_s / statistics.median(runs)
-        print(f"{name + ':':42s}{rows / statistics.median(runs):10,.0f} rows/s (median of {seconds(runs)}), "
-              f"ratio {ratios[name]:.2f} (target ≥ {TARGETS[name]})")  # fmt: skip
+        print(
+            f"{name + ':':42s}{rows / statistics.median(runs):10,.0f} rows/s (median of {seconds(runs)}), "
+            f"ratio {ratios[name]:.2f} (target ≥ {TARGETS[name]})"
+        )
     report_validation_options(path, cfg, champion)
     report_stages(path, cfg, champion)
     if profile:
@@ -149,14 +169,18 @@ def run(folder: Path, rows: int, large_rows: int, profile: bool) -> int:
     large = score_in_child(config, large_path, ref.version, folder / "child-large.parquet")
     memory_ratio = large["peak_mb"] / small["peak_mb"]
     for run_rows, measured in ((rows, small), (large_rows, large)):
-        print(f"fresh process, one pass over {run_rows:>11,} rows: peak RSS {measured['peak_mb']:7.0f} MiB, "
-              f"{measured['seconds']:6.1f} s ({run_rows / measured['seconds']:,.0f} rows/s)")  # fmt: skip
+        print(
+            f"fresh process, one pass over {run_rows:>11,} rows: peak RSS {measured['peak_mb']:7.0f} MiB, "
+            f"{measured['seconds']:6.1f} s ({run_rows / measured['seconds']:,.0f} rows/s)"
+        )
     print(f"peak memory ratio {large_rows:,} / {rows:,} rows: {memory_ratio:.2f} (target ≤ {TARGET_MEMORY_RATIO})")
 
     dask_cfg = load_config(write_config(folder, dask=True))
     dask_s, equal = timed(lambda: dask_equals_single_process(source, ref, dask_cfg, folder))
-    print(f"Dask (local cluster, 2 worker processes, 2 partitions): {dask_s:.1f} s including cluster start; "
-          f"output and log equal to one process: {equal}")  # fmt: skip
+    print(
+        f"Dask (local cluster, 2 worker processes, 2 partitions): {dask_s:.1f} s including cluster start; "
+        f"output and log equal to one process: {equal}"
+    )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     checks = {name: ratios[name] >= target for name, target in TARGETS.items()}
     checks |= {"memory": memory_ratio <= TARGET_MEMORY_RATIO, "dask equality": equal}
@@ -170,8 +194,10 @@ def run(folder: Path, rows: int, large_rows: int, profile: bool) -> int:
 def report_validation_options(path: Path, cfg: DriftlineConfig, champion: Champion) -> None:
     """Each way to validate the same rows (read left out), alone and overlapped with scoring them."""
     measured = validation_options.measure(path, cfg, champion.reference.profile, champion.model, champion.ref.version)
-    print(f"validation options, {measured['rows']:,} rows in memory (scoring the same chunks alone: "
-          f"{measured['score_s']:.2f} s):")  # fmt: skip
+    print(
+        f"validation options, {measured['rows']:,} rows in memory (scoring the same chunks alone: "
+        f"{measured['score_s']:.2f} s):"
+    )
     for name, seconds_taken in measured["seconds"].items():
         overlap = measured["overlapped"].get(name)
         beside = f"; on a thread beside scoring: {overlap:.2f} s in all" if overlap is not None else ""
@@ -180,8 +206,9 @@ def report_validation_options(path: Path, cfg: DriftlineConfig, champion: Champi
 
 
 def report_stages(path: Path, cfg: DriftlineConfig, champion: Champion) -> None:
-    stages = validation_options.stage_seconds(path, cfg, champion.reference.profile, champion.model,
-                                              champion.ref.version)  # fmt: skip
+    stages = validation_options.stage_seconds(
+        path, cfg, champion.reference.profile, champion.model, champion.ref.version
+    )
     total = sum(stages.values())
     print(f"where a one-pass run spends its time, each stage alone ({total:.2f} s in all, before overlap):")
     for name, seconds_taken in stages.items():
@@ -214,20 +241,22 @@ def throughput_runs(
     for _ in range(REPEATS):
         runs["raw"].append(timed(lambda: model.predict(features))[0])
         runs["read → predict → write"].append(
-            timed(lambda: score_file(source, model, unlogged, version, folder / "out.parquet"))[0])  # fmt: skip
+            timed(lambda: score_file(source, model, unlogged, version, folder / "out.parquet"))[0]
+        )
         runs["+ prediction log (the default)"].append(
-            timed(lambda: score_file(source, model, cfg, version, folder / "logged.parquet"))[0])  # fmt: skip
+            timed(lambda: score_file(source, model, cfg, version, folder / "logged.parquet"))[0]
+        )
         runs["validated, scored, logged in one pass"].append(
-            timed(lambda: validate_and_score_file(path, champion, cfg, str(folder / "one-pass.parquet")))[0])
+            timed(lambda: validate_and_score_file(path, champion, cfg, str(folder / "one-pass.parquet")))[0]
+        )
     return source, runs
 
 
 def dask_equals_single_process(source: chunking.DataFile, ref: ModelRef, cfg: DriftlineConfig, folder: Path) -> bool:
     """The partitioned-scoring subflow on Dask vs `score_file` in this process: same rows, same values, same order
     (each run stamps its own scoring time, so that column is left out)."""
-    from prefect.testing.utilities import prefect_test_harness
-
     from driftline.flows.partitioned_scoring import score_on_dask
+    from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):  # a throwaway Prefect server and database
         scored = score_on_dask(source, ref, cfg, str(folder / "dask.parquet"))

@@ -165,35 +165,77 @@ def model_time_ms(cfg: DriftlineConfig, record: dict, calls: int = 300) -> np.nd
     return millis
 
 
-def start_servers(cfg: DriftlineConfig, config_path: Path, root: Path, records: list[dict],
-                  workers: int) -> list[Server]:  # fmt: skip
+def start_servers(
+    cfg: DriftlineConfig, config_path: Path, root: Path, records: list[dict], workers: int
+) -> list[Server]:
     features = cfg.dataset.feature_names
-    env = {**os.environ, "MLFLOW_TRACKING_URI": cfg.tracking_uri, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # mlflow runs `uvicorn`
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": cfg.tracking_uri,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # mlflow runs `uvicorn`
     env.pop("PREFECT_API_URL", None)
     driftline_port, mlflow_port = free_port(), free_port()
     driftline_log, mlflow_log = root / "driftline-serve.log", root / "mlflow-serve.log"
-    driftline = start([sys.executable, "-m", "driftline.cli", "serve", "--config", str(config_path),
-                       "--port", str(driftline_port), *(["--workers", str(workers)] if workers > 1 else [])],
-                      env, driftline_log)  # fmt: skip
+    driftline = start(
+        [
+            sys.executable,
+            "-m",
+            "driftline.cli",
+            "serve",
+            "--config",
+            str(config_path),
+            "--port",
+            str(driftline_port),
+            *(["--workers", str(workers)] if workers > 1 else []),
+        ],
+        env,
+        driftline_log,
+    )
     # MLflow gates every scikit-learn load, skops included, behind this switch; only its own server gets it here.
     # driftline's service loads with skops and its reviewed types, and never needs it.
     champion_uri = f"models:/{cfg.registry.model_name}@champion"
-    mlflow = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", champion_uri, "--env-manager", "local",
-                    "-h", "127.0.0.1", "-p", str(mlflow_port)],
-                   {**env, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}, mlflow_log)  # fmt: skip
+    mlflow = start(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            champion_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(mlflow_port),
+        ],
+        {**env, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"},
+        mlflow_log,
+    )
     wait_until_ready(f"http://127.0.0.1:{driftline_port}/ready", driftline, driftline_log)
     wait_until_ready(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log)
     return [
-        Server(DRIFTLINE, f"http://127.0.0.1:{driftline_port}/predict", driftline,
-               [{"rows": [record]} for record in records]),
-        Server(MLFLOW, f"http://127.0.0.1:{mlflow_port}/invocations", mlflow,
-               [{"dataframe_records": [{k: record[k] for k in features}]} for record in records]),
-    ]  # fmt: skip
+        Server(
+            DRIFTLINE,
+            f"http://127.0.0.1:{driftline_port}/predict",
+            driftline,
+            [{"rows": [record]} for record in records],
+        ),
+        Server(
+            MLFLOW,
+            f"http://127.0.0.1:{mlflow_port}/invocations",
+            mlflow,
+            [{"dataframe_records": [{k: record[k] for k in features}]} for record in records],
+        ),
+    ]
 
 
-def judge(results: dict[tuple[str, float], Latencies], throughput: dict[str, float], model_ms: float,
-          target_rate: float) -> list[tuple[str, float, float, bool]]:  # fmt: skip
+def judge(
+    results: dict[tuple[str, float], Latencies], throughput: dict[str, float], model_ms: float, target_rate: float
+) -> list[tuple[str, float, float, bool]]:
     """(target, measured, limit, met) for every target."""
     ours = results[DRIFTLINE, target_rate]
     checks = [
@@ -201,14 +243,22 @@ def judge(results: dict[tuple[str, float], Latencies], throughput: dict[str, flo
         (f"p99 at {target_rate:g}/s <= 4x the model's time", ours.percentile(99), 4 * model_ms),
         ("closed-loop capacity (req/s) >= 3x 118", throughput[DRIFTLINE], CAPACITY_TARGET),
     ]
-    verdicts = [(name, value, limit, value >= limit if "capacity" in name else value <= limit and not ours.errors)
-                for name, value, limit in checks]  # fmt: skip
+    verdicts = [
+        (name, value, limit, value >= limit if "capacity" in name else value <= limit and not ours.errors)
+        for name, value, limit in checks
+    ]
     for rate in sorted({rate for _, rate in results}):
         for q in (50, 99):
             value, theirs = results[DRIFTLINE, rate].percentile(q), results[MLFLOW, rate].percentile(q)
             verdicts.append((f"p{q} at {rate:g}/s (ms) <= mlflow's", value, theirs, value <= theirs))
-    verdicts.append(("closed loop (req/s) > mlflow's", throughput[DRIFTLINE], throughput[MLFLOW],
-                     throughput[DRIFTLINE] > throughput[MLFLOW]))  # fmt: skip
+    verdicts.append(
+        (
+            "closed loop (req/s) > mlflow's",
+            throughput[DRIFTLINE],
+            throughput[MLFLOW],
+            throughput[DRIFTLINE] > throughput[MLFLOW],
+        )
+    )
     return verdicts
 
 
@@ -231,8 +281,11 @@ def main() -> int:
     servers = start_servers(cfg, config_path, root, records, args.workers)
     rates = sorted({float(rate) for rate in args.rates.split(",")} | {args.target_rate})
     load_before = os.getloadavg()
-    print(f"load average before: {load_before[0]:.2f}; {args.requests} single-row requests per server at each of "
-          f"{rates}/s (open loop), then {args.clients} closed-loop callers", flush=True)  # fmt: skip
+    print(
+        f"load average before: {load_before[0]:.2f}; {args.requests} single-row requests per server at each of "
+        f"{rates}/s (open loop), then {args.clients} closed-loop callers",
+        flush=True,
+    )
     results: dict[tuple[str, float], Latencies] = {}
     throughput = {}
     try:
@@ -250,14 +303,20 @@ def main() -> int:
     model_ms = np.concatenate([model_before, model_time_ms(cfg, records[0])])
     model_median = float(np.median(model_ms))
     print(f"load average after: {load_after[0]:.2f} (1, 5, 15 min: {', '.join(f'{x:.2f}' for x in load_after)})\n")
-    print(f"the model in-process: predict_proba on a one-row frame, median {model_median:.2f} ms "
-          f"(p99 {np.percentile(model_ms, 99):.2f} ms, {len(model_ms)} calls before and after the servers ran)\n")
-    print(f"{'server':<22}{'rate/s':>7}{'errors':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'p50/model':>11}{'p99/model':>11}")  # fmt: skip
+    print(
+        f"the model in-process: predict_proba on a one-row frame, median {model_median:.2f} ms "
+        f"(p99 {np.percentile(model_ms, 99):.2f} ms, {len(model_ms)} calls before and after the servers ran)\n"
+    )
+    print(
+        f"{'server':<22}{'rate/s':>7}{'errors':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'p50/model':>11}{'p99/model':>11}"
+    )
     for (name, rate), measured in results.items():
-        print(f"{name:<22}{rate:>7g}{measured.errors:>7}{measured.percentile(50):>9.2f}{measured.percentile(90):>9.2f}"
-              f"{measured.percentile(99):>9.2f}{measured.millis.max():>9.2f}"
-              f"{measured.percentile(50) / model_median:>10.2f}x{measured.percentile(99) / model_median:>10.2f}x")
+        print(
+            f"{name:<22}{rate:>7g}{measured.errors:>7}{measured.percentile(50):>9.2f}{measured.percentile(90):>9.2f}"
+            f"{measured.percentile(99):>9.2f}{measured.millis.max():>9.2f}"
+            f"{measured.percentile(50) / model_median:>10.2f}x{measured.percentile(99) / model_median:>10.2f}x"
+        )
     print("\nclosed loop: " + ", ".join(f"{name} {value:.1f} req/s" for name, value in throughput.items()))
     verdicts = judge(results, throughput, model_median, args.target_rate)
     print()

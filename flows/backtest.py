@@ -7,6 +7,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BacktestOutcome, BacktestParams, BatchParams, TrainParams
+from driftline.flows.training import training
+from driftline.tasks.backtest import measure_served, order_history, record_backtest, write_backtest
 from prefect import flow
 
 from driftline.backtest import progress, table
@@ -18,10 +22,6 @@ from driftline.backtest.workspace import ReplayWorkspace, replay_workspace, sand
 from driftline.config import load_config
 from driftline.errors import DataRejected, GateRefused
 from driftline.modeling.metrics import greater_is_better
-from driftline.flows.continuous_training import continuous_training
-from driftline.flows.params import BacktestOutcome, BacktestParams, BatchParams, TrainParams
-from driftline.flows.training import training
-from driftline.tasks.backtest import measure_served, order_history, record_backtest, write_backtest
 
 
 @flow(name="backtest")
@@ -36,15 +36,21 @@ def backtest(params: BacktestParams) -> BacktestOutcome:
             with replay_workspace(cfg, policy, history, folder) as workspace:  # its own workspace and MLflow store
                 replays.append(replay(workspace, len(initial)))
     metric = cfg.primary_metric
-    result = Backtest(cfg.name, metric, greater_is_better(cfg.dataset.task, metric), history, len(initial), replays,
-                      datetime.now(UTC))  # fmt: skip
+    result = Backtest(
+        cfg.name, metric, greater_is_better(cfg.dataset.task, metric), history, len(initial), replays, datetime.now(UTC)
+    )
     files = write_backtest(result, output, cfg)  # JSON, chart, HTML page; Prefect table and chart artifacts
     recorded = record_backtest(result, files, cfg)  # a run in <experiment>-backtests; the registry is untouched
     return BacktestOutcome(
-        backtest=result, verdict=table.verdict(result), json_file=str(files.json), chart=str(files.png),
-        page=str(files.html), mlflow_experiment=cfg.backtest_experiment_name, mlflow_run_id=recorded.run_id,
+        backtest=result,
+        verdict=table.verdict(result),
+        json_file=str(files.json),
+        chart=str(files.png),
+        page=str(files.html),
+        mlflow_experiment=cfg.backtest_experiment_name,
+        mlflow_run_id=recorded.run_id,
         mlflow_run_url=recorded.run_url,
-    )  # fmt: skip
+    )
 
 
 @flow(name="backtest-replay", flow_run_name="replay {workspace.policy.name}")
@@ -77,8 +83,9 @@ def replay_batch(config: str, path: Path, policy: Policy) -> ReplayedBatch:
     try:
         summary = continuous_training(BatchParams(config=config, data=str(path)))
     except DataRejected as rejected:  # quarantined in the replay's workspace, as a live run would
-        replayed = ReplayedBatch(path.name, None, REJECTED, note="; ".join(rejected.reasons),
-                                 seconds=time.perf_counter() - started)  # fmt: skip
+        replayed = ReplayedBatch(
+            path.name, None, REJECTED, note="; ".join(rejected.reasons), seconds=time.perf_counter() - started
+        )
     else:
         seconds = time.perf_counter() - started
         served = measure_served(summary.scoring.output, path, load_config(config)) if summary.scoring else {}

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
+from driftline.flows.partitioned_scoring import score_on_dask
+from driftline.flows.steps import admit_file
+from driftline.tasks.data import file_as_scored, waiting_in_inbox
+from driftline.tasks.registry import load_challenger, load_champion
+from driftline.tasks.scoring import validate_and_score_file
 from prefect import flow
 
 from driftline.config import DriftlineConfig, load_config
@@ -17,12 +23,6 @@ from driftline.errors import DataRejected
 from driftline.governance import rollout
 from driftline.registry import Champion
 from driftline.serving.batch_scoring import ScoredBatch
-from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
-from driftline.flows.partitioned_scoring import score_on_dask
-from driftline.flows.steps import admit_file
-from driftline.tasks.data import file_as_scored, waiting_in_inbox
-from driftline.tasks.registry import load_challenger, load_champion
-from driftline.tasks.scoring import validate_and_score_file
 
 
 @flow(name="batch-scoring")
@@ -48,9 +48,12 @@ def batch_scoring(params: ScoringParams) -> ScoringReport:
 
 
 def admit_and_score(
-    path: str | Path, cfg: DriftlineConfig, champion: Champion, challenger: rollout.Challenger | None,
+    path: str | Path,
+    cfg: DriftlineConfig,
+    champion: Champion,
+    challenger: rollout.Challenger | None,
     output: str | None,
-) -> tuple[DataFile, ScoredBatch]:  # fmt: skip
+) -> tuple[DataFile, ScoredBatch]:
     """In this process, one pass: each chunk read once, validated, scored and written. On Dask the file is validated
     first, then each worker reads and scores its own row range."""
     if cfg.scoring.engine == "dask":

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
-from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
-from driftline.steps import batch_outcomes
 from driftline.flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
 from driftline.flows.steps import admit_batch, retraining_reason
 from driftline.flows.training import training
@@ -13,6 +9,10 @@ from driftline.tasks.data import archive_batch, processed_before
 from driftline.tasks.drift import check_drift
 from driftline.tasks.registry import load_challenger
 from driftline.tasks.scoring import score_batch
+from prefect import flow
+
+from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
+from driftline.steps import batch_outcomes
 
 
 def record_outcome(outcome: str):
@@ -29,8 +29,13 @@ def record_outcome(outcome: str):
     return hook
 
 
-@flow(name="continuous-training", on_running=[record_outcome(RUNNING)], on_completion=[record_outcome(SUCCEEDED)],
-      on_failure=[record_outcome(FAILED)], on_crashed=[record_outcome(FAILED)])  # fmt: skip
+@flow(
+    name="continuous-training",
+    on_running=[record_outcome(RUNNING)],
+    on_completion=[record_outcome(SUCCEEDED)],
+    on_failure=[record_outcome(FAILED)],
+    on_crashed=[record_outcome(FAILED)],
+)
 def continuous_training(params: BatchParams) -> RunSummary:
     cfg, champion, batch = admit_batch(params)  # load → validate; a rejected file is quarantined, the run fails
     earlier = processed_before(batch, cfg)
@@ -43,6 +48,8 @@ def continuous_training(params: BatchParams) -> RunSummary:
     if reason := retraining_reason(drift, batch.name, cfg):  # on drift, or after every batch
         retraining = training(TrainParams(config=params.config, reason=reason))
     return RunSummary(
-        batch=batch.name, fingerprint=batch.fingerprint,
-        scoring=ScoringOutcome.of(batch, scored), monitoring=MonitoringOutcome.of(batch, drift, retraining),
-    )  # fmt: skip
+        batch=batch.name,
+        fingerprint=batch.fingerprint,
+        scoring=ScoringOutcome.of(batch, scored),
+        monitoring=MonitoringOutcome.of(batch, drift, retraining),
+    )

@@ -14,12 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect.client.orchestration import get_client
-from prefect.events.actions import SendNotification
-from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-
-from driftline.config import DriftlineConfig
-from driftline.errors import DriftlineError
 from driftline.tasks.concurrency import ensure_training_limit
 from driftline.tasks.events import (
     DRIFT_DETECTED,
@@ -32,6 +26,12 @@ from driftline.tasks.events import (
     PERFORMANCE_DEGRADED,
     SLICE_DEGRADED,
 )
+from prefect.client.orchestration import get_client
+from prefect.events.actions import SendNotification
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+from driftline.config import DriftlineConfig
+from driftline.errors import DriftlineError
 
 WORK_POOL_ENV = "DRIFTLINE_WORK_POOL"
 DEFAULT_WORK_POOL = "driftline"
@@ -44,8 +44,15 @@ JOB_TEMPLATES: dict[PoolType, str] = {
 }
 WEBHOOK_BLOCK = "driftline-webhook"
 DEPLOYMENT_TAG = "driftline"
-FLOWS = ["training", "batch-scoring", "drift-monitoring", "continuous-training", "performance-monitoring", "rollback",
-         "backtest"]
+FLOWS = [
+    "training",
+    "batch-scoring",
+    "drift-monitoring",
+    "continuous-training",
+    "performance-monitoring",
+    "rollback",
+    "backtest",
+]
 
 # Slack-compatible: incoming webhooks of Slack, Mattermost, Rocket.Chat and Teams' Slack mode read `text`.
 WEBHOOK_JSON = {"text": "*{{subject}}*\n{{body}}"}

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
-from driftline.config import load_config
-from driftline.steps.champion_watch import automatic_rollback_reason
 from driftline.flows.params import MonitoringOutcome, MonitorParams, TrainParams
 from driftline.flows.steps import admit, retraining_reason
 from driftline.flows.training import training
@@ -15,6 +11,10 @@ from driftline.tasks.governance import watch_new_champion
 from driftline.tasks.kpis import publish_kpis
 from driftline.tasks.registry import load_champion, roll_back
 from driftline.tasks.scoring import predict_batch
+from prefect import flow
+
+from driftline.config import load_config
+from driftline.steps.champion_watch import automatic_rollback_reason
 
 
 @flow(name="drift-monitoring")

@@ -59,6 +59,8 @@ class LabelParams(BaseModel):
         description="A label file (CSV/Parquet: id and label). Leave empty to take every complete file "
         "waiting in labels.folder.",
     )
+
+
 class BacktestParams(BaseModel):
     config: str = Field(DEFAULT_CONFIG, description="Path of the driftline config (YAML).")
     data: list[str] = Field(description="The history: CSV/Parquet files, replayed in event-time order (else as given).")
@@ -221,14 +223,22 @@ class PerformanceOutcome(BaseModel):
     def of(cls, intake: LabelIntake, report: PerformanceReport, retraining: TrainingOutcome | None):
         degradation, live = report.degradation, report.live
         return cls(
-            label_files=intake.accepted, already_received=intake.already_received, labeled_rows=report.labeled_rows,
-            pending_predictions=report.pending_predictions, unmatched_labels=report.unmatched_labels,
-            champion_version=degradation.model_version, metric=degradation.metric,
-            champion_value=degradation.measured, at_promotion=degradation.at_promotion,
-            degraded=degradation.degraded, reason=degradation.reason, fairness_breached=bool(live.fairness_breaches),
+            label_files=intake.accepted,
+            already_received=intake.already_received,
+            labeled_rows=report.labeled_rows,
+            pending_predictions=report.pending_predictions,
+            unmatched_labels=report.unmatched_labels,
+            champion_version=degradation.model_version,
+            metric=degradation.metric,
+            champion_value=degradation.measured,
+            at_promotion=degradation.at_promotion,
+            degraded=degradation.degraded,
+            reason=degradation.reason,
+            fairness_breached=bool(live.fairness_breaches),
             degraded_slices=[c.name for batch in live.slice_degradations for c in batch.degraded_slices],
-            slices_and_fairness=live.summary, retraining=retraining,
-        )  # fmt: skip
+            slices_and_fairness=live.summary,
+            retraining=retraining,
+        )
 
 
 class RunSummary(BaseModel):
@@ -245,16 +255,28 @@ class RunSummary(BaseModel):
     def replayed(self, metrics: dict[str, float], seconds: float) -> ReplayedBatch:
         """This run as one batch of a backtest, with the served model's metrics on the batch's labels."""
         if self.duplicate_of or self.scoring is None or self.monitoring is None:
-            return ReplayedBatch(self.batch, None, DUPLICATE, note=f"same content as {self.duplicate_of}",
-                                 seconds=seconds)  # fmt: skip
+            return ReplayedBatch(
+                self.batch, None, DUPLICATE, note=f"same content as {self.duplicate_of}", seconds=seconds
+            )
         monitoring, retraining = self.monitoring, self.monitoring.retraining
-        signals = [name for name, drifted in [("prediction", monitoring.prediction_drift),
-                                              ("label", monitoring.label_drift)] if drifted]  # fmt: skip
+        signals = [
+            name
+            for name, drifted in [("prediction", monitoring.prediction_drift), ("label", monitoring.label_drift)]
+            if drifted
+        ]
         return ReplayedBatch(
-            batch=self.batch, rows=self.scoring.rows, status=SCORED, served_version=self.scoring.model_version,
-            metrics=metrics, drift=monitoring.drift_detected, drifted_features=monitoring.drifted_features,
-            signals=signals, retrained=retraining is not None,
+            batch=self.batch,
+            rows=self.scoring.rows,
+            status=SCORED,
+            served_version=self.scoring.model_version,
+            metrics=metrics,
+            drift=monitoring.drift_detected,
+            drifted_features=monitoring.drifted_features,
+            signals=signals,
+            retrained=retraining is not None,
             candidate_version=retraining.candidate_version if retraining else None,
-            gate=retraining.verdict if retraining else None, gate_reasons=retraining.reasons if retraining else [],
-            champion_after=retraining.champion_version if retraining else self.scoring.model_version, seconds=seconds,
-        )  # fmt: skip
+            gate=retraining.verdict if retraining else None,
+            gate_reasons=retraining.reasons if retraining else [],
+            champion_after=retraining.champion_version if retraining else self.scoring.model_version,
+            seconds=seconds,
+        )

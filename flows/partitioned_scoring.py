@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from driftline.tasks.scoring import assemble_output, score_partition
 from prefect import flow, unmapped
 from prefect_dask import DaskTaskRunner
 
@@ -11,22 +12,28 @@ from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.registry import ModelRef
 from driftline.serving import batch_scoring
-from driftline.tasks.scoring import assemble_output, score_partition
 
 
 @flow(name="partitioned-scoring")
 def partitioned_scoring(
-    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    source: DataFile,
+    champion: ModelRef,
+    cfg: DriftlineConfig,
+    output: str | None,
     challenger_version: str | None = None,
-) -> batch_scoring.ScoredBatch:  # fmt: skip
+) -> batch_scoring.ScoredBatch:
     folder = batch_scoring.parts_folder(batch_scoring.output_path(output, cfg, source.path))
     scored_at = datetime.now(UTC)
     try:
         parts = score_partition.map(
-            unmapped(source), unmapped(champion), unmapped(cfg), unmapped(scored_at),
-            batch_scoring.row_ranges(source.rows, cfg.scoring.partitions), unmapped(folder),
+            unmapped(source),
+            unmapped(champion),
+            unmapped(cfg),
+            unmapped(scored_at),
+            batch_scoring.row_ranges(source.rows, cfg.scoring.partitions),
+            unmapped(folder),
             unmapped(challenger_version),
-        )  # fmt: skip
+        )
         return assemble_output([part.result() for part in parts], source, champion, cfg, output, scored_at)
     finally:
         batch_scoring.remove_parts(folder)  # a failed run leaves no hidden parts behind either
@@ -36,15 +43,23 @@ def dask_task_runner(cfg: DriftlineConfig) -> DaskTaskRunner:
     """The cluster at scoring.dask_address, or a local one started for this run (no dashboard: no port to clash)."""
     if cfg.scoring.dask_address:
         return DaskTaskRunner(address=cfg.scoring.dask_address)
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": cfg.scoring.dask_workers, "threads_per_worker": 1,
-        "processes": cfg.scoring.dask_processes, "dashboard_address": None,
-    })  # fmt: skip
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": cfg.scoring.dask_workers,
+            "threads_per_worker": 1,
+            "processes": cfg.scoring.dask_processes,
+            "dashboard_address": None,
+        }
+    )
 
 
 def score_on_dask(
-    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    source: DataFile,
+    champion: ModelRef,
+    cfg: DriftlineConfig,
+    output: str | None,
     challenger_version: str | None = None,
-) -> batch_scoring.ScoredBatch:  # fmt: skip
-    return partitioned_scoring.with_options(task_runner=dask_task_runner(cfg))(source, champion, cfg, output,
-                                                                               challenger_version)  # fmt: skip
+) -> batch_scoring.ScoredBatch:
+    return partitioned_scoring.with_options(task_runner=dask_task_runner(cfg))(
+        source, champion, cfg, output, challenger_version
+    )

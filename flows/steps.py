@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftline.flows.params import ApprovalInput, BatchParams
+from driftline.tasks.data import load_batch
+from driftline.tasks.registry import load_champion
+from driftline.tasks.validation import validate_batch, validate_file
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 
@@ -15,10 +19,6 @@ from driftline.evaluation.markdown import gate_markdown
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
 from driftline.registry.audit_events import Approval
-from driftline.flows.params import ApprovalInput, BatchParams
-from driftline.tasks.data import load_batch
-from driftline.tasks.registry import load_champion
-from driftline.tasks.validation import validate_batch, validate_file
 
 
 def admit(path: str | Path, cfg: DriftlineConfig, champion: Champion) -> DataBatch:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
-from driftline.config import load_config
 from driftline.flows.params import TrainingOutcome, TrainParams
 from driftline.flows.steps import ask_approval
 from driftline.tasks.concurrency import one_training_at_a_time
@@ -14,6 +11,9 @@ from driftline.tasks.governance import publish_model_card, record_approval
 from driftline.tasks.registry import champion_classes, hold_for_rollout, promote
 from driftline.tasks.training import train_challenger
 from driftline.tasks.validation import validate_batch
+from prefect import flow
+
+from driftline.config import load_config
 
 
 @flow(name="training")

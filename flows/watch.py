@@ -13,12 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 
+from driftline.tasks.events import data_arrived_event, send_now
+
 from driftline.config import DriftlineConfig
 from driftline.data import archive
 from driftline.data.landing import LandingWatcher
 from driftline.data.ledger import FAILED, RUNNING, Arrival, Ledger, Outcome
 from driftline.registry import registry_folders
-from driftline.tasks.events import data_arrived_event, send_now
 
 log = logging.getLogger("driftline.watch")
 
@@ -49,17 +50,26 @@ def ended_without_outcome(ledger: Ledger) -> list[Outcome]:
             except ObjectNotFound:  # a run of another Prefect server (a CLI run's temporary one): cannot tell
                 continue
             if state is not None and state.is_final() and not state.is_completed():
-                failed = Outcome(running.sha256, FAILED, running.data, running.flow_run_id,
-                                 f"flow run ended {state.name} without recording an outcome")  # fmt: skip
+                failed = Outcome(
+                    running.sha256,
+                    FAILED,
+                    running.data,
+                    running.flow_run_id,
+                    f"flow run ended {state.name} without recording an outcome",
+                )
                 ledger.record(failed)
                 ended.append(failed)
     return ended
 
 
 def watch(
-    cfg: DriftlineConfig, config_path: str, once: bool = False, on_arrival: Callable[[Arrival], None] = print,
-    retry_failed: bool = False, on_gone: Callable[[str], None] = print,
-) -> None:  # fmt: skip
+    cfg: DriftlineConfig,
+    config_path: str,
+    once: bool = False,
+    on_arrival: Callable[[Arrival], None] = print,
+    retry_failed: bool = False,
+    on_gone: Callable[[str], None] = print,
+) -> None:
     """Poll the landing folder until stopped; `once` polls until nothing is still settling, then returns. With
     `retry_failed`, content whose last run failed is announced again first (`on_gone` names files no longer there)."""
     cfg.folders.landing.mkdir(parents=True, exist_ok=True)

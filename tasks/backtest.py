@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftline.tasks.artifacts import publish_markdown, publish_table
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -14,8 +16,6 @@ from driftline.backtest.report import BacktestFiles
 from driftline.backtest.results import Backtest
 from driftline.config import DriftlineConfig
 from driftline.steps import backtest_record
-from driftline.tasks.artifacts import publish_markdown, publish_table
-from driftline.tasks.retries import retried
 
 
 @task(name="order-history", cache_policy=NO_CACHE)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -13,8 +15,6 @@ from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
 from driftline.registry import registry_folders
 from driftline.steps import batch_outcomes, intake, monitoring_window, retraining
-from driftline.tasks.registry import run_actor
-from driftline.tasks.retries import retried
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from driftline.tasks.artifacts import links_markdown, publish_markdown
+from driftline.tasks.events import GATE_REFUSED, emit_model_event
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -10,10 +14,6 @@ from driftline.evaluation import markdown
 from driftline.evaluation.gate import GateDecision
 from driftline.steps import gate
 from driftline.steps.challenger import TrainedCandidate
-from driftline.tasks.artifacts import links_markdown, publish_markdown
-from driftline.tasks.events import GATE_REFUSED, emit_model_event
-from driftline.tasks.registry import run_actor
-from driftline.tasks.retries import retried
 
 
 @task(name="evaluate-gate", cache_policy=NO_CACHE, **retried(2, [2, 10]))
@@ -27,12 +27,22 @@ def evaluate_gate(candidate: TrainedCandidate, cfg: DriftlineConfig) -> GateDeci
         "gate.json": recorded.gate_url,
     }
     publish_markdown(
-        cfg, "gate", markdown.gate_markdown(decision, version) + "\n\n" + links_markdown(links, run_id),
+        cfg,
+        "gate",
+        markdown.gate_markdown(decision, version) + "\n\n" + links_markdown(links, run_id),
         f"Gate for {cfg.registry.model_name} v{version}: {decision.verdict}",
-    )  # fmt: skip
+    )
     if not decision.promote:
-        emit_model_event(GATE_REFUSED, cfg, {
-            "version": version, "champion_version": decision.champion_version, "metric": decision.metric,
-            "reasons": decision.reasons, "mlflow_run_id": run_id, "model_version_url": recorded.version_url,
-        })  # fmt: skip
+        emit_model_event(
+            GATE_REFUSED,
+            cfg,
+            {
+                "version": version,
+                "champion_version": decision.champion_version,
+                "metric": decision.metric,
+                "reasons": decision.reasons,
+                "mlflow_run_id": run_id,
+                "model_version_url": recorded.version_url,
+            },
+        )
     return decision

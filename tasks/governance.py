@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.registry import REGISTRY_RETRIES
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -13,21 +16,20 @@ from driftline.registry import Champion
 from driftline.registry.audit_events import Approval
 from driftline.steps import champion_watch, records
 from driftline.steps.challenger import TrainedCandidate
-from driftline.tasks.artifacts import publish_markdown
-from driftline.tasks.registry import REGISTRY_RETRIES
-from driftline.tasks.retries import retried
 
 
 @task(name="record-approval", **REGISTRY_RETRIES)
-def record_approval(candidate: TrainedCandidate, decision: GateDecision, approval: Approval,
-                    cfg: DriftlineConfig) -> GateDecision:  # fmt: skip
+def record_approval(
+    candidate: TrainedCandidate, decision: GateDecision, approval: Approval, cfg: DriftlineConfig
+) -> GateDecision:
     """The answer goes to the version and the audit log; a rejection (or a timeout) refuses the challenger."""
     return records.record_approval(candidate, decision, approval, cfg)
 
 
 @task(name="publish-model-card", **REGISTRY_RETRIES)
-def publish_model_card(candidate: TrainedCandidate, decision: GateDecision, approval: Approval | None,
-                       cfg: DriftlineConfig) -> str:  # fmt: skip
+def publish_model_card(
+    candidate: TrainedCandidate, decision: GateDecision, approval: Approval | None, cfg: DriftlineConfig
+) -> str:
     """The card on the MLflow version (description + model_card.md) and as a Prefect artifact."""
     card = records.write_model_card(candidate, decision, approval, cfg)
     publish_markdown(cfg, "model-card", card, f"Model card of {cfg.registry.model_name} v{candidate.ref.version}")
@@ -35,9 +37,13 @@ def publish_model_card(candidate: TrainedCandidate, decision: GateDecision, appr
 
 
 @task(name="watch-new-champion", cache_policy=NO_CACHE, **retried(1, 5))
-def watch_new_champion(drift: DriftResult | None, champion: Champion, cfg: DriftlineConfig,
-                       live_metrics: dict[str, float] | None = None,
-                       live_breaches: list[str] | None = None) -> Degradation:  # fmt: skip
+def watch_new_champion(
+    drift: DriftResult | None,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    live_metrics: dict[str, float] | None = None,
+    live_breaches: list[str] | None = None,
+) -> Degradation:
     """Whether a recently promoted champion degraded against its figures at promotion (governance.auto_rollback);
     the flow rolls it back when it did.
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.monitoring import kpis
 from driftline.steps import kpi_sources
-from driftline.tasks.artifacts import publish_markdown
-from driftline.tasks.retries import retried
 
 TRAINING_FLOW = "training"
 PAGE = 200
@@ -42,13 +42,17 @@ def prefect_training_runs(cfg: DriftlineConfig) -> list[kpis.PipelineRun]:
             page = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[TRAINING_FLOW])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=finished))),
-                limit=PAGE, offset=len(runs),
-            )  # fmt: skip
+                limit=PAGE,
+                offset=len(runs),
+            )
             runs += page
             if len(page) < PAGE:
                 break
-    return [kpis.PipelineRun(run.state_type is StateType.COMPLETED, run.start_time or run.created)
-            for run in runs if _of_this_model(run.parameters, cfg)]  # fmt: skip
+    return [
+        kpis.PipelineRun(run.state_type is StateType.COMPLETED, run.start_time or run.created)
+        for run in runs
+        if _of_this_model(run.parameters, cfg)
+    ]
 
 
 def gather_kpis(cfg: DriftlineConfig) -> kpis.Kpis:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+from driftline.tasks.artifacts import links_markdown, publish_markdown, publish_table
+from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED, emit_model_event
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -13,10 +17,6 @@ from driftline.registry import Champion
 from driftline.steps import label_intake, performance_check, rollout_check
 from driftline.steps.label_intake import LabelIntake
 from driftline.steps.performance_check import PerformanceReport
-from driftline.tasks.artifacts import links_markdown, publish_markdown, publish_table
-from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED, emit_model_event
-from driftline.tasks.registry import run_actor
-from driftline.tasks.retries import retried
 
 
 @task(name="receive-labels", cache_policy=NO_CACHE)
@@ -31,16 +31,28 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
     """The champion measured on every labeled prediction and judged (logged to MLflow), published as a table."""
     report = performance_check.measure_performance(cfg, champion, intake, str(run_actor()))
     degradation = report.degradation
-    rows = [{"model version": f"v{r.model_version}", "batch": r.source, "labeled rows": r.rows,
-             **{name: round(value, 4) for name, value in r.metrics.items()}} for r in report.results]  # fmt: skip
+    rows = [
+        {
+            "model version": f"v{r.model_version}",
+            "batch": r.source,
+            "labeled rows": r.rows,
+            **{name: round(value, 4) for name, value in r.metrics.items()},
+        }
+        for r in report.results
+    ]
     links = {"MLflow performance run": report.mlflow_run_url}
-    publish_table(cfg, "performance", rows, (
-        f"Performance on labeled predictions: {report.labeled_rows} labeled, {report.pending_predictions} "
-        f"waiting for a label, {report.unmatched_labels} labels without a prediction. "
-        f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. "
-        f"Slices and fairness of v{degradation.model_version}: {report.live.summary}. "
-        f"{links_markdown(links, report.mlflow_run_id)}"
-    ))  # fmt: skip
+    publish_table(
+        cfg,
+        "performance",
+        rows,
+        (
+            f"Performance on labeled predictions: {report.labeled_rows} labeled, {report.pending_predictions} "
+            f"waiting for a label, {report.unmatched_labels} labels without a prediction. "
+            f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. "
+            f"Slices and fairness of v{degradation.model_version}: {report.live.summary}. "
+            f"{links_markdown(links, report.mlflow_run_id)}"
+        ),
+    )
     return report
 
 
@@ -51,20 +63,33 @@ def judge_rollout(cfg: DriftlineConfig, champion: Champion, report: PerformanceR
     if verdict is None:
         return None
     evidence = json.dumps(verdict.evidence, indent=2, default=str)
-    publish_markdown(cfg, "rollout", f"## {verdict.summary}\n\nEvidence:\n```json\n{evidence}\n```",
-                     f"Rollout of v{verdict.challenger_version}: {verdict.action}")  # fmt: skip
+    publish_markdown(
+        cfg,
+        "rollout",
+        f"## {verdict.summary}\n\nEvidence:\n```json\n{evidence}\n```",
+        f"Rollout of v{verdict.challenger_version}: {verdict.action}",
+    )
     return verdict
 
 
 @task(name="notify-degradation", cache_policy=NO_CACHE)
 def notify_degradation(report: PerformanceReport, cfg: DriftlineConfig, retraining: str) -> None:
     degradation = report.degradation
-    emit_model_event(PERFORMANCE_DEGRADED, cfg, {
-        "champion_version": degradation.model_version, "metric": degradation.metric,
-        "at_promotion": degradation.at_promotion, "measured": degradation.measured, "rows": degradation.rows,
-        "reason": degradation.reason, "retraining": retraining, "mlflow_run_id": report.mlflow_run_id,
-        "mlflow_run_url": report.mlflow_run_url,
-    })  # fmt: skip
+    emit_model_event(
+        PERFORMANCE_DEGRADED,
+        cfg,
+        {
+            "champion_version": degradation.model_version,
+            "metric": degradation.metric,
+            "at_promotion": degradation.at_promotion,
+            "measured": degradation.measured,
+            "rows": degradation.rows,
+            "reason": degradation.reason,
+            "retraining": retraining,
+            "mlflow_run_id": report.mlflow_run_id,
+            "mlflow_run_url": report.mlflow_run_url,
+        },
+    )
 
 
 @task(name="notify-slices-and-fairness", cache_policy=NO_CACHE)
@@ -72,22 +97,50 @@ def notify_slices_and_fairness(report: PerformanceReport, cfg: DriftlineConfig, 
     """One event per newly labeled batch of the champion whose disparate impact fell under the minimum, and one per
     batch with slices worse than at promotion beyond the tolerance."""
     live = report.live
-    links = {"mlflow_run_id": report.mlflow_run_id, "mlflow_run_url": report.mlflow_run_url,
-             "counts_as_degradation": live.counts_as_degradation, "retraining": retraining}  # fmt: skip
+    links = {
+        "mlflow_run_id": report.mlflow_run_id,
+        "mlflow_run_url": report.mlflow_run_url,
+        "counts_as_degradation": live.counts_as_degradation,
+        "retraining": retraining,
+    }
     for batch in live.fairness_breaches:
         fairness = batch.fairness
-        emit_model_event(FAIRNESS_BREACHED, cfg, {
-            "champion_version": batch.model_version, "batch": batch.source, "rows": batch.rows,
-            "attribute": fairness.attribute, "disparate_impact": fairness.disparate_impact,
-            "minimum": fairness.minimum, "at_promotion": batch.fairness_at_promotion,
-            "positive_rates": {group.group: group.positive_rate for group in fairness.groups},
-            "reason": batch.fairness_reason, **links,
-        })  # fmt: skip
+        emit_model_event(
+            FAIRNESS_BREACHED,
+            cfg,
+            {
+                "champion_version": batch.model_version,
+                "batch": batch.source,
+                "rows": batch.rows,
+                "attribute": fairness.attribute,
+                "disparate_impact": fairness.disparate_impact,
+                "minimum": fairness.minimum,
+                "at_promotion": batch.fairness_at_promotion,
+                "positive_rates": {group.group: group.positive_rate for group in fairness.groups},
+                "reason": batch.fairness_reason,
+                **links,
+            },
+        )
     for batch in live.slice_degradations:
-        emit_model_event(SLICE_DEGRADED, cfg, {
-            "champion_version": batch.model_version, "batch": batch.source, "rows": batch.rows,
-            "metric": batch.metric, "tolerance": live.tolerance,
-            "slices": [{"slice": check.name, "rows": check.rows, "measured": check.live,
-                        "at_promotion": check.at_promotion} for check in batch.degraded_slices],
-            "reason": batch.slice_reason(live.tolerance), **links,
-        })  # fmt: skip
+        emit_model_event(
+            SLICE_DEGRADED,
+            cfg,
+            {
+                "champion_version": batch.model_version,
+                "batch": batch.source,
+                "rows": batch.rows,
+                "metric": batch.metric,
+                "tolerance": live.tolerance,
+                "slices": [
+                    {
+                        "slice": check.name,
+                        "rows": check.rows,
+                        "measured": check.live,
+                        "at_promotion": check.at_promotion,
+                    }
+                    for check in batch.degraded_slices
+                ],
+                "reason": batch.slice_reason(live.tolerance),
+                **links,
+            },
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from driftline.tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
+from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -12,8 +14,6 @@ from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
 from driftline.registry.audit_events import Actor, Rollback
 from driftline.steps import admission, held_challenger
-from driftline.tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
-from driftline.tasks.retries import retried
 
 REGISTRY_RETRIES = {**retried(2, [2, 10]), "cache_policy": NO_CACHE}
 
@@ -74,23 +74,38 @@ def promote(candidate: ModelRef, cfg: DriftlineConfig, decision: GateDecision | 
 
 
 def _announce_promotion(cfg: DriftlineConfig, registry: Registry, promoted: ModelRef, former: ModelRef | None):
-    emit_model_event(MODEL_PROMOTED, cfg, {
-        "version": promoted.version, "previous_version": former.version if former else None,
-        "mlflow_run_id": promoted.run_id, "model_version_url": registry.version_url(promoted.version),
-    })  # fmt: skip
+    emit_model_event(
+        MODEL_PROMOTED,
+        cfg,
+        {
+            "version": promoted.version,
+            "previous_version": former.version if former else None,
+            "mlflow_run_id": promoted.run_id,
+            "model_version_url": registry.version_url(promoted.version),
+        },
+    )
 
 
 @task(name="roll-back", **REGISTRY_RETRIES)
 def roll_back(
-    cfg: DriftlineConfig, reason: str, to: str | None = None, override_retired: bool = False,
+    cfg: DriftlineConfig,
+    reason: str,
+    to: str | None = None,
+    override_retired: bool = False,
     evidence: dict | None = None,
-) -> Rollback:  # fmt: skip
+) -> Rollback:
     """`champion` back to `previous` (or `to`), recorded; a repeat changes nothing and sends nothing."""
     registry = Registry(cfg)
     done = registry.rollback(reason, run_actor(), to=to, override_retired=override_retired, evidence=evidence)
     if done.changed:
-        emit_model_event(MODEL_ROLLED_BACK, cfg, {
-            "version": done.champion, "from_version": done.rolled_back_from, "reason": reason,
-            "model_version_url": registry.version_url(done.champion),
-        })  # fmt: skip
+        emit_model_event(
+            MODEL_ROLLED_BACK,
+            cfg,
+            {
+                "version": done.champion,
+                "from_version": done.rolled_back_from,
+                "reason": reason,
+                "model_version_url": registry.version_url(done.champion),
+            },
+        )
     return done

@@ -7,6 +7,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.retries import retried
+from driftline.tasks.validation import publish_verdict
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,16 +20,16 @@ from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef
 from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
 from driftline.steps import scoring
-from driftline.tasks.artifacts import publish_markdown
-from driftline.tasks.retries import retried
-from driftline.tasks.validation import publish_verdict
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
 def score_batch(
-    batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    batch: DataBatch,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    output: str | None,
     challenger: rollout.Challenger | None = None,
-) -> ScoredBatch:  # fmt: skip
+) -> ScoredBatch:
     """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
     scored = scoring.score_batch(batch, champion, cfg, output, challenger)
     _publish(cfg, scored, batch.name)
@@ -41,31 +44,44 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
 
 @task(name="validate-and-score-file", cache_policy=NO_CACHE)
 def validate_and_score_file(
-    path: str | Path, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    path: str | Path,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    output: str | None,
     challenger: rollout.Challenger | None = None,
-) -> tuple[DataFile, ScoredBatch]:  # fmt: skip
+) -> tuple[DataFile, ScoredBatch]:
     """One pass over a file: each chunk read once, validated, scored and written (output and prediction log). The
     validation table shows the verdict, pass or fail; a failing file is quarantined whole and nothing appears."""
-    source, scored = scoring.validate_and_score_file(path, champion, cfg, output, challenger,
-                                                     partial(publish_verdict, cfg))  # fmt: skip
+    source, scored = scoring.validate_and_score_file(
+        path, champion, cfg, output, challenger, partial(publish_verdict, cfg)
+    )
     _publish(cfg, scored, source.name)
     return source, scored
 
 
 @task(name="score-partition", cache_policy=NO_CACHE, **retried(1, 5))
 def score_partition(
-    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: RowRange, folder: Path,
+    source: DataFile,
+    champion: ModelRef,
+    cfg: DriftlineConfig,
+    scored_at: datetime,
+    rows: RowRange,
+    folder: Path,
     challenger_version: str | None = None,
-) -> ScoredPart:  # fmt: skip
+) -> ScoredPart:
     """One row range, on whichever worker runs it (the models loaded there from the registry)."""
     return scoring.score_partition(source, champion, cfg, scored_at, rows, folder, challenger_version)
 
 
 @task(name="assemble-output", cache_policy=NO_CACHE)
 def assemble_output(
-    parts: list[ScoredPart], source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    parts: list[ScoredPart],
+    source: DataFile,
+    champion: ModelRef,
+    cfg: DriftlineConfig,
+    output: str | None,
     scored_at: datetime,
-) -> ScoredBatch:  # fmt: skip
+) -> ScoredBatch:
     """The parts joined in row order into the output file and one log file, each appearing whole."""
     scored = scoring.assemble_output(parts, source, champion, cfg, output, scored_at)
     _publish(cfg, scored, source.name)
@@ -77,7 +93,8 @@ def _publish(cfg: DriftlineConfig, scored: ScoredBatch, name: str) -> None:
     logged = f", logged to `{scored.log}`" if scored.log else ""
     shown = "".join(f"\n- {figure}: {value:.4g}" for figure, value in scored.rollout_figures.items())
     publish_markdown(
-        cfg, "scoring",
+        cfg,
+        "scoring",
         f"Scored **{scored.rows}** rows of `{name}` with v{scored.model_version} → `{scored.output}`{logged}{shown}",
         f"Batch scoring of {name}",
-    )  # fmt: skip
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from driftline.tasks.artifacts import publish_table
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
@@ -15,14 +16,16 @@ from driftline.data.loading import DataBatch
 from driftline.steps import admission
 from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import ValidationReport
-from driftline.tasks.artifacts import publish_table
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)
 def validate_batch(
-    batch: DataBatch, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool,
+    batch: DataBatch,
+    cfg: DriftlineConfig,
+    profile: ReferenceProfile | None,
+    for_training: bool,
     trained_classes: list | None = None,
-) -> ValidationReport:  # fmt: skip
+) -> ValidationReport:
     """Training data must carry labels; a batch to score may omit them. Labels it carries follow the label rules,
     against the champion's `trained_classes` when there is a champion."""
     show = partial(publish_verdict, cfg)
@@ -40,8 +43,10 @@ def validate_file(
 def publish_verdict(cfg: DriftlineConfig, report: ValidationReport, path: Path, rows: int) -> None:
     """The verdict as a table in the UI (the label checks included), shown before a failed file goes to quarantine
     and the run stops; what passed but deserves a look (a new class accepted) is also logged as a warning."""
-    table = [{"expectation": d["expectation"], "column": d["kwargs"].get("column", ""), "passed": d["success"]}
-             for d in report.details]  # fmt: skip
+    table = [
+        {"expectation": d["expectation"], "column": d["kwargs"].get("column", ""), "passed": d["success"]}
+        for d in report.details
+    ]
     verdict = "passed" if report.success else "FAILED: " + "; ".join(report.failures)
     notes = "".join(f" Note: {note}." for note in report.notes)
     publish_table(cfg, "validation", table, f"Validation of {path.name} ({rows} rows): {verdict}.{notes}")

@@ -19,7 +19,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-
 @pytest.fixture
 def config_factory(tmp_path: Path) -> Callable[..., Path]:
     """Write the demo config with the workspace in tmp_path and a faster model; overrides merge per section."""
@@ -44,12 +43,14 @@ def demo_files(tmp_path: Path) -> dict[str, Path]:
     frames = {
         "reference.parquet": make_frame(3000, seed=1, days=56),
         "stable.csv": make_frame(1000, seed=2, start=START + 9 * WEEK, id_offset=10_000),
-        "covariate_shift.csv": make_frame(1000, seed=3, start=START + 10 * WEEK, scenario=COVARIATE_SHIFT,
-                                          id_offset=20_000),
-        "concept_drift.csv": make_frame(3000, seed=4, start=START + 11 * WEEK, scenario=CONCEPT_DRIFT,
-                                        id_offset=30_000),
+        "covariate_shift.csv": make_frame(
+            1000, seed=3, start=START + 10 * WEEK, scenario=COVARIATE_SHIFT, id_offset=20_000
+        ),
+        "concept_drift.csv": make_frame(
+            3000, seed=4, start=START + 11 * WEEK, scenario=CONCEPT_DRIFT, id_offset=30_000
+        ),
         "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 12 * WEEK, id_offset=40_000), 5),
-    }  # fmt: skip
+    }
     return write_frames(folder, frames)
 
 

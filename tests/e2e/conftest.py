@@ -17,7 +17,8 @@ def run_cli(prefect_api_url: str, tmp_path: Path) -> Callable[..., subprocess.Co
     env.pop("MLFLOW_TRACKING_URI", None)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(DRIFTLINE), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
+        return subprocess.run(
+            [str(DRIFTLINE), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
 
     return run

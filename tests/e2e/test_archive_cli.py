@@ -29,8 +29,10 @@ def test_a_poisoned_archive_is_listed_and_repaired_from_the_command_line(run_cli
     assert blocked.returncode == 3
     [line] = blocked.stderr.strip().splitlines()
     assert line.startswith("driftline: retraining window of churn-demo rejected: batch week-07-late.csv (sha256 ")
-    assert line.endswith(f"take it out of every future retraining window: driftline archive remove --config "
-                         f"{config} --fingerprint {bad.fingerprint} --reason TEXT")  # fmt: skip
+    assert line.endswith(
+        f"take it out of every future retraining window: driftline archive remove --config "
+        f"{config} --fingerprint {bad.fingerprint} --reason TEXT"
+    )
 
     listed = json.loads(run_cli("archive", "list", "--config", config, "--json").stdout)
     batches = {batch["source_name"]: batch for batch in listed["batches"]}
@@ -41,13 +43,23 @@ def test_a_poisoned_archive_is_listed_and_repaired_from_the_command_line(run_cli
     unknown = run_cli("archive", "remove", "--config", config, "--fingerprint", "deadbeefdeadbeef", "--reason", "x")
     assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
     assert "no archived batch has fingerprint deadbeefdeadbeef" in unknown.stderr
-    removed = run_cli("archive", "remove", "--config", config, "--fingerprint", bad.fingerprint[:12],
-                      "--reason", "third class in a binary target")  # fmt: skip
+    removed = run_cli(
+        "archive",
+        "remove",
+        "--config",
+        config,
+        "--fingerprint",
+        bad.fingerprint[:12],
+        "--reason",
+        "third class in a binary target",
+    )
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout.startswith("removed week-07-late.csv")
 
-    after = {b["source_name"]: b for b in json.loads(run_cli("archive", "list", "--config", config, "--json").stdout)
-             ["batches"]}  # fmt: skip
+    after = {
+        b["source_name"]: b
+        for b in json.loads(run_cli("archive", "list", "--config", config, "--json").stdout)["batches"]
+    }
     assert not after["week-07-late.csv"]["in_use"]
     assert after["week-07-late.csv"]["removal_reason"] == "third class in a binary target"
     assert after["week-07-late.csv"]["file"].startswith(str(cfg.folders.quarantine))

@@ -7,12 +7,25 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_backtest_shows_progress_per_batch_then_the_table_and_writes_its_files(run_cli, config_path, demo_files,
-                                                                               tmp_path):  # fmt: skip
+def test_backtest_shows_progress_per_batch_then_the_table_and_writes_its_files(
+    run_cli, config_path, demo_files, tmp_path
+):
     history = [str(demo_files[name]) for name in ("covariate_shift", "reference", "stable")]
     output = tmp_path / "workspace" / "bt"
-    done = run_cli("backtest", "--config", str(config_path), "--data", *history, "--policy", "never",
-                   "--set", "drift.drift_share=0.5", "drift.prediction_drift=false", "--output", str(output))  # fmt: skip
+    done = run_cli(
+        "backtest",
+        "--config",
+        str(config_path),
+        "--data",
+        *history,
+        "--policy",
+        "never",
+        "--set",
+        "drift.drift_share=0.5",
+        "drift.prediction_drift=false",
+        "--output",
+        str(output),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[never] first champion: v1 from 1 file(s)" in done.stderr
     assert "[never] stable.csv: no drift" in done.stderr

@@ -37,8 +37,9 @@ def test_train_score_run_and_status_from_the_command_line(run_cli, config_path, 
     registry = json.loads(status.stdout)
     assert registry["champion"] == "1"
     assert [(v["version"], v["gate_verdict"], v["aliases"]) for v in registry["versions"]] == [
-        ("1", "promoted", ["champion"]), ("2", "refused", ["challenger"])
-    ]  # fmt: skip
+        ("1", "promoted", ["champion"]),
+        ("2", "refused", ["challenger"]),
+    ]
 
 
 def test_bad_config_exits_2_naming_field_and_file(run_cli, tmp_path, demo_files):
@@ -54,7 +55,14 @@ def test_bad_config_exits_2_naming_field_and_file(run_cli, tmp_path, demo_files)
 
 
 def test_scoring_before_any_champion_exits_5(run_cli, config_path, demo_files, tmp_path):
-    result = run_cli("score", "--config", str(config_path), "--data", str(demo_files["stable"]),
-                     "--output", str(tmp_path / "o.parquet"))  # fmt: skip
+    result = run_cli(
+        "score",
+        "--config",
+        str(config_path),
+        "--data",
+        str(demo_files["stable"]),
+        "--output",
+        str(tmp_path / "o.parquet"),
+    )
     assert result.returncode == 5
     assert "has no champion yet" in result.stderr and "driftline train" in result.stderr

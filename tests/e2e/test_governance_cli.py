@@ -15,8 +15,11 @@ def test_audit_rollback_retire_and_reproduce_from_the_command_line(run_cli, conf
 
     audit = json.loads(run_cli("audit", "--config", config, "--json").stdout)
     assert [(e["action"], e["version"]) for e in audit["events"]] == [
-        ("registered", "1"), ("promoted", "1"), ("registered", "2"), ("refused", "2")
-    ]  # fmt: skip
+        ("registered", "1"),
+        ("promoted", "1"),
+        ("registered", "2"),
+        ("refused", "2"),
+    ]
     assert audit["events"][1]["actor"].startswith("flow-run:training/")
     at = run_cli("audit", "--config", config, "--at", audit["events"][1]["at"])
     assert at.returncode == 0 and at.stdout.startswith(f"champion at {audit['events'][1]['at']}: v1")

@@ -15,8 +15,9 @@ from driftline.stack import free_port
 pytestmark = pytest.mark.slow
 
 
-def test_labels_retrain_a_degraded_champion_and_kpis_and_dashboard_show_it(run_cli, config_path, demo_files,
-                                                                           prefect_api_url, tmp_path):  # fmt: skip
+def test_labels_retrain_a_degraded_champion_and_kpis_and_dashboard_show_it(
+    run_cli, config_path, demo_files, prefect_api_url, tmp_path
+):
     config = str(config_path)
     assert run_cli("train", "--config", config, "--data", str(demo_files["reference"])).returncode == 0
     scored = run_cli("score", "--config", config, "--data", str(demo_files["concept_drift"]))
@@ -48,8 +49,13 @@ def test_labels_retrain_a_degraded_champion_and_kpis_and_dashboard_show_it(run_c
 
     port = free_port()
     env = {**os.environ, "PREFECT_API_URL": prefect_api_url}
-    server = subprocess.Popen([str(DRIFTLINE), "dashboard", "--config", config, "--port", str(port)], cwd=tmp_path,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [str(DRIFTLINE), "dashboard", "--config", config, "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         projects = None
         for _ in range(120):  # up to a minute for the service to start

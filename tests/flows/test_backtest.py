@@ -8,6 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from driftline.flows.backtest import backtest
+from driftline.flows.params import BacktestParams, TrainParams
+from driftline.flows.training import training
 from testkit.paths import DEMO_CONFIG
 
 from driftline.backtest.results import REJECTED
@@ -15,9 +18,6 @@ from driftline.config import TRACKING_URI_ENV, load_config
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import write_demo_data
 from driftline.registry import Registry, registry_folders
-from driftline.flows.backtest import backtest
-from driftline.flows.params import BacktestParams, TrainParams
-from driftline.flows.training import training
 
 pytestmark = pytest.mark.slow  # three replays of the demo, eight trainings: make test-slow
 
@@ -27,8 +27,11 @@ def user_state(config: Path, data: Path) -> dict:
     archive, the quarantine, and the data files themselves."""
     cfg = load_config(config)
     registry = Registry(cfg)
-    experiments = {e.name: len(registry.client.search_runs([e.experiment_id]))
-                   for e in registry.client.search_experiments() if not e.name.endswith("-backtests")}  # fmt: skip
+    experiments = {
+        e.name: len(registry.client.search_runs([e.experiment_id]))
+        for e in registry.client.search_experiments()
+        if not e.name.endswith("-backtests")
+    }
     return {
         "versions": {v.version: (v.aliases, v.gate_verdict) for v in registry.versions()},
         "audit": [(e.action, e.version) for e in registry.audit_log()],
@@ -68,13 +71,22 @@ def by_policy(outcome) -> dict:
 def test_the_demo_replays_in_time_order_and_reproduces_v1_v2_refused_v3_promoted(replayed):
     outcome = replayed[0]
     assert [file.name for file in outcome.backtest.history] == [
-        "reference.parquet", "batch_01_stable.csv", "batch_02_stable.csv", "batch_03_covariate_shift.csv",
-        "batch_04_concept_drift.csv", "batch_05_quality_faults.csv"]  # fmt: skip
+        "reference.parquet",
+        "batch_01_stable.csv",
+        "batch_02_stable.csv",
+        "batch_03_covariate_shift.csv",
+        "batch_04_concept_drift.csv",
+        "batch_05_quality_faults.csv",
+    ]
     current = by_policy(outcome)["current"]
     assert (current.start.version, current.start.verdict) == ("1", "promoted")
     assert [(b.served_version, b.drift, b.candidate_version, b.gate) for b in current.batches] == [
-        ("1", False, None, None), ("1", False, None, None), ("1", True, "2", "refused"), ("1", True, "3", "promoted"),
-        (None, False, None, None)]  # fmt: skip
+        ("1", False, None, None),
+        ("1", False, None, None),
+        ("1", True, "2", "refused"),
+        ("1", True, "3", "promoted"),
+        (None, False, None, None),
+    ]
     assert {"tenure_months", "monthly_charges"} <= set(current.batches[2].drifted_features)
     assert "label" in current.batches[3].signals
     rejected = current.batches[4]

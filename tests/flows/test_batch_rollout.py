@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import LabelParams, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
 
 from driftline.config import load_config
 from driftline.data import prediction_log
@@ -14,10 +18,6 @@ from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.governance import rollout
 from driftline.registry import Registry
 from driftline.registry.audit_events import Action
-from driftline.flows.batch_scoring import batch_scoring
-from driftline.flows.params import LabelParams, ScoringParams, TrainParams
-from driftline.flows.performance_monitoring import performance_monitoring
-from driftline.flows.training import training
 
 pytestmark = pytest.mark.slow  # two trainings per test
 WEEK = pd.Timedelta(days=7)

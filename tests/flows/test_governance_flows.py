@@ -9,6 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import mlflow
 import pytest
+from driftline.flows.drift_monitoring import drift_monitoring
+from driftline.flows.params import MonitorParams, RollbackParams, TrainParams
+from driftline.flows.rollback import rollback
+from driftline.flows.training import training
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
@@ -20,10 +24,6 @@ from driftline.governance.model_card import SECTIONS
 from driftline.governance.reproduce import reproduce
 from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry, registry_folders
 from driftline.registry.audit_events import Action, champion_at, parse_time
-from driftline.flows.drift_monitoring import drift_monitoring
-from driftline.flows.params import MonitorParams, RollbackParams, TrainParams
-from driftline.flows.rollback import rollback
-from driftline.flows.training import training
 
 
 def train(config_path, *files, reason="test"):
@@ -66,10 +66,12 @@ def test_audit_log_answers_who_was_champion_at_any_time_across_promotions_and_ro
     assert back.changed and back.champion_version == "1" and back.rolled_back_from == "2"
     events = registry.audit_log()
     assert [(e.action, e.version) for e in events] == [
-        (Action.registered, "1"), (Action.promoted, "1"),
-        (Action.registered, "2"), (Action.promoted, "2"),
+        (Action.registered, "1"),
+        (Action.promoted, "1"),
+        (Action.registered, "2"),
+        (Action.promoted, "2"),
         (Action.rolled_back, "1"),
-    ]  # fmt: skip
+    ]
     promoted_1, promoted_2, rolled_back = events[1], events[3], events[4]
     assert promoted_2.before.champion == "1" and promoted_2.after.champion == "2" and promoted_2.after.previous == "1"
     assert rolled_back.reason == "v2 misbehaves in production" and rolled_back.evidence["from_version"] == "2"
@@ -120,8 +122,11 @@ def test_retired_version_loses_its_aliases_and_comes_back_only_with_a_recorded_o
 def test_reproduce_matches_the_recorded_metrics_and_names_a_missing_input(cfg, config_path, demo_files):
     train(config_path, demo_files["reference"])
     found = reproduce(cfg, "1")
-    assert found.matches and found.metrics and all(m.difference <= cfg.governance.reproduce_tolerance
-                                                   for m in found.metrics)  # fmt: skip
+    assert (
+        found.matches
+        and found.metrics
+        and all(m.difference <= cfg.governance.reproduce_tolerance for m in found.metrics)
+    )
     for archived in registry_folders(cfg).archive.rglob("*.parquet"):
         archived.unlink()
     missing = reproduce(cfg, "1")

@@ -9,6 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.drift_monitoring import drift_monitoring
+from driftline.flows.params import BatchParams, MonitorParams, TrainParams
+from driftline.flows.training import training
 from testkit.configs import BAD_LABELS, TASK_KINDS, of_kind, write_config
 from testkit.outcomes import expect
 from testkit.paths import WEEK
@@ -21,10 +25,6 @@ from driftline.governance.reproduce import reproduce
 from driftline.registry import Registry, registry_folders
 from driftline.registry.audit_events import Action, Actor
 from driftline.steps.archive_repair import remove_batch
-from driftline.flows.continuous_training import continuous_training
-from driftline.flows.drift_monitoring import drift_monitoring
-from driftline.flows.params import BatchParams, MonitorParams, TrainParams
-from driftline.flows.training import training
 
 FLOWS = ["run", "monitor", "train"]
 
@@ -37,8 +37,9 @@ def send(flow: str, config: Path, path: Path):
     return training(TrainParams(config=str(config), data=[str(path)]))
 
 
-def batch_file(folder: Path, name: str, kind: str, column: str | None = None, bad: object = None, rows: int = 200,
-               seed: int = 2) -> Path:  # fmt: skip
+def batch_file(
+    folder: Path, name: str, kind: str, column: str | None = None, bad: object = None, rows: int = 200, seed: int = 2
+) -> Path:
     """A week of new data of that kind, its first 10 labels replaced by `bad`."""
     frame = of_kind(make_frame(rows, seed=seed, start=START + 9 * WEEK, id_offset=10_000 * seed), kind)
     if column is not None:
@@ -75,8 +76,11 @@ def champion_of(tmp_path_factory, prefect_api_url) -> Callable[[str], Path]:
 # Every kind of bad label through run, monitor and train. The binary ones use the champion the default suite trains
 # anyway (a rejected run takes seconds); the multiclass and regression champions are two more trainings (slow), and
 # the default suite checks those kinds at the admission task (tests/reliability/test_bad_inputs.py).
-MATRIX = [pytest.param(*case, flow, id=f"{case[0]} via {flow}", marks=() if case[1] == "binary" else pytest.mark.slow)
-          for case in BAD_LABELS for flow in FLOWS]  # fmt: skip
+MATRIX = [
+    pytest.param(*case, flow, id=f"{case[0]} via {flow}", marks=() if case[1] == "binary" else pytest.mark.slow)
+    for case in BAD_LABELS
+    for flow in FLOWS
+]
 
 
 @pytest.mark.parametrize(("case", "kind", "column", "bad", "reason", "flow"), MATRIX)
@@ -115,8 +119,7 @@ def test_a_removed_batch_leaves_the_window_stays_in_quarantine_audited_and_repro
 
 @pytest.mark.slow  # three flow runs that train or score on a fresh champion
 def test_a_new_multiclass_class_passes_every_flow_when_the_config_allows_it(tmp_path, prefect_api_url):
-    config, _ = train_champion(tmp_path, "multiclass", validation={"allow_new_classes": True},
-                               drift={"retrain": False})  # fmt: skip
+    config, _ = train_champion(tmp_path, "multiclass", validation={"allow_new_classes": True}, drift={"retrain": False})
     cfg = load_config(config)
     for flow in ("run", "monitor"):
         path = batch_file(tmp_path, f"{flow}.csv", "multiclass", "contract", "lifetime", seed=3 if flow == "run" else 4)
@@ -145,11 +148,15 @@ def test_label_poisoning_is_stopped_at_the_door_and_the_next_drift_retrain_succe
         continuous_training(BatchParams(config=str(config), data=str(poisoned)))
         door = "archived"
     except DataRejected as rejected:
-        in_archive = any(e.source_name == poisoned.name for e in archive.read_archive_index(registry_folders(cfg).archive))
+        in_archive = any(
+            e.source_name == poisoned.name for e in archive.read_archive_index(registry_folders(cfg).archive)
+        )
         door = "archived" if in_archive else f"rejected ({rejected.reasons[0].split(';')[0]})"
     retraining = continuous_training(BatchParams(config=str(config), data=str(clean))).monitoring.retraining
     after = "no retrain" if retraining is None else f"the next drift retrain {retraining.verdict}"
-    expect(case="label poisoning",
-           expected="rejected (dataset.task is binary but target 'churned' has classes ['0', '1', '2']: ['2'] not "
-                    "among the champion's classes ['0', '1']); the next drift retrain promoted",
-           observed=f"{door}; {after}")  # fmt: skip
+    expect(
+        case="label poisoning",
+        expected="rejected (dataset.task is binary but target 'churned' has classes ['0', '1', '2']: ['2'] not "
+        "among the champion's classes ['0', '1']); the next drift retrain promoted",
+        observed=f"{door}; {after}",
+    )

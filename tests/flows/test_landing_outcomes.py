@@ -6,16 +6,16 @@ import time
 from pathlib import Path
 
 import pytest
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BatchParams, TrainParams
+from driftline.flows.training import training
+from driftline.flows.watch import landing_watcher
 from testkit.outcomes import expect
 
 from driftline.config import load_config
 from driftline.data.ledger import FAILED, REJECTED, RUNNING, SUCCEEDED, Ledger
 from driftline.errors import DataRejected, PathNotAllowed
 from driftline.registry import registry_folders
-from driftline.flows.continuous_training import continuous_training
-from driftline.flows.params import BatchParams, TrainParams
-from driftline.flows.training import training
-from driftline.flows.watch import landing_watcher
 
 
 def drop(source: Path, landing: Path, name: str) -> Path:
@@ -30,13 +30,16 @@ def announced_as_new(cfg) -> list[str]:
 
 
 def states(cfg, sha256: str) -> list[tuple[str, str]]:
-    return [(o.state, o.flow_run_id) for o in Ledger(registry_folders(cfg).landing_ledger).of_content(sha256)
-            if hasattr(o, "state")]  # fmt: skip
+    return [
+        (o.state, o.flow_run_id)
+        for o in Ledger(registry_folders(cfg).landing_ledger).of_content(sha256)
+        if hasattr(o, "state")
+    ]
 
 
 def test_a_failed_run_is_processed_when_its_file_is_dropped_again_and_a_rejected_file_is_not(
     config_factory, demo_files, tmp_path
-):  # fmt: skip
+):
     config_path = config_factory(landing={"stable_seconds": 0})
     cfg = load_config(config_path)
     training(TrainParams(config=str(config_path), data=[str(demo_files["reference"])], reason="initial"))
@@ -46,8 +49,9 @@ def test_a_failed_run_is_processed_when_its_file_is_dropped_again_and_a_rejected
 
     # fails after archiving, for a reason that is not the file's (here: an output nobody may write)
     with pytest.raises(PathNotAllowed):
-        continuous_training(BatchParams(config=str(config_path), data=str(landed),
-                                        output=str(tmp_path.parent / "elsewhere.parquet")))  # fmt: skip
+        continuous_training(
+            BatchParams(config=str(config_path), data=str(landed), output=str(tmp_path.parent / "elsewhere.parquet"))
+        )
     sha256 = Ledger(registry_folders(cfg).landing_ledger).records[0].sha256
     [(_, failed_run), (failed, _)] = states(cfg, sha256)
     assert failed == FAILED
@@ -57,9 +61,13 @@ def test_a_failed_run_is_processed_when_its_file_is_dropped_again_and_a_rejected
     drop(demo_files["stable"], landing, "stable.csv")  # dropped again: new data, and this time it is processed
     assert announced_as_new(cfg) == ["stable.csv"]
     summary = continuous_training(BatchParams(config=str(config_path), data=str(landed)))
-    expect(case="a landed file whose run failed after archiving is run again", expected="processed, scored by v1",
-           observed=f"duplicate of {summary.duplicate_of}" if summary.duplicate_of
-           else f"processed, scored by v{summary.scoring.model_version}")  # fmt: skip
+    expect(
+        case="a landed file whose run failed after archiving is run again",
+        expected="processed, scored by v1",
+        observed=f"duplicate of {summary.duplicate_of}"
+        if summary.duplicate_of
+        else f"processed, scored by v{summary.scoring.model_version}",
+    )
     assert [state for state, _ in states(cfg, sha256)] == [RUNNING, FAILED, RUNNING, SUCCEEDED]
     drop(demo_files["stable"], landing, "stable_copy.csv")
     assert announced_as_new(cfg) == []  # processed now: a copy is a duplicate

@@ -5,11 +5,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from testkit.events import model_events
-
-from driftline.errors import ConfigError, DataRejected
-from driftline.monitoring import evidently_report
-from driftline.registry import Registry
 from driftline.flows.batch_scoring import batch_scoring
 from driftline.flows.continuous_training import continuous_training
 from driftline.flows.params import BatchParams, LabelParams, ScoringParams, TrainParams
@@ -17,6 +12,11 @@ from driftline.flows.performance_monitoring import performance_monitoring
 from driftline.flows.training import training
 from driftline.tasks.events import PERFORMANCE_DEGRADED
 from driftline.tasks.kpis import gather_kpis
+from testkit.events import model_events
+
+from driftline.errors import ConfigError, DataRejected
+from driftline.monitoring import evidently_report
+from driftline.registry import Registry
 
 
 @pytest.fixture
@@ -40,8 +40,9 @@ def write_labels(frame: pd.DataFrame, path) -> str:
 def test_degraded_champion_is_retrained_and_notified(labeled_config, champion, demo_files, tmp_path):
     cfg_path = str(labeled_config)
     started = datetime.now(UTC)
-    batch_scoring(ScoringParams(config=cfg_path, data=str(demo_files["concept_drift"]),
-                                output=str(tmp_path / "scored.parquet")))  # fmt: skip
+    batch_scoring(
+        ScoringParams(config=cfg_path, data=str(demo_files["concept_drift"]), output=str(tmp_path / "scored.parquet"))
+    )
     truth = pd.read_csv(demo_files["concept_drift"])
     labels = pd.concat([truth.iloc[500:], pd.DataFrame({"customer_id": ["C9999999"], "churned": [1]})])
     outcome = performance_monitoring(LabelParams(config=cfg_path, data=write_labels(labels, tmp_path / "l.csv")))
@@ -78,8 +79,9 @@ def _cfg(path):
     return load_config(path)
 
 
-def test_stable_labels_keep_the_champion_and_late_predictions_match_kept_labels(labeled_config, champion,
-                                                                                demo_files, tmp_path):  # fmt: skip
+def test_stable_labels_keep_the_champion_and_late_predictions_match_kept_labels(
+    labeled_config, champion, demo_files, tmp_path
+):
     cfg_path, cfg = str(labeled_config), _cfg(labeled_config)
     stable = pd.read_csv(demo_files["stable"])
     # labels first: no prediction matches them yet, they are kept

@@ -4,6 +4,9 @@ import shutil
 
 import pandas as pd
 import pytest
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import ScoringParams, TrainParams
+from driftline.flows.training import training
 
 from driftline.config import load_config
 from driftline.data import prediction_log
@@ -13,9 +16,6 @@ from driftline.errors import DataRejected
 from driftline.registry import Registry, registry_folders
 from driftline.serving.batch_scoring import SCORED_AT
 from driftline.validation.expectations import build_expectations, validate_frame
-from driftline.flows.batch_scoring import batch_scoring
-from driftline.flows.params import ScoringParams, TrainParams
-from driftline.flows.training import training
 
 # Two thread workers: a cluster of processes would start two more Pythons on a shared 2-core machine for the same
 # code path (the partitions, the registry load on the worker, the join); scoring.dask_processes is true by default.
@@ -32,18 +32,27 @@ def champion(config_factory, demo_files):
 
 def test_batch_scoring_on_dask_writes_what_a_single_process_writes(config_factory, champion, demo_files, tmp_path):
     local_config = config_factory(scoring={"chunk_rows": 300})
-    local = batch_scoring(ScoringParams(config=str(local_config), data=str(demo_files["stable"]),
-                                        output=str(tmp_path / "out" / "local.parquet")))
+    local = batch_scoring(
+        ScoringParams(
+            config=str(local_config), data=str(demo_files["stable"]), output=str(tmp_path / "out" / "local.parquet")
+        )
+    )
     # The same content by the same version is logged once: set the local run's log aside so the Dask run logs its own.
     [local_log_file] = prediction_log.log_files(registry_folders(load_config(local_config)).prediction_log)
     local_log = pd.read_parquet(local_log_file).drop(columns=SCORED_AT)
     local_log_file.unlink()
     dask_config = config_factory(scoring=DASK)
-    on_dask = batch_scoring(ScoringParams(config=str(dask_config), data=str(demo_files["stable"]),
-                                          output=str(tmp_path / "out" / "dask.parquet")))
+    on_dask = batch_scoring(
+        ScoringParams(
+            config=str(dask_config), data=str(demo_files["stable"]), output=str(tmp_path / "out" / "dask.parquet")
+        )
+    )
 
     assert on_dask.scored[0].rows == local.scored[0].rows == 1000
-    expected, got = pd.read_parquet(tmp_path / "out" / "local.parquet"), pd.read_parquet(tmp_path / "out" / "dask.parquet")
+    expected, got = (
+        pd.read_parquet(tmp_path / "out" / "local.parquet"),
+        pd.read_parquet(tmp_path / "out" / "dask.parquet"),
+    )
     assert got[SCORED_AT].nunique() == 1  # one time per run, whichever worker scored the row
     pd.testing.assert_frame_equal(got.drop(columns=SCORED_AT), expected.drop(columns=SCORED_AT))
     logs = prediction_log.log_files(registry_folders(load_config(dask_config)).prediction_log)

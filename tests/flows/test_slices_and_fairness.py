@@ -5,6 +5,12 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import LabelParams, PerformanceOutcome, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
+from driftline.tasks.events import FAIRNESS_BREACHED, SLICE_DEGRADED
+from driftline.tasks.kpis import gather_kpis
 from testkit.events import model_events
 from testkit.paths import WEEK
 from testkit.slices import labels_flipped_in, unfair_to
@@ -13,15 +19,11 @@ from driftline.config import load_config
 from driftline.data.demo import START, make_frame
 from driftline.monitoring import evidently_report
 from driftline.registry import Registry
-from driftline.flows.batch_scoring import batch_scoring
-from driftline.flows.params import LabelParams, PerformanceOutcome, ScoringParams, TrainParams
-from driftline.flows.performance_monitoring import performance_monitoring
-from driftline.flows.training import training
-from driftline.tasks.events import FAIRNESS_BREACHED, SLICE_DEGRADED
-from driftline.tasks.kpis import gather_kpis
 
-WATCHED = {"slices": {"columns": ["region"], "min_rows": 100, "tolerance": 0.1},
-           "fairness": {"attribute": "region", "min_disparate_impact": 0.6}}  # fmt: skip
+WATCHED = {
+    "slices": {"columns": ["region"], "min_rows": 100, "tolerance": 0.1},
+    "fairness": {"attribute": "region", "min_disparate_impact": 0.6},
+}
 # a loose primary-metric rule, so that only the slices and fairness decide here
 LABELS = {"enabled": True, "min_rows": 100, "max_degradation": 0.5}
 
@@ -57,8 +59,11 @@ def test_a_degraded_slice_is_notified_and_a_fair_batch_is_not(config_factory, de
     assert flipped.retraining is None and Registry(cfg).champion().version == "1"  # a notice: the switch is off
     [event] = model_events(SLICE_DEGRADED, cfg.registry.model_name, started)  # none for the fair batch
     payload = event["payload"]
-    assert (payload["batch"], payload["champion_version"], payload["counts_as_degradation"]) == ("flipped.csv", "1",
-                                                                                                 False)  # fmt: skip
+    assert (payload["batch"], payload["champion_version"], payload["counts_as_degradation"]) == (
+        "flipped.csv",
+        "1",
+        False,
+    )
     [south] = payload["slices"]
     assert south["slice"] == "region=south" and south["at_promotion"] - south["measured"] > 0.1
     assert payload["retraining"] == "labels.fairness_counts_as_degradation is off"
@@ -67,8 +72,7 @@ def test_a_degraded_slice_is_notified_and_a_fair_batch_is_not(config_factory, de
     assert kpis.champion_watch == "breached" and "slices degraded: region=south" in kpis.champion_watch_detail
 
 
-def test_a_fairness_breach_is_notified_and_retrains_when_it_counts_as_degradation(config_factory, demo_files,
-                                                                                   tmp_path):  # fmt: skip
+def test_a_fairness_breach_is_notified_and_retrains_when_it_counts_as_degradation(config_factory, demo_files, tmp_path):
     labels = {**LABELS, "fairness_counts_as_degradation": True}
     config = trained(config_factory(gate=WATCHED, labels=labels), demo_files)
     cfg, started = load_config(config), datetime.now(UTC)
@@ -90,6 +94,7 @@ def test_a_fairness_breach_is_notified_and_retrains_when_it_counts_as_degradatio
     [point] = registry.client.get_metric_history(run.info.run_id, "batch_disparate_impact/region")
     assert (point.step, point.value) == (0, pytest.approx(payload["disparate_impact"]))
     assert run.data.metrics["fairness_breached"] == 1
-    snapshots = [s["name"] for s in evidently_report.dashboard_snapshots(cfg)
-                 if evidently_report.FAIRNESS_TAG in s["tags"]]  # fmt: skip
+    snapshots = [
+        s["name"] for s in evidently_report.dashboard_snapshots(cfg) if evidently_report.FAIRNESS_TAG in s["tags"]
+    ]
     assert snapshots == ["fairness unfair.csv v1"]

@@ -37,15 +37,20 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     threading.Thread(target=webhook.serve_forever, daemon=True).start()
     config_path = write_config(root)
     settings = stack.StackSettings(
-        root=root / "stack", project_dir=PROJECT_ROOT, config=str(config_path), profile="postgres",
-        prefect_port=stack.free_port(), mlflow_port=stack.free_port(), postgres_port=stack.free_port(),
+        root=root / "stack",
+        project_dir=PROJECT_ROOT,
+        config=str(config_path),
+        profile="postgres",
+        prefect_port=stack.free_port(),
+        mlflow_port=stack.free_port(),
+        postgres_port=stack.free_port(),
         extra_env={
             "DRIFTLINE_WEBHOOK_URL": webhook.url,
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_WORKER_PREFETCH_SECONDS": "2",
         },
-    )  # fmt: skip
+    )
     state = stack.up(settings, progress=lambda line: print(f"stack: {line}"))
     try:
         with temporary_settings({PREFECT_API_URL: state.env["PREFECT_API_URL"]}):
@@ -78,24 +83,43 @@ def newcomer(prefect_api_url: str, request: pytest.FixtureRequest) -> Iterator[S
     started and stopped as `make up` and `make down` do. MLflow calls give up fast, so an outage fails a run fast."""
     root = Path(tempfile.mkdtemp(prefix="driftline-newcomer-"))
     config_path = write_config(
-        root, schedules={"drift_monitoring": {"cron": "0 3 * * *", "active": False},
-                         "batch_scoring": {"cron": "0 2 * * *", "active": False}},
+        root,
+        schedules={
+            "drift_monitoring": {"cron": "0 3 * * *", "active": False},
+            "batch_scoring": {"cron": "0 2 * * *", "active": False},
+        },
         reliability={"registry_http_retries": 1, "registry_backoff_seconds": 0, "registry_timeout_seconds": 5},
-    )  # fmt: skip
+    )
     data = newcomer_data(root / "data")
     demo_env = cli_env(prefect_api_url)
-    for step in (["train", "--data", str(data["reference"])], ["run", "--data", str(data["stable_a"])],
-                 ["run", "--data", str(data["stable_b"])]):  # fmt: skip
-        done = subprocess.run([str(DRIFTLINE), step[0], "--config", str(config_path), *step[1:]], env=demo_env,
-                              cwd=PROJECT_ROOT, capture_output=True, text=True)  # fmt: skip
+    for step in (
+        ["train", "--data", str(data["reference"])],
+        ["run", "--data", str(data["stable_a"])],
+        ["run", "--data", str(data["stable_b"])],
+    ):
+        done = subprocess.run(
+            [str(DRIFTLINE), step[0], "--config", str(config_path), *step[1:]],
+            env=demo_env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, f"driftline {' '.join(step)}: {done.stderr}"
-    stack_env = {key: value for key, value in os.environ.items() if key not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    stack_env = {
+        key: value for key, value in os.environ.items() if key not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")
+    }
     stack_env |= {"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "2", "COLUMNS": "300"}
     ports = ["--prefect-port", str(stack.free_port()), "--mlflow-port", str(stack.free_port())]
 
     def driftline_stack(action: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(DRIFTLINE), "stack", action, "--config", str(config_path), *extra], env=stack_env,
-                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)  # fmt: skip
+        return subprocess.run(
+            [str(DRIFTLINE), "stack", action, "--config", str(config_path), *extra],
+            env=stack_env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
 
     cfg = load_config(config_path)
     up = driftline_stack("up", *ports)

@@ -37,18 +37,32 @@ def empty_cluster() -> Iterator[int]:
 def psql(port: int, user: str, password: str, database: str, sql: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [stack.postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", database, "-tAc", sql],
-        capture_output=True, text=True, env={**os.environ, "PGPASSWORD": password},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGPASSWORD": password},
+    )
 
 
 def test_the_init_script_gives_each_server_its_own_database_and_login(empty_cluster: int):
-    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(empty_cluster), "PGPASSWORD": SUPERUSER_PASSWORD,
-           "POSTGRES_USER": "postgres", "PREFECT_DB_PASSWORD": "prefect-pw", "MLFLOW_DB_PASSWORD": "mlflow pw'quoted"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(empty_cluster),
+        "PGPASSWORD": SUPERUSER_PASSWORD,
+        "POSTGRES_USER": "postgres",
+        "PREFECT_DB_PASSWORD": "prefect-pw",
+        "MLFLOW_DB_PASSWORD": "mlflow pw'quoted",
+    }
     done = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     for role, password in (("prefect", "prefect-pw"), ("mlflow", "mlflow pw'quoted")):
-        owner = psql(empty_cluster, role, password, role, f"SELECT pg_get_userbyid(datdba) FROM pg_database "
-                     f"WHERE datname = '{role}'")  # fmt: skip
+        owner = psql(
+            empty_cluster,
+            role,
+            password,
+            role,
+            f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{role}'",
+        )
         assert owner.returncode == 0, owner.stderr
         assert owner.stdout.strip() == role
     refused = psql(empty_cluster, "prefect", "wrong", "prefect", "SELECT 1")

@@ -50,15 +50,19 @@ def test_a_run_started_through_the_api_with_parameters_completes(live_stack: Sta
 def test_a_scheduled_run_happens_and_a_paused_schedule_creates_none(live_stack: Stack):
     scheduled = wait_for(
         lambda: [r for r in runs_of(live_stack, "drift-monitoring", auto_scheduled=True) if r.state.is_completed()],
-        timeout=120, what="a scheduled drift-monitoring run to complete",
-    )  # fmt: skip
+        timeout=120,
+        what="a scheduled drift-monitoring run to complete",
+    )
     assert scheduled[0].parameters["params"]["config"] == str(live_stack.config_path)
     assert runs_of(live_stack, "batch-scoring", auto_scheduled=True) == []  # deployed with active: false
     with get_client(sync_client=True) as client:  # pause it, as the UI's schedule toggle does
         deployment = client.read_deployment(deployment_id(live_stack, "drift-monitoring"))
         client.update_deployment_schedule(deployment.id, deployment.schedules[0].id, active=False)
-    wait_for(lambda: not [r for r in runs_of(live_stack, "drift-monitoring", auto_scheduled=True)
-                          if r.state.is_scheduled()], timeout=60, what="paused schedule to drop its future runs")  # fmt: skip
+    wait_for(
+        lambda: not [r for r in runs_of(live_stack, "drift-monitoring", auto_scheduled=True) if r.state.is_scheduled()],
+        timeout=60,
+        what="paused schedule to drop its future runs",
+    )
 
 
 def test_a_dropped_file_runs_continuous_training_once_and_its_copy_never(live_stack: Stack):
@@ -80,8 +84,11 @@ def test_a_dropped_file_runs_continuous_training_once_and_its_copy_never(live_st
 def test_the_triggered_run_publishes_what_a_reviewer_reads_in_the_prefect_ui(live_stack: Stack):
     """Validation table, drift per feature with the Evidently report, scoring summary, and (in the retraining subflow)
     the gate's challenger-vs-champion markdown with its links to MLflow: the artifacts of the concept-drift run."""
-    [run] = [r for r in runs_of(live_stack, "continuous-training")
-             if r.parameters["params"]["data"].endswith("/concept_drift.csv")]  # fmt: skip
+    [run] = [
+        r
+        for r in runs_of(live_stack, "continuous-training")
+        if r.parameters["params"]["data"].endswith("/concept_drift.csv")
+    ]
     with get_client(sync_client=True) as client:
         subflows = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id]))
@@ -129,8 +136,15 @@ def test_simultaneous_triggers_run_one_at_a_time(live_stack: Stack):
 
 def test_a_bad_file_fails_its_run_and_is_quarantined(live_stack: Stack):
     drop(live_stack, "faulty")
-    run = wait_for(lambda: [r for r in runs_of(live_stack, "continuous-training")
-                            if r.parameters["params"]["data"].endswith("faulty.csv")], 60, "the bad file's run")[0]  # fmt: skip
+    run = wait_for(
+        lambda: [
+            r
+            for r in runs_of(live_stack, "continuous-training")
+            if r.parameters["params"]["data"].endswith("faulty.csv")
+        ],
+        60,
+        "the bad file's run",
+    )[0]
     done = wait_until_final(run.id)
     assert done.state.is_failed() and "unknown-plan" in done.state.message
     assert any((path / "faulty.csv").exists() for path in live_stack.cfg.folders.quarantine.iterdir())
@@ -145,8 +159,9 @@ def test_the_registry_on_the_server_holds_every_version_with_its_gate_and_one_ch
     assert versions["3"].tags["driftline.trigger"] == "drift in concept_drift.csv"
     assert set(verdicts.values()) == {"promoted", "refused"}  # no version left without a gate decision
     # Whatever the races did: champion is the last version promoted, previous the one promoted before it.
-    promoted = sorted((v for v in versions if verdicts[v] == "promoted"),
-                      key=lambda v: versions[v].tags["driftline.gate.decided_at"])  # fmt: skip
+    promoted = sorted(
+        (v for v in versions if verdicts[v] == "promoted"), key=lambda v: versions[v].tags["driftline.gate.decided_at"]
+    )
     held = aliases(live_stack)
     assert (held["champion"], held["previous"]) == (promoted[-1], promoted[-2])
     assert client.get_run(versions["3"].run_id).data.tags["driftline.config_fingerprint"]
@@ -157,8 +172,12 @@ def test_the_webhook_received_the_notifications(live_stack: Stack):
         return {text.split("\n")[0] for text in live_stack.webhook.texts()}
 
     name = live_stack.cfg.registry.model_name
-    expected = {f"*driftline {name}: v1 promoted*", f"*driftline {name}: v3 promoted*",
-                f"*driftline {name}: drift detected*", f"*driftline {name}: gate refused v2*"}  # fmt: skip
+    expected = {
+        f"*driftline {name}: v1 promoted*",
+        f"*driftline {name}: v3 promoted*",
+        f"*driftline {name}: drift detected*",
+        f"*driftline {name}: gate refused v2*",
+    }
     wait_for(lambda: expected <= subjects(), 60, f"notifications {expected}, got {subjects()}")
     wait_for(lambda: any("failed" in s for s in subjects()), 60, f"a failed flow run, got {subjects()}")
     failed = next(text for text in live_stack.webhook.texts() if "failed" in text.split("\n")[0])

@@ -149,8 +149,9 @@ class Server:
 
     def start(self, timeout: float = 120) -> None:
         with self.log.open("a") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                            start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
         wait_for(lambda: _serving(self.health_url), timeout, f"{self.command[1]} answering {self.health_url}", 0.5)
 
     def kill(self) -> None:
@@ -165,10 +166,24 @@ def mlflow_server(cfg: DriftlineConfig, tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     server = Server(
-        [str(mlflow), "server", "--backend-store-uri", cfg.tracking_uri, "--default-artifact-root",
-         str(cfg.folders.root / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        f"http://127.0.0.1:{port}/health", tmp_path / "mlflow-server.log", dict(os.environ),
-    )  # fmt: skip
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            cfg.tracking_uri,
+            "--default-artifact-root",
+            str(cfg.folders.root / "mlartifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        f"http://127.0.0.1:{port}/health",
+        tmp_path / "mlflow-server.log",
+        dict(os.environ),
+    )
     server.start()
     yield server
     server.kill()
@@ -179,13 +194,21 @@ def prefect_server(tmp_path: Path) -> Iterator[Server]:
     """`prefect server start` on its own SQLite database; leases kept on disk, so they survive a restart."""
     port = free_port()
     home = tmp_path / "prefect-home"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-           LEASE_STORAGE_ENV: FILE_LEASES,
-           "PREFECT_SERVER_UI_ENABLED": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        LEASE_STORAGE_ENV: FILE_LEASES,
+        "PREFECT_SERVER_UI_ENABLED": "false",
+    }
     prefect = Path(sys.executable).parent / "prefect"
-    server = Server([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                    f"http://127.0.0.1:{port}/api/health", tmp_path / "prefect-server.log", env)  # fmt: skip
+    server = Server(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/api/health",
+        tmp_path / "prefect-server.log",
+        env,
+    )
     server.start()
     yield server
     server.kill()

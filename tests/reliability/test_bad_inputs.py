@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from driftline.tasks.data import load_batch
+from driftline.tasks.scoring import validate_and_score_file
+from driftline.tasks.validation import validate_file
 from testkit.configs import BAD_LABELS, TASK_KINDS, TRAINED_CLASSES, of_kind
 from testkit.outcomes import expect
 from testkit.paths import DEMO_CONFIG, WEEK
@@ -36,9 +39,6 @@ from driftline.serving.batch_scoring import output_path
 from driftline.training.train import train_model
 from driftline.validation import chunked
 from driftline.validation.profile import learn_profile
-from driftline.tasks.data import load_batch
-from driftline.tasks.scoring import validate_and_score_file
-from driftline.tasks.validation import validate_file
 
 REFERENCE = make_frame(1000, seed=1)  # what the champion was trained on: its ranges and categories
 BATCH = make_frame(200, seed=2, start=START + 9 * WEEK, id_offset=10_000)
@@ -65,7 +65,9 @@ def _with(column: str, value: object, rows: int | None = None) -> pd.DataFrame:
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(zipfile.ZipInfo("batch.csv", date_time=(2026, 1, 1, 0, 0, 0)), _csv(BATCH))  # same bytes each call
+        archive.writestr(
+            zipfile.ZipInfo("batch.csv", date_time=(2026, 1, 1, 0, 0, 0)), _csv(BATCH)
+        )  # same bytes each call
     return buffer.getvalue()
 
 
@@ -80,40 +82,100 @@ DATA_CASES: list[tuple[str, str, Callable[[], bytes], str]] = [
     ("empty file", "batch.csv", lambda: b"", "file is empty (no header, no rows)"),
     ("header only", "batch.csv", lambda: _csv(BATCH.iloc[:0]), "file has a header but no rows"),
     ("missing column", "batch.csv", lambda: _csv(BATCH.drop(columns=["age"])), "column 'age' is missing"),
-    ("extra (undeclared) column", "batch.csv", lambda: _csv(BATCH.assign(internal_note="x")),
-     "columns ['internal_note'] are not in the config: expected only the declared columns; drop them or list them "
-     "under dataset.passthrough_columns"),
-    ("wrong type", "batch.csv", lambda: _csv(_with("age", "forty", rows=3)),
-     "column 'age': expected numbers, found non-numeric values (e.g. forty)"),
-    ("column entirely null", "batch.csv", lambda: _csv(_with("monthly_charges", None)),
-     "column 'monthly_charges': 100.0% nulls or unparseable values, at most 5.0% allowed"),
-    ("nulls above threshold", "batch.csv", lambda: _csv(_with("tenure_months", None, rows=40)),
-     "column 'tenure_months': 20.0% nulls or unparseable values, at most 5.0% allowed"),
-    ("unseen categories beyond tolerance", "batch.csv", lambda: _csv(_with("contract", "lifetime", rows=20)),
-     "column 'contract': 10.0% of values are categories unseen in training (e.g. lifetime), at most 1.0% allowed"),
-    ("values out of range", "batch.csv", lambda: _csv(_with("support_calls", 500.0, rows=20)),
-     "column 'support_calls': 10.0% of values outside [-3, 9] (e.g. 500.0), at most 1.0% allowed"),
-    ("duplicate ids", "batch.csv", lambda: _csv(_repeated_ids()),
-     "column 'customer_id': 10 rows share an id (e.g. C0010000, C0010001, C0010002)"),
-    ("infinity", "batch.csv", lambda: _csv(_with("monthly_charges", np.inf, rows=1)),
-     "column 'monthly_charges': 0.5% of values outside [-1e+15, 1e+15] (e.g. inf)"),
-    ("huge value (1e308)", "batch.parquet", lambda: _parquet(_with("monthly_charges", 1e308, rows=1)),
-     "column 'monthly_charges': 0.5% of values outside [-1e+15, 1e+15] (e.g. 1e+308)"),
-    ("non-UTF-8 bytes", "batch.csv", lambda: _csv(BATCH).replace(b"north", b"n\xf6rth", 1),
-     "not UTF-8 text: byte 0xf6 at offset 491 (line 5); save the file as UTF-8"),
-    ("wrong delimiter", "batch.csv", lambda: _csv(BATCH, sep=";"),
-     "one column 'customer_id;event_time;tenure_months;monthly_charges;support' was read: the file looks "
-     "';'-delimited; set dataset.csv_delimiter"),
-    ("truncated Parquet", "batch.parquet", lambda: PARQUET[: len(PARQUET) // 2],
-     "not a readable Parquet file: Parquet magic bytes not found in footer. Either the file is corrupted or this "
-     "is not a parquet file."),
-    ("corrupt Parquet (footer overwritten)", "batch.parquet", lambda: PARQUET[:-12] + b"\x00" * 12,
-     "not a readable Parquet file: Parquet magic bytes not found in footer. Either the file is corrupted or this "
-     "is not a parquet file."),
-    ("PNG renamed .csv", "batch.csv", lambda: b"\x89PNG\r\n\x1a\n" + bytes(64),
-     "content is a PNG image, not CSV text as the suffix '.csv' says; this is not a data file"),
-    ("zip renamed .csv", "batch.csv", _zip,
-     "content is a ZIP archive (also .xlsx, .docx), not CSV text as the suffix '.csv' says; this is not a data file"),
+    (
+        "extra (undeclared) column",
+        "batch.csv",
+        lambda: _csv(BATCH.assign(internal_note="x")),
+        "columns ['internal_note'] are not in the config: expected only the declared columns; drop them or list them "
+        "under dataset.passthrough_columns",
+    ),
+    (
+        "wrong type",
+        "batch.csv",
+        lambda: _csv(_with("age", "forty", rows=3)),
+        "column 'age': expected numbers, found non-numeric values (e.g. forty)",
+    ),
+    (
+        "column entirely null",
+        "batch.csv",
+        lambda: _csv(_with("monthly_charges", None)),
+        "column 'monthly_charges': 100.0% nulls or unparseable values, at most 5.0% allowed",
+    ),
+    (
+        "nulls above threshold",
+        "batch.csv",
+        lambda: _csv(_with("tenure_months", None, rows=40)),
+        "column 'tenure_months': 20.0% nulls or unparseable values, at most 5.0% allowed",
+    ),
+    (
+        "unseen categories beyond tolerance",
+        "batch.csv",
+        lambda: _csv(_with("contract", "lifetime", rows=20)),
+        "column 'contract': 10.0% of values are categories unseen in training (e.g. lifetime), at most 1.0% allowed",
+    ),
+    (
+        "values out of range",
+        "batch.csv",
+        lambda: _csv(_with("support_calls", 500.0, rows=20)),
+        "column 'support_calls': 10.0% of values outside [-3, 9] (e.g. 500.0), at most 1.0% allowed",
+    ),
+    (
+        "duplicate ids",
+        "batch.csv",
+        lambda: _csv(_repeated_ids()),
+        "column 'customer_id': 10 rows share an id (e.g. C0010000, C0010001, C0010002)",
+    ),
+    (
+        "infinity",
+        "batch.csv",
+        lambda: _csv(_with("monthly_charges", np.inf, rows=1)),
+        "column 'monthly_charges': 0.5% of values outside [-1e+15, 1e+15] (e.g. inf)",
+    ),
+    (
+        "huge value (1e308)",
+        "batch.parquet",
+        lambda: _parquet(_with("monthly_charges", 1e308, rows=1)),
+        "column 'monthly_charges': 0.5% of values outside [-1e+15, 1e+15] (e.g. 1e+308)",
+    ),
+    (
+        "non-UTF-8 bytes",
+        "batch.csv",
+        lambda: _csv(BATCH).replace(b"north", b"n\xf6rth", 1),
+        "not UTF-8 text: byte 0xf6 at offset 491 (line 5); save the file as UTF-8",
+    ),
+    (
+        "wrong delimiter",
+        "batch.csv",
+        lambda: _csv(BATCH, sep=";"),
+        "one column 'customer_id;event_time;tenure_months;monthly_charges;support' was read: the file looks "
+        "';'-delimited; set dataset.csv_delimiter",
+    ),
+    (
+        "truncated Parquet",
+        "batch.parquet",
+        lambda: PARQUET[: len(PARQUET) // 2],
+        "not a readable Parquet file: Parquet magic bytes not found in footer. Either the file is corrupted or this "
+        "is not a parquet file.",
+    ),
+    (
+        "corrupt Parquet (footer overwritten)",
+        "batch.parquet",
+        lambda: PARQUET[:-12] + b"\x00" * 12,
+        "not a readable Parquet file: Parquet magic bytes not found in footer. Either the file is corrupted or this "
+        "is not a parquet file.",
+    ),
+    (
+        "PNG renamed .csv",
+        "batch.csv",
+        lambda: b"\x89PNG\r\n\x1a\n" + bytes(64),
+        "content is a PNG image, not CSV text as the suffix '.csv' says; this is not a data file",
+    ),
+    (
+        "zip renamed .csv",
+        "batch.csv",
+        _zip,
+        "content is a ZIP archive (also .xlsx, .docx), not CSV text as the suffix '.csv' says; this is not a data file",
+    ),
 ]
 
 
@@ -169,8 +231,11 @@ def test_bad_file_to_score_is_quarantined_whole_with_a_one_line_reason(
     path.write_bytes(sent)
     with pytest.raises(DataRejected) as rejected:
         run_file_task(task, path, cfg, profile, reference_model)
-    expect(case=f"{case} ({task})", expected=f"quarantined whole: {reason}",
-           observed=quarantined_whole(rejected.value, path, sent))  # fmt: skip
+    expect(
+        case=f"{case} ({task})",
+        expected=f"quarantined whole: {reason}",
+        observed=quarantined_whole(rejected.value, path, sent),
+    )
     assert not cfg.folders.outputs.exists() or list(cfg.folders.outputs.iterdir()) == []
 
 
@@ -183,9 +248,11 @@ def test_training_data_with_infinities_is_rejected_without_a_reference_profile(c
 
     with pytest.raises(DataRejected) as rejected:
         validate_batch.fn(load_batch.fn(path, cfg), cfg, profile=None, for_training=True)
-    expect(case="infinity in training data (no profile)",
-           expected="quarantined whole: column 'monthly_charges': 1.0% of values outside [-1e+15, 1e+15] (e.g. -inf)",
-           observed=quarantined_whole(rejected.value, path, content))  # fmt: skip
+    expect(
+        case="infinity in training data (no profile)",
+        expected="quarantined whole: column 'monthly_charges': 1.0% of values outside [-1e+15, 1e+15] (e.g. -inf)",
+        observed=quarantined_whole(rejected.value, path, content),
+    )
 
 
 @pytest.mark.parametrize(("case", "kind", "column", "bad", "reason"), BAD_LABELS, ids=[c[0] for c in BAD_LABELS])
@@ -205,10 +272,14 @@ def test_bad_labels_in_a_new_batch_are_quarantined_before_the_archive(
     path.write_bytes(content)
     profile = learn_profile(of_kind(REFERENCE, kind), cfg.dataset)
     with pytest.raises(DataRejected) as rejected:
-        validate_batch.fn(load_batch.fn(path, cfg), cfg, profile, for_training=False,
-                          trained_classes=TRAINED_CLASSES[kind])  # fmt: skip
-    expect(case=f"bad labels: {case}", expected=f"quarantined whole: {reason}",
-           observed=quarantined_whole(rejected.value, path, content))  # fmt: skip
+        validate_batch.fn(
+            load_batch.fn(path, cfg), cfg, profile, for_training=False, trained_classes=TRAINED_CLASSES[kind]
+        )
+    expect(
+        case=f"bad labels: {case}",
+        expected=f"quarantined whole: {reason}",
+        observed=quarantined_whole(rejected.value, path, content),
+    )
 
 
 APPENDED = b"C9999999,2026-03-10T00:00:00Z,1,1.0,1,30,monthly,card,north,0\n"
@@ -236,10 +307,12 @@ def test_file_that_grows_while_read_is_rejected(
     size = path.stat().st_size
     with pytest.raises(DataRejected) as rejected:
         run_file_task(stage, path, cfg, profile, reference_model) if stage in FILE_TASKS else load_batch.fn(path, cfg)
-    expect(case=f"file growing while read ({stage})",
-           expected=f"quarantined whole: file changed while it was read (size {size} -> {size + len(APPENDED)} "
-           "bytes, modification time changed); write files elsewhere and move them in when complete",
-           observed=quarantined_whole(rejected.value, path, _csv(BATCH) + APPENDED))  # fmt: skip
+    expect(
+        case=f"file growing while read ({stage})",
+        expected=f"quarantined whole: file changed while it was read (size {size} -> {size + len(APPENDED)} "
+        "bytes, modification time changed); write files elsewhere and move them in when complete",
+        observed=quarantined_whole(rejected.value, path, _csv(BATCH) + APPENDED),
+    )
 
 
 def refused_untouched(refused: PathNotAllowed, path: Path, content: bytes | None, cfg) -> str:
@@ -273,8 +346,11 @@ def test_paths_outside_the_allowed_folders_are_refused(cfg, profile, tmp_path_fa
         with pytest.raises(PathNotAllowed) as refused:
             attempt()
         content = None if path.suffix == ".parquet" else _csv(BATCH)
-        expect(case=case, expected="refused, nothing read, moved or written",
-               observed=refused_untouched(refused.value, path, content, cfg))  # fmt: skip
+        expect(
+            case=case,
+            expected="refused, nothing read, moved or written",
+            observed=refused_untouched(refused.value, path, content, cfg),
+        )
 
 
 def test_extra_columns_declared_as_passthrough_are_accepted(config_factory, profile, tmp_path, prefect_api_url):
@@ -283,32 +359,56 @@ def test_extra_columns_declared_as_passthrough_are_accepted(config_factory, prof
     path = tmp_path / "batch.csv"
     path.write_bytes(_csv(BATCH.assign(internal_note="x")))
     source = validate_file.fn(path, cfg, profile)
-    expect(case="extra column declared in dataset.passthrough_columns", expected="accepted: 200 rows",
-           observed=f"accepted: {source.rows} rows")  # fmt: skip
+    expect(
+        case="extra column declared in dataset.passthrough_columns",
+        expected="accepted: 200 rows",
+        observed=f"accepted: {source.rows} rows",
+    )
 
 
 CONFIG_CASES: list[tuple[str, Callable[[dict], object], str]] = [
-    ("config: unknown key", lambda d: d["dataset"].update(colour="red"),
-     "dataset.colour: unknown key; remove it or check its spelling"),
-    ("config: wrong type", lambda d: d["validation"].update(max_null_fraction="five percent"),
-     "validation.max_null_fraction: Input should be a valid number, unable to parse string as a number "
-     "(got 'five percent')"),
+    (
+        "config: unknown key",
+        lambda d: d["dataset"].update(colour="red"),
+        "dataset.colour: unknown key; remove it or check its spelling",
+    ),
+    (
+        "config: wrong type",
+        lambda d: d["validation"].update(max_null_fraction="five percent"),
+        "validation.max_null_fraction: Input should be a valid number, unable to parse string as a number "
+        "(got 'five percent')",
+    ),
     ("config: missing target", lambda d: d["dataset"].pop("target"), "dataset.target: required but missing"),
-    ("config: target is also a feature", lambda d: d["dataset"]["features"].update(churned="numeric"),
-     "dataset: target 'churned' is also listed under features; remove it from features"),
-    ("config: estimator does not import", lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchForest"),
-     "model: estimator 'sklearn.ensemble.NoSuchForest' does not import: module 'sklearn.ensemble' has no attribute "
-     "'NoSuchForest'; check the module and class name, e.g. sklearn.ensemble.RandomForestClassifier"),
-    ("config: estimator outside model.allowed_modules", lambda d: d["model"].update(estimator="subprocess.Popen"),
-     "model: estimator 'subprocess.Popen' is not under an allowed module ['sklearn']; use a full import path such "
-     "as sklearn.linear_model.LogisticRegression, or add its top-level package to model.allowed_modules after "
-     "reviewing it"),
-    ("config: estimator parameter out of range", lambda d: d["model"]["params"].update(max_iter=-5),
-     "model.params.max_iter: must be an int in the range [1, inf) for HistGradientBoostingClassifier, got -5; "
-     "correct it under model.params"),
-    ("config: unknown estimator parameter", lambda d: d["model"]["params"].update(max_itter=50),
-     "model.params.max_itter: not a parameter of HistGradientBoostingClassifier; remove it or check its spelling "
-     "(did you mean 'max_iter'?)"),
+    (
+        "config: target is also a feature",
+        lambda d: d["dataset"]["features"].update(churned="numeric"),
+        "dataset: target 'churned' is also listed under features; remove it from features",
+    ),
+    (
+        "config: estimator does not import",
+        lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchForest"),
+        "model: estimator 'sklearn.ensemble.NoSuchForest' does not import: module 'sklearn.ensemble' has no attribute "
+        "'NoSuchForest'; check the module and class name, e.g. sklearn.ensemble.RandomForestClassifier",
+    ),
+    (
+        "config: estimator outside model.allowed_modules",
+        lambda d: d["model"].update(estimator="subprocess.Popen"),
+        "model: estimator 'subprocess.Popen' is not under an allowed module ['sklearn']; use a full import path such "
+        "as sklearn.linear_model.LogisticRegression, or add its top-level package to model.allowed_modules after "
+        "reviewing it",
+    ),
+    (
+        "config: estimator parameter out of range",
+        lambda d: d["model"]["params"].update(max_iter=-5),
+        "model.params.max_iter: must be an int in the range [1, inf) for HistGradientBoostingClassifier, got -5; "
+        "correct it under model.params",
+    ),
+    (
+        "config: unknown estimator parameter",
+        lambda d: d["model"]["params"].update(max_itter=50),
+        "model.params.max_itter: not a parameter of HistGradientBoostingClassifier; remove it or check its spelling "
+        "(did you mean 'max_iter'?)",
+    ),
 ]
 
 
@@ -320,8 +420,11 @@ def test_bad_config_names_the_file_the_field_and_the_fix(case, change, reason, t
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError) as refused:
         load_config(path)
-    expect(case=case, expected=f"refused: driftline.yaml: {reason}",
-           observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"))  # fmt: skip
+    expect(
+        case=case,
+        expected=f"refused: driftline.yaml: {reason}",
+        observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"),
+    )
 
 
 def test_bad_estimator_parameter_exits_2_before_training_starts(tmp_path, demo_files, capsys, prefect_api_url):
@@ -336,10 +439,12 @@ def test_bad_estimator_parameter_exits_2_before_training_starts(tmp_path, demo_f
     line = capsys.readouterr().err.strip()
     named = line.startswith(f"driftline: {path}: model.params.max_iter: must be an int") and "\n" not in line
     archived = (tmp_path / "workspace" / "archive").exists()
-    expect(case="config: estimator parameter out of range, from the CLI",
-           expected="exit 2; one line naming model.params.max_iter; nothing archived",
-           observed=f"exit {code}; {'one line naming model.params.max_iter' if named else line}; "
-                    f"{'archived' if archived else 'nothing archived'}")  # fmt: skip
+    expect(
+        case="config: estimator parameter out of range, from the CLI",
+        expected="exit 2; one line naming model.params.max_iter; nothing archived",
+        observed=f"exit {code}; {'one line naming model.params.max_iter' if named else line}; "
+        f"{'archived' if archived else 'nothing archived'}",
+    )
 
 
 def test_yaml_syntax_error_is_one_line_naming_the_file_line_column_and_what_was_expected(tmp_path):
@@ -351,15 +456,23 @@ def test_yaml_syntax_error_is_one_line_naming_the_file_line_column_and_what_was_
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError) as refused:
         load_config(path)
-    expect(case="config: YAML syntax error", expected=(
-        f"refused: driftline.yaml: not valid YAML at line {at + 2}, column 7: expected ',' or '}}', but got ':' "
-        f"(while parsing a flow mapping opened at line {at + 1}, column 11); correct the YAML there"), observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"))  # fmt: skip
+    expect(
+        case="config: YAML syntax error",
+        expected=(
+            f"refused: driftline.yaml: not valid YAML at line {at + 2}, column 7: expected ',' or '}}', but got ':' "
+            f"(while parsing a flow mapping opened at line {at + 1}, column 11); correct the YAML there"
+        ),
+        observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"),
+    )
 
 
-@pytest.mark.parametrize(("case", "name", "content"), [
-    ("training flow given an undeclared column", "batch.csv", lambda: _csv(BATCH.assign(internal_note="x"))),
-    ("training flow given a PNG", "batch.csv", lambda: b"\x89PNG\r\n\x1a\n" + bytes(64)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "name", "content"),
+    [
+        ("training flow given an undeclared column", "batch.csv", lambda: _csv(BATCH.assign(internal_note="x"))),
+        ("training flow given a PNG", "batch.csv", lambda: b"\x89PNG\r\n\x1a\n" + bytes(64)),
+    ],
+)
 def test_rejected_file_stops_the_flow_before_anything_downstream(
     case, name, content, config_path, cfg, tmp_path, prefect_api_url
 ):
@@ -374,8 +487,11 @@ def test_rejected_file_stops_the_flow_before_anything_downstream(
     after = downstream(cfg)
     ran = [step for step in after if after[step] > before[step]]
     observed = quarantined_whole(rejected.value, path, content()).split(":")[0]
-    expect(case=case, expected="quarantined whole; nothing archived, trained or registered",
-           observed=f"{observed}; " + (f"but {', '.join(ran)}" if ran else "nothing archived, trained or registered"))
+    expect(
+        case=case,
+        expected="quarantined whole; nothing archived, trained or registered",
+        observed=f"{observed}; " + (f"but {', '.join(ran)}" if ran else "nothing archived, trained or registered"),
+    )
 
 
 def downstream(cfg) -> dict[str, int]:

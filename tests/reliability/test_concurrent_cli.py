@@ -35,10 +35,17 @@ def test_three_commands_started_at_once_each_start_a_server_and_all_succeed(conf
     config = str(config_path)
     commands = {
         "run": ["run", "--config", config, "--data", str(write_batch(tmp_path / "a.csv", 11))],
-        "score": ["score", "--config", config, "--data", str(write_batch(tmp_path / "b.csv", 12)),
-                  "--output", str(tmp_path / "b.scored.csv")],
+        "score": [
+            "score",
+            "--config",
+            config,
+            "--data",
+            str(write_batch(tmp_path / "b.csv", 12)),
+            "--output",
+            str(tmp_path / "b.scored.csv"),
+        ],
         "monitor": ["monitor", "--config", config, "--data", str(write_batch(tmp_path / "c.csv", 13))],
-    }  # fmt: skip
+    }
     env = local_env(tmp_path)
     started = {name: start_cli(["--verbose", *args], env, tmp_path) for name, args in commands.items()}
     ended = {name: process.communicate(timeout=900) for name, process in started.items()}
@@ -46,15 +53,26 @@ def test_three_commands_started_at_once_each_start_a_server_and_all_succeed(conf
     codes = ", ".join(f"{name} {process.returncode}" for name, process in started.items())
     last_lines = {name: err.strip().splitlines()[-1:] for name, (_, err) in ended.items() if started[name].returncode}
     own = all(len(found) == 1 for found in servers.values()) and len({f[0] for f in servers.values()}) == 3
-    expect(case="concurrent CLI starts: run + score + monitor at once, no PREFECT_API_URL",
-           expected="exit run 0, score 0, monitor 0; each on its own temporary Prefect server",
-           observed=f"exit {codes}{f' {last_lines}' if last_lines else ''}; "
-                    f"{'each on its own temporary Prefect server' if own else f'servers started: {servers}'}")
+    expect(
+        case="concurrent CLI starts: run + score + monitor at once, no PREFECT_API_URL",
+        expected="exit run 0, score 0, monitor 0; each on its own temporary Prefect server",
+        observed=f"exit {codes}{f' {last_lines}' if last_lines else ''}; "
+        f"{'each on its own temporary Prefect server' if own else f'servers started: {servers}'}",
+    )
+
 
 def test_with_prefect_api_url_set_a_command_uses_that_server(config_path, champion, tmp_path, prefect_api_url):
     env = {**local_env(tmp_path), "PREFECT_API_URL": prefect_api_url}
-    args = ["--verbose", "score", "--config", str(config_path), "--data", str(write_batch(tmp_path / "d.csv", 14)),
-            "--output", str(tmp_path / "d.scored.csv")]  # fmt: skip
+    args = [
+        "--verbose",
+        "score",
+        "--config",
+        str(config_path),
+        "--data",
+        str(write_batch(tmp_path / "d.csv", 14)),
+        "--output",
+        str(tmp_path / "d.scored.csv"),
+    ]
     process = start_cli(args, env, tmp_path)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-2000:]

@@ -63,30 +63,39 @@ def test_rescoring_the_same_file_replaces_its_output_and_logs_every_row_once(cfg
     output = cfg.folders.outputs / "batch.scored.parquet"
     first = batch_scoring.score_file(source, trained.model.model, cfg, "1", output)
     second = batch_scoring.score_file(source, trained.model.model, cfg, "1", output)
-    expect(case="same file scored twice (a rerun)", expected="one output, every row once; log: every row once",
-           observed=f"{'one' if [p.name for p in output.parent.iterdir()] == [output.name] else 'not one'} output, "
-                    f"{rows_once(pd.read_parquet(output), frame.customer_id, 'customer_id')}; "
-                    f"log: {rows_once(logged_rows(cfg, 'batch.csv'), frame.customer_id, 'customer_id')}")  # fmt: skip
+    expect(
+        case="same file scored twice (a rerun)",
+        expected="one output, every row once; log: every row once",
+        observed=f"{'one' if [p.name for p in output.parent.iterdir()] == [output.name] else 'not one'} output, "
+        f"{rows_once(pd.read_parquet(output), frame.customer_id, 'customer_id')}; "
+        f"log: {rows_once(logged_rows(cfg, 'batch.csv'), frame.customer_id, 'customer_id')}",
+    )
     assert first.log == second.log  # the rerun found its rows logged under the same name
     assert not [p.name for p in output.parent.iterdir() if p.name.startswith(".")]  # no temp file left over
 
 
 def test_check_finds_a_hand_made_violation_and_promotion_refuses_a_gate_refused_version(
     cfg, config_path, trained, champion, capsys
-):  # fmt: skip
+):
     registry = Registry(cfg)
     assert main(["check", "--config", str(config_path)]) == 0
     refused = trained.register(passed=False)
     with pytest.raises(TransitionRefused, match=f"cannot promote v{refused.version}: its gate verdict is 'refused'"):
         registry.promote(refused)
-    expect(case="promote a version the gate refused", expected="refused; champion unchanged",
-           observed=f"refused; champion {'unchanged' if registry.champion() == champion else 'moved'}")
+    expect(
+        case="promote a version the gate refused",
+        expected="refused; champion unchanged",
+        observed=f"refused; champion {'unchanged' if registry.champion() == champion else 'moved'}",
+    )
     capsys.readouterr()
     registry.client.set_registered_model_alias(registry.name, CHAMPION, refused.version)  # by hand, around driftline
     code = main(["check", "--config", str(config_path), "--json"])
     found = json.loads(capsys.readouterr().out)
-    expect(case="champion moved by hand to a gate-refused version", expected=f"check exits {EXIT_VIOLATION}: "
-           "champion-gated, aliases-audited", observed=f"check exits {code}: {', '.join(v['rule'] for v in found['violations'])}")
+    expect(
+        case="champion moved by hand to a gate-refused version",
+        expected=f"check exits {EXIT_VIOLATION}: champion-gated, aliases-audited",
+        observed=f"check exits {code}: {', '.join(v['rule'] for v in found['violations'])}",
+    )
 
 
 def test_two_watchers_see_a_copy_and_a_second_file_at_once_and_announce_one_run_per_content(cfg, demo_files):
@@ -113,9 +122,11 @@ def test_two_watchers_see_a_copy_and_a_second_file_at_once_and_announce_one_run_
     LandingWatcher(landing, Ledger(ledger_path), stable_seconds=0).poll(announced.append, time.monotonic() + 1)
     runs = sorted(Path(a.path).name for a in announced if not a.duplicate)
     copies = sorted(Path(a.path).name for a in announced if a.duplicate)
-    expect(case="a file, its copy and another file land at once (two watchers); the file again later",
-           expected="2 runs (a.csv, b.csv); 2 duplicates announced, not run",
-           observed=f"{len(runs)} runs ({', '.join(runs)}); {len(copies)} duplicates announced, not run")
+    expect(
+        case="a file, its copy and another file land at once (two watchers); the file again later",
+        expected="2 runs (a.csv, b.csv); 2 duplicates announced, not run",
+        observed=f"{len(runs)} runs ({', '.join(runs)}); {len(copies)} duplicates announced, not run",
+    )
 
 
 @pytest.mark.integration
@@ -140,8 +151,9 @@ def test_racing_promotions_leave_one_gated_champion_at_every_moment(cfg, trained
             return "refused"
 
     outcomes: dict[str, str] = {}
-    racers = [threading.Thread(target=lambda r=ref: outcomes.__setitem__(r.version, promote(r)))
-              for ref in [*passed, refused]]  # fmt: skip
+    racers = [
+        threading.Thread(target=lambda r=ref: outcomes.__setitem__(r.version, promote(r))) for ref in [*passed, refused]
+    ]
     watcher = threading.Thread(target=observe)
     watcher.start()
     for racer in racers:
@@ -152,14 +164,15 @@ def test_racing_promotions_leave_one_gated_champion_at_every_moment(cfg, trained
     watcher.join()
     ungated = sorted(str(v) for v in seen - gated)
     violations = check_registry(registry)
-    expect(case="four promotions race (one gate-refused)",
-           expected="3 promoted, 1 refused; champion always a gated version; check: consistent",
-           observed=f"{sorted(outcomes.values()).count('promoted')} promoted, "
-                    f"{sorted(outcomes.values()).count('refused')} refused; "
-                    f"champion {'always a gated version' if not ungated else 'was ' + ', '.join(ungated)}; "
-                    f"check: {'consistent' if not violations else '; '.join(map(str, violations))}")  # fmt: skip
+    expect(
+        case="four promotions race (one gate-refused)",
+        expected="3 promoted, 1 refused; champion always a gated version; check: consistent",
+        observed=f"{sorted(outcomes.values()).count('promoted')} promoted, "
+        f"{sorted(outcomes.values()).count('refused')} refused; "
+        f"champion {'always a gated version' if not ungated else 'was ' + ', '.join(ungated)}; "
+        f"check: {'consistent' if not violations else '; '.join(map(str, violations))}",
+    )
     assert "broken" not in promotion_chain(registry)
-
 
 
 # --- integration: processes killed, servers stopped and restarted, disks filled -----------------------------------
@@ -198,7 +211,7 @@ class OutputReader(threading.Thread):
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_scoring_killed_at_a_random_point_then_rerun_writes_every_row_once(
     seed, config_factory, cfg, champion, prefect_api_url, tmp_path
-):  # fmt: skip
+):
     config = config_factory(scoring={"chunk_rows": 2000})
     frame = write_batch(tmp_path / "big.csv", 60_000, seed)
     output = tmp_path / "scored" / "big.scored.parquet"
@@ -218,18 +231,19 @@ def test_scoring_killed_at_a_random_point_then_rerun_writes_every_row_once(
     assert rerun.returncode == 0, errors
     seen = reader.done()
     ids = frame.customer_id
-    expect(case=f"scoring SIGKILLed at a random point (seed {seed}), then rerun",
-           expected="readers: no half file seen; rerun: output every row once, log every row once",
-           observed=f"readers: {seen if visible in ([], [output.name]) else 'stray ' + str(visible)}; rerun: output "
-                    f"{rows_once(pd.read_parquet(output), ids, 'customer_id')}, log "
-                    f"{rows_once(logged_rows(cfg, 'big.csv'), ids, 'customer_id')}")  # fmt: skip
+    expect(
+        case=f"scoring SIGKILLed at a random point (seed {seed}), then rerun",
+        expected="readers: no half file seen; rerun: output every row once, log every row once",
+        observed=f"readers: {seen if visible in ([], [output.name]) else 'stray ' + str(visible)}; rerun: output "
+        f"{rows_once(pd.read_parquet(output), ids, 'customer_id')}, log "
+        f"{rows_once(logged_rows(cfg, 'big.csv'), ids, 'customer_id')}",
+    )
 
 
 def training_slot_taken(api_url: str, cfg) -> bool:
+    from driftline.tasks.concurrency import training_limit_name
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from driftline.tasks.concurrency import training_limit_name
 
     with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         try:
@@ -241,7 +255,7 @@ def training_slot_taken(api_url: str, cfg) -> bool:
 @pytest.mark.integration
 def test_training_killed_midway_leaves_the_registry_whole_and_frees_its_slot_for_the_next(
     cfg, config_path, champion, prefect_server, demo_files, tmp_path
-):  # fmt: skip
+):
     api_url = prefect_server.health_url.removesuffix("/health")
     env = cli_env(api_url)
     args = ["train", "--config", str(config_path), "--data", str(demo_files["reference"]), "--reason", "killed"]
@@ -252,10 +266,13 @@ def test_training_killed_midway_leaves_the_registry_whole_and_frees_its_slot_for
     registry = Registry(cfg)
     holders = registry.alias_holders()
     violations = check_registry(registry)
-    expect(case="training SIGKILLed midway", expected="champion unchanged, previous unset; check: consistent",
-           observed=f"champion {'unchanged' if holders.champion == champion.version else 'v' + str(holders.champion)}"
-                    f", previous {'unset' if holders.previous is None else 'v' + holders.previous}; check: "
-                    f"{'consistent' if not violations else '; '.join(map(str, violations))}")  # fmt: skip
+    expect(
+        case="training SIGKILLed midway",
+        expected="champion unchanged, previous unset; check: consistent",
+        observed=f"champion {'unchanged' if holders.champion == champion.version else 'v' + str(holders.champion)}"
+        f", previous {'unset' if holders.previous is None else 'v' + holders.previous}; check: "
+        f"{'consistent' if not violations else '; '.join(map(str, violations))}",
+    )
     # Prefect's default lease (300 s) would keep the next training waiting longer than this.
     following = start_cli(args[:-1] + ["after the kill"], env, tmp_path)
     try:
@@ -271,40 +288,50 @@ def test_training_killed_midway_leaves_the_registry_whole_and_frees_its_slot_for
 @pytest.mark.parametrize("outage", ["503", "stopped"])
 def test_mlflow_answering_503_or_stopped_is_retried_then_fails_in_one_line_naming_the_cause(
     outage, config_factory, demo_files, flaky_proxy, prefect_api_url, tmp_path
-):  # fmt: skip
+):
     from driftline.stack import free_port
 
     proxy = flaky_proxy(None) if outage == "503" else None
     url = proxy.url if proxy else f"http://127.0.0.1:{free_port()}"
-    config = config_factory(registry={"model_name": "churn-demo", "tracking_uri": url},
-                            reliability={"registry_http_retries": 2, "registry_backoff_seconds": 0})  # fmt: skip
-    done = start_cli(["score", "--config", str(config), "--data", str(demo_files["stable"])],
-                     cli_env(prefect_api_url), tmp_path)  # fmt: skip
+    config = config_factory(
+        registry={"model_name": "churn-demo", "tracking_uri": url},
+        reliability={"registry_http_retries": 2, "registry_backoff_seconds": 0},
+    )
+    done = start_cli(
+        ["score", "--config", str(config), "--data", str(demo_files["stable"])], cli_env(prefect_api_url), tmp_path
+    )
     _, errors = done.communicate(timeout=600)
     lines = errors.strip().splitlines()
     cause = "HTTP 503" if outage == "503" else "Connection refused"
     named = len(lines) == 1 and url in lines[0] and cause in lines[0]
     if proxy is not None:  # MLflow's retries (2) of each call, times the load-champion task's attempts (3)
         expect(case="MLflow server answering 503: calls made", expected="9 calls", observed=f"{len(proxy.seen)} calls")
-    expect(case=f"MLflow server {'answering 503' if outage == '503' else 'stopped'} while scoring",
-           expected=f"exit 1; one line naming {url.split(':')[0]}://…, {cause}",
-           observed=f"exit {done.returncode}; " + (f"one line naming {url.split(':')[0]}://…, {cause}" if named
-                                                    else f"stderr: {errors.strip()[-300:]}"))  # fmt: skip
+    expect(
+        case=f"MLflow server {'answering 503' if outage == '503' else 'stopped'} while scoring",
+        expected=f"exit 1; one line naming {url.split(':')[0]}://…, {cause}",
+        observed=f"exit {done.returncode}; "
+        + (f"one line naming {url.split(':')[0]}://…, {cause}" if named else f"stderr: {errors.strip()[-300:]}"),
+    )
 
 
 @pytest.mark.integration
 def test_promotion_cut_off_midway_by_503_is_finished_by_the_next_transition(
     cfg, config_factory, trained, champion, mlflow_server, flaky_proxy
-):  # fmt: skip
+):
     from driftline.errors import RegistryUnavailable
 
     second, third = trained.register(), trained.register()
     proxy = flaky_proxy(mlflow_server.health_url.removeprefix("http://").removesuffix("/health"))
     # The server fails exactly the write that moves `champion`: `previous` has moved already.
-    proxy.failing = lambda method, path, body: (method == "POST" and path.endswith("registered-models/alias")
-                                                and b'"champion"' in body)  # fmt: skip
-    served = load_config(config_factory(registry={"model_name": cfg.registry.model_name, "tracking_uri": proxy.url},
-                                        reliability={"registry_http_retries": 1, "registry_backoff_seconds": 0}))
+    proxy.failing = lambda method, path, body: (
+        method == "POST" and path.endswith("registered-models/alias") and b'"champion"' in body
+    )
+    served = load_config(
+        config_factory(
+            registry={"model_name": cfg.registry.model_name, "tracking_uri": proxy.url},
+            reliability={"registry_http_retries": 1, "registry_backoff_seconds": 0},
+        )
+    )
     try:
         Registry(served).promote(second)
         failure = "promotion went through"
@@ -312,24 +339,27 @@ def test_promotion_cut_off_midway_by_503_is_finished_by_the_next_transition(
         failure = "HTTP 503" if "HTTP 503" in str(error) and proxy.url in str(error) else str(error)
     registry = Registry(cfg)
     cut_off = sorted(v.rule for v in check_registry(registry))
-    expect(case="MLflow answers 503 to the champion write of a promotion",
-           expected="fails naming HTTP 503; champion unchanged; check: aliases-audited, promotion-finished",
-           observed=f"fails naming {failure}; champion "
-                    f"{'unchanged' if registry.champion() == champion else 'moved'}; check: {', '.join(cut_off)}")
+    expect(
+        case="MLflow answers 503 to the champion write of a promotion",
+        expected="fails naming HTTP 503; champion unchanged; check: aliases-audited, promotion-finished",
+        observed=f"fails naming {failure}; champion "
+        f"{'unchanged' if registry.champion() == champion else 'moved'}; check: {', '.join(cut_off)}",
+    )
     proxy.failing = lambda method, path, body: False  # the server is back
     Registry(served).promote(third)
     violations = check_registry(registry)
-    expect(case="the next promotion after one cut off midway",
-           expected=f"audit log: champion v{champion.version} → v{second.version} → v{third.version}; check: "
-                    "consistent",
-           observed=f"audit log: champion {promotion_chain(registry)}; check: "
-                    f"{'consistent' if not violations else '; '.join(map(str, violations))}")  # fmt: skip
+    expect(
+        case="the next promotion after one cut off midway",
+        expected=f"audit log: champion v{champion.version} → v{second.version} → v{third.version}; check: consistent",
+        observed=f"audit log: champion {promotion_chain(registry)}; check: "
+        f"{'consistent' if not violations else '; '.join(map(str, violations))}",
+    )
 
 
 @pytest.mark.integration
 def test_disk_full_while_scoring_fails_in_one_line_naming_the_output_and_keeps_the_previous_one(
     config_factory, champion, prefect_api_url, small_disk, tmp_path
-):  # fmt: skip
+):
     import os
 
     config = config_factory()
@@ -348,18 +378,20 @@ def test_disk_full_while_scoring_fails_in_one_line_naming_the_output_and_keeps_t
     lines = errors.strip().splitlines()
     named = len(lines) == 1 and str(output) in lines[0] and "no space" in lines[0]
     left = sorted(p.name for p in small_disk.iterdir())
-    expect(case="disk full while writing the scoring output",
-           expected="exit 1; one line naming the output and 'no space'; previous output intact; no temp file left",
-           observed=f"exit {second.returncode}; "
-                    f"{'one line naming the output and ' + repr('no space') if named else 'stderr: ' + errors[-300:]}; "
-                    f"previous output {'intact' if output.read_bytes() == previous else 'changed'}; "
-                    f"{'no temp file left' if left == ['filler', 'scores.csv'] else 'left: ' + str(left)}")
+    expect(
+        case="disk full while writing the scoring output",
+        expected="exit 1; one line naming the output and 'no space'; previous output intact; no temp file left",
+        observed=f"exit {second.returncode}; "
+        f"{'one line naming the output and ' + repr('no space') if named else 'stderr: ' + errors[-300:]}; "
+        f"previous output {'intact' if output.read_bytes() == previous else 'changed'}; "
+        f"{'no temp file left' if left == ['filler', 'scores.csv'] else 'left: ' + str(left)}",
+    )
 
 
 @pytest.mark.integration
 def test_same_content_twice_and_a_second_file_make_two_runs_and_no_duplicate_output(
     config_path, cfg, champion, demo_files, tmp_path
-):  # fmt: skip
+):
     from driftline.flows.continuous_training import continuous_training
     from driftline.flows.params import BatchParams
 
@@ -368,17 +400,21 @@ def test_same_content_twice_and_a_second_file_make_two_runs_and_no_duplicate_out
     shutil.copyfile(demo_files["stable"], landed / "a.csv")
     shutil.copyfile(demo_files["stable"], landed / "a_copy.csv")
     b_rows = write_batch(landed / "b.csv", 800, seed=41)
-    summaries = [continuous_training(BatchParams(config=str(config_path), data=str(landed / name)))
-                 for name in ("a.csv", "a_copy.csv", "b.csv")]  # fmt: skip
+    summaries = [
+        continuous_training(BatchParams(config=str(config_path), data=str(landed / name)))
+        for name in ("a.csv", "a_copy.csv", "b.csv")
+    ]
     scored = [s.batch for s in summaries if s.duplicate_of is None]
     outputs = sorted(p.name for p in cfg.folders.outputs.iterdir() if not p.name.startswith("."))
     a_rows = pd.read_csv(demo_files["stable"])
-    expect(case="continuous training: a file, its copy, another file",
-           expected="runs scored a.csv, b.csv; outputs a.scored.parquet, b.scored.parquet; log a: every row once, "
-                    "log b: every row once",
-           observed=f"runs scored {', '.join(scored)}; outputs {', '.join(outputs)}; "
-                    f"log a: {rows_once(logged_rows(cfg, 'a.csv'), a_rows.customer_id, 'customer_id')}, "
-                    f"log b: {rows_once(logged_rows(cfg, 'b.csv'), b_rows.customer_id, 'customer_id')}")
+    expect(
+        case="continuous training: a file, its copy, another file",
+        expected="runs scored a.csv, b.csv; outputs a.scored.parquet, b.scored.parquet; log a: every row once, "
+        "log b: every row once",
+        observed=f"runs scored {', '.join(scored)}; outputs {', '.join(outputs)}; "
+        f"log a: {rows_once(logged_rows(cfg, 'a.csv'), a_rows.customer_id, 'customer_id')}, "
+        f"log b: {rows_once(logged_rows(cfg, 'b.csv'), b_rows.customer_id, 'customer_id')}",
+    )
 
 
 def finished_flow_runs(api_url: str, flow_name: str) -> list[str]:
@@ -394,13 +430,16 @@ def finished_flow_runs(api_url: str, flow_name: str) -> list[str]:
 @pytest.mark.integration
 def test_prefect_server_restarted_during_scoring_the_run_finishes_and_is_recorded(
     config_factory, cfg, champion, prefect_server, tmp_path
-):  # fmt: skip
+):
     config = config_factory(scoring={"chunk_rows": 1000})
     frame = write_batch(tmp_path / "big.csv", 150_000, seed=31)
     output = tmp_path / "scored" / "big.scored.parquet"
     api_url = prefect_server.health_url.removesuffix("/health")
-    scoring_run = start_cli(["score", "--config", str(config), "--data", str(tmp_path / "big.csv"), "--output",
-                             str(output)], cli_env(api_url), tmp_path)  # fmt: skip
+    scoring_run = start_cli(
+        ["score", "--config", str(config), "--data", str(tmp_path / "big.csv"), "--output", str(output)],
+        cli_env(api_url),
+        tmp_path,
+    )
     wait_for(lambda: scoring_run.poll() is not None or any(output.parent.glob(".*.tmp")), 300, "scoring started")
     assert scoring_run.poll() is None, "scoring finished before the server could be restarted"
     prefect_server.kill()
@@ -408,8 +447,10 @@ def test_prefect_server_restarted_during_scoring_the_run_finishes_and_is_recorde
     _, errors = scoring_run.communicate(timeout=900)
     errors = errors.strip() if scoring_run.returncode else ""
     states = finished_flow_runs(api_url, "batch-scoring")
-    expect(case="Prefect server SIGKILLed and restarted during a scoring run",
-           expected="exit 0; output every row once; flow run recorded COMPLETED",
-           observed=f"exit {scoring_run.returncode}; output "
-                    f"{rows_once(pd.read_parquet(output), frame.customer_id, 'customer_id') if output.exists() else 'missing'}"
-                    f"; flow run recorded {', '.join(states) or 'nowhere'}" + (f" ({errors[-300:]})" if errors else ""))
+    expect(
+        case="Prefect server SIGKILLed and restarted during a scoring run",
+        expected="exit 0; output every row once; flow run recorded COMPLETED",
+        observed=f"exit {scoring_run.returncode}; output "
+        f"{rows_once(pd.read_parquet(output), frame.customer_id, 'customer_id') if output.exists() else 'missing'}"
+        f"; flow run recorded {', '.join(states) or 'nowhere'}" + (f" ({errors[-300:]})" if errors else ""),
+    )

@@ -10,6 +10,9 @@ import shutil
 from dataclasses import dataclass
 from uuid import UUID
 
+import driftline.tasks as tasks
+from driftline.tasks.registry import load_champion
+from driftline.tasks.retries import retried, retry_if_transient
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -19,11 +22,8 @@ from prefect.states import State
 from testkit.outcomes import expect
 from testkit.waiting import wait_for
 
-import driftline.tasks as tasks
 from driftline import errors
 from driftline.registry import SKOPS_FILE, Registry, registry_folders
-from driftline.tasks.registry import load_champion
-from driftline.tasks.retries import retried, retry_if_transient
 
 RETRIES = 2
 # One instance of every error driftline raises on purpose, as its callers raise it.
@@ -88,8 +88,9 @@ def run_each(cases: dict[str, BaseException]) -> dict[str, Ended]:
 
 def test_every_task_that_retries_asks_the_retry_policy_first():
     modules = [importlib.import_module(f"driftline.tasks.{m.name}") for m in pkgutil.iter_modules(tasks.__path__)]
-    retried_tasks = {t.name: t for module in modules for t in vars(module).values() if isinstance(t, Task)
-                     and t.retries}  # fmt: skip
+    retried_tasks = {
+        t.name: t for module in modules for t in vars(module).values() if isinstance(t, Task) and t.retries
+    }
     assert {"load-champion", "promote", "roll-back", "archive-batch", "check-drift"} <= set(retried_tasks)
     unguarded = sorted(name for name, t in retried_tasks.items() if t.retry_condition_fn is not retry_if_transient)
     assert unguarded == [], f"tasks retried without tasks.retries.retry_if_transient: {unguarded}"
@@ -101,8 +102,11 @@ def test_errors_that_cannot_succeed_on_retry_fail_on_the_first_attempt(prefect_a
     permanent = {kind.__name__: error for kind, error in RAISED.items() if not kind.transient}
     FAILURES_LEFT.clear()
     for name, ended in run_each(permanent).items():
-        expect(case=f"{name} in a task with {RETRIES} retries", expected="failed after 1 attempt",
-               observed=ended.attempts())  # fmt: skip
+        expect(
+            case=f"{name} in a task with {RETRIES} retries",
+            expected="failed after 1 attempt",
+            observed=ended.attempts(),
+        )
         assert str(ended.error) == str(permanent[name])  # the one line, unchanged
 
 
@@ -110,8 +114,11 @@ def test_transient_errors_are_retried_until_they_pass(prefect_api_url):
     FAILURES_LEFT.clear()
     FAILURES_LEFT.update({case: RETRIES for case in TRANSIENT})
     for case, ended in run_each(TRANSIENT).items():
-        expect(case=f"{case} twice, then an answer", expected=f"succeeded after {RETRIES + 1} attempts",
-               observed=ended.attempts())  # fmt: skip
+        expect(
+            case=f"{case} twice, then an answer",
+            expected=f"succeeded after {RETRIES + 1} attempts",
+            observed=ended.attempts(),
+        )
 
 
 @flow(name="load-the-champion", validate_parameters=False)
@@ -121,8 +128,11 @@ def load_the_champion(cfg) -> Ended:
 
 def test_load_champion_fails_once_with_no_champion_and_on_a_tampered_model(cfg, trained, prefect_api_url):
     ended = load_the_champion(cfg)
-    expect(case="load-champion with no champion yet", expected="failed after 1 attempt: NoChampion",
-           observed=f"{ended.attempts()}: {type(ended.error).__name__}")  # fmt: skip
+    expect(
+        case="load-champion with no champion yet",
+        expected="failed after 1 attempt: NoChampion",
+        observed=f"{ended.attempts()}: {type(ended.error).__name__}",
+    )
 
     Registry(cfg).promote(trained.register())
     [stored] = (cfg.folders.root / "mlartifacts").rglob(SKOPS_FILE)  # the registry's own copy of the model
@@ -132,5 +142,8 @@ def test_load_champion_fails_once_with_no_champion_and_on_a_tampered_model(cfg, 
     stored.write_bytes(bytes(content))
     shutil.rmtree(registry_folders(cfg).cache, ignore_errors=True)  # loaded from the registry, not from a local copy
     ended = load_the_champion(cfg)
-    expect(case="load-champion on a tampered model", expected="failed after 1 attempt: ModelTampered",
-           observed=f"{ended.attempts()}: {type(ended.error).__name__}")  # fmt: skip
+    expect(
+        case="load-champion on a tampered model",
+        expected="failed after 1 attempt: ModelTampered",
+        observed=f"{ended.attempts()}: {type(ended.error).__name__}",
+    )

@@ -197,7 +197,9 @@ def test_requests_may_carry_the_gates_watched_columns_which_are_logged_and_never
         without = client.post("/predict", json={"rows": rows_of(batch)}).json()
         unknown = client.post("/predict", json={"rows": [{**with_segment[0], "favourite_colour": "red"}]})
     assert answer["predictions"] == without["predictions"]  # the model never saw the column
-    assert unknown.status_code == 422 and "favourite_colour: Extra inputs are not permitted" in unknown.json()["message"]
+    assert (
+        unknown.status_code == 422 and "favourite_colour: Extra inputs are not permitted" in unknown.json()["message"]
+    )
     first, second = sorted(set(prediction_log.log_files(registry_folders(cfg).prediction_log)) - before)
     logged = pd.read_parquet(first)
     assert logged["customer_id"].tolist() == batch["customer_id"].tolist()

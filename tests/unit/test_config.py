@@ -28,8 +28,12 @@ def test_demo_config_loads_with_derived_defaults():
 @pytest.mark.parametrize("thresholds", ["calibrated", {"ks": "calibrated", "chisquare": "0.01"}])
 def test_calibrated_thresholds_and_automatic_methods_are_plain_config_values(tmp_path, thresholds):
     """As a YAML file or a `--set drift.thresholds=calibrated`-style override writes them (strings included)."""
-    path = write_config(tmp_path, lambda d: d["drift"].update(
-        numeric_method="auto", categorical_method="auto", thresholds=thresholds, calibration={"batch_rows": "2000"}))
+    path = write_config(
+        tmp_path,
+        lambda d: d["drift"].update(
+            numeric_method="auto", categorical_method="auto", thresholds=thresholds, calibration={"batch_rows": "2000"}
+        ),
+    )
     drift = load_config(path).drift
     assert (drift.numeric_method, drift.calibration.batch_rows, drift.calibration.quantile) == ("auto", 2000, 0.99)
     assert drift.calibrated("ks") and drift.any_calibrated
@@ -46,7 +50,10 @@ def test_environment_overrides_the_tracking_uri(monkeypatch):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["gate"].update(min_improvement=-1), "gate.min_improvement: Input should be greater than 0 (got -1)"),
+        (
+            lambda d: d["gate"].update(min_improvement=-1),
+            "gate.min_improvement: Input should be greater than 0 (got -1)",
+        ),
         (lambda d: d["gate"].update(min_improvement=0), "gate.min_improvement: Input should be greater than 0 (got 0)"),
         (lambda d: d["dataset"].update(colour="blue"), "dataset.colour: unknown key"),
         (
@@ -54,20 +61,34 @@ def test_environment_overrides_the_tracking_uri(monkeypatch):
             "model.holdout.strategy 'time' needs dataset.event_time_column",
         ),
         (lambda d: d["dataset"].pop("target"), "dataset.target: required but missing"),
-        (lambda d: d["dataset"]["features"].update(churned="numeric"), "target 'churned' is also listed under features"),
+        (
+            lambda d: d["dataset"]["features"].update(churned="numeric"),
+            "target 'churned' is also listed under features",
+        ),
         (lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchForest"), "does not import"),
         (lambda d: d["model"].update(estimator="os.system"), "is not under an allowed module ['sklearn']"),
-        (lambda d: d["dataset"].update(task="clustering"), "dataset.task: Input should be 'binary', 'multiclass' or 'regression'"),
+        (
+            lambda d: d["dataset"].update(task="clustering"),
+            "dataset.task: Input should be 'binary', 'multiclass' or 'regression'",
+        ),
         (lambda d: d["gate"].update(metric="rmse"), "gate metric 'rmse' does not apply to task binary"),
         (lambda d: d["retraining"].update(size=None), "window 'last_batches' needs size"),
         (lambda d: d["drift"].update(thresholds={"kolmogorov": 0.1}), "unknown methods ['kolmogorov']"),
         (lambda d: d["drift"].update(thresholds="calibrate"), "drift.thresholds: must be 'calibrated' or a mapping"),
-        (lambda d: d["drift"].update(thresholds={"ks": "tight"}), "drift.thresholds: ks: must be a number or 'calibrated'"),
-        (lambda d: (d["labels"].update(enabled=False), d.update(rollout={"mode": "canary"})),
-         "rollout.mode 'canary' judges the challenger on labeled batches: it needs dataset.id_column and labels.enabled"),
-        (lambda d: d.update(rollout={"mode": "shadow", "canary_share": 1}), "rollout.canary_share: Input should be less than 1"),
+        (
+            lambda d: d["drift"].update(thresholds={"ks": "tight"}),
+            "drift.thresholds: ks: must be a number or 'calibrated'",
+        ),
+        (
+            lambda d: (d["labels"].update(enabled=False), d.update(rollout={"mode": "canary"})),
+            "rollout.mode 'canary' judges the challenger on labeled batches: it needs dataset.id_column and labels.enabled",
+        ),
+        (
+            lambda d: d.update(rollout={"mode": "shadow", "canary_share": 1}),
+            "rollout.canary_share: Input should be less than 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_config_names_file_field_and_fix(tmp_path, mutate, expected):
     path = write_config(tmp_path, mutate)
     with pytest.raises(ConfigError) as error:
@@ -89,8 +110,14 @@ def test_missing_and_unparseable_config_files(tmp_path):
 
 
 def test_estimator_defaults_to_the_task_and_must_fit_it(tmp_path):
-    regression = write_config(tmp_path, lambda d: (d["dataset"].update(task="regression"), d["model"].pop("estimator"),
-                                                   d["gate"].update(metric="rmse", thresholds={})))  # fmt: skip
+    regression = write_config(
+        tmp_path,
+        lambda d: (
+            d["dataset"].update(task="regression"),
+            d["model"].pop("estimator"),
+            d["gate"].update(metric="rmse", thresholds={}),
+        ),
+    )
     assert load_config(regression).model.estimator == "sklearn.ensemble.HistGradientBoostingRegressor"
     mismatch = write_config(tmp_path, lambda d: d["model"].update(estimator="sklearn.linear_model.Ridge", params={}))
     with pytest.raises(

@@ -80,9 +80,12 @@ def _entry(name: str, newest: str, labeled: bool = True) -> ArchivedBatch:
 
 
 def test_retraining_window_selects_labeled_batches():
-    archive = [_entry("a", "2026-01-01T00:00:00+00:00"), _entry("b", "2026-01-20T00:00:00+00:00"),
-               _entry("unlabeled", "2026-01-25T00:00:00+00:00", labeled=False),
-               _entry("c", "2026-01-28T00:00:00+00:00")]  # fmt: skip
+    archive = [
+        _entry("a", "2026-01-01T00:00:00+00:00"),
+        _entry("b", "2026-01-20T00:00:00+00:00"),
+        _entry("unlabeled", "2026-01-25T00:00:00+00:00", labeled=False),
+        _entry("c", "2026-01-28T00:00:00+00:00"),
+    ]
     names = lambda entries: [e.fingerprint for e in entries]  # noqa: E731
     assert names(select_retraining_batches(archive, RetrainingConfig())) == ["a", "b", "c"]
     assert names(select_retraining_batches(archive, RetrainingConfig(window="last_batches", size=2))) == ["b", "c"]
@@ -117,11 +120,13 @@ def test_atomic_write_keeps_the_previous_file_when_writing_fails(tmp_path):
 def test_numbers_in_any_storage_are_numbers_and_integer_codes_stay_integers(cfg, tmp_path):
     from decimal import Decimal
 
-    frame = pd.DataFrame({
-        "support_calls": pd.array([1, None, 3], dtype="Int64"),
-        "monthly_charges": [Decimal("58.49"), Decimal("73.77"), None],
-        "region": [1.0, None, 3.0],  # integer codes that picked up a NaN
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "support_calls": pd.array([1, None, 3], dtype="Int64"),
+            "monthly_charges": [Decimal("58.49"), Decimal("73.77"), None],
+            "region": [1.0, None, 3.0],  # integer codes that picked up a NaN
+        }
+    )
     path = tmp_path / "typed.parquet"
     frame.to_parquet(path, index=False)
     loaded = load_batch(path, cfg.dataset).frame

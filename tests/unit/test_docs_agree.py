@@ -11,21 +11,33 @@ import pkgutil
 import re
 import typing
 
+import driftline.flows as flows
+import driftline.tasks as tasks
 import pytest
+from driftline.flows.deploy import FLOWS
 from prefect import Flow, Task
 from pydantic import BaseModel
 from testkit.paths import PROJECT_ROOT
 
-import driftline.flows as flows
-import driftline.tasks as tasks
 from driftline.cli import main as cli
 from driftline.config import DriftlineConfig, NotificationEvent
-from driftline.flows.deploy import FLOWS
 
 DOCS = PROJECT_ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md")) + [PROJECT_ROOT / "README.md"]
-NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-           "ten": 10, "eleven": 11, "twelve": 12}  # fmt: skip
+NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+}
 COUNT = r"\b(" + "|".join(NUMBERS) + r"|\d+)"
 
 
@@ -38,8 +50,11 @@ def section(text: str, heading: str) -> str:
     level = heading.split(" ")[0]
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(heading, line))
-    ends = (i for i in range(start + 1, len(lines))
-            if re.match(r"#+ ", lines[i]) and len(lines[i].split(" ")[0]) <= len(level))  # fmt: skip
+    ends = (
+        i
+        for i in range(start + 1, len(lines))
+        if re.match(r"#+ ", lines[i]) and len(lines[i].split(" ")[0]) <= len(level)
+    )
     return "\n".join(lines[start : next(ends, len(lines))])
 
 
@@ -71,10 +86,14 @@ def counted(word: str) -> int:
 # --- deployments --------------------------------------------------------------------------------------------------
 def test_every_count_of_deployments_is_the_number_in_prefect_yaml():
     texts = {path.name: path.read_text() for path in PAGES}
-    texts["prefect.yaml"] = "\n".join(line for line in (PROJECT_ROOT / "prefect.yaml").read_text().splitlines()
-                                      if line.startswith("#"))  # fmt: skip
-    counts = {(name, match.group(0)) for name, text in texts.items()
-              for match in re.finditer(COUNT + r" deployments\b", text, re.IGNORECASE)}  # fmt: skip
+    texts["prefect.yaml"] = "\n".join(
+        line for line in (PROJECT_ROOT / "prefect.yaml").read_text().splitlines() if line.startswith("#")
+    )
+    counts = {
+        (name, match.group(0))
+        for name, text in texts.items()
+        for match in re.finditer(COUNT + r" deployments\b", text, re.IGNORECASE)
+    }
     assert counts, "no page counts the deployments: the test reads nothing"
     assert [found for found in counts if counted(found[1].split()[0]) != len(FLOWS)] == []
 
@@ -114,17 +133,25 @@ def test_cli_md_lists_every_command_with_exactly_its_options():
         words = usage.split()
         documented[" ".join(words[1:3]) if " ".join(words[1:3]) in parsers else words[1]] = usage
     assert sorted(documented) == sorted(parsers)
-    wrong = {name: (sorted(set(re.findall(r"--[a-z][a-z-]*", usage))), sorted(options(parsers[name])))
-             for name, usage in documented.items()
-             if set(re.findall(r"--[a-z][a-z-]*", usage)) != options(parsers[name])}  # fmt: skip
+    wrong = {
+        name: (sorted(set(re.findall(r"--[a-z][a-z-]*", usage))), sorted(options(parsers[name])))
+        for name, usage in documented.items()
+        if set(re.findall(r"--[a-z][a-z-]*", usage)) != options(parsers[name])
+    }
     assert wrong == {}, "command: (documented options, the parser's options)"
     stack_actions = next(a for a in parsers["stack"]._actions if a.dest == "action").choices
     assert f"stack {'|'.join(stack_actions)}" in documented["stack"]
 
 
 # What each exit code means, in words every page that explains the code uses.
-MEANINGS = {cli.EXIT_FAILED: "failed", cli.EXIT_CONFIG: "config", cli.EXIT_REJECTED: "rejected",
-            cli.EXIT_REFUSED: "refused", cli.EXIT_NO_CHAMPION: "no champion", cli.EXIT_VIOLATION: "invariant"}  # fmt: skip
+MEANINGS = {
+    cli.EXIT_FAILED: "failed",
+    cli.EXIT_CONFIG: "config",
+    cli.EXIT_REJECTED: "rejected",
+    cli.EXIT_REFUSED: "refused",
+    cli.EXIT_NO_CHAMPION: "no champion",
+    cli.EXIT_VIOLATION: "invariant",
+}
 
 
 def test_exit_codes_documented_are_the_ones_the_cli_returns():
@@ -133,8 +160,9 @@ def test_exit_codes_documented_are_the_ones_the_cli_returns():
     documented = {int(row[0]): row[1] for row in table_rows(section(page("cli.md"), "## Exit codes"), "| code |")}
     assert set(documented) == {0} | codes
     assert {code: text for code, text in documented.items() if code and MEANINGS[code] not in text} == {}
-    readme = re.search(r"exit code that says what\s+happened \((.*?)\)\.", (PROJECT_ROOT / "README.md").read_text(),
-                       re.DOTALL)[1]  # fmt: skip
+    readme = re.search(
+        r"exit code that says what\s+happened \((.*?)\)\.", (PROJECT_ROOT / "README.md").read_text(), re.DOTALL
+    )[1]
     explained = dict(re.findall(r"(\d): ([^,]+)", readme))
     assert explained and {c: t for c, t in explained.items() if MEANINGS[int(c)] not in " ".join(t.split())} == {}
     header = next(line for line in page("governance.md").splitlines() if line.startswith("| command | 0 |"))
@@ -144,9 +172,12 @@ def test_exit_codes_documented_are_the_ones_the_cli_returns():
 def flows_run_by(command: argparse.ArgumentParser) -> list[str]:
     """The flows a command's handler imports (the CLI imports them inside the command)."""
     source = inspect.getsource(command.get_default("handler"))
-    return [name.strip() for module, names in re.findall(r"from (flows\.\w+) import ([\w, ]+)", source)
-            for name in names.split(",")
-            if isinstance(getattr(importlib.import_module(module), name.strip()), Flow)]  # fmt: skip
+    return [
+        name.strip()
+        for module, names in re.findall(r"from (flows\.\w+) import ([\w, ]+)", source)
+        for name in names.split(",")
+        if isinstance(getattr(importlib.import_module(module), name.strip()), Flow)
+    ]
 
 
 def test_the_commands_said_to_run_a_flow_are_those_that_do():
@@ -219,8 +250,10 @@ def test_the_flow_table_lists_every_deployed_flow_with_commands_that_exist():
     admitting = re.search(r"The flows that take a new file admit it through .*", text)[0]
     steps = re.findall(r"`([a-z-]+)` with `(\w+)`", admitting)
     flows_by_name = defined(flows, Flow)
-    assert steps and [(name, step) for name, step in steps
-                      if f"{step}(" not in inspect.getsource(flows_by_name[name].fn)] == []  # fmt: skip
+    assert (
+        steps
+        and [(name, step) for name, step in steps if f"{step}(" not in inspect.getsource(flows_by_name[name].fn)] == []
+    )
 
 
 def retries_of(task: Task) -> str:
@@ -243,8 +276,9 @@ def test_the_task_table_lists_every_task_with_its_retries():
 
 # --- names a page gives -------------------------------------------------------------------------------------------
 def test_the_readme_links_every_docs_page():
-    linked = set(re.findall(r"\]\(docs/([\w-]+\.md)\)", section((PROJECT_ROOT / "README.md").read_text(),
-                                                                 "## Documentation")))  # fmt: skip
+    linked = set(
+        re.findall(r"\]\(docs/([\w-]+\.md)\)", section((PROJECT_ROOT / "README.md").read_text(), "## Documentation"))
+    )
     assert linked == {path.name for path in DOCS.glob("*.md")}
 
 
@@ -256,8 +290,11 @@ def test_the_secrets_compose_requires_are_the_ones_deployment_md_lists():
 
 def test_every_make_target_named_exists():
     targets = set(re.findall(r"^([a-z][a-z-]*):", (PROJECT_ROOT / "Makefile").read_text(), re.MULTILINE))
-    named = {(path.name, target) for path in PAGES
-             for target in re.findall(r"(?:`|^)make ([a-z][a-z-]*)", path.read_text(), re.MULTILINE)}  # fmt: skip
+    named = {
+        (path.name, target)
+        for path in PAGES
+        for target in re.findall(r"(?:`|^)make ([a-z][a-z-]*)", path.read_text(), re.MULTILINE)
+    }
     assert sorted((name, target) for name, target in named if target not in targets) == []
 
 
@@ -265,13 +302,18 @@ def test_every_make_target_named_exists():
 def test_functions() -> set[str]:
     """The test functions and the test modules (a page may name either)."""
     paths = list((PROJECT_ROOT / "tests").rglob("test_*.py"))
-    return {path.stem for path in paths} | {name for path in paths
-                                            for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)}
+    return {path.stem for path in paths} | {
+        name for path in paths for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)
+    }
 
 
 def test_every_test_a_page_names_exists(test_functions):
-    named = {(path.name, name) for path in PAGES for name in re.findall(r"\b(test_\w+)", path.read_text())
-             if not name.endswith("_")}  # fmt: skip
+    named = {
+        (path.name, name)
+        for path in PAGES
+        for name in re.findall(r"\b(test_\w+)", path.read_text())
+        if not name.endswith("_")
+    }
     assert sorted((page_name, name) for page_name, name in named if name not in test_functions) == []
 
 
@@ -284,6 +326,13 @@ def exists(name: str) -> bool:
 def test_every_repository_path_a_page_names_exists():
     roots = ("src/", "flows/", "tasks/", "tests/", "infra/", "configs/", "benchmarks/", "docs/")
     made_by_the_user = {"infra/.env"}  # from infra/.env.example
-    named = {(path.name, name.rstrip("/")) for path in PAGES for name in re.findall(r"`([^`\s*<>{}]+)`", path.read_text())
-             if name.startswith(roots) and not re.search(r"[|$]", name)}  # fmt: skip
-    assert sorted((page_name, name) for page_name, name in named if not exists(name) and name not in made_by_the_user) == []
+    named = {
+        (path.name, name.rstrip("/"))
+        for path in PAGES
+        for name in re.findall(r"`([^`\s*<>{}]+)`", path.read_text())
+        if name.startswith(roots) and not re.search(r"[|$]", name)
+    }
+    assert (
+        sorted((page_name, name) for page_name, name in named if not exists(name) and name not in made_by_the_user)
+        == []
+    )

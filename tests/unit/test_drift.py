@@ -19,22 +19,33 @@ AWKWARD_FEATURES = {**FEATURES, "d": "numeric", "e": "numeric"}
 
 
 def drift_config(numeric_method: str, categorical_method: str, features: dict[str, str] = FEATURES, **drift):
-    return parse_config({
-        "name": "d", "registry": {"model_name": "d"},
-        "dataset": {"target": "y", "task": "binary", "features": features},
-        "drift": {"numeric_method": numeric_method, "categorical_method": categorical_method, "drift_share": 0.5,
-                  **drift},
-    })  # fmt: skip
+    return parse_config(
+        {
+            "name": "d",
+            "registry": {"model_name": "d"},
+            "dataset": {"target": "y", "task": "binary", "features": features},
+            "drift": {
+                "numeric_method": numeric_method,
+                "categorical_method": categorical_method,
+                "drift_share": 0.5,
+                **drift,
+            },
+        }
+    )
 
 
 def frames(seed: int, shift: float, rows: int = 3000, current_rows: int | None = None):
     rng = np.random.default_rng(seed)
 
     def make(offset: float, weights: list[float], rows: int) -> pd.DataFrame:
-        return pd.DataFrame({
-            "a": rng.normal(offset, 1, rows), "b": rng.exponential(1 + offset, rows),
-            "c": rng.integers(0, 5, rows).astype(float), "k": rng.choice(["x", "y", "z"], rows, p=weights),
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "a": rng.normal(offset, 1, rows),
+                "b": rng.exponential(1 + offset, rows),
+                "c": rng.integers(0, 5, rows).astype(float),
+                "k": rng.choice(["x", "y", "z"], rows, p=weights),
+            }
+        )
 
     return make(0, [0.5, 0.3, 0.2], rows), make(shift, [0.5 - shift / 2, 0.3, 0.2 + shift / 2], current_rows or rows)
 
@@ -82,8 +93,10 @@ def test_prediction_drift_alone_counts_as_dataset_drift():
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
 @pytest.mark.parametrize(("rows", "current_rows"), [(3000, 2000), (15000, 6000)])  # exact KS p-value, asymptotic
-@pytest.mark.parametrize(("numeric", "categorical"), [("ks", "chisquare"), ("wasserstein", "psi"),
-                                                      ("psi", "jensenshannon"), ("jensenshannon", "chisquare")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("numeric", "categorical"),
+    [("ks", "chisquare"), ("wasserstein", "psi"), ("psi", "jensenshannon"), ("jensenshannon", "chisquare")],
+)
 def test_decisions_and_statistics_equal_evidently_per_column(seed, rows, current_rows, numeric, categorical):
     cfg = drift_config(numeric, categorical, AWKWARD_FEATURES)
     reference, current = awkward_frames(seed=seed, shift=0.03 * (seed - 10), rows=rows, current_rows=current_rows)
@@ -95,8 +108,15 @@ def test_decisions_and_statistics_equal_evidently_per_column(seed, rows, current
         assert ours[column][0] == pytest.approx(value, rel=1e-9, abs=1e-12), column
 
 
-AUTO_FEATURES = {"many": "numeric", "three": "numeric", "two": "numeric", "six": "numeric", "bin": "categorical",
-                 "multi": "categorical", "grows": "categorical"}  # fmt: skip
+AUTO_FEATURES = {
+    "many": "numeric",
+    "three": "numeric",
+    "two": "numeric",
+    "six": "numeric",
+    "bin": "categorical",
+    "multi": "categorical",
+    "grows": "categorical",
+}
 
 
 def auto_frames(seed: int, rows: int, current_rows: int, shift: float):
@@ -105,14 +125,22 @@ def auto_frames(seed: int, rows: int, current_rows: int, shift: float):
     rng = np.random.default_rng(seed)
 
     def make(rows: int, s: float, grown: list[str]) -> pd.DataFrame:
-        return pd.DataFrame({
-            "many": rng.normal(0.15 * s, 1, rows), "three": rng.choice([0.0, 1, 2], rows, p=[0.5 - s / 20, 0.3, 0.2 + s / 20]),
-            "two": rng.choice([0.0, 1.0], rows, p=[0.7 - s / 10, 0.3 + s / 10]), "six": rng.integers(0, 6, rows) * 1.0,
-            "bin": rng.choice(["no", "yes"], rows, p=[0.8 - s / 10, 0.2 + s / 10]), "multi": rng.choice(list("abcdefg"), rows),
-            "grows": rng.choice(grown, rows),
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "many": rng.normal(0.15 * s, 1, rows),
+                "three": rng.choice([0.0, 1, 2], rows, p=[0.5 - s / 20, 0.3, 0.2 + s / 20]),
+                "two": rng.choice([0.0, 1.0], rows, p=[0.7 - s / 10, 0.3 + s / 10]),
+                "six": rng.integers(0, 6, rows) * 1.0,
+                "bin": rng.choice(["no", "yes"], rows, p=[0.8 - s / 10, 0.2 + s / 10]),
+                "multi": rng.choice(list("abcdefg"), rows),
+                "grows": rng.choice(grown, rows),
+            }
+        )
 
-    reference, current = make(rows, 0.0, ["u", "v"]), make(current_rows, shift, ["u", "v", "w"] if shift else ["u", "v"])
+    reference, current = (
+        make(rows, 0.0, ["u", "v"]),
+        make(current_rows, shift, ["u", "v", "w"] if shift else ["u", "v"]),
+    )
     for frame in (reference, current):  # NaN and ±inf are dropped before the size and the values are counted
         frame.loc[rng.choice(len(frame), 3, replace=False), "many"] = [np.nan, np.inf, -np.inf]
         frame.loc[rng.choice(len(frame), 2, replace=False), "three"] = np.nan
@@ -122,8 +150,10 @@ def auto_frames(seed: int, rows: int, current_rows: int, shift: float):
 
 # reference rows on both sides of Evidently's 1000-row boundary; it counts a column's non-null rows: of 1002 rows,
 # "many" keeps 999 and "three" exactly 1000 (small: p-value tests), "bin" 1001 and "two" 1002 (large: distances)
-@pytest.mark.parametrize(("rows", "current_rows", "shift"),
-                         [(500, 600, 0.0), (500, 600, 1.0), (1000, 800, 1.0), (1002, 800, 1.0), (5000, 3000, 1.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("rows", "current_rows", "shift"),
+    [(500, 600, 0.0), (500, 600, 1.0), (1000, 800, 1.0), (1002, 800, 1.0), (5000, 3000, 1.0)],
+)
 def test_auto_chooses_and_decides_as_evidentlys_data_drift_preset_without_a_method(rows, current_rows, shift):
     cfg = drift_config("auto", "auto", AUTO_FEATURES)  # drift_share 0.5: the preset is exactly DataDriftPreset()
     reference, current = auto_frames(seed=rows, rows=rows, current_rows=current_rows, shift=shift)
@@ -136,7 +166,11 @@ def test_auto_chooses_and_decides_as_evidentlys_data_drift_preset_without_a_meth
         assert ours[column].threshold == DEFAULT_DRIFT_THRESHOLDS[method]
     if rows == 1002:
         assert {c: ours[c].method for c in ("many", "three", "bin", "two")} == {
-            "many": "ks", "three": "chisquare", "bin": "jensenshannon", "two": "jensenshannon"}  # fmt: skip
+            "many": "ks",
+            "three": "chisquare",
+            "bin": "jensenshannon",
+            "two": "jensenshannon",
+        }
     if rows == 500 and shift:  # a batch that brings a third value turns the z-test into chi-square
         assert ours["grows"].method == "chisquare" and ours["two"].method == "z"
 
@@ -145,18 +179,23 @@ def test_the_report_runs_evidently_with_each_columns_method_and_threshold_as_the
     cfg = drift_config("auto", "auto", AUTO_FEATURES)
     reference, current = auto_frames(seed=9, rows=500, current_rows=600, shift=1.0)
     verdict = detect_drift(reference, current, cfg).columns
-    verdict = [replace(c, threshold=c.statistic * (0.5 if i % 2 else 2.0)) for i, c in enumerate(verdict)]  # as if calibrated
+    verdict = [
+        replace(c, threshold=c.statistic * (0.5 if i % 2 else 2.0)) for i, c in enumerate(verdict)
+    ]  # as if calibrated
     theirs = evidently_column_drift(reference, current, cfg, verdict)
     assert {c.column: (c.method, c.statistic > 0 and i % 2 == 0) for i, c in enumerate(verdict)} == {
-        column: (method, drifted) for column, (_, drifted, method) in theirs.items()}  # fmt: skip
+        column: (method, drifted) for column, (_, drifted, method) in theirs.items()
+    }
     assert {c.method for c in verdict} == {"ks", "chisquare", "z"}  # "three", "two": numeric, tested as categories
 
 
 def test_ks_statistic_is_bit_identical_to_scipys_from_either_side():
     rng = np.random.default_rng(8)
-    cases = [(rng.normal(0, 1, 50_000), rng.normal(0.01, 1, 300)),  # a small batch: its values are visited
-             (np.round(rng.normal(0, 1, 400), 1), np.round(rng.normal(0.1, 1, 20_000), 1)),  # ties across samples
-             (rng.integers(0, 4, 15_000) * 1.0, rng.integers(1, 6, 12_000) * 1.0)]  # fmt: skip
+    cases = [
+        (rng.normal(0, 1, 50_000), rng.normal(0.01, 1, 300)),  # a small batch: its values are visited
+        (np.round(rng.normal(0, 1, 400), 1), np.round(rng.normal(0.1, 1, 20_000), 1)),  # ties across samples
+        (rng.integers(0, 4, 15_000) * 1.0, rng.integers(1, 6, 12_000) * 1.0),
+    ]
     # (above 10,000 rows, where scipy's D is the difference of the two CDFs; its exact branch re-rounds D to k/lcm)
     for reference, current in cases:
         statistic = ks_statistic(summarize(pd.Series(reference), True), summarize(pd.Series(current), True))
@@ -165,9 +204,17 @@ def test_ks_statistic_is_bit_identical_to_scipys_from_either_side():
 
 # exact KS p-value (both ≤ 10,000 rows), then scipy's asymptotic one in each of its regimes (n·D² < 2.2: Pelz-Good;
 # 2.2 ≤ n·D² < 370: the Smirnov series, summed vectorized here; ≥ 370: 0), with and without ties
-@pytest.mark.parametrize(("rows", "current_rows", "shift", "discrete"),
-                         [(900, 1100, 0.1, False), (800, 800, 0.1, True), (30000, 500, 0.05, False),
-                          (20000, 15000, 0.04, False), (20000, 15000, 0.3, True), (20000, 15000, 1.2, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("rows", "current_rows", "shift", "discrete"),
+    [
+        (900, 1100, 0.1, False),
+        (800, 800, 0.1, True),
+        (30000, 500, 0.05, False),
+        (20000, 15000, 0.04, False),
+        (20000, 15000, 0.3, True),
+        (20000, 15000, 1.2, False),
+    ],
+)
 def test_ks_and_wasserstein_equal_scipy_on_exact_and_asymptotic_sizes(rows, current_rows, shift, discrete):
     rng = np.random.default_rng(rows + current_rows)
     reference, current = rng.normal(0, 1, rows), rng.normal(shift, 1.1, current_rows)
@@ -177,8 +224,9 @@ def test_ks_and_wasserstein_equal_scipy_on_exact_and_asymptotic_sizes(rows, curr
     ks = column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "ks", 0.05, numeric=True)
     assert ks.statistic == pytest.approx(expected, rel=1e-12, abs=1e-300)
     assert ks.drifted == (expected <= 0.05)
-    wasserstein = column_drift(pd.Series(reference), pd.Series(current), "x", "feature", "wasserstein", 0.1,
-                                     numeric=True)  # fmt: skip
+    wasserstein = column_drift(
+        pd.Series(reference), pd.Series(current), "x", "feature", "wasserstein", 0.1, numeric=True
+    )
     expected = stats.wasserstein_distance(reference, current) / max(np.std(reference), 0.001)
     assert wasserstein.statistic == pytest.approx(expected, rel=1e-12)
 
@@ -227,8 +275,9 @@ def test_an_empty_column_is_not_drift_and_a_constant_one_is_compared():
 
 
 def test_report_is_built_on_a_bounded_sample(tmp_path):
-    cfg = drift_config("ks", "chisquare").model_copy(update={"drift": drift_config("ks", "chisquare").drift.model_copy(
-        update={"report_sample_rows": 500})})  # fmt: skip
+    cfg = drift_config("ks", "chisquare").model_copy(
+        update={"drift": drift_config("ks", "chisquare").drift.model_copy(update={"report_sample_rows": 500})}
+    )
     reference, current = frames(seed=3, shift=0.2, rows=5000)
     path = write_report(reference, current, cfg, tmp_path / "report.html")
     assert path.stat().st_size > 10_000

@@ -24,24 +24,35 @@ PERIOD = 8000  # rows per season of the seasonal feature
 
 
 def seasonal_config(**drift):
-    return parse_config({
-        "name": "s", "registry": {"model_name": "s"},
-        "dataset": {"target": "y", "task": "binary", "event_time_column": "t",
-                    "features": {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}},
-        "drift": {"target_drift": False, **drift},
-    })  # fmt: skip
+    return parse_config(
+        {
+            "name": "s",
+            "registry": {"model_name": "s"},
+            "dataset": {
+                "target": "y",
+                "task": "binary",
+                "event_time_column": "t",
+                "features": {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"},
+            },
+            "drift": {"target_drift": False, **drift},
+        }
+    )
 
 
 def seasonal_rows(rng: np.random.Generator, start: int, rows: int, shift: float = 0.0) -> pd.DataFrame:
     """A world that moves by itself: the mean of `a` and the share of `k` follow seasons; `b` and `c` do not move
     (`shift` moves `a` and `b`)."""
     season = 2 * np.pi * (start + np.arange(rows)) / PERIOD
-    return pd.DataFrame({
-        "t": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(start + np.arange(rows), unit="min"),
-        "a": rng.normal(0.3 * np.sin(season) + shift, 1), "b": rng.normal(shift / 2, 1, rows),
-        "c": rng.exponential(1, rows), "k": np.where(rng.random(rows) < 0.3 + 0.05 * np.cos(season), "x", "y"),
-        "y": rng.integers(0, 2, rows),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "t": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(start + np.arange(rows), unit="min"),
+            "a": rng.normal(0.3 * np.sin(season) + shift, 1),
+            "b": rng.normal(shift / 2, 1, rows),
+            "c": rng.exponential(1, rows),
+            "k": np.where(rng.random(rows) < 0.3 + 0.05 * np.cos(season), "x", "y"),
+            "y": rng.integers(0, 2, rows),
+        }
+    )
 
 
 def test_chunks_of_training_rows_are_compared_with_the_rest_and_set_the_threshold_at_the_spreads_quantile():
@@ -81,7 +92,9 @@ def test_calibrated_thresholds_know_the_seasons_of_the_training_data_and_still_f
     train = seasonal_rows(rng, 0, 4 * PERIOD)
     fixed, calibrated = seasonal_config(), seasonal_config(thresholds="calibrated", calibration={"batch_rows": 2000})
     stats = reference_stats(train, calibrated)
-    stats = ReferenceStats(stats.rows, stats.columns, calibration=calibrate(stats, train, train.head(0), [], calibrated))
+    stats = ReferenceStats(
+        stats.rows, stats.columns, calibration=calibrate(stats, train, train.head(0), [], calibrated)
+    )
     stats.save(tmp_path / "stats")
     stats = ReferenceStats.load(tmp_path / "stats")  # stored with the version's statistics, read back
     batches = [seasonal_rows(rng, int(start), 2000) for start in rng.integers(4 * PERIOD, 8 * PERIOD, 40)]
@@ -100,7 +113,9 @@ def test_a_version_without_calibrated_thresholds_is_judged_by_the_defaults(tmp_p
     stats.save(tmp_path / "old")
     manifest = tmp_path / "old" / "stats.json"  # a version registered before calibration existed
     manifest.write_text(manifest.read_text().replace(',\n "calibration": null', ""))
-    columns = detect_drift(ReferenceStats.load(tmp_path / "old"), batch, seasonal_config(thresholds="calibrated")).columns
+    columns = detect_drift(
+        ReferenceStats.load(tmp_path / "old"), batch, seasonal_config(thresholds="calibrated")
+    ).columns
     assert [(c.threshold, c.calibrated) for c in columns] == [(0.05, False)] * 4
 
 
@@ -116,8 +131,9 @@ def test_calibrated_demo_model_raises_no_alarm_on_training_like_batches_and_catc
     signal = predict(trained.model, pd.concat(batches + shifts), cfg.dataset).signal(cfg.dataset.task)
     results, start = [], 0
     for batch in batches + shifts:
-        results.append(detect_drift(trained.reference.stats, batch, cfg, current_predictions=signal[start:]
-                                    [: len(batch)]))  # fmt: skip
+        results.append(
+            detect_drift(trained.reference.stats, batch, cfg, current_predictions=signal[start:][: len(batch)])
+        )
         start += len(batch)
     assert sum(result.detected for result in results[:40]) <= 2  # at most 5 % false alarms
     assert results[40].detected and results[41].detected

@@ -58,19 +58,41 @@ def training() -> pd.DataFrame:
 def request_rows(demo_cfg) -> list[dict]:
     """10,000 rows as the service validates them, half stable and half shifted, with the awkward values mixed in."""
     dataset = demo_cfg.dataset
-    frame = pd.concat([make_frame(5000, seed=123, start=START), make_frame(5000, seed=124, scenario=COVARIATE_SHIFT)],
-                      ignore_index=True)  # fmt: skip
+    frame = pd.concat(
+        [make_frame(5000, seed=123, start=START), make_frame(5000, seed=124, scenario=COVARIATE_SHIFT)],
+        ignore_index=True,
+    )
     rng = np.random.default_rng(123)
     rows = frame[["customer_id", *dataset.feature_names]].to_dict(orient="records")
     for row in rows:
         for name in dataset.numeric_features:
             u = rng.random()
-            row[name] = (None if u < 0.08 else float("nan") if u < 0.1 else float(rng.choice([np.inf, -np.inf]))
-                         if u < 0.11 else 1e12 if u < 0.115 else 3 if u < 0.12 else float(row[name]))  # fmt: skip
+            row[name] = (
+                None
+                if u < 0.08
+                else float("nan")
+                if u < 0.1
+                else float(rng.choice([np.inf, -np.inf]))
+                if u < 0.11
+                else 1e12
+                if u < 0.115
+                else 3
+                if u < 0.12
+                else float(row[name])
+            )
         for name in dataset.categorical_features:
             u = rng.random()
-            row[name] = (None if u < 0.08 else str(rng.choice(UNSEEN)) if u < 0.15 else int(rng.integers(0, 5))
-                         if u < 0.16 else MISSING_CATEGORY if u < 0.17 else row[name])  # fmt: skip
+            row[name] = (
+                None
+                if u < 0.08
+                else str(rng.choice(UNSEEN))
+                if u < 0.15
+                else int(rng.integers(0, 5))
+                if u < 0.16
+                else MISSING_CATEGORY
+                if u < 0.17
+                else row[name]
+            )
     return rows
 
 
@@ -88,17 +110,28 @@ def fitted(cfg: DriftlineConfig, training: pd.DataFrame, task: str, estimator: s
 @pytest.mark.parametrize(
     ("task", "estimator", "params", "tables"),
     [
-        ("binary", "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 40, "max_leaf_nodes": 15}, BitTables),
+        (
+            "binary",
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            {"max_iter": 40, "max_leaf_nodes": 15},
+            BitTables,
+        ),
         ("multiclass", "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 20}, BitTables),
         ("regression", "sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 30}, BitTables),
-        ("binary", "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 5, "max_leaf_nodes": 90}, WalkTables),
+        (
+            "binary",
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            {"max_iter": 5, "max_leaf_nodes": 90},
+            WalkTables,
+        ),
         ("binary", "sklearn.linear_model.LogisticRegression", {"max_iter": 500}, None),
         ("multiclass", "sklearn.linear_model.LogisticRegression", {"max_iter": 500}, None),
         ("binary", "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 20, "max_depth": 8}, None),
     ],
 )
-def test_the_fast_path_answers_10000_rows_bit_for_bit_as_the_pipeline(demo_cfg, training, request_rows, task,
-                                                                      estimator, params, tables):  # fmt: skip
+def test_the_fast_path_answers_10000_rows_bit_for_bit_as_the_pipeline(
+    demo_cfg, training, request_rows, task, estimator, params, tables
+):
     dataset = demo_cfg.dataset.model_copy(update={"task": Task(task)})
     pipeline = fitted(demo_cfg, training, task, estimator, params)
     fast = compile_pipeline(pipeline, dataset)
@@ -132,18 +165,28 @@ def _categorical(pipeline: Pipeline) -> Pipeline:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda p: _categorical(p).steps.__setitem__(1, ("encode", OneHotEncoder(
-            handle_unknown="infrequent_if_exist", min_frequency=50, sparse_output=False))),
-         "encoder: handle_unknown='infrequent_if_exist'"),
-        (lambda p: _categorical(p).steps.__setitem__(1, ("encode", OneHotEncoder(
-            handle_unknown="ignore", drop="first", sparse_output=False))), "encoder: drop or infrequent categories"),
-        (lambda p: p[0].transformers[0][1].steps.__setitem__(0, ("impute", SimpleImputer(add_indicator=True))),
-         "numeric imputer: missing_values/indicator"),
+        (
+            lambda p: _categorical(p).steps.__setitem__(
+                1,
+                ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=50, sparse_output=False)),
+            ),
+            "encoder: handle_unknown='infrequent_if_exist'",
+        ),
+        (
+            lambda p: _categorical(p).steps.__setitem__(
+                1, ("encode", OneHotEncoder(handle_unknown="ignore", drop="first", sparse_output=False))
+            ),
+            "encoder: drop or infrequent categories",
+        ),
+        (
+            lambda p: p[0].transformers[0][1].steps.__setitem__(0, ("impute", SimpleImputer(add_indicator=True))),
+            "numeric imputer: missing_values/indicator",
+        ),
         (lambda p: p.steps.insert(1, ("select", VarianceThreshold())), "not Pipeline([ColumnTransformer, estimator])"),
         (lambda p: p.set_output(transform="pandas"), "set_output"),
     ],
     ids=["infrequent categories", "drop first", "missing indicator", "an extra step", "pandas output"],
-)  # fmt: skip
+)
 def test_a_pipeline_the_fast_path_cannot_reproduce_is_refused_with_the_reason(demo_cfg, training, change, reason):
     pipeline = build_pipeline(demo_cfg)
     pipeline.steps[-1] = ("model", HistGradientBoostingClassifier(max_iter=5))
@@ -163,8 +206,9 @@ def test_native_categorical_trees_are_left_to_the_estimator_and_still_exact(demo
     assert np.array_equal(fast.predict(request_rows).proba, expected.proba)
 
 
-def test_the_service_answers_with_the_pipeline_and_logs_why_when_the_fast_path_refuses(demo_cfg, training,
-                                                                                       request_rows, caplog):  # fmt: skip
+def test_the_service_answers_with_the_pipeline_and_logs_why_when_the_fast_path_refuses(
+    demo_cfg, training, request_rows, caplog
+):
     pipeline = build_pipeline(demo_cfg)
     _categorical(pipeline).steps[1] = ("encode", OneHotEncoder(handle_unknown="error", sparse_output=False))
     pipeline.steps[-1] = ("model", HistGradientBoostingClassifier(max_iter=5))
@@ -172,8 +216,10 @@ def test_the_service_answers_with_the_pipeline_and_logs_why_when_the_fast_path_r
     with caplog.at_level(logging.WARNING, logger="driftline.serve"):
         served = serve(ModelRef("churn-demo", "7", run_id=""), pipeline, demo_cfg.dataset)
     assert served.fast is None
-    assert ("churn-demo version 7 is answered by its scikit-learn pipeline: the fast path cannot reproduce it "
-            "(encoder: handle_unknown='error')") in caplog.text  # fmt: skip
+    assert (
+        "churn-demo version 7 is answered by its scikit-learn pipeline: the fast path cannot reproduce it "
+        "(encoder: handle_unknown='error')"
+    ) in caplog.text
     known = [{**row, "contract": "one-year", "payment_method": "card", "region": "north"} for row in request_rows[:20]]
     expected = predict(pipeline, request_frame(known, demo_cfg.dataset), demo_cfg.dataset)
     assert np.array_equal(served.predict(known).proba, expected.proba)

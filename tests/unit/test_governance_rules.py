@@ -64,8 +64,9 @@ def test_fair_first_model_passes_and_reports_its_groups(config_factory, holdout)
 
 
 def test_fairness_needs_a_binary_task(config_factory):
-    path = config_factory(dataset={"task": "multiclass"}, gate={"metric": None, "thresholds": {},
-                                                                  "fairness": {"attribute": "region"}})  # fmt: skip
+    path = config_factory(
+        dataset={"task": "multiclass"}, gate={"metric": None, "thresholds": {}, "fairness": {"attribute": "region"}}
+    )
     with pytest.raises(ConfigError, match="gate.fairness.attribute needs dataset.task binary"):
         load_config(path)
 
@@ -84,8 +85,9 @@ def test_a_change_of_top_features_is_flagged(cfg):
 
 
 def _event(at: str, action: Action, version: str, champion_after: str | None) -> AuditEvent:
-    return AuditEvent(at, action, version, Actor.os_user(), "", AliasHolders(None, None),
-                      AliasHolders(champion_after, None))  # fmt: skip
+    return AuditEvent(
+        at, action, version, Actor.os_user(), "", AliasHolders(None, None), AliasHolders(champion_after, None)
+    )
 
 
 def test_champion_at_a_time_is_the_holder_after_the_last_transition_before_it():
@@ -128,12 +130,21 @@ def test_auto_rollback_fires_only_for_a_watched_degraded_champion_with_somewhere
 
 
 def test_a_refusal_naming_a_slice_prints_the_slice():
-    from driftline.cli.render import console, describe_training
     from driftline.flows.params import TrainingOutcome
 
+    from driftline.cli.render import console, describe_training
+
     reason = "Metric roc_auc[contract=two-year] value threshold check failed: candidate model = 0.61"
-    refused = TrainingOutcome(candidate_version="2", verdict="refused", reasons=[reason], metric="roc_auc",
-                              challenger_value=0.8, champion_value=0.79, champion_version="1", training_rows=10)
+    refused = TrainingOutcome(
+        candidate_version="2",
+        verdict="refused",
+        reasons=[reason],
+        metric="roc_auc",
+        challenger_value=0.8,
+        champion_value=0.79,
+        champion_version="1",
+        training_rows=10,
+    )
     with console.capture() as printed:
         console.print(describe_training(refused))
     assert "roc_auc[contract=two-year]" in printed.get()  # rich markup would swallow it unescaped

@@ -14,13 +14,13 @@ import compose
 import kubernetes_validate
 import pytest
 import yaml
+from driftline.flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
 from prefect import Flow
 from prefect.server.schemas.actions import validate_base_job_template
 from prefect.utilities.templating import apply_values
 from testkit.paths import DEMO_CONFIG, PROJECT_ROOT
 
 from driftline.config import load_config
-from driftline.flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
 
 INFRA = PROJECT_ROOT / "infra"
 COMPOSE_FILE = INFRA / "docker-compose.yml"
@@ -32,8 +32,14 @@ COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 PREFECT_DEFAULT_TEMPLATES = Path(importlib.import_module("prefect.server.api").__file__).parent / (
     "collections_data/views/aggregate-worker-metadata.json"
 )
-REQUIRED_SECRETS = ["POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "PREFECT_AUTH_STRING",
-                    "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"]
+REQUIRED_SECRETS = [
+    "POSTGRES_PASSWORD",
+    "PREFECT_DB_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "PREFECT_AUTH_STRING",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_SECRET_KEY",
+]
 
 
 def env_lines(path: Path) -> dict[str, str]:
@@ -46,8 +52,10 @@ def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedP
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
     return subprocess.run(
         [str(COMPOSE_BINARY), "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "--format", "json"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},  # nothing from this shell's environment
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},  # nothing from this shell's environment
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +151,10 @@ def test_dockerfile_builds_python_3_11_as_a_non_root_user_from_pinned_dependenci
 
 def test_everything_the_dockerfile_copies_exists_and_passes_the_dockerignore():
     patterns = [
-        line.strip() for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
-    ]  # fmt: skip
+    ]
     instructions = (INFRA / "Dockerfile").read_text().splitlines()
     sources = [source for line in instructions if line.startswith("COPY ") for source in line.split()[1:-1]]
     assert {"requirements/constraints.txt", "src", "flows", "tasks", "prefect.yaml", "configs"} <= set(sources)
@@ -163,7 +172,9 @@ def test_every_deployment_entrypoint_is_a_flow_and_every_template_value_is_provi
     flow_names = []
     for deployment in deployments:
         path, function = deployment["entrypoint"].split(":")
-        assert path.startswith("driftline.flows."), f"{deployment['entrypoint']}: a module path of the installed package"
+        assert path.startswith("driftline.flows."), (
+            f"{deployment['entrypoint']}: a module path of the installed package"
+        )
         module = importlib.import_module(path)
         flow = getattr(module, function)
         assert isinstance(flow, Flow), f"{deployment['entrypoint']} is not a Prefect flow"
@@ -180,8 +191,10 @@ def test_work_pool_templates_are_what_prefect_accepts_for_their_type(pool_type):
     defaults = json.loads(PREFECT_DEFAULT_TEMPLATES.read_text())
     prefect_default = next(
         worker["default_base_job_configuration"]
-        for collection in defaults.values() for worker in collection.values() if worker["type"] == pool_type
-    )  # fmt: skip
+        for collection in defaults.values()
+        for worker in collection.values()
+        if worker["type"] == pool_type
+    )
     # the worker builds its job configuration from these keys: none missing, none it would not know
     assert set(template["job_configuration"]) == set(prefect_default["job_configuration"])
     assert set(prefect_default["variables"]["properties"]) <= set(template["variables"]["properties"])
@@ -189,7 +202,9 @@ def test_work_pool_templates_are_what_prefect_accepts_for_their_type(pool_type):
 
 
 def kubernetes_resources() -> list[tuple[str, dict]]:
-    return [(path.name, resource) for path in MANIFESTS for resource in yaml.safe_load_all(path.read_text()) if resource]
+    return [
+        (path.name, resource) for path in MANIFESTS for resource in yaml.safe_load_all(path.read_text()) if resource
+    ]
 
 
 @pytest.mark.parametrize("name,resource", kubernetes_resources(), ids=lambda v: v if isinstance(v, str) else "")
@@ -214,8 +229,9 @@ def test_the_kubernetes_flow_run_job_matches_the_api_schema_and_the_manifests():
 
 
 def test_the_kubernetes_secrets_are_templates_without_values():
-    secrets = {resource["metadata"]["name"]: resource for _, resource in kubernetes_resources()
-               if resource["kind"] == "Secret"}  # fmt: skip
+    secrets = {
+        resource["metadata"]["name"]: resource for _, resource in kubernetes_resources() if resource["kind"] == "Secret"
+    }
     assert set(secrets) == {"driftline-secrets", "driftline-mlflow-client"}
     for secret in secrets.values():
         assert "data" not in secret and set(secret["stringData"].values()) == {""}

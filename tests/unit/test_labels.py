@@ -21,39 +21,90 @@ from driftline.steps.retraining import retraining_window
 from driftline.training.train import train_model
 from driftline.validation.labels import LabelRules, LabelTally, check_labels, label_problems
 
-BINARY_NEW = ("dataset.task is binary but target 'late' has classes ['0', '1', '2']: ['2'] not among the champion's "
-              "classes ['0', '1']; fix the labels (a binary model learns exactly two classes)")  # fmt: skip
+BINARY_NEW = (
+    "dataset.task is binary but target 'late' has classes ['0', '1', '2']: ['2'] not among the champion's "
+    "classes ['0', '1']; fix the labels (a binary model learns exactly two classes)"
+)
 UNSEEN = "target 'late' has classes ['d'] the champion was never trained on (it knows ['a', 'b', 'c'])"
 RULE_CASES = [
     ("a third class in a binary target", Task.binary, [0, 1, 2, 1], [0, 1], False, [BINARY_NEW], []),
-    ("a third class before any champion", Task.binary, ["0", "1", "2"], None, False,
-     ["dataset.task is binary but target 'late' has 3 classes ['0', '1', '2']; fix the labels or set task: "
-      "multiclass"], []),
+    (
+        "a third class before any champion",
+        Task.binary,
+        ["0", "1", "2"],
+        None,
+        False,
+        [
+            "dataset.task is binary but target 'late' has 3 classes ['0', '1', '2']; fix the labels or set task: "
+            "multiclass"
+        ],
+        [],
+    ),
     ("labels read as floats are the trained classes", Task.binary, [0.0, 1.0, 1.0], [0, 1], False, [], []),
-    ("null labels", Task.binary, [0, None, 1, np.nan], [0, 1], False,
-     ["column 'late': 2 of 4 rows have no label; fill them in or drop those rows"], []),
-    ("an unseen multiclass class", Task.multiclass, ["a", "b", "d"], ["a", "b", "c"], False,
-     [f"{UNSEEN}; fix the labels, or set validation.allow_new_classes: true to learn them at the next retrain"], []),
-    ("an unseen multiclass class, allowed", Task.multiclass, ["a", "b", "d"], ["a", "b", "c"], True, [],
-     [f"{UNSEEN}; accepted (validation.allow_new_classes): the next retrain learns them"]),
-    ("non-finite regression labels", Task.regression, [1.5, np.inf, -np.inf, 2.0], None, False,
-     ["column 'late': 2 labels are not finite numbers (e.g. inf, -inf); a regression target needs a number on every "
-      "row"], []),
-    ("regression labels that are not numbers", Task.regression, ["1.5", "n.a.", "2"], None, False,
-     ["column 'late': 1 labels are not finite numbers (e.g. n.a.); a regression target needs a number on every "
-      "row"], []),
-]  # fmt: skip
+    (
+        "null labels",
+        Task.binary,
+        [0, None, 1, np.nan],
+        [0, 1],
+        False,
+        ["column 'late': 2 of 4 rows have no label; fill them in or drop those rows"],
+        [],
+    ),
+    (
+        "an unseen multiclass class",
+        Task.multiclass,
+        ["a", "b", "d"],
+        ["a", "b", "c"],
+        False,
+        [f"{UNSEEN}; fix the labels, or set validation.allow_new_classes: true to learn them at the next retrain"],
+        [],
+    ),
+    (
+        "an unseen multiclass class, allowed",
+        Task.multiclass,
+        ["a", "b", "d"],
+        ["a", "b", "c"],
+        True,
+        [],
+        [f"{UNSEEN}; accepted (validation.allow_new_classes): the next retrain learns them"],
+    ),
+    (
+        "non-finite regression labels",
+        Task.regression,
+        [1.5, np.inf, -np.inf, 2.0],
+        None,
+        False,
+        [
+            "column 'late': 2 labels are not finite numbers (e.g. inf, -inf); a regression target needs a number on every "
+            "row"
+        ],
+        [],
+    ),
+    (
+        "regression labels that are not numbers",
+        Task.regression,
+        ["1.5", "n.a.", "2"],
+        None,
+        False,
+        ["column 'late': 1 labels are not finite numbers (e.g. n.a.); a regression target needs a number on every row"],
+        [],
+    ),
+]
 
 
-@pytest.mark.parametrize(("case", "task", "labels", "trained", "allow", "failures", "notes"), RULE_CASES,
-                         ids=[c[0] for c in RULE_CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "task", "labels", "trained", "allow", "failures", "notes"), RULE_CASES, ids=[c[0] for c in RULE_CASES]
+)
 def test_label_rules_give_one_readable_line_per_problem(case, task, labels, trained, allow, failures, notes):
     from driftline.validation.report import build_report
 
     frame = pd.DataFrame({"late": pd.Series(labels, dtype=object if isinstance(labels[0], str) else None)})
     report = build_report(check_labels(frame, LabelRules("late", task, trained, allow)))
     assert (report.failures, report.notes) == (failures, notes)
-    assert [d["expectation"] for d in report.details] == ["expect_labels_to_be_present", "expect_labels_to_fit_the_task"]
+    assert [d["expectation"] for d in report.details] == [
+        "expect_labels_to_be_present",
+        "expect_labels_to_fit_the_task",
+    ]
 
 
 def test_a_batch_without_its_label_column_has_no_label_checks():
@@ -69,11 +120,14 @@ def test_labels_counted_chunk_by_chunk_give_the_whole_frames_verdict():
     assert tally.outcomes() == check_labels(frame, rules)
 
 
-@pytest.mark.parametrize(("kind", "column", "bad"), [
-    ("binary", "churned", None),
-    ("binary", "churned", 2),
-    ("regression", "monthly_charges", np.inf),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "column", "bad"),
+    [
+        ("binary", "churned", None),
+        ("binary", "churned", 2),
+        ("regression", "monthly_charges", np.inf),
+    ],
+)
 def test_training_refuses_labels_by_the_same_rules(config_factory, kind, column, bad):
     cfg = load_config(config_factory(**TASK_KINDS[kind]))
     frame = of_kind(make_frame(60, seed=1), kind)
@@ -100,14 +154,19 @@ def test_a_window_that_cannot_be_trained_names_the_file_the_user_sent_and_the_fi
         retraining_window(cfg, [0, 1])
     message = str(rejected.value)
     assert "\n" not in message and message.startswith("retraining window of churn-demo rejected: batch week-02.csv ")
-    assert f"(sha256 {bad.fingerprint[:12]}, archived {bad.archived_at} by flow-run:continuous-training/x (1))" in message
+    assert (
+        f"(sha256 {bad.fingerprint[:12]}, archived {bad.archived_at} by flow-run:continuous-training/x (1))" in message
+    )
     assert "dataset.task is binary but target 'churned' has classes ['0', '1', '2']" in message
-    assert message.endswith(f"take it out of every future retraining window: driftline archive remove --config "
-                            f"{config_path} --fingerprint {bad.fingerprint} --reason TEXT")  # fmt: skip
+    assert message.endswith(
+        f"take it out of every future retraining window: driftline archive remove --config "
+        f"{config_path} --fingerprint {bad.fingerprint} --reason TEXT"
+    )
     assert "week-01.csv" not in message
 
-    removed, changed = archive.remove_archived_batch(registry_folders(cfg).archive, bad.fingerprint[:10], "a third class",
-                                                     "user:ops", cfg.folders.quarantine)  # fmt: skip
+    removed, changed = archive.remove_archived_batch(
+        registry_folders(cfg).archive, bad.fingerprint[:10], "a third class", "user:ops", cfg.folders.quarantine
+    )
     assert changed and not removed.in_use and removed.removal_reason == "a third class"
     entries, batches = retraining_window(cfg, [0, 1])
     assert [entry.source_name for entry in entries] == ["week-01.csv"] and entries[0] == good
@@ -117,8 +176,13 @@ def test_a_removed_batch_is_kept_in_quarantine_with_its_reason_and_the_index_fin
     entry = _archived(cfg, tmp_path, "week-02.csv", make_frame(50, seed=2))
     original = entry.location(registry_folders(cfg).archive)
     content = original.read_bytes()
-    removed, changed = archive.remove_archived_batch(registry_folders(cfg).archive, entry.fingerprint, "collected without consent",
-                                                     "user:ops", cfg.folders.quarantine)  # fmt: skip
+    removed, changed = archive.remove_archived_batch(
+        registry_folders(cfg).archive,
+        entry.fingerprint,
+        "collected without consent",
+        "user:ops",
+        cfg.folders.quarantine,
+    )
     assert changed and not original.exists()
     kept = removed.location(registry_folders(cfg).archive)
     assert kept.read_bytes() == content and kept.parent.parent == cfg.folders.quarantine
@@ -127,9 +191,12 @@ def test_a_removed_batch_is_kept_in_quarantine_with_its_reason_and_the_index_fin
     assert report["report"]["source_name"] == "week-02.csv" and report["report"]["stage"] == "archive"
     [listed] = archive.read_archive_index(registry_folders(cfg).archive)
     assert listed == removed and (listed.removed_by, listed.archived_by) == ("user:ops", entry.archived_by)
-    assert archive.archived_entry(registry_folders(cfg).archive, entry.fingerprint) == removed  # the same bytes are not new
-    again, changed = archive.remove_archived_batch(registry_folders(cfg).archive, entry.fingerprint, "twice", "user:ops",
-                                                   cfg.folders.quarantine)  # fmt: skip
+    assert (
+        archive.archived_entry(registry_folders(cfg).archive, entry.fingerprint) == removed
+    )  # the same bytes are not new
+    again, changed = archive.remove_archived_batch(
+        registry_folders(cfg).archive, entry.fingerprint, "twice", "user:ops", cfg.folders.quarantine
+    )
     assert not changed and again == removed
     assert len(list(cfg.folders.quarantine.iterdir())) == 1
 
@@ -137,7 +204,9 @@ def test_a_removed_batch_is_kept_in_quarantine_with_its_reason_and_the_index_fin
 def test_removing_an_unknown_or_ambiguous_fingerprint_is_a_one_line_error(cfg, tmp_path):
     _archived(cfg, tmp_path, "week-01.csv", make_frame(50, seed=1))
     with pytest.raises(DriftlineError) as unknown:
-        archive.remove_archived_batch(registry_folders(cfg).archive, "0123456789abcdef", "x", "user:ops", cfg.folders.quarantine)
+        archive.remove_archived_batch(
+            registry_folders(cfg).archive, "0123456789abcdef", "x", "user:ops", cfg.folders.quarantine
+        )
     assert str(unknown.value) == (
         f"no archived batch has fingerprint 0123456789abcdef in {registry_folders(cfg).archive}; `driftline archive list "
         "--config C` shows the archived batches and their fingerprints"
@@ -146,10 +215,13 @@ def test_removing_an_unknown_or_ambiguous_fingerprint_is_a_one_line_error(cfg, t
         archive.remove_archived_batch(registry_folders(cfg).archive, "0", "x", "user:ops", cfg.folders.quarantine)
 
 
-@pytest.mark.parametrize(("allow", "outcome"), [
-    (False, "rejected: target 'contract' has classes ['lifetime'] the champion was never trained on"),
-    (True, "accepted: ['one-year', 'lifetime']"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("allow", "outcome"),
+    [
+        (False, "rejected: target 'contract' has classes ['lifetime'] the champion was never trained on"),
+        (True, "accepted: ['one-year', 'lifetime']"),
+    ],
+)
 def test_label_files_follow_the_same_rule_for_new_multiclass_classes(config_factory, tmp_path, allow, outcome):
     from driftline.monitoring import label_store
 

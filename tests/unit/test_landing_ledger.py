@@ -36,7 +36,7 @@ def outcome(ledger: Ledger, name: str, state: str, run: str, reason: str | None 
 
 def test_content_is_announced_again_after_a_failed_run_and_never_after_success_rejection_or_while_in_flight(
     tmp_path, demo_files
-):  # fmt: skip
+):
     landing = tmp_path / "landing"
     ledger = Ledger(tmp_path / "landing.jsonl")
     watcher = LandingWatcher(landing, ledger, stable_seconds=0)
@@ -52,8 +52,11 @@ def test_content_is_announced_again_after_a_failed_run_and_never_after_success_r
     drop(demo_files["covariate_shift"], landing, "b.csv")
     drop(demo_files["concept_drift"], landing, "c_copy.csv")
     again = poll(watcher)
-    expect(case="a landed file whose run failed (server down) is dropped again", expected="announced as new data",
-           observed="announced as new data" if again["a.csv"] is None else f"duplicate of {again['a.csv']}")
+    expect(
+        case="a landed file whose run failed (server down) is dropped again",
+        expected="announced as new data",
+        observed="announced as new data" if again["a.csv"] is None else f"duplicate of {again['a.csv']}",
+    )
     assert again["b.csv"].endswith("/b.csv") and again["c_copy.csv"].endswith("/c.csv")  # rejected; in flight
     outcome(ledger, "a.csv", SUCCEEDED, "run-4")
     drop(demo_files["stable"], landing, "a_later.csv")
@@ -64,8 +67,13 @@ def test_content_is_announced_again_after_a_failed_run_and_never_after_success_r
 def test_status_shows_pending_announced_running_failed_and_done(tmp_path, demo_files):
     landing = tmp_path / "landing"
     ledger = Ledger(tmp_path / "landing.jsonl")
-    for name, source in [("a.csv", "stable"), ("b.csv", "covariate_shift"), ("c.csv", "concept_drift"),
-                         ("d.csv", "faulty"), ("e.csv", "reference")]:  # fmt: skip
+    for name, source in [
+        ("a.csv", "stable"),
+        ("b.csv", "covariate_shift"),
+        ("c.csv", "concept_drift"),
+        ("d.csv", "faulty"),
+        ("e.csv", "reference"),
+    ]:
         drop(demo_files[source], landing, name)
     LandingWatcher(landing, ledger, stable_seconds=0).poll(lambda arrival: None, time.monotonic())
     outcome(ledger, "a.csv", SUCCEEDED, "run-1")
@@ -78,7 +86,8 @@ def test_status_shows_pending_announced_running_failed_and_done(tmp_path, demo_f
     assert [Path(p).name for p in status.announced] == ["e.csv"]
     assert [(Path(o.data).name, o.flow_run_id) for o in status.running] == [("b.csv", "run-2")]
     assert [(Path(o.data).name, o.reason, o.flow_run_id) for o in status.failed] == [
-        ("c.csv", "connection refused", "run-3")]  # fmt: skip
+        ("c.csv", "connection refused", "run-3")
+    ]
     assert (status.succeeded, status.rejected) == (1, 1)
     assert [Path(o.data).name for o in status.recent] == ["d.csv", "a.csv"]  # newest first
 
@@ -103,12 +112,13 @@ def test_retry_failed_announces_failed_content_again_and_names_files_gone(tmp_pa
 
 def test_a_run_s_outcome_goes_to_its_registry_s_ledger_and_rejection_for_content_is_not_a_failure(
     cfg, config_path, demo_files, monkeypatch
-):  # fmt: skip
+):
     ledger_path = registry_folders(cfg).landing_ledger
     data = str(demo_files["stable"])
     batch_outcomes.record_run(str(config_path), data, RUNNING, "run-1")
-    batch_outcomes.record_run(str(config_path), data, FAILED, "run-1",
-                              DataRejected(data, ["3 rows: unknown plan"], "quarantine/x"))  # fmt: skip
+    batch_outcomes.record_run(
+        str(config_path), data, FAILED, "run-1", DataRejected(data, ["3 rows: unknown plan"], "quarantine/x")
+    )
     ledger = Ledger(ledger_path)
     assert [(o.state, o.flow_run_id) for o in ledger.records] == [(RUNNING, "run-1"), (REJECTED, "run-1")]
     assert ledger.records[-1].reason.endswith("rejected (quarantined to quarantine/x): 3 rows: unknown plan")
@@ -129,6 +139,8 @@ def test_a_run_s_outcome_goes_to_its_registry_s_ledger_and_rejection_for_content
 
 def test_the_ledger_reads_lines_written_before_outcomes_were_recorded(tmp_path):
     path = tmp_path / "landing.jsonl"
-    path.write_text('{"path": "/l/a.csv", "size": 3, "sha256": "abc", "seen_at": "2026-01-01T00:00:00+00:00", '
-                    '"mtime_ns": 1, "duplicate_of": null}\n')  # fmt: skip
+    path.write_text(
+        '{"path": "/l/a.csv", "size": 3, "sha256": "abc", "seen_at": "2026-01-01T00:00:00+00:00", '
+        '"mtime_ns": 1, "duplicate_of": null}\n'
+    )
     assert Ledger(path).state("abc") == "announced" and Ledger(path).handled_as("abc") == "/l/a.csv"

@@ -38,18 +38,25 @@ def test_pipeline_predicts_through_missing_values_and_unseen_categories(cfg):
     assert list(predictions.classes) == [0, 1]
 
 
-@pytest.mark.parametrize(("task", "estimator", "metric"), [
-    ("multiclass", "sklearn.ensemble.RandomForestClassifier", "f1_macro"),
-    ("regression", "sklearn.linear_model.Ridge", "rmse"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("task", "estimator", "metric"),
+    [
+        ("multiclass", "sklearn.ensemble.RandomForestClassifier", "f1_macro"),
+        ("regression", "sklearn.linear_model.Ridge", "rmse"),
+    ],
+)
 def test_other_tasks_train_and_evaluate(task, estimator, metric):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=600), "kind": rng.choice(["a", "b", "c"], 600)})
     frame["y"] = (frame["x"] + (frame["kind"] == "a")) if task == "regression" else np.digitize(frame["x"], [-0.5, 0.5])
-    cfg = parse_config({
-        "name": "t", "registry": {"model_name": "t"}, "model": {"estimator": estimator},
-        "dataset": {"target": "y", "task": task, "features": {"x": "numeric", "kind": "categorical"}},
-    })  # fmt: skip
+    cfg = parse_config(
+        {
+            "name": "t",
+            "registry": {"model_name": "t"},
+            "model": {"estimator": estimator},
+            "dataset": {"target": "y", "task": task, "features": {"x": "numeric", "kind": "categorical"}},
+        }
+    )
     train, holdout = pipeline.split_holdout(frame, cfg)
     metrics = measure.holdout_metrics(pipeline.fit(train, cfg), holdout, cfg)
     assert cfg.primary_metric == metric and metric in metrics
@@ -74,21 +81,28 @@ def test_challenger_must_beat_champion_by_the_margin(cfg):
 
 
 def test_lower_is_better_metrics_gate_the_other_way():
-    cfg = parse_config({
-        "name": "r", "registry": {"model_name": "r"}, "model": {"estimator": "sklearn.linear_model.Ridge"},
-        "dataset": {"target": "y", "task": "regression", "features": {"x": "numeric"}},
-        "gate": {"thresholds": {"rmse": 2.0}, "min_improvement": 0.1},
-    })  # fmt: skip
+    cfg = parse_config(
+        {
+            "name": "r",
+            "registry": {"model_name": "r"},
+            "model": {"estimator": "sklearn.linear_model.Ridge"},
+            "dataset": {"target": "y", "task": "regression", "features": {"x": "numeric"}},
+            "gate": {"thresholds": {"rmse": 2.0}, "min_improvement": 0.1},
+        }
+    )
     assert gate.decide(cfg, {"rmse": 1.0}, {"rmse": 1.2}, "3").promote
     assert not gate.decide(cfg, {"rmse": 1.15}, {"rmse": 1.2}, "3").promote
     assert not gate.decide(cfg, {"rmse": 2.5}, None, None).promote
 
 
-@pytest.mark.parametrize(("labels", "reason"), [
-    ([0] * 30, "target 'churned' has one class ['0']; a classifier needs two or more"),
-    ([0, 1, 2] * 10, "dataset.task is binary but target 'churned' has 3 classes ['0', '1', '2']; fix the labels"),
-    ([0, 1] * 5, "only 10 rows; training needs at least 20"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        ([0] * 30, "target 'churned' has one class ['0']; a classifier needs two or more"),
+        ([0, 1, 2] * 10, "dataset.task is binary but target 'churned' has 3 classes ['0', '1', '2']; fix the labels"),
+        ([0, 1] * 5, "only 10 rows; training needs at least 20"),
+    ],
+)
 def test_untrainable_data_is_rejected_before_fitting(cfg, labels, reason):
     from driftline.errors import DataRejected
     from driftline.training.train import train_model

@@ -4,11 +4,11 @@ import uuid
 from pathlib import Path
 
 import yaml
+from driftline.flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
+from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
 from testkit.paths import PROJECT_ROOT
 
 from driftline.config import load_config
-from driftline.flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
-from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
 
 
 def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(config_factory):
@@ -32,13 +32,23 @@ def test_slice_and_fairness_breaches_are_notified_in_words(config_factory):
     from jinja2 import Template
 
     cfg = load_config(config_factory(labels={"enabled": True}))
-    names = {a.name for a in notification_automations(cfg, str(uuid.uuid4()))
-             if a.trigger.expect & {FAIRNESS_BREACHED, SLICE_DEGRADED}}  # fmt: skip
+    names = {
+        a.name
+        for a in notification_automations(cfg, str(uuid.uuid4()))
+        if a.trigger.expect & {FAIRNESS_BREACHED, SLICE_DEGRADED}
+    }
     assert names == {"driftline churn-demo: fairness breached", "driftline churn-demo: slice degraded"}
-    event = {"resource": {"driftline.model": "churn-demo"}, "payload": {
-        "champion_version": "3", "reason": "disparate impact on region 0.000 < 0.8 in b.csv",
-        "positive_rates": {"south": 0.0, "north": 0.49}, "retraining": "labels.fairness_counts_as_degradation is off",
-        "mlflow_run_id": "abc", "mlflow_run_url": None}}  # fmt: skip
+    event = {
+        "resource": {"driftline.model": "churn-demo"},
+        "payload": {
+            "champion_version": "3",
+            "reason": "disparate impact on region 0.000 < 0.8 in b.csv",
+            "positive_rates": {"south": 0.0, "north": 0.49},
+            "retraining": "labels.fairness_counts_as_degradation is off",
+            "mlflow_run_id": "abc",
+            "mlflow_run_url": None,
+        },
+    }
     subject, body = (Template(text).render(event=event) for text in MESSAGES[FAIRNESS_BREACHED])
     assert subject == "driftline churn-demo: fairness of champion v3 breached"
     assert body.startswith("disparate impact on region 0.000 < 0.8 in b.csv (positive rates")

@@ -17,21 +17,37 @@ SCORED = datetime(2026, 3, 1, tzinfo=UTC)
 
 def logged(ids: list[str], version: str, source: str, predicted: list[int], proba: list[float], hours: int = 0):
     """Prediction-log rows as batch scoring writes them (binary task)."""
-    return pd.DataFrame({
-        "customer_id": ids, prediction_log.PREDICTION: predicted, "proba_0": [1 - p for p in proba],
-        "proba_1": proba, prediction_log.MODEL_VERSION: version, prediction_log.SOURCE: source,
-        prediction_log.SCORED_AT: pd.Timestamp(SCORED + timedelta(hours=hours)),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "customer_id": ids,
+            prediction_log.PREDICTION: predicted,
+            "proba_0": [1 - p for p in proba],
+            "proba_1": proba,
+            prediction_log.MODEL_VERSION: version,
+            prediction_log.SOURCE: source,
+            prediction_log.SCORED_AT: pd.Timestamp(SCORED + timedelta(hours=hours)),
+        }
+    )
 
 
 def labels_frame(pairs: dict[str, int]) -> pd.DataFrame:
-    return pd.DataFrame({label_store.ID: list(pairs), label_store.LABEL: list(pairs.values()),
-                         label_store.LABEL_FILE: "l.csv", label_store.RECEIVED_AT: pd.Timestamp(SCORED)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            label_store.ID: list(pairs),
+            label_store.LABEL: list(pairs.values()),
+            label_store.LABEL_FILE: "l.csv",
+            label_store.RECEIVED_AT: pd.Timestamp(SCORED),
+        }
+    )
 
 
 def test_join_counts_pending_predictions_and_labels_without_a_prediction(cfg):
-    predictions = pd.concat([logged(["C1", "C2", "C3"], "1", "a.csv", [1, 0, 0], [0.9, 0.2, 0.4]),
-                             logged(["C3"], "2", "b.csv", [1], [0.7], hours=1)])  # fmt: skip
+    predictions = pd.concat(
+        [
+            logged(["C1", "C2", "C3"], "1", "a.csv", [1, 0, 0], [0.9, 0.2, 0.4]),
+            logged(["C3"], "2", "b.csv", [1], [0.7], hours=1),
+        ]
+    )
     joined = performance.join_labels(predictions, labels_frame({"C1": 1, "C3": 1, "C9": 0}), cfg)
     # C3 was scored twice: its label measures both predictions; C2 waits; C9 has no prediction yet
     assert sorted(joined.labeled["customer_id"]) == ["C1", "C3", "C3"]
@@ -40,18 +56,23 @@ def test_join_counts_pending_predictions_and_labels_without_a_prediction(cfg):
 
 
 def test_performance_per_version_and_per_batch_in_scoring_order(cfg):
-    predictions = pd.concat([
-        logged(["A1", "A2", "A3", "A4"], "1", "a.csv", [1, 0, 1, 0], [0.9, 0.1, 0.8, 0.3]),
-        logged(["B1", "B2", "B3", "B4"], "1", "b.csv", [1, 1, 0, 0], [0.6, 0.7, 0.4, 0.2], hours=2),
-        logged(["C1", "C2"], "2", "c.csv", [1, 0], [0.9, 0.1], hours=3),
-    ])  # fmt: skip
+    predictions = pd.concat(
+        [
+            logged(["A1", "A2", "A3", "A4"], "1", "a.csv", [1, 0, 1, 0], [0.9, 0.1, 0.8, 0.3]),
+            logged(["B1", "B2", "B3", "B4"], "1", "b.csv", [1, 1, 0, 0], [0.6, 0.7, 0.4, 0.2], hours=2),
+            logged(["C1", "C2"], "2", "c.csv", [1, 0], [0.9, 0.1], hours=3),
+        ]
+    )
     truth = {"A1": 1, "A2": 0, "A3": 1, "A4": 0, "B1": 0, "B2": 1, "B3": 1, "B4": 0, "C1": 1, "C2": 0}
     results = performance.performance(performance.join_labels(predictions, labels_frame(truth), cfg), cfg, [0, 1])
     table = {(r.model_version, r.source): (r.rows, r.metrics["accuracy"], r.metrics["roc_auc"]) for r in results}
     assert table == {
-        ("1", performance.ALL_BATCHES): (8, 0.75, 0.9375), ("2", performance.ALL_BATCHES): (2, 1.0, 1.0),
-        ("1", "a.csv"): (4, 1.0, 1.0), ("1", "b.csv"): (4, 0.5, 0.75), ("2", "c.csv"): (2, 1.0, 1.0),
-    }  # fmt: skip
+        ("1", performance.ALL_BATCHES): (8, 0.75, 0.9375),
+        ("2", performance.ALL_BATCHES): (2, 1.0, 1.0),
+        ("1", "a.csv"): (4, 1.0, 1.0),
+        ("1", "b.csv"): (4, 0.5, 0.75),
+        ("2", "c.csv"): (2, 1.0, 1.0),
+    }
     assert [r.source for r in results if r.per_batch] == ["a.csv", "b.csv", "c.csv"]
     assert performance.batch_steps(predictions) == {"a.csv": 0, "b.csv": 1, "c.csv": 2}
 
@@ -66,12 +87,18 @@ def test_degradation_is_direction_aware_and_needs_enough_rows(config_factory):
     few = performance.Performance("3", performance.ALL_BATCHES, 9, {"roc_auc": 0.1}, SCORED)
     assert not performance.judge_degradation("3", few, {"roc_auc": 0.8}, scores).degraded
 
-    errors = load_config(config_factory(
-        dataset={"task": "regression", "target": "tenure_months",
-                 "features": {"monthly_charges": "numeric", "contract": "categorical"}},
-        model={"estimator": "sklearn.ensemble.HistGradientBoostingRegressor"}, gate={"metric": "rmse", "thresholds": {}},
-        labels={"enabled": True, "min_rows": 10, "max_degradation": 1.0},
-    ))  # fmt: skip
+    errors = load_config(
+        config_factory(
+            dataset={
+                "task": "regression",
+                "target": "tenure_months",
+                "features": {"monthly_charges": "numeric", "contract": "categorical"},
+            },
+            model={"estimator": "sklearn.ensemble.HistGradientBoostingRegressor"},
+            gate={"metric": "rmse", "thresholds": {}},
+            labels={"enabled": True, "min_rows": 10, "max_degradation": 1.0},
+        )
+    )
     higher_error = performance.Performance("1", performance.ALL_BATCHES, 50, {"rmse": 12.5}, SCORED)
     assert performance.judge_degradation("1", higher_error, {"rmse": 10.0}, errors).degraded
     lower_error = performance.Performance("1", performance.ALL_BATCHES, 50, {"rmse": 7.0}, SCORED)
@@ -83,9 +110,15 @@ def test_degradation_is_direction_aware_and_needs_enough_rows(config_factory):
     [
         ("customer_id,churned\nC1,1\nC1,0\n", "1 ids are labeled more than once (e.g. C1)"),
         ("customer_id,churned\nC1,1\n,0\n", "1 rows without an id"),
-        ("customer_id,churned\nC1,1\nC2,\n", "column 'churned': 1 of 2 rows have no label; fill them in or drop those rows"),
-        ("customer_id,churned\nC1,yes\n", "dataset.task is binary but target 'churned' has classes ['yes']: ['yes'] not among the "
-         "champion's classes ['0', '1']; fix the labels (a binary model learns exactly two classes)"),
+        (
+            "customer_id,churned\nC1,1\nC2,\n",
+            "column 'churned': 1 of 2 rows have no label; fill them in or drop those rows",
+        ),
+        (
+            "customer_id,churned\nC1,yes\n",
+            "dataset.task is binary but target 'churned' has classes ['yes']: ['yes'] not among the "
+            "champion's classes ['0', '1']; fix the labels (a binary model learns exactly two classes)",
+        ),
         ("customer_id,outcome\nC1,1\n", "column 'churned' is missing"),
     ],
 )

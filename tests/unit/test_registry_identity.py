@@ -24,28 +24,43 @@ def config_with(config_path: Path, name: str, **sections) -> Path:
     return path
 
 
-def test_two_uris_of_one_store_share_the_identity_and_another_store_has_its_own(
-    config_path, tmp_path, monkeypatch
-):  # fmt: skip
+def test_two_uris_of_one_store_share_the_identity_and_another_store_has_its_own(config_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "store.db"
-    relative = load_config(config_with(config_path, "relative.yaml", registry={
-        "model_name": "churn", "tracking_uri": "sqlite:///store.db"}))  # fmt: skip
-    absolute = load_config(config_with(config_path, "absolute.yaml", registry={
-        "model_name": "churn", "tracking_uri": f"sqlite:///{store}"}))  # fmt: skip
-    other = load_config(config_with(config_path, "other.yaml", registry={
-        "model_name": "churn", "tracking_uri": f"sqlite:///{tmp_path / 'other.db'}"}))  # fmt: skip
+    relative = load_config(
+        config_with(
+            config_path, "relative.yaml", registry={"model_name": "churn", "tracking_uri": "sqlite:///store.db"}
+        )
+    )
+    absolute = load_config(
+        config_with(
+            config_path, "absolute.yaml", registry={"model_name": "churn", "tracking_uri": f"sqlite:///{store}"}
+        )
+    )
+    other = load_config(
+        config_with(
+            config_path,
+            "other.yaml",
+            registry={"model_name": "churn", "tracking_uri": f"sqlite:///{tmp_path / 'other.db'}"},
+        )
+    )
 
     first = Registry(relative).folders
     assert Registry(absolute).folders == first  # a second URI of the same file: the same identity, the same folders
-    assert MlflowClient(f"sqlite:///{store}", f"sqlite:///{store}").get_registered_model("churn").tags[REGISTRY_ID] == first.registry_id
+    assert (
+        MlflowClient(f"sqlite:///{store}", f"sqlite:///{store}").get_registered_model("churn").tags[REGISTRY_ID]
+        == first.registry_id
+    )
     elsewhere = Registry(other).folders
     assert elsewhere.registry_id != first.registry_id and elsewhere.root != first.root
 
     workspace = relative.folders.root
     assert first.root == workspace / "registries" / f"churn-{short_id(first.registry_id)}"
     assert (first.archive, first.cache, first.landing_ledger) == (
-        first.root / "archive", first.root / "cache", first.root / "landing.jsonl")  # fmt: skip
+        first.root / "archive",
+        first.root / "cache",
+        first.root / "landing.jsonl",
+    )
     marker = json.loads((first.root / "registry.json").read_text())
     assert marker["registry_id"] == first.registry_id and marker["model"] == "churn"
     assert marker["tracking_uri"] == "sqlite:///store.db"  # the URI it was created with
@@ -54,8 +69,14 @@ def test_two_uris_of_one_store_share_the_identity_and_another_store_has_its_own(
 def test_a_named_archive_refuses_a_second_registry_with_both_named_and_the_fix(config_path, tmp_path):
     named = {"workspace": str(tmp_path / "workspace"), "archive_dir": str(tmp_path / "shared-archive")}
     ours = load_config(config_with(config_path, "ours.yaml", storage=named))
-    theirs = load_config(config_with(config_path, "theirs.yaml", storage=named, registry={
-        "model_name": "churn-demo", "tracking_uri": f"sqlite:///{tmp_path / 'theirs.db'}"}))  # fmt: skip
+    theirs = load_config(
+        config_with(
+            config_path,
+            "theirs.yaml",
+            storage=named,
+            registry={"model_name": "churn-demo", "tracking_uri": f"sqlite:///{tmp_path / 'theirs.db'}"},
+        )
+    )
     folders = Registry(ours).folders
     assert folders.archive == tmp_path / "shared-archive" and (folders.archive / "registry.json").is_file()
     with pytest.raises(ConfigError) as refused:
@@ -66,8 +87,10 @@ def test_a_named_archive_refuses_a_second_registry_with_both_named_and_the_fix(c
     )
     message = str(refused.value)
     assert message.startswith(expected) and "\n" not in message
-    assert message.endswith(f"point storage.archive_dir at a folder of its own for this registry, or "
-                            f"registry.tracking_uri back at {ours.tracking_uri}")  # fmt: skip
+    assert message.endswith(
+        f"point storage.archive_dir at a folder of its own for this registry, or "
+        f"registry.tracking_uri back at {ours.tracking_uri}"
+    )
 
 
 def register_without_identity(cfg) -> None:

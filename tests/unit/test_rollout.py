@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from driftline.governance.rollout import CANARY_ARM, bootstrap_difference, route, two_proportion_test
+from driftline.governance.arm_tests import bootstrap_difference, two_proportion_test
+from driftline.governance.rollout import CANARY_ARM, route
 
 
 def test_routing_is_deterministic_per_id_and_respects_the_share():

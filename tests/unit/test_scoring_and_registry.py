@@ -76,8 +76,10 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops_only
     assert info.metrics["roc_auc"] == pytest.approx(trained.metrics["roc_auc"])
     loaded = registry.load_model(ref)
     features = trained.holdout.head(100)
-    assert np.array_equal(loaded.predict_proba(features[cfg.dataset.feature_names]),
-                          trained.model.predict_proba(features[cfg.dataset.feature_names]))  # fmt: skip
+    assert np.array_equal(
+        loaded.predict_proba(features[cfg.dataset.feature_names]),
+        trained.model.predict_proba(features[cfg.dataset.feature_names]),
+    )
     cached = registry.folders.cache / f"model-{ref.name}-v{ref.version}"
     mlmodel = (cached / "MLmodel").read_text()
     assert "serialization_format: skops" in mlmodel
@@ -87,14 +89,16 @@ def test_registered_version_is_challenger_with_lineage_and_loads_with_skops_only
     # cache is stale and fetched again; a changed artifact in the registry's store is refused.
     recorded = registry.version_tags(ref.version)[MODEL_SHA256]
     flip_a_byte(cached / SKOPS_FILE)
-    expect(case="model file changed in the local cache", expected="loaded",
-           observed=load_outcome(registry, ref))  # fmt: skip
+    expect(case="model file changed in the local cache", expected="loaded", observed=load_outcome(registry, ref))
     assert model_sha256(cached) == recorded  # the stale copy was replaced by the registry's
     [stored] = (cfg.folders.root / "mlartifacts").rglob(SKOPS_FILE)
     flip_a_byte(stored)
     shutil.rmtree(cached)  # the next load downloads again, from the artifact store
-    expect(case="model file changed in the artifact store", expected="refused: registry's artifact changed",
-           observed=load_outcome(registry, ref))  # fmt: skip
+    expect(
+        case="model file changed in the artifact store",
+        expected="refused: registry's artifact changed",
+        observed=load_outcome(registry, ref),
+    )
     with pytest.raises(ModelTampered) as refused:
         registry.load_model(ref)
     assert f"has sha256 {model_sha256(stored.parent)[:12]}…, its registration recorded {recorded[:12]}…" in str(
@@ -113,8 +117,9 @@ def test_another_registrys_version_in_the_cache_is_fetched_again_not_refused(con
     other = load_config(tmp_path / "other.yaml")
     trained, ours = register(cfg, reference)
     source = DataSource(reference.fingerprint, 1500, reference.name, reference.path.name)
-    theirs = Registry(other).log_candidate(train_model(reference.frame.head(1500), other),
-                                           collect_lineage(other, [source]), "another store")  # fmt: skip
+    theirs = Registry(other).log_candidate(
+        train_model(reference.frame.head(1500), other), collect_lineage(other, [source]), "another store"
+    )
     assert (theirs.name, theirs.version) == (ours.name, ours.version)
     assert Registry(other).folders.registry_id != Registry(cfg).folders.registry_id
     Registry(other).load_model(theirs)
@@ -123,8 +128,11 @@ def test_another_registrys_version_in_the_cache_is_fetched_again_not_refused(con
     features = trained.holdout[cfg.dataset.feature_names].head(100)
     loaded = Registry(cfg).load_model(ours)
     same = np.array_equal(loaded.predict_proba(features), trained.model.predict_proba(features))
-    expect(case="another registry's v1 in the model cache (stale entry)", expected="fetched again, loaded",
-           observed="fetched again, loaded" if same else "loaded the other registry's model")  # fmt: skip
+    expect(
+        case="another registry's v1 in the model cache (stale entry)",
+        expected="fetched again, loaded",
+        observed="fetched again, loaded" if same else "loaded the other registry's model",
+    )
 
 
 def test_promotion_moves_champion_and_previous_and_records_the_gate(cfg, reference):

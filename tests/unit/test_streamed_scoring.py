@@ -90,8 +90,9 @@ def test_streamed_scoring_writes_the_same_output_and_log_as_in_memory_scoring(mo
     path = write(batch_frame(), tmp_path / f"batch{file_type}")
     for output_type in (".parquet", ".csv"):
         expected_output, expected_log = in_memory(model, path, cfg, tmp_path / "whole" / f"scores{output_type}")
-        streamed = batch_scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"scores{output_type}",
-                                      SCORED_AT)
+        streamed = batch_scoring.score_file(
+            source_of(path, cfg), model, cfg, "3", tmp_path / f"scores{output_type}", SCORED_AT
+        )
         assert streamed.rows == ROWS
         pd.testing.assert_frame_equal(read(streamed.output), expected_output)
         pd.testing.assert_frame_equal(pd.read_parquet(streamed.log), expected_log)
@@ -124,16 +125,20 @@ def test_text_stored_as_large_strings_or_dictionaries_is_logged_as_plain_strings
 
     frame = batch_frame()
     plain = pa.Table.from_pandas(frame, preserve_index=False)
-    other = plain.set_column(plain.schema.get_field_index("customer_id"), "customer_id",
-                             plain.column("customer_id").cast(pa.large_string()))  # fmt: skip
-    other = other.set_column(other.schema.get_field_index("region"), "region", other.column("region").dictionary_encode())
+    other = plain.set_column(
+        plain.schema.get_field_index("customer_id"), "customer_id", plain.column("customer_id").cast(pa.large_string())
+    )
+    other = other.set_column(
+        other.schema.get_field_index("region"), "region", other.column("region").dictionary_encode()
+    )
     written = []
     for name, table in (("plain", plain), ("other", other)):
         path = tmp_path / f"{name}.parquet"
         pq.write_table(table, path, row_group_size=250)
         cfg = config(tmp_path / f"ws-{name}", chunk_rows=128)
-        scored = batch_scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"{name}-out.parquet",
-                                          SCORED_AT)  # fmt: skip
+        scored = batch_scoring.score_file(
+            source_of(path, cfg), model, cfg, "3", tmp_path / f"{name}-out.parquet", SCORED_AT
+        )
         log = pd.read_parquet(scored.log).drop(columns=[prediction_log.SOURCE, prediction_log.SOURCE_FINGERPRINT])
         written.append((read(scored.output), log))
     pd.testing.assert_frame_equal(written[1][0], written[0][0])
@@ -149,8 +154,9 @@ def test_chunks_answered_on_several_threads_write_what_one_thread_writes_in_row_
     written = {}
     for threads in (1, 3):
         cfg = config(tmp_path / f"ws{threads}", chunk_rows=40, threads=threads)  # 23 chunks, 3 in flight at once
-        scored = batch_scoring.score_file(source_of(path, cfg), model, cfg, "3", tmp_path / f"out{threads}.parquet",
-                                          SCORED_AT, challenger)  # fmt: skip
+        scored = batch_scoring.score_file(
+            source_of(path, cfg), model, cfg, "3", tmp_path / f"out{threads}.parquet", SCORED_AT, challenger
+        )
         written[threads] = (read(scored.output), pd.read_parquet(scored.log), scored.tally)
     (output, log, tally), (threaded_output, threaded_log, threaded_tally) = written[1], written[3]
     assert list(threaded_output["customer_id"]) == list(batch_frame()["customer_id"])
@@ -171,8 +177,9 @@ def test_streamed_validation_reports_what_whole_file_validation_reports(profile,
     cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
     path = write(frame, tmp_path / f"faulty{file_type}")
     whole = load_batch(path, cfg.dataset)
-    expectations = build_expectations(cfg.dataset, cfg.validation, profile, require_target=True,
-                                                 columns=whole.frame.columns)  # fmt: skip
+    expectations = build_expectations(
+        cfg.dataset, cfg.validation, profile, require_target=True, columns=whole.frame.columns
+    )
     rules = LabelRules.of(cfg, [0, 1])
     expected = validate_frame(whole.frame, expectations, also=check_labels(whole.frame, rules))
 
@@ -182,8 +189,9 @@ def test_streamed_validation_reports_what_whole_file_validation_reports(profile,
     assert report.failures == expected.failures
     assert "column 'customer_id': 42 rows share an id (e.g. C0040000, C0040001, C0040002)" in report.failures
     assert "column 'churned': 2 of 900 rows have no label; fill them in or drop those rows" in report.failures
-    assert any(f.startswith("dataset.task is binary but target 'churned' has classes ['0', '1', '2']")
-               for f in report.failures)  # fmt: skip
+    assert any(
+        f.startswith("dataset.task is binary but target 'churned' has classes ['0', '1', '2']") for f in report.failures
+    )
     assert [d["success"] for d in report.details] == [d["success"] for d in expected.details]
 
 
@@ -198,8 +206,11 @@ def test_a_check_of_the_whole_table_needs_whole_files(profile, tmp_path):
     path = write(batch_frame(), tmp_path / "b.csv")
     raw_cfg = config(tmp_path / "ws", chunk_rows=300).model_dump(mode="json")
     raw_cfg["validation"]["extra_expectations"] = extra
-    with pytest.raises(ConfigError, match=r"\['expect_column_mean_to_be_between'\] check the whole table .* "
-                                          r"set scoring.chunk_rows: null to read files whole"):
+    with pytest.raises(
+        ConfigError,
+        match=r"\['expect_column_mean_to_be_between'\] check the whole table .* "
+        r"set scoring.chunk_rows: null to read files whole",
+    ):
         validate_file(path, parse_config(raw_cfg), profile, False)
     raw_cfg["scoring"]["chunk_rows"] = None
     assert validate_file(path, parse_config(raw_cfg), profile, False)[1].success

@@ -54,18 +54,21 @@ def test_scoring_batch_without_labels_passes_but_training_needs_them(cfg, demo_f
 
 
 def test_without_a_profile_only_schema_checks_run(cfg):
-    frame = pd.DataFrame({c: [30.0, 40.0] for c in cfg.dataset.numeric_features}
-                         | {c: ["a", "b"] for c in cfg.dataset.categorical_features}
-                         | {"customer_id": ["1", "2"], "event_time": pd.to_datetime(["2026-01-01"] * 2, utc=True),
-                            "churned": [0, 1]})  # fmt: skip
+    frame = pd.DataFrame(
+        {c: [30.0, 40.0] for c in cfg.dataset.numeric_features}
+        | {c: ["a", "b"] for c in cfg.dataset.categorical_features}
+        | {"customer_id": ["1", "2"], "event_time": pd.to_datetime(["2026-01-01"] * 2, utc=True), "churned": [0, 1]}
+    )
     assert run(cfg, frame, profile=None).success
 
 
 def test_extra_expectations_apply_and_unknown_ones_are_config_errors(cfg, demo_files, profile):
     frame = load_batch(demo_files["stable"], cfg.dataset).frame
-    strict = ValidationConfig(extra_expectations=[
-        ExtraExpectation(type="expect_column_max_to_be_between", kwargs={"column": "support_calls", "max_value": 2})
-    ])  # fmt: skip
+    strict = ValidationConfig(
+        extra_expectations=[
+            ExtraExpectation(type="expect_column_max_to_be_between", kwargs={"column": "support_calls", "max_value": 2})
+        ]
+    )
     report = run(cfg, frame, profile, rules=strict)
     assert any(f.startswith("expect_column_max_to_be_between") for f in report.failures)
     with pytest.raises(ConfigError, match="unknown expectation type 'expect_the_unexpected'"):

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from driftline.backtest.results import REJECTED, Backtest
 
-MARKS = {"drift alarm": dict(marker="^", markersize=10, markerfacecolor="none"),
-         "retrain promoted": dict(marker="*", markersize=15, markeredgecolor="black"),
-         "retrain refused": dict(marker="X", markersize=10, markeredgecolor="black", markeredgewidth=0.8)}  # fmt: skip
+MARKS = {
+    "drift alarm": dict(marker="^", markersize=10, markerfacecolor="none"),
+    "retrain promoted": dict(marker="*", markersize=15, markeredgecolor="black"),
+    "retrain refused": dict(marker="X", markersize=10, markeredgecolor="black", markeredgewidth=0.8),
+}
 
 
 def short_labels(names: list[str]) -> list[str]:
@@ -40,8 +42,11 @@ def _figure(result: Backtest):
         label = textwrap.fill(replay.policy.name, 40, break_long_words=False)  # a variant's name is its settings
         line = axes.plot(xs, ys, marker="o", markersize=4, linewidth=1.6, label=label)[0]
         for x, y, batch in zip(xs, ys, replay.batches, strict=True):
-            marks = [("drift alarm", batch.drift), ("retrain promoted", batch.promoted),
-                     ("retrain refused", batch.retrained and not batch.promoted)]  # fmt: skip
+            marks = [
+                ("drift alarm", batch.drift),
+                ("retrain promoted", batch.promoted),
+                ("retrain refused", batch.retrained and not batch.promoted),
+            ]
             for mark, shown in marks:
                 if shown and not math.isnan(y):
                     axes.plot([x], [y], linestyle="none", color=line.get_color(), **MARKS[mark])

@@ -67,6 +67,8 @@ def in_time_order(paths: list[Path], dataset: DatasetConfig) -> list[HistoryFile
 def split_history(history: list[HistoryFile], initial: int) -> tuple[list[HistoryFile], list[HistoryFile]]:
     """The first `initial` files (they train the first champion) and the batches replayed after them."""
     if initial < 1 or initial >= len(history):
-        raise ConfigError(f"--initial {initial} with {len(history)} files: the first champion needs at least one "
-                          "file and one must be left to replay; give more files or a smaller --initial")  # fmt: skip
+        raise ConfigError(
+            f"--initial {initial} with {len(history)} files: the first champion needs at least one "
+            "file and one must be left to replay; give more files or a smaller --initial"
+        )
     return history[:initial], history[initial:]

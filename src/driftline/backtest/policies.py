@@ -22,8 +22,16 @@ NAMED_POLICIES: dict[str, dict[str, Any]] = {
 DEFAULT_POLICIES = [CURRENT, NEVER, EVERY_BATCH]
 
 # What the backtest sets itself to keep every replay in its own workspace and registry.
-ISOLATED = ("storage", "registry", "landing", "scoring.inbox", "labels.folder", "dashboard.workspace", "gate.mode",
-            "rollout.mode")
+ISOLATED = (
+    "storage",
+    "registry",
+    "landing",
+    "scoring.inbox",
+    "labels.folder",
+    "dashboard.workspace",
+    "gate.mode",
+    "rollout.mode",
+)
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -35,8 +43,9 @@ class Policy:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        changes = [f"{path}={value if isinstance(value, str) else json.dumps(value)}"
-                   for path, value in self.overrides.items()]  # fmt: skip
+        changes = [
+            f"{path}={value if isinstance(value, str) else json.dumps(value)}" for path, value in self.overrides.items()
+        ]
         return ", ".join(changes) or "the config as written"
 
 
@@ -48,8 +57,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not equals or not _PATH.match(path):
         raise ConfigError(f"--set {text!r}: expected PATH=VALUE with a dotted config path, e.g. drift.drift_share=0.5")
     if any(path == isolated or path.startswith(f"{isolated}.") for isolated in ISOLATED):
-        raise ConfigError(f"--set {text!r}: {path} is set by the backtest itself (every replay runs in its own "
-                          "temporary workspace and registry); leave it out")  # fmt: skip
+        raise ConfigError(
+            f"--set {text!r}: {path} is set by the backtest itself (every replay runs in its own "
+            "temporary workspace and registry); leave it out"
+        )
     try:
         return path, yaml.safe_load(value)
     except yaml.YAMLError as error:
@@ -68,8 +79,10 @@ def plan(names: list[str], variants: list[list[str]]) -> list[Policy]:
     """The policies to replay, in the order given: named ones first, then each `--set` group."""
     unknown = [name for name in names if name not in NAMED_POLICIES]
     if unknown:
-        raise ConfigError(f"--policy {', '.join(unknown)}: unknown; use {', '.join(NAMED_POLICIES)} "
-                          "(or --set PATH=VALUE for a variant of the config)")  # fmt: skip
+        raise ConfigError(
+            f"--policy {', '.join(unknown)}: unknown; use {', '.join(NAMED_POLICIES)} "
+            "(or --set PATH=VALUE for a variant of the config)"
+        )
     policies = [Policy(name, NAMED_POLICIES[name]) for name in dict.fromkeys(names)]
     policies += [variant(group) for group in variants]
     if not policies:

@@ -38,9 +38,11 @@ def served_metrics(output: Path, batch: Path, cfg: DriftlineConfig) -> dict[str,
         return {}
     scored, labels = scored[known].reset_index(drop=True), labels[known].reset_index(drop=True)
     if not dataset.task.is_classification:
-        return compute_metrics(dataset.task, labels.astype(float), scored[PREDICTION].to_numpy(dtype=float), None,
-                               np.array([]))  # fmt: skip
+        return compute_metrics(
+            dataset.task, labels.astype(float), scored[PREDICTION].to_numpy(dtype=float), None, np.array([])
+        )
     classes = [column.removeprefix(PROBA_PREFIX) for column in scored if column.startswith(PROBA_PREFIX)]
     proba = scored[[f"{PROBA_PREFIX}{label}" for label in classes]].to_numpy(dtype=float) if classes else None
-    return compute_metrics(dataset.task, as_text(labels).to_numpy(), as_text(scored[PREDICTION]).to_numpy(), proba,
-                           np.array(classes))  # fmt: skip
+    return compute_metrics(
+        dataset.task, as_text(labels).to_numpy(), as_text(scored[PREDICTION]).to_numpy(), proba, np.array(classes)
+    )

@@ -31,15 +31,20 @@ def _html_table(rows: list[dict[str, str]]) -> str:
     if not rows:
         return ""
     head = "".join(f"<th>{html.escape(column)}</th>" for column in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(value).replace(chr(10), '<br>')}</td>"
-                                    for value in row.values()) + "</tr>" for row in rows)  # fmt: skip
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(value).replace(chr(10), '<br>')}</td>" for value in row.values()) + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def page(result: Backtest) -> str:
     """Everything on one page that opens anywhere: the verdict, the chart (inline SVG), totals, every batch."""
-    policies = "".join(f"<li><b>{html.escape(r.policy.name)}</b>: {html.escape(r.policy.describe())}; first champion "
-                       f"v{r.start.version} ({html.escape(r.start.verdict)})</li>" for r in result.replays)  # fmt: skip
+    policies = "".join(
+        f"<li><b>{html.escape(r.policy.name)}</b>: {html.escape(r.policy.describe())}; first champion "
+        f"v{r.start.version} ({html.escape(r.start.verdict)})</li>"
+        for r in result.replays
+    )
     initial = ", ".join(file.name for file in result.history[: result.initial])
     title = f"Backtest of {result.name}"
     return (

@@ -67,11 +67,15 @@ class Totals:
         retrains = [b for b in batches if b.retrained]
         promotions = sum(b.promoted for b in retrains)
         return cls(
-            mean_metric=statistics.fmean(values) if values else None, labeled_batches=len(values),
-            alarms=sum(b.drift for b in batches), retrains=len(retrains), promotions=promotions,
-            refused=len(retrains) - promotions, rejected=sum(b.status == REJECTED for b in batches),
+            mean_metric=statistics.fmean(values) if values else None,
+            labeled_batches=len(values),
+            alarms=sum(b.drift for b in batches),
+            retrains=len(retrains),
+            promotions=promotions,
+            refused=len(retrains) - promotions,
+            rejected=sum(b.status == REJECTED for b in batches),
             seconds=sum(b.seconds for b in batches),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -111,16 +115,25 @@ class Backtest:
     def to_dict(self) -> dict:
         totals = self.totals()
         return {
-            "name": self.name, "metric": self.metric, "greater_is_better": self.greater_is_better,
-            "finished_at": self.finished_at.isoformat(), "best_policy": self.best(),
+            "name": self.name,
+            "metric": self.metric,
+            "greater_is_better": self.greater_is_better,
+            "finished_at": self.finished_at.isoformat(),
+            "best_policy": self.best(),
             "initial": [file.name for file in self.history[: self.initial]],
             "batches": [{"batch": file.name, "event_time": _iso(file.event_time)} for file in self.later],
-            "policies": [{
-                "name": replay.policy.name, "changes": replay.policy.overrides, "described": replay.policy.describe(),
-                "start": asdict(replay.start), "totals": asdict(totals[replay.policy.name]),
-                "batches": [asdict(batch) for batch in replay.batches],
-            } for replay in self.replays],
-        }  # fmt: skip
+            "policies": [
+                {
+                    "name": replay.policy.name,
+                    "changes": replay.policy.overrides,
+                    "described": replay.policy.describe(),
+                    "start": asdict(replay.start),
+                    "totals": asdict(totals[replay.policy.name]),
+                    "batches": [asdict(batch) for batch in replay.batches],
+                }
+                for replay in self.replays
+            ],
+        }
 
 
 def _iso(moment: datetime | None) -> str | None:

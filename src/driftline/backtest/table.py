@@ -47,16 +47,22 @@ def batch_rows(result: Backtest, separator: str = "\n") -> list[dict[str, str]]:
         replayed = {r.policy.name: r.batches[position] for r in result.replays}
         counted = next((b.rows for b in replayed.values() if b.rows is not None), None)
         when = file.event_time.strftime("%Y-%m-%d %H:%M") if file.event_time is not None else "–"
-        rows.append({BATCH: file.name, ROWS: "–" if counted is None else f"{counted:,}", WHEN: when}
-                    | {name: cell(batch, result.metric, separator) for name, batch in replayed.items()})  # fmt: skip
+        rows.append(
+            {BATCH: file.name, ROWS: "–" if counted is None else f"{counted:,}", WHEN: when}
+            | {name: cell(batch, result.metric, separator) for name, batch in replayed.items()}
+        )
     return rows
 
 
 TOTALS: list[tuple[str, str]] = [
-    ("mean served {metric}", "mean_metric"), ("drift alarms", "alarms"), ("retrains", "retrains"),
-    ("promotions", "promotions"), ("refused retrains", "refused"), ("rejected batches", "rejected"),
+    ("mean served {metric}", "mean_metric"),
+    ("drift alarms", "alarms"),
+    ("retrains", "retrains"),
+    ("promotions", "promotions"),
+    ("refused retrains", "refused"),
+    ("rejected batches", "rejected"),
     ("compute (s)", "seconds"),
-]  # fmt: skip
+]
 
 
 def _shown(totals: Totals, field: str) -> str:
@@ -69,8 +75,10 @@ def _shown(totals: Totals, field: str) -> str:
 def total_rows(result: Backtest) -> list[dict[str, str]]:
     """One row per total, a column per policy; the first column says what it counts."""
     totals = result.totals()
-    return [{BATCH: label.format(metric=result.metric)} | {name: _shown(t, field) for name, t in totals.items()}
-            for label, field in TOTALS]  # fmt: skip
+    return [
+        {BATCH: label.format(metric=result.metric)} | {name: _shown(t, field) for name, t in totals.items()}
+        for label, field in TOTALS
+    ]
 
 
 def verdict(result: Backtest) -> str:
@@ -81,8 +89,10 @@ def verdict(result: Backtest) -> str:
     totals = result.totals()
     others = [f"{name} {_number(t.mean_metric)} ({t.retrains} retrains)" for name, t in totals.items() if name != best]
     chosen = totals[best]
-    line = (f"best mean served {result.metric}: {best} {_number(chosen.mean_metric)} with {chosen.retrains} "
-            f"retrains, {chosen.alarms} drift alarms")  # fmt: skip
+    line = (
+        f"best mean served {result.metric}: {best} {_number(chosen.mean_metric)} with {chosen.retrains} "
+        f"retrains, {chosen.alarms} drift alarms"
+    )
     return line + (f"; then {', '.join(others)}" if others else "")
 
 
@@ -93,5 +103,7 @@ def markdown(result: Backtest, chart_png: Path) -> str:
     lines = ["| | " + " | ".join(policies) + " |", "|---|" + "---|" * len(policies)]
     lines += ["| " + " | ".join(row.values()) + " |" for row in totals]
     image = base64.b64encode(chart_png.read_bytes()).decode()
-    return (f"**{verdict(result)}**\n\n![served {result.metric} per batch](data:image/png;base64,{image})\n\n"
-            + "\n".join(lines))  # fmt: skip
+    return (
+        f"**{verdict(result)}**\n\n![served {result.metric} per batch](data:image/png;base64,{image})\n\n"
+        + "\n".join(lines)
+    )

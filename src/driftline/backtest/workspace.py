@@ -40,10 +40,16 @@ def isolated_config(cfg: DriftlineConfig, policy: Policy, root: Path) -> dict:
     """
     data = with_overrides(yaml.safe_load(cfg.source_text), policy.overrides)
     data["storage"] = {"workspace": str(root / "workspace")}
-    data["registry"] = {"model_name": f"{cfg.registry.model_name}{REPLAYED_MODEL_SUFFIX}",
-                        "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}  # fmt: skip
-    for section, folder in [("landing", "folder"), ("scoring", "inbox"), ("labels", "folder"),
-                            ("dashboard", "workspace")]:  # fmt: skip
+    data["registry"] = {
+        "model_name": f"{cfg.registry.model_name}{REPLAYED_MODEL_SUFFIX}",
+        "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+    }
+    for section, folder in [
+        ("landing", "folder"),
+        ("scoring", "inbox"),
+        ("labels", "folder"),
+        ("dashboard", "workspace"),
+    ]:
         if isinstance(data.get(section), dict):
             data[section].pop(folder, None)
     # Nobody approves a replayed challenger, and no label run judges a held one: the automatic gate decides.
@@ -80,8 +86,9 @@ def sandbox() -> Iterator[Path]:
 
 
 @contextmanager
-def replay_workspace(cfg: DriftlineConfig, policy: Policy, history: list[HistoryFile],
-                     parent: Path) -> Iterator[ReplayWorkspace]:  # fmt: skip
+def replay_workspace(
+    cfg: DriftlineConfig, policy: Policy, history: list[HistoryFile], parent: Path
+) -> Iterator[ReplayWorkspace]:
     """A policy's workspace under `parent`, with MLflow pointed at its store while the block runs (the environment
     wins over a config, so the user's MLFLOW_TRACKING_URI is set aside); removed when the block ends.
 

@@ -18,15 +18,25 @@ def cmd_archive_list(args: argparse.Namespace) -> None:
     archive_dir = registry_folders(cfg).archive
     entries = read_archive_index(archive_dir)
     if args.json:
-        print(json.dumps({
-            "model": cfg.registry.model_name, "archive": str(archive_dir),
-            "batches": [{**asdict(entry), "in_use": entry.in_use, "file": str(entry.location(archive_dir).resolve())}
-                        for entry in entries],
-        }, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model": cfg.registry.model_name,
+                    "archive": str(archive_dir),
+                    "batches": [
+                        {**asdict(entry), "in_use": entry.in_use, "file": str(entry.location(archive_dir).resolve())}
+                        for entry in entries
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     console.print(archive_table(cfg, archive_dir, entries))
-    console.print("take a batch out of every future retraining window: "
-                  f"driftline archive remove --config {args.config} --fingerprint F --reason TEXT")  # fmt: skip
+    console.print(
+        "take a batch out of every future retraining window: "
+        f"driftline archive remove --config {args.config} --fingerprint F --reason TEXT"
+    )
 
 
 def cmd_archive_remove(args: argparse.Namespace) -> None:
@@ -38,10 +48,14 @@ def cmd_archive_remove(args: argparse.Namespace) -> None:
     entry = removal.entry
     where = entry.location(registry_folders(cfg).archive).resolve()
     if not removal.changed:
-        console.print(f"nothing to do: {entry.source_name} was removed already at {entry.removed_at} by "
-                      f"{entry.removed_by} ({entry.removal_reason}); its file is at {where}")  # fmt: skip
+        console.print(
+            f"nothing to do: {entry.source_name} was removed already at {entry.removed_at} by "
+            f"{entry.removed_by} ({entry.removal_reason}); its file is at {where}"
+        )
         return
     trained = ", ".join(f"v{version}" for version in removal.trained_versions)
     lineage = f"; {trained} trained on it and still reproduce from there" if trained else ""
-    console.print(f"removed {entry.source_name} ({entry.fingerprint[:12]}, {entry.rows} rows) from every future "
-                  f"retraining window: moved to {where}, recorded in the audit log{lineage}")  # fmt: skip
+    console.print(
+        f"removed {entry.source_name} ({entry.fingerprint[:12]}, {entry.rows} rows) from every future "
+        f"retraining window: moved to {where}, recorded in the audit log{lineage}"
+    )

@@ -19,8 +19,10 @@ status = Console(stderr=True, highlight=False)  # progress on stderr: stdout sta
 
 def backtest_table(result: Backtest) -> Table:
     """A row per batch with a cell per policy (who served it, how well, what happened), then the totals."""
-    title = (f"Backtest of {result.name}: served {result.metric} per batch (each scored by the champion of its "
-             "moment, before any retraining it started)")  # fmt: skip
+    title = (
+        f"Backtest of {result.name}: served {result.metric} per batch (each scored by the champion of its "
+        "moment, before any retraining it started)"
+    )
     shown = Table(title=title, title_justify="left", show_lines=True)
     rows = table.batch_rows(result)
     for column in rows[0]:
@@ -40,10 +42,22 @@ def cmd_backtest(args: argparse.Namespace) -> None:
 
     names = args.policy or DEFAULT_POLICIES
     steps = len(plan(names, args.set or [])) * max(len(args.data) - args.initial + 1, 1)  # ConfigError first
-    params = BacktestParams(config=args.config, data=args.data, initial=args.initial, policies=names,
-                            variants=args.set or [], output=args.output)  # fmt: skip
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=status, transient=True)  # fmt: skip
+    params = BacktestParams(
+        config=args.config,
+        data=args.data,
+        initial=args.initial,
+        policies=names,
+        variants=args.set or [],
+        output=args.output,
+    )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=status,
+        transient=True,
+    )
     with bar:
         task = bar.add_task("backtest: ordering the history", total=steps)
 
@@ -60,5 +74,6 @@ def cmd_backtest(args: argparse.Namespace) -> None:
     console.print(f"[bold]{outcome.verdict}[/]")
     console.print(f"files: {outcome.page} (chart {outcome.chart}, JSON {outcome.json_file})", soft_wrap=True)
     link = f" ({outcome.mlflow_run_url})" if outcome.mlflow_run_url else ""
-    console.print(f"MLflow: run {outcome.mlflow_run_id} in the experiment {outcome.mlflow_experiment}{link}",
-                  soft_wrap=True)  # fmt: skip
+    console.print(
+        f"MLflow: run {outcome.mlflow_run_id} in the experiment {outcome.mlflow_experiment}{link}", soft_wrap=True
+    )

@@ -20,19 +20,31 @@ def cmd_status(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     registry = Registry(cfg)
     folders = registry.folders
-    landing = landing_status(Ledger(folders.landing_ledger),
-                             complete_files(cfg.folders.landing, cfg.landing.stable_seconds, time.time()))  # fmt: skip
+    landing = landing_status(
+        Ledger(folders.landing_ledger), complete_files(cfg.folders.landing, cfg.landing.stable_seconds, time.time())
+    )
     if args.json:
         champion = registry.champion()
-        print(json.dumps({
-            "model": cfg.registry.model_name, "tracking_uri": cfg.tracking_uri, "registry_id": folders.registry_id,
-            "state": str(folders.root), "champion": champion.version if champion else None,
-            "versions": [info.to_dict() for info in registry.versions()], "landing": landing.to_dict(),
-        }, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model": cfg.registry.model_name,
+                    "tracking_uri": cfg.tracking_uri,
+                    "registry_id": folders.registry_id,
+                    "state": str(folders.root),
+                    "champion": champion.version if champion else None,
+                    "versions": [info.to_dict() for info in registry.versions()],
+                    "landing": landing.to_dict(),
+                },
+                indent=2,
+            )
+        )
         return
     console.print(versions_table(cfg))
-    console.print(f"tracking: {cfg.tracking_uri} (registry {short_id(folders.registry_id)}; "
-                  f"local state in {folders.root})\n  full lineage per version: driftline status --json")  # fmt: skip
+    console.print(
+        f"tracking: {cfg.tracking_uri} (registry {short_id(folders.registry_id)}; "
+        f"local state in {folders.root})\n  full lineage per version: driftline status --json"
+    )
     for line in landing_lines(cfg, landing):
         console.print(line, soft_wrap=True)
 
@@ -44,14 +56,23 @@ def cmd_check(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     violations = check_registry(Registry(cfg))
     if args.json:
-        print(json.dumps({"model": cfg.registry.model_name, "ok": not violations,
-                          "violations": [v.to_dict() for v in violations]}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model": cfg.registry.model_name,
+                    "ok": not violations,
+                    "violations": [v.to_dict() for v in violations],
+                },
+                indent=2,
+            )
+        )
     else:
         for violation in violations:
             console.print(f"VIOLATED {violation}")
     if violations:
-        raise InvariantViolated(f"{len(violations)} registry invariant(s) violated for {cfg.registry.model_name}: "
-                                f"{violations[0]}")  # fmt: skip
+        raise InvariantViolated(
+            f"{len(violations)} registry invariant(s) violated for {cfg.registry.model_name}: {violations[0]}"
+        )
     if not args.json:
         console.print(f"registry of {cfg.registry.model_name} consistent with its audit log: every invariant holds")
 
@@ -70,16 +91,21 @@ def cmd_audit(args: argparse.Namespace) -> None:
     if args.json:
         answer = {"model": cfg.registry.model_name, "events": [event.to_dict() for event in events]}
         if moment:
-            answer |= {"at": moment.isoformat(), "champion": serving.after.champion if serving else None,
-                       "since": serving.to_dict() if serving else None}  # fmt: skip
+            answer |= {
+                "at": moment.isoformat(),
+                "champion": serving.after.champion if serving else None,
+                "since": serving.to_dict() if serving else None,
+            }
         print(json.dumps(answer, indent=2, default=str))
         return
     if moment:
         if serving is None or serving.after.champion is None:
             console.print(f"no champion at {moment.isoformat()}")
         else:
-            console.print(f"champion at {moment.isoformat()}: v{serving.after.champion} "
-                          f"(since {serving.at}: {serving.action} v{serving.version} by {serving.actor})")  # fmt: skip
+            console.print(
+                f"champion at {moment.isoformat()}: v{serving.after.champion} "
+                f"(since {serving.at}: {serving.action} v{serving.version} by {serving.actor})"
+            )
         return
     console.print(audit_table(cfg, events))
 
@@ -88,8 +114,11 @@ def cmd_rollback(args: argparse.Namespace) -> None:
     from driftline.flows.params import RollbackParams
     from driftline.flows.rollback import rollback
 
-    outcome = rollback(RollbackParams(config=args.config, reason=args.reason, to_version=args.to,
-                                      override_retired=args.override_retired))  # fmt: skip
+    outcome = rollback(
+        RollbackParams(
+            config=args.config, reason=args.reason, to_version=args.to, override_retired=args.override_retired
+        )
+    )
     if outcome.changed:
         console.print(f"rolled back: champion v{outcome.champion_version} (was v{outcome.rolled_back_from})")
     else:

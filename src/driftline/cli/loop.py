@@ -121,10 +121,10 @@ def reset_model(cfg: DriftlineConfig) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from driftline.data.demo import write_demo_data
-    from driftline.registry import Registry
     from driftline.flows.continuous_training import continuous_training
     from driftline.flows.params import BatchParams, TrainParams
     from driftline.flows.training import training
+    from driftline.registry import Registry
 
     cfg = load_config(args.config)
     if args.fresh:
@@ -138,8 +138,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     files = write_demo_data(Path(args.data_dir))
     steps = 2 + len(files.batches)
     console.rule(f"driftline demo: {cfg.name}")
-    console.print(f"[1/{steps}] demo data in {args.data_dir}: {files.reference.name} (training) "
-                  f"and {len(files.batches)} weekly batches")  # fmt: skip
+    console.print(
+        f"[1/{steps}] demo data in {args.data_dir}: {files.reference.name} (training) "
+        f"and {len(files.batches)} weekly batches"
+    )
     with console.status("training the first model"):
         first = training(TrainParams(config=args.config, data=[str(files.reference)], reason="initial training"))
     console.print(f"[2/{steps}] initial training on {files.reference.name}: {describe_training(first)}")
@@ -161,11 +163,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
             outcomes.append((path.name, "duplicate", "–", "–"))
             continue
         monitoring = summary.monitoring
-        drift = "drift: " + ", ".join(monitoring.drifted_features or ["prediction/label"]) if (
-            monitoring.drift_detected) else "no drift"  # fmt: skip
+        drift = (
+            "drift: " + ", ".join(monitoring.drifted_features or ["prediction/label"])
+            if (monitoring.drift_detected)
+            else "no drift"
+        )
         retrain = describe_training(monitoring.retraining, with_reasons=False) if monitoring.retraining else "–"
-        console.print(f"[{step}/{steps}] {path.name}: scored {summary.scoring.rows} rows with "
-                      f"v{summary.scoring.model_version}; {drift}")  # fmt: skip
+        console.print(
+            f"[{step}/{steps}] {path.name}: scored {summary.scoring.rows} rows with "
+            f"v{summary.scoring.model_version}; {drift}"
+        )
         if monitoring.retraining:
             console.print(f"        retrained on the archive window: {describe_training(monitoring.retraining)}")
         outcomes.append((path.name, "passed", drift, retrain))

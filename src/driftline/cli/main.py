@@ -63,46 +63,79 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("--data", default=None, help="a label file (default: every complete file in labels.folder)")
     kpis = command("kpis", operations.cmd_kpis, "operational KPIs: deployment frequency, MTTR, success rate, freshness")
     kpis.add_argument("--json", action="store_true")
-    dashboard = command("dashboard", operations.cmd_dashboard,
-                        "serve the Evidently dashboard (drift and performance trends)", DEMO_CONFIG)  # fmt: skip
+    dashboard = command(
+        "dashboard",
+        operations.cmd_dashboard,
+        "serve the Evidently dashboard (drift and performance trends)",
+        DEMO_CONFIG,
+    )
     dashboard.add_argument("--port", type=int, default=8000)
     dashboard.add_argument("--host", default="127.0.0.1")
     run = command("run", loop.cmd_run, "the continuous-training flow for one new batch")
     run.add_argument("--data", required=True)
     run.add_argument("--output", default=None, help="where predictions go (default: workspace outputs/)")
-    history = command("backtest", backtest.cmd_backtest,
-                      "replay a history through the loop under each policy; compare what each served")  # fmt: skip
-    history.add_argument("--data", nargs="+", required=True,
-                         help="the history: CSV/Parquet files (any order: taken by event time)")  # fmt: skip
-    history.add_argument("--initial", type=int, default=1,
-                         help="how many of the earliest files train the first champion (default 1)")  # fmt: skip
-    history.add_argument("--policy", nargs="+", default=None, metavar="NAME",
-                         help="current, never, every-batch (default: all three)")  # fmt: skip
-    history.add_argument("--set", action="append", nargs="+", metavar="PATH=VALUE",
-                         help="a config variant to compare, e.g. --set drift.drift_share=0.5; repeat --set for "
-                         "another variant")  # fmt: skip
-    history.add_argument("--output", default=None,
-                         help="folder for backtest.json/.png/.html (default: <workspace>/backtests/<name>-<time>)")
+    history = command(
+        "backtest",
+        backtest.cmd_backtest,
+        "replay a history through the loop under each policy; compare what each served",
+    )
+    history.add_argument(
+        "--data", nargs="+", required=True, help="the history: CSV/Parquet files (any order: taken by event time)"
+    )
+    history.add_argument(
+        "--initial", type=int, default=1, help="how many of the earliest files train the first champion (default 1)"
+    )
+    history.add_argument(
+        "--policy", nargs="+", default=None, metavar="NAME", help="current, never, every-batch (default: all three)"
+    )
+    history.add_argument(
+        "--set",
+        action="append",
+        nargs="+",
+        metavar="PATH=VALUE",
+        help="a config variant to compare, e.g. --set drift.drift_share=0.5; repeat --set for another variant",
+    )
+    history.add_argument(
+        "--output",
+        default=None,
+        help="folder for backtest.json/.png/.html (default: <workspace>/backtests/<name>-<time>)",
+    )
     history.add_argument("--json", action="store_true", help="print the result as JSON instead of the table")
     deploy = command("deploy", operations.cmd_deploy, "deploy the flows (prefect.yaml) with this config's schedules")
     deploy.add_argument("--pool", default=None, help="work pool (default: $DRIFTLINE_WORK_POOL or 'driftline')")
     deploy.add_argument("--project-dir", default=".", help="where flow runs start (holds configs/ and prefect.yaml)")
     deploy.add_argument("--prefect-file", default="prefect.yaml")
-    deploy.add_argument("--pool-type", choices=["process", "docker", "kubernetes"], default="process",
-                        help="type of the work pool, if it has to be created (default: process)")  # fmt: skip
-    deploy.add_argument("--job-template", default=None,
-                        help="JSON base job template of a new pool (default: infra/work-pools/TYPE.json)")  # fmt: skip
+    deploy.add_argument(
+        "--pool-type",
+        choices=["process", "docker", "kubernetes"],
+        default="process",
+        help="type of the work pool, if it has to be created (default: process)",
+    )
+    deploy.add_argument(
+        "--job-template",
+        default=None,
+        help="JSON base job template of a new pool (default: infra/work-pools/TYPE.json)",
+    )
     deploy.add_argument("--image", default=None, help="image of every run, for a new docker or kubernetes pool")
-    watch = command("watch", operations.cmd_watch,
-                    "watch the landing folder and announce each new complete file to Prefect")  # fmt: skip
+    watch = command(
+        "watch", operations.cmd_watch, "watch the landing folder and announce each new complete file to Prefect"
+    )
     watch.add_argument("--once", action="store_true", help="announce what is there now, then exit")
-    watch.add_argument("--retry-failed", action="store_true",
-                       help="first announce again every landed file whose run failed (or was killed)")  # fmt: skip
-    stack = command("stack", operations.cmd_stack, "start or stop the local stack (servers, worker, watcher)",
-                    DEMO_CONFIG)  # fmt: skip
+    watch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="first announce again every landed file whose run failed (or was killed)",
+    )
+    stack = command(
+        "stack", operations.cmd_stack, "start or stop the local stack (servers, worker, watcher)", DEMO_CONFIG
+    )
     stack.add_argument("action", choices=["up", "down", "env"])
-    stack.add_argument("--profile", choices=["sqlite", "postgres"], default="sqlite",
-                       help="databases of both servers: SQLite files, or a private PostgreSQL cluster")  # fmt: skip
+    stack.add_argument(
+        "--profile",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="databases of both servers: SQLite files, or a private PostgreSQL cluster",
+    )
     stack.add_argument("--prefect-port", type=int, default=4200)
     stack.add_argument("--mlflow-port", type=int, default=5000)
     stack.add_argument("--postgres-port", type=int, default=5433)
@@ -114,30 +147,41 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     check = command("check", governance.cmd_check, "verify the registry against the audit log (exit 6 on a violation)")
     check.add_argument("--json", action="store_true")
-    audit = command("audit", governance.cmd_audit,
-                    "the audit log: every registry transition, who made it, why, on what evidence")  # fmt: skip
+    audit = command(
+        "audit", governance.cmd_audit, "the audit log: every registry transition, who made it, why, on what evidence"
+    )
     audit.add_argument("--json", action="store_true")
     audit.add_argument("--at", default=None, help="ISO time: which version was champion then (UTC if no zone)")
-    rollback = command("rollback", governance.cmd_rollback,
-                       "move champion back to previous (or --to) in one recorded step")  # fmt: skip
+    rollback = command(
+        "rollback", governance.cmd_rollback, "move champion back to previous (or --to) in one recorded step"
+    )
     rollback.add_argument("--to", default=None, help="version to restore (default: the `previous` alias)")
     rollback.add_argument("--reason", required=True, help="why (recorded in the audit log)")
     rollback.add_argument("--override-retired", action="store_true", help="allow a retired version back (recorded)")
-    retire = command("retire", governance.cmd_retire,
-                     "take a version out of service: aliases removed, tagged, recorded")  # fmt: skip
+    retire = command(
+        "retire", governance.cmd_retire, "take a version out of service: aliases removed, tagged, recorded"
+    )
     retire.add_argument("--version", required=True)
     retire.add_argument("--reason", required=True, help="why (recorded in the audit log)")
-    reproduce = command("reproduce", governance.cmd_reproduce,
-                        "retrain a version from its recorded inputs; compare metrics")  # fmt: skip
+    reproduce = command(
+        "reproduce", governance.cmd_reproduce, "retrain a version from its recorded inputs; compare metrics"
+    )
     reproduce.add_argument("--version", required=True)
     archive = commands.add_parser("archive", help="the archived batches: list them, take one out of retraining")
     archived = archive.add_subparsers(dest="archive_command", required=True)
-    listing = command("list", archive_cli.cmd_archive_list,
-                      "every archived batch: source, fingerprint, rows, labels, when and by whom", group=archived)
+    listing = command(
+        "list",
+        archive_cli.cmd_archive_list,
+        "every archived batch: source, fingerprint, rows, labels, when and by whom",
+        group=archived,
+    )
     listing.add_argument("--json", action="store_true")
-    remove = command("remove", archive_cli.cmd_archive_remove,
-                     "take a batch out of every future retraining window (moved to quarantine, audited)",
-                     group=archived)  # fmt: skip
+    remove = command(
+        "remove",
+        archive_cli.cmd_archive_remove,
+        "take a batch out of every future retraining window (moved to quarantine, audited)",
+        group=archived,
+    )
     remove.add_argument("--fingerprint", required=True, help="its sha256 (or a unique prefix of 8+ characters)")
     remove.add_argument("--reason", required=True, help="why (kept beside the file and in the audit log)")
     demo = command("demo", loop.cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
@@ -152,9 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _library_defaults(args.verbose)
     outcomes: list[tuple[type[BaseException], int]] = [
-        (ConfigError, EXIT_CONFIG), (DataRejected, EXIT_REJECTED), (GateRefused, EXIT_REFUSED),
-        (NoChampion, EXIT_NO_CHAMPION), (InvariantViolated, EXIT_VIOLATION), (DriftlineError, EXIT_FAILED),
-    ]  # fmt: skip
+        (ConfigError, EXIT_CONFIG),
+        (DataRejected, EXIT_REJECTED),
+        (GateRefused, EXIT_REFUSED),
+        (NoChampion, EXIT_NO_CHAMPION),
+        (InvariantViolated, EXIT_VIOLATION),
+        (DriftlineError, EXIT_FAILED),
+    ]
     try:
         args.handler(args)
     except tuple(kind for kind, _ in outcomes) as error:

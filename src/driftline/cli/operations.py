@@ -28,15 +28,19 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     project_dir = Path(args.project_dir).resolve()
     pool = WorkPoolSpec(
-        name=args.pool or os.environ.get(WORK_POOL_ENV, DEFAULT_WORK_POOL), type=args.pool_type,
-        template_file=Path(args.job_template) if args.job_template else None, image=args.image,
-    )  # fmt: skip
+        name=args.pool or os.environ.get(WORK_POOL_ENV, DEFAULT_WORK_POOL),
+        type=args.pool_type,
+        template_file=Path(args.job_template) if args.job_template else None,
+        image=args.image,
+    )
     with console.status(f"deploying {cfg.registry.model_name} to {pool.type} work pool {pool.name}"):
         deployed = deploy(cfg, args.config, project_dir, pool, project_dir / args.prefect_file)
     console.print(f"deployed {', '.join(deployed.deployments)} to {deployed.pool_type} work pool {deployed.work_pool}")
-    for name, schedule in (("batch-scoring", cfg.schedules.batch_scoring),
-                           ("drift-monitoring", cfg.schedules.drift_monitoring),
-                           ("performance-monitoring", cfg.schedules.performance_monitoring)):  # fmt: skip
+    for name, schedule in (
+        ("batch-scoring", cfg.schedules.batch_scoring),
+        ("drift-monitoring", cfg.schedules.drift_monitoring),
+        ("performance-monitoring", cfg.schedules.performance_monitoring),
+    ):
         state = "active" if schedule.active else "paused"
         if name == "performance-monitoring" and not cfg.labels.enabled:
             state = "paused (labels.enabled is false)"
@@ -73,11 +77,16 @@ def _stack_settings(args: argparse.Namespace) -> StackSettings:
     # The stack's MLflow server serves the store the CLI writes (unless the config names a tracking server).
     cli_store = None if cfg.store_uri.startswith(REMOTE_TRACKING_SCHEMES) else cfg.store_uri
     return StackSettings(
-        root=cfg.folders.stack, project_dir=Path.cwd(), config=args.config, profile=args.profile,
-        prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, postgres_port=args.postgres_port,
+        root=cfg.folders.stack,
+        project_dir=Path.cwd(),
+        config=args.config,
+        profile=args.profile,
+        prefect_port=args.prefect_port,
+        mlflow_port=args.mlflow_port,
+        postgres_port=args.postgres_port,
         mlflow_store=cli_store,
         mlflow_artifacts=cfg.registry.artifact_location or (cfg.folders.root / "mlartifacts").as_uri(),
-    )  # fmt: skip
+    )
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
@@ -122,9 +131,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
     host, port = args.host or cfg.serving.host, args.port or cfg.serving.port
     workers = args.workers or cfg.serving.workers
     guarded = f"API key from ${cfg.serving.api_key_env}" if os.environ.get(cfg.serving.api_key_env) else "no API key"
-    console.print(f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}, {workers} "
-                  f"process{'es' if workers > 1 else ''}); POST /predict, GET /health /ready /metrics /model; "
-                  "Ctrl-C stops")  # fmt: skip
+    console.print(
+        f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}, {workers} "
+        f"process{'es' if workers > 1 else ''}); POST /predict, GET /health /ready /metrics /model; "
+        "Ctrl-C stops"
+    )
     if workers == 1:
         uvicorn.run(serving_app(args.config), host=host, port=port, log_level="warning", access_log=False)
         return
@@ -132,8 +143,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # kept in files in one fresh folder and summed when /metrics is read.
     with tempfile.TemporaryDirectory(prefix="driftline-metrics-") as metrics_dir:
         os.environ.update({SERVE_CONFIG_ENV: str(Path(args.config).resolve()), "PROMETHEUS_MULTIPROC_DIR": metrics_dir})
-        uvicorn.run("driftline.cli.operations:worker_app", factory=True, workers=workers, host=host, port=port,
-                    log_level="warning", access_log=False)  # fmt: skip
+        uvicorn.run(
+            "driftline.cli.operations:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 def worker_app():
@@ -170,8 +188,10 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
     evidently = str(Path(sys.executable).parent / "evidently")
     console.print(f"Evidently UI on http://{args.host}:{args.port} (workspace {cfg.folders.dashboard}; Ctrl-C stops)")
     sys.stdout.flush()
-    os.execv(evidently, [evidently, "ui", "--workspace", str(cfg.folders.dashboard), "--host", args.host,
-                         "--port", str(args.port)])  # fmt: skip
+    os.execv(
+        evidently,
+        [evidently, "ui", "--workspace", str(cfg.folders.dashboard), "--host", args.host, "--port", str(args.port)],
+    )
 
 
 def cmd_kpis(args: argparse.Namespace) -> None:

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
     from driftline.data.archive import ArchivedBatch
     from driftline.data.ledger import LandingStatus
+    from driftline.flows.params import TrainingOutcome
     from driftline.governance.reproduce import Reproduction
     from driftline.monitoring.kpis import Kpis
     from driftline.registry.audit_events import AuditEvent
-    from driftline.flows.params import TrainingOutcome
 
 console = Console(highlight=False)
 
@@ -40,9 +40,14 @@ def versions_table(cfg: DriftlineConfig) -> Table:
         sources = ", ".join(f"{source['fingerprint'][:10]}: {source['rows']}" for source in described["data"])
         gate = ("retired, " if described["retired"] else "") + (info.gate_verdict or "–")
         table.add_row(
-            f"v{info.version}", ", ".join(info.aliases) or "–", fmt(info.metrics.get(metric)),
-            gate, sources, described["trigger"], (described["git_commit"] or "")[:12],
-        )  # fmt: skip
+            f"v{info.version}",
+            ", ".join(info.aliases) or "–",
+            fmt(info.metrics.get(metric)),
+            gate,
+            sources,
+            described["trigger"],
+            (described["git_commit"] or "")[:12],
+        )
     return table
 
 
@@ -52,11 +57,15 @@ def landing_lines(cfg: DriftlineConfig, status: LandingStatus) -> list[str]:
     from pathlib import Path
 
     done = status.succeeded + status.rejected
-    lines = [f"landing folder {cfg.folders.landing}: {len(status.pending)} pending, {len(status.announced)} announced, "
-             f"{len(status.running)} running, {len(status.failed)} failed, {done} done "
-             f"({status.succeeded} succeeded, {status.rejected} rejected)"]  # fmt: skip
-    lines += [f"  pending    {Path(path).name} (complete, not announced yet: is the watcher running?)"
-              for path in status.pending]  # fmt: skip
+    lines = [
+        f"landing folder {cfg.folders.landing}: {len(status.pending)} pending, {len(status.announced)} announced, "
+        f"{len(status.running)} running, {len(status.failed)} failed, {done} done "
+        f"({status.succeeded} succeeded, {status.rejected} rejected)"
+    ]
+    lines += [
+        f"  pending    {Path(path).name} (complete, not announced yet: is the watcher running?)"
+        for path in status.pending
+    ]
     lines += [f"  announced  {Path(path).name} (no run has started yet)" for path in status.announced]
     lines += [f"  running    {Path(o.data).name} (run {o.flow_run_id}, since {o.at})" for o in status.running]
     lines += [f"  failed     {Path(o.data).name}: {o.reason} (run {o.flow_run_id}, at {o.at})" for o in status.failed]
@@ -79,10 +88,14 @@ def audit_table(cfg: DriftlineConfig, events: list[AuditEvent]) -> Table:
         table.add_column(column)
     for event in events:
         table.add_row(
-            event.at, str(event.action), f"v{event.version}" if event.version else "–", str(event.actor),
+            event.at,
+            str(event.action),
+            f"v{event.version}" if event.version else "–",
+            str(event.actor),
             event.reason[:120],
-            _moved(event.before.champion, event.after.champion), _moved(event.before.previous, event.after.previous),
-        )  # fmt: skip
+            _moved(event.before.champion, event.after.champion),
+            _moved(event.before.previous, event.after.previous),
+        )
     return table
 
 
@@ -93,8 +106,15 @@ def archive_table(cfg: DriftlineConfig, archive_dir: Path, entries: list[Archive
     for entry in entries:
         removed = f"removed {(entry.removed_at or '')[:19]} by {entry.removed_by}: {entry.removal_reason}"
         state = "yes" if entry.in_use else removed
-        table.add_row(entry.source_name, entry.fingerprint[:16], str(entry.rows), "yes" if entry.labeled else "no",
-                      entry.archived_at[:19], entry.archived_by or "–", state)  # fmt: skip
+        table.add_row(
+            entry.source_name,
+            entry.fingerprint[:16],
+            str(entry.rows),
+            "yes" if entry.labeled else "no",
+            entry.archived_at[:19],
+            entry.archived_by or "–",
+            state,
+        )
     return table
 
 

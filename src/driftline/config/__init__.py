@@ -25,8 +25,25 @@ from driftline.config.root import DriftlineConfig
 from driftline.config.workspace import RegistryFolders, WorkspaceFolders
 
 __all__ = [
-    "API_KEY_ENV", "CALIBRATED", "DEFAULT_DRIFT_THRESHOLDS", "MLFLOW_UI_ENV", "P_VALUE_DRIFT_METHODS",
-    "TRACKING_URI_ENV", "WEBHOOK_URL_ENV", "DatasetConfig", "DriftConfig", "DriftlineConfig", "ExtraExpectation",
-    "FeatureType", "NotificationEvent", "RegistryFolders", "RetrainingConfig", "StorageConfig", "Task",
-    "ValidationConfig", "WorkspaceFolders", "load_config", "parse_config",
-]  # fmt: skip
+    "API_KEY_ENV",
+    "CALIBRATED",
+    "DEFAULT_DRIFT_THRESHOLDS",
+    "MLFLOW_UI_ENV",
+    "P_VALUE_DRIFT_METHODS",
+    "TRACKING_URI_ENV",
+    "WEBHOOK_URL_ENV",
+    "DatasetConfig",
+    "DriftConfig",
+    "DriftlineConfig",
+    "ExtraExpectation",
+    "FeatureType",
+    "NotificationEvent",
+    "RegistryFolders",
+    "RetrainingConfig",
+    "StorageConfig",
+    "Task",
+    "ValidationConfig",
+    "WorkspaceFolders",
+    "load_config",
+    "parse_config",
+]

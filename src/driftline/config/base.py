@@ -37,11 +37,10 @@ class FeatureType(StrEnum):
 
 # The metrics of each task, name -> greater is better; driftline.modeling.metrics computes each of them.
 METRICS: dict[Task, dict[str, bool]] = {
-    Task.binary: {"roc_auc": True, "accuracy": True, "f1": True, "precision": True, "recall": True,
-                  "log_loss": False},
+    Task.binary: {"roc_auc": True, "accuracy": True, "f1": True, "precision": True, "recall": True, "log_loss": False},
     Task.multiclass: {"f1_macro": True, "accuracy": True, "roc_auc_ovr": True, "log_loss": False},
     Task.regression: {"rmse": False, "mae": False, "r2": True},
-}  # fmt: skip
+}
 DEFAULT_METRIC = {Task.binary: "roc_auc", Task.multiclass: "f1_macro", Task.regression: "rmse"}
 
 DEFAULT_ESTIMATORS = {
@@ -68,6 +67,12 @@ P_VALUE_DRIFT_METHODS = frozenset({"ks", "chisquare", "z"})
 CALIBRATED = "calibrated"
 
 NotificationEvent = Literal[
-    "drift_detected", "performance_degraded", "fairness_breached", "slice_degraded", "model_promoted", "gate_refused",
-    "flow_failed", "model_rolled_back",
+    "drift_detected",
+    "performance_degraded",
+    "fairness_breached",
+    "slice_degraded",
+    "model_promoted",
+    "gate_refused",
+    "flow_failed",
+    "model_rolled_back",
 ]

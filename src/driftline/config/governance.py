@@ -51,13 +51,17 @@ class RolloutConfig(Section):
         "dropped by a test of the two arms once labels arrive.",
     )
     shadow_batches: int = Field(
-        3, ge=1, description="Labeled shadow batches in which the challenger is no worse than the champion, needed "
-        "to promote it (one worse batch drops it)."
+        3,
+        ge=1,
+        description="Labeled shadow batches in which the challenger is no worse than the champion, needed "
+        "to promote it (one worse batch drops it).",
     )
     canary_share: float = Field(0.1, gt=0, lt=1, description="Share of rows (by id hash) the challenger answers.")
     tolerance: float = Field(
-        0.0, ge=0, description="How much worse than the champion (primary metric, or accuracy for the canary test "
-        "of a classifier) the challenger may be and still count as no regression."
+        0.0,
+        ge=0,
+        description="How much worse than the champion (primary metric, or accuracy for the canary test "
+        "of a classifier) the challenger may be and still count as no regression.",
     )
     min_rows: int = Field(
         200, ge=1, description="Labeled rows needed per shadow batch, and per canary arm, before a verdict."

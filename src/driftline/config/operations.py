@@ -139,18 +139,24 @@ class ReliabilityConfig(Section):
     """How long a dead run may block the next one, and how hard calls to the MLflow server are retried."""
 
     training_lease_seconds: float = Field(
-        60, ge=60, le=86_400, description="Lease on the one-training-at-a-time slot, renewed while the training "
+        60,
+        ge=60,
+        le=86_400,
+        description="Lease on the one-training-at-a-time slot, renewed while the training "
         "lives: a killed training's slot frees within this long (plus the Prefect server's lease-expiry loop). "
         "Prefect allows 60 s to a day.",
-    )  # fmt: skip
+    )
     registry_http_retries: int = Field(
-        3, ge=0, description="Retries of a failed or 5xx call to an MLflow tracking server "
-        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES).",
-    )  # fmt: skip
+        3,
+        ge=0,
+        description="Retries of a failed or 5xx call to an MLflow tracking server (MLFLOW_HTTP_REQUEST_MAX_RETRIES).",
+    )
     registry_backoff_seconds: int = Field(
-        1, ge=0, description="Backoff factor between those retries, whole seconds: waits 1x, 2x, 4x... this, plus up "
+        1,
+        ge=0,
+        description="Backoff factor between those retries, whole seconds: waits 1x, 2x, 4x... this, plus up "
         "to 1 s of jitter (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR).",
-    )  # fmt: skip
+    )
     registry_timeout_seconds: int = Field(
         30, ge=1, description="Timeout of one call to the MLflow server, whole seconds (MLFLOW_HTTP_REQUEST_TIMEOUT)."
     )

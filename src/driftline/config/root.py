@@ -165,9 +165,14 @@ class DriftlineConfig(Section):
     @property
     def folders(self) -> WorkspaceFolders:
         """Every folder the runs of this config's model read and write."""
-        return WorkspaceFolders.of(self.storage, self.registry.model_name, landing=self.landing.folder,
-                                   inbox=self.scoring.inbox, labels=self.labels.folder,
-                                   dashboard=self.dashboard.workspace)  # fmt: skip
+        return WorkspaceFolders.of(
+            self.storage,
+            self.registry.model_name,
+            landing=self.landing.folder,
+            inbox=self.scoring.inbox,
+            labels=self.labels.folder,
+            dashboard=self.dashboard.workspace,
+        )
 
     def registry_folders(self, registry_id: str) -> RegistryFolders:
         """The folders of this config's model in the registry whose identity is `registry_id` (the registry

@@ -52,14 +52,16 @@ class ModelConfig(Section):
                 if "unexpected keyword argument" in str(exc):
                     close = difflib.get_close_matches(name, inspect.signature(estimator_class).parameters, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    problems.append(f"{field}: not a parameter of {estimator_class.__name__}; remove it or check "
-                                    f"its spelling{hint}")  # fmt: skip
+                    problems.append(
+                        f"{field}: not a parameter of {estimator_class.__name__}; remove it or check its spelling{hint}"
+                    )
                 continue  # else the class needs other constructor arguments: fit will tell
             try:
                 getattr(estimator, "_validate_params", lambda: None)()
             except ValueError as exc:  # scikit-learn's InvalidParameterError
-                problems.append(f"{field}: {_rule_broken(str(exc), estimator_class.__name__, value)}; correct it "
-                                "under model.params")  # fmt: skip
+                problems.append(
+                    f"{field}: {_rule_broken(str(exc), estimator_class.__name__, value)}; correct it under model.params"
+                )
         return problems
 
     @model_validator(mode="after")

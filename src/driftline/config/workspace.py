@@ -40,8 +40,15 @@ class WorkspaceFolders:
     stack: Path  # `driftline stack up`: state, logs and databases of the local servers
 
     @classmethod
-    def of(cls, storage: StorageConfig, model_name: str, landing: Path | None, inbox: Path | None,
-           labels: Path | None, dashboard: Path | None) -> WorkspaceFolders:  # fmt: skip
+    def of(
+        cls,
+        storage: StorageConfig,
+        model_name: str,
+        landing: Path | None,
+        inbox: Path | None,
+        labels: Path | None,
+        dashboard: Path | None,
+    ) -> WorkspaceFolders:
         root = storage.workspace.resolve()
 
         def chosen(folder: Path | None, default: Path) -> Path:
@@ -83,8 +90,9 @@ class RegistryFolders:
     locks: Path  # the registry transition lock
 
     @classmethod
-    def of(cls, workspace: WorkspaceFolders, storage: StorageConfig, model_name: str,
-           registry_id: str) -> RegistryFolders:  # fmt: skip
+    def of(
+        cls, workspace: WorkspaceFolders, storage: StorageConfig, model_name: str, registry_id: str
+    ) -> RegistryFolders:
         root = workspace.registries / f"{safe_name(model_name)}-{short_id(registry_id)}"
         return cls(
             registry_id=registry_id,

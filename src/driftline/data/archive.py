@@ -144,10 +144,14 @@ def find_entry(archive_dir: Path, fingerprint: str) -> ArchivedBatch:
     if len(found) == 1:
         return found[0]
     if found:
-        raise DriftlineError(f"fingerprint {fingerprint} matches {len(found)} archived batches in {archive_dir} "
-                             f"({', '.join(e.source_name for e in found[:3])}); give more of it")  # fmt: skip
-    raise DriftlineError(f"no archived batch has fingerprint {fingerprint} in {archive_dir}; `driftline archive "
-                         "list --config C` shows the archived batches and their fingerprints")  # fmt: skip
+        raise DriftlineError(
+            f"fingerprint {fingerprint} matches {len(found)} archived batches in {archive_dir} "
+            f"({', '.join(e.source_name for e in found[:3])}); give more of it"
+        )
+    raise DriftlineError(
+        f"no archived batch has fingerprint {fingerprint} in {archive_dir}; `driftline archive "
+        "list --config C` shows the archived batches and their fingerprints"
+    )
 
 
 def removal_command(entry: ArchivedBatch, config: Path | str | None) -> str:
@@ -169,12 +173,27 @@ def remove_archived_batch(
         archived.unlink(missing_ok=True)  # left behind when an earlier removal stopped after recording itself
         return entry, False
     # Copy, record, then delete the original: a removal interrupted at any point leaves the file findable.
-    folder = quarantine_file(archived, quarantine_dir, [f"removed from the archive: {reason}"], {
-        "stage": "archive", "fingerprint": entry.fingerprint, "source_name": entry.source_name,
-        "archived_at": entry.archived_at, "archived_by": entry.archived_by, "removed_by": removed_by,
-    }, copy=True)  # fmt: skip
-    removal = {REMOVED: entry.fingerprint, "removed_at": datetime.now(UTC).isoformat(), "removed_by": removed_by,
-               "removal_reason": reason, "path": os.path.relpath(folder / archived.name, archive_dir)}  # fmt: skip
+    folder = quarantine_file(
+        archived,
+        quarantine_dir,
+        [f"removed from the archive: {reason}"],
+        {
+            "stage": "archive",
+            "fingerprint": entry.fingerprint,
+            "source_name": entry.source_name,
+            "archived_at": entry.archived_at,
+            "archived_by": entry.archived_by,
+            "removed_by": removed_by,
+        },
+        copy=True,
+    )
+    removal = {
+        REMOVED: entry.fingerprint,
+        "removed_at": datetime.now(UTC).isoformat(),
+        "removed_by": removed_by,
+        "removal_reason": reason,
+        "path": os.path.relpath(folder / archived.name, archive_dir),
+    }
     _append(archive_dir, removal)
     archived.unlink(missing_ok=True)
     return find_entry(archive_dir, entry.fingerprint), True

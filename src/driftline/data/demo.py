@@ -30,8 +30,9 @@ COVARIATE_SHIFT = Scenario(charges_shift=18.0, tenure_scale=0.55, month_to_month
 CONCEPT_DRIFT = Scenario(charges_shift=6.0, echeck_share=0.4, concept_drift=True)
 
 
-def make_frame(rows: int, seed: int, start: pd.Timestamp = START, days: int = 7,
-               scenario: Scenario = STABLE, id_offset: int = 0) -> pd.DataFrame:  # fmt: skip
+def make_frame(
+    rows: int, seed: int, start: pd.Timestamp = START, days: int = 7, scenario: Scenario = STABLE, id_offset: int = 0
+) -> pd.DataFrame:
     """One batch of customers with their churn label; the same seed gives the same rows."""
     rng = np.random.default_rng(seed)
     other = (1 - scenario.month_to_month_share) / 2
@@ -46,12 +47,26 @@ def make_frame(rows: int, seed: int, start: pd.Timestamp = START, days: int = 7,
     month_to_month = contract == "month-to-month"
     if scenario.concept_drift:
         # A competitor undercuts prices: price and e-check payers now drive churn; long tenure protects less.
-        logit = (-0.6 + 0.3 * month_to_month - 0.4 * (contract == "two-year") - 0.01 * (tenure - 24)
-                 + 0.07 * (charges - 70) + 0.05 * support_calls + 1.6 * (payment == "e-check")
-                 + 0.6 * (region == "south"))  # fmt: skip
+        logit = (
+            -0.6
+            + 0.3 * month_to_month
+            - 0.4 * (contract == "two-year")
+            - 0.01 * (tenure - 24)
+            + 0.07 * (charges - 70)
+            + 0.05 * support_calls
+            + 1.6 * (payment == "e-check")
+            + 0.6 * (region == "south")
+        )
     else:
-        logit = (-1.2 + 1.1 * month_to_month - 1.0 * (contract == "two-year") - 0.045 * (tenure - 24)
-                 + 0.015 * (charges - 70) + 0.45 * support_calls + 0.35 * (payment == "e-check"))  # fmt: skip
+        logit = (
+            -1.2
+            + 1.1 * month_to_month
+            - 1.0 * (contract == "two-year")
+            - 0.045 * (tenure - 24)
+            + 0.015 * (charges - 70)
+            + 0.45 * support_calls
+            + 0.35 * (payment == "e-check")
+        )
     churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
     seconds = np.sort(rng.uniform(0, days * 86400, rows))
     return pd.DataFrame(

@@ -94,9 +94,13 @@ class LandingWatcher:
                 if duplicate_of is None and self.ledger.state(sha256) is None:
                     duplicate_of = self.processed_elsewhere(sha256)
                 arrival = Arrival(
-                    path=str(path), size=observed[0], sha256=sha256, seen_at=datetime.now(UTC).isoformat(),
-                    mtime_ns=observed[1], duplicate_of=duplicate_of,
-                )  # fmt: skip
+                    path=str(path),
+                    size=observed[0],
+                    sha256=sha256,
+                    seen_at=datetime.now(UTC).isoformat(),
+                    mtime_ns=observed[1],
+                    duplicate_of=duplicate_of,
+                )
                 announce(arrival)
                 self.ledger.record(arrival)
             self._pending.pop(path, None)
@@ -120,8 +124,13 @@ class LandingWatcher:
                 if not unchanged:
                     gone.append(landed.path)
                     continue
-                arrival = Arrival(path=landed.path, size=stat.st_size, sha256=failed.sha256,
-                                  seen_at=datetime.now(UTC).isoformat(), mtime_ns=stat.st_mtime_ns)  # fmt: skip
+                arrival = Arrival(
+                    path=landed.path,
+                    size=stat.st_size,
+                    sha256=failed.sha256,
+                    seen_at=datetime.now(UTC).isoformat(),
+                    mtime_ns=stat.st_mtime_ns,
+                )
                 announce(arrival)
                 self.ledger.record(arrival)
                 announced.append(arrival)

@@ -168,7 +168,11 @@ def landing_status(ledger: Ledger, complete_files: list[Path]) -> LandingStatus:
     announced = [ledger.latest_arrival(sha).path for sha in landed if ledger.state(sha) == ANNOUNCED]
     done = sorted(ledger.latest_outcomes(SUCCEEDED) + ledger.latest_outcomes(REJECTED), key=lambda o: o.at)
     return LandingStatus(
-        pending=pending, announced=announced, running=ledger.latest_outcomes(RUNNING),
-        failed=ledger.latest_outcomes(FAILED), succeeded=sum(o.state == SUCCEEDED for o in done),
-        rejected=sum(o.state == REJECTED for o in done), recent=done[::-1][:RECENT],
-    )  # fmt: skip
+        pending=pending,
+        announced=announced,
+        running=ledger.latest_outcomes(RUNNING),
+        failed=ledger.latest_outcomes(FAILED),
+        succeeded=sum(o.state == SUCCEEDED for o in done),
+        rejected=sum(o.state == REJECTED for o in done),
+        recent=done[::-1][:RECENT],
+    )

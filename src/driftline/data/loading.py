@@ -27,10 +27,15 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 # The first bytes of files that are often renamed to .csv/.parquet by mistake: named, instead of a parser error.
 NOT_DATA_SIGNATURES = {
-    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a ZIP archive (also .xlsx, .docx)", b"\x1f\x8b": "a gzip archive", b"\x7fELF": "an executable",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (also .xlsx, .docx)",
+    b"\x1f\x8b": "a gzip archive",
+    b"\x7fELF": "an executable",
     b"PAR1": "a Parquet file",
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,14 @@ def require_unchanged(path: Path, before: FileStamp) -> None:
     """DataRejected if the file changed since `before` (a writer still at work): what was read is not the file."""
     after = FileStamp.of(path)
     if after != before:
-        raise DataRejected(str(path), [
-            f"file changed while it was read (size {before.size} -> {after.size} bytes, modification time "
-            f"{'changed' if after.mtime_ns != before.mtime_ns else 'kept'}); write files elsewhere and move them in "
-            "when complete"
-        ])  # fmt: skip
+        raise DataRejected(
+            str(path),
+            [
+                f"file changed while it was read (size {before.size} -> {after.size} bytes, modification time "
+                f"{'changed' if after.mtime_ns != before.mtime_ns else 'kept'}); "
+                "write files elsewhere and move them in when complete"
+            ],
+        )
 
 
 def _not_data(path: Path) -> str | None:

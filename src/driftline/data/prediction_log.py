@@ -78,8 +78,9 @@ def records(
 ) -> pd.DataFrame:
     """One log row per scored row: id, the model's inputs as given (and the gate's slice and fairness columns),
     outputs, and where they came from."""
-    columns = record_columns(frame, predictions, cfg, model_version, source, source_fingerprint, scored_at, served_by,
-                             latency_ms)  # fmt: skip
+    columns = record_columns(
+        frame, predictions, cfg, model_version, source, source_fingerprint, scored_at, served_by, latency_ms
+    )
     return pd.DataFrame(columns, index=range(len(frame)))
 
 
@@ -97,8 +98,9 @@ def record_columns(
     """The log rows as columns: arrays, or one value for every row (what a streamed writer takes without a frame)."""
     dataset = cfg.dataset
     columns: dict[str, Any] = {}
-    for name in dict.fromkeys([dataset.id_column, dataset.event_time_column, *dataset.feature_names,
-                               *cfg.gate.watched_columns]):  # fmt: skip
+    for name in dict.fromkeys(
+        [dataset.id_column, dataset.event_time_column, *dataset.feature_names, *cfg.gate.watched_columns]
+    ):
         if name and name in frame:
             # Times as their array: to_numpy() makes one Timestamp object per value. The rest as plain arrays: an
             # object array's .array is converted to one again, counting its missing values on the way.
@@ -114,8 +116,11 @@ def record_columns(
     columns[SOURCE] = source
     columns[SOURCE_FINGERPRINT] = source_fingerprint
     # one time for a batch, or one per row (the service logs many requests at once); microseconds either way
-    columns[SCORED_AT] = pd.Timestamp(scored_at) if isinstance(scored_at, datetime) else (
-        pd.DatetimeIndex(scored_at).as_unit("us").array)  # fmt: skip
+    columns[SCORED_AT] = (
+        pd.Timestamp(scored_at)
+        if isinstance(scored_at, datetime)
+        else (pd.DatetimeIndex(scored_at).as_unit("us").array)
+    )
     columns[LATENCY_MS] = np.nan if latency_ms is None else latency_ms
     return columns
 

@@ -74,7 +74,11 @@ class IncrementalFile:
     """
 
     def __init__(
-        self, folder: Path, suffix: str, text_columns: Iterable[str] = (), distinct_columns: Iterable[str] = (),
+        self,
+        folder: Path,
+        suffix: str,
+        text_columns: Iterable[str] = (),
+        distinct_columns: Iterable[str] = (),
         statistics: bool = True,
     ):
         folder.mkdir(parents=True, exist_ok=True)
@@ -104,10 +108,12 @@ class IncrementalFile:
                     schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
                 # Dictionary pages pay off for text that repeats; for ids and numbers they only cost time (half of
                 # the writing time of a prediction log, measured).
-                repeating = [f.name for f in schema if pa.types.is_string(f.type)
-                             and f.name not in self._distinct_columns]  # fmt: skip
-                self._writer = pq.ParquetWriter(self.temp, schema, use_dictionary=repeating,
-                                                write_statistics=self._statistics)  # fmt: skip
+                repeating = [
+                    f.name for f in schema if pa.types.is_string(f.type) and f.name not in self._distinct_columns
+                ]
+                self._writer = pq.ParquetWriter(
+                    self.temp, schema, use_dictionary=repeating, write_statistics=self._statistics
+                )
             schema = self._writer.schema
             if isinstance(data, pd.DataFrame):
                 table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)

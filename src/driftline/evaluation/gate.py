@@ -46,13 +46,15 @@ class GateDecision:
         """What the audit log keeps of this decision: small enough for one tag."""
         refused_slices = [s.name for s in self.slices if s.decides and any(s.name in r for r in self.reasons)]
         return {
-            "run_id": run_id, "metric": self.metric, "champion_version": self.champion_version,
+            "run_id": run_id,
+            "metric": self.metric,
+            "champion_version": self.champion_version,
             "challenger": self.challenger_metrics.get(self.metric),
             "champion": (self.champion_metrics or {}).get(self.metric),
             "refused_slices": refused_slices,
             "disparate_impact": self.fairness.disparate_impact if self.fairness else None,
             "top_features_flagged": self.explanation.flagged if self.explanation else False,
-        }  # fmt: skip
+        }
 
     def held(self, mode: str, reason: str) -> GateDecision:
         """Passed, but kept as `challenger` for a shadow or canary rollout that decides its promotion."""
@@ -170,9 +172,13 @@ def _flag(explanation: Explanation | None) -> list[str]:
 
 
 def judge(
-    cfg: DriftlineConfig, challenger: Pipeline, holdout: pd.DataFrame, challenger_metrics: dict[str, float],
-    champion: Pipeline | None, champion_version: str | None,
-) -> GateDecision:  # fmt: skip
+    cfg: DriftlineConfig,
+    challenger: Pipeline,
+    holdout: pd.DataFrame,
+    challenger_metrics: dict[str, float],
+    champion: Pipeline | None,
+    champion_version: str | None,
+) -> GateDecision:
     """Everything the gate looks at, both models on the challenger's holdout: metrics, slices, fairness, importance."""
     theirs = predict(champion, holdout, cfg.dataset) if champion is not None else None
     mine = predict(challenger, holdout, cfg.dataset)
@@ -183,7 +189,11 @@ def judge(
         cfg,
     )
     return decide(
-        cfg, challenger_metrics, champion_metrics, champion_version,
-        slices=slice_metrics(holdout, mine, theirs, cfg), fairness=fairness_of(holdout, mine, cfg),
+        cfg,
+        challenger_metrics,
+        champion_metrics,
+        champion_version,
+        slices=slice_metrics(holdout, mine, theirs, cfg),
+        fairness=fairness_of(holdout, mine, cfg),
         explanation=explanation,
-    )  # fmt: skip
+    )

@@ -43,9 +43,14 @@ def permutation_importances(model: Pipeline, holdout: pd.DataFrame, cfg: Driftli
         return sign * (value if value is not None else float("nan"))
 
     found = permutation_importance(
-        model, feature_frame(sample, cfg.dataset), sample[cfg.dataset.target], scoring=score,
-        n_repeats=settings.repeats, random_state=cfg.model.seed, n_jobs=1,
-    )  # fmt: skip
+        model,
+        feature_frame(sample, cfg.dataset),
+        sample[cfg.dataset.target],
+        scoring=score,
+        n_repeats=settings.repeats,
+        random_state=cfg.model.seed,
+        n_jobs=1,
+    )
     return {name: float(value) for name, value in zip(cfg.dataset.feature_names, found.importances_mean, strict=True)}
 
 

@@ -26,8 +26,12 @@ def gate_markdown(decision: GateDecision, candidate_version: str) -> str:
 
 
 def slices_markdown(decision: GateDecision) -> list[str]:
-    lines = [f"**{decision.metric} per slice**", "", "| slice | rows | challenger | champion | decides |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"**{decision.metric} per slice**",
+        "",
+        "| slice | rows | challenger | champion | decides |",
+        "|---|---|---|---|---|",
+    ]
     for s in decision.slices:
         decides = "yes" if s.decides else "no"
         lines.append(f"| {s.name} | {s.rows} | {_num(s.challenger)} | {_num(s.champion)} | {decides} |")
@@ -35,15 +39,24 @@ def slices_markdown(decision: GateDecision) -> list[str]:
 
 
 def fairness_markdown(fairness: FairnessResult) -> list[str]:
-    return [f"**Fairness on {fairness.attribute}**: disparate impact {_num(fairness.disparate_impact)} "
-            f"(minimum {fairness.minimum})", "", "| group | rows | positive rate |", "|---|---|---|",
-            *[f"| {g.group} | {g.rows} | {g.positive_rate:.4f} |" for g in fairness.groups]]  # fmt: skip
+    return [
+        f"**Fairness on {fairness.attribute}**: disparate impact {_num(fairness.disparate_impact)} "
+        f"(minimum {fairness.minimum})",
+        "",
+        "| group | rows | positive rate |",
+        "|---|---|---|",
+        *[f"| {g.group} | {g.rows} | {g.positive_rate:.4f} |" for g in fairness.groups],
+    ]
 
 
 def importance_markdown(explanation: Explanation, metric: str) -> list[str]:
     champion = explanation.champion or {}
-    lines = [f"**Permutation importance** ({metric} drop when shuffled): {explanation.note}", "",
-             "| feature | challenger | champion |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"**Permutation importance** ({metric} drop when shuffled): {explanation.note}",
+        "",
+        "| feature | challenger | champion |",
+        "|---|---|---|",
+    ]
     for name, value in sorted(explanation.challenger.items(), key=lambda item: -item[1]):
         lines.append(f"| {name} | {value:.4f} | {_num(champion.get(name))} |")
     return lines

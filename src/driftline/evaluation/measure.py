@@ -21,8 +21,9 @@ def holdout_metrics(model: Pipeline, holdout: pd.DataFrame, cfg: DriftlineConfig
 
 def primary_metric_of(predictions: Predictions, truth: pd.Series, cfg: DriftlineConfig) -> float | None:
     """The primary metric alone: permutation importance and slices call this many times per training."""
-    return compute_metrics(cfg.dataset.task, truth, predictions.labels, predictions.proba, predictions.classes,
-                           only=[cfg.primary_metric]).get(cfg.primary_metric)
+    return compute_metrics(
+        cfg.dataset.task, truth, predictions.labels, predictions.proba, predictions.classes, only=[cfg.primary_metric]
+    ).get(cfg.primary_metric)
 
 
 def subset(predictions: Predictions, mask: np.ndarray) -> Predictions:

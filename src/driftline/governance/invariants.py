@@ -31,22 +31,35 @@ def champion_passed_its_gate(versions: dict[str, VersionInfo]) -> list[Violation
 
 def aliases_match_audit_log(versions: dict[str, VersionInfo], events: list[AuditEvent]) -> list[Violation]:
     """`champion` and `previous` are where the last recorded transition left them."""
-    holding = {alias: next((v for v, info in versions.items() if alias in info.aliases), None)
-               for alias in (CHAMPION, PREVIOUS)}  # fmt: skip
+    holding = {
+        alias: next((v for v, info in versions.items() if alias in info.aliases), None)
+        for alias in (CHAMPION, PREVIOUS)
+    }
     actual = AliasHolders(holding[CHAMPION], holding[PREVIOUS])
     expected = events[-1].after if events else AliasHolders(None, None)
     if actual == expected:
         return []
-    last = f"the last audit event ({events[-1].action} v{events[-1].version} at {events[-1].at})" if events else (
-        "an empty audit log")  # fmt: skip
-    return [Violation("aliases-audited", actual.champion,
-                      f"registry has champion={actual.champion} previous={actual.previous}, {last} says "
-                      f"champion={expected.champion} previous={expected.previous}")]  # fmt: skip
+    last = (
+        f"the last audit event ({events[-1].action} v{events[-1].version} at {events[-1].at})"
+        if events
+        else ("an empty audit log")
+    )
+    return [
+        Violation(
+            "aliases-audited",
+            actual.champion,
+            f"registry has champion={actual.champion} previous={actual.previous}, {last} says "
+            f"champion={expected.champion} previous={expected.previous}",
+        )
+    ]
 
 
 def retired_hold_no_alias(versions: dict[str, VersionInfo]) -> list[Violation]:
-    return [Violation("retired-unaliased", info.version, f"is retired but holds {', '.join(info.aliases)}")
-            for info in versions.values() if info.tags.get(f"{TAG}retired") == "true" and info.aliases]  # fmt: skip
+    return [
+        Violation("retired-unaliased", info.version, f"is retired but holds {', '.join(info.aliases)}")
+        for info in versions.values()
+        if info.tags.get(f"{TAG}retired") == "true" and info.aliases
+    ]
 
 
 def check_registry(registry: Registry) -> list[Violation]:
@@ -55,11 +68,19 @@ def check_registry(registry: Registry) -> list[Violation]:
     found = champion_passed_its_gate(versions)
     found += aliases_match_audit_log(versions, registry.audit_log())
     found += retired_hold_no_alias(versions)
-    found += [Violation("version-complete", info.version, f"lacks {', '.join(missing)}")
-              for info in versions.values() if (missing := registry.missing_records(info))]  # fmt: skip
+    found += [
+        Violation("version-complete", info.version, f"lacks {', '.join(missing)}")
+        for info in versions.values()
+        if (missing := registry.missing_records(info))
+    ]
     interrupted = registry.interrupted_promotion()
     if interrupted is not None:
-        found.append(Violation("promotion-finished", interrupted["version"],
-                               f"a promotion begun at {interrupted['at']} did not finish; the next promotion, "
-                               "rollback or retirement finishes it"))  # fmt: skip
+        found.append(
+            Violation(
+                "promotion-finished",
+                interrupted["version"],
+                f"a promotion begun at {interrupted['at']} did not finish; the next promotion, "
+                "rollback or retirement finishes it",
+            )
+        )
     return found

@@ -4,16 +4,15 @@ tests, and the verdict on a challenger from its labeled live batches (promote, h
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.pipeline import Pipeline
 
 from driftline.config import DatasetConfig, DriftlineConfig, Task
 from driftline.data import prediction_log
+from driftline.governance.arm_tests import bootstrap_difference, two_proportion_test
 from driftline.modeling.metrics import greater_is_better
 from driftline.modeling.pipeline import Predictions, predict
 from driftline.monitoring import label_store, performance
@@ -33,72 +32,6 @@ def route(ids: pd.Series, share: float, salt: str) -> np.ndarray:
         [int.from_bytes(hashlib.sha256(f"{salt}:{i}".encode()).digest()[:8], "big") / 2**64 for i in ids.astype(str)]
     )
     return np.where(positions < share, CANARY_ARM, CHAMPION_ARM)
-
-
-@dataclass(frozen=True)
-class ArmComparison:
-    """canary minus champion on one metric, with its test; `verdict` is promote | roll_back | continue."""
-
-    metric: str
-    champion: float
-    canary: float
-    difference: float
-    low: float  # 95% interval of the difference
-    high: float
-    p_value: float | None
-    rows: tuple[int, int]  # champion, canary
-    verdict: str
-
-
-def _verdict(low: float, high: float, tolerance: float, rows: tuple[int, int], min_rows: int) -> str:
-    if min(rows) < min_rows:
-        return "continue"
-    if low > -tolerance:
-        return "promote"
-    if high < -tolerance:
-        return "roll_back"
-    return "continue"
-
-
-def two_proportion_test(
-    champion_hits: int, champion_rows: int, canary_hits: int, canary_rows: int, metric: str = "accuracy",
-    tolerance: float = 0.0, min_rows: int = 100,
-) -> ArmComparison:  # fmt: skip
-    """Two-proportion z-test of a rate metric (accuracy, positive rate) between the arms."""
-    p_champion, p_canary = champion_hits / champion_rows, canary_hits / canary_rows
-    pooled = (champion_hits + canary_hits) / (champion_rows + canary_rows)
-    pooled_se = np.sqrt(pooled * (1 - pooled) * (1 / champion_rows + 1 / canary_rows))
-    difference = p_canary - p_champion
-    p_value = float(2 * stats.norm.sf(abs(difference) / pooled_se)) if pooled_se > 0 else 1.0
-    se = np.sqrt(p_champion * (1 - p_champion) / champion_rows + p_canary * (1 - p_canary) / canary_rows)
-    low, high = difference - 1.96 * se, difference + 1.96 * se
-    rows = (champion_rows, canary_rows)
-    return ArmComparison(metric, p_champion, p_canary, difference, float(low), float(high), p_value, rows,
-                         _verdict(low, high, tolerance, rows, min_rows))  # fmt: skip
-
-
-def bootstrap_difference(
-    metric: Callable[[np.ndarray, np.ndarray], float], name: str, champion: tuple[np.ndarray, np.ndarray],
-    canary: tuple[np.ndarray, np.ndarray], greater_is_better: bool = True, resamples: int = 2000, seed: int = 0,
-    tolerance: float = 0.0, min_rows: int = 100,
-) -> ArmComparison:  # fmt: skip
-    """Unpaired bootstrap of (canary − champion) on any metric of (truth, score), e.g. AUC or RMSE; a 95% interval.
-
-    For a lower-is-better metric the difference is turned around, so a positive difference always favours the canary.
-    """
-    rng = np.random.default_rng(seed)
-    sign = 1.0 if greater_is_better else -1.0
-
-    def resampled(truth: np.ndarray, score: np.ndarray) -> np.ndarray:
-        picks = rng.integers(0, len(truth), (resamples, len(truth)))
-        return np.array([metric(truth[p], score[p]) for p in picks])
-
-    champion_value, canary_value = metric(*champion), metric(*canary)
-    differences = sign * (resampled(*canary) - resampled(*champion))
-    low, high = (float(v) for v in np.nanpercentile(differences, [2.5, 97.5]))
-    rows = (len(champion[0]), len(canary[0]))
-    return ArmComparison(name, champion_value, canary_value, sign * (canary_value - champion_value), low, high,
-                         None, rows, _verdict(low, high, tolerance, rows, min_rows))  # fmt: skip
 
 
 # --- batch scoring under a rollout -------------------------------------------------------------------------------
@@ -134,15 +67,23 @@ class Answered:
 
 
 def answer(
-    champion: Pipeline, champion_version: str, frame: pd.DataFrame, dataset: DatasetConfig,
+    champion: Pipeline,
+    champion_version: str,
+    frame: pd.DataFrame,
+    dataset: DatasetConfig,
     challenger: Challenger | None = None,
-) -> Answered:  # fmt: skip
+) -> Answered:
     """The rows' predictions: the champion's, with the challenger in shadow beside them or answering its canary rows."""
     if challenger is None:
         return Answered(predict(champion, frame, dataset), champion_version, SERVED_BY_CHAMPION)
     if challenger.mode == "shadow":
-        return Answered(predict(champion, frame, dataset), champion_version, SERVED_BY_CHAMPION,
-                        predict(challenger.model, frame, dataset), challenger.version)  # fmt: skip
+        return Answered(
+            predict(champion, frame, dataset),
+            champion_version,
+            SERVED_BY_CHAMPION,
+            predict(challenger.model, frame, dataset),
+            challenger.version,
+        )
     canary = route(frame[dataset.id_column], challenger.canary_share, salt=challenger.version) == CANARY_ARM
     merged = merge_arms(
         predict(champion, frame[~canary], dataset), predict(challenger.model, frame[canary], dataset), canary
@@ -193,8 +134,12 @@ class Tally:
                 self.agreeing += float(np.abs(served.astype(float) - shadow.astype(float)).sum())
 
     def merged(self, other: Tally) -> Tally:
-        return Tally(self.rows + other.rows, self.canary_rows + other.canary_rows,
-                     self.shadow_rows + other.shadow_rows, self.agreeing + other.agreeing)  # fmt: skip
+        return Tally(
+            self.rows + other.rows,
+            self.canary_rows + other.canary_rows,
+            self.shadow_rows + other.shadow_rows,
+            self.agreeing + other.agreeing,
+        )
 
     def figures(self, task: Task) -> dict[str, float]:
         """What the scoring run logs: the canary's share, and the shadow's agreement (or mean |difference|)."""
@@ -224,9 +169,11 @@ class RolloutVerdict:
 
     def batch_points(self, steps: dict[str, int]) -> list[tuple[str, float, int]]:
         """Shadow: both models' metric per judged batch, at the batch's step, for MLflow's charts."""
-        return [(f"shadow_{arm}_{figures['metric']}", figures[arm], steps.get(source, 0))
-                for source, figures in self.evidence.get("batches", {}).items()
-                for arm in ("champion", "challenger")]  # fmt: skip
+        return [
+            (f"shadow_{arm}_{figures['metric']}", figures[arm], steps.get(source, 0))
+            for source, figures in self.evidence.get("batches", {}).items()
+            for arm in ("champion", "challenger")
+        ]
 
 
 def _shadow_as_served(rows: pd.DataFrame, classes: list | None, task: Task) -> pd.DataFrame:
@@ -249,16 +196,21 @@ def _compared_metric(cfg: DriftlineConfig, champion: dict[str, float], challenge
 
 
 def judge_shadow(
-    labeled: pd.DataFrame, cfg: DriftlineConfig, champion_version: str, challenger_version: str,
+    labeled: pd.DataFrame,
+    cfg: DriftlineConfig,
+    champion_version: str,
+    challenger_version: str,
     classes: list | None,
-) -> RolloutVerdict:  # fmt: skip
+) -> RolloutVerdict:
     """Per labeled batch the champion answered and the challenger shadowed: is the challenger worse (by more than
     rollout.tolerance)? One worse batch drops it; `shadow_batches` batches without regression promote it."""
     settings, task = cfg.rollout, cfg.dataset.task
     if labeled.empty or prediction_log.SHADOW_MODEL_VERSION not in labeled:
         return RolloutVerdict(challenger_version, "shadow", "hold", ["no labeled shadow predictions yet"])
-    mine = labeled[(labeled[prediction_log.SHADOW_MODEL_VERSION].astype(str) == challenger_version)
-                   & (labeled[prediction_log.MODEL_VERSION].astype(str) == champion_version)]  # fmt: skip
+    mine = labeled[
+        (labeled[prediction_log.SHADOW_MODEL_VERSION].astype(str) == challenger_version)
+        & (labeled[prediction_log.MODEL_VERSION].astype(str) == champion_version)
+    ]
     judged, worse, waiting = {}, [], 0
     for source, rows in mine.groupby(prediction_log.SOURCE, sort=False):
         if len(rows) < settings.min_rows:
@@ -269,12 +221,18 @@ def judge_shadow(
         metric = _compared_metric(cfg, served, shadowed)
         loss = served[metric] - shadowed[metric]
         loss = loss if greater_is_better(task, metric) else -loss
-        judged[str(source)] = {"metric": metric, "champion": served[metric], "challenger": shadowed[metric],
-                               "rows": len(rows)}  # fmt: skip
+        judged[str(source)] = {
+            "metric": metric,
+            "champion": served[metric],
+            "challenger": shadowed[metric],
+            "rows": len(rows),
+        }
         if loss > settings.tolerance:
-            worse.append(f"batch {source}: {metric} {shadowed[metric]:.4f} vs the champion's "
-                         f"{served[metric]:.4f} on {len(rows)} labeled rows (worse by {loss:.4f}, allowed "
-                         f"{settings.tolerance})")  # fmt: skip
+            worse.append(
+                f"batch {source}: {metric} {shadowed[metric]:.4f} vs the champion's "
+                f"{served[metric]:.4f} on {len(rows)} labeled rows (worse by {loss:.4f}, allowed "
+                f"{settings.tolerance})"
+            )
     evidence = {"batches": judged, "waiting_batches": waiting}
     if worse:
         return RolloutVerdict(challenger_version, "shadow", "drop", worse, evidence)
@@ -282,14 +240,18 @@ def judge_shadow(
     said = f"{len(judged)} of {needed} labeled shadow batches without regression"
     if waiting:
         said += f" ({waiting} more with fewer than rollout.min_rows={settings.min_rows} labeled rows)"
-    return RolloutVerdict(challenger_version, "shadow", "promote" if len(judged) >= needed else "hold", [said],
-                          evidence)  # fmt: skip
+    return RolloutVerdict(
+        challenger_version, "shadow", "promote" if len(judged) >= needed else "hold", [said], evidence
+    )
 
 
 def judge_canary(
-    labeled: pd.DataFrame, cfg: DriftlineConfig, champion_version: str, challenger_version: str,
+    labeled: pd.DataFrame,
+    cfg: DriftlineConfig,
+    champion_version: str,
+    challenger_version: str,
     classes: list | None,
-) -> RolloutVerdict:  # fmt: skip
+) -> RolloutVerdict:
     """Champion rows against canary rows of the batches the canary ran in: a two-proportion z-test of accuracy
     (classification) or a bootstrap of the primary metric (regression); 95% interval against rollout.tolerance."""
     settings, task = cfg.rollout, cfg.dataset.task
@@ -303,11 +265,13 @@ def judge_canary(
     if champion.empty:
         return RolloutVerdict(challenger_version, "canary", "hold", ["no labeled champion rows beside the canary's"])
     if task.is_classification:
+
         def hits(rows: pd.DataFrame) -> int:
             return int((rows[prediction_log.PREDICTION].astype(str) == rows[label_store.LABEL].astype(str)).sum())
 
-        compared = two_proportion_test(hits(champion), len(champion), hits(canary), len(canary),
-                                       "accuracy", settings.tolerance, settings.min_rows)  # fmt: skip
+        compared = two_proportion_test(
+            hits(champion), len(champion), hits(canary), len(canary), "accuracy", settings.tolerance, settings.min_rows
+        )
     else:
         metric = cfg.primary_metric
 
@@ -318,14 +282,31 @@ def judge_canary(
         def arm(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             return rows[label_store.LABEL].to_numpy(float), rows[prediction_log.PREDICTION].to_numpy(float)
 
-        compared = bootstrap_difference(score, metric, arm(champion), arm(canary), greater_is_better(task, metric),
-                                        resamples=500, tolerance=settings.tolerance, min_rows=settings.min_rows)
+        compared = bootstrap_difference(
+            score,
+            metric,
+            arm(champion),
+            arm(canary),
+            greater_is_better(task, metric),
+            resamples=500,
+            tolerance=settings.tolerance,
+            min_rows=settings.min_rows,
+        )
     action = {"promote": "promote", "roll_back": "drop", "continue": "hold"}[compared.verdict]
-    reason = (f"{compared.metric} canary {compared.canary:.4f} vs champion {compared.champion:.4f} on "
-              f"{compared.rows[1]} / {compared.rows[0]} labeled rows; difference {compared.difference:+.4f}, "
-              f"95% interval [{compared.low:+.4f}, {compared.high:+.4f}], tolerance {settings.tolerance}")  # fmt: skip
+    reason = (
+        f"{compared.metric} canary {compared.canary:.4f} vs champion {compared.champion:.4f} on "
+        f"{compared.rows[1]} / {compared.rows[0]} labeled rows; difference {compared.difference:+.4f}, "
+        f"95% interval [{compared.low:+.4f}, {compared.high:+.4f}], tolerance {settings.tolerance}"
+    )
     if min(compared.rows) < settings.min_rows:
         reason += f"; fewer than rollout.min_rows={settings.min_rows} labeled rows in an arm"
-    evidence = {"metric": compared.metric, "champion": compared.champion, "canary": compared.canary,
-                "low": compared.low, "high": compared.high, "p_value": compared.p_value, "rows": list(compared.rows)}
+    evidence = {
+        "metric": compared.metric,
+        "champion": compared.champion,
+        "canary": compared.canary,
+        "low": compared.low,
+        "high": compared.high,
+        "p_value": compared.p_value,
+        "rows": list(compared.rows),
+    }
     return RolloutVerdict(challenger_version, "canary", action, [reason], evidence)

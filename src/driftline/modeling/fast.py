@@ -163,8 +163,9 @@ def compile_pipeline(pipeline: Pipeline, dataset: DatasetConfig, probe_rows: int
     return fast
 
 
-def _blocks(preprocess: ColumnTransformer, dataset: DatasetConfig) -> tuple[NumericBlock | None,
-                                                                            CategoricalBlock | None, int]:  # fmt: skip
+def _blocks(
+    preprocess: ColumnTransformer, dataset: DatasetConfig
+) -> tuple[NumericBlock | None, CategoricalBlock | None, int]:
     numeric, categorical, width, seen = None, None, 0, []
     for name, transformer, columns in preprocess.transformers_:
         if name == "remainder":
@@ -181,8 +182,9 @@ def _blocks(preprocess: ColumnTransformer, dataset: DatasetConfig) -> tuple[Nume
             require(numeric is None and set(columns) <= set(dataset.numeric_features), f"{name}: unexpected columns")
             numeric = _numeric_block(transformer, columns, out)
         else:
-            require(categorical is None and set(columns) <= set(dataset.categorical_features),
-                    f"{name}: unexpected columns")  # fmt: skip
+            require(
+                categorical is None and set(columns) <= set(dataset.categorical_features), f"{name}: unexpected columns"
+            )
             categorical = _categorical_block(transformer, columns, out)
         seen += columns
     require(sorted(seen) == sorted(dataset.feature_names), "the pipeline's columns differ from the config's features")
@@ -216,14 +218,18 @@ def _categorical_block(transformer: Pipeline, columns: list[str], out: slice) ->
     require(_is_nan(imputer.missing_values) and not imputer.add_indicator, "categorical imputer: missing/indicator")
     require(list(imputer.feature_names_in_) == columns, "categorical imputer: fitted on other columns")
     require(encoder.handle_unknown == "ignore", f"encoder: handle_unknown={encoder.handle_unknown!r}")
-    require(encoder.drop is None and encoder.min_frequency is None and encoder.max_categories is None,
-            "encoder: drop or infrequent categories")  # fmt: skip
+    require(
+        encoder.drop is None and encoder.min_frequency is None and encoder.max_categories is None,
+        "encoder: drop or infrequent categories",
+    )
     require(not encoder.sparse_output and np.dtype(encoder.dtype) == np.float64, "encoder: not dense float64")
     require(len(encoder.categories_) == len(columns), "encoder: categories do not match the columns")
     lookups, column = [], out.start
     for categories in encoder.categories_:
-        require(all(type(c) is str for c in categories) and len(set(categories)) == len(categories),
-                "encoder: categories that are not distinct text")  # fmt: skip
+        require(
+            all(type(c) is str for c in categories) and len(set(categories)) == len(categories),
+            "encoder: categories that are not distinct text",
+        )
         lookups.append({category: column + j for j, category in enumerate(categories)})
         column += len(categories)
     require(column == out.stop, "categorical: output width")
@@ -245,15 +251,25 @@ def probe(fast: FastPredictor, count: int, seed: int = 0) -> list[dict[str, Any]
             special = rng.random(count)
             specials = [np.inf, -np.inf, 1e12, -1e12, float(numeric.statistics[j])]
             for i, row in enumerate(rows):
-                row[name] = (None if special[i] < 0.08 else float(rng.choice(specials)) if special[i] < 0.1
-                             else float(values[i]))  # fmt: skip
+                row[name] = (
+                    None if special[i] < 0.08 else float(rng.choice(specials)) if special[i] < 0.1 else float(values[i])
+                )
     if (categorical := fast.categorical) is not None:
         for name, lookup in zip(categorical.columns, categorical.lookups, strict=True):
             known = list(lookup)
             for row in rows:
                 u = rng.random()
-                row[name] = (None if u < 0.08 else "__unseen__" if u < 0.12 else 3 if u < 0.14
-                             else categorical.fill if u < 0.16 else known[rng.integers(len(known))])  # fmt: skip
+                row[name] = (
+                    None
+                    if u < 0.08
+                    else "__unseen__"
+                    if u < 0.12
+                    else 3
+                    if u < 0.14
+                    else categorical.fill
+                    if u < 0.16
+                    else known[rng.integers(len(known))]
+                )
     return rows
 
 

@@ -133,10 +133,14 @@ def _bit_tables(trees: list[np.ndarray]) -> BitTables:
             missing_left.append(bool(nodes[i]["missing_go_to_left"]))
             mask.append(~below[int(nodes[i]["left"])] & int(ALL_LEAVES))
     return BitTables(
-        np.asarray(feature, dtype=np.intp), np.asarray(threshold, dtype=np.float64),
-        np.asarray(missing_left, dtype=bool), np.asarray(mask, dtype=np.uint64), np.asarray(tree_start, dtype=np.intp),
-        np.asarray(leaf_value, dtype=np.float64), np.asarray(leaf_offset, dtype=np.intp),
-    )  # fmt: skip
+        np.asarray(feature, dtype=np.intp),
+        np.asarray(threshold, dtype=np.float64),
+        np.asarray(missing_left, dtype=bool),
+        np.asarray(mask, dtype=np.uint64),
+        np.asarray(tree_start, dtype=np.intp),
+        np.asarray(leaf_value, dtype=np.float64),
+        np.asarray(leaf_offset, dtype=np.intp),
+    )
 
 
 def _post_order(nodes: np.ndarray) -> list[int]:
@@ -179,10 +183,14 @@ def _walk_tables(trees: list[np.ndarray]) -> WalkTables:
         depth = max(depth, int(nodes["depth"].max()))
         offset += len(nodes)
     return WalkTables(
-        np.asarray(roots, dtype=np.intp), np.concatenate(feature), np.concatenate(threshold),
-        np.ascontiguousarray(np.concatenate(children)).ravel(), np.concatenate(missing_left), np.concatenate(value),
+        np.asarray(roots, dtype=np.intp),
+        np.concatenate(feature),
+        np.concatenate(threshold),
+        np.ascontiguousarray(np.concatenate(children)).ravel(),
+        np.concatenate(missing_left),
+        np.concatenate(value),
         depth,
-    )  # fmt: skip
+    )
 
 
 def _walk(tables: WalkTables, X: np.ndarray) -> np.ndarray:

@@ -48,7 +48,11 @@ def greater_is_better(task: Task, name: str) -> bool:
 
 
 def compute_metrics(
-    task: Task, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray,
+    task: Task,
+    y_true: pd.Series,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: np.ndarray,
     only: list[str] | None = None,
 ) -> dict[str, float]:
     """Every catalog metric for the task (or those in `only`); one undefined on this data (one class) is left out."""

@@ -89,8 +89,11 @@ def fit(frame: pd.DataFrame, cfg: DriftlineConfig) -> Pipeline:
 
 # Classifiers whose `predict` is the most probable class of `predict_proba`: one pass through the model gives both.
 LABEL_IS_MOST_PROBABLE = {
-    "HistGradientBoostingClassifier", "RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
-}  # fmt: skip
+    "HistGradientBoostingClassifier",
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "DecisionTreeClassifier",
+}
 
 
 def predict(model: Pipeline, frame: pd.DataFrame, dataset: DatasetConfig) -> Predictions:
@@ -98,8 +101,9 @@ def predict(model: Pipeline, frame: pd.DataFrame, dataset: DatasetConfig) -> Pre
     return estimator_predictions(model[-1], model[:-1].transform(feature_frame(frame, dataset)), dataset.task)
 
 
-def estimator_predictions(estimator, transformed: np.ndarray, task: Task,
-                          proba: np.ndarray | None = None) -> Predictions:  # fmt: skip
+def estimator_predictions(
+    estimator, transformed: np.ndarray, task: Task, proba: np.ndarray | None = None
+) -> Predictions:
     """The final estimator's answers on preprocessed rows (`proba` when already computed); for tree classifiers the
     label is the most probable class, so one pass through the trees gives both."""
     if not task.is_classification:

@@ -111,8 +111,12 @@ class RestStatistics:
         start, end, level = w[:-1], w[1:], np.arange(1, m) / m
         crossing = np.clip(values[(np.arange(1, m) * n + m - 1) // m - 1], start, end)
         below_start, below_crossing, below_end = self._below(start), self._below(crossing), self._below(end)
-        middle = (level * (crossing - start) - (below_crossing - below_start)
-                  + (below_end - below_crossing) - level * (end - crossing))  # fmt: skip
+        middle = (
+            level * (crossing - start)
+            - (below_crossing - below_start)
+            + (below_end - below_crossing)
+            - level * (end - crossing)
+        )
         last = w[-1:]
         above_last = (self.prefix[-1] - self.prefix[values.searchsorted(last, "right")]) / n - (
             (n - values.searchsorted(last, "right")) * (last - self.mean) / n
@@ -155,8 +159,9 @@ def threshold_from_spread(statistics: list[float], method: str, floor: float, qu
     return float(max(np.quantile(spread, quantile), floor))
 
 
-def column_thresholds(values: pd.Series, reference: ColumnSummary, floors: dict[str, float], spec: DriftConfig,
-                      target_rows: int) -> dict[str, float]:  # fmt: skip
+def column_thresholds(
+    values: pd.Series, reference: ColumnSummary, floors: dict[str, float], spec: DriftConfig, target_rows: int
+) -> dict[str, float]:
     """One column's calibrated thresholds: `values` (its rows in time order, which `reference` summarizes) in
     windows of `target_rows` (at most half the rows), each compared with the rest by every method in `floors`."""
     size = min(target_rows, len(values) // 2)

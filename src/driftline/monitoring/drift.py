@@ -74,15 +74,23 @@ class DriftResult:
         return figures
 
 
-def compare(reference: ColumnSummary, current: ColumnSummary, column: str, role: str, method: str,
-             threshold: float, calibrated: bool = False) -> ColumnDrift:  # fmt: skip
+def compare(
+    reference: ColumnSummary,
+    current: ColumnSummary,
+    column: str,
+    role: str,
+    method: str,
+    threshold: float,
+    calibrated: bool = False,
+) -> ColumnDrift:
     if reference.rows == 0 or current.rows == 0:
         return ColumnDrift(column, role, method, float("nan"), threshold, False, calibrated)
     statistic = STATISTICS[method](reference, current)
     if method == "ks" and math.isclose(statistic, threshold, rel_tol=KS_DECISION_RTOL):  # let scipy decide the tie
         statistic = float(stats.ks_2samp(reference.values, current.values).pvalue)
-    return ColumnDrift(column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)),
-                       calibrated)  # fmt: skip
+    return ColumnDrift(
+        column, role, method, statistic, threshold, bool(DRIFTED[method](statistic, threshold)), calibrated
+    )
 
 
 def column_drift(
@@ -91,8 +99,15 @@ def column_drift(
     return compare(summarize(reference, numeric), summarize(current, numeric), column, role, method, threshold)
 
 
-def _drift(reference: ReferenceStats, known: ColumnSummary, current: ColumnSummary, column: str, role: str,
-           kind: FeatureType, spec: DriftConfig) -> ColumnDrift:  # fmt: skip
+def _drift(
+    reference: ReferenceStats,
+    known: ColumnSummary,
+    current: ColumnSummary,
+    column: str,
+    role: str,
+    kind: FeatureType,
+    spec: DriftConfig,
+) -> ColumnDrift:
     """One column's test: the configured method (or `auto`'s choice for this batch) and its threshold: calibrated
     from the champion's training data when asked and stored with it, else the configured or default one."""
     method = spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
@@ -153,8 +168,11 @@ def detect_drift(
     if share >= spec.drift_share:
         drifted = ", ".join(c.column for c in features if c.drifted)
         reasons.append(f"{share:.0%} of features drifted ({drifted}), threshold {spec.drift_share:.0%}")
-    reasons += [f"{c.role} {c.column!r} drifted ({c.method} = {c.statistic:.3g})" for c in columns
-                if c.role != "feature" and c.drifted and (c.role != "prediction" or spec.prediction_drift)]  # fmt: skip
+    reasons += [
+        f"{c.role} {c.column!r} drifted ({c.method} = {c.statistic:.3g})"
+        for c in columns
+        if c.role != "feature" and c.drifted and (c.role != "prediction" or spec.prediction_drift)
+    ]
     if spec.data_quality.counts_as_drift:
         reasons += [f"data quality: {check.reason}" for check in quality if check.breached]
     return DriftResult(columns, share, bool(reasons), reasons, reference.rows, len(current), "", quality)

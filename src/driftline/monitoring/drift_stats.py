@@ -82,8 +82,10 @@ def _union_values(reference: ColumnSummary, current: ColumnSummary) -> pd.Index:
 def _aligned_counts(reference: ColumnSummary, current: ColumnSummary) -> tuple[np.ndarray, np.ndarray]:
     """Rows per value seen in either sample, aligned: reference's values first, then those only the batch has."""
     keys = _union_values(reference, current)
-    return (reference.counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
-            current.counts.reindex(keys, fill_value=0).to_numpy(dtype=float))  # fmt: skip
+    return (
+        reference.counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
+        current.counts.reindex(keys, fill_value=0).to_numpy(dtype=float),
+    )
 
 
 def _sturges_edges(reference: np.ndarray, current: np.ndarray) -> np.ndarray:

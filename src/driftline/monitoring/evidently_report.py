@@ -16,9 +16,13 @@ from driftline.monitoring.drift import ColumnDrift
 
 # Evidently's display name of each method driftline runs, as its snapshot reports it
 EVIDENTLY_METHODS = {
-    "K-S p_value": "ks", "chi-square p_value": "chisquare", "Z-test p_value": "z",
-    "Wasserstein distance (normed)": "wasserstein", "PSI": "psi", "Jensen-Shannon distance": "jensenshannon",
-}  # fmt: skip
+    "K-S p_value": "ks",
+    "chi-square p_value": "chisquare",
+    "Z-test p_value": "z",
+    "Wasserstein distance (normed)": "wasserstein",
+    "PSI": "psi",
+    "Jensen-Shannon distance": "jensenshannon",
+}
 
 
 def _preset(cfg: DriftlineConfig, columns: list[ColumnDrift] | None):
@@ -30,9 +34,11 @@ def _preset(cfg: DriftlineConfig, columns: list[ColumnDrift] | None):
     spec = cfg.drift
     if columns is not None:
         features = [c for c in columns if c.role == "feature"]
-        return DataDriftPreset(per_column_method={c.column: c.method for c in features},
-                               per_column_threshold={c.column: c.threshold for c in features},
-                               drift_share=spec.drift_share)  # fmt: skip
+        return DataDriftPreset(
+            per_column_method={c.column: c.method for c in features},
+            per_column_threshold={c.column: c.threshold for c in features},
+            drift_share=spec.drift_share,
+        )
 
     def configured(method: str) -> tuple[str | None, float | None]:
         if method == "auto":
@@ -42,8 +48,13 @@ def _preset(cfg: DriftlineConfig, columns: list[ColumnDrift] | None):
     (num_method, num_threshold), (cat_method, cat_threshold) = map(
         configured, (spec.numeric_method, spec.categorical_method)
     )
-    return DataDriftPreset(num_method=num_method, cat_method=cat_method, num_threshold=num_threshold,
-                           cat_threshold=cat_threshold, drift_share=spec.drift_share)  # fmt: skip
+    return DataDriftPreset(
+        num_method=num_method,
+        cat_method=cat_method,
+        num_threshold=num_threshold,
+        cat_threshold=cat_threshold,
+        drift_share=spec.drift_share,
+    )
 
 
 # Evidently runs these only on columns it types as categorical (its own automatic choice hands them numeric columns
@@ -51,8 +62,14 @@ def _preset(cfg: DriftlineConfig, columns: list[ColumnDrift] | None):
 CATEGORY_TESTS = {"chisquare", "z"}
 
 
-def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, include_tests: bool,
-                        columns: list[ColumnDrift] | None = None, **about: Any):  # fmt: skip
+def _evidently_snapshot(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    cfg: DriftlineConfig,
+    include_tests: bool,
+    columns: list[ColumnDrift] | None = None,
+    **about: Any,
+):
     """Evidently's `DataDriftPreset` over the features (see `_preset`); `about` is what Evidently files the run under
     (name, timestamp, tags, metadata)."""
     from evidently import DataDefinition, Dataset, Report
@@ -61,8 +78,9 @@ def _evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame, cfg: Dri
     as_categories = {c.column for c in columns or [] if c.role == "feature" and c.method in CATEGORY_TESTS}
     definition = DataDefinition(
         numerical_columns=[name for name in dataset.numeric_features if name not in as_categories],
-        categorical_columns=[name for name in dataset.feature_names if name in as_categories
-                             or name in dataset.categorical_features],  # fmt: skip
+        categorical_columns=[
+            name for name in dataset.feature_names if name in as_categories or name in dataset.categorical_features
+        ],
     )
     return Report([_preset(cfg, columns)], include_tests=include_tests).run(
         current_data=Dataset.from_pandas(current[dataset.feature_names], data_definition=definition),
@@ -77,17 +95,26 @@ class EvidentlyColumn(NamedTuple):
     method: str  # driftline's name of the method Evidently ran (it reports the one given, or its display name)
 
 
-def evidently_column_drift(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig,
-                           columns: list[ColumnDrift] | None = None) -> dict[str, EvidentlyColumn]:  # fmt: skip
+def evidently_column_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, columns: list[ColumnDrift] | None = None
+) -> dict[str, EvidentlyColumn]:
     """Evidently's own statistic, verdict and method per feature, on all rows: what driftline's decisions are
     checked by. With `columns`, run with their methods and thresholds, as the report is."""
     snapshot = _evidently_snapshot(reference, current, cfg, True, columns).dict()
     drift_metrics = [m for m in snapshot["metrics"] if m["config"]["type"].endswith("ValueDrift")]
-    verdicts = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in snapshot["tests"]
-                if t["metric_config"]["params"]["type"].endswith("ValueDrift")}  # fmt: skip
-    return {m["config"]["column"]: EvidentlyColumn(float(m["value"]), verdicts[m["config"]["column"]],
-                                                   EVIDENTLY_METHODS.get(m["config"]["method"], m["config"]["method"]))
-            for m in drift_metrics}  # fmt: skip
+    verdicts = {
+        t["metric_config"]["params"]["column"]: t["status"] == "FAIL"
+        for t in snapshot["tests"]
+        if t["metric_config"]["params"]["type"].endswith("ValueDrift")
+    }
+    return {
+        m["config"]["column"]: EvidentlyColumn(
+            float(m["value"]),
+            verdicts[m["config"]["column"]],
+            EVIDENTLY_METHODS.get(m["config"]["method"], m["config"]["method"]),
+        )
+        for m in drift_metrics
+    }
 
 
 def _sample(frame: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
@@ -95,8 +122,14 @@ def _sample(frame: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
     return frame.sample(n=rows, random_state=cfg.model.seed) if rows < len(frame) else frame
 
 
-def write_report(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftlineConfig, path: Path,
-                 snapshot: Snapshot | None = None, columns: list[ColumnDrift] | None = None) -> Path:  # fmt: skip
+def write_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    cfg: DriftlineConfig,
+    path: Path,
+    snapshot: Snapshot | None = None,
+    columns: list[ColumnDrift] | None = None,
+) -> Path:
     """Evidently's data-drift report, on at most `report_sample_rows` rows of each side (it is slow on big data),
     with each feature's method and threshold as driftline's verdict (`columns`) used them, when given.
 
@@ -153,19 +186,49 @@ def _dashboard_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
 
     drift_statistic = f"{cfg.drift.numeric_method} / {cfg.drift.categorical_method}"
     return [
-        ("Drift", counter_panel(title="Share of drifted features (last run)", size="half", values=[
-            _panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")])),
-        ("Drift", line_plot_panel(title="Share of drifted features", size="half", values=[
-            _panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")])),
-        ("Drift", line_plot_panel(title=f"Drift statistic per feature ({drift_statistic})", values=[
-            _panel_metric("ValueDrift", name, DRIFT_TAG, column=name) for name in cfg.dataset.feature_names])),
-        ("Performance", line_plot_panel(title=f"Model performance on labeled predictions ({cfg.primary_metric} "
-                                        "and more), per scoring batch", values=[
-            _panel_metric(name, name, PERFORMANCE_TAG) for name in PERFORMANCE_METRICS[cfg.dataset.task]])),
-        ("Performance", counter_panel(title="Labeled predictions per batch", size="half", aggregation="sum", values=[
-            _panel_metric("RowCount", "rows", PERFORMANCE_TAG)])),
+        (
+            "Drift",
+            counter_panel(
+                title="Share of drifted features (last run)",
+                size="half",
+                values=[_panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")],
+            ),
+        ),
+        (
+            "Drift",
+            line_plot_panel(
+                title="Share of drifted features",
+                size="half",
+                values=[_panel_metric("DriftedColumnsCount", "share", DRIFT_TAG, value_type="share")],
+            ),
+        ),
+        (
+            "Drift",
+            line_plot_panel(
+                title=f"Drift statistic per feature ({drift_statistic})",
+                values=[
+                    _panel_metric("ValueDrift", name, DRIFT_TAG, column=name) for name in cfg.dataset.feature_names
+                ],
+            ),
+        ),
+        (
+            "Performance",
+            line_plot_panel(
+                title=f"Model performance on labeled predictions ({cfg.primary_metric} and more), per scoring batch",
+                values=[_panel_metric(name, name, PERFORMANCE_TAG) for name in PERFORMANCE_METRICS[cfg.dataset.task]],
+            ),
+        ),
+        (
+            "Performance",
+            counter_panel(
+                title="Labeled predictions per batch",
+                size="half",
+                aggregation="sum",
+                values=[_panel_metric("RowCount", "rows", PERFORMANCE_TAG)],
+            ),
+        ),
         *_slices_and_fairness_panels(cfg),
-    ]  # fmt: skip
+    ]
 
 
 def _slices_and_fairness_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
@@ -175,17 +238,37 @@ def _slices_and_fairness_panels(cfg: DriftlineConfig) -> list[tuple[str, object]
 
     tab, panels = "Slices and fairness", []
     if cfg.gate.slices.columns:
-        panels.append((tab, line_plot_panel(
-            title=f"{cfg.primary_metric} per slice of {', '.join(cfg.gate.slices.columns)}, live and at promotion",
-            values=[_panel_metric(FIGURE, "{{column}}", SLICES_TAG)])))  # fmt: skip
+        panels.append(
+            (
+                tab,
+                line_plot_panel(
+                    title=f"{cfg.primary_metric} per slice of {', '.join(cfg.gate.slices.columns)}, "
+                    "live and at promotion",
+                    values=[_panel_metric(FIGURE, "{{column}}", SLICES_TAG)],
+                ),
+            )
+        )
     attribute = cfg.gate.fairness.attribute
     if attribute is not None:
         panels += [
-            (tab, counter_panel(title=f"Disparate impact on {attribute} (last batch)", size="half", values=[
-                _panel_metric(FIGURE, "disparate impact", FAIRNESS_TAG, column=f"disparate_impact[{attribute}]")])),
-            (tab, line_plot_panel(title=f"Disparate impact on {attribute}, its minimum, and the positive-prediction "
-                                  "rate per group", values=[_panel_metric(FIGURE, "{{column}}", FAIRNESS_TAG)])),
-        ]  # fmt: skip
+            (
+                tab,
+                counter_panel(
+                    title=f"Disparate impact on {attribute} (last batch)",
+                    size="half",
+                    values=[
+                        _panel_metric(FIGURE, "disparate impact", FAIRNESS_TAG, column=f"disparate_impact[{attribute}]")
+                    ],
+                ),
+            ),
+            (
+                tab,
+                line_plot_panel(
+                    title=f"Disparate impact on {attribute}, its minimum, and the positive-prediction rate per group",
+                    values=[_panel_metric(FIGURE, "{{column}}", FAIRNESS_TAG)],
+                ),
+            ),
+        ]
     return panels
 
 
@@ -201,8 +284,9 @@ def dashboard_project(cfg: DriftlineConfig):
     panel the project lacks (slices or fairness configured later) is added by its title."""
     workspace = _dashboard_workspace(cfg)
     found = workspace.search_project(cfg.registry.model_name)
-    project = found[0] if found else workspace.create_project(cfg.registry.model_name,
-                                                              description=cfg.description or None)  # fmt: skip
+    project = (
+        found[0] if found else workspace.create_project(cfg.registry.model_name, description=cfg.description or None)
+    )
     present = {panel.title for panel in project.dashboard.model().panels}
     for tab, panel in _dashboard_panels(cfg):
         if panel.title not in present:
@@ -233,16 +317,22 @@ def add_performance_snapshot(
         definition = DataDefinition(regression=[Regression(target=target, prediction=prediction)])
     elif task is Task.binary:
         [(positive, column)] = probabilities.items()
-        definition = DataDefinition(classification=[BinaryClassification(
-            target=target, prediction_labels=prediction, prediction_probas=column, pos_label=positive)])  # fmt: skip
+        definition = DataDefinition(
+            classification=[
+                BinaryClassification(
+                    target=target, prediction_labels=prediction, prediction_probas=column, pos_label=positive
+                )
+            ]
+        )
     else:
         definition = DataDefinition(
             classification=[MulticlassClassification(target=target, prediction_labels=prediction)]
         )
     measured = [getattr(evidently_metrics, name)() for name in [*PERFORMANCE_METRICS[task], "RowCount"]]
     current = Dataset.from_pandas(_sample(labeled, cfg), data_definition=definition)
-    return _replace_snapshot(Report(measured).run(current_data=current, **snapshot.about(PERFORMANCE_TAG)),
-                             PERFORMANCE_TAG, cfg)  # fmt: skip
+    return _replace_snapshot(
+        Report(measured).run(current_data=current, **snapshot.about(PERFORMANCE_TAG)), PERFORMANCE_TAG, cfg
+    )
 
 
 def add_figures_snapshot(figures: dict[str, float], tag: str, cfg: DriftlineConfig, snapshot: Snapshot) -> str | None:
@@ -274,6 +364,9 @@ def dashboard_snapshots(cfg: DriftlineConfig) -> list[dict]:
     """The snapshots of the model's project, oldest first: name, time, tags, metadata (what the UI lists)."""
     workspace, project = dashboard_project(cfg)
     found = [workspace.get_run(project.id, snapshot_id) for snapshot_id in workspace.list_runs(project.id)]
-    described = [{"name": s.name, "timestamp": s.timestamp, "tags": list(s.tags), "metadata": dict(s.metadata)}
-                 for s in found if s is not None]  # fmt: skip
+    described = [
+        {"name": s.name, "timestamp": s.timestamp, "tags": list(s.tags), "metadata": dict(s.metadata)}
+        for s in found
+        if s is not None
+    ]
     return sorted(described, key=lambda s: s["timestamp"])

@@ -28,8 +28,11 @@ class AtPromotion:
         """From the version's gate.json (`GateDecision.to_dict()`): the version was the challenger there."""
         if not record:
             return cls()
-        slices = {f"{s['column']}={s['value']}": float(s["challenger"])
-                  for s in record.get("slices") or [] if s.get("challenger") is not None}  # fmt: skip
+        slices = {
+            f"{s['column']}={s['value']}": float(s["challenger"])
+            for s in record.get("slices") or []
+            if s.get("challenger") is not None
+        }
         fairness = record.get("fairness") or {}
         return cls(slices, fairness.get("disparate_impact"))
 
@@ -79,8 +82,14 @@ class BatchCheck:
 
     @property
     def fairness_reason(self) -> str:
-        return (f"disparate impact on {self.fairness.attribute} {self.disparate_impact:.3f} < "
-                f"{self.fairness.minimum} in {self.source}") if self.fairness_breached else ""  # fmt: skip
+        return (
+            (
+                f"disparate impact on {self.fairness.attribute} {self.disparate_impact:.3f} < "
+                f"{self.fairness.minimum} in {self.source}"
+            )
+            if self.fairness_breached
+            else ""
+        )
 
     def slice_reason(self, tolerance: float) -> str:
         return "; ".join(
@@ -92,8 +101,11 @@ class BatchCheck:
     def slice_figures(self) -> dict[str, float]:
         """Each slice's live metric and its value at promotion, named as the gate names them."""
         figures = {f"{self.metric}[{c.name}]": c.live for c in self.slices if c.live is not None}
-        figures |= {f"{self.metric}[{c.name}] at promotion": c.at_promotion
-                    for c in self.slices if c.live is not None and c.at_promotion is not None}  # fmt: skip
+        figures |= {
+            f"{self.metric}[{c.name}] at promotion": c.at_promotion
+            for c in self.slices
+            if c.live is not None and c.at_promotion is not None
+        }
         return figures
 
     def fairness_figures(self) -> dict[str, float]:
@@ -130,8 +142,9 @@ class LiveChecks:
 
     @property
     def reasons(self) -> list[str]:
-        return ([batch.fairness_reason for batch in self.fairness_breaches]
-                + [batch.slice_reason(self.tolerance) for batch in self.slice_degradations])  # fmt: skip
+        return [batch.fairness_reason for batch in self.fairness_breaches] + [
+            batch.slice_reason(self.tolerance) for batch in self.slice_degradations
+        ]
 
     @property
     def counted(self) -> list[str]:
@@ -149,8 +162,9 @@ class LiveChecks:
         return "; ".join(self.reasons) or held
 
 
-def _slice_checks(batch: pd.DataFrame, live: Predictions, at_promotion: AtPromotion,
-                  cfg: DriftlineConfig) -> list[SliceCheck]:  # fmt: skip
+def _slice_checks(
+    batch: pd.DataFrame, live: Predictions, at_promotion: AtPromotion, cfg: DriftlineConfig
+) -> list[SliceCheck]:
     settings = cfg.gate.slices
     if not settings.columns:
         return []
@@ -160,13 +174,28 @@ def _slice_checks(batch: pd.DataFrame, live: Predictions, at_promotion: AtPromot
         before = at_promotion.slices.get(result.name)
         decides = result.rows >= settings.min_rows and result.challenger is not None and before is not None
         loss = (before - result.challenger if higher else result.challenger - before) if decides else 0.0
-        checks.append(SliceCheck(result.column, result.value, result.rows, result.challenger, before, decides,
-                                 decides and loss > settings.tolerance))  # fmt: skip
+        checks.append(
+            SliceCheck(
+                result.column,
+                result.value,
+                result.rows,
+                result.challenger,
+                before,
+                decides,
+                decides and loss > settings.tolerance,
+            )
+        )
     return checks
 
 
-def check_batches(labeled: pd.DataFrame, champion_version: str, at_promotion: AtPromotion, cfg: DriftlineConfig,
-                  classes: list | None, newly_labeled: set[str]) -> LiveChecks:  # fmt: skip
+def check_batches(
+    labeled: pd.DataFrame,
+    champion_version: str,
+    at_promotion: AtPromotion,
+    cfg: DriftlineConfig,
+    classes: list | None,
+    newly_labeled: set[str],
+) -> LiveChecks:
     """Per scoring batch of the champion, in scoring order: its slices (gate.slices) and its disparate impact
     (gate.fairness) on the batch's labeled rows. `newly_labeled` names the batches that gained labels in this run."""
     settings = cfg.gate
@@ -186,9 +215,17 @@ def check_batches(labeled: pd.DataFrame, champion_version: str, at_promotion: At
     for source, scored_at in first_scored.items():
         batch = rows[rows[prediction_log.SOURCE] == source].reset_index(drop=True)
         live = logged_predictions(batch, cfg, classes)
-        batches.append(BatchCheck(
-            champion_version, str(source), len(batch), scored_at.to_pydatetime(), cfg.primary_metric,
-            _slice_checks(batch, live, at_promotion, cfg), fairness_of(batch, live, cfg),
-            at_promotion.disparate_impact, str(source) in newly_labeled,
-        ))  # fmt: skip
+        batches.append(
+            BatchCheck(
+                champion_version,
+                str(source),
+                len(batch),
+                scored_at.to_pydatetime(),
+                cfg.primary_metric,
+                _slice_checks(batch, live, at_promotion, cfg),
+                fairness_of(batch, live, cfg),
+                at_promotion.disparate_impact,
+                str(source) in newly_labeled,
+            )
+        )
     return replace(checks, batches=batches)

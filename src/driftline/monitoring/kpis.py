@@ -143,25 +143,45 @@ class Kpis:
             return shown(hours * 60, " min") if hours is not None and hours < 1 else shown(hours, " h")
 
         return [
-            ("deployment frequency", shown(self.deployments_per_week, " / week", 2),
-             f"{self.promotions} promotions ({self.refusals} refused) since the first gate decision"),
-            ("time to restore (MTTR)", duration(self.mttr_hours),
-             f"detection (drift or degradation) → new champion, mean over {self.incidents - self.open_incidents} "
-             f"restored incidents; {self.open_incidents} still open"),
-            ("training success rate", shown(None if self.training_success_rate is None
-                                            else 100 * self.training_success_rate, " %"),
-             f"{self.training_runs} training runs, from {self.training_runs_source}"),
-            ("data freshness", duration(self.data_freshness_hours),
-             f"age of the newest labeled archived batch ({self.newest_training_data or 'none'})"),
-            ("scoring throughput", shown(self.scoring_rows_per_second, " rows/s", 0),
-             f"{self.scored_rows:,} rows in {self.scoring_runs} scoring runs"),
-            ("drift alarms per batch", shown(self.drift_alarms_per_batch, "", 2),
-             f"{self.drift_alarms} drift alarms in {self.monitored_batches} monitored batches"),
-            ("retrains per promotion", shown(self.retrains_per_promotion, "", 1),
-             f"{self.retrains} retrains (challengers judged against a champion): "
-             f"{self.promoted_retrains} promoted, {self.refused_retrains} refused by the gate"),
+            (
+                "deployment frequency",
+                shown(self.deployments_per_week, " / week", 2),
+                f"{self.promotions} promotions ({self.refusals} refused) since the first gate decision",
+            ),
+            (
+                "time to restore (MTTR)",
+                duration(self.mttr_hours),
+                f"detection (drift or degradation) → new champion, mean over {self.incidents - self.open_incidents} "
+                f"restored incidents; {self.open_incidents} still open",
+            ),
+            (
+                "training success rate",
+                shown(None if self.training_success_rate is None else 100 * self.training_success_rate, " %"),
+                f"{self.training_runs} training runs, from {self.training_runs_source}",
+            ),
+            (
+                "data freshness",
+                duration(self.data_freshness_hours),
+                f"age of the newest labeled archived batch ({self.newest_training_data or 'none'})",
+            ),
+            (
+                "scoring throughput",
+                shown(self.scoring_rows_per_second, " rows/s", 0),
+                f"{self.scored_rows:,} rows in {self.scoring_runs} scoring runs",
+            ),
+            (
+                "drift alarms per batch",
+                shown(self.drift_alarms_per_batch, "", 2),
+                f"{self.drift_alarms} drift alarms in {self.monitored_batches} monitored batches",
+            ),
+            (
+                "retrains per promotion",
+                shown(self.retrains_per_promotion, "", 1),
+                f"{self.retrains} retrains (challengers judged against a champion): "
+                f"{self.promoted_retrains} promoted, {self.refused_retrains} refused by the gate",
+            ),
             ("champion slices and fairness", self.champion_watch or "–", self.champion_watch_detail),
-        ]  # fmt: skip
+        ]
 
 
 def incidents(detections: list[Detection], transitions: list[Transition]) -> list[Incident]:
@@ -187,8 +207,10 @@ def champion_watch(checks: list[LiveCheck], champion_version: str | None) -> tup
     impact = "–" if newest.disparate_impact is None else f"{newest.disparate_impact:.3f}"
     slices = ", ".join(newest.degraded_slices) or "none"
     verdict = "breached" if newest.fairness_breached or newest.degraded_slices else "ok"
-    return verdict, (f"v{champion_version} on {newest.batch}: disparate impact {impact}"
-                     f"{' (under the minimum)' if newest.fairness_breached else ''}; slices degraded: {slices}")
+    return verdict, (
+        f"v{champion_version} on {newest.batch}: disparate impact {impact}"
+        f"{' (under the minimum)' if newest.fairness_breached else ''}; slices degraded: {slices}"
+    )
 
 
 def compute_kpis(history: LoopHistory, now: datetime) -> Kpis:

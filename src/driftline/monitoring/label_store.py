@@ -34,16 +34,19 @@ def load_labels(path: str | Path, cfg: DriftlineConfig, classes: list | None) ->
     frame, reasons = batch.frame, []
     missing = [column for column in (id_column, label_column) if column not in frame]
     if missing:
-        raise DataRejected(str(path), [f"column {column!r} is missing (labels.id_column / labels.label_column)"
-                                       for column in missing])  # fmt: skip
+        raise DataRejected(
+            str(path), [f"column {column!r} is missing (labels.id_column / labels.label_column)" for column in missing]
+        )
     ids, labels = frame[id_column], frame[label_column]
     if ids.isna().any():
         reasons.append(f"column {id_column!r}: {int(ids.isna().sum())} rows without an id")
     repeated = ids[ids.duplicated(keep=False) & ids.notna()].unique()
     if len(repeated):
         examples = ", ".join(map(str, repeated[:3]))
-        reasons.append(f"column {id_column!r}: {len(repeated)} ids are labeled more than once (e.g. {examples}); "
-                       "send one label per id, and a correction in a later file")  # fmt: skip
+        reasons.append(
+            f"column {id_column!r}: {len(repeated)} ids are labeled more than once (e.g. {examples}); "
+            "send one label per id, and a correction in a later file"
+        )
     reasons += label_problems(frame, LabelRules.of(cfg, classes, column=label_column))
     if reasons:
         raise DataRejected(str(path), reasons)

@@ -123,8 +123,9 @@ def truth_of(rows: pd.DataFrame, cfg: DriftlineConfig) -> pd.Series:
 
 def measure(rows: pd.DataFrame, cfg: DriftlineConfig, classes: list | None) -> dict[str, float]:
     predictions = logged_predictions(rows, cfg, classes)
-    return compute_metrics(cfg.dataset.task, truth_of(rows, cfg), predictions.labels, predictions.proba,
-                           predictions.classes)  # fmt: skip
+    return compute_metrics(
+        cfg.dataset.task, truth_of(rows, cfg), predictions.labels, predictions.proba, predictions.classes
+    )
 
 
 def performance(joined: LabelJoin, cfg: DriftlineConfig, classes: list | None) -> list[Performance]:
@@ -135,13 +136,28 @@ def performance(joined: LabelJoin, cfg: DriftlineConfig, classes: list | None) -
     version_key, source_key = prediction_log.MODEL_VERSION, prediction_log.SOURCE
     first_scored = labeled.groupby([version_key, source_key])[prediction_log.SCORED_AT].min().sort_values()
     for version, rows in sorted(labeled.groupby(version_key), key=lambda item: int(item[0])):
-        results.append(Performance(str(version), ALL_BATCHES, len(rows), measure(rows, cfg, classes),
-                                   rows[prediction_log.SCORED_AT].min().to_pydatetime()))  # fmt: skip
+        results.append(
+            Performance(
+                str(version),
+                ALL_BATCHES,
+                len(rows),
+                measure(rows, cfg, classes),
+                rows[prediction_log.SCORED_AT].min().to_pydatetime(),
+            )
+        )
     groups = labeled.groupby([version_key, source_key])
     for (version, source), scored_at in first_scored.items():
         rows = groups.get_group((version, source))
-        results.append(Performance(str(version), str(source), len(rows), measure(rows, cfg, classes),
-                                   scored_at.to_pydatetime(), newest_event_time(rows, cfg.dataset)))  # fmt: skip
+        results.append(
+            Performance(
+                str(version),
+                str(source),
+                len(rows),
+                measure(rows, cfg, classes),
+                scored_at.to_pydatetime(),
+                newest_event_time(rows, cfg.dataset),
+            )
+        )
     return results
 
 
@@ -186,12 +202,17 @@ def judge_degradation(
         return Degradation(champion_version, metric, baseline, value, rows, degraded, reason, scores)
 
     if rows < rules.min_rows:
-        return verdict(False, f"{rows} labeled predictions of v{champion_version}, fewer than labels.min_rows="
-                              f"{rules.min_rows}: no verdict")  # fmt: skip
+        return verdict(
+            False,
+            f"{rows} labeled predictions of v{champion_version}, fewer than labels.min_rows="
+            f"{rules.min_rows}: no verdict",
+        )
     if value is None or baseline is None:
         return verdict(False, f"{metric} is undefined on the labeled predictions or at promotion: no verdict")
     judged = verdict(False, "")
     loss = judged.loss or 0.0
-    described = (f"{metric} {value:.4f} on {rows} labeled predictions vs {baseline:.4f} at promotion "
-                 f"(worse by {loss:.4f}, allowed {rules.max_degradation})")  # fmt: skip
+    described = (
+        f"{metric} {value:.4f} on {rows} labeled predictions vs {baseline:.4f} at promotion "
+        f"(worse by {loss:.4f}, allowed {rules.max_degradation})"
+    )
     return verdict(loss > rules.max_degradation, described)

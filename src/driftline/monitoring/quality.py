@@ -43,16 +43,30 @@ def data_quality(
         reference_nulls = 1 - known.rows / reference.rows if reference.rows else 0.0
         nulls = 1 - batch.rows / rows if rows else 0.0
         increase = rules.max_null_rate_increase
-        checks.append(QualityCheck(name, NULL_RATE, reference_nulls, nulls, reference_nulls + increase,
-                                   nulls - reference_nulls > increase))  # fmt: skip
+        checks.append(
+            QualityCheck(
+                name, NULL_RATE, reference_nulls, nulls, reference_nulls + increase, nulls - reference_nulls > increase
+            )
+        )
         if isinstance(known, CategoricalColumn):
             unseen = batch.counts[~batch.counts.index.isin(known.counts.index)].sum() / batch.rows if batch.rows else 0
-            checks.append(QualityCheck(name, UNSEEN_CATEGORIES, 0.0, float(unseen), rules.max_unseen_category_share,
-                                       bool(unseen > rules.max_unseen_category_share)))  # fmt: skip
+            checks.append(
+                QualityCheck(
+                    name,
+                    UNSEEN_CATEGORIES,
+                    0.0,
+                    float(unseen),
+                    rules.max_unseen_category_share,
+                    bool(unseen > rules.max_unseen_category_share),
+                )
+            )
         elif known.rows and batch.rows:
             low, high = known.values[0], known.values[-1]
             outside = batch.values.searchsorted(low, "left") + batch.rows - batch.values.searchsorted(high, "right")
             share = float(outside / batch.rows)
-            checks.append(QualityCheck(name, OUT_OF_RANGE, 0.0, share, rules.max_out_of_range_share,
-                                       share > rules.max_out_of_range_share))  # fmt: skip
+            checks.append(
+                QualityCheck(
+                    name, OUT_OF_RANGE, 0.0, share, rules.max_out_of_range_share, share > rules.max_out_of_range_share
+                )
+            )
     return checks

@@ -49,8 +49,10 @@ class ReferenceStats:
         """`stats.json` (with the calibrated thresholds) plus one file per column: sorted float64 values (.npy) or
         category counts (.parquet)."""
         folder.mkdir(parents=True, exist_ok=True)
-        columns = [{"name": name, **_save_column(column, folder, str(index))}
-                   for index, (name, column) in enumerate(self.columns.items())]  # fmt: skip
+        columns = [
+            {"name": name, **_save_column(column, folder, str(index))}
+            for index, (name, column) in enumerate(self.columns.items())
+        ]
         prediction = None if self.prediction is None else _save_column(self.prediction, folder, "prediction")
         calibration = None if self.calibration is None else self.calibration.to_dict()
         manifest = {"rows": self.rows, "columns": columns, "prediction": prediction, "calibration": calibration}
@@ -96,8 +98,14 @@ def _in_time_order(frame: pd.DataFrame, cfg: DriftlineConfig) -> np.ndarray:
     return np.argsort(frame.index.to_numpy(), kind="stable")
 
 
-def calibrate(stats: ReferenceStats, train: pd.DataFrame, holdout: pd.DataFrame, holdout_signal: np.ndarray,
-              cfg: DriftlineConfig, file_rows: Sequence[int] = ()) -> Calibration:  # fmt: skip
+def calibrate(
+    stats: ReferenceStats,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    holdout_signal: np.ndarray,
+    cfg: DriftlineConfig,
+    file_rows: Sequence[int] = (),
+) -> Calibration:
     """Calibrated thresholds of the columns whose method asks for them: features and target from the training rows,
     prediction drift from the holdout predictions (the only ones the model did not learn from)."""
     spec = cfg.drift
@@ -134,8 +142,13 @@ class DriftReference:
         return sorted(self.stats.columns[dataset.target].counts.index)
 
 
-def build_reference(train: pd.DataFrame, holdout: pd.DataFrame, holdout_signal: np.ndarray, cfg: DriftlineConfig,
-                    file_rows: Sequence[int] = ()) -> DriftReference:  # fmt: skip
+def build_reference(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    holdout_signal: np.ndarray,
+    cfg: DriftlineConfig,
+    file_rows: Sequence[int] = (),
+) -> DriftReference:
     """The statistics come from every training row (a sorted float64 array per numeric column, counts per
     categorical one), with calibrated thresholds when the config asks for them (`file_rows`: the rows of each file
     trained on, the default batch size); the stored sample is bounded by `drift.reference_sample_rows`."""

@@ -23,7 +23,22 @@ from driftline.registry.refs import (
 from driftline.registry.runs import metric_key
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "GATE_ARTIFACT", "MODEL_CARD", "MODEL_SHA256", "PASSED", "PREVIOUS", "REGISTRY_ID",
-    "REPORTS", "RETIRED", "SKOPS_FILE", "TAG", "Champion", "ModelRef", "Registry", "VersionInfo", "metric_key",
+    "CHALLENGER",
+    "CHAMPION",
+    "GATE_ARTIFACT",
+    "MODEL_CARD",
+    "MODEL_SHA256",
+    "PASSED",
+    "PREVIOUS",
+    "REGISTRY_ID",
+    "REPORTS",
+    "RETIRED",
+    "SKOPS_FILE",
+    "TAG",
+    "Champion",
+    "ModelRef",
+    "Registry",
+    "VersionInfo",
+    "metric_key",
     "registry_folders",
-]  # fmt: skip
+]

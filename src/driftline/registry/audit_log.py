@@ -19,13 +19,16 @@ def _audit_event(run) -> AuditEvent:
         return tags.get(f"{AUDIT}{name}") or None
 
     return AuditEvent(
-        at=tags[f"{AUDIT}at"], action=Action(tags[f"{AUDIT}action"]), version=tags[f"{AUDIT}version"],
+        at=tags[f"{AUDIT}at"],
+        action=Action(tags[f"{AUDIT}action"]),
+        version=tags[f"{AUDIT}version"],
         actor=Actor(tags[f"{AUDIT}actor_kind"], tags[f"{AUDIT}actor"], tag("actor_id")),
         reason=tags.get(f"{AUDIT}reason", ""),
         before=AliasHolders(tag("champion_before"), tag("previous_before")),
         after=AliasHolders(tag("champion_after"), tag("previous_after")),
-        evidence=json.loads(tags.get(f"{AUDIT}evidence") or "{}"), run_id=run.info.run_id,
-    )  # fmt: skip
+        evidence=json.loads(tags.get(f"{AUDIT}evidence") or "{}"),
+        run_id=run.info.run_id,
+    )
 
 
 class AuditLog:
@@ -43,9 +46,15 @@ class AuditLog:
         )
 
     def record_transition(
-        self, action: Action, version: str, actor: Actor | None, reason: str, before: AliasHolders,
-        after: AliasHolders, evidence: dict | None = None,
-    ) -> AuditEvent:  # fmt: skip
+        self,
+        action: Action,
+        version: str,
+        actor: Actor | None,
+        reason: str,
+        before: AliasHolders,
+        after: AliasHolders,
+        evidence: dict | None = None,
+    ) -> AuditEvent:
         """Append one event to the audit log (its own MLflow run) and tag the model version with it.
 
         The log lives in the registry's own backend, beside the versions it describes: it is as durable and as
@@ -55,13 +64,20 @@ class AuditLog:
         event = AuditEvent(now(), action, version, actor, reason, before, after, evidence or {})
         evidence_json = json.dumps(event.evidence, default=str, sort_keys=True)
         tags = {
-            f"{AUDIT}model": self._name, f"{AUDIT}action": str(action), f"{AUDIT}version": version,
-            f"{AUDIT}at": event.at, f"{AUDIT}actor": actor.name, f"{AUDIT}actor_kind": actor.kind,
-            f"{AUDIT}actor_id": actor.id or "", f"{AUDIT}reason": reason[:MAX_TAG_VALUE],
-            f"{AUDIT}champion_before": before.champion or "", f"{AUDIT}previous_before": before.previous or "",
-            f"{AUDIT}champion_after": after.champion or "", f"{AUDIT}previous_after": after.previous or "",
+            f"{AUDIT}model": self._name,
+            f"{AUDIT}action": str(action),
+            f"{AUDIT}version": version,
+            f"{AUDIT}at": event.at,
+            f"{AUDIT}actor": actor.name,
+            f"{AUDIT}actor_kind": actor.kind,
+            f"{AUDIT}actor_id": actor.id or "",
+            f"{AUDIT}reason": reason[:MAX_TAG_VALUE],
+            f"{AUDIT}champion_before": before.champion or "",
+            f"{AUDIT}previous_before": before.previous or "",
+            f"{AUDIT}champion_after": after.champion or "",
+            f"{AUDIT}previous_after": after.previous or "",
             f"{AUDIT}evidence": evidence_json if len(evidence_json) <= MAX_TAG_VALUE else "{}",
-        }  # fmt: skip
+        }
         run_name = f"{action}-{self._name}" + (f"-v{version}" if version else "")
         run = self._client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self._client.log_text(run.info.run_id, json.dumps(event.to_dict(), indent=2, default=str), "audit_event.json")
@@ -89,9 +105,12 @@ class AuditLog:
         runs, token = [], None
         while True:
             page = self._client.search_runs(
-                [experiment.experiment_id], filter_string=f"tags.`{AUDIT}model` = '{self._name}'",
-                order_by=[f"tags.`{AUDIT}at` ASC"], max_results=1000, page_token=token,
-            )  # fmt: skip
+                [experiment.experiment_id],
+                filter_string=f"tags.`{AUDIT}model` = '{self._name}'",
+                order_by=[f"tags.`{AUDIT}at` ASC"],
+                max_results=1000,
+                page_token=token,
+            )
             runs += list(page)
             token = page.token
             if not token:

@@ -21,8 +21,9 @@ class BacktestLog:
     def experiment_id(self) -> str:
         return self._connection.experiment_named(self._connection.cfg.backtest_experiment_name)
 
-    def log(self, run_name: str, tags: dict[str, str], params: dict[str, str], points: list[Point],
-            artifacts: list[Path]) -> str:  # fmt: skip
+    def log(
+        self, run_name: str, tags: dict[str, str], params: dict[str, str], points: list[Point], artifacts: list[Path]
+    ) -> str:
         """One finished run: tags, parameters, metrics with their steps and times, and the files."""
         tags = {RUN_TYPE: BACKTEST_RUN_TYPE, **{key: value[:MAX_TAG_VALUE] for key, value in tags.items()}}
         run = self._client.create_run(self.experiment_id, run_name=run_name[:250], tags=tags)

@@ -20,8 +20,15 @@ HTTP_SETTINGS = {  # MLflow's own retry settings for calls to a tracking server,
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "registry_backoff_seconds",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "registry_timeout_seconds",
 }
-_OUTAGE_SIGNS = ("Max retries exceeded", "error responses", "Connection refused", "Read timed out",
-                 "Failed to establish", "RemoteDisconnected", "Connection aborted")  # fmt: skip
+_OUTAGE_SIGNS = (
+    "Max retries exceeded",
+    "error responses",
+    "Connection refused",
+    "Read timed out",
+    "Failed to establish",
+    "RemoteDisconnected",
+    "Connection aborted",
+)
 
 
 def unavailable(error: Exception, tracking_uri: str, retries: int) -> RegistryUnavailable | None:
@@ -103,8 +110,9 @@ class Connection:
             os.environ[TRACKING_URI_ENV] = user_setting
         apply_http_settings(cfg)
         self._retries = cfg.reliability.registry_http_retries
-        self.client = _OutageNamed(MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri),
-                                   cfg.tracking_uri, self._retries)  # fmt: skip
+        self.client = _OutageNamed(
+            MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri), cfg.tracking_uri, self._retries
+        )
 
     def calls(self) -> AbstractContextManager[None]:
         """Calls through the `mlflow` module (not the client) with their outages named too."""

@@ -93,15 +93,22 @@ class Registry:
 
     # --- transitions and the audit log -------------------------------------------------------------------------
     def promote(
-        self, candidate: ModelRef, actor: Actor | None = None, reason: str = "passed the gate",
+        self,
+        candidate: ModelRef,
+        actor: Actor | None = None,
+        reason: str = "passed the gate",
         evidence: dict | None = None,
-    ) -> ModelRef | None:  # fmt: skip
+    ) -> ModelRef | None:
         return self._transitions.promote(candidate, actor, reason, evidence)
 
     def rollback(
-        self, reason: str, actor: Actor | None = None, to: str | None = None, override_retired: bool = False,
+        self,
+        reason: str,
+        actor: Actor | None = None,
+        to: str | None = None,
+        override_retired: bool = False,
         evidence: dict | None = None,
-    ) -> Rollback:  # fmt: skip
+    ) -> Rollback:
         return self._transitions.rollback(reason, actor, to, override_retired, evidence)
 
     def retire(self, version: str, reason: str, actor: Actor | None = None) -> bool:
@@ -144,18 +151,30 @@ class Registry:
         self._runs.log_importances(ref, importances)
 
     def log_monitoring(
-        self, champion: ModelRef, batch_name: str, fingerprint: str, metrics: dict[str, float],
-        summary: dict, report_path: Path | None, log_through: str | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        champion: ModelRef,
+        batch_name: str,
+        fingerprint: str,
+        metrics: dict[str, float],
+        summary: dict,
+        report_path: Path | None,
+        log_through: str | None = None,
+    ) -> str:
         return self._runs.log_monitoring(champion, batch_name, fingerprint, metrics, summary, report_path, log_through)
 
     def log_drift_trend(self, figures: dict[str, float], at: datetime) -> int:
         return self._runs.log_drift_trend(figures, at)
 
     def log_performance(
-        self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
-        live: LiveChecks, counts: dict[str, float], summary: dict,
-    ) -> str:  # fmt: skip
+        self,
+        champion: ModelRef,
+        results: list[Performance],
+        steps: dict[str, int],
+        degradation: Degradation,
+        live: LiveChecks,
+        counts: dict[str, float],
+        summary: dict,
+    ) -> str:
         return self._runs.log_performance(champion, results, steps, degradation, live, counts, summary)
 
     def log_rollout(self, run_id: str, summary: str, evidence: dict, points: list[tuple[str, float, int]]) -> None:
@@ -166,8 +185,9 @@ class Registry:
     ) -> None:
         self._runs.log_scoring(model_version, batch_name, rows, seconds, extra)
 
-    def log_backtest(self, run_name: str, tags: dict[str, str], params: dict[str, str], points: list[Point],
-                     artifacts: list[Path]) -> str:  # fmt: skip
+    def log_backtest(
+        self, run_name: str, tags: dict[str, str], params: dict[str, str], points: list[Point], artifacts: list[Path]
+    ) -> str:
         return self._backtests.log(run_name, tags, params, points, artifacts)
 
     def backtest_run_url(self, run_id: str) -> str | None:

@@ -127,24 +127,36 @@ class History:
             decided_at = info.tags.get(f"{TAG}gate.decided_at")
             if info.gate_verdict and decided_at:
                 against = info.tags.get(f"{TAG}gate.champion_version", "none")
-                found.append(Transition(info.version, info.gate_verdict, datetime.fromisoformat(decided_at),
-                                        info.tags.get(f"{TAG}trigger", ""),
-                                        None if against == "none" else against))  # fmt: skip
+                found.append(
+                    Transition(
+                        info.version,
+                        info.gate_verdict,
+                        datetime.fromisoformat(decided_at),
+                        info.tags.get(f"{TAG}trigger", ""),
+                        None if against == "none" else against,
+                    )
+                )
         return sorted(found, key=lambda transition: transition.decided_at)
 
     def detections(self) -> list[Detection]:
         """Monitoring runs that found drift, and label joins that found the champion degraded."""
         runs_of_type = self._connection.runs_of_type
-        found = [Detection("drift", _started(run), run.data.tags.get(f"{TAG}batch", ""))
-                 for run in runs_of_type("monitoring", "metrics.dataset_drift = 1")]  # fmt: skip
-        found += [Detection("degradation", _started(run), run.data.tags.get(f"{TAG}champion_version", ""))
-                  for run in runs_of_type("performance", "metrics.degraded = 1")]  # fmt: skip
+        found = [
+            Detection("drift", _started(run), run.data.tags.get(f"{TAG}batch", ""))
+            for run in runs_of_type("monitoring", "metrics.dataset_drift = 1")
+        ]
+        found += [
+            Detection("degradation", _started(run), run.data.tags.get(f"{TAG}champion_version", ""))
+            for run in runs_of_type("performance", "metrics.degraded = 1")
+        ]
         return sorted(found, key=lambda detection: detection.at)
 
     def monitored_batches(self) -> list[MonitoredBatch]:
         """Every drift check (monitoring run) and whether it found dataset drift."""
-        return [MonitoredBatch(_started(run), run.data.metrics.get("dataset_drift") == 1)
-                for run in self._connection.runs_of_type("monitoring")]  # fmt: skip
+        return [
+            MonitoredBatch(_started(run), run.data.metrics.get("dataset_drift") == 1)
+            for run in self._connection.runs_of_type("monitoring")
+        ]
 
     def live_checks(self) -> list[LiveCheck]:
         """The label runs that judged slices and fairness on newly labeled batches of the champion of the time."""
@@ -152,11 +164,16 @@ class History:
         for run in self._connection.runs_of_type("performance", "metrics.watched_batches > 0"):
             tags, metrics = run.data.tags, run.data.metrics
             degraded = tags.get(f"{TAG}degraded_slices", "")
-            found.append(LiveCheck(
-                tags.get(f"{TAG}champion_version", ""), _started(run), tags.get(f"{TAG}watched_batch", ""),
-                metrics.get("fairness_breached") == 1, degraded.split(",") if degraded else [],
-                metrics.get("disparate_impact"),
-            ))  # fmt: skip
+            found.append(
+                LiveCheck(
+                    tags.get(f"{TAG}champion_version", ""),
+                    _started(run),
+                    tags.get(f"{TAG}watched_batch", ""),
+                    metrics.get("fairness_breached") == 1,
+                    degraded.split(",") if degraded else [],
+                    metrics.get("disparate_impact"),
+                )
+            )
         return found
 
     def training_runs(self) -> list[PipelineRun]:
@@ -165,8 +182,10 @@ class History:
         return [PipelineRun(run.info.status == "FINISHED", _started(run)) for run in runs]
 
     def scoring_runs(self) -> list[ScoringRun]:
-        return [ScoringRun(int(run.data.metrics.get("rows", 0)), float(run.data.metrics.get("seconds", 0.0)),
-                           _started(run)) for run in self._connection.runs_of_type("scoring")]  # fmt: skip
+        return [
+            ScoringRun(int(run.data.metrics.get("rows", 0)), float(run.data.metrics.get("seconds", 0.0)), _started(run))
+            for run in self._connection.runs_of_type("scoring")
+        ]
 
     def monitored_through(self) -> str | None:
         """The newest prediction-log file any monitoring run of this model has read (the watermark)."""

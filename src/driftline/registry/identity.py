@@ -64,8 +64,9 @@ def registry_identity(connection: Connection) -> str:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         try:
-            client.create_registered_model(name, tags={REGISTRY_ID: str(uuid.uuid4())},
-                                           description=connection.cfg.description or None)  # fmt: skip
+            client.create_registered_model(
+                name, tags={REGISTRY_ID: str(uuid.uuid4())}, description=connection.cfg.description or None
+            )
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # else another process registered it first: theirs
                 raise
@@ -98,8 +99,13 @@ def _adopt(cfg: DriftlineConfig, folders: RegistryFolders) -> None:
         if old.exists() and not new.exists():
             new.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(old), str(new))
-            log.warning("model %r at %s: adopted %s as %s (state from before registry identities)",
-                        cfg.registry.model_name, shown_uri(cfg.tracking_uri), old, new)  # fmt: skip
+            log.warning(
+                "model %r at %s: adopted %s as %s (state from before registry identities)",
+                cfg.registry.model_name,
+                shown_uri(cfg.tracking_uri),
+                old,
+                new,
+            )
 
 
 def shown_uri(uri: str) -> str:
@@ -108,8 +114,12 @@ def shown_uri(uri: str) -> str:
 
 
 def _marker(registry_id: str, cfg: DriftlineConfig) -> dict[str, str]:
-    return {"registry_id": registry_id, "model": cfg.registry.model_name, "tracking_uri": shown_uri(cfg.tracking_uri),
-            "created_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    return {
+        "registry_id": registry_id,
+        "model": cfg.registry.model_name,
+        "tracking_uri": shown_uri(cfg.tracking_uri),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def _mark(folders: RegistryFolders, cfg: DriftlineConfig) -> None:

@@ -63,8 +63,12 @@ class VersionInfo:
         """Everything `driftline status --json` shows: aliases, metrics, the gate, and the lineage."""
         fingerprints, rows = self._listed("data_fingerprints"), self._listed("data_rows")
         return {
-            "version": self.version, "aliases": self.aliases, "created_at": self.created_at, "run_id": self.run_id,
-            "metrics": self.metrics, "gate_verdict": self.gate_verdict,
+            "version": self.version,
+            "aliases": self.aliases,
+            "created_at": self.created_at,
+            "run_id": self.run_id,
+            "metrics": self.metrics,
+            "gate_verdict": self.gate_verdict,
             "gate_reasons": self.tags.get(f"{TAG}gate.reasons", ""),
             "retired": self.tags.get(RETIRED) == "true",
             "approval": self.tags.get(f"{TAG}approval.verdict"),
@@ -76,4 +80,4 @@ class VersionInfo:
             "git_commit": self.tags.get(f"{TAG}git_commit"),
             "seed": self.tags.get(f"{TAG}seed"),
             "packages": dict(item.split("=", 1) for item in self._listed("packages")),
-        }  # fmt: skip
+        }

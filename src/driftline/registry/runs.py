@@ -51,8 +51,11 @@ def log_points(client, run_id: str, points: list[Point]) -> None:
     """(key, value, step, time) points, in batches of MLflow's limit per call; missing values are left out."""
     from mlflow.entities import Metric
 
-    metrics = [Metric(metric_key(key), float(value), int(at.timestamp() * 1000), step)
-               for key, value, step, at in points if np.isfinite(value)]  # fmt: skip
+    metrics = [
+        Metric(metric_key(key), float(value), int(at.timestamp() * 1000), step)
+        for key, value, step, at in points
+        if np.isfinite(value)
+    ]
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
@@ -117,10 +120,18 @@ class RunLog:
         )
         version = str(registered.version)
         self._client.set_registered_model_alias(self._name, CHALLENGER, version)
-        self._audit.record_unmoved(Action.registered, version, actor, trigger, {
-            "run_id": run.info.run_id, "data_fingerprints": [source.fingerprint for source in lineage.data],
-            "training_rows": lineage.training_rows, "holdout_metrics": trained.metrics,
-        })  # fmt: skip
+        self._audit.record_unmoved(
+            Action.registered,
+            version,
+            actor,
+            trigger,
+            {
+                "run_id": run.info.run_id,
+                "data_fingerprints": [source.fingerprint for source in lineage.data],
+                "training_rows": lineage.training_rows,
+                "holdout_metrics": trained.metrics,
+            },
+        )
         return ModelRef(self._name, version, run.info.run_id)
 
     def record_gate(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
@@ -137,8 +148,9 @@ class RunLog:
             self._client.log_metric(candidate.run_id, f"champion_{HOLDOUT}{name}", value)
         self._client.log_text(candidate.run_id, json.dumps(decision.to_dict(), indent=2, default=str), GATE_ARTIFACT)
         if not decision.promote:
-            self._audit.record_unmoved(Action.refused, candidate.version, actor, decision.summary,
-                                       decision.evidence(candidate.run_id))  # fmt: skip
+            self._audit.record_unmoved(
+                Action.refused, candidate.version, actor, decision.summary, decision.evidence(candidate.run_id)
+            )
 
     def log_model_card(self, ref: ModelRef, markdown: str) -> None:
         """The card as the run's `model_card.md` and as the version's description (what the MLflow UI shows)."""
@@ -155,19 +167,28 @@ class RunLog:
 
     # --- monitoring -------------------------------------------------------------------------------------------
     def log_monitoring(
-        self, champion: ModelRef, batch_name: str, fingerprint: str, metrics: dict[str, float],
-        summary: dict, report_path: Path | None, log_through: str | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        champion: ModelRef,
+        batch_name: str,
+        fingerprint: str,
+        metrics: dict[str, float],
+        summary: dict,
+        report_path: Path | None,
+        log_through: str | None = None,
+    ) -> str:
         """One run per monitored batch or log window: drift figures as metrics, the decision as JSON, the report.
 
         `log_through` is the newest prediction-log file the run read: the next scheduled run starts after it.
         """
-        tags = {f"{TAG}run_type": "monitoring", f"{TAG}champion_version": champion.version,
-                f"{TAG}batch_fingerprint": fingerprint, f"{TAG}batch": batch_name[:500]}  # fmt: skip
+        tags = {
+            f"{TAG}run_type": "monitoring",
+            f"{TAG}champion_version": champion.version,
+            f"{TAG}batch_fingerprint": fingerprint,
+            f"{TAG}batch": batch_name[:500],
+        }
         if log_through:
             tags[f"{TAG}{LOG_THROUGH}"] = log_through
-        run = self._client.create_run(self._connection.experiment_id, run_name=f"monitor-{batch_name}"[:250],
-                                      tags=tags)  # fmt: skip
+        run = self._client.create_run(self._connection.experiment_id, run_name=f"monitor-{batch_name}"[:250], tags=tags)
         run_id = run.info.run_id
         for name, value in metrics.items():
             if np.isfinite(value):
@@ -182,8 +203,9 @@ class RunLog:
         found = self._connection.runs_of_type(TRENDS_RUN_TYPE, max_results=1)
         if found:
             return found[0].info.run_id
-        run = self._client.create_run(self._connection.experiment_id, run_name=f"trends-{self._name}",
-                                      tags={RUN_TYPE: TRENDS_RUN_TYPE})  # fmt: skip
+        run = self._client.create_run(
+            self._connection.experiment_id, run_name=f"trends-{self._name}", tags={RUN_TYPE: TRENDS_RUN_TYPE}
+        )
         self._client.set_terminated(run.info.run_id)  # a finished run still takes metrics: one point per monitoring run
         return run.info.run_id
 
@@ -196,9 +218,15 @@ class RunLog:
 
     # --- performance, rollout, scoring ----------------------------------------------------------------------------
     def log_performance(
-        self, champion: ModelRef, results: list[Performance], steps: dict[str, int], degradation: Degradation,
-        live: LiveChecks, counts: dict[str, float], summary: dict,
-    ) -> str:  # fmt: skip
+        self,
+        champion: ModelRef,
+        results: list[Performance],
+        steps: dict[str, int],
+        degradation: Degradation,
+        live: LiveChecks,
+        counts: dict[str, float],
+        summary: dict,
+    ) -> str:
         """One run per label join: per-batch metrics, slices and fairness at the batch's step (its place in the
         prediction log) and its data's time, per version at the version number, and the champion's verdicts;
         MLflow's charts show the trends."""
@@ -209,20 +237,34 @@ class RunLog:
             tags[f"{TAG}degraded_slices"] = ",".join(c.name for b in judged for c in b.degraded_slices)[:MAX_TAG_VALUE]
         run = self._client.create_run(
             self._connection.experiment_id, run_name=f"performance-v{champion.version}", tags=tags
-        )  # fmt: skip
+        )
         run_id, now = run.info.run_id, datetime.now(UTC)
-        points = [(f"batch_{name}", value, steps.get(r.source, 0), r.data_time)
-                  for r in results if r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        points = [
+            (f"batch_{name}", value, steps.get(r.source, 0), r.data_time)
+            for r in results
+            if r.per_batch
+            for name, value in r.metrics.items()
+        ]
         points += [("batch_labeled_rows", r.rows, steps.get(r.source, 0), r.data_time) for r in results if r.per_batch]
-        points += [(f"version_{name}", value, int(r.model_version), now)
-                   for r in results if not r.per_batch for name, value in r.metrics.items()]  # fmt: skip
+        points += [
+            (f"version_{name}", value, int(r.model_version), now)
+            for r in results
+            if not r.per_batch
+            for name, value in r.metrics.items()
+        ]
         data_times = {r.source: r.data_time for r in results if r.per_batch}
-        points += [(key, value, steps.get(batch.source, 0), data_times.get(batch.source, batch.scored_at))
-                   for batch in live.batches for key, value in _live_figures(batch).items()]  # fmt: skip
+        points += [
+            (key, value, steps.get(batch.source, 0), data_times.get(batch.source, batch.scored_at))
+            for batch in live.batches
+            for key, value in _live_figures(batch).items()
+        ]
         figures = {**counts, "degraded": float(degradation.degraded)}
         if judged:
-            figures |= {"watched_batches": len(judged), "fairness_breached": float(bool(live.fairness_breaches)),
-                        "slices_degraded": sum(len(b.degraded_slices) for b in judged)}  # fmt: skip
+            figures |= {
+                "watched_batches": len(judged),
+                "fairness_breached": float(bool(live.fairness_breaches)),
+                "slices_degraded": sum(len(b.degraded_slices) for b in judged),
+            }
             if judged[-1].disparate_impact is not None:
                 figures["disparate_impact"] = judged[-1].disparate_impact
             if judged[-1].fairness_at_promotion is not None:
@@ -251,9 +293,10 @@ class RunLog:
     ) -> None:
         """Rows and seconds of one scoring run (the throughput KPI reads them back), and a rollout's figures."""
         run = self._client.create_run(
-            self._connection.experiment_id, run_name=f"score-{batch_name}"[:250],
+            self._connection.experiment_id,
+            run_name=f"score-{batch_name}"[:250],
             tags={RUN_TYPE: "scoring", f"{TAG}model_version": model_version, f"{TAG}batch": batch_name[:500]},
-        )  # fmt: skip
+        )
         now = datetime.now(UTC)
         figures = [("rows", rows, 0, now), ("seconds", seconds, 0, now)]
         figures += [(name, value, 0, now) for name, value in (extra or {}).items()]

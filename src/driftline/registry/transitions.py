@@ -66,9 +66,12 @@ class Transitions:
         self._audit, self._history, self._lock = audit, history, lock
 
     def promote(
-        self, candidate: ModelRef, actor: Actor | None = None, reason: str = "passed the gate",
+        self,
+        candidate: ModelRef,
+        actor: Actor | None = None,
+        reason: str = "passed the gate",
         evidence: dict | None = None,
-    ) -> ModelRef | None:  # fmt: skip
+    ) -> ModelRef | None:
         """Move `champion` to the candidate and the former champion to `previous`; returns the former champion.
 
         Aliases are unique per model, so `champion` moves in one registry write: never two champions, never none.
@@ -84,9 +87,15 @@ class Transitions:
             if before.champion == candidate.version:  # a retried task: done already, recorded already
                 return self._connection.alias(PREVIOUS)
             former = self._connection.champion()
-            intent = {"version": candidate.version, "run_id": candidate.run_id, "at": now(), "reason": reason,
-                      "actor": asdict(actor or Actor.os_user()), "before": asdict(before),
-                      "evidence": {"run_id": candidate.run_id, **(evidence or {})}}  # fmt: skip
+            intent = {
+                "version": candidate.version,
+                "run_id": candidate.run_id,
+                "at": now(),
+                "reason": reason,
+                "actor": asdict(actor or Actor.os_user()),
+                "before": asdict(before),
+                "evidence": {"run_id": candidate.run_id, **(evidence or {})},
+            }
             self._client.set_registered_model_tag(self._name, PENDING_PROMOTION, json.dumps(intent, default=str))
             self._complete_promotion(intent)
             return former
@@ -100,11 +109,21 @@ class Transitions:
         challenger = self._connection.alias(CHALLENGER)
         if challenger is not None and challenger.version == version:
             self._client.delete_registered_model_alias(self._name, CHALLENGER)
-        recorded = [e for e in self._audit.events() if e.action is Action.promoted and e.version == version
-                    and e.at >= intent["at"]]  # fmt: skip
+        recorded = [
+            e
+            for e in self._audit.events()
+            if e.action is Action.promoted and e.version == version and e.at >= intent["at"]
+        ]
         if not recorded:
-            self._audit.record_transition(Action.promoted, version, Actor(**intent["actor"]), intent["reason"],
-                                          before, self._connection.alias_holders(), intent["evidence"])  # fmt: skip
+            self._audit.record_transition(
+                Action.promoted,
+                version,
+                Actor(**intent["actor"]),
+                intent["reason"],
+                before,
+                self._connection.alias_holders(),
+                intent["evidence"],
+            )
         self._client.delete_registered_model_tag(self._name, PENDING_PROMOTION)
 
     def interrupted_promotion(self) -> dict | None:
@@ -144,8 +163,12 @@ class Transitions:
         if not approval.approved:
             self._client.set_model_version_tag(self._name, candidate.version, f"{TAG}gate.verdict", "refused")
             self._client.set_tag(candidate.run_id, f"{TAG}gate.verdict", "refused")
-        for key, value in {"verdict": str(approval.action), "by": approval.approver, "reason": approval.reason,
-                           "timed_out": str(approval.timed_out).lower()}.items():  # fmt: skip
+        for key, value in {
+            "verdict": str(approval.action),
+            "by": approval.approver,
+            "reason": approval.reason,
+            "timed_out": str(approval.timed_out).lower(),
+        }.items():
             self._client.set_model_version_tag(
                 self._name, candidate.version, f"{TAG}approval.{key}", value[:MAX_TAG_VALUE]
             )
@@ -182,9 +205,13 @@ class Transitions:
         )
 
     def rollback(
-        self, reason: str, actor: Actor | None = None, to: str | None = None, override_retired: bool = False,
+        self,
+        reason: str,
+        actor: Actor | None = None,
+        to: str | None = None,
+        override_retired: bool = False,
         evidence: dict | None = None,
-    ) -> Rollback:  # fmt: skip
+    ) -> Rollback:
         """Move `champion` back to `previous` (or to `to`) in one alias write; `previous` is then cleared.
 
         Clearing `previous` makes a repeated rollback a no-op instead of a flip back to the version just left;
@@ -199,8 +226,12 @@ class Transitions:
             if target is None:
                 last = self._audit.events()[-1:]
                 if last and last[0].action is Action.rolled_back and last[0].after.champion == before.champion:
-                    return Rollback(False, before.champion, last[0].before.champion,
-                                    f"already rolled back to v{before.champion} at {last[0].at}")  # fmt: skip
+                    return Rollback(
+                        False,
+                        before.champion,
+                        last[0].before.champion,
+                        f"already rolled back to v{before.champion} at {last[0].at}",
+                    )
                 raise TransitionRefused(
                     f"model {self._name!r} has no `previous` version to roll back to; name one: --to VERSION"
                 )
@@ -217,10 +248,15 @@ class Transitions:
             self._client.set_registered_model_alias(self._name, CHAMPION, target)
             if before.previous is not None:
                 self._client.delete_registered_model_alias(self._name, PREVIOUS)
-            self._audit.record_transition(Action.rolled_back, target, actor, reason, before,
-                                          self._connection.alias_holders(),
-                                          {"from_version": before.champion, "retirement_overridden": overridden,
-                                           **(evidence or {})})  # fmt: skip
+            self._audit.record_transition(
+                Action.rolled_back,
+                target,
+                actor,
+                reason,
+                before,
+                self._connection.alias_holders(),
+                {"from_version": before.champion, "retirement_overridden": overridden, **(evidence or {})},
+            )
             return Rollback(True, target, before.champion, f"v{before.champion} → v{target}")
 
     def retire(self, version: str, reason: str, actor: Actor | None = None) -> bool:
@@ -241,6 +277,13 @@ class Transitions:
             for alias in dropped:
                 self._client.delete_registered_model_alias(self._name, alias)
             self._client.set_model_version_tag(self._name, version, RETIRED, "true")
-            self._audit.record_transition(Action.retired, version, actor, reason, before,
-                                          self._connection.alias_holders(), {"aliases_removed": dropped})  # fmt: skip
+            self._audit.record_transition(
+                Action.retired,
+                version,
+                actor,
+                reason,
+                before,
+                self._connection.alias_holders(),
+                {"aliases_removed": dropped},
+            )
             return True

@@ -82,22 +82,27 @@ class PredictResponse(BaseModel):
 
 
 # --- the request path: rows → arms (canary routing) → predictions -----------------------------------------------------
-def route_rows(rows: Sequence[Row], serving: Serving, cfg: DriftlineConfig,
-               rng: np.random.Generator) -> list[tuple[str, ServedModel, Sequence[int]]]:  # fmt: skip
+def route_rows(
+    rows: Sequence[Row], serving: Serving, cfg: DriftlineConfig, rng: np.random.Generator
+) -> list[tuple[str, ServedModel, Sequence[int]]]:
     """The arms that answer a request: (served_by, model, row positions), champion first; an arm with no rows is
     left out."""
     if serving.challenger is None or cfg.serving.canary_share == 0:
         return [(CHAMPION, serving.champion, range(len(rows)))]
     id_column = cfg.dataset.id_column
-    ids = pd.Series([category_text(row[id_column]) for row in rows], dtype=object) if (
-        cfg.serving.canary_routing == "id") else None  # fmt: skip
+    ids = (
+        pd.Series([category_text(row[id_column]) for row in rows], dtype=object)
+        if (cfg.serving.canary_routing == "id")
+        else None
+    )
     to_challenger = canary_rows(ids, len(rows), cfg.serving.canary_share, serving.challenger, rng)
     arms = ((CHAMPION, serving.champion, ~to_challenger), (CHALLENGER, serving.challenger, to_challenger))
     return [(name, served, np.flatnonzero(mask)) for name, served, mask in arms if mask.any()]
 
 
-def canary_rows(ids: pd.Series | None, rows: int, share: float, challenger: ServedModel,
-                rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def canary_rows(
+    ids: pd.Series | None, rows: int, share: float, challenger: ServedModel, rng: np.random.Generator
+) -> np.ndarray:
     """Which rows the challenger answers: by the id's hash salted with its version (stable per id in every process,
     as `rollout.route` routes batch canaries), or at random when there are no ids to route by."""
     if ids is None:
@@ -105,18 +110,23 @@ def canary_rows(ids: pd.Series | None, rows: int, share: float, challenger: Serv
     return rollout.route(ids, share, salt=challenger.ref.version) == rollout.CANARY_ARM
 
 
-def _answers(rows: Sequence[Row], predictions: Predictions, served: ServedModel, arm: str,
-             id_column: str | None) -> list[dict]:  # fmt: skip
+def _answers(
+    rows: Sequence[Row], predictions: Predictions, served: ServedModel, arm: str, id_column: str | None
+) -> list[dict]:
     """One `Prediction` per row, as plain data (serialized once, with the response)."""
     labels = predictions.labels.tolist()
     classes = [str(label) for label in predictions.classes]
     probabilities = predictions.proba.tolist() if predictions.proba is not None else None
     return [
-        {"id": category_text(row[id_column]) if id_column else None, "prediction": labels[i],
-         "probabilities": dict(zip(classes, probabilities[i], strict=True)) if probabilities else None,
-         "model_version": served.ref.version, "served_by": arm}
+        {
+            "id": category_text(row[id_column]) if id_column else None,
+            "prediction": labels[i],
+            "probabilities": dict(zip(classes, probabilities[i], strict=True)) if probabilities else None,
+            "model_version": served.ref.version,
+            "served_by": arm,
+        }
         for i, row in enumerate(rows)
-    ]  # fmt: skip
+    ]
 
 
 # --- the app ----------------------------------------------------------------------------------------------------------
@@ -127,18 +137,31 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
-        self.requests = Counter("driftline_requests", "Predict requests by outcome", ["outcome"],
-                                registry=self.registry)  # fmt: skip
-        self.rows = Counter("driftline_rows", "Rows answered, by the model that answered", ["served_by"],
-                            registry=self.registry)  # fmt: skip
+        self.requests = Counter(
+            "driftline_requests", "Predict requests by outcome", ["outcome"], registry=self.registry
+        )
+        self.rows = Counter(
+            "driftline_rows", "Rows answered, by the model that answered", ["served_by"], registry=self.registry
+        )
         self.latency = Histogram(
-            "driftline_request_latency_seconds", "Predict latency, request received to response ready",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5), registry=self.registry,
-        )  # fmt: skip
-        self.model_version = Gauge("driftline_model_version", "Registered version behind each alias", ["alias"],
-                                   registry=self.registry, multiprocess_mode="livemostrecent")  # fmt: skip
-        self.swaps = Gauge("driftline_model_swaps", "Times the served models changed", registry=self.registry,
-                           multiprocess_mode="livemax")  # fmt: skip
+            "driftline_request_latency_seconds",
+            "Predict latency, request received to response ready",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "driftline_model_version",
+            "Registered version behind each alias",
+            ["alias"],
+            registry=self.registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self.swaps = Gauge(
+            "driftline_model_swaps",
+            "Times the served models changed",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
 
     def swapped(self, serving: Serving, swaps: int) -> None:
         for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
@@ -234,15 +257,24 @@ def create_app(
                 return None
             if describe is not None and served.ref not in descriptions:
                 descriptions[served.ref] = describe(served.ref)
-            return {"version": served.ref.version, "run_id": served.ref.run_id, "loaded_at": served.loaded_at,
-                    "answered_by": served.answered_by, **descriptions.get(served.ref, {})}  # fmt: skip
+            return {
+                "version": served.ref.version,
+                "run_id": served.ref.run_id,
+                "loaded_at": served.loaded_at,
+                "answered_by": served.answered_by,
+                **descriptions.get(served.ref, {}),
+            }
 
         return {
-            "name": cfg.registry.model_name, "champion": shown(serving.champion),
+            "name": cfg.registry.model_name,
+            "champion": shown(serving.champion),
             "challenger": shown(serving.challenger),
-            "routing": {"shadow": serving_cfg.shadow, "canary_share": serving_cfg.canary_share,
-                        "canary_routing": serving_cfg.canary_routing},
-        }  # fmt: skip
+            "routing": {
+                "shadow": serving_cfg.shadow,
+                "canary_share": serving_cfg.canary_share,
+                "canary_routing": serving_cfg.canary_routing,
+            },
+        }
 
     @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(require_key)])
     async def predict_rows(body: PredictRequest) -> Response:  # type: ignore[valid-type]
@@ -261,8 +293,9 @@ def create_app(
                 predictions = served.fast.predict(part)
             else:
                 predictions = await asyncio.wrap_future(batcher.submit(served, part))
-            for position, answer in zip(positions, _answers(part, predictions, served, name, cfg.dataset.id_column),
-                                        strict=True):  # fmt: skip
+            for position, answer in zip(
+                positions, _answers(part, predictions, served, name, cfg.dataset.id_column), strict=True
+            ):
                 answers[position] = answer
             scored.append((name, served, positions, predictions))
             metrics.rows.labels(name).inc(len(positions))
@@ -271,11 +304,22 @@ def create_app(
         metrics.requests.labels("ok").inc()
         request_id = f"{random.getrandbits(128):032x}"  # an id, not a secret: uuid4's urandom call costs a syscall
         if cfg.scoring.log_predictions:
-            buffer.add(Answered(request_id=request_id, rows=rows, arms=scored, latency_ms=latency * 1000,
-                                scored_at=datetime.now(UTC), shadow=serving.challenger if serving_cfg.shadow else None))
+            buffer.add(
+                Answered(
+                    request_id=request_id,
+                    rows=rows,
+                    arms=scored,
+                    latency_ms=latency * 1000,
+                    scored_at=datetime.now(UTC),
+                    shadow=serving.challenger if serving_cfg.shadow else None,
+                )
+            )
         versions = {served.ref.version for _, served, _, _ in scored}
-        answer = {"request_id": request_id, "model_version": versions.pop() if len(versions) == 1 else None,
-                  "predictions": answers}  # fmt: skip
+        answer = {
+            "request_id": request_id,
+            "model_version": versions.pop() if len(versions) == 1 else None,
+            "predictions": answers,
+        }
         return Response(to_json(answer), media_type="application/json")
 
     return app

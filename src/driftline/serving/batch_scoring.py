@@ -41,17 +41,25 @@ MAX_ANSWER_THREADS = 4
 
 
 def output_frame(
-    frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str | np.ndarray,
-    scored_at: datetime, served_by: str | np.ndarray | None = None,
-) -> pd.DataFrame:  # fmt: skip
+    frame: pd.DataFrame,
+    predictions: Predictions,
+    cfg: DriftlineConfig,
+    model_version: str | np.ndarray,
+    scored_at: datetime,
+    served_by: str | np.ndarray | None = None,
+) -> pd.DataFrame:
     columns = output_columns(frame, predictions, cfg, model_version, scored_at, served_by)
     return pd.DataFrame(columns, index=range(len(frame)))
 
 
 def output_columns(
-    frame: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig, model_version: str | np.ndarray,
-    scored_at: datetime, served_by: str | np.ndarray | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    frame: pd.DataFrame,
+    predictions: Predictions,
+    cfg: DriftlineConfig,
+    model_version: str | np.ndarray,
+    scored_at: datetime,
+    served_by: str | np.ndarray | None = None,
+) -> dict[str, Any]:
     """The output rows as columns: arrays, or one value for every row."""
     columns: dict[str, Any] = {}
     if cfg.dataset.id_column:
@@ -68,31 +76,52 @@ def output_columns(
 
 
 def score_frame(
-    model: Pipeline, frame: pd.DataFrame, cfg: DriftlineConfig, model_version: str, scored_at: datetime | None = None,
+    model: Pipeline,
+    frame: pd.DataFrame,
+    cfg: DriftlineConfig,
+    model_version: str,
+    scored_at: datetime | None = None,
     challenger: rollout.Challenger | None = None,
-) -> tuple[pd.DataFrame, rollout.Answered]:  # fmt: skip
+) -> tuple[pd.DataFrame, rollout.Answered]:
     """The output rows (what is served) and the answers behind them (with the shadow's, under a rollout)."""
     answered = rollout.answer(model, model_version, frame, cfg.dataset, challenger)
-    scored = output_frame(frame, answered.predictions, cfg, answered.model_version, scored_at or datetime.now(UTC),
-                          answered.served_by)  # fmt: skip
+    scored = output_frame(
+        frame, answered.predictions, cfg, answered.model_version, scored_at or datetime.now(UTC), answered.served_by
+    )
     return scored, answered
 
 
 def log_records(
-    frame: pd.DataFrame, answered: rollout.Answered, cfg: DriftlineConfig, source: str, fingerprint: str,
+    frame: pd.DataFrame,
+    answered: rollout.Answered,
+    cfg: DriftlineConfig,
+    source: str,
+    fingerprint: str,
     scored_at: datetime,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """The prediction-log rows of scored rows: what was served, by whom, and the shadow's answers beside."""
     return pd.DataFrame(log_columns(frame, answered, cfg, source, fingerprint, scored_at), index=range(len(frame)))
 
 
 def log_columns(
-    frame: pd.DataFrame, answered: rollout.Answered, cfg: DriftlineConfig, source: str, fingerprint: str,
+    frame: pd.DataFrame,
+    answered: rollout.Answered,
+    cfg: DriftlineConfig,
+    source: str,
+    fingerprint: str,
     scored_at: datetime,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """`log_records` as columns: arrays, or one value for every row."""
-    rows = prediction_log.record_columns(frame, answered.predictions, cfg, answered.model_version, source,
-                                         fingerprint, scored_at, served_by=answered.served_by)  # fmt: skip
+    rows = prediction_log.record_columns(
+        frame,
+        answered.predictions,
+        cfg,
+        answered.model_version,
+        source,
+        fingerprint,
+        scored_at,
+        served_by=answered.served_by,
+    )
     if answered.shadow is not None:
         prediction_log.add_shadow(rows, answered.shadow, answered.shadow_version, cfg.dataset.task)
     return rows
@@ -135,9 +164,13 @@ class ScoredBatch:
 
 
 def score_batch(
-    batch: DataBatch, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
+    batch: DataBatch,
+    model: Pipeline,
+    cfg: DriftlineConfig,
+    model_version: str,
+    output_path: Path,
     challenger: rollout.Challenger | None = None,
-) -> tuple[ScoredFile, np.ndarray]:  # fmt: skip
+) -> tuple[ScoredFile, np.ndarray]:
     """An in-memory batch: predictions to the output file; every row, with its inputs, to one prediction-log file
     named by the batch's key (content and version). Also returns the champion's signal on the rows it answered."""
     scored_at = datetime.now(UTC)
@@ -195,10 +228,16 @@ class Source(Protocol):
 
 
 def _score_chunks(
-    chunks: Iterable[Chunk], model: Pipeline, cfg: DriftlineConfig, model_version: str,
-    scored_at: datetime, source: Source, output: IncrementalFile, log: IncrementalFile | None,
+    chunks: Iterable[Chunk],
+    model: Pipeline,
+    cfg: DriftlineConfig,
+    model_version: str,
+    scored_at: datetime,
+    source: Source,
+    output: IncrementalFile,
+    log: IncrementalFile | None,
     challenger: rollout.Challenger | None = None,
-) -> rollout.Tally:  # fmt: skip
+) -> rollout.Tally:
     # Several chunks are answered at once, each on its own thread with its share of the cores: one model call using
     # every core through OpenMP left a core idle through the single-threaded preprocessing, and its spinning threads
     # slowed the reader and writer beside it (docs/performance.md). Answers are taken in chunk order, and written on
@@ -206,8 +245,11 @@ def _score_chunks(
     def answer(chunk: Chunk) -> tuple[rollout.Answered, dict[str, Any], dict[str, Any] | None, int]:
         limit_openmp(cores_per_thread)
         answered = rollout.answer(model, model_version, chunk.frame, cfg.dataset, challenger)
-        scored = chunk.as_read(output_columns(chunk.frame, answered.predictions, cfg, answered.model_version,
-                                              scored_at, answered.served_by))  # fmt: skip
+        scored = chunk.as_read(
+            output_columns(
+                chunk.frame, answered.predictions, cfg, answered.model_version, scored_at, answered.served_by
+            )
+        )
         logged = None
         if log is not None:
             logged = chunk.as_read(log_columns(chunk.frame, answered, cfg, source.name, source.fingerprint, scored_at))
@@ -247,8 +289,13 @@ def answer_threads(cfg: DriftlineConfig) -> int:
     return cfg.scoring.threads or min(usable_cores(), MAX_ANSWER_THREADS)
 
 
-def _write(output: IncrementalFile, scored: dict[str, Any], log: IncrementalFile | None,
-           logged: dict[str, Any] | None, rows: int) -> None:  # fmt: skip
+def _write(
+    output: IncrementalFile,
+    scored: dict[str, Any],
+    log: IncrementalFile | None,
+    logged: dict[str, Any] | None,
+    rows: int,
+) -> None:
     output.write(scored, rows)
     if log is not None:
         log.write(logged, rows)
@@ -278,10 +325,16 @@ def _batch_log_path(cfg: DriftlineConfig, source: Source, model_version: str) ->
 
 
 def score_chunks(
-    chunks: Iterable[Chunk], source: Source, model: Pipeline, cfg: DriftlineConfig, model_version: str,
-    output_path: Path, scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
+    chunks: Iterable[Chunk],
+    source: Source,
+    model: Pipeline,
+    cfg: DriftlineConfig,
+    model_version: str,
+    output_path: Path,
+    scored_at: datetime | None = None,
+    challenger: rollout.Challenger | None = None,
     accept: Callable[[], object] = lambda: None,
-) -> ScoredFile:  # fmt: skip
+) -> ScoredFile:
     """Stream chunks through the model into the output file and one prediction-log file; both are written
     incrementally and appear whole, at the end, or not at all.
 
@@ -303,9 +356,14 @@ def score_chunks(
 
 
 def score_file(
-    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, output_path: Path,
-    scored_at: datetime | None = None, challenger: rollout.Challenger | None = None,
-) -> ScoredFile:  # fmt: skip
+    source: DataFile,
+    model: Pipeline,
+    cfg: DriftlineConfig,
+    model_version: str,
+    output_path: Path,
+    scored_at: datetime | None = None,
+    challenger: rollout.Challenger | None = None,
+) -> ScoredFile:
     """A file validated before, read again `scoring.chunk_rows` rows at a time and scored (`score_chunks`)."""
     chunks = read_ahead(read_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
     return score_chunks(chunks, source, model, cfg, model_version, output_path, scored_at, challenger)
@@ -323,9 +381,15 @@ def parts_folder(output_path: Path) -> Path:
 
 
 def score_part(
-    source: DataFile, model: Pipeline, cfg: DriftlineConfig, model_version: str, scored_at: datetime,
-    rows: RowRange, folder: Path, challenger: rollout.Challenger | None = None,
-) -> ScoredPart:  # fmt: skip
+    source: DataFile,
+    model: Pipeline,
+    cfg: DriftlineConfig,
+    model_version: str,
+    scored_at: datetime,
+    rows: RowRange,
+    folder: Path,
+    challenger: rollout.Challenger | None = None,
+) -> ScoredPart:
     """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
     chunks = read_ahead(read_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
     name = f"{rows.start:012d}"

@@ -56,8 +56,12 @@ def serve(ref: ModelRef, model: Pipeline, dataset: DatasetConfig) -> ServedModel
     try:
         fast = compile_pipeline(model, dataset)
     except NotReproducible as why:
-        log.warning("%s version %s is answered by its scikit-learn pipeline: the fast path cannot reproduce it (%s)",
-                    ref.name, ref.version, why)  # fmt: skip
+        log.warning(
+            "%s version %s is answered by its scikit-learn pipeline: the fast path cannot reproduce it (%s)",
+            ref.name,
+            ref.version,
+            why,
+        )
         return ServedModel(ref, model, loaded_at, dataset, None, f"the scikit-learn pipeline ({why})")
     log.info("%s version %s is answered by the fast path: %s", ref.name, ref.version, fast.tier)
     return ServedModel(ref, model, loaded_at, dataset, fast, f"the fast path: {fast.tier}")
@@ -78,8 +82,14 @@ class ModelFollower:
     logged and retried at the next poll while the loaded models keep answering.
     """
 
-    def __init__(self, source: ModelSource, dataset: DatasetConfig, poll_seconds: float, with_challenger: bool,
-                 swapped: Callable[[Serving, int], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        source: ModelSource,
+        dataset: DatasetConfig,
+        poll_seconds: float,
+        with_challenger: bool,
+        swapped: Callable[[Serving, int], None] | None = None,
+    ):
         self.source, self.dataset, self.swapped = source, dataset, swapped
         self.poll_seconds = poll_seconds
         self.with_challenger = with_challenger

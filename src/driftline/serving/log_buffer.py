@@ -133,11 +133,16 @@ def log_rows(answers: list[Answered], cfg: DriftlineConfig) -> pd.DataFrame:
         counts = [len(positions) for _, _, positions, _ in group]
         served, requests = group[0][1], [answered for answered, *_ in group]
         records = prediction_log.records(
-            request_frame(rows, cfg.dataset, beside), _joined([predictions for *_, predictions in group]), cfg,
-            served.ref.version, SOURCE, np.repeat([answered.request_id for answered in requests], counts),
+            request_frame(rows, cfg.dataset, beside),
+            _joined([predictions for *_, predictions in group]),
+            cfg,
+            served.ref.version,
+            SOURCE,
+            np.repeat([answered.request_id for answered in requests], counts),
             [answered.scored_at for answered, count in zip(requests, counts, strict=True) for _ in range(count)],
-            served_by=arm, latency_ms=np.repeat([answered.latency_ms for answered in requests], counts),
-        )  # fmt: skip
+            served_by=arm,
+            latency_ms=np.repeat([answered.latency_ms for answered in requests], counts),
+        )
         shadow = group[0][0].shadow
         if shadow is not None:
             prediction_log.add_shadow(records, shadow.predict(rows), shadow.ref.version, cfg.dataset.task)

@@ -24,7 +24,20 @@ from driftline.stack.postgres import postgres_bin, start_postgres, stop_postgres
 from driftline.stack.processes import alive, free_port
 
 __all__ = [
-    "FILE_LEASES", "LEASE_STORAGE_ENV", "MLFLOW_ADMIN_PASSWORD_ENV", "MLFLOW_PASSWORD_ENV", "MLFLOW_USER_ENV",
-    "PREFECT_SERVER_AUTH_ENV", "SERVER_ONLY_ENV", "StackSettings", "StackState", "alive", "down", "free_port",
-    "postgres_bin", "start_postgres", "stop_postgres", "up",
-]  # fmt: skip
+    "FILE_LEASES",
+    "LEASE_STORAGE_ENV",
+    "MLFLOW_ADMIN_PASSWORD_ENV",
+    "MLFLOW_PASSWORD_ENV",
+    "MLFLOW_USER_ENV",
+    "PREFECT_SERVER_AUTH_ENV",
+    "SERVER_ONLY_ENV",
+    "StackSettings",
+    "StackState",
+    "alive",
+    "down",
+    "free_port",
+    "postgres_bin",
+    "start_postgres",
+    "stop_postgres",
+    "up",
+]

@@ -27,8 +27,13 @@ MLFLOW_ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
 MLFLOW_SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # the auth app's CSRF key: the same in every server worker
 MLFLOW_USER_ENV, MLFLOW_PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 # What only a server may see: flow runs inherit the worker's environment, and must not get these.
-SERVER_ONLY_ENV = (PREFECT_DB_ENV, MLFLOW_DB_ENV, PREFECT_SERVER_AUTH_ENV, MLFLOW_ADMIN_PASSWORD_ENV,
-                   MLFLOW_SECRET_KEY_ENV)  # fmt: skip
+SERVER_ONLY_ENV = (
+    PREFECT_DB_ENV,
+    MLFLOW_DB_ENV,
+    PREFECT_SERVER_AUTH_ENV,
+    MLFLOW_ADMIN_PASSWORD_ENV,
+    MLFLOW_SECRET_KEY_ENV,
+)
 Profile = Literal["sqlite", "postgres"]
 
 
@@ -133,10 +138,11 @@ def _authentication(settings: StackSettings, env: dict[str, str]) -> tuple[dict[
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         )  # no password in it: the admin's comes from the environment
         server_env = {
-            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config), MLFLOW_ADMIN_USER_ENV: admin,
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+            MLFLOW_ADMIN_USER_ENV: admin,
             MLFLOW_ADMIN_PASSWORD_ENV: env[MLFLOW_ADMIN_PASSWORD_ENV],
             MLFLOW_SECRET_KEY_ENV: env.get(MLFLOW_SECRET_KEY_ENV) or _stored_secret(settings.root / "mlflow-key"),
-        }  # fmt: skip
+        }
         server_args = ["--app-name", "basic-auth"]
         clients[MLFLOW_USER_ENV] = env.get(MLFLOW_USER_ENV) or admin
         clients[MLFLOW_PASSWORD_ENV] = env.get(MLFLOW_PASSWORD_ENV) or env[MLFLOW_ADMIN_PASSWORD_ENV]
@@ -174,10 +180,22 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
         progress(f"Prefect server on {prefect_url} ({prefect_db.split(':', 1)[0]})")
         # Concurrency leases on disk, not in the server's memory: a restarted server still knows who holds the
         # training slot, and frees it when its holder stops renewing.
-        launch("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host,
-                                  "--port", str(settings.prefect_port)],
-               {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
-               prefect_url)  # fmt: skip
+        launch(
+            "prefect-server",
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.prefect_port),
+            ],
+            {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
+            prefect_url,
+        )
         cli_store = mlflow_db == settings.mlflow_store and settings.mlflow_artifacts is not None
         artifacts = settings.mlflow_artifacts if cli_store else str(root / "mlartifacts")
         shown = mlflow_db if mlflow_db.startswith("sqlite") else mlflow_db.split(":", 1)[0]  # no password shown
@@ -187,21 +205,53 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
             progress(f"(not served: {root / 'mlflow.db'}, the separate store of stacks before this version)")
         # The store URI goes in the environment MLflow reads it from (--backend-store-uri's variable): a password in
         # it stays out of the process list.
-        launch("mlflow-server", [sys.executable, "-m", "mlflow", "server", "--host", settings.host,
-                                 "--port", str(settings.mlflow_port),
-                                 "--artifacts-destination", artifacts, "--serve-artifacts",
-                                 *mlflow_auth_args],
-               {MLFLOW_DB_ENV: mlflow_db} | mlflow_auth_env, mlflow_url)  # fmt: skip
+        launch(
+            "mlflow-server",
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.mlflow_port),
+                "--artifacts-destination",
+                artifacts,
+                "--serve-artifacts",
+                *mlflow_auth_args,
+            ],
+            {MLFLOW_DB_ENV: mlflow_db} | mlflow_auth_env,
+            mlflow_url,
+        )
         wait_until_answers(f"{prefect_url}/api/health", state.processes[0], timeout=120)
         wait_until_answers(f"{mlflow_url}/health", state.processes[1], timeout=120)
         progress("deploying the flows (prefect.yaml)")
-        deployed = subprocess.run(_driftline("deploy", "--config", settings.config), env={**client_side, **client_env},
-                                  cwd=settings.project_dir, capture_output=True, text=True)  # fmt: skip
+        deployed = subprocess.run(
+            _driftline("deploy", "--config", settings.config),
+            env={**client_side, **client_env},
+            cwd=settings.project_dir,
+            capture_output=True,
+            text=True,
+        )
         if deployed.returncode != 0:
             raise DriftlineError(f"driftline deploy failed: {deployed.stderr.strip() or deployed.stdout.strip()}")
         progress("Prefect worker for the process work pool")
-        launch("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", env.get(
-            "DRIFTLINE_WORK_POOL", "driftline"), "--type", "process"], client_env)  # fmt: skip
+        launch(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                env.get("DRIFTLINE_WORK_POOL", "driftline"),
+                "--type",
+                "process",
+            ],
+            client_env,
+        )
         if with_watcher:
             progress("landing watcher")
             launch("watcher", _driftline("watch", "--config", settings.config), client_env)

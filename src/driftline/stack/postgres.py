@@ -41,24 +41,52 @@ def start_postgres(folder: Path, port: int, password: str, databases: list[str])
             shutil.chown(password_file, "postgres")
         password_file.chmod(0o600)
         subprocess.run(
-            _as_postgres_user([postgres_bin("initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=scram-sha-256",
-                               f"--pwfile={password_file}", "--encoding=UTF8", "--no-instructions"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            _as_postgres_user(
+                [
+                    postgres_bin("initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={password_file}",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         password_file.unlink()
     options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1"
     subprocess.run(
-        _as_postgres_user([postgres_bin("pg_ctl"), "-D", str(data_dir), "-l", str(folder / "postgres.log"),
-                           "-o", options, "-w", "-t", "60", "start"]),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        _as_postgres_user(
+            [
+                postgres_bin("pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-l",
+                str(folder / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
 
     def psql(sql: str) -> str:
         done = subprocess.run(
-            [postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
-             "-tAc", sql],
-            check=True, capture_output=True, text=True, env={**os.environ, "PGPASSWORD": password},
-        )  # fmt: skip
+            [postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres", "-tAc", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": password},
+        )
         return done.stdout.strip()
 
     if not psql("SELECT 1 FROM pg_roles WHERE rolname = 'driftline'"):

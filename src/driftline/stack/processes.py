@@ -78,9 +78,14 @@ def start_process(name: str, command: list[str], root: Path, env: dict[str, str]
     log = logs / f"{name}.log"
     with log.open("ab") as handle:
         process = subprocess.Popen(
-            command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
             start_new_session=True,
-        )  # fmt: skip
+        )
     return Started(name=name, pid=process.pid, log=str(log))
 
 

@@ -25,9 +25,13 @@ Consumed = TypeVar("Consumed")
 
 
 def validate_batch_or_quarantine(
-    batch: DataBatch, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None,
-    for_training: bool, show: ShowVerdict | None = None,
-) -> ValidationReport:  # fmt: skip
+    batch: DataBatch,
+    cfg: DriftlineConfig,
+    profile: ReferenceProfile | None,
+    trained_classes: list | None,
+    for_training: bool,
+    show: ShowVerdict | None = None,
+) -> ValidationReport:
     """Training data must carry labels; a batch to score may omit them. Labels a batch carries follow the label rules
     (driftline.validation.labels), against the champion's `trained_classes` when there is a champion.
 
@@ -44,9 +48,12 @@ def validate_batch_or_quarantine(
 
 
 def validate_file_or_quarantine(
-    path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None,
+    path: str | Path,
+    cfg: DriftlineConfig,
+    profile: ReferenceProfile | None,
+    trained_classes: list | None,
     show: ShowVerdict | None = None,
-) -> DataFile:  # fmt: skip
+) -> DataFile:
     """A file to score, read and validated `scoring.chunk_rows` rows at a time: memory does not grow with it.
 
     Refused outside the allowed folders before it is read; quarantined when unreadable or failing (DataRejected).
@@ -69,9 +76,13 @@ def champion_classes(cfg: DriftlineConfig) -> list | None:
 
 
 def admit_in_one_pass(
-    path: str | Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, trained_classes: list | None,
-    consume: Callable[[chunked.CheckedFile, Callable[[], None]], Consumed], show: ShowVerdict | None = None,
-) -> Consumed:  # fmt: skip
+    path: str | Path,
+    cfg: DriftlineConfig,
+    profile: ReferenceProfile | None,
+    trained_classes: list | None,
+    consume: Callable[[chunked.CheckedFile, Callable[[], None]], Consumed],
+    show: ShowVerdict | None = None,
+) -> Consumed:
     """A file to score, read once: each chunk validated as it is read (labels it carries against the champion's
     `trained_classes`), then handed to `consume` (scoring).
 

@@ -26,17 +26,33 @@ def remove_batch(cfg: DriftlineConfig, fingerprint: str, reason: str, actor: Act
     was down after the file had moved). DriftlineError names an unknown or ambiguous fingerprint.
     """
     archive_dir = registry_folders(cfg).archive
-    entry, changed = archive.remove_archived_batch(archive_dir, fingerprint, reason, str(actor),
-                                                   cfg.folders.quarantine)  # fmt: skip
+    entry, changed = archive.remove_archived_batch(archive_dir, fingerprint, reason, str(actor), cfg.folders.quarantine)
     registry = Registry(cfg)
-    trained = [info.version for info in registry.versions()
-               if entry.fingerprint in info.tags.get(f"{TAG}data_fingerprints", "").split(",")]  # fmt: skip
-    recorded = next((event for event in registry.audit_log() if event.action is Action.archive_removed
-                     and event.evidence.get("fingerprint") == entry.fingerprint), None)  # fmt: skip
+    trained = [
+        info.version
+        for info in registry.versions()
+        if entry.fingerprint in info.tags.get(f"{TAG}data_fingerprints", "").split(",")
+    ]
+    recorded = next(
+        (
+            event
+            for event in registry.audit_log()
+            if event.action is Action.archive_removed and event.evidence.get("fingerprint") == entry.fingerprint
+        ),
+        None,
+    )
     if recorded is None:
-        recorded = registry.record_archive_removal(entry.removal_reason or reason, actor, {
-            "fingerprint": entry.fingerprint, "source_name": entry.source_name, "rows": entry.rows,
-            "archived_at": entry.archived_at, "archived_by": entry.archived_by,
-            "quarantined_to": str(entry.location(archive_dir).resolve()), "trained_versions": trained,
-        })  # fmt: skip
+        recorded = registry.record_archive_removal(
+            entry.removal_reason or reason,
+            actor,
+            {
+                "fingerprint": entry.fingerprint,
+                "source_name": entry.source_name,
+                "rows": entry.rows,
+                "archived_at": entry.archived_at,
+                "archived_by": entry.archived_by,
+                "quarantined_to": str(entry.location(archive_dir).resolve()),
+                "trained_versions": trained,
+            },
+        )
     return Removal(entry, changed, trained, recorded.run_id)

@@ -39,12 +39,15 @@ def points(result: Backtest) -> list[Point]:
 def record_backtest(result: Backtest, files: BacktestFiles, cfg: DriftlineConfig) -> RecordedBacktest:
     registry = Registry(cfg)
     params = {
-        "config": str(cfg.source or cfg.name), "metric": result.metric, "batches": str(len(result.later)),
+        "config": str(cfg.source or cfg.name),
+        "metric": result.metric,
+        "batches": str(len(result.later)),
         "initial": ", ".join(file.name for file in result.history[: result.initial]),
         "history": ", ".join(file.name for file in result.history),
         "policies": json.dumps({r.policy.name: r.policy.describe() for r in result.replays}),
-    }  # fmt: skip
+    }
     tags = {f"{TAG}best_policy": result.best() or "none", f"{TAG}config_fingerprint": cfg.fingerprint}
-    run_id = registry.log_backtest(f"backtest-{result.name}", tags, params, points(result),
-                                   [files.json, files.png, files.html])  # fmt: skip
+    run_id = registry.log_backtest(
+        f"backtest-{result.name}", tags, params, points(result), [files.json, files.png, files.html]
+    )
     return RecordedBacktest(run_id, registry.backtest_run_url(run_id))

@@ -55,8 +55,11 @@ def processed_before(batch: DataBatch, cfg: DriftlineConfig, flow_run_id: str | 
     A run that failed or is still running elsewhere does not count; content the ledger holds no outcome of (archived
     by training, or before outcomes were recorded) counts as processed when it is in the archive."""
     folders = registry_folders(cfg)
-    outcomes = [record for record in Ledger(folders.landing_ledger).of_content(batch.fingerprint)
-                if isinstance(record, Outcome) and record.flow_run_id != flow_run_id]  # fmt: skip
+    outcomes = [
+        record
+        for record in Ledger(folders.landing_ledger).of_content(batch.fingerprint)
+        if isinstance(record, Outcome) and record.flow_run_id != flow_run_id
+    ]
     succeeded = next((outcome for outcome in outcomes if outcome.state == SUCCEEDED), None)
     if succeeded is not None:
         return Path(succeeded.data).name

@@ -11,7 +11,10 @@ from driftline.registry import Champion, Registry
 
 
 def watch_new_champion(
-    drift: DriftResult | None, champion: Champion, cfg: DriftlineConfig, live_metrics: dict[str, float] | None = None,
+    drift: DriftResult | None,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    live_metrics: dict[str, float] | None = None,
     live_breaches: list[str] | None = None,
 ) -> Degradation:
     """Whether a recently promoted champion goes back to `previous`: the registry's record of it, judged now.
@@ -22,10 +25,16 @@ def watch_new_champion(
     registry = Registry(cfg)
     version = champion.ref.version
     return degradation(
-        cfg, version, registry.promoted_at(version), datetime.now(UTC), registry.alias_holders().previous is not None,
-        drift=drift, live_metrics=live_metrics, promotion_metrics=registry.holdout_metrics_of(champion.ref.run_id),
+        cfg,
+        version,
+        registry.promoted_at(version),
+        datetime.now(UTC),
+        registry.alias_holders().previous is not None,
+        drift=drift,
+        live_metrics=live_metrics,
+        promotion_metrics=registry.holdout_metrics_of(champion.ref.run_id),
         live_breaches=live_breaches,
-    )  # fmt: skip
+    )
 
 
 def automatic_rollback_reason(verdict: Degradation) -> str:

@@ -52,8 +52,9 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     result = detect_drift(reference.stats, observed.frame, cfg, current_predictions=signal)
     at = data_time(observed, cfg)
     snapshot = evidently_report.Snapshot(f"drift {observed.name}", at, champion.ref.version)
-    report = evidently_report.write_report(reference.features, observed.frame, cfg, report_path(observed, cfg),
-                                           snapshot, result.columns)  # fmt: skip
+    report = evidently_report.write_report(
+        reference.features, observed.frame, cfg, report_path(observed, cfg), snapshot, result.columns
+    )
     watermark = observed.through if isinstance(observed, LogWindow) else None
     registry = Registry(cfg)
     run_id = registry.log_monitoring(
@@ -61,7 +62,10 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     )
     registry.log_drift_trend(result.figures(), at)
     return DriftCheck(
-        result, run_id, report, registry.run_url(run_id),
+        result,
+        run_id,
+        report,
+        registry.run_url(run_id),
         registry.artifact_url(run_id, f"{REPORTS}/{report.name}") or report.as_uri(),
         registry.version_url(champion.ref.version),
-    )  # fmt: skip
+    )

@@ -27,9 +27,13 @@ def judge_challenger(candidate: TrainedCandidate, cfg: DriftlineConfig, actor: A
     champion = registry.champion()
     trained = candidate.trained
     decision = judge(
-        cfg, trained.model, trained.holdout, trained.metrics,
-        registry.load_model(champion) if champion is not None else None, champion.version if champion else None,
-    )  # fmt: skip
+        cfg,
+        trained.model,
+        trained.holdout,
+        trained.metrics,
+        registry.load_model(champion) if champion is not None else None,
+        champion.version if champion else None,
+    )
     registry.record_gate(candidate.ref, decision, actor)
     registry.log_importances(candidate.ref, decision.explanation.challenger)
     version, run_id = candidate.ref.version, candidate.ref.run_id

@@ -39,9 +39,14 @@ def measure_kpis(cfg: DriftlineConfig, prefect_training_runs: TrainingRunHistory
         training_runs = registry.training_runs()
         source = "MLflow training runs (no Prefect API reachable: runs that failed before logging are not seen)"
     history = LoopHistory(
-        transitions=registry.transitions(), detections=registry.detections(), training_runs=training_runs,
-        training_runs_source=source, newest_training_data=newest_training_data(registry.folders.archive),
-        scoring_runs=registry.scoring_runs(), monitored_batches=registry.monitored_batches(),
-        live_checks=registry.live_checks(), champion_version=registry.alias_holders().champion,
-    )  # fmt: skip
+        transitions=registry.transitions(),
+        detections=registry.detections(),
+        training_runs=training_runs,
+        training_runs_source=source,
+        newest_training_data=newest_training_data(registry.folders.archive),
+        scoring_runs=registry.scoring_runs(),
+        monitored_batches=registry.monitored_batches(),
+        live_checks=registry.live_checks(),
+        champion_version=registry.alias_holders().champion,
+    )
     return compute_kpis(history, datetime.now(UTC))

@@ -37,8 +37,10 @@ class PerformanceReport:
     @property
     def degradation_reason(self) -> str:
         """Why it counts as degraded: what the retraining run records as its trigger."""
-        return "; ".join([f"performance degraded: {self.degradation.reason}"] * self.degradation.degraded
-                         + [f"slices or fairness breached: {reason}" for reason in self.live.counted])  # fmt: skip
+        return "; ".join(
+            [f"performance degraded: {self.degradation.reason}"] * self.degradation.degraded
+            + [f"slices or fairness breached: {reason}" for reason in self.live.counted]
+        )
 
 
 def measure_performance(
@@ -60,22 +62,43 @@ def measure_performance(
     )
     new_rows = performance.newly_labeled(joined, folders.label_store, cfg.dataset.id_column)
     keys = touched_batches(new_rows)
-    live = fairness_watch.check_batches(joined.labeled, version, registry.at_promotion(champion.ref.run_id), cfg,
-                                        classes, {source for v, source in keys if v == version})  # fmt: skip
-    counts = {"labeled_rows": len(joined.labeled), "pending_predictions": joined.pending_predictions,
-              "unmatched_labels": joined.unmatched_labels}  # fmt: skip
-    summary = {**counts, "unmatched_examples": joined.unmatched_examples, "label_files": intake.accepted,
-               "degradation": degradation, "results": results,
-               "slices_and_fairness": {"verdict": live.summary, **asdict(live)}}  # fmt: skip
+    live = fairness_watch.check_batches(
+        joined.labeled,
+        version,
+        registry.at_promotion(champion.ref.run_id),
+        cfg,
+        classes,
+        {source for v, source in keys if v == version},
+    )
+    counts = {
+        "labeled_rows": len(joined.labeled),
+        "pending_predictions": joined.pending_predictions,
+        "unmatched_labels": joined.unmatched_labels,
+    }
+    summary = {
+        **counts,
+        "unmatched_examples": joined.unmatched_examples,
+        "label_files": intake.accepted,
+        "degradation": degradation,
+        "results": results,
+        "slices_and_fairness": {"verdict": live.summary, **asdict(live)},
+    }
     steps = performance.batch_steps(logged)
     run_id = registry.log_performance(champion.ref, results, steps, degradation, live, counts, summary)
     add_dashboard_snapshots(joined, keys, results, live, cfg, classes)
     archive_labeled_rows(new_rows, cfg, folders, archived_by)
     return PerformanceReport(
-        results=results, degradation=degradation, labeled_rows=len(joined.labeled),
-        pending_predictions=joined.pending_predictions, unmatched_labels=joined.unmatched_labels,
-        mlflow_run_id=run_id, mlflow_run_url=registry.run_url(run_id), labeled=joined.labeled, steps=steps, live=live,
-    )  # fmt: skip
+        results=results,
+        degradation=degradation,
+        labeled_rows=len(joined.labeled),
+        pending_predictions=joined.pending_predictions,
+        unmatched_labels=joined.unmatched_labels,
+        mlflow_run_id=run_id,
+        mlflow_run_url=registry.run_url(run_id),
+        labeled=joined.labeled,
+        steps=steps,
+        live=live,
+    )
 
 
 def touched_batches(new_rows: pd.DataFrame) -> set[tuple[str, str]]:
@@ -85,9 +108,14 @@ def touched_batches(new_rows: pd.DataFrame) -> set[tuple[str, str]]:
     return set(zip(new_rows[prediction_log.MODEL_VERSION], new_rows[prediction_log.SOURCE], strict=True))
 
 
-def add_dashboard_snapshots(joined: performance.LabelJoin, keys: set[tuple[str, str]],
-                            results: list[performance.Performance], live: fairness_watch.LiveChecks,
-                            cfg: DriftlineConfig, classes: list | None) -> None:  # fmt: skip
+def add_dashboard_snapshots(
+    joined: performance.LabelJoin,
+    keys: set[tuple[str, str]],
+    results: list[performance.Performance],
+    live: fairness_watch.LiveChecks,
+    cfg: DriftlineConfig,
+    classes: list | None,
+) -> None:
     """Evidently snapshots per scoring batch that gained labels in this run, at the time it was scored: the model's
     quality, and the champion's slices and fairness."""
     if not keys:
@@ -100,20 +128,26 @@ def add_dashboard_snapshots(joined: performance.LabelJoin, keys: set[tuple[str, 
     for result in results:
         if (result.model_version, result.source) not in keys:
             continue
-        rows = frame[(frame[prediction_log.MODEL_VERSION] == result.model_version)
-                     & (frame[prediction_log.SOURCE] == result.source)]  # fmt: skip
-        snapshot = evidently_report.Snapshot(f"performance {result.source} v{result.model_version}",
-                                             result.data_time, result.model_version)  # fmt: skip
+        rows = frame[
+            (frame[prediction_log.MODEL_VERSION] == result.model_version)
+            & (frame[prediction_log.SOURCE] == result.source)
+        ]
+        snapshot = evidently_report.Snapshot(
+            f"performance {result.source} v{result.model_version}", result.data_time, result.model_version
+        )
         evidently_report.add_performance_snapshot(rows, cfg, snapshot, prediction_log.PREDICTION, probabilities)
         if (result.model_version, result.source) in watched:
             add_watch_snapshots(watched[result.model_version, result.source], snapshot, cfg)
 
 
-def add_watch_snapshots(batch: fairness_watch.BatchCheck, snapshot: evidently_report.Snapshot,
-                        cfg: DriftlineConfig) -> None:  # fmt: skip
+def add_watch_snapshots(
+    batch: fairness_watch.BatchCheck, snapshot: evidently_report.Snapshot, cfg: DriftlineConfig
+) -> None:
     """The batch's slice and fairness figures beside its performance snapshot, at the same time."""
-    for tag, figures in ((evidently_report.SLICES_TAG, batch.slice_figures()),
-                         (evidently_report.FAIRNESS_TAG, batch.fairness_figures())):  # fmt: skip
+    for tag, figures in (
+        (evidently_report.SLICES_TAG, batch.slice_figures()),
+        (evidently_report.FAIRNESS_TAG, batch.fairness_figures()),
+    ):
         named = replace(snapshot, name=f"{tag} {batch.source} v{batch.model_version}")
         evidently_report.add_figures_snapshot(figures, tag, cfg, named)
 

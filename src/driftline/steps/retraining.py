@@ -31,9 +31,11 @@ def retraining_window(
         problems += label_problems(batch.frame, rules)
         if problems:
             by = f" by {entry.archived_by}" if entry.archived_by else ""
-            reasons.append(f"batch {entry.source_name} (sha256 {entry.fingerprint[:12]}, archived {entry.archived_at}"
-                           f"{by}): {'; '.join(problems)}; take it out of every future retraining window: "
-                           f"{archive.removal_command(entry, cfg.source)}")  # fmt: skip
+            reasons.append(
+                f"batch {entry.source_name} (sha256 {entry.fingerprint[:12]}, archived {entry.archived_at}"
+                f"{by}): {'; '.join(problems)}; take it out of every future retraining window: "
+                f"{archive.removal_command(entry, cfg.source)}"
+            )
     if reasons:
         raise DataRejected(f"retraining window of {cfg.registry.model_name}", reasons)
     return entries, batches

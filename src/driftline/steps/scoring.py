@@ -26,9 +26,12 @@ from driftline.validation.chunked import CheckedFile
 
 
 def score_batch(
-    batch: DataBatch, champion: Champion, cfg: DriftlineConfig, output: str | None,
+    batch: DataBatch,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    output: str | None,
     challenger: rollout.Challenger | None = None,
-) -> ScoredBatch:  # fmt: skip
+) -> ScoredBatch:
     """Predictions to the output file; every row, with its inputs, to the prediction log that monitoring reads."""
     started, version = time.perf_counter(), champion.ref.version
     path = batch_scoring.output_path(output, cfg, batch.path)
@@ -42,9 +45,13 @@ def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) 
 
 
 def validate_and_score_file(
-    path: str | Path, champion: Champion, cfg: DriftlineConfig, output: str | None,
-    challenger: rollout.Challenger | None = None, show: admission.ShowVerdict | None = None,
-) -> tuple[DataFile, ScoredBatch]:  # fmt: skip
+    path: str | Path,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    output: str | None,
+    challenger: rollout.Challenger | None = None,
+    show: admission.ShowVerdict | None = None,
+) -> tuple[DataFile, ScoredBatch]:
     """One pass over a file: each chunk read once, validated against the champion's profile, then streamed through
     the champion (and a rollout's challenger) into the output file and one prediction-log file.
 
@@ -55,20 +62,27 @@ def validate_and_score_file(
     destination = batch_scoring.output_path(output, cfg, Path(path))  # a bad --output is refused before reading
 
     def score(checked: CheckedFile, verdict: Callable[[], None]) -> tuple[DataFile, ScoredFile]:
-        scored = batch_scoring.score_chunks(checked, checked, champion.model, cfg, version, destination,
-                                            challenger=challenger, accept=verdict)  # fmt: skip
+        scored = batch_scoring.score_chunks(
+            checked, checked, champion.model, cfg, version, destination, challenger=challenger, accept=verdict
+        )
         return checked.source, scored
 
     reference = champion.reference
-    source, scored = admission.admit_in_one_pass(path, cfg, reference.profile, reference.trained_classes(cfg.dataset),
-                                                 score, show)  # fmt: skip
+    source, scored = admission.admit_in_one_pass(
+        path, cfg, reference.profile, reference.trained_classes(cfg.dataset), score, show
+    )
     return source, _recorded(scored, source.name, version, time.perf_counter() - started, cfg)
 
 
 def score_partition(
-    source: DataFile, champion: ModelRef, cfg: DriftlineConfig, scored_at: datetime, rows: RowRange, folder: Path,
+    source: DataFile,
+    champion: ModelRef,
+    cfg: DriftlineConfig,
+    scored_at: datetime,
+    rows: RowRange,
+    folder: Path,
     challenger_version: str | None = None,
-) -> ScoredPart:  # fmt: skip
+) -> ScoredPart:
     """One row range, on whichever worker runs it; the worker loads the model versions from the registry (skops,
     reviewed types) instead of receiving pickled models."""
     registry, held = Registry(cfg), None
@@ -80,9 +94,13 @@ def score_partition(
 
 
 def assemble_output(
-    parts: list[ScoredPart], source: DataFile, champion: ModelRef, cfg: DriftlineConfig, output: str | None,
+    parts: list[ScoredPart],
+    source: DataFile,
+    champion: ModelRef,
+    cfg: DriftlineConfig,
+    output: str | None,
     scored_at: datetime,
-) -> ScoredBatch:  # fmt: skip
+) -> ScoredBatch:
     """The parts joined in row order into the output file and one log file, each appearing whole."""
     path = batch_scoring.output_path(output, cfg, source.path)
     scored = batch_scoring.assemble(parts, source, cfg, path, champion.version)

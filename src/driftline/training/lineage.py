@@ -10,8 +10,18 @@ from pathlib import Path
 
 from driftline.config import DriftlineConfig
 
-TRACKED_PACKAGES = ["driftline", "scikit-learn", "pandas", "numpy", "scipy", "mlflow", "prefect", "great-expectations",
-                    "evidently", "skops"]  # fmt: skip
+TRACKED_PACKAGES = [
+    "driftline",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "mlflow",
+    "prefect",
+    "great-expectations",
+    "evidently",
+    "skops",
+]
 GIT_COMMIT_ENV = "DRIFTLINE_GIT_COMMIT"
 
 
@@ -49,8 +59,13 @@ def git_commit(folder: Path | None = None) -> str | None:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return built_from
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10)  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return built_from

@@ -31,8 +31,9 @@ def untrainable_reasons(frame: pd.DataFrame, cfg: DriftlineConfig) -> list[str]:
         return reasons
     counts = frame[target].value_counts()
     if len(counts) < 2:
-        reasons.append(f"target {target!r} has one class {sorted(map(str, counts.index))}; a classifier needs two or "
-                       "more")  # fmt: skip
+        reasons.append(
+            f"target {target!r} has one class {sorted(map(str, counts.index))}; a classifier needs two or more"
+        )
     elif counts.min() < 2:
         reasons.append(f"class {counts.idxmin()!r} of target {target!r} has one row; each class needs at least two")
     return reasons

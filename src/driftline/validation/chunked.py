@@ -60,8 +60,9 @@ class RepeatedValues:
             handle.close()
         repeated = []
         for index in range(self.BUCKETS):
-            hashes, counts = np.unique(np.fromfile(self._folder / f"bucket-{index:02d}.u64", dtype=np.uint64),
-                                       return_counts=True)  # fmt: skip
+            hashes, counts = np.unique(
+                np.fromfile(self._folder / f"bucket-{index:02d}.u64", dtype=np.uint64), return_counts=True
+            )
             repeated.append(hashes[counts > 1])
         return np.concatenate(repeated)
 
@@ -92,8 +93,13 @@ class StreamedValidation:
     labels, given a tally, are counted chunk by chunk and judged on the whole file.
     """
 
-    def __init__(self, expectations_for: Callable[[pd.DataFrame], list[Any]], scratch: Path, suite_name: str,
-                 labels: LabelTally | None = None):  # fmt: skip
+    def __init__(
+        self,
+        expectations_for: Callable[[pd.DataFrame], list[Any]],
+        scratch: Path,
+        suite_name: str,
+        labels: LabelTally | None = None,
+    ):
         self._expectations_for, self._labels, self._suite_name = expectations_for, labels, suite_name
         scratch.mkdir(parents=True, exist_ok=True)
         self._folder = tempfile.TemporaryDirectory(dir=scratch, prefix=".validation-")
@@ -155,8 +161,15 @@ class CheckedFile:
     Use it as a context manager: the spilled hashes are removed on leaving.
     """
 
-    def __init__(self, path: Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool,
-                 labels: LabelRules | None = None, suite_name: str = "driftline"):  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        cfg: DriftlineConfig,
+        profile: ReferenceProfile | None,
+        for_training: bool,
+        labels: LabelRules | None = None,
+        suite_name: str = "driftline",
+    ):
         self.path, self._dataset, self._chunk_rows = path, cfg.dataset, cfg.scoring.chunk_rows
         self._before = FileStamp.of(path) if path.is_file() else None
         self.fingerprint = fingerprint_file(path) if path.is_file() else ""
@@ -229,9 +242,12 @@ class CheckedFile:
 
 
 def validate_file(
-    path: Path, cfg: DriftlineConfig, profile: ReferenceProfile | None, for_training: bool,
+    path: Path,
+    cfg: DriftlineConfig,
+    profile: ReferenceProfile | None,
+    for_training: bool,
     labels: LabelRules | None = None,
-) -> tuple[DataFile, ValidationReport]:  # fmt: skip
+) -> tuple[DataFile, ValidationReport]:
     """Read a file chunk by chunk (`scoring.chunk_rows`) and validate it in bounded memory; nothing is kept.
 
     Labels are required when training; labels a file carries are checked by `labels` (the rules of every labeled

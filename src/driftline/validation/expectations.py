@@ -20,9 +20,24 @@ from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import Outcome, ValidationReport, build_report
 
 NUMERIC_DTYPES = [
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "Int8", "Int16", "Int32", "Int64", "Float32", "Float64",
-]  # fmt: skip
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Float32",
+    "Float64",
+]
 
 
 def _gx():
@@ -165,17 +180,27 @@ def validate_frame(
 
 
 # --- a file read in chunks: GX's expectations judge counts taken in one pass over each chunk --------------------
-ALL_CHUNKS_PASS = {"expect_column_to_exist", "expect_column_values_to_be_in_type_list",
-                   "expect_table_columns_to_match_set"}  # fmt: skip
+ALL_CHUNKS_PASS = {
+    "expect_column_to_exist",
+    "expect_column_values_to_be_in_type_list",
+    "expect_table_columns_to_match_set",
+}
 PARTIAL_EXAMPLES = 20  # GX's SUMMARY format keeps this many unexpected values and their rows
 SUMMARY = {"result_format": "SUMMARY"}  # the result format GX validates a batch in
 # Map metrics whose condition looks at one row at a time and needs no other metric: counted chunk by chunk with
 # GX's own condition function. Any other map expectation runs through GX on each chunk.
 ROW_LOCAL_METRICS = {
-    "column_values.nonnull", "column_values.null", "column_values.between", "column_values.in_set",
-    "column_values.not_in_set", "column_values.in_type_list", "column_values.match_regex",
-    "column_values.not_match_regex", "column_values.value_length_between", "column_values.value_length_equals",
-}  # fmt: skip
+    "column_values.nonnull",
+    "column_values.null",
+    "column_values.between",
+    "column_values.in_set",
+    "column_values.not_in_set",
+    "column_values.in_type_list",
+    "column_values.match_regex",
+    "column_values.not_match_regex",
+    "column_values.value_length_between",
+    "column_values.value_length_equals",
+}
 ACROSS_FILE_METRICS = {"column_values.unique"}  # repeats across chunks: counted by the caller over the whole file
 
 
@@ -211,8 +236,11 @@ def _engine():
 
 
 def _table_metrics(frame: pd.DataFrame) -> dict[str, Any]:
-    return {"table.columns": list(frame.columns), "table.row_count": len(frame),
-            "table.column_types": [{"name": n, "type": t} for n, t in zip(frame.columns, frame.dtypes, strict=True)]}
+    return {
+        "table.columns": list(frame.columns),
+        "table.row_count": len(frame),
+        "table.column_types": [{"name": n, "type": t} for n, t in zip(frame.columns, frame.dtypes, strict=True)],
+    }
 
 
 class Check:
@@ -275,8 +303,13 @@ class Check:
             self.failed = outcome
             return
         result, labels = outcome.result, outcome.result.get("partial_unexpected_index_list") or []
-        self.counts.add(result["element_count"], result.get("missing_count") or 0, result["unexpected_count"] or 0,
-                        result.get("partial_unexpected_list") or [], offset + frame.index.get_indexer(labels))
+        self.counts.add(
+            result["element_count"],
+            result.get("missing_count") or 0,
+            result["unexpected_count"] or 0,
+            result.get("partial_unexpected_list") or [],
+            offset + frame.index.get_indexer(labels),
+        )
 
     def _counted(
         self, frame: pd.DataFrame, offset: int, nulls: dict[str, np.ndarray]
@@ -284,8 +317,9 @@ class Check:
         """Rows, nulls, rejected rows and the first of them (values, rows in the file), by GX's condition function."""
         rows, column = frame, frame[self.column]
         if self._domain_kwargs.get("row_condition"):
-            rows = _engine()._apply_row_condition_filter(frame, self._domain_kwargs["row_condition"],
-                                                         self._domain_kwargs)  # fmt: skip
+            rows = _engine()._apply_row_condition_filter(
+                frame, self._domain_kwargs["row_condition"], self._domain_kwargs
+            )
             column, nulls = rows[self.column], {}
         null = nulls.get(self.column)
         if null is None:
@@ -328,9 +362,13 @@ class Check:
 
     def _map_metrics(self, counts: Counts) -> dict[str, Any]:
         metric = self.map_metric
-        return {"table.row_count": counts.rows, "column_values.nonnull.unexpected_count": counts.nulls,
-                f"{metric}.unexpected_count": counts.unexpected, f"{metric}.unexpected_values": counts.values,
-                f"{metric}.unexpected_index_list": counts.positions}  # fmt: skip
+        return {
+            "table.row_count": counts.rows,
+            "column_values.nonnull.unexpected_count": counts.nulls,
+            f"{metric}.unexpected_count": counts.unexpected,
+            f"{metric}.unexpected_values": counts.values,
+            f"{metric}.unexpected_index_list": counts.positions,
+        }
 
     def _judged(self, metrics: dict[str, Any]) -> Outcome:
         verdict = self.expectation._validate(metrics, SUMMARY, _engine())

@@ -84,37 +84,55 @@ class LabelTally:
         if not self.seen:
             return []
         column = {"column": self.rules.column}
-        present = Outcome(LABELS_PRESENT, column, self.missing == 0,
-                          {"element_count": self.rows, "missing_count": self.missing, "problem":
-                           f"column {self.rules.column!r}: {self.missing} of {self.rows} rows have no label; fill "
-                           "them in or drop those rows"})  # fmt: skip
+        present = Outcome(
+            LABELS_PRESENT,
+            column,
+            self.missing == 0,
+            {
+                "element_count": self.rows,
+                "missing_count": self.missing,
+                "problem": f"column {self.rules.column!r}: {self.missing} of {self.rows} rows have no label; fill "
+                "them in or drop those rows",
+            },
+        )
         return [present, Outcome(LABELS_FIT_TASK, column, *self._fit())]
 
     def _fit(self) -> tuple[bool, dict]:
         rules, column = self.rules, self.rules.column
         if not rules.task.is_classification:
-            return self.not_finite == 0, {"not_finite": self.not_finite, "problem": (
-                f"column {column!r}: {self.not_finite} labels are not finite numbers (e.g. {', '.join(self.examples)})"
-                "; a regression target needs a number on every row")}  # fmt: skip
+            return self.not_finite == 0, {
+                "not_finite": self.not_finite,
+                "problem": (
+                    f"column {column!r}: {self.not_finite} labels are not finite numbers "
+                    f"(e.g. {', '.join(self.examples)}); a regression target needs a number on every row"
+                ),
+            }
         found = sorted(self.classes)
         trained = None if rules.trained_classes is None else sorted(class_values(rules.trained_classes))
         new = [] if trained is None else [label for label in found if label not in trained]
         result: dict = {"classes": found, "trained_classes": trained, "new_classes": new}
         if rules.task is Task.binary and trained is None:
-            result["problem"] = (f"dataset.task is binary but target {column!r} has {len(found)} classes "
-                                 f"{found[:SHOWN]}; fix the labels or set task: multiclass")  # fmt: skip
+            result["problem"] = (
+                f"dataset.task is binary but target {column!r} has {len(found)} classes "
+                f"{found[:SHOWN]}; fix the labels or set task: multiclass"
+            )
             return len(found) <= 2, result
         if rules.task is Task.binary:
-            result["problem"] = (f"dataset.task is binary but target {column!r} has classes {found[:SHOWN]}: "
-                                 f"{new[:SHOWN]} not among the champion's classes {trained}; fix the labels (a binary "
-                                 "model learns exactly two classes)")  # fmt: skip
+            result["problem"] = (
+                f"dataset.task is binary but target {column!r} has classes {found[:SHOWN]}: "
+                f"{new[:SHOWN]} not among the champion's classes {trained}; fix the labels (a binary "
+                "model learns exactly two classes)"
+            )
             return not new, result
-        unseen = (f"target {column!r} has classes {new[:SHOWN]} the champion was never trained on (it knows "
-                  f"{trained[:SHOWN] if trained else []})")  # fmt: skip
+        unseen = (
+            f"target {column!r} has classes {new[:SHOWN]} the champion was never trained on (it knows "
+            f"{trained[:SHOWN] if trained else []})"
+        )
         if new and rules.allow_new_classes:
             result["note"] = f"{unseen}; accepted (validation.allow_new_classes): the next retrain learns them"
-        result["problem"] = (f"{unseen}; fix the labels, or set validation.allow_new_classes: true to learn them at "
-                             "the next retrain")  # fmt: skip
+        result["problem"] = (
+            f"{unseen}; fix the labels, or set validation.allow_new_classes: true to learn them at the next retrain"
+        )
         return not new or rules.allow_new_classes, result
 
 

@@ -91,8 +91,10 @@ def build_report(outcomes: list[Outcome]) -> ValidationReport:
 
     missing = failed_columns("expect_column_to_exist")
     root_cause = {column: "expect_column_to_exist" for column in missing}
-    root_cause |= {c: "expect_column_values_to_be_in_type_list"
-                   for c in failed_columns("expect_column_values_to_be_in_type_list") - missing}  # fmt: skip
+    root_cause |= {
+        c: "expect_column_values_to_be_in_type_list"
+        for c in failed_columns("expect_column_values_to_be_in_type_list") - missing
+    }
     failures, details = [], []
     for outcome in outcomes:
         kind, kwargs = outcome.kind, outcome.kwargs

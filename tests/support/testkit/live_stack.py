@@ -72,7 +72,7 @@ def write_data(folder: Path) -> dict[str, Path]:
         "stable_a.csv": make_frame(800, seed=2, start=START + 10 * WEEK, id_offset=10_000),
         "stable_b.csv": make_frame(800, seed=3, start=START + 10 * WEEK, id_offset=20_000),
         "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 11 * WEEK, id_offset=40_000), 5),
-    }  # fmt: skip
+    }
     folder.mkdir(parents=True)
     return write_frames(folder, frames)
 

@@ -18,8 +18,16 @@ def cli_env(prefect_api_url: str, **extra: str) -> dict[str, str]:
 
 def start_cli(args: list[str], env: dict[str, str], cwd: Path, **popen) -> subprocess.Popen:
     """`driftline ARGS` in its own process group, so a kill reaches everything it started."""
-    return subprocess.Popen([str(DRIFTLINE), *args], cwd=cwd, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)  # fmt: skip
+    return subprocess.Popen(
+        [str(DRIFTLINE), *args],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def kill_hard(process: subprocess.Popen) -> None:
