@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 
-# Everything a run writes stays in the project folder; no telemetry (no network here).
+# Everything a run writes stays in the project folder; no telemetry (no network here). A CLI run without a Prefect
+# server records its flow runs in the workspace's .driftline/prefect/prefect.db, the database `make up` serves.
 export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo flights backtest-flights test test-slow test-integration lint bench bench-serve serve up up-postgres down ui-mlflow ui-prefect dashboard clean
+.PHONY: install config-docs demo flights backtest-flights test test-slow test-integration lint bench bench-serve serve up up-postgres down ui-mlflow ui-prefect dashboard clean
 
 install: $(VENV)/.installed
 
@@ -46,7 +47,8 @@ test-integration: install
 	$(BIN)/python -m pytest -m integration tests/integration tests/reliability
 
 # The local stack: Prefect server, MLflow server (artifacts served), a process worker, the landing watcher.
-# `make up` keeps both servers on SQLite files; `make up-postgres` puts both on a private PostgreSQL cluster.
+# `make up` serves the SQLite files the CLI writes (after `make demo`, both UIs show the demo's runs); CLI commands
+# report to its servers while it runs. `make up-postgres` puts both on a private PostgreSQL cluster, starting empty.
 up: install
 	$(BIN)/driftline stack up --config $(CONFIG)
 
@@ -60,6 +62,11 @@ down: install
 lint: install
 	$(BIN)/ruff format --check src flows tasks tests benchmarks
 	$(BIN)/ruff check src flows tasks tests benchmarks
+	$(BIN)/python -m driftline.config.reference_page --check docs/configuration.md
+
+# docs/configuration.md's tables from the config models' fields, defaults and descriptions (a test checks they agree).
+config-docs: install
+	$(BIN)/python -m driftline.config.reference_page docs/configuration.md
 
 # Every benchmarks/bench_*.py in turn; each prints its figures and exits non-zero when its target is missed.
 bench: install
@@ -76,12 +83,13 @@ bench-serve: install
 serve: install
 	$(BIN)/driftline serve --config $(CONFIG)
 
-# Open the UIs on what the demo (or any CLI run) recorded.
+# Open the UIs on what the demo (or any CLI run) recorded, without the stack (`make up` shows the same, and more).
 ui-mlflow: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///.driftline/mlflow.db --port 5000
 
 ui-prefect: install
-	$(BIN)/prefect server start --port 4200
+	PREFECT_SERVER_DATABASE_CONNECTION_URL="$${PREFECT_SERVER_DATABASE_CONNECTION_URL:-sqlite+aiosqlite:///$(CURDIR)/.driftline/prefect/prefect.db}" \
+		$(BIN)/prefect server start --port 4200
 
 # Evidently's UI on the monitoring snapshots (drift and performance per batch): http://127.0.0.1:8000
 DASHBOARD_PORT ?= 8000

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
 from driftline.flows.partitioned_scoring import score_on_dask
-from driftline.flows.steps import admit_file
 from driftline.tasks.data import file_as_scored, waiting_in_inbox
 from driftline.tasks.registry import load_challenger, load_champion
 from driftline.tasks.scoring import validate_and_score_file
+from driftline.tasks.validation import validate_file
 from prefect import flow
 
 from driftline.config import DriftlineConfig, load_config
@@ -57,6 +57,7 @@ def admit_and_score(
     """In this process, one pass: each chunk read once, validated, scored and written. On Dask the file is validated
     first, then each worker reads and scores its own row range."""
     if cfg.scoring.engine == "dask":
-        source = admit_file(path, cfg, champion)
+        profile, classes = champion.reference.profile, champion.reference.trained_classes(cfg.dataset)
+        source = validate_file(path, cfg, profile, classes)  # read and validated chunk by chunk, never held whole
         return source, score_on_dask(source, champion.ref, cfg, output, challenger and challenger.version)
     return validate_and_score_file(path, champion, cfg, output, challenger)

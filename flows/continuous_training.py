@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from driftline.flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
-from driftline.flows.steps import admit_batch, retraining_reason
 from driftline.flows.training import training
-from driftline.tasks.data import archive_batch, processed_before
+from driftline.tasks.data import archive_batch, load_batch, processed_before
 from driftline.tasks.drift import check_drift
-from driftline.tasks.registry import load_challenger
+from driftline.tasks.registry import load_challenger, load_champion
 from driftline.tasks.scoring import score_batch
+from driftline.tasks.validation import validate_batch
 from prefect import flow
 
+from driftline.config import load_config
 from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
 from driftline.steps import batch_outcomes
+from driftline.steps.retraining import retraining_reason
 
 
 def record_outcome(outcome: str):
@@ -37,7 +39,11 @@ def record_outcome(outcome: str):
     on_crashed=[record_outcome(FAILED)],
 )
 def continuous_training(params: BatchParams) -> RunSummary:
-    cfg, champion, batch = admit_batch(params)  # load → validate; a rejected file is quarantined, the run fails
+    cfg = load_config(params.config)
+    champion = load_champion(cfg)  # NoChampion before the first promotion: nothing is written
+    batch = load_batch(params.data, cfg)
+    profile, classes = champion.reference.profile, champion.reference.trained_classes(cfg.dataset)
+    validate_batch(batch, cfg, profile, for_training=False, trained_classes=classes)  # failing: quarantined, run fails
     earlier = processed_before(batch, cfg)
     if earlier is not None:  # the same bytes again, processed before (a re-sent event, a copy): nothing new
         return RunSummary(batch=batch.name, fingerprint=batch.fingerprint, duplicate_of=earlier)

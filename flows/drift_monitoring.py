@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from driftline.flows.params import MonitoringOutcome, MonitorParams, TrainParams
-from driftline.flows.steps import admit, retraining_reason
 from driftline.flows.training import training
-from driftline.tasks.data import archive_batch, new_predictions
+from driftline.tasks.data import archive_batch, load_batch, new_predictions
 from driftline.tasks.drift import check_drift
 from driftline.tasks.governance import watch_new_champion
 from driftline.tasks.kpis import publish_kpis
 from driftline.tasks.registry import load_champion, roll_back
 from driftline.tasks.scoring import predict_batch
+from driftline.tasks.validation import validate_batch
 from prefect import flow
 
 from driftline.config import load_config
 from driftline.steps.champion_watch import automatic_rollback_reason
+from driftline.steps.retraining import retraining_reason
 
 
 @flow(name="drift-monitoring")
@@ -22,7 +23,9 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
     cfg = load_config(params.config)
     champion = load_champion(cfg)
     if params.data:
-        observed = admit(params.data, cfg, champion)  # load → validate; a rejected file is quarantined
+        observed = load_batch(params.data, cfg)
+        profile, classes = champion.reference.profile, champion.reference.trained_classes(cfg.dataset)
+        validate_batch(observed, cfg, profile, for_training=False, trained_classes=classes)  # failing: quarantined
         archive_batch(observed, cfg)
     else:
         observed = new_predictions(cfg)  # the scheduled run: the prediction log since the last monitoring run

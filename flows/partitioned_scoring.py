@@ -11,7 +11,7 @@ from prefect_dask import DaskTaskRunner
 from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.registry import ModelRef
-from driftline.serving import batch_scoring
+from driftline.serving import batch_scoring, partitions
 
 
 @flow(name="partitioned-scoring")
@@ -22,7 +22,7 @@ def partitioned_scoring(
     output: str | None,
     challenger_version: str | None = None,
 ) -> batch_scoring.ScoredBatch:
-    folder = batch_scoring.parts_folder(batch_scoring.output_path(output, cfg, source.path))
+    folder = partitions.parts_folder(batch_scoring.output_path(output, cfg, source.path))
     scored_at = datetime.now(UTC)
     try:
         parts = score_partition.map(
@@ -30,13 +30,13 @@ def partitioned_scoring(
             unmapped(champion),
             unmapped(cfg),
             unmapped(scored_at),
-            batch_scoring.row_ranges(source.rows, cfg.scoring.partitions),
+            partitions.row_ranges(source.rows, cfg.scoring.partitions),
             unmapped(folder),
             unmapped(challenger_version),
         )
         return assemble_output([part.result() for part in parts], source, champion, cfg, output, scored_at)
     finally:
-        batch_scoring.remove_parts(folder)  # a failed run leaves no hidden parts behind either
+        partitions.remove_parts(folder)  # a failed run leaves no hidden parts behind either
 
 
 def dask_task_runner(cfg: DriftlineConfig) -> DaskTaskRunner:

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from driftline.flows.params import TrainingOutcome, TrainParams
-from driftline.flows.steps import ask_approval
+from driftline.flows.params import ApprovalInput, TrainingOutcome, TrainParams
 from driftline.tasks.concurrency import one_training_at_a_time
 from driftline.tasks.data import archive_batch, load_batch, retraining_window
 from driftline.tasks.evaluation import evaluate_gate
 from driftline.tasks.governance import publish_model_card, record_approval
+from driftline.tasks.kpis import record_training_run
 from driftline.tasks.registry import champion_classes, hold_for_rollout, promote
 from driftline.tasks.training import train_challenger
 from driftline.tasks.validation import validate_batch
 from prefect import flow
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
 
-from driftline.config import load_config
+from driftline.config import DriftlineConfig, load_config
+from driftline.evaluation.gate import GateDecision
+from driftline.evaluation.markdown import gate_markdown
+from driftline.registry.audit_events import Approval
 
 
-@flow(name="training")
+@flow(
+    name="training",
+    # each finished run goes to driftline's own record, so `driftline kpis` needs no Prefect server to count them
+    on_completion=[record_training_run],
+    on_failure=[record_training_run],
+    on_crashed=[record_training_run],
+)
 def training(params: TrainParams) -> TrainingOutcome:
     cfg = load_config(params.config)
     with one_training_at_a_time(cfg):  # a second training of this model waits: the gate sees a stable champion
@@ -40,3 +51,22 @@ def training(params: TrainParams) -> TrainingOutcome:
             promote(candidate.ref, cfg, decision)
         publish_model_card(candidate, decision, approval, cfg)
     return TrainingOutcome.of(candidate.ref.version, decision, training_rows=sum(b.rows for b in batches))
+
+
+APPROVAL_POLL_SECONDS = 5
+TIMEOUT_APPROVER = "timeout"
+
+
+def ask_approval(candidate_version: str, decision: GateDecision, cfg: DriftlineConfig) -> Approval:
+    """Pause this run until a person answers in the Prefect UI (gate.mode manual); no answer in time rejects."""
+    timeout = cfg.gate.approval_timeout_seconds
+    question = ApprovalInput.with_initial_data(
+        description=f"Approve {cfg.registry.model_name} v{candidate_version}? The automatic checks passed.\n\n"
+        + gate_markdown(decision, candidate_version),
+        approve=False,
+    )
+    try:
+        answer = pause_flow_run(wait_for_input=question, timeout=timeout, poll_interval=APPROVAL_POLL_SECONDS)
+    except FlowPauseTimeout:
+        return Approval(False, TIMEOUT_APPROVER, f"no answer within {timeout} s", timed_out=True)
+    return Approval(answer.approve, answer.approver, answer.reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from driftline.tasks.artifacts import publish_markdown, publish_table
+from driftline.tasks.publishing import publish_markdown, publish_table
 from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE

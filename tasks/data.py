@@ -14,13 +14,13 @@ from prefect.runtime import flow_run
 from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
 from driftline.registry import registry_folders
-from driftline.steps import batch_outcomes, intake, monitoring_window, retraining
+from driftline.steps import admission, batch_outcomes, drift_check, retraining
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(path: str | Path, cfg: DriftlineConfig) -> loading.DataBatch:
     """Read and fingerprint a file; a file that cannot be read is quarantined like one that fails validation."""
-    return intake.load_new_batch(path, cfg)
+    return admission.load_new_batch(path, cfg)
 
 
 @task(name="archive-batch", cache_policy=NO_CACHE, **retried(2, 1))
@@ -60,4 +60,4 @@ def file_as_scored(path: Path, cfg: DriftlineConfig) -> Path:
 @task(name="read-prediction-log", cache_policy=NO_CACHE, **retried(2, [2, 10]))
 def new_predictions(cfg: DriftlineConfig) -> prediction_log.LogWindow:
     """What the prediction log gained since the last monitoring run of this model (its watermark is in MLflow)."""
-    return monitoring_window.since_last_monitoring(cfg)
+    return drift_check.since_last_monitoring(cfg)

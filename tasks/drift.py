@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from driftline.tasks.artifacts import links_markdown, publish_table
+from driftline.tasks.publishing import links_markdown, publish_table
 from driftline.tasks.events import DRIFT_DETECTED, emit_model_event
 from driftline.tasks.retries import retried
 from prefect import task

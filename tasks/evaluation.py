@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftline.tasks.artifacts import links_markdown, publish_markdown
+from driftline.tasks.publishing import links_markdown, publish_markdown
 from driftline.tasks.events import GATE_REFUSED, emit_model_event
 from driftline.tasks.registry import run_actor
 from driftline.tasks.retries import retried

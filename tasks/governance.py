@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.publishing import publish_markdown
 from driftline.tasks.registry import REGISTRY_RETRIES
 from driftline.tasks.retries import retried
 from prefect import task

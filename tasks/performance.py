@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from driftline.tasks.artifacts import links_markdown, publish_markdown, publish_table
+from driftline.tasks.publishing import links_markdown, publish_markdown, publish_table
 from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED, emit_model_event
 from driftline.tasks.registry import run_actor
 from driftline.tasks.retries import retried

@@ -1,4 +1,5 @@
-"""When a task runs again: transient failures (an outage, a timeout) are retried; driftline's answers are not."""
+"""When a task runs again: outages (driftline.outages: a server down, a timeout, a locked database) are retried;
+driftline's answers and bugs are not."""
 
 from __future__ import annotations
 

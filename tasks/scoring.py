@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from driftline.tasks.artifacts import publish_markdown
+from driftline.tasks.publishing import publish_markdown
 from driftline.tasks.retries import retried
 from driftline.tasks.validation import publish_verdict
 from prefect import task
@@ -18,7 +18,8 @@ from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch, Observed
 from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef
-from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredPart
+from driftline.serving.batch_scoring import ScoredBatch
+from driftline.serving.partitions import RowRange, ScoredPart
 from driftline.steps import scoring
 
 

@@ -2,6 +2,8 @@
 
 from typing import ClassVar
 
+from driftline.outages import is_outage
+
 
 class DriftlineError(Exception):
     """Base class: a failure with a message meant for the person running driftline.
@@ -63,8 +65,8 @@ class InvariantViolated(DriftlineError):
 
 
 def retry_can_help(error: BaseException) -> bool:
-    """Whether running the same step again may succeed: yes after an outage (a server down or answering 5xx, a
-    dropped connection, a timeout, a locked database), no after one of driftline's answers (a rejected file, a bad
-    config, no champion, a tampered model, a refusal, a violated invariant). An error driftline did not raise on
-    purpose comes from outside (a network or database library) and is taken as transient."""
-    return error.transient if isinstance(error, DriftlineError) else True
+    """Whether running the same step again may succeed: yes after an outage (`driftline.outages`: a server down or
+    answering 5xx, a dropped connection, a timeout, a locked database), no after one of driftline's answers (a
+    rejected file, a bad config, no champion, a tampered model, a refusal, a violated invariant). Any other error is
+    a bug: retrying it would only delay its traceback."""
+    return error.transient if isinstance(error, DriftlineError) else is_outage(error)

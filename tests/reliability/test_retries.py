@@ -1,12 +1,13 @@
 """Task retries are for outages only: each of driftline's own answers (a rejected file, a bad config, no champion, a
-tampered model, a refusal, a violated invariant) fails its task on the first attempt, while an outage is retried.
-Attempts are counted by the Prefect server (the task run's run_count), not by timing."""
+tampered model, a refusal, a violated invariant) and every bug fails its task on the first attempt, while an outage
+is retried. Attempts are counted by the Prefect server (the task run's run_count), not by timing."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
 import shutil
+import traceback
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -43,6 +44,12 @@ TRANSIENT: dict[str, BaseException] = {
     "MLflow unavailable (RegistryUnavailable)": RAISED[errors.RegistryUnavailable],
     "connection refused (ConnectionRefusedError)": ConnectionRefusedError(111, "Connection refused"),
     "timeout (TimeoutError)": TimeoutError("timed out"),
+}
+# Bugs: not driftline's answers, not outages (driftline.outages); whatever their message says, they are not retried.
+BUGS: dict[str, BaseException] = {
+    "KeyError": KeyError("Connection refused"),
+    "ValueError": ValueError("HTTP 503: Max retries exceeded"),
+    "AttributeError": AttributeError("'NoneType' object has no attribute 'version'"),
 }
 FAILURES_LEFT: dict[str, int] = {}
 
@@ -108,6 +115,19 @@ def test_errors_that_cannot_succeed_on_retry_fail_on_the_first_attempt(prefect_a
             observed=ended.attempts(),
         )
         assert str(ended.error) == str(permanent[name])  # the one line, unchanged
+
+
+def test_a_bug_in_a_retried_task_fails_on_the_first_attempt_with_its_own_traceback(prefect_api_url):
+    FAILURES_LEFT.clear()
+    for name, ended in run_each(BUGS).items():
+        frames = [frame.name for frame in traceback.extract_tb(ended.error.__traceback__)]
+        expect(
+            case=f"{name} in a task with {RETRIES} retries",
+            expected=f"failed after 1 attempt: {name} raised in `raises`",
+            observed=f"{ended.attempts()}: {type(ended.error).__name__} raised in "
+            + ("`raises`" if frames and frames[-1] == "raises" else f"{frames[-1:]}"),
+        )
+        assert ended.error is BUGS[name]  # the original exception, not a wrapper
 
 
 def test_transient_errors_are_retried_until_they_pass(prefect_api_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -25,8 +26,9 @@ from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.data.loading import load_batch
 from driftline.modeling.pipeline import predict
 from driftline.registry import ModelRef, Registry, registry_folders
-from driftline.serving.app import create_app
+from driftline.serving.app import create_app, request_model
 from driftline.serving.batcher import PredictionBatcher
+from driftline.serving.body_limit import body_limit
 from driftline.serving.follower import serve
 from driftline.training.lineage import DataSource, collect_lineage
 from driftline.training.train import train_model
@@ -169,6 +171,7 @@ def test_concurrent_requests_predicted_together_each_get_their_own_rows(workspac
         (lambda row: row.update(age="old"), "rows[0].age: Input should be a valid number"),
         (lambda row: row.update(favourite_colour="red"), "rows[0].favourite_colour: Extra inputs are not permitted"),
         (lambda row: row.update(contract=["one-year"]), "rows[0].contract"),
+        (lambda row: row.update(region="r" * 65), "String should have at most 64 characters"),
     ],
 )
 def test_a_bad_request_gets_422_naming_the_field(workspace, change, field):
@@ -205,6 +208,51 @@ def test_requests_may_carry_the_gates_watched_columns_which_are_logged_and_never
     assert logged["customer_id"].tolist() == batch["customer_id"].tolist()
     assert logged["segment"].tolist()[:4] == ["a", "3", None, "b"]  # as text, like a category read from a file
     assert pd.read_parquet(second)["segment"].isna().all()
+
+
+def test_a_request_of_max_rows_rows_with_the_longest_valid_values_is_answered(workspace):
+    """The default body limit is the largest valid request: max_rows rows, every text at serving.max_text_chars
+    characters written as JSON escapes (surrogate pairs), numbers at their longest, indented as json.dumps does."""
+    cfg = load_config(write_config(workspace, {"max_rows": 40}, gate={"fairness": {"attribute": "segment"}}))
+    longest = "\N{GRINNING FACE}" * cfg.serving.max_text_chars
+    rows = [
+        {**row, "customer_id": longest, "segment": longest}
+        | dict.fromkeys(cfg.dataset.categorical_features, longest)
+        | dict.fromkeys(cfg.dataset.numeric_features, -2.2250738585072014e-308)
+        for row in rows_of(make_frame(cfg.serving.max_rows, seed=15))
+    ]
+    body = json.dumps({"rows": rows}, indent=2).encode()
+    limit = body_limit(cfg, request_model(cfg))
+    assert 0.95 * limit < len(body) <= limit  # the allowance is what a valid row can take, not far more
+    with serving(cfg) as client:
+        answer = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == cfg.serving.max_rows
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_parsed_and_the_service_keeps_answering(workspace):
+    cfg = service_config(workspace, max_body_bytes=50_000)
+    not_json = b"x" * 200_000  # parsed, it would be a 422: a 413 says it never was
+
+    def chunked():
+        for start in range(0, len(not_json), 8192):
+            yield not_json[start : start + 8192]
+
+    rows = {"rows": rows_of(make_frame(5, seed=16))}
+    with serving(cfg) as client:
+        declared = client.post("/predict", content=not_json, headers={"content-type": "application/json"})
+        streamed = client.post("/predict", content=chunked(), headers={"content-type": "application/json"})
+        after = client.post("/predict", json=rows)
+        metrics = client.get("/metrics").text
+    assert "content-length" in declared.request.headers and "chunked" in streamed.request.headers["transfer-encoding"]
+    for refused in (declared, streamed):
+        assert refused.status_code == 413
+        assert refused.json() == {
+            "detail": "request body over the limit of 50000 bytes (serving.max_body_bytes; by default the size of "
+            "serving.max_rows rows at their largest valid size): send fewer rows per request"
+        }
+    assert after.status_code == 200 and len(after.json()["predictions"]) == 5
+    assert 'driftline_requests_total{outcome="too_large"} 2.0' in metrics
 
 
 def test_ready_only_once_a_champion_is_loaded(tmp_path):

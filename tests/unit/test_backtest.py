@@ -246,9 +246,8 @@ def test_an_output_outside_the_allowed_folders_is_refused_before_any_replay(
 
 
 def test_a_batch_retrains_on_drift_or_after_every_batch_when_configured(config_factory):
-    from driftline.flows.steps import retraining_reason
-
     from driftline.monitoring.drift import DriftResult
+    from driftline.steps.retraining import retraining_reason
 
     drifted, calm = (
         DriftResult([], 0.5, True, ["50% of features drifted"], 10, 10),

@@ -1,5 +1,6 @@
 """Random frames and byte mutations against the loader and validator: a clear rejection or a report, never a crash."""
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,31 @@ def mutate(raw: bytes, how: str, at: int) -> bytes:
     return raw
 
 
+def holds_exactly_its_rows(frame: pd.DataFrame, fmt: str) -> bool:
+    """Whether the written file holds the frame's rows and no others: not a one-column CSV (an empty value is a blank
+    line, which readers skip) nor a CSV with a carriage return in a text (pandas writes it unquoted: a line break)."""
+    if fmt == "parquet":
+        return True
+    texts = [value for column in frame for value in frame[column] if isinstance(value, str)]
+    return len(frame.columns) > 1 and not any("\r" in text for text in texts)
+
+
+def assert_typed_as_the_config_says(frame: pd.DataFrame) -> None:
+    """What validation relies on: ids and categories as text (or missing), numbers as float64 (or left as read when
+    something in them is no number, for validation to report), the event time as UTC timestamps."""
+    dataset = CFG.dataset
+    for column in [dataset.id_column, *dataset.categorical_features]:
+        if column in frame:
+            assert all(isinstance(value, str) for value in frame[column].dropna()), column
+    for column in [name for name in dataset.numeric_features if name in frame]:
+        values = frame[column].dropna()
+        if frame[column].dtype != np.float64:  # left as read: all missing, or holding something that is no number
+            assert values.empty or not all(type(value) in (int, float) for value in values), column
+    if dataset.event_time_column in frame:
+        dtype = frame[dataset.event_time_column].dtype
+        assert isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC", dtype
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     frame=frames(),
@@ -66,13 +92,17 @@ def test_any_file_is_either_rejected_clearly_or_validated(tmp_path_factory, fram
         batch = load_batch(path, CFG.dataset)
     except DataRejected as rejected:
         event("rejected at load")
-        assert rejected.reasons and all(reason.strip() for reason in rejected.reasons)
+        assert rejected.path == str(path)  # the one line names the file
+        assert rejected.reasons and all(reason.strip() and "\n" not in reason for reason in rejected.reasons)
         return
     event("reached validation")  # --hypothesis-show-statistics shows the mix of both paths
+    assert_typed_as_the_config_says(batch.frame)
+    assert batch.fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()  # the bytes that were read
+    if how == "none" and holds_exactly_its_rows(frame, fmt):
+        assert batch.rows == len(frame)  # an intact file loses no row
     for require_target in (True, False):
         expectations = build_expectations(CFG.dataset, CFG.validation, PROFILE, require_target)
         report = validate_frame(batch.frame, expectations)
         assert report.success or report.failures
         assert all(isinstance(line, str) and line for line in report.failures)
         assert not any("could not run" in line for line in report.failures), report.failures
-    assert np.isfinite(batch.rows)

@@ -5,10 +5,12 @@ targets, the tests a page names) is read from the page and compared with the cod
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import inspect
 import pkgutil
 import re
+import textwrap
 import typing
 
 import driftline.flows as flows
@@ -174,7 +176,7 @@ def flows_run_by(command: argparse.ArgumentParser) -> list[str]:
     source = inspect.getsource(command.get_default("handler"))
     return [
         name.strip()
-        for module, names in re.findall(r"from (flows\.\w+) import ([\w, ]+)", source)
+        for module, names in re.findall(r"from (driftline\.flows\.\w+) import ([\w, ]+)", source)
         for name in names.split(",")
         if isinstance(getattr(importlib.import_module(module), name.strip()), Flow)
     ]
@@ -247,13 +249,49 @@ def test_the_flow_table_lists_every_deployed_flow_with_commands_that_exist():
     steps = {name for row in rows for name in ticked(row[2]) if re.fullmatch(r"[a-z]+(-[a-z]+)+", name)}
     assert sorted(steps - set(defined(tasks, Task)) - set(defined(flows, Flow))) == []
     assert [name for name in defined(flows, Flow) if f"`{name}`" not in text] == []  # subflows are named too
-    admitting = re.search(r"The flows that take a new file admit it through .*", text)[0]
-    steps = re.findall(r"`([a-z-]+)` with `(\w+)`", admitting)
-    flows_by_name = defined(flows, Flow)
-    assert (
-        steps
-        and [(name, step) for name, step in steps if f"{step}(" not in inspect.getsource(flows_by_name[name].fn)] == []
-    )
+
+
+def named_in(function) -> dict[str, object]:
+    """What the body of a flow, or of a plain function of flows/, names from its module: tasks, flows, functions."""
+    [definition] = ast.parse(textwrap.dedent(inspect.getsource(function))).body
+    names = {node.id for statement in definition.body for node in ast.walk(statement) if isinstance(node, ast.Name)}
+    return {name: function.__globals__[name] for name in names if name in function.__globals__}
+
+
+def runnable(function, own_rows: set[str], seen: set | None = None) -> set[str]:
+    """The tasks and subflows a flow can run, read from the code: its body and the plain functions of flows/ it calls,
+    statically (every branch). A subflow with a row of its own counts by its name; one without (`partitioned-scoring`,
+    `backtest-replay`) counts with what it runs."""
+    seen = set() if seen is None else seen
+    found = set()
+    for thing in named_in(function).values():
+        if isinstance(thing, Task):
+            found.add(thing.name)
+        elif isinstance(thing, Flow):
+            found.add(thing.name)
+            if thing.name not in own_rows and thing.fn not in seen:
+                seen.add(thing.fn)
+                found |= runnable(thing.fn, own_rows, seen)
+        elif inspect.isfunction(thing) and thing.__module__.startswith(f"{flows.__name__}.") and thing not in seen:
+            seen.add(thing)
+            found |= runnable(thing, own_rows, seen)
+    return found
+
+
+def test_each_flow_s_row_names_exactly_the_tasks_and_subflows_it_can_run():
+    rows = table_rows(section(page("architecture.md"), "## Flows and tasks"), "| flow |")
+    known, by_name = set(defined(tasks, Task)) | set(defined(flows, Flow)), defined(flows, Flow)
+    documented = {
+        ticked(row[0])[0]: {name for cell in row[2:] for name in ticked(cell) if name in known} for row in rows
+    }
+    in_code = {name: runnable(by_name[name].fn, set(documented)) for name in documented}
+    missing = {
+        name: sorted(in_code[name] - documented[name]) for name in documented if in_code[name] - documented[name]
+    }
+    not_run = {
+        name: sorted(documented[name] - in_code[name]) for name in documented if documented[name] - in_code[name]
+    }
+    assert (missing, not_run) == ({}, {})
 
 
 def retries_of(task: Task) -> str:
@@ -318,7 +356,7 @@ def test_every_test_a_page_names_exists(test_functions):
 
 
 def exists(name: str) -> bool:
-    """A path in the repository, or `module.attribute` of one (`flows/steps.admit_batch`, `flows/x.py:flow`)."""
+    """A path in the repository, or `module.attribute` of one (`flows/training.ask_approval`, `flows/x.py:flow`)."""
     path = name.split(":")[0]
     return (PROJECT_ROOT / path).exists() or (PROJECT_ROOT / (path.split(".")[0] + ".py")).exists()
 

@@ -86,9 +86,15 @@ def test_prediction_drift_alone_counts_as_dataset_drift():
     cfg = drift_config("ks", "chisquare")
     reference, current = frames(seed=2, shift=0.0)
     rng = np.random.default_rng(0)
-    result = detect_drift(reference, current, cfg, rng.uniform(0, 0.5, 2000), rng.uniform(0.3, 0.9, 2000))
+    reference_predictions, current_predictions = rng.uniform(0, 0.5, 2000), rng.uniform(0.05, 0.55, 2000)
+    result = detect_drift(reference, current, cfg, reference_predictions, current_predictions)
     assert result.detected and result.drifted_feature_share < cfg.drift.drift_share
-    assert result.reasons == [f"prediction 'prediction' drifted (ks = {result.columns[-1].statistic:.3g})"]
+    p_value = stats.ks_2samp(reference_predictions, current_predictions).pvalue
+    assert 0 < p_value < 0.05  # shifted enough to be drift, not so far that the p-value is 0
+    prediction = result.prediction_drift
+    assert (prediction.method, prediction.drifted) == ("ks", True)
+    assert prediction.statistic == pytest.approx(p_value, rel=1e-12)
+    assert result.reasons == [f"prediction 'prediction' drifted (ks = {p_value:.3g})"]
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
@@ -243,6 +249,8 @@ def test_ks_p_value_at_the_threshold_is_scipys_own_and_counts_as_drift_as_in_evi
 def test_a_large_batch_tested_on_all_cores_gives_exactly_the_one_core_result(monkeypatch):
     cfg = drift_config("ks", "chisquare", AWKWARD_FEATURES)
     reference, current = awkward_frames(seed=31, shift=0.02, rows=150_000, current_rows=drift_verdict.PARALLEL_MIN_ROWS)
+    # a core per column, whatever this machine has: on one core the threaded path would not run and nothing is compared
+    monkeypatch.setattr(drift_verdict, "usable_cores", lambda: len(AWKWARD_FEATURES))
     on_all_cores = detect_drift(reference, current, cfg)
     monkeypatch.setattr(drift_verdict, "PARALLEL_MIN_ROWS", len(current) + 1)
     assert detect_drift(reference, current, cfg) == on_all_cores
@@ -274,14 +282,36 @@ def test_an_empty_column_is_not_drift_and_a_constant_one_is_compared():
     assert moved.statistic == pytest.approx(1 / 0.001) and moved.drifted  # std 0: Evidently's floor of 0.001
 
 
-def test_report_is_built_on_a_bounded_sample(tmp_path):
-    cfg = drift_config("ks", "chisquare").model_copy(
-        update={"drift": drift_config("ks", "chisquare").drift.model_copy(update={"report_sample_rows": 500})}
-    )
-    reference, current = frames(seed=3, shift=0.2, rows=5000)
-    path = write_report(reference, current, cfg, tmp_path / "report.html")
-    assert path.stat().st_size > 10_000
-    assert "<html" in path.read_text(errors="ignore")[:2000].lower()
+def test_report_is_built_on_a_bounded_sample(tmp_path, monkeypatch):
+    from evidently import Dataset
+
+    handed: list[pd.DataFrame] = []  # the frames Evidently builds its datasets from, two per report
+    from_pandas = Dataset.from_pandas.__func__
+
+    def recording(cls, data: pd.DataFrame, **options):
+        handed.append(data)
+        return from_pandas(cls, data, **options)
+
+    monkeypatch.setattr(Dataset, "from_pandas", classmethod(recording))
+    base = drift_config("ks", "chisquare")
+    cfg = base.model_copy(update={"drift": base.drift.model_copy(update={"report_sample_rows": 500})})
+    reference, current = frames(seed=3, shift=0.2, rows=5000, current_rows=300)
+
+    def sampled(config, name: str) -> dict[int, pd.DataFrame]:
+        """The frames one report was built on, by their number of rows."""
+        handed.clear()
+        path = write_report(reference, current, config, tmp_path / name)
+        assert path.stat().st_size > 10_000 and "<html" in path.read_text(errors="ignore")[:2000].lower()
+        return {len(frame): frame for frame in handed}
+
+    first = sampled(cfg, "report.html")
+    assert sorted(first) == [300, 500]  # 5000 reference rows bounded to 500; a 300-row batch whole
+    assert first[500].index.is_unique and set(first[500].index) <= set(reference.index)
+    assert first[500].equals(reference.loc[first[500].index, list(FEATURES)])  # rows of the reference, unchanged
+    assert first[300].equals(current[list(FEATURES)])
+    assert sampled(cfg, "again.html")[500].index.equals(first[500].index)  # the same seed draws the same rows
+    reseeded = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seed": cfg.model.seed + 1})})
+    assert not sampled(reseeded, "reseeded.html")[500].index.equals(first[500].index)
 
 
 def test_tiny_batches_get_no_drift_verdict():

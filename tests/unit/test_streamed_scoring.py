@@ -18,7 +18,7 @@ from driftline.errors import ConfigError, DataRejected
 from driftline.governance import rollout
 from driftline.modeling import pipeline
 from driftline.registry import registry_folders
-from driftline.serving import batch_scoring
+from driftline.serving import batch_scoring, partitions
 from driftline.steps import admission
 from driftline.validation.chunked import validate_file
 from driftline.validation.expectations import build_expectations, validate_frame
@@ -106,12 +106,12 @@ def test_parts_scored_apart_and_assembled_equal_the_single_process_output(model,
     path = write(batch_frame(), tmp_path / "batch.csv")
     source = source_of(path, cfg)
     single = batch_scoring.score_file(source, model, cfg, "3", tmp_path / "single.parquet", SCORED_AT)
-    folder = batch_scoring.parts_folder(tmp_path / "parts.parquet")
-    ranges = batch_scoring.row_ranges(source.rows, 4)
+    folder = partitions.parts_folder(tmp_path / "parts.parquet")
+    ranges = partitions.row_ranges(source.rows, 4)
     assert [r.start for r in ranges] == [0, 225, 450, 675] and ranges[-1].stop == ROWS
-    parts = [batch_scoring.score_part(source, model, cfg, "3", SCORED_AT, rows, folder) for rows in reversed(ranges)]
-    assembled = batch_scoring.assemble(parts, source, cfg, tmp_path / "parts.parquet", "3")
-    batch_scoring.remove_parts(folder)
+    parts = [partitions.score_part(source, model, cfg, "3", SCORED_AT, rows, folder) for rows in reversed(ranges)]
+    assembled = partitions.assemble(parts, source, cfg, tmp_path / "parts.parquet", "3")
+    partitions.remove_parts(folder)
     pd.testing.assert_frame_equal(read(assembled.output), read(single.output))
     pd.testing.assert_frame_equal(pd.read_parquet(assembled.log), pd.read_parquet(single.log))
     assert not folder.exists()
@@ -233,10 +233,13 @@ def test_a_run_that_fails_midway_leaves_no_output_and_no_log(model, tmp_path):
 def one_pass(path: Path, cfg, model, profile, output: Path):
     """What the batch-scoring flow runs for a file in this process: read once, validated, scored, written."""
 
-    def score(checked, verdict):
-        return batch_scoring.score_chunks(checked, checked, model, cfg, "3", output, SCORED_AT, accept=verdict)
-
-    return admission.admit_in_one_pass(path, cfg, profile, None, score)
+    with (
+        admission.admit_in_one_pass(path, cfg, profile, None) as admitted,
+        batch_scoring.PendingScores(admitted, cfg, "3", output, SCORED_AT) as pending,
+    ):
+        pending.score(admitted.chunks(), model)
+        admitted.judge()
+        return pending.commit()
 
 
 @pytest.mark.parametrize("chunk_rows", [128, 400, None])

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 
 from driftline.cli import archive as archive_cli
 from driftline.cli import backtest, governance, loop, operations
+from driftline.config import load_config
 from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
@@ -19,13 +22,32 @@ DEMO_CONFIG = "configs/demo.yaml"
 # Without PREFECT_API_URL each command starts a temporary Prefect server and waits for it. Prefect waits 20 s by
 # default; three servers starting at once on a 2-core machine at load average 20 answered after 90 to 97 s.
 EPHEMERAL_STARTUP_SECONDS = 300
+# Warnings the libraries raise on a normal run that no driftline user can act on, by category and the module they are
+# reported from (listed with `python -W default -m driftline.cli --verbose demo` and `driftline --help`). Python
+# hides a library's DeprecationWarning already; these stay hidden under -W default or -X dev too. Every other warning
+# is shown, and driftline's own DeprecationWarnings are.
+LIBRARY_NOISE: tuple[tuple[type[Warning], str], ...] = (
+    (DeprecationWarning, r"great_expectations\."),  # GX imports the modules sre_constants and sre_parse (Python 3.11)
+    (DeprecationWarning, r"evidently\."),  # evidently's legacy test helpers, imported by its presets, use numpy.core
+    (DeprecationWarning, r"litestar\."),  # litestar, under evidently's UI, calls its own deprecated `Dependency`
+)
 
 errors = Console(stderr=True, highlight=False)
+
+
+def filter_warnings() -> None:
+    """Hide the libraries' noise (LIBRARY_NOISE), show driftline's own DeprecationWarnings, leave the rest as is."""
+    for category, module in LIBRARY_NOISE:
+        warnings.filterwarnings("ignore", category=category, module=module)
+    warnings.filterwarnings("default", category=DeprecationWarning, module=r"driftline(\.|$)")
 
 
 def _library_defaults(verbose: bool) -> None:
     """Settings of the libraries a command runs, where the environment does not set them. Flow logs still reach the
     Prefect UI; the terminal shows driftline's own progress unless --verbose."""
+    home = os.environ.get("PREFECT_HOME")
+    if home:  # Prefect makes it on import, but not its parents (the workspace, before a first run): it warns instead
+        Path(home).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -34,9 +56,37 @@ def _library_defaults(verbose: bool) -> None:
         # A failed task is reported by the CLI in one line; its traceback stays in the Prefect UI.
         for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
             os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
-        warnings.filterwarnings("ignore")
+        filter_warnings()
+        # GX sends warnings to logging (logging.captureWarnings on import), to the console handler quieted above:
+        # they are printed as Python prints them.
+        captured = logging.getLogger("py.warnings")
+        if not captured.handlers:
+            captured.addHandler(logging.StreamHandler())
+            captured.propagate = False
         for name in ("mlflow", "great_expectations", "alembic", "evidently"):
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _prefect_history(args: argparse.Namespace) -> None:
+    """Where the command's flow runs are recorded, settled before Prefect is imported (it reads its settings once):
+    the Prefect API the environment names; else the Prefect server of the stack running on the config's workspace;
+    else the workspace's Prefect database, which the temporary server Prefect starts for the command writes and the
+    stack's Prefect server serves. So `make demo` then `make up` shows one history, and a server and a temporary
+    server never share the database while the stack is up."""
+    config = getattr(args, "config", None)
+    if config is None or args.command == "stack" or "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
+        return  # `stack` passes each process its own; a caller that imported Prefect has set it up itself
+    from driftline.stack import PREFECT_DB_ENV, prefect_database_url, running_prefect_api, sqlite_folder
+
+    cfg = load_config(config)
+    running = running_prefect_api(cfg.folders.stack, os.environ.get("PREFECT_API_AUTH_STRING"))
+    if running is not None:
+        os.environ["PREFECT_API_URL"] = running
+        return
+    database = prefect_database_url(cfg.folders.root, os.environ)
+    if (folder := sqlite_folder(database)) is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault(PREFECT_DB_ENV, database)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         (DriftlineError, EXIT_FAILED),
     ]
     try:
+        _prefect_history(args)
         args.handler(args)
     except tuple(kind for kind, _ in outcomes) as error:
         errors.print(f"driftline: {error}", soft_wrap=True)

@@ -71,10 +71,11 @@ def cmd_watch(args: argparse.Namespace) -> None:
 
 
 def _stack_settings(args: argparse.Namespace) -> StackSettings:
-    from driftline.stack import StackSettings
+    from driftline.stack import StackSettings, prefect_database_url
 
     cfg = load_config(args.config)
-    # The stack's MLflow server serves the store the CLI writes (unless the config names a tracking server).
+    # The stack's servers serve the stores the CLI writes: Prefect's database of the workspace's flow runs, and the
+    # MLflow store (unless the config names a tracking server).
     cli_store = None if cfg.store_uri.startswith(REMOTE_TRACKING_SCHEMES) else cfg.store_uri
     return StackSettings(
         root=cfg.folders.stack,
@@ -86,6 +87,7 @@ def _stack_settings(args: argparse.Namespace) -> StackSettings:
         postgres_port=args.postgres_port,
         mlflow_store=cli_store,
         mlflow_artifacts=cfg.registry.artifact_location or (cfg.folders.root / "mlartifacts").as_uri(),
+        prefect_store=prefect_database_url(cfg.folders.root, os.environ),
     )
 
 
@@ -198,7 +200,7 @@ def cmd_kpis(args: argparse.Namespace) -> None:
     from driftline.tasks.kpis import gather_kpis
 
     cfg = load_config(args.config)
-    with console.status("reading the registry, the monitoring runs and the Prefect run history"):
+    with console.status("reading the registry, the monitoring runs and the record of training runs"):
         measured = gather_kpis(cfg)
     if args.json:
         print(json.dumps({"model": cfg.registry.model_name, **measured.to_dict()}, indent=2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -152,11 +151,10 @@ def demo_summary(cfg: DriftlineConfig, outcomes: list[tuple[str, str, str, str]]
         batches.add_row(*row)
     console.print(batches)
     console.print(versions_table(cfg))
-    prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
     console.print(
         "\nLook at what just ran:\n"
         f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {cfg.tracking_uri}   (or: make ui-mlflow)\n"
-        f"  Prefect UI:  PREFECT_HOME={prefect_home} .venv/bin/prefect server start   (or: make ui-prefect)\n"
+        f"  Prefect UI:  make up   (or: make ui-prefect; runs in {cfg.folders.root / 'prefect' / 'prefect.db'})\n"
         f"  Registry:    .venv/bin/driftline status --config {cfg.source}\n"
         f"  Quarantine:  {cfg.folders.quarantine}\n"
         f"  Reports:     {cfg.folders.reports}"

@@ -31,10 +31,15 @@ class AutoRollbackConfig(Section):
 
 class GovernanceConfig(Section):
     audit_experiment: str | None = Field(
-        None, description="MLflow experiment holding the audit log; default <experiment>-audit."
+        None, description="MLflow experiment holding the append-only audit log. none: `<experiment>-audit`."
     )
-    explainability: ExplainabilityConfig = ExplainabilityConfig()
-    auto_rollback: AutoRollbackConfig = AutoRollbackConfig()
+    explainability: ExplainabilityConfig = Field(
+        ExplainabilityConfig(),
+        description="Permutation importance on the holdout; a change of the top features is flagged.",
+    )
+    auto_rollback: AutoRollbackConfig = Field(
+        AutoRollbackConfig(), description="Roll a new champion back when its live figures degrade."
+    )
     reproduce_tolerance: float = Field(
         1e-6, ge=0, description="driftline reproduce: largest allowed difference per holdout metric."
     )
@@ -70,5 +75,5 @@ class RolloutConfig(Section):
 
 class ModelCardConfig(Section):
     owner: str = Field("unassigned", description="Team or person accountable for the model (model card).")
-    intended_use: str = Field("", description="What the model is for and for whom; default: the description.")
+    intended_use: str = Field("", description="What the model is for and for whom. Empty: the config's description.")
     limitations: list[str] = Field(default_factory=list, description="Known limitations, one line each.")

@@ -42,7 +42,7 @@ class CalibrationConfig(Section):
     batch_rows: int | None = Field(
         None,
         ge=1,
-        description="Rows per chunk: the batch size the thresholds are for. Default: the median rows of the files "
+        description="Rows per chunk: the batch size the thresholds are for. none: the median rows of the files "
         "the version is trained on (on a retrain, the batches that arrived), or a twentieth of the training rows "
         "when it is trained on one file.",
     )
@@ -50,7 +50,8 @@ class CalibrationConfig(Section):
         0.99,
         ge=0.5,
         le=1,
-        description="Where in the chunks' spread the threshold sits: 0.99 lets about 1 chunk in 100 cross it.",
+        description="Where in the chunks' spread the threshold sits: 0.99 lets about 1 chunk in 100 cross it. A "
+        "calibrated threshold is never more sensitive than the method's fixed one.",
     )
 
 
@@ -63,8 +64,9 @@ class DriftConfig(Section):
     )
     thresholds: Literal["calibrated"] | dict[str, float | Literal["calibrated"]] = Field(
         default_factory=dict,
-        description="Per method: p-value under which ks/chisquare/z call drift, distance over which the others do; "
-        "`calibrated` (for all methods, or per method) derives each feature's from the training data.",
+        description="Per-method override: p-value under which ks/chisquare/z call drift, distance over which the "
+        "others do, or calibrated (each feature's threshold derived from the training data); or calibrated for "
+        "every method. Defaults are Evidently's: p-value 0.05 for ks/chisquare/z, distance 0.1 for the others.",
     )
     calibration: CalibrationConfig = Field(
         CalibrationConfig(), description="How calibrated thresholds are derived from the training rows."
@@ -79,9 +81,11 @@ class DriftConfig(Section):
         description="p-value under which prediction or label drift alone counts (one test deciding alone: stricter).",
     )
     target_drift: bool = Field(True, description="When a batch carries labels, drift of the label counts too.")
-    retrain: bool = Field(True, description="Run training on the retraining window when drift is detected.")
-    report_sample_rows: int = Field(50_000, ge=100, description="Rows sampled for the Evidently HTML report.")
-    reference_sample_rows: int = Field(200_000, ge=100, description="Rows of training data kept as drift reference.")
+    retrain: bool = Field(True, description="On drift, train on the retraining window and let the gate decide.")
+    report_sample_rows: int = Field(50_000, ge=100, description="Rows per side sampled for the Evidently HTML report.")
+    reference_sample_rows: int = Field(
+        200_000, ge=100, description="Training rows kept with each model version as the drift reference."
+    )
     data_quality: DataQualityConfig = Field(
         DataQualityConfig(), description="Null, unseen-category and out-of-range drift against training."
     )
@@ -140,12 +144,16 @@ class MonitoringConfig(Section):
 class LabelsConfig(Section):
     """Delayed ground truth: label files joined to the prediction log by id (see docs/monitoring.md)."""
 
-    enabled: bool = Field(False, description="Watch for label files and measure the champion's real performance.")
-    folder: Path | None = Field(
-        None, description="Where label files (CSV/Parquet) arrive; default <workspace>/labels/<model>."
+    enabled: bool = Field(
+        False,
+        description="Join label files to the logged predictions and measure the champion's real performance; needs "
+        "dataset.id_column.",
     )
-    id_column: str | None = Field(None, description="Row id in the label files; default dataset.id_column.")
-    label_column: str | None = Field(None, description="Ground truth in the label files; default dataset.target.")
+    folder: Path | None = Field(
+        None, description="Where label files (CSV or Parquet) arrive. none: `<workspace>/labels/<model_name>`."
+    )
+    id_column: str | None = Field(None, description="Row id in the label files. none: dataset.id_column.")
+    label_column: str | None = Field(None, description="Ground truth in the label files. none: dataset.target.")
     max_degradation: float = Field(
         0.05,
         gt=0,
@@ -164,6 +172,8 @@ class LabelsConfig(Section):
 
 class DashboardConfig(Section):
     workspace: Path | None = Field(
-        None, description="Evidently workspace folder `make dashboard` serves; default <workspace>/evidently."
+        None,
+        description="The Evidently workspace every monitoring run adds its snapshot to, which make dashboard serves. "
+        "none: `<workspace>/evidently`.",
     )
     enabled: bool = Field(True, description="Add every monitoring run's snapshot to the Evidently workspace.")

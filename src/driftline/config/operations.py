@@ -13,16 +13,24 @@ from driftline.config.base import API_KEY_ENV, TRACKING_URI_ENV, WEBHOOK_URL_ENV
 
 class RegistryConfig(Section):
     model_name: str = Field(min_length=1, description="MLflow registered model name.")
-    experiment: str | None = Field(None, description="MLflow experiment; defaults to the model name.")
+    experiment: str | None = Field(None, description="MLflow experiment. none: the model name.")
     tracking_uri: str | None = Field(
-        None, description=f"Default: SQLite in the workspace. Env {TRACKING_URI_ENV} wins."
+        None,
+        description=f"MLflow tracking and registry; the environment variable {TRACKING_URI_ENV} wins. none: "
+        "`sqlite:///<workspace>/mlflow.db`.",
     )
-    artifact_location: str | None = Field(None, description="Default: mlartifacts/ in the workspace.")
+    artifact_location: str | None = Field(
+        None,
+        description="Artifact root, used when the experiment is created. none: `<workspace>/mlartifacts` (a tracking "
+        "server decides itself).",
+    )
 
 
 class ScoringConfig(Section):
     inbox: Path | None = Field(
-        None, description="Folder the scheduled batch scoring picks files up from; default <workspace>/inbox/<model>."
+        None,
+        description="Folder the scheduled batch scoring scores every complete file from (then moves it to done/). "
+        "none: `<workspace>/inbox/<model_name>`.",
     )
     log_predictions: bool = Field(
         True, description="Append every scored row (inputs, outputs, model version) to the prediction log."
@@ -31,21 +39,23 @@ class ScoringConfig(Section):
         100_000,
         ge=1,
         description="Rows read, validated and scored at a time, so memory does not grow with the file (see "
-        "docs/performance.md for how the default was chosen). null reads each file whole: needed only for "
+        "docs/performance.md for how the default was chosen). none reads each file whole: needed only for "
         "extra expectations over a whole table (e.g. a column mean).",
     )
     threads: int | None = Field(
         None,
         ge=1,
-        description="Chunks predicted at once, each on its own thread with an equal share of the cores for the model; "
-        "null: one per core this process may use, at most 4 (see docs/performance.md).",
+        description="Chunks predicted at once, each on its own thread with an equal share of the cores for the model. "
+        "none: one per core this process may use, at most 4 (see docs/performance.md).",
     )
     engine: Literal["local", "dask"] = Field(
-        "local", description="local scores a file in this process; dask scores its partitions on a Dask cluster."
+        "local",
+        description="local scores a file in this process; dask scores its row ranges on a Dask cluster "
+        "(prefect-dask), output identical to local.",
     )
     dask_address: str | None = Field(
         None,
-        description="Scheduler of an existing Dask cluster (tcp://host:8786); null starts a local cluster per run. "
+        description="Scheduler of an existing Dask cluster (tcp://host:8786); none starts a local cluster per run. "
         "Its workers must see the input file, the workspace and the output folder at the same paths.",
     )
     dask_workers: int = Field(2, ge=1, description="Workers of the local cluster (ignored with dask_address).")
@@ -56,9 +66,15 @@ class ScoringConfig(Section):
 
 
 class ScheduleConfig(Section):
-    cron: str = Field(description="When the deployment runs, e.g. '0 2 * * *' (02:00 daily).")
+    cron: str = Field(
+        description="When the deployment runs: 5 fields (minute hour day month weekday), or 6 with seconds last; read "
+        "in timezone."
+    )
     timezone: str = Field("UTC", description="IANA time zone the cron is read in, e.g. Europe/Paris.")
-    active: bool = Field(True, description="false deploys the schedule paused.")
+    active: bool = Field(
+        True,
+        description="false deploys the schedule paused (performance_monitoring is active only with labels.enabled).",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> ScheduleConfig:
@@ -92,35 +108,59 @@ class NotificationsConfig(Section):
     )
     events: list[NotificationEvent] = Field(
         default_factory=lambda: list(get_args(NotificationEvent)),
-        description="What is sent to the webhook.",
+        description="Which events are sent to the webhook.",
     )
 
 
 class ServingConfig(Section):
     """The online service (`driftline serve`): where it listens, how it follows the registry, how it routes."""
 
-    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 in a container.")
-    port: int = Field(8080, ge=1, le=65535, description="8080: `make dashboard` (Evidently) takes 8000.")
+    host: str = Field("127.0.0.1", description="Address the service listens on; 0.0.0.0 in a container.")
+    port: int = Field(
+        8080, ge=1, le=65535, description="Port the service listens on (make dashboard, Evidently, takes 8000)."
+    )
     poll_seconds: float = Field(
-        10, gt=0, description="How often the service asks the registry whether champion or challenger moved."
+        10,
+        gt=0,
+        description="How often the service reads the registry's aliases (Prefect's model events wake it sooner).",
     )
     max_rows: int = Field(10_000, ge=1, description="Most rows one /predict request may carry.")
+    max_text_chars: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Longest text value (id, category, watched column) a request may carry, in characters; a longer "
+        "one is refused (422 naming the field). With max_rows it bounds the largest valid request.",
+    )
+    max_body_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Largest request body in bytes: a larger one is refused with 413 before it is read whole or "
+        "parsed. none: the size of the largest valid request (max_rows rows, each value at its largest valid size), "
+        "so a valid request is never refused.",
+    )
     workers: int = Field(
-        1, ge=1, description="Server processes; each follows the registry and loads the models (`--workers` wins)."
+        1,
+        ge=1,
+        description="Server processes (driftline serve --workers wins); each follows the registry and loads the "
+        "models; their Prometheus figures are summed.",
     )
     shadow: bool = Field(
-        False, description="Also score every request with the challenger, off the response path, and log it beside."
+        False,
+        description="The challenger also scores every row, off the response path; logged beside, never returned.",
     )
     canary_share: float = Field(
         0.0, ge=0, le=1, description="Share of rows the challenger answers (0 = none); the response names the model."
     )
     canary_routing: Literal["id", "random"] = Field(
-        "id", description="id: by a hash of the row's id column (the same id always gets the same model); random."
+        "id",
+        description="How canary rows are chosen: id, by a hash of the row's id (the same id always gets the same "
+        "model); random.",
     )
     log_flush_rows: int = Field(
-        5_000, ge=1, description="The prediction log is written as a new file once this many rows are buffered..."
+        5_000, ge=1, description="Buffered answers become a new prediction-log file once this many rows wait..."
     )
-    log_flush_seconds: float = Field(30, gt=0, description="...or once the oldest buffered row is this old.")
+    log_flush_seconds: float = Field(30, gt=0, description="...or once the oldest of them is this old.")
     api_key_env: str = Field(
         API_KEY_ENV, description="Environment variable holding the API key; when it is set, requests must carry it."
     )
@@ -149,7 +189,7 @@ class ReliabilityConfig(Section):
     registry_http_retries: int = Field(
         3,
         ge=0,
-        description="Retries of a failed or 5xx call to an MLflow tracking server (MLFLOW_HTTP_REQUEST_MAX_RETRIES).",
+        description="Retries of a failed or 5xx call to an MLflow server (MLFLOW_HTTP_REQUEST_MAX_RETRIES).",
     )
     registry_backoff_seconds: int = Field(
         1,

@@ -38,8 +38,8 @@ from driftline.errors import ConfigError
 
 
 class DriftlineConfig(Section):
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, description="Config name (shown by the demo).")
+    description: str = Field("", description="Becomes the MLflow registered model's description.")
     dataset: DatasetConfig
     validation: ValidationConfig = ValidationConfig()
     model: ModelConfig = ModelConfig()
@@ -178,6 +178,15 @@ class DriftlineConfig(Section):
         """The folders of this config's model in the registry whose identity is `registry_id` (the registry
         package resolves it: `Registry(cfg).folders`)."""
         return RegistryFolders.of(self.folders, self.storage, self.registry.model_name, registry_id)
+
+    @property
+    def declared_columns(self) -> list[str]:
+        """The columns a data file may carry (training data, batch files): the dataset's roles (features, target, id,
+        event time), the gate's watched columns (`gate.slices.columns`, `gate.fairness.attribute`: naming a column
+        there declares it) and `dataset.passthrough_columns`. Any other column rejects the file."""
+        dataset = self.dataset
+        roles = [*dataset.feature_names, dataset.target, dataset.id_column, dataset.event_time_column]
+        return list(dict.fromkeys(filter(None, [*roles, *self.gate.watched_columns, *dataset.passthrough_columns])))
 
     @property
     def label_id_column(self) -> str:

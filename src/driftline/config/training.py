@@ -10,24 +10,37 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from driftline.config.base import Section
+from driftline.config.base import METRICS, Section
+
+_METRICS_BY_TASK = "; ".join(f"{task} {', '.join(metrics)}" for task, metrics in METRICS.items())
 
 
 class HoldoutConfig(Section):
     strategy: Literal["auto", "time", "random"] = Field(
-        "auto", description="auto = time-based (most recent rows) when an event-time column exists, else random."
+        "auto",
+        description="auto: time (the most recent rows) when dataset.event_time_column is set, else random "
+        "(stratified for classification).",
     )
-    fraction: float = Field(0.2, gt=0, lt=0.9)
+    fraction: float = Field(0.2, gt=0, lt=0.9, description="Share held out for evaluation (0 < f < 0.9).")
 
 
 class ModelConfig(Section):
     estimator: str = Field(
         "sklearn.ensemble.HistGradientBoostingClassifier",
-        description="Import path of the class; default HistGradientBoostingClassifier/-Regressor by task.",
+        description="Import path of a scikit-learn estimator class; must be a classifier or regressor as the task "
+        "needs. Not set: HistGradientBoostingClassifier, or sklearn.ensemble.HistGradientBoostingRegressor for "
+        "regression.",
     )
-    params: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 42
-    holdout: HoldoutConfig = HoldoutConfig()
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Estimator keyword arguments, checked when the config loads by the estimator itself "
+        "(scikit-learn's parameter validation): an unknown name or a value it refuses is exit 2 naming "
+        "`model.params.<name>`, not a failure in the middle of a retrain.",
+    )
+    seed: int = Field(
+        42, description="random_state (unless set in params), the random holdout split, reference sampling."
+    )
+    holdout: HoldoutConfig = Field(HoldoutConfig(), description="The rows held out to evaluate and gate a model.")
     allowed_modules: list[str] = Field(
         default_factory=lambda: ["sklearn"], description="Top-level packages an estimator may be imported from."
     )
@@ -93,17 +106,25 @@ def _rule_broken(message: str, estimator: str, value: Any) -> str:
 
 class SlicesConfig(Section):
     columns: list[str] = Field(
-        default_factory=list, description="Columns (features or not) whose values slice the holdout; none: no slices."
+        default_factory=list,
+        description="Columns (features or not; naming one declares it) whose values slice the holdout: the primary "
+        "metric per value. Empty: no slices.",
     )
     min_rows: int = Field(100, ge=1, description="Smaller slices are reported but never decide.")
     tolerance: float = Field(
-        0.02, ge=0, description="How much worse than the champion the challenger may be on a slice (primary metric)."
+        0.02,
+        ge=0,
+        description="How much worse than the champion's the challenger's primary metric may be on a slice with enough "
+        "rows. In production (labels), how far a slice with enough labeled rows may fall below the champion's own "
+        "value at promotion.",
     )
 
 
 class FairnessConfig(Section):
     attribute: str | None = Field(
-        None, description="Sensitive column (binary task): positive-prediction rate per group; none: no check."
+        None,
+        description="Sensitive column (binary task; naming it declares it, the model need not use it): the "
+        "positive-prediction rate per group, at the gate and on every labeled batch of the champion. none: no check.",
     )
     min_disparate_impact: float = Field(
         0.8, gt=0, le=1, description="Lowest allowed ratio of the smallest to the largest group positive rate."
@@ -112,9 +133,15 @@ class FairnessConfig(Section):
 
 
 class GateConfig(Section):
-    metric: str | None = Field(None, description="Primary metric; default roc_auc, f1_macro or rmse by task.")
+    metric: str | None = Field(
+        None,
+        description="Primary metric, the one compared against the champion. none: roc_auc, f1_macro or rmse by task. "
+        f"Metrics by task: {_METRICS_BY_TASK}.",
+    )
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="Worst acceptable value per metric: a floor for scores, a ceiling for errors."
+        default_factory=dict,
+        description="Worst acceptable value per metric: a floor for scores, a ceiling for errors; applies to every "
+        "model, including the first.",
     )
     min_improvement: float = Field(
         0.001,
@@ -122,10 +149,17 @@ class GateConfig(Section):
         description="How much the challenger must beat the champion on the primary metric (absolute, > 0: "
         "a challenger that only ties the champion is not promoted).",
     )
-    slices: SlicesConfig = SlicesConfig()
-    fairness: FairnessConfig = FairnessConfig()
+    slices: SlicesConfig = Field(
+        SlicesConfig(),
+        description="The primary metric per value of some columns: a slice may not be worse than the champion's.",
+    )
+    fairness: FairnessConfig = Field(
+        FairnessConfig(), description="Binary tasks: the ratio of the groups' positive-prediction rates."
+    )
     mode: Literal["auto", "manual"] = Field(
-        "auto", description="manual: after the automatic checks pass, the flow pauses until a person approves."
+        "auto",
+        description="manual: after the automatic checks pass, the training run pauses for a person's approval in the "
+        "Prefect UI.",
     )
     approval_timeout_seconds: int = Field(
         86_400, ge=1, description="A manual approval not given within this time rejects the challenger."

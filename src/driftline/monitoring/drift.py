@@ -4,7 +4,6 @@ config's rules."""
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -13,6 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from driftline.config import DriftConfig, DriftlineConfig, FeatureType
+from driftline.modeling.threads import usable_cores
 from driftline.monitoring.drift_stats import (
     DRIFTED,
     KS_DECISION_RTOL,
@@ -141,7 +141,7 @@ def detect_drift(
         summary = summarize(batch_columns[name], kind is FeatureType.numeric)
         return summary, _drift(reference, reference_column(reference, name, kind), summary, name, "feature", kind, spec)
 
-    workers = min(len(batch_columns), os.cpu_count() or 1) if len(current) >= PARALLEL_MIN_ROWS else 1
+    workers = min(len(batch_columns), usable_cores()) if len(current) >= PARALLEL_MIN_ROWS else 1
     if workers == 1:
         tested = list(map(feature, dataset.features, dataset.features.values()))
     else:

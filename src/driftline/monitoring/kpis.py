@@ -3,8 +3,8 @@ to a new champion (MTTR), training-pipeline success rate, data freshness and sco
 costs and watches: drift alarms per batch, retrains per promotion, the champion's slices and fairness.
 
 Plain functions over small typed histories; adapters fetch them (registry transitions and monitoring runs from
-MLflow, flow runs from Prefect, the archive index from disk). Any other source of the same types (an audit log of
-registry transitions) can feed them unchanged.
+MLflow, training runs from Prefect or driftline's own record of them, the archive index from disk). Any other source
+of the same types (an audit log of registry transitions) can feed them unchanged.
 """
 
 from __future__ import annotations

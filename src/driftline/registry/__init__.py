@@ -1,5 +1,5 @@
 """MLflow tracking and registry (its only users, with skops): a thin `Registry` front over the parts.
-May import: config, errors, modeling, data, validation, evaluation, monitoring, training (their result types).
+May import: config, errors, outages, modeling, data, validation, evaluation, monitoring, training (their result types).
 """
 
 from driftline.registry.front import Registry

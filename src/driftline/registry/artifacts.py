@@ -8,6 +8,8 @@ import logging
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from driftline.validation.profile import ReferenceProfile
 
 MODEL_ARTIFACT = "model"
 REFERENCE_STATS = "stats"  # reference/stats/: drift statistics of every training row (`ReferenceStats`)
-# Written by MLflow into a folder it downloads from a models:/ URI; not part of what was logged.
+# Written by MLflow into a folder downloaded from a models:/ URI (as caches of earlier releases were); never logged.
 DOWNLOAD_ONLY_FILES = {"registered_model_meta"}
 # What a logged pipeline needs to load and predict (MLflow adds itself to the list).
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
@@ -62,6 +64,15 @@ def trusted_types_for(model: Pipeline, cfg: DriftlineConfig) -> list[str]:
     return sorted(needed)
 
 
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged to a run: MLflow's LoggedModel id, where its files are stored, and their checksum."""
+
+    model_id: str
+    location: str
+    sha256: str
+
+
 class ModelStore:
     """The versions' models and drift references: logged into a run, loaded (verified) through the local cache."""
 
@@ -73,21 +84,49 @@ class ModelStore:
         return registry_folders(self._cfg, self._connection).cache
 
     # --- saving -----------------------------------------------------------------------------------------------
-    def log_model(self, model: Pipeline, input_example: pd.DataFrame, trusted: list[str]):
-        """The model into the active run as skops (never pickle), with its signature; MLflow's `ModelInfo`."""
-        import mlflow.sklearn
+    def log_model(self, run_id: str, model: Pipeline, input_example: pd.DataFrame, trusted: list[str]) -> LoggedModel:
+        """The model as an MLflow LoggedModel of the run: skops (never pickle), with its signature and checksum.
 
-        return mlflow.sklearn.log_model(
-            model,
-            name=MODEL_ARTIFACT,
-            serialization_format="skops",
-            skops_trusted_types=trusted,
-            signature=self._signature(model, input_example),
-            input_example=input_example,
-            # Named, not inferred: inference loads the model in a subprocess to see what it imports (seconds per
-            # training, and it lists whatever the process had loaded, pytest included).
-            pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
-        )
+        Saved to a temporary folder and uploaded by this store's client (MLflow's `log_model` would use the
+        process-wide tracking URI); the checksum is of the files as stored, read back from the artifact store.
+        """
+        import mlflow.sklearn
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
+
+        client = self._connection.client
+        experiment_id = client.get_run(run_id).info.experiment_id
+        logged = client.create_logged_model(experiment_id, name=MODEL_ARTIFACT, source_run_id=run_id)
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                saved = Path(folder) / MODEL_ARTIFACT
+                mlflow.sklearn.save_model(
+                    model,
+                    str(saved),
+                    mlflow_model=Model(
+                        artifact_path=logged.artifact_location,
+                        run_id=run_id,
+                        model_uuid=logged.model_id,
+                        model_id=logged.model_id,
+                    ),
+                    serialization_format="skops",
+                    skops_trusted_types=trusted,
+                    signature=self._signature(model, input_example),
+                    input_example=input_example,
+                    # Named, not inferred: inference loads the model in a subprocess to see what it imports (seconds
+                    # per training, and it lists whatever the process had loaded, pytest included).
+                    pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
+                )
+                client.log_model_artifacts(logged.model_id, str(saved))
+            client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+            with tempfile.TemporaryDirectory() as folder:
+                stored = self._connection.download(logged.artifact_location, Path(folder))
+                checksum = model_sha256(stored)
+        except BaseException:
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        return LoggedModel(logged.model_id, logged.artifact_location, checksum)
 
     def _signature(self, model: Pipeline, input_example: pd.DataFrame):
         """Input types from the config, not from a few example rows (where a category may happen to be missing)."""
@@ -102,34 +141,24 @@ class ModelStore:
         outputs = infer_signature(input_example, model.predict(input_example)).outputs
         return ModelSignature(inputs=inputs, outputs=outputs)
 
-    def logged_model_sha256(self, model_uri: str) -> str:
-        """The checksum of the model as stored (read back from the artifact store), what every load verifies."""
-        import mlflow
-
-        with tempfile.TemporaryDirectory() as folder:
-            return model_sha256(Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)))
-
-    def log_reference(self, reference: DriftReference) -> None:
-        """The drift reference into the active run: features, predictions, profile and statistics."""
-        import mlflow
-
+    def log_reference(self, run_id: str, reference: DriftReference) -> None:
+        """The drift reference into the run: features, predictions, profile and statistics."""
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
             reference.features.to_parquet(root / "features.parquet", index=False)
             pd.DataFrame({"prediction": reference.predictions}).to_parquet(root / "predictions.parquet", index=False)
             (root / "profile.json").write_text(json.dumps(reference.profile.to_dict()))
             reference.stats.save(root / REFERENCE_STATS)
-            mlflow.log_artifacts(folder, REFERENCE_ARTIFACTS)
+            self._connection.client.log_artifacts(run_id, folder, REFERENCE_ARTIFACTS)
 
     # --- loading ----------------------------------------------------------------------------------------------
-    def _download(self, uri: str, folder: Path) -> Path:
-        import mlflow
-
+    def _cached(self, folder: Path, fetch: Callable[[Path], object]) -> Path:
+        """`folder` in the local cache, filled by `fetch(staging)` the first time (renamed into place when whole)."""
         if folder.exists():
             return folder
         self._cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self._cache))
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging))
+        fetch(staging)
         try:
             staging.rename(folder)
         except OSError:  # another process cached it first; theirs is the same content
@@ -150,16 +179,16 @@ class ModelStore:
         if folder.exists() and _checksum_or_none(folder) != recorded:
             log.info("model %r v%s: cached copy at %s is stale; fetching it again", ref.name, ref.version, folder)
             _remove(folder)
-        self._download(f"models:/{ref.name}/{ref.version}", folder)
+        source = self._connection.version_source
+        self._cached(folder, lambda staging: self._connection.download(source(ref.version), staging))
         found = _checksum_or_none(folder)
         if found != recorded:
             _remove(folder)  # not kept: nothing loads it, and a restored artifact is fetched at the next load
-            source = self._connection.client.get_model_version_download_uri(ref.name, ref.version)
             raise ModelTampered(
-                f"model {ref.name!r} v{ref.version}: the registry's artifact ({source}) has sha256 "
+                f"model {ref.name!r} v{ref.version}: the registry's artifact ({source(ref.version)}) has sha256 "
                 f"{(found or 'unreadable')[:12]}…, its registration recorded {recorded[:12]}…; refusing to load a "
                 f"changed model. Restore the artifact from a backup of the store at "
-                f"{shown_uri(self._cfg.tracking_uri)}, or take the version out of service: "
+                f"{shown_uri(self._connection.tracking_uri)}, or take the version out of service: "
                 f"driftline retire --version {ref.version} --reason tampered"
             )
         trusted = sorted(set(REVIEWED_SKOPS_TYPES) | set(self._cfg.model.trusted_types))
@@ -176,7 +205,10 @@ class ModelStore:
 
     def load_reference(self, ref: ModelRef) -> DriftReference:
         """The version's drift reference, from the local cache after the first download."""
-        folder = self._download(f"runs:/{ref.run_id}/{REFERENCE_ARTIFACTS}", self._cache / f"reference-{ref.run_id}")
+        folder = self._cached(
+            self._cache / f"reference-{ref.run_id}",
+            lambda staging: self._connection.client.download_artifacts(ref.run_id, REFERENCE_ARTIFACTS, str(staging)),
+        )
         folder = folder / REFERENCE_ARTIFACTS if (folder / REFERENCE_ARTIFACTS).is_dir() else folder
         features = pd.read_parquet(folder / "features.parquet")
         predictions = pd.read_parquet(folder / "predictions.parquet")["prediction"].to_numpy()

@@ -1,15 +1,20 @@
-"""The connection to MLflow for one registered model: URIs, retries, outages named, experiment, aliases, tags."""
+"""The connection to MLflow for one registered model: its own client, outages named, experiment, aliases, tags."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from driftline.config import TRACKING_URI_ENV, DriftlineConfig
+from driftline.config import DriftlineConfig
+from driftline.config.base import REMOTE_TRACKING_SCHEMES
 from driftline.errors import NoChampion, RegistryUnavailable, TransitionRefused
+from driftline.outages import is_outage, outage_cause, outage_url
 from driftline.registry.audit_events import AliasHolders
 from driftline.registry.refs import CHALLENGER, CHAMPION, PREVIOUS, RETIRED, RUN_TYPE, TAG, ModelRef
 
@@ -20,43 +25,59 @@ HTTP_SETTINGS = {  # MLflow's own retry settings for calls to a tracking server,
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "registry_backoff_seconds",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "registry_timeout_seconds",
 }
-_OUTAGE_SIGNS = (
-    "Max retries exceeded",
-    "error responses",
-    "Connection refused",
-    "Read timed out",
-    "Failed to establish",
-    "RemoteDisconnected",
-    "Connection aborted",
-)
 
 
-def unavailable(error: Exception, tracking_uri: str, retries: int) -> RegistryUnavailable | None:
-    """The one line naming an MLflow server outage (what was called, the status or the refusal), or None if the
-    error is something else (a missing version, a bad request) that no retry would change."""
-    text = str(error)
-    if not any(sign in text for sign in _OUTAGE_SIGNS):
+def use_http_settings(cfg: DriftlineConfig) -> None:
+    """MLflow reads its HTTP retry settings from the environment only, for every client of the process: they are one
+    process-wide setting, taken from the first config the process opens (variables already set win)."""
+    for variable, field_name in HTTP_SETTINGS.items():
+        os.environ.setdefault(variable, str(getattr(cfg.reliability, field_name)))
+
+
+def shown_uri(uri: str) -> str:
+    """The URI without credentials (a marker, a log line or an error message is no place for a password)."""
+    return re.sub(r"//[^/@]*@", "//", uri)
+
+
+def unavailable(error: BaseException, tracking_uri: str) -> RegistryUnavailable | None:
+    """The one line naming an outage of the MLflow store (what was called, the status or the refusal, the fix), or
+    None if the error is something else (a missing version, a bad request, a bug) that no retry would change."""
+    if not is_outage(error):
         return None
-    status = re.search(r"too many (\d{3}) error responses", text)
-    cause = f"HTTP {status.group(1)}" if status else _first_cause(text)
-    url = re.search(r"url: (\S+)", text)
-    called = f" ({url.group(1)})" if url else ""
+    cause, url = outage_cause(error), outage_url(error)
+    if not tracking_uri.startswith(REMOTE_TRACKING_SCHEMES):
+        return RegistryUnavailable(
+            f"MLflow store {shown_uri(tracking_uri)} unavailable: {cause}; run again once the database is free or "
+            "back (an MLflow server in front of it, driftline stack up, serves many writers)"
+        )
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+
+    called = f" ({urlsplit(url).path})" if url else ""
     return RegistryUnavailable(
-        f"MLflow tracking server {tracking_uri} unavailable{called}: {cause} after {retries} retries; "
-        "check the server, or raise reliability.registry_http_retries"
+        f"MLflow tracking server {shown_uri(tracking_uri)} unavailable{called}: {cause} after "
+        f"{MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()} retries; check the server, or raise reliability.registry_http_retries"
     )
 
 
-def _first_cause(text: str) -> str:
-    found = re.search(r"(Connection refused|Read timed out|RemoteDisconnected|Connection aborted)", text)
-    return found.group(1) if found else text.strip().splitlines()[0][:200]
+@contextmanager
+def outage_named(tracking_uri: str) -> Iterator[None]:
+    """An outage inside the block leaves it as `RegistryUnavailable` (one line, the original as its cause)."""
+    try:
+        yield
+    except RegistryUnavailable:
+        raise
+    except Exception as error:
+        named = unavailable(error, tracking_uri)
+        if named is None:
+            raise
+        raise named from error
 
 
 class _OutageNamed:
     """The MLflow client whose calls fail with `RegistryUnavailable` (one line) once MLflow's retries are spent."""
 
-    def __init__(self, client, tracking_uri: str, retries: int):
-        self._client, self._uri, self._retries = client, tracking_uri, retries
+    def __init__(self, client, tracking_uri: str):
+        self._client, self._uri = client, tracking_uri
 
     def __getattr__(self, name: str):
         attribute = getattr(self._client, name)
@@ -64,59 +85,62 @@ class _OutageNamed:
             return attribute
 
         def call(*args, **kwargs):
-            with outage_named(self._uri, self._retries):
+            with outage_named(self._uri):
                 return attribute(*args, **kwargs)
 
         return call
 
 
-@contextmanager
-def outage_named(tracking_uri: str, retries: int) -> Iterator[None]:
-    try:
-        yield
-    except RegistryUnavailable:
-        raise
-    except Exception as error:
-        named = unavailable(error, tracking_uri, retries)
-        if named is None:
-            raise
-        raise named from error
-
-
-def apply_http_settings(cfg: DriftlineConfig) -> None:
-    """MLflow reads its HTTP retry settings from the environment at each call: set them from this config."""
-    for variable, field_name in HTTP_SETTINGS.items():
-        os.environ[variable] = str(getattr(cfg.reliability, field_name))
-
-
 class Connection:
-    """One registered model and its experiment on the configured MLflow server: what every other part calls."""
+    """One registered model and its experiment on the configured MLflow store: what every other part calls.
+
+    The URIs live on its own `MlflowClient`: nothing here sets MLflow's global tracking or registry URI or
+    `MLFLOW_TRACKING_URI`, so one process may hold connections to several stores at once. MLflow's HTTP retry
+    settings are the one process-wide setting (`use_http_settings`).
+    """
 
     def __init__(self, cfg: DriftlineConfig):
-        import mlflow
         from mlflow import MlflowClient
 
         self.cfg = cfg
         self.name = cfg.registry.model_name
+        self.tracking_uri = cfg.tracking_uri
         cfg.folders.root.mkdir(parents=True, exist_ok=True)
-        user_setting = os.environ.get(TRACKING_URI_ENV)
-        mlflow.set_tracking_uri(cfg.tracking_uri)
-        mlflow.set_registry_uri(cfg.tracking_uri)
-        # MLflow also exports the URI to the environment, where it would override the next config loaded in
-        # this process; the user's own setting (or its absence) stays authoritative.
-        if user_setting is None:
-            os.environ.pop(TRACKING_URI_ENV, None)
-        else:
-            os.environ[TRACKING_URI_ENV] = user_setting
-        apply_http_settings(cfg)
-        self._retries = cfg.reliability.registry_http_retries
+        use_http_settings(cfg)
         self.client = _OutageNamed(
-            MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri), cfg.tracking_uri, self._retries
+            MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri), self.tracking_uri
         )
 
-    def calls(self) -> AbstractContextManager[None]:
-        """Calls through the `mlflow` module (not the client) with their outages named too."""
-        return outage_named(self.cfg.tracking_uri, self._retries)
+    def _files_at(self, artifact_uri: str):
+        """The artifact repository of a storage location of this store (a version's or a logged model's files)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def download(self, artifact_uri: str, folder: Path) -> Path:
+        """The files at a storage location of this store into `folder` (an existing folder), as they are there."""
+        with outage_named(self.tracking_uri):
+            self._files_at(artifact_uri).download_artifacts("", dst_path=str(folder))
+        return folder
+
+    def file_names(self, artifact_uri: str) -> set[str]:
+        """The names of the files and folders directly at a storage location of this store."""
+        with outage_named(self.tracking_uri):
+            return {Path(info.path).name for info in self._files_at(artifact_uri).list_artifacts("") or []}
+
+    def run_text(self, run_id: str, artifact_path: str) -> str | None:
+        """A text artifact of a run, or None if the run has no such file."""
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                return Path(self.client.download_artifacts(run_id, artifact_path, folder)).read_text(encoding="utf-8")
+            except (MlflowException, OSError):  # missing: a local store's OSError, a server's 404 (requests' errors)
+                return None
+
+    def version_source(self, version: str) -> str:
+        """Where a version's model files are stored (the logged model's artifacts), for downloads and listings."""
+        return self.client.get_model_version_download_uri(self.name, version)
 
     @property
     def experiment_id(self) -> str:
@@ -163,7 +187,7 @@ class Connection:
         champion = self.champion()
         if champion is None:
             raise NoChampion(
-                f"model {self.name!r} has no champion yet at {self.cfg.tracking_uri}; "
+                f"model {self.name!r} has no champion yet at {shown_uri(self.tracking_uri)}; "
                 "train one first: driftline train --config <config> --data <file>"
             )
         return champion

@@ -78,6 +78,10 @@ class Registry:
     def version_ref(self, version: str) -> ModelRef:
         return self._connection.version_ref(version)
 
+    def run_text(self, run_id: str, artifact_path: str) -> str | None:
+        """A text artifact of a run of this store (`model_card.md`, `gate.json`), None if the run has none."""
+        return self._connection.run_text(run_id, artifact_path)
+
     # --- the model store: loading (verified, cached) and deleting ------------------------------------------------
     def load_model(self, ref: ModelRef) -> Pipeline:
         return self._store.load_model(ref)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote
 
 from driftline.monitoring.fairness_watch import AtPromotion
@@ -86,38 +86,23 @@ class History:
 
     def missing_records(self, info: VersionInfo) -> list[str]:
         """What a registered version must carry and does not: holdout metrics, lineage tags, run artifacts, model."""
-        import mlflow
-
         missing = [] if info.metrics else ["holdout metrics"]
         missing += [f"tag {TAG}{key}" for key in LINEAGE_TAGS if f"{TAG}{key}" not in info.tags]
         logged = {artifact.path for artifact in self._client.list_artifacts(info.run_id)}
         missing += [f"artifact {path}" for path in RUN_ARTIFACTS if path not in logged]
-        source = self._client.get_model_version(self._name, info.version).source
-        with self._connection.calls():
-            stored = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(artifact_uri=source) or []}
+        stored = self._connection.file_names(self._connection.version_source(info.version))
         missing += [f"model file {name}" for name in ("MLmodel", SKOPS_FILE) if name not in stored]
         return missing
 
     def recorded_config_text(self, run_id: str) -> str | None:
         """The config YAML exactly as the version was trained with (None if the run lacks it)."""
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return mlflow.artifacts.load_text(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
-        except MlflowException:
-            return None
+        return self._connection.run_text(run_id, CONFIG_ARTIFACT)
 
     def at_promotion(self, run_id: str) -> AtPromotion:
         """The version's own slice metrics and disparate impact on its holdout, from the gate.json its gate wrote
         (empty for a version whose gate had no slices or fairness configured)."""
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return AtPromotion.of_gate_record(mlflow.artifacts.load_dict(f"runs:/{run_id}/{GATE_ARTIFACT}"))
-        except MlflowException:
-            return AtPromotion()
+        recorded = self._connection.run_text(run_id, GATE_ARTIFACT)
+        return AtPromotion() if recorded is None else AtPromotion.of_gate_record(json.loads(recorded))
 
     # --- what the operational KPIs are computed from -------------------------------------------------------------
     def transitions(self) -> list[Transition]:

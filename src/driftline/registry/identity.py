@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import re
 import shutil
 import threading
 import uuid
@@ -20,7 +19,7 @@ from pathlib import Path
 from driftline.config import DriftlineConfig
 from driftline.config.workspace import REGISTRY_MARKER, RegistryFolders, safe_name, short_id
 from driftline.errors import ConfigError
-from driftline.registry.client import Connection
+from driftline.registry.client import Connection, shown_uri
 from driftline.registry.refs import TAG
 
 REGISTRY_ID = f"{TAG}registry_id"  # registered-model tag: the identity of this model in this store
@@ -106,11 +105,6 @@ def _adopt(cfg: DriftlineConfig, folders: RegistryFolders) -> None:
                 old,
                 new,
             )
-
-
-def shown_uri(uri: str) -> str:
-    """The URI without credentials (a marker and a log line are no place for a password)."""
-    return re.sub(r"//[^/@]*@", "//", uri)
 
 
 def _marker(registry_id: str, cfg: DriftlineConfig) -> dict[str, str]:

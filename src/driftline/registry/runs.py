@@ -37,6 +37,7 @@ from driftline.training.train import TrainedModel
 # The per-model run whose metrics, appended step by step, are MLflow's trend charts of the monitoring runs.
 TRENDS_RUN_TYPE = "trends"
 MAX_VERSION_DESCRIPTION = 5000  # the registry's column width
+MAX_PARAMS_PER_BATCH = 100  # MLflow's limit per log_batch call
 
 
 def metric_key(name: str) -> str:
@@ -83,7 +84,7 @@ class RunLog:
         self, trained: TrainedModel, lineage: Lineage, trigger: str, actor: Actor | None = None
     ) -> ModelRef:
         """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
-        import mlflow
+        from mlflow.entities import Metric, Param, RunStatus
 
         cfg = self._connection.cfg
         trusted = trusted_types_for(trained.model, cfg)
@@ -98,25 +99,30 @@ class RunLog:
             f"{TAG}run_type": "training",
             f"{TAG}trigger": trigger[:500],
         }
-        with (
-            self._connection.calls(),
-            mlflow.start_run(experiment_id=self._connection.experiment_id, run_name=f"train-{self._name}") as run,
-        ):
-            mlflow.set_tags(lineage_tags)
-            mlflow.log_params({key: str(value)[:500] for key, value in trained.params.items()})
-            mlflow.log_metrics({f"{HOLDOUT}{name}": value for name, value in trained.metrics.items()})
-            mlflow.log_text(cfg.source_text, CONFIG_ARTIFACT)
-            mlflow.log_dict(lineage.to_dict(), "lineage.json")
-            self._store.log_reference(trained.reference)
-            info = self._store.log_model(trained.model, trained.input_example, trusted)
+        run = self._client.create_run(self._connection.experiment_id, run_name=f"train-{self._name}", tags=lineage_tags)
+        run_id, now = run.info.run_id, int(datetime.now(UTC).timestamp() * 1000)
+        try:
+            params = [Param(key, str(value)[:500]) for key, value in trained.params.items()]
+            for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                self._client.log_batch(run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
+            metrics = [Metric(f"{HOLDOUT}{name}", float(value), now, 0) for name, value in trained.metrics.items()]
+            self._client.log_batch(run_id, metrics=metrics)
+            self._client.log_text(run_id, cfg.source_text, CONFIG_ARTIFACT)
+            self._client.log_dict(run_id, lineage.to_dict(), "lineage.json")
+            self._store.log_reference(run_id, trained.reference)
+            logged = self._store.log_model(run_id, trained.model, trained.input_example, trusted)
+        except BaseException as error:
+            ended = RunStatus.FAILED if isinstance(error, Exception) else RunStatus.KILLED
+            self._client.set_terminated(run_id, RunStatus.to_string(ended))
+            raise
+        self._client.set_terminated(run_id)
         registry_folders(cfg, self._connection)  # registers the model with its identity if it is not yet
-        checksum = {MODEL_SHA256: self._store.logged_model_sha256(info.model_uri)}
         registered = self._client.create_model_version(
             self._name,
-            source=info.model_uri,
-            run_id=run.info.run_id,
-            tags=lineage_tags | checksum,
-            model_id=info.model_id,
+            source=logged.location,  # the files' place: MLflow's SQL registry resolves models:/ by the global URI
+            run_id=run_id,
+            tags=lineage_tags | {MODEL_SHA256: logged.sha256},
+            model_id=logged.model_id,
         )
         version = str(registered.version)
         self._client.set_registered_model_alias(self._name, CHALLENGER, version)
@@ -126,13 +132,13 @@ class RunLog:
             actor,
             trigger,
             {
-                "run_id": run.info.run_id,
+                "run_id": run_id,
                 "data_fingerprints": [source.fingerprint for source in lineage.data],
                 "training_rows": lineage.training_rows,
                 "holdout_metrics": trained.metrics,
             },
         )
-        return ModelRef(self._name, version, run.info.run_id)
+        return ModelRef(self._name, version, run_id)
 
     def record_gate(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
         """The decision and its evidence, on the model version (tags) and in its run (metrics, JSON)."""

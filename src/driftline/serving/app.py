@@ -1,11 +1,12 @@
 """The online service's app: `POST /predict` answered by the champion (a canary's challenger for some rows), with
 health, readiness, Prometheus metrics and a description of the models served.
 
-The request path, in order, all on the event loop: `PredictRequest` (typed by the config: a bad request is a 422
-naming the field) → `route_rows` (which rows the challenger answers) → the model's fast path on the validated rows
-(`modeling.fast`: no DataFrame), or the `PredictionBatcher`'s thread for a model the pipeline answers and for large
-requests → `_answers` → JSON. The models are `ModelFollower.serving`, read once per request. Everything logged
-(prediction-log rows, shadow answers) is built by the `PredictionLogBuffer`'s thread after the response is sent.
+The request path, in order, all on the event loop: `BodyLimit` (a body over the limit is a 413, never parsed) →
+`PredictRequest` (typed by the config: a bad request is a 422 naming the field) → `route_rows` (which rows the
+challenger answers) → the model's fast path on the validated rows (`modeling.fast`: no DataFrame), or the
+`PredictionBatcher`'s thread for a model the pipeline answers and for large requests → `_answers` → JSON. The
+models are `ModelFollower.serving`, read once per request. Everything logged (prediction-log rows, shadow answers) is
+built by the `PredictionLogBuffer`'s thread after the response is sent.
 """
 
 import asyncio
@@ -35,6 +36,7 @@ from driftline.modeling.pipeline import Predictions
 from driftline.modeling.threads import limit_openmp
 from driftline.registry import CHALLENGER, CHAMPION, ModelRef, registry_folders
 from driftline.serving.batcher import PredictionBatcher
+from driftline.serving.body_limit import BodyLimit, body_limit
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
 from driftline.serving.log_buffer import Answered, PredictionLogBuffer, logged_beside
 
@@ -47,18 +49,21 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 # --- requests and answers ---------------------------------------------------------------------------------------------
 def request_model(cfg: DriftlineConfig) -> type[BaseModel]:
     """`{"rows": [{feature: value, ...}, ...]}` typed by the config: numeric → finite number or null, categorical →
-    text (whole numbers are read as their text, as in files) or null; the gate's watched columns that are not
-    features may be given (logged as text, for live slices and fairness); unknown fields are refused."""
+    text (whole numbers are read as their text, as in files) or null, text of at most `serving.max_text_chars`
+    characters; the gate's watched columns that are not features may be given (logged as text, for live slices and
+    fairness); unknown fields are refused."""
     dataset = cfg.dataset
+    longest = cfg.serving.max_text_chars  # bounds the largest valid row, and so the body limit (`body_limit`)
+    text = Annotated[str, Field(max_length=longest)] | Annotated[int, Field(gt=-(10**longest), lt=10**longest)]
     fields: dict[str, Any] = {}
     if dataset.id_column:
         id_required = cfg.serving.canary_share > 0 and cfg.serving.canary_routing == "id"
-        fields[dataset.id_column] = (str | int, ...) if id_required else (str | int | None, None)
+        fields[dataset.id_column] = (text, ...) if id_required else (text | None, None)
     for name, kind in dataset.features.items():
-        value_type = Finite if kind is FeatureType.numeric else str | int
+        value_type = Finite if kind is FeatureType.numeric else text
         fields[name] = (value_type | None, Field(..., description=f"{kind} feature"))
     for name in logged_beside(cfg):
-        fields[name] = (str | int | Finite | None, Field(None, description="watched by the gate: logged only"))
+        fields[name] = (text | Finite | None, Field(None, description="watched by the gate: logged only"))
     row = create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
     return create_model(
         "PredictRequest",
@@ -214,6 +219,10 @@ def create_app(
             batcher.stop()
 
     app = FastAPI(title=f"driftline: {cfg.registry.model_name}", version="1", lifespan=lifespan)
+    # Bodies over the limit are refused before they are read whole or parsed (413).
+    app.add_middleware(
+        BodyLimit, limit=body_limit(cfg, PredictRequest), refused=metrics.requests.labels("too_large").inc
+    )
     app.state.follower, app.state.log_buffer, app.state.metrics = follower, buffer, metrics
 
     async def require_key(request: Request) -> None:  # async: checked on the event loop, no thread hop

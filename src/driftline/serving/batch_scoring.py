@@ -1,21 +1,20 @@
 """Batch scoring: champion predictions per row with id, probabilities, model version and time, written atomically.
 
-A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk (`score_chunks`: the
-chunks of a file validated as it is read, in one pass; `score_file`: a file read again), or cut into row ranges scored
-apart and joined (`score_part`, `assemble`), so memory does not grow with the file.
+A batch already in memory is scored whole (`score_batch`). Files are streamed chunk by chunk into `PendingScores`
+(the chunks of a file validated as it is read, in one pass, or `score_file`: a file read again), so memory does not
+grow with the file; `partitions` cuts a file into row ranges scored apart and joined.
 """
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
@@ -187,22 +186,6 @@ def score_batch(
 
 
 # --- files too large for memory: streamed through the model ----------------------------------------------------
-@dataclass(frozen=True)
-class RowRange:
-    """Rows [start, stop) of a file: one partition scored on its own."""
-
-    start: int
-    stop: int
-
-
-@dataclass(frozen=True)
-class ScoredPart:
-    rows: RowRange
-    output: Path
-    log: Path | None
-    tally: rollout.Tally | None = None
-
-
 def _check_suffix(path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in PARQUET_SUFFIXES | CSV_SUFFIXES:
@@ -227,60 +210,110 @@ class Source(Protocol):
     def fingerprint(self) -> str: ...
 
 
-def _score_chunks(
-    chunks: Iterable[Chunk],
-    model: Pipeline,
-    cfg: DriftlineConfig,
-    model_version: str,
-    scored_at: datetime,
-    source: Source,
-    output: IncrementalFile,
-    log: IncrementalFile | None,
-    challenger: rollout.Challenger | None = None,
-) -> rollout.Tally:
-    # Several chunks are answered at once, each on its own thread with its share of the cores: one model call using
-    # every core through OpenMP left a core idle through the single-threaded preprocessing, and its spinning threads
-    # slowed the reader and writer beside it (docs/performance.md). Answers are taken in chunk order, and written on
-    # one thread behind, one chunk at a time, so the files keep the rows' order. Rows go to the writers as columns.
-    def answer(chunk: Chunk) -> tuple[rollout.Answered, dict[str, Any], dict[str, Any] | None, int]:
-        limit_openmp(cores_per_thread)
-        answered = rollout.answer(model, model_version, chunk.frame, cfg.dataset, challenger)
-        scored = chunk.as_read(
-            output_columns(
-                chunk.frame, answered.predictions, cfg, answered.model_version, scored_at, answered.served_by
-            )
-        )
-        logged = None
-        if log is not None:
-            logged = chunk.as_read(log_columns(chunk.frame, answered, cfg, source.name, source.fingerprint, scored_at))
-        return answered, scored, logged, len(chunk)
+class PendingScores:
+    """One run's scores on their way to two files, the output and one prediction-log file (with
+    scoring.log_predictions), each written chunk by chunk to a hidden temp file beside where it goes.
 
-    threads = answer_threads(cfg)
-    cores_per_thread = max(1, usable_cores() // threads)
-    tally = rollout.Tally()
-    with (
-        ThreadPoolExecutor(threads, thread_name_prefix="answer") as answering,
-        ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer,
+    `score` streams chunks through the model into them; `commit` renames them into place, the output first. Leaving
+    the `with` block without a commit removes both: nothing half-written ever appears. A full disk is one line naming
+    the output.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        cfg: DriftlineConfig,
+        model_version: str,
+        output_path: Path,
+        scored_at: datetime | None = None,
+        log_folder: Path | None = None,
     ):
-        pending: deque[Future] = deque()
-        written: Future | None = None
+        _check_suffix(output_path)
+        self._source, self._cfg, self._model_version = source, cfg, model_version
+        self.output_path, self.scored_at = output_path, scored_at or datetime.now(UTC)
+        self._log_folder = log_folder or registry_folders(cfg).prediction_log
+        self.tally = rollout.Tally()
+        self._files = ExitStack()
 
-        def write_next() -> Future:
-            answered, scored, logged, rows = pending.popleft().result()  # raises what answering it raised
-            tally.add(answered, cfg.dataset.task)
-            if written is not None:
-                written.result()  # raises what the previous write raised
-            return writer.submit(_write, output, scored, log, logged, rows)
+    def __enter__(self) -> PendingScores:
+        with ExitStack() as files:
+            files.enter_context(space_named(self.output_path))
+            self.output = files.enter_context(
+                IncrementalFile(
+                    self.output_path.parent, self.output_path.suffix, _text_columns(self._cfg), _id_column(self._cfg)
+                )
+            )
+            self.log = files.enter_context(_log_file(self._cfg, self._log_folder))
+            self._files = files.pop_all()
+        return self
 
-        for chunk in chunks:
-            pending.append(answering.submit(answer, chunk))
-            if len(pending) == threads:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None):
+        return self._files.__exit__(kind, error, trace)
+
+    def score(self, chunks: Iterable[Chunk], model: Pipeline, challenger: rollout.Challenger | None = None) -> None:
+        """Every chunk answered (`scoring.threads` at once) and written in the order read."""
+        cfg, model_version, scored_at, source = self._cfg, self._model_version, self.scored_at, self._source
+        output, log = self.output, self.log
+
+        # Several chunks are answered at once, each on its own thread with its share of the cores: one model call using
+        # every core through OpenMP left a core idle through the single-threaded preprocessing, and its spinning threads
+        # slowed the reader and writer beside it (docs/performance.md). Answers are taken in chunk order, and written on
+        # one thread behind, one chunk at a time, so the files keep the rows' order. Rows go to the writers as columns.
+        def answer(chunk: Chunk) -> tuple[rollout.Answered, dict[str, Any], dict[str, Any] | None, int]:
+            limit_openmp(cores_per_thread)
+            answered = rollout.answer(model, model_version, chunk.frame, cfg.dataset, challenger)
+            scored = chunk.as_read(
+                output_columns(
+                    chunk.frame, answered.predictions, cfg, answered.model_version, scored_at, answered.served_by
+                )
+            )
+            logged = None
+            if log is not None:
+                logged = chunk.as_read(
+                    log_columns(chunk.frame, answered, cfg, source.name, source.fingerprint, scored_at)
+                )
+            return answered, scored, logged, len(chunk)
+
+        threads = answer_threads(cfg)
+        cores_per_thread = max(1, usable_cores() // threads)
+        tally = rollout.Tally()
+        with (
+            ThreadPoolExecutor(threads, thread_name_prefix="answer") as answering,
+            ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer,
+        ):
+            pending: deque[Future] = deque()
+            written: Future | None = None
+
+            def write_next() -> Future:
+                answered, scored, logged, rows = pending.popleft().result()  # raises what answering it raised
+                tally.add(answered, cfg.dataset.task)
+                if written is not None:
+                    written.result()  # raises what the previous write raised
+                return writer.submit(_write, output, scored, log, logged, rows)
+
+            for chunk in chunks:
+                pending.append(answering.submit(answer, chunk))
+                if len(pending) == threads:
+                    written = write_next()
+            while pending:
                 written = write_next()
-        while pending:
-            written = write_next()
-        if written is not None:
-            written.result()
-    return tally
+            if written is not None:
+                written.result()
+        self.tally = self.tally.merged(tally)
+
+    def commit(self, log_path: Path | None = None) -> ScoredFile:
+        """Output first, then the log: a run killed in between is rerun (the file was not filed away), which replaces
+        the same output and logs every row once. The log goes to `log_path`, by default the batch's log file, named
+        now that it is complete (so monitoring's watermark never passes over it) and by the key of the content and
+        version: a log file already there is the whole log of an earlier run of both, kept, not written twice."""
+        self.output.commit(self.output_path)
+        logged = None
+        if self.log is not None:
+            if log_path is None:
+                key = prediction_log.batch_key(self._source.fingerprint, self._model_version)
+                log_path = prediction_log.file_for(self._log_folder, self._source.name, key)
+            logged = log_path if log_path.exists() else self.log.commit(log_path)
+        return ScoredFile(self.output_path, self.output.rows, logged, self.tally)
 
 
 def answer_threads(cfg: DriftlineConfig) -> int:
@@ -308,22 +341,6 @@ def _log_file(cfg: DriftlineConfig, folder: Path) -> IncrementalFile | nullconte
     return IncrementalFile(folder, ".parquet", _text_columns(cfg), _id_column(cfg), statistics=False)
 
 
-def _commit(output: IncrementalFile, path: Path, log: IncrementalFile | None, log_path: Callable[[], Path]):
-    """Output first, then the log: a run killed in between is rerun (the file was not filed away), which
-    replaces the same output and logs every row once. A log file already there is the whole log of an earlier run
-    of the same content and version (its name carries their key): it is kept, not written twice."""
-    output.commit(path)
-    if log is None:
-        return None
-    target = log_path()
-    return target if target.exists() else log.commit(target)
-
-
-def _batch_log_path(cfg: DriftlineConfig, source: Source, model_version: str) -> Path:
-    key = prediction_log.batch_key(source.fingerprint, model_version)
-    return prediction_log.file_for(registry_folders(cfg).prediction_log, source.name, key)
-
-
 def score_chunks(
     chunks: Iterable[Chunk],
     source: Source,
@@ -333,26 +350,12 @@ def score_chunks(
     output_path: Path,
     scored_at: datetime | None = None,
     challenger: rollout.Challenger | None = None,
-    accept: Callable[[], object] = lambda: None,
 ) -> ScoredFile:
     """Stream chunks through the model into the output file and one prediction-log file; both are written
-    incrementally and appear whole, at the end, or not at all.
-
-    `accept` runs once every chunk is written and before anything appears: the file's verdict, when the chunks were
-    validated as they were read. When it raises, nothing is left behind.
-    """
-    _check_suffix(output_path)
-    scored_at = scored_at or datetime.now(UTC)
-    with (
-        space_named(output_path),
-        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg), _id_column(cfg)) as output,
-        _log_file(cfg, registry_folders(cfg).prediction_log) as log,
-    ):
-        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
-        accept()
-        # The log file is named when it is complete, so monitoring's watermark never passes over it.
-        logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
-        return ScoredFile(output_path, output.rows, logged, tally)
+    incrementally and appear whole, at the end, or not at all (`PendingScores`)."""
+    with PendingScores(source, cfg, model_version, output_path, scored_at) as pending:
+        pending.score(chunks, model, challenger)
+        return pending.commit()
 
 
 def score_file(
@@ -367,70 +370,3 @@ def score_file(
     """A file validated before, read again `scoring.chunk_rows` rows at a time and scored (`score_chunks`)."""
     chunks = read_ahead(read_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows))
     return score_chunks(chunks, source, model, cfg, model_version, output_path, scored_at, challenger)
-
-
-def row_ranges(rows: int, partitions: int) -> list[RowRange]:
-    """`partitions` contiguous ranges of near-equal size covering rows [0, rows); none empty."""
-    bounds = np.linspace(0, rows, min(partitions, max(rows, 1)) + 1).round().astype(int)
-    return [RowRange(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def parts_folder(output_path: Path) -> Path:
-    """A hidden folder beside the output for the parts of one partitioned run."""
-    return output_path.parent / f".{output_path.name}.parts-{uuid.uuid4().hex[:8]}"
-
-
-def score_part(
-    source: DataFile,
-    model: Pipeline,
-    cfg: DriftlineConfig,
-    model_version: str,
-    scored_at: datetime,
-    rows: RowRange,
-    folder: Path,
-    challenger: rollout.Challenger | None = None,
-) -> ScoredPart:
-    """One partition streamed through the model into Parquet parts (output and log) for `assemble` to join."""
-    chunks = read_ahead(read_chunks(source.path, cfg.dataset, cfg.scoring.chunk_rows, rows.start, rows.stop))
-    name = f"{rows.start:012d}"
-    with (
-        IncrementalFile(folder, ".parquet", _text_columns(cfg), _id_column(cfg)) as output,
-        _log_file(cfg, folder) as log,
-    ):
-        tally = _score_chunks(chunks, model, cfg, model_version, scored_at, source, output, log, challenger)
-        logged = _commit(output, folder / f"output-{name}.parquet", log, lambda: folder / f"log-{name}.parquet")
-        return ScoredPart(rows, folder / f"output-{name}.parquet", logged, tally)
-
-
-def _read_parts(files: list[Path]) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
-    for path in files:
-        yield from (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches())
-
-
-def assemble(
-    parts: list[ScoredPart], source: DataFile, cfg: DriftlineConfig, output_path: Path, model_version: str
-) -> ScoredFile:
-    """The parts, in row order, streamed into the one output file and one log file a single process writes."""
-    _check_suffix(output_path)
-    parts = sorted(parts, key=lambda part: part.rows.start)
-    with (
-        space_named(output_path),
-        IncrementalFile(output_path.parent, output_path.suffix, _text_columns(cfg), _id_column(cfg)) as output,
-    ):
-        for frame in _read_parts([part.output for part in parts]):
-            output.write(frame)
-        with _log_file(cfg, registry_folders(cfg).prediction_log) as log:
-            if log is not None:
-                for frame in _read_parts([part.log for part in parts if part.log is not None]):
-                    log.write(frame)
-            logged = _commit(output, output_path, log, lambda: _batch_log_path(cfg, source, model_version))
-    tally = rollout.Tally()
-    for part in parts:
-        tally = tally.merged(part.tally or rollout.Tally())
-    return ScoredFile(output_path, output.rows, logged, tally)
-
-
-def remove_parts(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +19,7 @@ from driftline.stack.postgres import start_postgres, stop_postgres
 from driftline.stack.processes import Started, read_env_file, start_process, stop_process, wait_until_answers
 
 PREFECT_DB_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+PREFECT_DB_ENVS = (PREFECT_DB_ENV, "PREFECT_API_DATABASE_CONNECTION_URL")  # Prefect's setting and its older name
 LEASE_STORAGE_ENV = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
 FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 MLFLOW_DB_ENV = "MLFLOW_BACKEND_STORE_URI"
@@ -80,6 +83,45 @@ class StackSettings:
     # with the sqlite profile the stack's MLflow server serves them, so it continues from what the CLI did.
     mlflow_store: str | None = None
     mlflow_artifacts: str | None = None
+    # The Prefect database the CLI's runs write (`prefect_database_url`): with the sqlite profile the stack's Prefect
+    # server serves it, so the Prefect UI shows what the demo and every CLI run did (one history).
+    prefect_store: str | None = None
+
+
+def prefect_database_url(workspace: Path, env: Mapping[str, str]) -> str:
+    """The Prefect database of a workspace's flow runs: the one the environment names, else
+    <workspace>/prefect/prefect.db. The temporary server Prefect starts for a CLI command writes it, and the stack's
+    Prefect server (SQLite profile) serves it: one history, whichever ran the flows."""
+    named = next((env[key] for key in PREFECT_DB_ENVS if env.get(key)), None)
+    return named or f"sqlite+aiosqlite:///{workspace / 'prefect' / 'prefect.db'}"
+
+
+def sqlite_folder(url: str) -> Path | None:
+    """The folder of a SQLite database URL's file (SQLite creates the file, not its folder); None for a server."""
+    scheme, _, path = url.partition(":///")
+    return Path(path).parent if scheme.startswith("sqlite") and path else None
+
+
+def running_prefect_api(root: Path, auth_string: str | None = None) -> str | None:
+    """The API URL of the Prefect server of the stack recorded in `root` when it answers this client (with
+    `auth_string`, PREFECT_API_AUTH_STRING, when the server requires one), else None: a command run while the stack
+    is up reports to it rather than starting a temporary server on the same database."""
+    state = StackState.load(root)
+    api = state.env.get("PREFECT_API_URL") if state else None
+    if state is None or api is None or not any(p.name == "prefect-server" for p in state.processes):
+        return None
+    token = base64.b64encode(auth_string.encode()).decode() if auth_string else None
+    probe = urllib.request.Request(f"{api}/admin/version", headers={"Authorization": f"Basic {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(probe, timeout=2) as answer:
+            return api if answer.status == 200 else None
+    except OSError:  # not answering, or refusing this client (401): the command starts a temporary server
+        return None
+
+
+def prefect_server_command(settings: StackSettings) -> list[str]:
+    host, port = settings.host, str(settings.prefect_port)
+    return [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port]
 
 
 def _driftline(*args: str) -> list[str]:
@@ -94,14 +136,15 @@ def _stored_secret(path: Path) -> str:
     return path.read_text()
 
 
-def _database_urls(settings: StackSettings, env: dict[str, str], state: StackState) -> tuple[str, str]:
+def database_urls(settings: StackSettings, env: Mapping[str, str], state: StackState) -> tuple[str, str]:
     """(Prefect's database URL, MLflow's backend store URI), the first of:
 
     - `PREFECT_SERVER_DATABASE_CONNECTION_URL` and `MLFLOW_BACKEND_STORE_URI` set: that database (the production
       profile, e.g. a managed PostgreSQL); nothing is started for it;
     - `profile="postgres"`: a private PostgreSQL cluster under the stack folder, on loopback;
-    - SQLite (the default: nothing to install): Prefect's file under the stack folder, and for MLflow the store the
-      CLI writes (`mlflow_store`, the workspace's mlflow.db), else a file under the stack folder.
+    - SQLite (the default: nothing to install): the databases the CLI writes, Prefect's (`prefect_store`, the
+      workspace's prefect/prefect.db) and MLflow's (`mlflow_store`, the workspace's mlflow.db), else files under the
+      stack folder.
     """
     if env.get(PREFECT_DB_ENV) and env.get(MLFLOW_DB_ENV):
         return env[PREFECT_DB_ENV], env[MLFLOW_DB_ENV]
@@ -112,7 +155,7 @@ def _database_urls(settings: StackSettings, env: dict[str, str], state: StackSta
         state.postgres_dir = str(folder)
         return f"postgresql+asyncpg://{urls['prefect']}", f"postgresql+psycopg://{urls['mlflow']}"
     mlflow_db = settings.mlflow_store or f"sqlite:///{settings.root}/mlflow.db"
-    return f"sqlite+aiosqlite:///{settings.root}/prefect.db", mlflow_db
+    return settings.prefect_store or f"sqlite+aiosqlite:///{settings.root}/prefect.db", mlflow_db
 
 
 def _authentication(settings: StackSettings, env: dict[str, str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
@@ -160,7 +203,9 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_HOME": str(root / "prefect")}
     state = StackState(root=str(root))
     try:
-        prefect_db, mlflow_db = _database_urls(settings, env, state)
+        prefect_db, mlflow_db = database_urls(settings, env, state)
+        if (folder := sqlite_folder(prefect_db)) is not None:
+            folder.mkdir(parents=True, exist_ok=True)
         state.save()
         prefect_url = f"http://{settings.host}:{settings.prefect_port}"
         mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
@@ -177,29 +222,20 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
             state.processes.append(started)
             state.save()
 
-        progress(f"Prefect server on {prefect_url} ({prefect_db.split(':', 1)[0]})")
+        progress(f"Prefect server on {prefect_url} ({_shown(prefect_db, settings.prefect_store)})")
+        if prefect_db == settings.prefect_store and (root / "prefect.db").exists():
+            progress(f"(not served: {root / 'prefect.db'}, the separate Prefect history of stacks before this version)")
         # Concurrency leases on disk, not in the server's memory: a restarted server still knows who holds the
         # training slot, and frees it when its holder stops renewing.
         launch(
             "prefect-server",
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                settings.host,
-                "--port",
-                str(settings.prefect_port),
-            ],
+            prefect_server_command(settings),
             {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
             prefect_url,
         )
         cli_store = mlflow_db == settings.mlflow_store and settings.mlflow_artifacts is not None
         artifacts = settings.mlflow_artifacts if cli_store else str(root / "mlartifacts")
-        shown = mlflow_db if mlflow_db.startswith("sqlite") else mlflow_db.split(":", 1)[0]  # no password shown
-        served = f"the CLI's store, {shown}" if cli_store else shown
+        served = _shown(mlflow_db, settings.mlflow_store if cli_store else None)
         progress(f"MLflow server on {mlflow_url} ({served}; artifacts served from {artifacts})")
         if cli_store and (root / "mlflow.db").exists():
             progress(f"(not served: {root / 'mlflow.db'}, the separate store of stacks before this version)")
@@ -259,6 +295,12 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
     except BaseException:
         down(root)
         raise
+
+
+def _shown(url: str, cli_store: str | None) -> str:
+    """A database URL as progress shows it: a SQLite file by its path, a server by its scheme (no password shown)."""
+    shown = url if url.startswith("sqlite") else url.split(":", 1)[0]
+    return f"the CLI's store, {shown}" if url == cli_store else shown
 
 
 def _only(env: dict[str, str], key: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The drift check of a batch (or a prediction-log window) against the champion: the verdict, the Evidently report and
-dashboard snapshot, the MLflow monitoring run and trend point. Calls the `Registry`: the registry never imports it."""
+dashboard snapshot, the MLflow monitoring run and trend point; and the window itself, the prediction log since the last
+check. Calls the `Registry`: the registry never imports it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from driftline.config import DriftlineConfig
+from driftline.data import prediction_log
 from driftline.data.loading import Observed, newest_event_time
 from driftline.data.prediction_log import LogWindow
 from driftline.monitoring import evidently_report
@@ -69,3 +71,12 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
         registry.artifact_url(run_id, f"{REPORTS}/{report.name}") or report.as_uri(),
         registry.version_url(champion.ref.version),
     )
+
+
+def since_last_monitoring(cfg: DriftlineConfig) -> LogWindow:
+    """What the prediction log gained since the last monitoring run of this model (its watermark is in MLflow),
+    settled files only."""
+    registry = Registry(cfg)
+    after = registry.monitored_through()
+    files = prediction_log.pending(registry.folders.prediction_log, after, cfg.monitoring.settle_seconds)
+    return prediction_log.read_window(files)

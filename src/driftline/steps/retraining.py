@@ -1,6 +1,6 @@
-"""The retraining window: the archived batches the config selects, each checked before any fitting (the columns the
-config lists, the label rules), so a batch that cannot be trained on is named by the file the user sent, with the
-command that takes it out of every future window."""
+"""Retraining: why a monitored batch starts one, and its window: the archived batches the config selects, each checked
+before any fitting (the columns the config lists, the label rules), so a batch that cannot be trained on is named by
+the file the user sent, with the command that takes it out of every future window."""
 
 from __future__ import annotations
 
@@ -8,8 +8,18 @@ from driftline.config import DriftlineConfig
 from driftline.data import archive
 from driftline.data.loading import DataBatch, missing_columns
 from driftline.errors import DataRejected
+from driftline.monitoring.drift import DriftResult
 from driftline.registry import registry_folders
 from driftline.validation.labels import LabelRules, label_problems
+
+
+def retraining_reason(drift: DriftResult, batch_name: str, cfg: DriftlineConfig) -> str | None:
+    """Why a monitored batch starts a retrain: drift (with drift.retrain) or every batch (retraining.every_batch)."""
+    if drift.detected and cfg.drift.retrain:
+        return f"drift in {batch_name}"
+    if cfg.retraining.every_batch:
+        return f"every batch: {batch_name}"
+    return None
 
 
 def retraining_window(

@@ -7,7 +7,6 @@ calls `Registry`, so it sits above the registry package, which never imports it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from driftline.data.loading import DataBatch, Observed
 from driftline.governance import rollout
 from driftline.modeling.pipeline import predict
 from driftline.registry import Champion, ModelRef, Registry
-from driftline.serving import batch_scoring
-from driftline.serving.batch_scoring import RowRange, ScoredBatch, ScoredFile, ScoredPart
+from driftline.serving import batch_scoring, partitions
+from driftline.serving.batch_scoring import ScoredBatch, ScoredFile
+from driftline.serving.partitions import RowRange, ScoredPart
 from driftline.steps import admission
-from driftline.validation.chunked import CheckedFile
 
 
 def score_batch(
@@ -60,18 +59,15 @@ def validate_and_score_file(
     """
     started, version = time.perf_counter(), champion.ref.version
     destination = batch_scoring.output_path(output, cfg, Path(path))  # a bad --output is refused before reading
-
-    def score(checked: CheckedFile, verdict: Callable[[], None]) -> tuple[DataFile, ScoredFile]:
-        scored = batch_scoring.score_chunks(
-            checked, checked, champion.model, cfg, version, destination, challenger=challenger, accept=verdict
-        )
-        return checked.source, scored
-
-    reference = champion.reference
-    source, scored = admission.admit_in_one_pass(
-        path, cfg, reference.profile, reference.trained_classes(cfg.dataset), score, show
-    )
-    return source, _recorded(scored, source.name, version, time.perf_counter() - started, cfg)
+    profile, classes = champion.reference.profile, champion.reference.trained_classes(cfg.dataset)
+    with (
+        admission.admit_in_one_pass(path, cfg, profile, classes, show) as admitted,
+        batch_scoring.PendingScores(admitted, cfg, version, destination) as pending,
+    ):
+        pending.score(admitted.chunks(), champion.model, challenger)
+        admitted.judge()  # a file that fails is quarantined (DataRejected) and nothing scored from it appears
+        scored = pending.commit()
+    return admitted.source, _recorded(scored, admitted.name, version, time.perf_counter() - started, cfg)
 
 
 def score_partition(
@@ -90,7 +86,7 @@ def score_partition(
         model = registry.load_model(ModelRef(champion.name, challenger_version, run_id=""))  # by name and version
         held = rollout.Challenger.of(model, challenger_version, cfg)
     model = registry.load_model(champion)
-    return batch_scoring.score_part(source, model, cfg, champion.version, scored_at, rows, folder, held)
+    return partitions.score_part(source, model, cfg, champion.version, scored_at, rows, folder, held)
 
 
 def assemble_output(
@@ -103,7 +99,7 @@ def assemble_output(
 ) -> ScoredBatch:
     """The parts joined in row order into the output file and one log file, each appearing whole."""
     path = batch_scoring.output_path(output, cfg, source.path)
-    scored = batch_scoring.assemble(parts, source, cfg, path, champion.version)
+    scored = partitions.assemble(parts, source, cfg, path, champion.version)
     return _recorded(scored, source.name, champion.version, (datetime.now(UTC) - scored_at).total_seconds(), cfg)
 
 

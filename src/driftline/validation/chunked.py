@@ -176,7 +176,14 @@ class CheckedFile:
 
         def expectations_for(first: pd.DataFrame) -> list[Any]:
             require_target = for_training or cfg.dataset.target in first
-            return build_expectations(cfg.dataset, cfg.validation, profile, require_target, columns=first.columns)
+            return build_expectations(
+                cfg.dataset,
+                cfg.validation,
+                profile,
+                require_target,
+                columns=first.columns,
+                declared=cfg.declared_columns,
+            )
 
         tally = LabelTally(labels or LabelRules.of(cfg))
         self._validation = StreamedValidation(expectations_for, cfg.folders.scratch, suite_name, tally)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -64,12 +64,14 @@ def build_expectations(
     profile: ReferenceProfile | None,
     require_target: bool,
     columns: Iterable[str] | None = None,
+    declared: Collection[str] | None = None,
 ) -> list[Any]:
     """The suite for one batch: schema checks always, range/set checks once a reference profile exists. The labels
     themselves are checked by driftline.validation.labels (the same rules for every kind of file).
 
-    Given the file's `columns`, a column the config does not declare (not a feature, the target, the id, the event
-    time or a `dataset.passthrough_columns` entry) fails the batch.
+    Given the file's `columns`, a column outside `declared` fails the batch. Callers pass `cfg.declared_columns`
+    (the dataset's roles, the gate's watched columns and `dataset.passthrough_columns`); without it, only the
+    dataset section's columns are declared.
     """
     allowed_nulls = 1.0 - rules.max_null_fraction
     expected = []
@@ -77,7 +79,8 @@ def build_expectations(
     required += [c for c in (dataset.id_column, dataset.event_time_column) if c]
     expected += [_expectation("expect_column_to_exist", column=c) for c in required]
     if columns is not None:
-        declared = {*required, dataset.target, *dataset.passthrough_columns}
+        if declared is None:
+            declared = {*required, dataset.target, *dataset.passthrough_columns}
         # Exactly the declared columns the file has: any other column fails it (missing ones fail above).
         present = [str(c) for c in columns if c in declared]
         expected.append(_expectation("expect_table_columns_to_match_set", column_set=present, exact_match=True))
