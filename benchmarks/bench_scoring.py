@@ -255,8 +255,9 @@ def throughput_runs(
 def dask_equals_single_process(source: chunking.DataFile, ref: ModelRef, cfg: DriftlineConfig, folder: Path) -> bool:
     """The partitioned-scoring subflow on Dask vs `score_file` in this process: same rows, same values, same order
     (each run stamps its own scoring time, so that column is left out)."""
-    from driftline.flows.partitioned_scoring import score_on_dask
     from prefect.testing.utilities import prefect_test_harness
+
+    from driftline.flows.partitioned_scoring import score_on_dask
 
     with prefect_test_harness(server_startup_timeout=120):  # a throwaway Prefect server and database
         scored = score_on_dask(source, ref, cfg, str(folder / "dask.parquet"))

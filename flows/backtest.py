@@ -7,10 +7,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driftline.flows.continuous_training import continuous_training
-from driftline.flows.params import BacktestOutcome, BacktestParams, BatchParams, TrainParams
-from driftline.flows.training import training
-from driftline.tasks.backtest import measure_served, order_history, record_backtest, write_backtest
 from prefect import flow
 
 from driftline.backtest import progress, table
@@ -21,7 +17,11 @@ from driftline.backtest.results import REJECTED, Backtest, PolicyReplay, Replaye
 from driftline.backtest.workspace import ReplayWorkspace, replay_workspace, sandbox
 from driftline.config import load_config
 from driftline.errors import DataRejected, GateRefused
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BacktestOutcome, BacktestParams, BatchParams, TrainParams
+from driftline.flows.training import training
 from driftline.modeling.metrics import greater_is_better
+from driftline.tasks.backtest import measure_served, order_history, record_backtest, write_backtest
 
 
 @flow(name="backtest")

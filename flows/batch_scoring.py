@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
-from driftline.flows.partitioned_scoring import score_on_dask
-from driftline.tasks.data import file_as_scored, waiting_in_inbox
-from driftline.tasks.registry import load_challenger, load_champion
-from driftline.tasks.scoring import validate_and_score_file
-from driftline.tasks.validation import validate_file
 from prefect import flow
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data.chunking import DataFile
 from driftline.errors import DataRejected
+from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
+from driftline.flows.partitioned_scoring import score_on_dask
 from driftline.governance import rollout
 from driftline.registry import Champion
 from driftline.serving.batch_scoring import ScoredBatch
+from driftline.tasks.data import file_as_scored, waiting_in_inbox
+from driftline.tasks.registry import load_challenger, load_champion
+from driftline.tasks.scoring import validate_and_score_file
+from driftline.tasks.validation import validate_file
 
 
 @flow(name="batch-scoring")

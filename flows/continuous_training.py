@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from prefect import flow
+
+from driftline.config import load_config
+from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
 from driftline.flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
 from driftline.flows.training import training
+from driftline.steps import batch_outcomes
+from driftline.steps.retraining import retraining_reason
 from driftline.tasks.data import archive_batch, load_batch, processed_before
 from driftline.tasks.drift import check_drift
 from driftline.tasks.registry import load_challenger, load_champion
 from driftline.tasks.scoring import score_batch
 from driftline.tasks.validation import validate_batch
-from prefect import flow
-
-from driftline.config import load_config
-from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
-from driftline.steps import batch_outcomes
-from driftline.steps.retraining import retraining_reason
 
 
 def record_outcome(outcome: str):

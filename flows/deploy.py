@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from prefect.client.orchestration import get_client
+from prefect.events.actions import SendNotification
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+from driftline.config import DriftlineConfig
+from driftline.errors import DriftlineError
 from driftline.tasks.concurrency import ensure_training_limit
 from driftline.tasks.events import (
     DRIFT_DETECTED,
@@ -26,12 +32,6 @@ from driftline.tasks.events import (
     PERFORMANCE_DEGRADED,
     SLICE_DEGRADED,
 )
-from prefect.client.orchestration import get_client
-from prefect.events.actions import SendNotification
-from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-
-from driftline.config import DriftlineConfig
-from driftline.errors import DriftlineError
 
 WORK_POOL_ENV = "DRIFTLINE_WORK_POOL"
 DEFAULT_WORK_POOL = "driftline"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from prefect import flow
+
+from driftline.config import load_config
 from driftline.flows.params import MonitoringOutcome, MonitorParams, TrainParams
 from driftline.flows.training import training
+from driftline.steps.champion_watch import automatic_rollback_reason
+from driftline.steps.retraining import retraining_reason
 from driftline.tasks.data import archive_batch, load_batch, new_predictions
 from driftline.tasks.drift import check_drift
 from driftline.tasks.governance import watch_new_champion
@@ -11,11 +16,6 @@ from driftline.tasks.kpis import publish_kpis
 from driftline.tasks.registry import load_champion, roll_back
 from driftline.tasks.scoring import predict_batch
 from driftline.tasks.validation import validate_batch
-from prefect import flow
-
-from driftline.config import load_config
-from driftline.steps.champion_watch import automatic_rollback_reason
-from driftline.steps.retraining import retraining_reason
 
 
 @flow(name="drift-monitoring")

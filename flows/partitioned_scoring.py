@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from driftline.tasks.scoring import assemble_output, score_partition
 from prefect import flow, unmapped
 from prefect_dask import DaskTaskRunner
 
@@ -12,6 +11,7 @@ from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.registry import ModelRef
 from driftline.serving import batch_scoring, partitions
+from driftline.tasks.scoring import assemble_output, score_partition
 
 
 @flow(name="partitioned-scoring")

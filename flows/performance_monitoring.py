@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from prefect import flow
+
+from driftline.config import load_config
 from driftline.flows.params import LabelParams, PerformanceOutcome, TrainParams
 from driftline.flows.training import training
+from driftline.steps.champion_watch import automatic_rollback_reason
 from driftline.tasks.governance import watch_new_champion
 from driftline.tasks.kpis import publish_kpis
 from driftline.tasks.performance import (
@@ -14,10 +18,6 @@ from driftline.tasks.performance import (
     receive_labels,
 )
 from driftline.tasks.registry import conclude_rollout, load_champion, roll_back
-from prefect import flow
-
-from driftline.config import load_config
-from driftline.steps.champion_watch import automatic_rollback_reason
 
 
 @flow(name="performance-monitoring")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from driftline.flows.params import RollbackOutcome, RollbackParams
-from driftline.tasks.registry import roll_back
 from prefect import flow
 
 from driftline.config import load_config
+from driftline.flows.params import RollbackOutcome, RollbackParams
+from driftline.tasks.registry import roll_back
 
 
 @flow(name="rollback")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from prefect import flow
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+
+from driftline.config import DriftlineConfig, load_config
+from driftline.evaluation.gate import GateDecision
+from driftline.evaluation.markdown import gate_markdown
 from driftline.flows.params import ApprovalInput, TrainingOutcome, TrainParams
+from driftline.registry.audit_events import Approval
 from driftline.tasks.concurrency import one_training_at_a_time
 from driftline.tasks.data import archive_batch, load_batch, retraining_window
 from driftline.tasks.evaluation import evaluate_gate
@@ -11,14 +19,6 @@ from driftline.tasks.kpis import record_training_run
 from driftline.tasks.registry import champion_classes, hold_for_rollout, promote
 from driftline.tasks.training import train_challenger
 from driftline.tasks.validation import validate_batch
-from prefect import flow
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
-
-from driftline.config import DriftlineConfig, load_config
-from driftline.evaluation.gate import GateDecision
-from driftline.evaluation.markdown import gate_markdown
-from driftline.registry.audit_events import Approval
 
 
 @flow(

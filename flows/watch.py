@@ -13,13 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from driftline.tasks.events import data_arrived_event, send_now
-
 from driftline.config import DriftlineConfig
 from driftline.data import archive
 from driftline.data.landing import LandingWatcher
 from driftline.data.ledger import FAILED, RUNNING, Arrival, Ledger, Outcome
 from driftline.registry import registry_folders
+from driftline.tasks.events import data_arrived_event, send_now
 
 log = logging.getLogger("driftline.watch")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from driftline.tasks.publishing import publish_markdown, publish_table
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,6 +14,8 @@ from driftline.backtest.report import BacktestFiles
 from driftline.backtest.results import Backtest
 from driftline.config import DriftlineConfig
 from driftline.steps import backtest_record
+from driftline.tasks.publishing import publish_markdown, publish_table
+from driftline.tasks.retries import retried
 
 
 @task(name="order-history", cache_policy=NO_CACHE)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from driftline.tasks.registry import run_actor
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -15,6 +13,8 @@ from driftline.config import DriftlineConfig
 from driftline.data import archive, landing, loading, prediction_log
 from driftline.registry import registry_folders
 from driftline.steps import admission, batch_outcomes, drift_check, retraining
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 
 
 @task(name="load-batch", cache_policy=NO_CACHE)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from driftline.tasks.publishing import links_markdown, publish_table
-from driftline.tasks.events import DRIFT_DETECTED, emit_model_event
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -14,6 +11,9 @@ from driftline.data.loading import Observed
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
 from driftline.steps import drift_check
+from driftline.tasks.events import DRIFT_DETECTED, emit_model_event
+from driftline.tasks.publishing import links_markdown, publish_table
+from driftline.tasks.retries import retried
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, **retried(1, 5))

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from driftline.tasks.publishing import links_markdown, publish_markdown
-from driftline.tasks.events import GATE_REFUSED, emit_model_event
-from driftline.tasks.registry import run_actor
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -14,6 +10,10 @@ from driftline.evaluation import markdown
 from driftline.evaluation.gate import GateDecision
 from driftline.steps import gate
 from driftline.steps.challenger import TrainedCandidate
+from driftline.tasks.events import GATE_REFUSED, emit_model_event
+from driftline.tasks.publishing import links_markdown, publish_markdown
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 
 
 @task(name="evaluate-gate", cache_policy=NO_CACHE, **retried(2, [2, 10]))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from driftline.tasks.publishing import publish_markdown
-from driftline.tasks.registry import REGISTRY_RETRIES
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,6 +13,9 @@ from driftline.registry import Champion
 from driftline.registry.audit_events import Approval
 from driftline.steps import champion_watch, records
 from driftline.steps.challenger import TrainedCandidate
+from driftline.tasks.publishing import publish_markdown
+from driftline.tasks.registry import REGISTRY_RETRIES
+from driftline.tasks.retries import retried
 
 
 @task(name="record-approval", **REGISTRY_RETRIES)

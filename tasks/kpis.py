@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from driftline.tasks.publishing import publish_markdown
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import PrefectHTTPStatusError
@@ -16,6 +14,8 @@ from prefect.exceptions import PrefectHTTPStatusError
 from driftline.config import DriftlineConfig
 from driftline.monitoring import kpis
 from driftline.steps import kpi_sources
+from driftline.tasks.publishing import publish_markdown
+from driftline.tasks.retries import retried
 
 PAGE = 200
 

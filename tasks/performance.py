@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 
-from driftline.tasks.publishing import links_markdown, publish_markdown, publish_table
-from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED, emit_model_event
-from driftline.tasks.registry import run_actor
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,6 +13,10 @@ from driftline.registry import Champion
 from driftline.steps import label_intake, performance_check, rollout_check
 from driftline.steps.label_intake import LabelIntake
 from driftline.steps.performance_check import PerformanceReport
+from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED, emit_model_event
+from driftline.tasks.publishing import links_markdown, publish_markdown, publish_table
+from driftline.tasks.registry import run_actor
+from driftline.tasks.retries import retried
 
 
 @task(name="receive-labels", cache_policy=NO_CACHE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from driftline.tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
-from driftline.tasks.retries import retried
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -14,6 +12,8 @@ from driftline.governance import rollout
 from driftline.registry import Champion, ModelRef, Registry
 from driftline.registry.audit_events import Actor, Rollback
 from driftline.steps import admission, held_challenger
+from driftline.tasks.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_model_event
+from driftline.tasks.retries import retried
 
 REGISTRY_RETRIES = {**retried(2, [2, 10]), "cache_policy": NO_CACHE}
 

@@ -7,9 +7,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from driftline.tasks.publishing import publish_markdown
-from driftline.tasks.retries import retried
-from driftline.tasks.validation import publish_verdict
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,6 +18,9 @@ from driftline.registry import Champion, ModelRef
 from driftline.serving.batch_scoring import ScoredBatch
 from driftline.serving.partitions import RowRange, ScoredPart
 from driftline.steps import scoring
+from driftline.tasks.publishing import publish_markdown
+from driftline.tasks.retries import retried
+from driftline.tasks.validation import publish_verdict
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)

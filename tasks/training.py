@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from driftline.tasks.registry import run_actor
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -10,6 +9,7 @@ from driftline.config import DriftlineConfig
 from driftline.data.archive import ArchivedBatch
 from driftline.data.loading import DataBatch
 from driftline.steps import challenger
+from driftline.tasks.registry import run_actor
 
 
 @task(name="train-challenger", cache_policy=NO_CACHE)

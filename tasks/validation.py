@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from driftline.tasks.publishing import publish_table
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
@@ -14,6 +13,7 @@ from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch
 from driftline.steps import admission
+from driftline.tasks.publishing import publish_table
 from driftline.validation.profile import ReferenceProfile
 from driftline.validation.report import ValidationReport
 

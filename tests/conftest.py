@@ -11,6 +11,7 @@ import pytest
 from testkit.configs import write_config
 from testkit.outcomes import TRIED
 from testkit.paths import WEEK, write_frames
+from threadpoolctl import threadpool_limits
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, inject_quality_faults, make_frame
@@ -52,6 +53,16 @@ def demo_files(tmp_path: Path) -> dict[str, Path]:
         "faulty.csv": inject_quality_faults(make_frame(800, seed=5, start=START + 12 * WEEK, id_offset=40_000), 5),
     }
     return write_frames(folder, frames)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_openmp_thread() -> Iterator[None]:
+    """scikit-learn's OpenMP threads spin against each other and the test's Prefect server on a small busy machine
+    (a multiclass fit: 22 s of wall time with them, 0.45 s without); the suite tests answers, not parallel speed."""
+    import sklearn.ensemble  # noqa: F401  loads the OpenMP runtime, so the limit applies to it
+
+    with threadpool_limits(1, user_api="openmp"):
+        yield
 
 
 @pytest.fixture(scope="session")

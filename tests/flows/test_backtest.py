@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from driftline.flows.backtest import backtest
-from driftline.flows.params import BacktestParams, TrainParams
-from driftline.flows.training import training
 from testkit.paths import DEMO_CONFIG
 
 from driftline.backtest.results import REJECTED
 from driftline.config import TRACKING_URI_ENV, load_config
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import write_demo_data
+from driftline.flows.backtest import backtest
+from driftline.flows.params import BacktestParams, TrainParams
+from driftline.flows.training import training
 from driftline.registry import Registry, registry_folders
 
 pytestmark = pytest.mark.slow  # three replays of the demo, eight trainings: make test-slow

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from driftline.flows.batch_scoring import batch_scoring
-from driftline.flows.params import LabelParams, ScoringParams, TrainParams
-from driftline.flows.performance_monitoring import performance_monitoring
-from driftline.flows.training import training
 
 from driftline.config import load_config
 from driftline.data import prediction_log
 from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import LabelParams, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
 from driftline.governance import rollout
 from driftline.registry import Registry
 from driftline.registry.audit_events import Action

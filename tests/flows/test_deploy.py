@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import get_args
 
 import pytest
-from driftline.flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
 from prefect.client.orchestration import get_client
 from testkit.paths import PROJECT_ROOT
 
 from driftline.cli.main import build_parser
 from driftline.errors import DriftlineError
+from driftline.flows.deploy import JOB_TEMPLATES, PoolType, WorkPoolSpec, ensure_work_pool
 
 
 def read_pool(name: str):

@@ -7,12 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-import mlflow
 import pytest
-from driftline.flows.drift_monitoring import drift_monitoring
-from driftline.flows.params import MonitorParams, RollbackParams, TrainParams
-from driftline.flows.rollback import rollback
-from driftline.flows.training import training
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
@@ -20,6 +15,10 @@ from prefect.flow_runs import resume_flow_run
 
 from driftline.config import load_config
 from driftline.errors import TransitionRefused
+from driftline.flows.drift_monitoring import drift_monitoring
+from driftline.flows.params import MonitorParams, RollbackParams, TrainParams
+from driftline.flows.rollback import rollback
+from driftline.flows.training import training
 from driftline.governance.model_card import SECTIONS
 from driftline.governance.reproduce import reproduce
 from driftline.registry import CHAMPION, MODEL_CARD, PREVIOUS, RETIRED, Registry, registry_folders
@@ -46,13 +45,13 @@ def test_each_new_version_gets_a_model_card_with_every_section(cfg, config_path,
     assert refused.verdict == "refused"
     registry = Registry(cfg)
     for info in registry.versions():
-        card = mlflow.artifacts.load_text(f"runs:/{info.run_id}/{MODEL_CARD}")
+        card = registry.run_text(info.run_id, MODEL_CARD)
         for section in SECTIONS:
             assert f"## {section}\n" in card, (info.version, section)
         assert info.to_dict()["data_fingerprints"][0] in card  # the training data's sha256
         described = registry.client.get_model_version(cfg.registry.model_name, info.version).description
         assert described.startswith(f"# Model card: {cfg.registry.model_name} v{info.version}")
-    assert "**refused**" in mlflow.artifacts.load_text(f"runs:/{registry.versions()[1].run_id}/{MODEL_CARD}")
+    assert "**refused**" in registry.run_text(registry.versions()[1].run_id, MODEL_CARD)
     # permutation importance is logged with the run, one metric per feature
     assert {f"importance_{name}" for name in cfg.dataset.feature_names} <= set(
         registry.client.get_run(info.run_id).data.metrics

@@ -9,10 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from driftline.flows.continuous_training import continuous_training
-from driftline.flows.drift_monitoring import drift_monitoring
-from driftline.flows.params import BatchParams, MonitorParams, TrainParams
-from driftline.flows.training import training
 from testkit.configs import BAD_LABELS, TASK_KINDS, of_kind, write_config
 from testkit.outcomes import expect
 from testkit.paths import WEEK
@@ -21,6 +17,10 @@ from driftline.config import load_config
 from driftline.data import archive
 from driftline.data.demo import CONCEPT_DRIFT, START, make_frame
 from driftline.errors import DataRejected
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.drift_monitoring import drift_monitoring
+from driftline.flows.params import BatchParams, MonitorParams, TrainParams
+from driftline.flows.training import training
 from driftline.governance.reproduce import reproduce
 from driftline.registry import Registry, registry_folders
 from driftline.registry.audit_events import Action, Actor

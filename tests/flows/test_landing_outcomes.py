@@ -6,15 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
-from driftline.flows.continuous_training import continuous_training
-from driftline.flows.params import BatchParams, TrainParams
-from driftline.flows.training import training
-from driftline.flows.watch import landing_watcher
 from testkit.outcomes import expect
 
 from driftline.config import load_config
 from driftline.data.ledger import FAILED, REJECTED, RUNNING, SUCCEEDED, Ledger
 from driftline.errors import DataRejected, PathNotAllowed
+from driftline.flows.continuous_training import continuous_training
+from driftline.flows.params import BatchParams, TrainParams
+from driftline.flows.training import training
+from driftline.flows.watch import landing_watcher
 from driftline.registry import registry_folders
 
 

@@ -4,15 +4,15 @@ import json
 
 import pandas as pd
 import pytest
+from prefect.client.orchestration import get_client
+
+from driftline.data.archive import read_archive_index
+from driftline.errors import DataRejected, NoChampion
 from driftline.flows.batch_scoring import batch_scoring
 from driftline.flows.continuous_training import continuous_training
 from driftline.flows.drift_monitoring import drift_monitoring
 from driftline.flows.params import BatchParams, MonitorParams, ScoringParams, TrainParams
 from driftline.flows.training import training
-from prefect.client.orchestration import get_client
-
-from driftline.data.archive import read_archive_index
-from driftline.errors import DataRejected, NoChampion
 from driftline.monitoring import evidently_report
 from driftline.registry import CHALLENGER, CHAMPION, PREVIOUS, Registry, registry_folders
 

@@ -5,18 +5,18 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from testkit.events import model_events
+
+from driftline.errors import ConfigError, DataRejected
 from driftline.flows.batch_scoring import batch_scoring
 from driftline.flows.continuous_training import continuous_training
 from driftline.flows.params import BatchParams, LabelParams, ScoringParams, TrainParams
 from driftline.flows.performance_monitoring import performance_monitoring
 from driftline.flows.training import training
-from driftline.tasks.events import PERFORMANCE_DEGRADED
-from driftline.tasks.kpis import gather_kpis
-from testkit.events import model_events
-
-from driftline.errors import ConfigError, DataRejected
 from driftline.monitoring import evidently_report
 from driftline.registry import Registry
+from driftline.tasks.events import PERFORMANCE_DEGRADED
+from driftline.tasks.kpis import gather_kpis
 
 
 @pytest.fixture

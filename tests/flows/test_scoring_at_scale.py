@@ -4,15 +4,15 @@ import shutil
 
 import pandas as pd
 import pytest
-from driftline.flows.batch_scoring import batch_scoring
-from driftline.flows.params import ScoringParams, TrainParams
-from driftline.flows.training import training
 
 from driftline.config import load_config
 from driftline.data import prediction_log
 from driftline.data.demo import START, make_frame
 from driftline.data.loading import load_batch
 from driftline.errors import DataRejected
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import ScoringParams, TrainParams
+from driftline.flows.training import training
 from driftline.registry import Registry, registry_folders
 from driftline.serving.batch_scoring import SCORED_AT
 from driftline.validation.expectations import build_expectations, validate_frame

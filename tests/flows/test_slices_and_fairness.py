@@ -5,20 +5,20 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from driftline.flows.batch_scoring import batch_scoring
-from driftline.flows.params import LabelParams, PerformanceOutcome, ScoringParams, TrainParams
-from driftline.flows.performance_monitoring import performance_monitoring
-from driftline.flows.training import training
-from driftline.tasks.events import FAIRNESS_BREACHED, SLICE_DEGRADED
-from driftline.tasks.kpis import gather_kpis
 from testkit.events import model_events
 from testkit.paths import WEEK
 from testkit.slices import labels_flipped_in, unfair_to
 
 from driftline.config import load_config
 from driftline.data.demo import START, make_frame
+from driftline.flows.batch_scoring import batch_scoring
+from driftline.flows.params import LabelParams, PerformanceOutcome, ScoringParams, TrainParams
+from driftline.flows.performance_monitoring import performance_monitoring
+from driftline.flows.training import training
 from driftline.monitoring import evidently_report
 from driftline.registry import Registry
+from driftline.tasks.events import FAIRNESS_BREACHED, SLICE_DEGRADED
+from driftline.tasks.kpis import gather_kpis
 
 WATCHED = {
     "slices": {"columns": ["region"], "min_rows": 100, "tolerance": 0.1},

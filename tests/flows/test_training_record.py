@@ -4,13 +4,13 @@ so `driftline kpis` answers without a Prefect server."""
 from __future__ import annotations
 
 import pytest
-from driftline.flows.params import TrainParams
-from driftline.flows.training import training
-from driftline.tasks.kpis import gather_kpis
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
 
 from driftline.errors import DataRejected
+from driftline.flows.params import TrainParams
+from driftline.flows.training import training
 from driftline.steps import kpi_sources
+from driftline.tasks.kpis import gather_kpis
 
 
 def test_a_promoted_and_a_rejected_training_are_recorded_as_the_prefect_api_counts_them(cfg, config_path, demo_files):

@@ -22,9 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from driftline.tasks.data import load_batch
-from driftline.tasks.scoring import validate_and_score_file
-from driftline.tasks.validation import validate_file
 from testkit.configs import BAD_LABELS, TASK_KINDS, TRAINED_CLASSES, of_kind
 from testkit.outcomes import expect
 from testkit.paths import DEMO_CONFIG, WEEK
@@ -36,6 +33,9 @@ from driftline.data.demo import START, make_frame
 from driftline.errors import ConfigError, DataRejected, PathNotAllowed
 from driftline.registry import Champion, ModelRef, registry_folders
 from driftline.serving.batch_scoring import output_path
+from driftline.tasks.data import load_batch
+from driftline.tasks.scoring import validate_and_score_file
+from driftline.tasks.validation import validate_file
 from driftline.training.train import train_model
 from driftline.validation import chunked
 from driftline.validation.profile import learn_profile

@@ -241,9 +241,10 @@ def test_scoring_killed_at_a_random_point_then_rerun_writes_every_row_once(
 
 
 def training_slot_taken(api_url: str, cfg) -> bool:
-    from driftline.tasks.concurrency import training_limit_name
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from driftline.tasks.concurrency import training_limit_name
 
     with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         try:

@@ -11,9 +11,6 @@ import traceback
 from dataclasses import dataclass
 from uuid import UUID
 
-import driftline.tasks as tasks
-from driftline.tasks.registry import load_champion
-from driftline.tasks.retries import retried, retry_if_transient
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -23,8 +20,11 @@ from prefect.states import State
 from testkit.outcomes import expect
 from testkit.waiting import wait_for
 
+import driftline.tasks as tasks
 from driftline import errors
 from driftline.registry import SKOPS_FILE, Registry, registry_folders
+from driftline.tasks.registry import load_champion
+from driftline.tasks.retries import retried, retry_if_transient
 
 RETRIES = 2
 # One instance of every error driftline raises on purpose, as its callers raise it.

@@ -13,16 +13,16 @@ import re
 import textwrap
 import typing
 
-import driftline.flows as flows
-import driftline.tasks as tasks
 import pytest
-from driftline.flows.deploy import FLOWS
 from prefect import Flow, Task
 from pydantic import BaseModel
 from testkit.paths import PROJECT_ROOT
 
+import driftline.flows as flows
+import driftline.tasks as tasks
 from driftline.cli import main as cli
 from driftline.config import DriftlineConfig, NotificationEvent
+from driftline.flows.deploy import FLOWS
 
 DOCS = PROJECT_ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md")) + [PROJECT_ROOT / "README.md"]

@@ -130,9 +130,8 @@ def test_auto_rollback_fires_only_for_a_watched_degraded_champion_with_somewhere
 
 
 def test_a_refusal_naming_a_slice_prints_the_slice():
-    from driftline.flows.params import TrainingOutcome
-
     from driftline.cli.render import console, describe_training
+    from driftline.flows.params import TrainingOutcome
 
     reason = "Metric roc_auc[contract=two-year] value threshold check failed: candidate model = 0.61"
     refused = TrainingOutcome(

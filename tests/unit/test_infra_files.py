@@ -14,13 +14,13 @@ import compose
 import kubernetes_validate
 import pytest
 import yaml
-from driftline.flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
 from prefect import Flow
 from prefect.server.schemas.actions import validate_base_job_template
 from prefect.utilities.templating import apply_values
 from testkit.paths import DEMO_CONFIG, PROJECT_ROOT
 
 from driftline.config import load_config
+from driftline.flows.deploy import FLOWS, JOB_TEMPLATES, deploy_env
 
 INFRA = PROJECT_ROOT / "infra"
 COMPOSE_FILE = INFRA / "docker-compose.yml"

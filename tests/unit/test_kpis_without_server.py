@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from driftline.tasks.kpis import gather_kpis
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
 
 from driftline.steps import kpi_sources
+from driftline.tasks.kpis import gather_kpis
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

@@ -34,8 +34,6 @@ ONE_THING = {
 }
 
 
-
-
 def names_in_use() -> dict[str, list[str]]:
     """Each module name and library package name, with where it is used."""
     used: dict[str, list[str]] = defaultdict(list)

@@ -6,12 +6,12 @@ import uuid
 from pathlib import Path
 
 import yaml
-from driftline.flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
-from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
 from jinja2 import Template
 from testkit.paths import PROJECT_ROOT
 
 from driftline.config import load_config
+from driftline.flows.deploy import FLOWS, MESSAGES, deploy_env, notification_automations
+from driftline.tasks.events import FAIRNESS_BREACHED, PERFORMANCE_DEGRADED, SLICE_DEGRADED
 
 PERFORMANCE_ENTRYPOINT = "driftline.flows.performance_monitoring:performance_monitoring"
 

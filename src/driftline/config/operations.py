@@ -189,14 +189,19 @@ class ReliabilityConfig(Section):
     registry_http_retries: int = Field(
         3,
         ge=0,
-        description="Retries of a failed or 5xx call to an MLflow server (MLFLOW_HTTP_REQUEST_MAX_RETRIES).",
+        description="Retries of a failed or 5xx call to an MLflow server (MLFLOW_HTTP_REQUEST_MAX_RETRIES)."
+        " One setting per process: the first config opened sets it; the variable, if already set, wins.",
     )
     registry_backoff_seconds: int = Field(
         1,
         ge=0,
         description="Backoff factor between those retries, whole seconds: waits 1x, 2x, 4x... this, plus up "
-        "to 1 s of jitter (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR).",
+        "to 1 s of jitter (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)."
+        " One setting per process: the first config opened sets it; the variable, if already set, wins.",
     )
     registry_timeout_seconds: int = Field(
-        30, ge=1, description="Timeout of one call to the MLflow server, whole seconds (MLFLOW_HTTP_REQUEST_TIMEOUT)."
+        30,
+        ge=1,
+        description="Timeout of one call to the MLflow server, whole seconds (MLFLOW_HTTP_REQUEST_TIMEOUT)."
+        " One setting per process: the first config opened sets it; the variable, if already set, wins.",
     )
