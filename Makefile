@@ -32,9 +32,11 @@ backtest-flights: flights
 	$(BIN)/driftline backtest --config configs/flights.yaml --data data/flights/*.parquet --initial 3 \
 		--set drift.numeric_method=wasserstein drift.categorical_method=jensenshannon --set drift.thresholds=calibrated
 
-# The default suite: library, flows through Prefect, the service (well under 10 minutes on 2 cores).
+# The default suite: library, flows through Prefect, the service (under 5 minutes on 2 cores). Two workers, each with
+# its own Prefect server; the tests share no state but their session's server (TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -m "not slow and not integration"
+	$(BIN)/python -m pytest -m "not slow and not integration" -n $(TEST_WORKERS) --dist worksteal
 
 # End-to-end runs of the CLI and the demo, and flows that train several models (CI runs it too).
 test-slow: install

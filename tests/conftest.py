@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import pytest
 from testkit.configs import write_config
-from testkit.outcomes import TRIED
+from testkit.outcomes import TRIED, Tried
 from testkit.paths import WEEK, write_frames
 from threadpoolctl import threadpool_limits
 
@@ -73,6 +74,16 @@ def prefect_api_url() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield PREFECT_API_URL.value()
+
+
+def pytest_sessionfinish(session) -> None:
+    """Under xdist, each worker hands the faults it tried to the controller, which prints the table."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["tried"] = [asdict(row) for row in TRIED]
+
+
+def pytest_testnodedown(node, error) -> None:
+    TRIED.extend(Tried(**row) for row in getattr(node, "workeroutput", {}).get("tried", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

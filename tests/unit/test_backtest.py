@@ -96,6 +96,7 @@ def test_the_replay_config_keeps_the_model_and_moves_every_folder_and_store_into
     assert data["registry"] == {
         "model_name": "churn-demo-backtest",
         "tracking_uri": f"sqlite:///{tmp_path / 'replay' / 'mlflow.db'}",
+        "environment_wins": False,
     }
     assert "workspace" not in data["dashboard"] and data["gate"]["mode"] == "auto"
     assert (data["drift"]["drift_share"], data["retraining"]["every_batch"]) == (0.5, True)
@@ -104,21 +105,21 @@ def test_the_replay_config_keeps_the_model_and_moves_every_folder_and_store_into
         workspace.isolated_config(cfg, policies.variant(["drift.drift_sahre=0.5"]), tmp_path / "bad")
 
 
-def test_a_replay_workspace_points_mlflow_at_its_own_store_then_restores_the_environment(cfg, tmp_path, monkeypatch):
+def test_a_replay_workspace_uses_its_own_store_whatever_the_environment_names(cfg, tmp_path, monkeypatch):
     monkeypatch.setenv(TRACKING_URI_ENV, "sqlite:///users-own.db")
     monkeypatch.setenv(MLFLOW_UI_ENV, "http://mlflow.example")
     (tmp_path / "data").mkdir()
     source = write(make_frame(20, seed=1), tmp_path / "data" / "week.csv")
     history = [HistoryFile(source, None)]
     with workspace.sandbox() as folder, workspace.replay_workspace(cfg, Policy("current"), history, folder) as ws:
-        assert os.environ[TRACKING_URI_ENV] == ws.tracking_uri != "sqlite:///users-own.db"
-        assert MLFLOW_UI_ENV not in os.environ
-        assert load_config(ws.config).tracking_uri == ws.tracking_uri
+        replayed = load_config(ws.config)
+        assert replayed.tracking_uri == ws.tracking_uri != "sqlite:///users-own.db"
+        assert replayed.mlflow_ui_url is None  # links to the user's MLflow UI would name runs it does not have
         [copy] = ws.files
         assert copy.read_bytes() == source.read_bytes() and copy != source
         root = copy.parents[2]
     assert not root.exists() and not folder.exists() and source.exists()
-    assert os.environ[TRACKING_URI_ENV] == "sqlite:///users-own.db"
+    assert os.environ[TRACKING_URI_ENV] == "sqlite:///users-own.db"  # the environment was never changed
     assert os.environ[MLFLOW_UI_ENV] == "http://mlflow.example"
 
 

@@ -3,7 +3,6 @@ touches the user's registry, archive, quarantine, dashboards or Prefect artifact
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -16,7 +15,7 @@ import yaml
 
 from driftline.backtest.ordering import HistoryFile
 from driftline.backtest.policies import Policy, with_overrides
-from driftline.config import MLFLOW_UI_ENV, TRACKING_URI_ENV, DriftlineConfig, parse_config
+from driftline.config import DriftlineConfig, parse_config
 
 REPLAYED_MODEL_SUFFIX = "-backtest"  # its events, artifacts and training limit never match the live model's
 
@@ -43,6 +42,7 @@ def isolated_config(cfg: DriftlineConfig, policy: Policy, root: Path) -> dict:
     data["registry"] = {
         "model_name": f"{cfg.registry.model_name}{REPLAYED_MODEL_SUFFIX}",
         "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+        "environment_wins": False,  # the user's MLFLOW_TRACKING_URI names their real store
     }
     for section, folder in [
         ("landing", "folder"),
@@ -60,25 +60,6 @@ def isolated_config(cfg: DriftlineConfig, policy: Policy, root: Path) -> dict:
 
 
 @contextmanager
-def _environment(values: dict[str, str | None]) -> Iterator[None]:
-    """Environment variables set (None: removed) for the block, then restored."""
-    saved = {name: os.environ.get(name) for name in values}
-
-    def apply(settings: dict[str, str | None]) -> None:
-        for name, value in settings.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    apply(values)
-    try:
-        yield
-    finally:
-        apply(saved)
-
-
-@contextmanager
 def sandbox() -> Iterator[Path]:
     """The backtest's temporary folder, removed with everything in it when the block ends (or fails)."""
     with tempfile.TemporaryDirectory(prefix="driftline-backtest-") as folder:
@@ -89,8 +70,8 @@ def sandbox() -> Iterator[Path]:
 def replay_workspace(
     cfg: DriftlineConfig, policy: Policy, history: list[HistoryFile], parent: Path
 ) -> Iterator[ReplayWorkspace]:
-    """A policy's workspace under `parent`, with MLflow pointed at its store while the block runs (the environment
-    wins over a config, so the user's MLFLOW_TRACKING_URI is set aside); removed when the block ends.
+    """A policy's workspace under `parent`, its config pinned to its own MLflow store (the environment's
+    MLFLOW_TRACKING_URI and MLflow UI address do not apply to it); removed when the block ends.
 
     The files are copies: a rejected file is moved into the replay's quarantine, never the user's."""
     root = parent / re.sub(r"[^A-Za-z0-9_.-]+", "-", policy.name).strip("-")[:80]
@@ -105,8 +86,6 @@ def replay_workspace(
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     tracking_uri = data["registry"]["tracking_uri"]
     try:
-        # The MLflow UI address names the user's server: links to runs of this store would lead nowhere.
-        with _environment({TRACKING_URI_ENV: tracking_uri, MLFLOW_UI_ENV: None}):
-            yield ReplayWorkspace(policy, config, files, tracking_uri)
+        yield ReplayWorkspace(policy, config, files, tracking_uri)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -19,6 +19,11 @@ class RegistryConfig(Section):
         description=f"MLflow tracking and registry; the environment variable {TRACKING_URI_ENV} wins. none: "
         "`sqlite:///<workspace>/mlflow.db`.",
     )
+    environment_wins: bool = Field(
+        True,
+        description=f"Whether {TRACKING_URI_ENV} (and DRIFTLINE_MLFLOW_UI_URL) override `tracking_uri`. A backtest "
+        "replay's config sets false, so a replay never writes to the store your environment names.",
+    )
     artifact_location: str | None = Field(
         None,
         description="Artifact root, used when the experiment is created. none: `<workspace>/mlartifacts` (a tracking "

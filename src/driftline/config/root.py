@@ -198,7 +198,10 @@ class DriftlineConfig(Section):
 
     @property
     def tracking_uri(self) -> str:
-        return os.environ.get(TRACKING_URI_ENV) or self.store_uri
+        return self._from_environment(TRACKING_URI_ENV) or self.store_uri
+
+    def _from_environment(self, variable: str) -> str | None:
+        return os.environ.get(variable) if self.registry.environment_wins else None
 
     @property
     def store_uri(self) -> str:
@@ -219,7 +222,8 @@ class DriftlineConfig(Section):
     @property
     def mlflow_ui_url(self) -> str | None:
         """Where people open MLflow: env DRIFTLINE_MLFLOW_UI_URL, else the tracking server itself, else none."""
-        return os.environ.get(MLFLOW_UI_ENV) or (self.tracking_uri.rstrip("/") if self.tracking_is_remote else None)
+        ui_url = self._from_environment(MLFLOW_UI_ENV)
+        return ui_url or (self.tracking_uri.rstrip("/") if self.tracking_is_remote else None)
 
     @property
     def experiment_name(self) -> str:
