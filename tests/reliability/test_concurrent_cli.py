@@ -49,6 +49,8 @@ def test_three_commands_started_at_once_each_start_a_server_and_all_succeed(conf
     env = local_env(tmp_path)
     started = {name: start_cli(["--verbose", *args], env, tmp_path) for name, args in commands.items()}
     ended = {name: process.communicate(timeout=900) for name, process in started.items()}
+    for name, (_, err) in ended.items():  # shown by pytest when the test fails: why a command exited non-zero
+        print(f"--- {name} exit {started[name].returncode}\n{err[-3000:]}")
     servers = {name: STARTED_SERVER.findall(out + err) for name, (out, err) in ended.items()}
     codes = ", ".join(f"{name} {process.returncode}" for name, process in started.items())
     last_lines = {name: err.strip().splitlines()[-1:] for name, (_, err) in ended.items() if started[name].returncode}
