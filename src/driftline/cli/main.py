@@ -14,8 +14,9 @@ from rich.console import Console
 
 from driftline.cli import archive as archive_cli
 from driftline.cli import backtest, governance, loop, operations
-from driftline.config import load_config
+from driftline.config import DriftlineConfig, load_config
 from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
+from driftline.registry.client import use_http_settings
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
 DEMO_CONFIG = "configs/demo.yaml"
@@ -67,18 +68,27 @@ def _library_defaults(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _prefect_history(args: argparse.Namespace) -> None:
+def _process_settings(args: argparse.Namespace) -> None:
+    """The process-wide settings a command takes from its config, before Prefect and MLflow read them: MLflow's HTTP
+    retries (`reliability.registry_*`) and where its flow runs are recorded."""
+    config = getattr(args, "config", None)
+    if config is None:
+        return
+    cfg = load_config(config)
+    use_http_settings(cfg, command=True)
+    _prefect_history(args, cfg)
+
+
+def _prefect_history(args: argparse.Namespace, cfg: DriftlineConfig) -> None:
     """Where the command's flow runs are recorded, settled before Prefect is imported (it reads its settings once):
     the Prefect API the environment names; else the Prefect server of the stack running on the config's workspace;
     else the workspace's Prefect database, which the temporary server Prefect starts for the command writes and the
     stack's Prefect server serves. So `make demo` then `make up` shows one history, and a server and a temporary
     server never share the database while the stack is up."""
-    config = getattr(args, "config", None)
-    if config is None or args.command == "stack" or "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
+    if args.command == "stack" or "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
         return  # `stack` passes each process its own; a caller that imported Prefect has set it up itself
     from driftline.stack import PREFECT_DB_ENV, prefect_database_url, running_prefect_api, sqlite_folder
 
-    cfg = load_config(config)
     running = running_prefect_api(cfg.folders.stack, os.environ.get("PREFECT_API_AUTH_STRING"))
     if running is not None:
         os.environ["PREFECT_API_URL"] = running
@@ -254,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         (DriftlineError, EXIT_FAILED),
     ]
     try:
-        _prefect_history(args)
+        _process_settings(args)
         args.handler(args)
     except tuple(kind for kind, _ in outcomes) as error:
         errors.print(f"driftline: {error}", soft_wrap=True)

@@ -27,11 +27,16 @@ HTTP_SETTINGS = {  # MLflow's own retry settings for calls to a tracking server,
 }
 
 
-def use_http_settings(cfg: DriftlineConfig) -> None:
+def use_http_settings(cfg: DriftlineConfig, command: bool = False) -> None:
     """MLflow reads its HTTP retry settings from the environment only, for every client of the process: they are one
-    process-wide setting, taken from the first config the process opens (variables already set win)."""
+    process-wide setting, taken from the first config the process opens (variables already set win). A `driftline`
+    command sets them from its own config (`command=True`): what it inherited from a parent process does not win."""
     for variable, field_name in HTTP_SETTINGS.items():
-        os.environ.setdefault(variable, str(getattr(cfg.reliability, field_name)))
+        value = str(getattr(cfg.reliability, field_name))
+        if command:
+            os.environ[variable] = value
+        else:
+            os.environ.setdefault(variable, value)
 
 
 def shown_uri(uri: str) -> str:
