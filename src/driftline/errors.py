@@ -34,6 +34,10 @@ class GateRefused(DriftlineError):
     """A challenger did not pass the evaluation gate; the champion is unchanged (the CLI exits 4)."""
 
 
+class NeedsAttention(DriftlineError):
+    """The fleet inventory flagged models a person must look at: stale, orphaned, failing or breaching (exit 7)."""
+
+
 class NoChampion(DriftlineError):
     """An operation needs a model behind the `champion` alias and there is none yet."""
 

@@ -18,6 +18,7 @@ ONE_THING = {
     "data": "the data stage: its package, its config sections and its tasks",
     "drift": "drift: monitoring.drift measures it, tasks.drift runs the check",
     "evaluation": "the evaluation stage: its package and its task",
+    "fleet": "the fleet: its package, its config sections and its commands",
     "gate": "the evaluation gate: evaluation.gate judges, steps.gate records the judgment in the registry",
     "governance": "governance: its package, config sections, commands and tasks",
     "kpis": "the operational KPIs: monitoring.kpis measures them, tasks.kpis publishes them",

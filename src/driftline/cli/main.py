@@ -13,12 +13,28 @@ from pathlib import Path
 from rich.console import Console
 
 from driftline.cli import archive as archive_cli
-from driftline.cli import backtest, governance, loop, operations
-from driftline.config import DriftlineConfig, load_config
-from driftline.errors import ConfigError, DataRejected, DriftlineError, GateRefused, InvariantViolated, NoChampion
+from driftline.cli import backtest, fleet, governance, inventory, loop, operations
+from driftline.config import DriftlineConfig, load_config, load_fleet
+from driftline.errors import (
+    ConfigError,
+    DataRejected,
+    DriftlineError,
+    GateRefused,
+    InvariantViolated,
+    NeedsAttention,
+    NoChampion,
+)
 from driftline.registry.client import use_http_settings
 
-EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION = 1, 2, 3, 4, 5, 6
+EXIT_FAILED, EXIT_CONFIG, EXIT_REJECTED, EXIT_REFUSED, EXIT_NO_CHAMPION, EXIT_VIOLATION, EXIT_FLAGGED = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+)
 DEMO_CONFIG = "configs/demo.yaml"
 # Without PREFECT_API_URL each command starts a temporary Prefect server and waits for it. Prefect waits 20 s by
 # default; three servers starting at once on a 2-core machine at load average 20 answered after 90 to 97 s.
@@ -74,7 +90,8 @@ def _process_settings(args: argparse.Namespace) -> None:
     config = getattr(args, "config", None)
     if config is None:
         return
-    cfg = load_config(config)
+    # A folder of configs (a fleet) shares one workspace and one stack: its first model's settings stand for it.
+    cfg = load_fleet(config).workspace if Path(config).is_dir() else load_config(config)
     use_http_settings(cfg, command=True)
     _prefect_history(args, cfg)
 
@@ -244,6 +261,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("--fingerprint", required=True, help="its sha256 (or a unique prefix of 8+ characters)")
     remove.add_argument("--reason", required=True, help="why (kept beside the file and in the audit log)")
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="print what would be created, paused or changed; change nothing"
+    )
+    config = commands.add_parser("config", help="the config a model runs with")
+    configured = config.add_subparsers(dest="config_command", required=True)
+    command(
+        "show",
+        fleet.cmd_config_show,
+        "print a model's config as it runs: its file over its folder's fleet.yaml, with every default",
+        group=configured,
+    )
+    fleets = commands.add_parser("fleet", help="every model of a folder of configs: inventory, report, pause, resume")
+    fleet_commands = fleets.add_subparsers(dest="fleet_command", required=True)
+    fleet_status = command(
+        "status",
+        inventory.cmd_fleet_status,
+        "one row per model from the registry and its runs; flags what needs a person (exit 7)",
+        group=fleet_commands,
+    )
+    fleet_status.add_argument("--json", action="store_true")
+    fleet_report = command(
+        "report",
+        inventory.cmd_fleet_report,
+        "one HTML page: each model's served metric and drift over the data's time",
+        group=fleet_commands,
+    )
+    fleet_report.add_argument("--output", default=None, help="the HTML file (default: <workspace>/reports/fleet.html)")
+    for action, handler, what in (
+        ("pause", fleet.cmd_fleet_pause, "pause the schedules and triggers of the fleet's models (or --model ones)"),
+        ("resume", fleet.cmd_fleet_resume, "resume the schedules and triggers of the fleet's models (or --model ones)"),
+    ):
+        bulk = command(action, handler, what, group=fleet_commands)
+        bulk.add_argument("--model", nargs="+", default=None, metavar="NAME", help="only these models")
     demo = command("demo", loop.cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
     demo.add_argument("--data-dir", default="data/demo")
     demo.add_argument(
@@ -261,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         (GateRefused, EXIT_REFUSED),
         (NoChampion, EXIT_NO_CHAMPION),
         (InvariantViolated, EXIT_VIOLATION),
+        (NeedsAttention, EXIT_FLAGGED),
         (DriftlineError, EXIT_FAILED),
     ]
     try:

@@ -25,6 +25,11 @@ LINEAGE_SHOWN = ("created_at", "gate_verdict", "trigger", "metrics", "training_r
 def cmd_deploy(args: argparse.Namespace) -> None:
     from driftline.flows.deploy import DEFAULT_WORK_POOL, WORK_POOL_ENV, WorkPoolSpec, deploy
 
+    if Path(args.config).is_dir() or args.dry_run:
+        from driftline.cli.fleet import cmd_deploy_fleet
+
+        return cmd_deploy_fleet(args)
+
     cfg = load_config(args.config)
     project_dir = Path(args.project_dir).resolve()
     pool = WorkPoolSpec(
@@ -183,10 +188,11 @@ def serving_app(config: str | Path):
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
     """Evidently's own UI service on the model's workspace folder: this process becomes it (Ctrl-C stops it)."""
-    from driftline.monitoring.evidently_report import dashboard_project
+    from driftline.monitoring.evidently_report import open_dashboard
 
     cfg = load_config(args.config)
-    dashboard_project(cfg)  # the project and its panels exist before the first monitoring run
+    with open_dashboard(cfg):  # the project and its panels exist before the first monitoring run
+        pass
     evidently = str(Path(sys.executable).parent / "evidently")
     console.print(f"Evidently UI on http://{args.host}:{args.port} (workspace {cfg.folders.dashboard}; Ctrl-C stops)")
     sys.stdout.flush()

@@ -19,13 +19,17 @@ from driftline.config.base import (
     Task,
 )
 from driftline.config.data import DatasetConfig, ExtraExpectation, RetrainingConfig, StorageConfig, ValidationConfig
-from driftline.config.loading import load_config, parse_config
+from driftline.config.loading import FLEET_FILE, BrokenConfig, Fleet, load_config, load_fleet, parse_config
 from driftline.config.monitoring import DriftConfig
 from driftline.config.root import DriftlineConfig
 from driftline.config.workspace import RegistryFolders, WorkspaceFolders
 
 __all__ = [
     "API_KEY_ENV",
+    "FLEET_FILE",
+    "BrokenConfig",
+    "Fleet",
+    "load_fleet",
     "CALIBRATED",
     "DEFAULT_DRIFT_THRESHOLDS",
     "MLFLOW_UI_ENV",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
@@ -77,3 +78,12 @@ class ModelCardConfig(Section):
     owner: str = Field("unassigned", description="Team or person accountable for the model (model card).")
     intended_use: str = Field("", description="What the model is for and for whom. Empty: the config's description.")
     limitations: list[str] = Field(default_factory=list, description="Known limitations, one line each.")
+    risk_tier: Literal["low", "medium", "high"] | None = Field(
+        None, description="The risk assessed for the model's use (ISO/IEC 42001 A.5). none: not assessed yet."
+    )
+    lifecycle_stage: Literal["development", "validation", "production", "retired"] = Field(
+        "production", description="Where the model is in its life cycle (what the inventory lists)."
+    )
+    review_date: date | None = Field(
+        None, description="When the model is next reviewed (YYYY-MM-DD); past it, the fleet inventory flags it stale."
+    )

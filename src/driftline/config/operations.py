@@ -169,6 +169,18 @@ class ServingConfig(Section):
     api_key_env: str = Field(
         API_KEY_ENV, description="Environment variable holding the API key; when it is set, requests must carry it."
     )
+    max_loaded_models: int = Field(
+        8,
+        ge=1,
+        description="A fleet service (driftline serve --config DIR) keeps at most this many models loaded; the one "
+        "used longest ago is unloaded first and loads again on its next request.",
+    )
+    max_loaded_mb: int | None = Field(
+        None,
+        ge=1,
+        description="A fleet service's memory budget: past this resident size it unloads the model used longest "
+        "ago (never the one answering). none: only max_loaded_models bounds it.",
+    )
 
     @model_validator(mode="after")
     def _one_routing_at_a_time(self) -> ServingConfig:

@@ -22,6 +22,7 @@ from driftline.config.base import (
     Task,
 )
 from driftline.config.data import DatasetConfig, LandingConfig, RetrainingConfig, StorageConfig, ValidationConfig
+from driftline.config.fleet import FleetConfig, SlaConfig
 from driftline.config.governance import GovernanceConfig, ModelCardConfig, RolloutConfig
 from driftline.config.monitoring import DashboardConfig, DriftConfig, LabelsConfig, MonitoringConfig
 from driftline.config.operations import (
@@ -60,6 +61,8 @@ class DriftlineConfig(Section):
     serving: ServingConfig = ServingConfig()
     rollout: RolloutConfig = RolloutConfig()
     reliability: ReliabilityConfig = ReliabilityConfig()
+    sla: SlaConfig = SlaConfig()
+    fleet: FleetConfig = FleetConfig()
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")

@@ -4,6 +4,8 @@ The only module that imports evidently."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from driftline import file_lock
 from driftline.config import DriftlineConfig, Task
 from driftline.monitoring.drift import ColumnDrift
 
@@ -272,31 +275,35 @@ def _slices_and_fairness_panels(cfg: DriftlineConfig) -> list[tuple[str, object]
     return panels
 
 
-def _dashboard_workspace(cfg: DriftlineConfig):
+@contextmanager
+def open_dashboard(cfg: DriftlineConfig) -> Iterator[tuple]:
+    """The model's Evidently workspace and project (named after the registered model), with the panels the config
+    asks for (a panel the project lacks, slices or fairness configured later, is added by its title).
+
+    Held under a lock beside the workspace folder: Evidently reads every snapshot file when it opens a workspace,
+    so a run writing one while another command opens the workspace would fail that command on half a file."""
     from evidently.ui.workspace import Workspace
 
-    cfg.folders.dashboard.mkdir(parents=True, exist_ok=True)
-    return Workspace(str(cfg.folders.dashboard))
-
-
-def dashboard_project(cfg: DriftlineConfig):
-    """The model's Evidently project (named after the registered model), with the panels the config asks for: a
-    panel the project lacks (slices or fairness configured later) is added by its title."""
-    workspace = _dashboard_workspace(cfg)
-    found = workspace.search_project(cfg.registry.model_name)
-    project = (
-        found[0] if found else workspace.create_project(cfg.registry.model_name, description=cfg.description or None)
-    )
-    present = {panel.title for panel in project.dashboard.model().panels}
-    for tab, panel in _dashboard_panels(cfg):
-        if panel.title not in present:
-            project.dashboard.add_panel(panel, tab=tab)
-    return workspace, project
+    folder = cfg.folders.dashboard
+    with file_lock.held(folder.parent / f".{folder.name}.lock"):
+        folder.mkdir(parents=True, exist_ok=True)
+        workspace = Workspace(str(folder))
+        found = workspace.search_project(cfg.registry.model_name)
+        project = (
+            found[0]
+            if found
+            else workspace.create_project(cfg.registry.model_name, description=cfg.description or None)
+        )
+        present = {panel.title for panel in project.dashboard.model().panels}
+        for tab, panel in _dashboard_panels(cfg):
+            if panel.title not in present:
+                project.dashboard.add_panel(panel, tab=tab)
+        yield workspace, project
 
 
 def _add_to_dashboard(run, cfg: DriftlineConfig) -> str:
-    workspace, project = dashboard_project(cfg)
-    return str(workspace.add_run(project.id, run).id)
+    with open_dashboard(cfg) as (workspace, project):
+        return str(workspace.add_run(project.id, run).id)
 
 
 def add_performance_snapshot(
@@ -352,18 +359,18 @@ def add_figures_snapshot(figures: dict[str, float], tag: str, cfg: DriftlineConf
 def _replace_snapshot(run, tag: str, cfg: DriftlineConfig) -> str:
     """Add the run, dropping an earlier one of the same name and tag: labels that arrive in parts leave the batch's
     latest figures."""
-    workspace, project = dashboard_project(cfg)
-    for snapshot_id in workspace.list_runs(project.id):
-        earlier = workspace.get_run(project.id, snapshot_id)
-        if earlier is not None and earlier.name == run.get_name() and tag in earlier.tags:
-            workspace.delete_run(project.id, snapshot_id)
-    return str(workspace.add_run(project.id, run).id)
+    with open_dashboard(cfg) as (workspace, project):
+        for snapshot_id in workspace.list_runs(project.id):
+            earlier = workspace.get_run(project.id, snapshot_id)
+            if earlier is not None and earlier.name == run.get_name() and tag in earlier.tags:
+                workspace.delete_run(project.id, snapshot_id)
+        return str(workspace.add_run(project.id, run).id)
 
 
 def dashboard_snapshots(cfg: DriftlineConfig) -> list[dict]:
     """The snapshots of the model's project, oldest first: name, time, tags, metadata (what the UI lists)."""
-    workspace, project = dashboard_project(cfg)
-    found = [workspace.get_run(project.id, snapshot_id) for snapshot_id in workspace.list_runs(project.id)]
+    with open_dashboard(cfg) as (workspace, project):
+        found = [workspace.get_run(project.id, snapshot_id) for snapshot_id in workspace.list_runs(project.id)]
     described = [
         {"name": s.name, "timestamp": s.timestamp, "tags": list(s.tags), "metadata": dict(s.metadata)}
         for s in found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from driftline import file_lock
 from driftline.errors import NoChampion, TransitionRefused
 from driftline.evaluation.gate import GateDecision
 from driftline.registry.audit_events import Action, Actor, AliasHolders, Approval, Rollback, now
@@ -48,14 +48,8 @@ class TransitionLock:
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock.held(self.path):
+            yield
 
 
 class Transitions:
