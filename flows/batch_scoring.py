@@ -14,6 +14,7 @@ from prefect import flow
 from driftline.config import DriftlineConfig, load_config
 from driftline.data.chunking import DataFile
 from driftline.errors import DataRejected
+from driftline.fleet.flow_runs import record_flow_run
 from driftline.flows.params import ScoringOutcome, ScoringParams, ScoringReport
 from driftline.flows.partitioned_scoring import score_on_dask
 from driftline.governance import rollout
@@ -25,7 +26,12 @@ from driftline.tasks.scoring import validate_and_score_file
 from driftline.tasks.validation import validate_file
 
 
-@flow(name="batch-scoring")
+@flow(
+    name="batch-scoring",
+    on_completion=[record_flow_run],  # the fleet's record of every flow run (driftline fleet status)
+    on_failure=[record_flow_run],
+    on_crashed=[record_flow_run],
+)
 def batch_scoring(params: ScoringParams) -> ScoringReport:
     cfg = load_config(params.config)
     champion = load_champion(cfg)

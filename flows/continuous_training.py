@@ -6,6 +6,7 @@ from prefect import flow
 
 from driftline.config import load_config
 from driftline.data.ledger import FAILED, RUNNING, SUCCEEDED
+from driftline.fleet.flow_runs import record_flow_run
 from driftline.flows.params import BatchParams, MonitoringOutcome, RunSummary, ScoringOutcome, TrainParams
 from driftline.flows.training import training
 from driftline.steps import batch_outcomes
@@ -34,9 +35,9 @@ def record_outcome(outcome: str):
 @flow(
     name="continuous-training",
     on_running=[record_outcome(RUNNING)],
-    on_completion=[record_outcome(SUCCEEDED)],
-    on_failure=[record_outcome(FAILED)],
-    on_crashed=[record_outcome(FAILED)],
+    on_completion=[record_outcome(SUCCEEDED), record_flow_run],
+    on_failure=[record_outcome(FAILED), record_flow_run],
+    on_crashed=[record_outcome(FAILED), record_flow_run],
 )
 def continuous_training(params: BatchParams) -> RunSummary:
     cfg = load_config(params.config)

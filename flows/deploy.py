@@ -6,21 +6,32 @@ updates schedules, the training limit and the notification automations in place.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-from driftline.config import DriftlineConfig
+from driftline.config import DriftlineConfig, Fleet
+from driftline.config.loading import model_config_files
+from driftline.config.operations import SchedulesConfig
 from driftline.errors import DriftlineError
-from driftline.tasks.concurrency import ensure_training_limit
+from driftline.fleet.deployments import ModelChange, ModelOnServer, WantedModel, plan
+from driftline.fleet.schedules import spread_schedules
+from driftline.flows.prefect_deployments import (
+    FLOWS,
+    Automations,
+    PrefectFile,
+    config_param,
+    models_on_server,
+    set_paused,
+)
+from driftline.tasks.concurrency import ensure_model_queue, ensure_pool_limit, ensure_training_limit, model_queue_name
 from driftline.tasks.events import (
     DRIFT_DETECTED,
     FAIRNESS_BREACHED,
@@ -30,6 +41,7 @@ from driftline.tasks.events import (
     MODEL_ROLLED_BACK,
     NOTIFIED_EVENTS,
     PERFORMANCE_DEGRADED,
+    SLA_BREACHED,
     SLICE_DEGRADED,
 )
 
@@ -43,16 +55,6 @@ JOB_TEMPLATES: dict[PoolType, str] = {
     "kubernetes": "infra/work-pools/kubernetes.json",
 }
 WEBHOOK_BLOCK = "driftline-webhook"
-DEPLOYMENT_TAG = "driftline"
-FLOWS = [
-    "training",
-    "batch-scoring",
-    "drift-monitoring",
-    "continuous-training",
-    "performance-monitoring",
-    "rollback",
-    "backtest",
-]
 
 # Slack-compatible: incoming webhooks of Slack, Mattermost, Rocket.Chat and Teams' Slack mode read `text`.
 WEBHOOK_JSON = {"text": "*{{subject}}*\n{{body}}"}
@@ -98,6 +100,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "v{{ event.payload.version }} is champion again (was v{{ event.payload.from_version }}): "
         "{{ event.payload.reason }}. {{ event.payload.model_version_url or '' }}",
     ),
+    SLA_BREACHED: (
+        "driftline {{ event.resource['driftline.model'] }}: SLA {{ event.payload.sla }} breached",
+        "{{ event.payload.sla }} is {{ event.payload.value }} against its bound {{ event.payload.bound }} "
+        "({{ event.payload.at }}): {{ event.payload.detail }}",
+    ),
     NOTIFIED_EVENTS["flow_failed"]: (
         "driftline: flow run {{ flow_run.name }} failed",
         "{{ flow.name }} run {{ flow_run.name }} ({{ deployment.name }}) failed: {{ flow_run.state.message }}",
@@ -112,17 +119,21 @@ class Deployed:
     pool_type: PoolType
     deployments: list[str]
     notifications: str  # what is sent where, for the person deploying
+    schedules: SchedulesConfig  # as deployed: the config's own crons, or its slot of the fleet's night
 
 
 def deploy_env(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_pool: str) -> dict[str, str]:
-    """The values prefect.yaml reads as {{ $DRIFTLINE_* }}: the model, its config and its schedules."""
-    scoring, monitoring = cfg.schedules.batch_scoring, cfg.schedules.drift_monitoring
-    performance = cfg.schedules.performance_monitoring
+    """The values prefect.yaml reads as {{ $DRIFTLINE_* }}: the model, its config, its work queue and its schedules
+    (its own crons, or its slot of the fleet's night when it sets none)."""
+    schedules = spread_schedules(cfg)
+    scoring, monitoring = schedules.batch_scoring, schedules.drift_monitoring
+    performance = schedules.performance_monitoring
     return {
         "DRIFTLINE_MODEL": cfg.registry.model_name,
         "DRIFTLINE_CONFIG": config_path,
         "DRIFTLINE_PROJECT_DIR": str(project_dir),
         WORK_POOL_ENV: work_pool,
+        "DRIFTLINE_WORK_QUEUE": model_queue_name(cfg),
         "DRIFTLINE_SCORING_CRON": scoring.cron,
         "DRIFTLINE_SCORING_TIMEZONE": scoring.timezone,
         "DRIFTLINE_SCORING_ACTIVE": str(scoring.active).lower(),
@@ -230,35 +241,142 @@ def notification_automations(cfg: DriftlineConfig, block_id: str) -> list[Automa
     return automations
 
 
-def ensure_notifications(cfg: DriftlineConfig) -> str:
+def ensure_notifications(
+    cfg: DriftlineConfig, client: SyncPrefectClient, block_id: str | None, existing: Automations
+) -> str:
     """Replace this model's notification automations; without a webhook URL there are none (and none stale)."""
-    block_id = ensure_webhook_block(cfg)
-    wanted = notification_automations(cfg, block_id) if block_id else []
-    with get_client(sync_client=True) as client:
-        for notification in NOTIFIED_EVENTS:
-            for existing in client.read_automations_by_name(automation_name(cfg, notification)):
-                client.delete_automation(existing.id)
-        for automation in wanted:
-            client.create_automation(automation)
+    for notification in NOTIFIED_EVENTS:
+        for automation_id in existing.by_name.get(automation_name(cfg, notification), []):
+            client.delete_automation(automation_id)
+    for automation in notification_automations(cfg, block_id) if block_id else []:
+        client.create_automation(automation)
     if not block_id:
         return f"no notifications: ${cfg.notifications.webhook_url_env} is not set"
     return f"{', '.join(cfg.notifications.events)} → webhook from ${cfg.notifications.webhook_url_env}"
 
 
-def run_prefect_deploy(env: dict[str, str], project_dir: Path, prefect_file: Path) -> None:
-    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
-    done = subprocess.run(command, cwd=project_dir, env={**os.environ, **env}, capture_output=True, text=True)
-    if done.returncode != 0:
-        detail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise DriftlineError(f"prefect deploy failed ({prefect_file}): {detail}")
-
-
 def deploy(
     cfg: DriftlineConfig, config_path: str, project_dir: Path, pool: WorkPoolSpec, prefect_file: Path
 ) -> Deployed:
+    """One config's model: its deployments (kept paused if `driftline fleet pause` paused them), queue, limits."""
     ensure_work_pool(pool, project_dir)
-    ensure_training_limit(cfg)
-    notifications = ensure_notifications(cfg)
-    run_prefect_deploy(deploy_env(cfg, config_path, project_dir, pool.name), project_dir, prefect_file)
+    block_id = ensure_webhook_block(cfg)
+    with get_client(sync_client=True) as client:
+        ensure_pool_limit(client, pool.name, cfg.fleet.max_concurrent_runs)
+        existing = models_on_server(client, pool.name).get(cfg.registry.model_name)
+        notifications = deploy_model(
+            client,
+            cfg,
+            config_path,
+            project_dir,
+            pool.name,
+            PrefectFile(prefect_file),
+            existing,
+            Automations.read(client),
+            block_id,
+        )
     model = cfg.registry.model_name
-    return Deployed(model, pool.name, pool.type, [f"{flow}/{model}" for flow in FLOWS], notifications)
+    deployments = [f"{flow}/{model}" for flow in FLOWS]
+    return Deployed(model, pool.name, pool.type, deployments, notifications, spread_schedules(cfg))
+
+
+def deploy_model(
+    client: SyncPrefectClient,
+    cfg: DriftlineConfig,
+    config_path: str,
+    project_dir: Path,
+    work_pool: str,
+    source: PrefectFile,
+    existing: ModelOnServer | None,
+    automations: Automations,
+    block_id: str | None,
+) -> str:
+    """Everything one model runs with: landing folder, work queue, training limit, notifications, deployments. A
+    model paused by `driftline fleet pause` stays paused; one paused because its config had left is resumed."""
+    if existing is not None and existing.removed_config:
+        set_paused(client, existing, paused=False)
+    paused = existing is not None and existing.paused and not existing.removed_config
+    cfg.folders.landing.mkdir(parents=True, exist_ok=True)
+    ensure_model_queue(client, work_pool, cfg)
+    ensure_training_limit(cfg, client)
+    notifications = ensure_notifications(cfg, client, block_id, automations)
+    source.apply(client, deploy_env(cfg, config_path, project_dir, work_pool), paused, new=existing is None)
+    return notifications
+
+
+# --- a fleet: every config of a folder ------------------------------------------------------------------------------
+# The fleet-wide SLA probe (flows/sla_check.py), deployed with the fleet when installed.
+SLA_CHECK_FLOW = importlib.util.find_spec("driftline.flows.sla_check") is not None
+
+
+@dataclass(frozen=True)
+class FleetDeployed:
+    work_pool: str
+    pool_change: str  # what the pool's limit is, or becomes
+    changes: list[ModelChange]
+    sla_check: str | None  # the fleet-wide deployment, when that flow is installed
+
+
+def _pool_change(client: SyncPrefectClient, pool: WorkPoolSpec, limit: int) -> tuple[bool, str]:
+    """Whether the pool exists, and what its limit is or becomes."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        existing = client.read_work_pool(pool.name).concurrency_limit
+    except ObjectNotFound:
+        return False, f"create {pool.type} work pool {pool.name}: {limit} concurrent flow runs"
+    if existing == limit:
+        return True, f"work pool {pool.name}: {limit} concurrent flow runs (unchanged)"
+    return True, f"work pool {pool.name}: concurrent flow runs {existing or 'unlimited'} -> {limit}"
+
+
+def deploy_fleet(
+    fleet: Fleet, folder: str, project_dir: Path, pool: WorkPoolSpec, prefect_file: Path, dry_run: bool = False
+) -> FleetDeployed:
+    """Deploy every loaded config of the fleet, pause the models whose config left the folder, set the limits; with
+    `dry_run`, only say what that would do. Broken configs are the caller's to report: their models are left as
+    they are (their file is still there)."""
+    project_dir = project_dir.resolve()
+    limits = fleet.workspace.fleet
+    configs = {cfg.registry.model_name: cfg for cfg in fleet.configs}
+    wanted = [WantedModel.of(cfg, config_param(cfg.source, project_dir)) for cfg in fleet.configs]
+    present = {config_param(path, project_dir) for path in model_config_files(fleet.folder)}
+    source = PrefectFile(prefect_file)
+    with get_client(sync_client=True) as client:
+        pool_exists, pool_change = _pool_change(client, pool, limits.max_concurrent_runs)
+        known = models_on_server(client, pool.name) if pool_exists else {}
+        whole_folder = Path(folder).is_dir()  # one config file: that model alone, nothing paused
+        in_folder = {
+            name: model
+            for name, model in known.items()
+            if name in configs
+            or (whole_folder and (project_dir / model.config).resolve().parent == fleet.folder.resolve())
+        }
+        changes = plan(wanted, in_folder, present, len(source.deployments))
+        if dry_run:
+            sla = f"sla-check/fleet: probes every model every {limits.probe_seconds} s" if SLA_CHECK_FLOW else None
+            return FleetDeployed(pool.name, pool_change, changes, sla)
+        ensure_work_pool(pool, project_dir)
+        ensure_pool_limit(client, pool.name, limits.max_concurrent_runs)
+        automations = Automations.read(client)
+        source.prepare(client)
+        blocks: dict[str, str | None] = {}  # the webhook block, saved once per environment variable named
+        for cfg in fleet.configs:
+            if cfg.notifications.webhook_url_env not in blocks:
+                blocks[cfg.notifications.webhook_url_env] = ensure_webhook_block(cfg)
+        for change in changes:
+            if change.action == "pause":
+                set_paused(client, in_folder[change.model], paused=True, removed=True)
+        # One model after another: the server's SQLite database takes one writer at a time (concurrent deploys
+        # were answered 503, database locked, on this 2-core machine), and each request is short.
+        for cfg in fleet.configs:
+            existing, block = in_folder.get(cfg.registry.model_name), blocks[cfg.notifications.webhook_url_env]
+            config = config_param(cfg.source, project_dir)
+            deploy_model(client, cfg, config, project_dir, pool.name, source, existing, automations, block)
+    sla = None
+    if SLA_CHECK_FLOW:
+        from driftline.flows.sla_check import deploy_sla_check
+
+        fleet_config = config_param(Path(folder), project_dir)  # as the runs see it, from the project folder
+        sla = deploy_sla_check(config=fleet_config, work_pool=pool.name, probe_seconds=limits.probe_seconds)
+    return FleetDeployed(pool.name, pool_change, changes, sla)

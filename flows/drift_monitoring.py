@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
+from driftline.fleet.flow_runs import record_flow_run
 from driftline.flows.params import MonitoringOutcome, MonitorParams, TrainParams
 from driftline.flows.training import training
 from driftline.steps.champion_watch import automatic_rollback_reason
@@ -18,7 +19,12 @@ from driftline.tasks.scoring import predict_batch
 from driftline.tasks.validation import validate_batch
 
 
-@flow(name="drift-monitoring")
+@flow(
+    name="drift-monitoring",
+    on_completion=[record_flow_run],  # the fleet's record of every flow run (driftline fleet status)
+    on_failure=[record_flow_run],
+    on_crashed=[record_flow_run],
+)
 def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
     cfg = load_config(params.config)
     champion = load_champion(cfg)

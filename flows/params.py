@@ -11,6 +11,7 @@ from driftline.data.chunking import DataFile
 from driftline.data.loading import DataBatch, Observed
 from driftline.errors import DataRejected
 from driftline.evaluation.gate import GateDecision
+from driftline.fleet.sla import Checked, Unchecked
 from driftline.monitoring.drift import DriftResult
 from driftline.serving.batch_scoring import ScoredBatch
 from driftline.steps.label_intake import LabelIntake
@@ -279,4 +280,25 @@ class RunSummary(BaseModel):
             gate_reasons=retraining.reasons if retraining else [],
             champion_after=retraining.champion_version if retraining else self.scoring.model_version,
             seconds=seconds,
+        )
+
+
+class FleetParams(BaseModel):
+    config: str = Field(DEFAULT_CONFIG, description="A folder of model configs (a fleet) or one config file (YAML).")
+
+
+class SlaCheckOutcome(BaseModel):
+    """One sla-check: the evaluations per model, the breaches it announced, the models an outage left unchecked."""
+
+    evaluated: dict[str, list[str]] = Field(description="Per model, one line per SLA evaluation of this check.")
+    breached: dict[str, list[str]] = Field(description="Per model, the SLAs this check found newly breached.")
+    unchecked: dict[str, str] = Field(description="Models not checked (their registry unreachable), and why.")
+
+    @classmethod
+    def of(cls, checked: list[Checked | Unchecked]) -> SlaCheckOutcome:
+        done = [one for one in checked if isinstance(one, Checked)]
+        return cls(
+            evaluated={one.model: [e.line() for e in one.evaluations] for one in done},
+            breached={one.model: [e.line() for e in one.breaches] for one in done if one.breaches},
+            unchecked={one.model: one.problem for one in checked if isinstance(one, Unchecked)},
         )

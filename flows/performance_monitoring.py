@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from driftline.config import load_config
+from driftline.fleet.flow_runs import record_flow_run
 from driftline.flows.params import LabelParams, PerformanceOutcome, TrainParams
 from driftline.flows.training import training
 from driftline.steps.champion_watch import automatic_rollback_reason
@@ -20,7 +21,12 @@ from driftline.tasks.performance import (
 from driftline.tasks.registry import conclude_rollout, load_champion, roll_back
 
 
-@flow(name="performance-monitoring")
+@flow(
+    name="performance-monitoring",
+    on_completion=[record_flow_run],  # the fleet's record of every flow run (driftline fleet status)
+    on_failure=[record_flow_run],
+    on_crashed=[record_flow_run],
+)
 def performance_monitoring(params: LabelParams) -> PerformanceOutcome:
     cfg = load_config(params.config)
     cfg.require_labels()  # raises ConfigError: nothing to join without labels (and an id column)

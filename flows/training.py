@@ -9,6 +9,7 @@ from prefect.flow_runs import pause_flow_run
 from driftline.config import DriftlineConfig, load_config
 from driftline.evaluation.gate import GateDecision
 from driftline.evaluation.markdown import gate_markdown
+from driftline.fleet.flow_runs import record_flow_run
 from driftline.flows.params import ApprovalInput, TrainingOutcome, TrainParams
 from driftline.registry.audit_events import Approval
 from driftline.tasks.concurrency import one_training_at_a_time
@@ -24,9 +25,10 @@ from driftline.tasks.validation import validate_batch
 @flow(
     name="training",
     # each finished run goes to driftline's own record, so `driftline kpis` needs no Prefect server to count them
-    on_completion=[record_training_run],
-    on_failure=[record_training_run],
-    on_crashed=[record_training_run],
+    # and to the fleet's record of every flow run, which `driftline fleet status` reads
+    on_completion=[record_training_run, record_flow_run],
+    on_failure=[record_training_run, record_flow_run],
+    on_crashed=[record_training_run, record_flow_run],
 )
 def training(params: TrainParams) -> TrainingOutcome:
     cfg = load_config(params.config)

@@ -24,6 +24,7 @@ PERFORMANCE_DEGRADED = "driftline.performance.degraded"
 FAIRNESS_BREACHED = "driftline.fairness.breached"
 SLICE_DEGRADED = "driftline.slice.degraded"
 MODEL_ROLLED_BACK = "driftline.model.rolled_back"
+SLA_BREACHED = "driftline.sla.breached"
 
 # The `notifications.events` names in the config, and the events behind them.
 NOTIFIED_EVENTS: dict[NotificationEvent, str] = {
@@ -35,6 +36,7 @@ NOTIFIED_EVENTS: dict[NotificationEvent, str] = {
     "gate_refused": GATE_REFUSED,
     "flow_failed": "prefect.flow-run.Failed",
     "model_rolled_back": MODEL_ROLLED_BACK,
+    "sla_breached": SLA_BREACHED,
 }
 
 MODEL_LABEL = "driftline.model"

@@ -153,6 +153,7 @@ MEANINGS = {
     cli.EXIT_REFUSED: "refused",
     cli.EXIT_NO_CHAMPION: "no champion",
     cli.EXIT_VIOLATION: "invariant",
+    cli.EXIT_FLAGGED: "flagged",
 }
 
 

@@ -56,7 +56,7 @@ def test_degradation_is_notified_and_the_label_schedule_runs_only_with_labels(co
     assert deployed["schedules"] == [{"cron": "30 5 * * 1", "timezone": "Europe/Paris", "active": "true"}]
     assert (deployed["name"], deployed["work_pool"], deployed["parameters"]) == (
         "churn-demo",
-        {"name": "pool"},
+        {"name": "pool", "work_queue_name": "churn-demo"},
         {"params": {"config": "c.yaml"}},
     )
     without = load_config(config_factory(labels={"enabled": False}, schedules=schedule))

@@ -91,7 +91,11 @@ def _process_settings(args: argparse.Namespace) -> None:
     if config is None:
         return
     # A folder of configs (a fleet) shares one workspace and one stack: its first model's settings stand for it.
-    cfg = load_fleet(config).workspace if Path(config).is_dir() else load_config(config)
+    if Path(config).is_dir():
+        args.fleet = load_fleet(config)  # loaded once: the fleet commands take it from args
+        cfg = args.fleet.workspace
+    else:
+        cfg = load_config(config)
     use_http_settings(cfg, command=True)
     _prefect_history(args, cfg)
 

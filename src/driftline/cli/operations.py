@@ -16,6 +16,10 @@ from driftline.config.base import REMOTE_TRACKING_SCHEMES
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from driftline.config import DriftlineConfig
+    from driftline.serving.app import ModelMetrics
     from driftline.stack import StackSettings
 
 # What GET /model shows of a version's lineage (driftline status --json shows all of it).
@@ -42,9 +46,9 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         deployed = deploy(cfg, args.config, project_dir, pool, project_dir / args.prefect_file)
     console.print(f"deployed {', '.join(deployed.deployments)} to {deployed.pool_type} work pool {deployed.work_pool}")
     for name, schedule in (
-        ("batch-scoring", cfg.schedules.batch_scoring),
-        ("drift-monitoring", cfg.schedules.drift_monitoring),
-        ("performance-monitoring", cfg.schedules.performance_monitoring),
+        ("batch-scoring", deployed.schedules.batch_scoring),
+        ("drift-monitoring", deployed.schedules.drift_monitoring),
+        ("performance-monitoring", deployed.schedules.performance_monitoring),
     ):
         state = "active" if schedule.active else "paused"
         if name == "performance-monitoring" and not cfg.labels.enabled:
@@ -56,29 +60,47 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> None:
-    from driftline.flows.watch import watch
+    from driftline.flows.watch import watch, watch_fleet
 
-    cfg = load_config(args.config)
-
-    def show(arrival) -> None:
+    def described(arrival) -> str:
         note = f"duplicate of {arrival.duplicate_of}: not processed again" if arrival.duplicate else "new"
-        console.print(f"{arrival.path}: {arrival.size} bytes, sha256 {arrival.sha256[:12]}, {note}")
+        return f"{arrival.path}: {arrival.size} bytes, sha256 {arrival.sha256[:12]}, {note}"
+
+    def show(arrival, config: str | None = None) -> None:
+        console.print(f"{config}: {described(arrival)}" if config else described(arrival), highlight=False)
 
     def gone(path: str) -> None:
         console.print(f"{path}: its run failed, but the file is no longer there (or changed); drop it again")
 
-    if not args.once:
-        console.print(f"watching {cfg.folders.landing} (every {cfg.landing.poll_seconds:g} s; Ctrl-C stops)")
     try:
+        if Path(args.config).is_dir():
+            if not args.once:
+                console.print(f"watching the landing folder of every model in {args.config} (Ctrl-C stops)")
+            watch_fleet(
+                Path(args.config),
+                once=args.once,
+                on_arrival=lambda config, arrival: show(arrival, config),
+                on_broken=lambda problem: console.print(f"[red]not watched[/red]: {problem}", highlight=False),
+                retry_failed=args.retry_failed,
+                on_gone=gone,
+            )
+            return
+        cfg = load_config(args.config)
+        if not args.once:
+            console.print(f"watching {cfg.folders.landing} (every {cfg.landing.poll_seconds:g} s; Ctrl-C stops)")
         watch(cfg, args.config, once=args.once, on_arrival=show, retry_failed=args.retry_failed, on_gone=gone)
     except KeyboardInterrupt:
         console.print("stopped")
 
 
 def _stack_settings(args: argparse.Namespace) -> StackSettings:
+    from driftline.config import load_fleet
     from driftline.stack import StackSettings, prefect_database_url
 
-    cfg = load_config(args.config)
+    # A folder of configs (a fleet) runs on one stack: the shared workspace's, with the fleet service on the port of
+    # the fleet's shared serving settings (fleet.yaml).
+    fleet = Path(args.config).is_dir()
+    cfg = load_fleet(args.config).workspace if fleet else load_config(args.config)
     # The stack's servers serve the stores the CLI writes: Prefect's database of the workspace's flow runs, and the
     # MLflow store (unless the config names a tracking server).
     cli_store = None if cfg.store_uri.startswith(REMOTE_TRACKING_SCHEMES) else cfg.store_uri
@@ -93,11 +115,13 @@ def _stack_settings(args: argparse.Namespace) -> StackSettings:
         mlflow_store=cli_store,
         mlflow_artifacts=cfg.registry.artifact_location or (cfg.folders.root / "mlartifacts").as_uri(),
         prefect_store=prefect_database_url(cfg.folders.root, os.environ),
+        service_port=cfg.serving.port if fleet else None,
     )
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
     from driftline import stack
+    from driftline.config import load_fleet
 
     settings = _stack_settings(args)
     if args.action == "down":
@@ -111,19 +135,33 @@ def cmd_stack(args: argparse.Namespace) -> None:
         print("\n".join(f"export {key}={value}" for key, value in state.env.items()))
         return
     state = stack.up(settings, progress=lambda line: console.print(f"starting {line}"))
-    prefect_ui = next(p.url for p in state.processes if p.name == "prefect-server")
-    mlflow_ui = next(p.url for p in state.processes if p.name == "mlflow-server")
-    cfg = load_config(args.config)
-    for folder in (cfg.folders.landing, cfg.folders.inbox):  # the watcher makes them too, maybe after this line is read
-        folder.mkdir(parents=True, exist_ok=True)
-    console.print(
-        f"\nup: Prefect UI {prefect_ui}  ·  MLflow UI {mlflow_ui}\n"
-        f"  landing folder (drop CSV/Parquet files here): {cfg.folders.landing}\n"
-        f"  scoring inbox (scored nightly): {cfg.folders.inbox}\n"
-        f"  logs: {settings.root}/logs/\n"
-        f'  use it from this shell: eval "$(.venv/bin/driftline stack env --config {args.config})"\n'
-        "  stop it: make down"
-    )
+    urls = {p.name: p.url for p in state.processes}
+    fleet = load_fleet(args.config)
+    for broken in fleet.broken:
+        console.print(f"[red]not running[/red]: {broken.problem}", highlight=False)
+    for cfg in fleet.configs:  # the watcher makes them too, maybe after this line is read
+        for folder in (cfg.folders.landing, cfg.folders.inbox):
+            folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"\nup: Prefect UI {urls['prefect-server']}  ·  MLflow UI {urls['mlflow-server']}"]
+    if "service" in urls:
+        lines.append(f"  fleet service: {urls['service']}/models (POST /models/<name>/predict)")
+    if not Path(args.config).is_dir():
+        [cfg] = fleet.configs
+        lines += [
+            f"  landing folder (drop CSV/Parquet files here): {cfg.folders.landing}",
+            f"  scoring inbox (scored nightly): {cfg.folders.inbox}",
+        ]
+    else:
+        lines.append("  landing folders (drop CSV/Parquet files here) and scoring inboxes (scored nightly):")
+        lines += [
+            f"    {cfg.registry.model_name}: {cfg.folders.landing}  ·  {cfg.folders.inbox}" for cfg in fleet.configs
+        ]
+    lines += [
+        f"  logs: {settings.root}/logs/",
+        f'  use it from this shell: eval "$(.venv/bin/driftline stack env --config {args.config})"',
+        "  stop it: make down" + ("" if args.config == "configs/demo.yaml" else f" CONFIG={args.config}"),
+    ]
+    console.print("\n".join(lines))
 
 
 SERVE_CONFIG_ENV = "DRIFTLINE_SERVE_CONFIG"  # how `serve --workers N` tells each worker process its config
@@ -134,15 +172,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    cfg = load_config(args.config)
+    if Path(args.config).is_dir():
+        cfg = _announce_fleet(args.config)
+    else:
+        cfg = load_config(args.config)
+        guarded = (
+            f"API key from ${cfg.serving.api_key_env}" if os.environ.get(cfg.serving.api_key_env) else "no API key"
+        )
+        console.print(
+            f"serving {cfg.registry.model_name}@champion ({guarded}); POST /predict, GET /health /ready /metrics /model"
+        )
     host, port = args.host or cfg.serving.host, args.port or cfg.serving.port
     workers = args.workers or cfg.serving.workers
-    guarded = f"API key from ${cfg.serving.api_key_env}" if os.environ.get(cfg.serving.api_key_env) else "no API key"
-    console.print(
-        f"serving {cfg.registry.model_name}@champion on http://{host}:{port} ({guarded}, {workers} "
-        f"process{'es' if workers > 1 else ''}); POST /predict, GET /health /ready /metrics /model; "
-        "Ctrl-C stops"
-    )
+    console.print(f"on http://{host}:{port} ({workers} process{'es' if workers > 1 else ''}); Ctrl-C stops")
     if workers == 1:
         uvicorn.run(serving_app(args.config), host=host, port=port, log_level="warning", access_log=False)
         return
@@ -161,16 +203,45 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
 
 
+def _announce_fleet(folder: str) -> DriftlineConfig:
+    """The fleet's shared config (its fleet.yaml: host, port, workers, bounds); the configs that do not load are
+    reported by file and line, and the others served."""
+    from driftline.config import load_fleet
+
+    fleet = load_fleet(folder)
+    for broken in fleet.broken:
+        console.print(f"[red]not served[/red]: {broken.problem}", highlight=False)
+    shared = fleet.workspace
+    budget = f", at most {shared.serving.max_loaded_mb} MB resident" if shared.serving.max_loaded_mb else ""
+    console.print(
+        f"serving {len(fleet.configs)} models of {folder} ({', '.join(fleet.names)}), each loaded on its first "
+        f"request, at most {shared.serving.max_loaded_models} at once{budget}; POST /models/<name>/predict, "
+        "GET /models /models/<name>/ready /models/<name>/model /metrics /health"
+    )
+    return shared
+
+
 def worker_app():
     """The app of one `serve --workers N` process (uvicorn imports and calls this in each)."""
     return serving_app(os.environ[SERVE_CONFIG_ENV])
 
 
 def serving_app(config: str | Path):
+    """The service of a config, or of every model of a folder of configs (the fleet service)."""
+    if Path(config).is_dir():
+        from driftline.config import load_fleet
+        from driftline.serving.fleet_app import FleetService
+
+        fleet = load_fleet(config)
+        return FleetService(fleet, model_app, api_key=os.environ.get(fleet.workspace.serving.api_key_env) or None)
+    return model_app(load_config(config))
+
+
+def model_app(cfg: DriftlineConfig, metrics: ModelMetrics | None = None) -> FastAPI:
+    """One model's service: its registry, lineage for GET /model, promotion events to follow, its own API key."""
     from driftline.registry import Registry
     from driftline.serving.app import create_app
 
-    cfg = load_config(config)
     registry = Registry(cfg)
 
     def describe(ref) -> dict:
@@ -183,7 +254,7 @@ def serving_app(config: str | Path):
 
         model_events = partial(follow_model_moves, cfg)
     api_key = os.environ.get(cfg.serving.api_key_env) or None
-    return create_app(cfg, registry, api_key=api_key, describe=describe, model_events=model_events)
+    return create_app(cfg, registry, api_key=api_key, describe=describe, model_events=model_events, metrics=metrics)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:

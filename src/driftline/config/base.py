@@ -75,4 +75,5 @@ NotificationEvent = Literal[
     "gate_refused",
     "flow_failed",
     "model_rolled_back",
+    "sla_breached",
 ]

@@ -26,6 +26,12 @@ class FleetConfig(Section):
     failing_runs: int = Field(
         3, ge=1, description="A model whose last this many flow runs all failed is flagged failing."
     )
+    probe_seconds: int = Field(
+        60,
+        ge=10,
+        description="How often the stack's sla-check deployment probes each model's service from outside (/ready, "
+        "/metrics) and evaluates the SLAs.",
+    )
     night_start: str = Field(
         "01:00",
         description="HH:MM (UTC) where a model without its own cron starts its nightly schedules: the fleet's "
@@ -69,7 +75,23 @@ class SlaConfig(Section):
     label_delay_hours: float | None = Field(
         None, gt=0, description="Most hours since the last labels arrived; longer flags the model stale too."
     )
-    window_days: int = Field(30, ge=1, description="The days compliance is reported over.")
+    window_days: int = Field(
+        30, ge=1, description="The UTC days (today included) compliance and availability are measured over."
+    )
+    service_url: str | None = Field(
+        None,
+        description="Address of the service the stack's sla-check probes for this model (GET /ready for "
+        "availability, /metrics for p95 latency): in a fleet, the fleet service's /models/<model name>/ready and "
+        "/metrics; for a single config, its own /ready and /metrics. none: http://<serving.host>:<serving.port> (the "
+        "fleet.yaml's, in a fleet).",
+    )
+
+    @field_validator("service_url")
+    @classmethod
+    def _an_http_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"sla.service_url needs an http(s) address, e.g. http://127.0.0.1:8081, got {value!r}")
+        return value.rstrip("/") if value else value
 
     @property
     def bounds(self) -> dict[str, float]:

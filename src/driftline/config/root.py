@@ -153,6 +153,14 @@ class DriftlineConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _performance_floor_is_judged_on_labels(self) -> DriftlineConfig:
+        if self.sla.performance_floor is not None and not self.labels.enabled:
+            raise ValueError(
+                "sla.performance_floor is judged on labeled batches: set labels: {enabled: true} or remove the floor"
+            )
+        return self
+
     def require_labels(self) -> None:
         if not self.labels.enabled:
             raise ConfigError(

@@ -128,3 +128,118 @@ def write_demo_data(folder: Path, seed: int = 7) -> DemoFiles:
         frame.to_csv(path, index=False)
         paths.append(path)
     return DemoFiles(reference=reference_path, batches=paths)
+
+
+# The fleet demo's other two tasks, each with a known signal: which plan a customer picks (multiclass) and how many
+# units a store sells in a day (regression). `shift` moves the features (covariate shift); `concept_drift` changes
+# how they relate to the target.
+PLANS = ["basic", "standard", "premium"]
+DEVICES = ["phone", "tablet", "tv", "laptop"]
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def make_plan_frame(
+    rows: int,
+    seed: int,
+    start: pd.Timestamp = START,
+    days: int = 7,
+    shift: float = 0.0,
+    concept_drift: bool = False,
+    id_offset: int = 0,
+) -> pd.DataFrame:
+    """Customers and the plan they chose (basic, standard, premium) from usage, household and device."""
+    rng = np.random.default_rng(seed)
+    usage_gb = np.clip(rng.gamma(2.0, 12.0 * (1 + shift), rows), 0.5, 400).round(1)
+    household = rng.integers(1, 6, rows).astype(float)
+    streaming_hours = np.clip(rng.normal(14 * (1 + shift), 7, rows), 0, 80).round(1)
+    age = np.clip(rng.normal(41, 13, rows), 18, 90).round()
+    device = rng.choice(DEVICES, rows, p=[0.4, 0.2, 0.25, 0.15])
+    region = rng.choice(REGIONS, rows, p=[0.3, 0.25, 0.25, 0.2])
+    standard = -10 + 0.24 * usage_gb + 1.5 * household + 0.15 * streaming_hours
+    premium = -24 + 0.42 * usage_gb + 2.7 * household + 0.45 * streaming_hours + 6.0 * (device == "tv")
+    if concept_drift:  # a cheaper premium plan: the young and the laptop users move up, usage matters less
+        premium = -12 + 0.18 * usage_gb + 1.2 * household - 0.24 * (age - 41) + 7.5 * (device == "laptop")
+    scores = np.column_stack([np.zeros(rows), standard, premium])
+    chances = np.exp(scores - scores.max(axis=1, keepdims=True))
+    chances /= chances.sum(axis=1, keepdims=True)
+    chosen = (rng.random(rows)[:, None] > chances.cumsum(axis=1)).sum(axis=1).clip(0, 2)
+    seconds = np.sort(rng.uniform(0, days * 86400, rows))
+    return pd.DataFrame(
+        {
+            "customer_id": [f"P{id_offset + i:07d}" for i in range(rows)],
+            "event_time": start + pd.to_timedelta(seconds, unit="s"),
+            "usage_gb": usage_gb,
+            "household_size": household,
+            "streaming_hours": streaming_hours,
+            "age": age,
+            "device": device,
+            "region": region,
+            "plan": np.array(PLANS)[chosen],
+        }
+    )
+
+
+def make_demand_frame(
+    rows: int,
+    seed: int,
+    start: pd.Timestamp = START,
+    days: int = 7,
+    shift: float = 0.0,
+    concept_drift: bool = False,
+    id_offset: int = 0,
+) -> pd.DataFrame:
+    """Store days and the units sold, from price, discount, temperature, weekday and store size."""
+    rng = np.random.default_rng(seed)
+    price = np.clip(rng.normal(20 * (1 + shift), 4, rows), 5, 60).round(2)
+    discount = rng.choice([0.0, 0.1, 0.2, 0.3], rows, p=[0.55, 0.2, 0.15, 0.1])
+    temperature = np.clip(rng.normal(16 + 10 * shift, 8, rows), -15, 42).round(1)
+    store_size = rng.choice([1.0, 2.0, 3.0], rows, p=[0.5, 0.3, 0.2])
+    weekday = rng.choice(WEEKDAYS, rows)
+    region = rng.choice(REGIONS, rows, p=[0.3, 0.25, 0.25, 0.2])
+    weekend = np.isin(weekday, ["sat", "sun"])
+    units = 120 - 3.0 * (price - 20) + 150 * discount + 1.5 * (temperature - 16) + 25 * weekend
+    if concept_drift:  # shoppers turn price-sensitive and stop coming at weekends
+        units = 120 - 7.0 * (price - 20) + 260 * discount + 1.5 * (temperature - 16) - 10 * weekend
+    units = np.clip(units * (0.6 + 0.4 * store_size) + rng.normal(0, 12, rows), 0, None).round()
+    seconds = np.sort(rng.uniform(0, days * 86400, rows))
+    return pd.DataFrame(
+        {
+            "store_day_id": [f"S{id_offset + i:07d}" for i in range(rows)],
+            "event_time": start + pd.to_timedelta(seconds, unit="s"),
+            "price": price,
+            "discount": discount,
+            "temperature": temperature,
+            "store_size": store_size,
+            "weekday": weekday,
+            "region": region,
+            "units_sold": units,
+        }
+    )
+
+
+TASK_FRAMES = {"multiclass": make_plan_frame, "regression": make_demand_frame}
+
+
+def write_task_data(folder: Path, task: str, seed: int = 7) -> DemoFiles:
+    """A demo model's files for its task: the churn demo's for binary (`write_demo_data`); for multiclass (plans)
+    and regression (demand), eight weeks of training data (Parquet) and four weekly batches (CSV): two stable, a
+    covariate shift, a concept drift."""
+    if task == "binary":
+        return write_demo_data(folder, seed)
+    make = TASK_FRAMES[task]
+    folder.mkdir(parents=True, exist_ok=True)
+    reference_path = folder / "reference.parquet"
+    make(6000, seed, START, days=56).to_parquet(reference_path, index=False)
+    week = pd.Timedelta(days=7)
+    plan = [
+        ("batch_01_stable.csv", {}),
+        ("batch_02_stable.csv", {}),
+        ("batch_03_covariate_shift.csv", {"shift": 0.4}),
+        ("batch_04_concept_drift.csv", {"concept_drift": True}),
+    ]
+    paths = []
+    for number, (name, scenario) in enumerate(plan, start=1):
+        frame = make(2000, seed + number, START + (7 + number) * week, id_offset=6000 + 2000 * number, **scenario)
+        frame.to_csv(folder / name, index=False)
+        paths.append(folder / name)
+    return DemoFiles(reference=reference_path, batches=paths)

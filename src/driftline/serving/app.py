@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -136,42 +137,48 @@ def _answers(
 
 # --- the app ----------------------------------------------------------------------------------------------------------
 class ServiceMetrics:
-    """Prometheus figures of one service instance (its own registry, so tests may run several). With several worker
+    """Prometheus figures of one service process (its own registry, so tests may run several). A fleet service labels
+    each figure by model (`by_model`); `of(model)` is what one model's app counts with. With several worker
     processes (`PROMETHEUS_MULTIPROC_DIR` set) each writes its figures to files there and /metrics sums them."""
 
-    def __init__(self) -> None:
+    def __init__(self, by_model: bool = False) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
+        model = ["model"] if by_model else []
         self.requests = Counter(
-            "driftline_requests", "Predict requests by outcome", ["outcome"], registry=self.registry
+            "driftline_requests", "Predict requests by outcome", [*model, "outcome"], registry=self.registry
         )
         self.rows = Counter(
-            "driftline_rows", "Rows answered, by the model that answered", ["served_by"], registry=self.registry
+            "driftline_rows",
+            "Rows answered, by the model that answered",
+            [*model, "served_by"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "driftline_request_latency_seconds",
             "Predict latency, request received to response ready",
+            model,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
         self.model_version = Gauge(
             "driftline_model_version",
             "Registered version behind each alias",
-            ["alias"],
+            [*model, "alias"],
             registry=self.registry,
             multiprocess_mode="livemostrecent",
         )
         self.swaps = Gauge(
             "driftline_model_swaps",
             "Times the served models changed",
+            model,
             registry=self.registry,
             multiprocess_mode="livemax",
         )
 
-    def swapped(self, serving: Serving, swaps: int) -> None:
-        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
-            self.model_version.labels(alias).set(float(served.ref.version) if served else 0)
-        self.swaps.set(swaps)
+    def of(self, model: str | None = None) -> "ModelMetrics":
+        """The figures one model's app counts with: labelled `model` in a fleet service (`by_model`)."""
+        return ModelMetrics(self, (model,) if model is not None else ())
 
     def exposition(self) -> bytes:
         if not self.multiprocess:
@@ -181,18 +188,45 @@ class ServiceMetrics:
         return generate_latest(every_worker)
 
 
+@dataclass(frozen=True)
+class ModelMetrics:
+    """One model's figures in a `ServiceMetrics`."""
+
+    service: ServiceMetrics
+    model: tuple[str, ...]  # the model label's value in a fleet service, else empty
+
+    def requests(self, outcome: str) -> Counter:
+        return self.service.requests.labels(*self.model, outcome)
+
+    def rows(self, served_by: str) -> Counter:
+        return self.service.rows.labels(*self.model, served_by)
+
+    def observe_latency(self, seconds: float) -> None:
+        latency = self.service.latency
+        (latency.labels(*self.model) if self.model else latency).observe(seconds)
+
+    def swapped(self, serving: Serving, swaps: int) -> None:
+        for alias, served in ((CHAMPION, serving.champion), (CHALLENGER, serving.challenger)):
+            self.service.model_version.labels(*self.model, alias).set(float(served.ref.version) if served else 0)
+        swaps_gauge = self.service.swaps
+        (swaps_gauge.labels(*self.model) if self.model else swaps_gauge).set(swaps)
+
+
 def create_app(
     cfg: DriftlineConfig,
     source: ModelSource,
     api_key: str | None = None,
     describe: Callable[[ModelRef], dict] | None = None,
     model_events: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+    metrics: ModelMetrics | None = None,
 ) -> FastAPI:
     """The FastAPI app. `describe` gives the lineage summary `GET /model` shows; `model_events`, when given, is a
-    coroutine that calls its argument whenever the registry announces a move (e.g. Prefect's promotion events)."""
+    coroutine that calls its argument whenever the registry announces a move (e.g. Prefect's promotion events);
+    `metrics`, when given, are where this model's figures are counted (a fleet service's, labelled by model): then
+    /metrics shows every figure of that `ServiceMetrics`."""
     serving_cfg = cfg.serving
     with_challenger = serving_cfg.shadow or serving_cfg.canary_share > 0
-    metrics = ServiceMetrics()
+    metrics = metrics or ServiceMetrics().of()
     follower = ModelFollower(source, cfg.dataset, serving_cfg.poll_seconds, with_challenger, metrics.swapped)
     buffer = PredictionLogBuffer(cfg, registry_folders(cfg).prediction_log)
     batcher = PredictionBatcher(serving_cfg.max_rows)
@@ -214,15 +248,11 @@ def create_app(
         finally:
             if listener is not None:
                 listener.cancel()
-            follower.stop()
-            buffer.stop()
-            batcher.stop()
+            await asyncio.to_thread(_stop, follower, buffer, batcher)  # joins threads, writes the log: off the loop
 
     app = FastAPI(title=f"driftline: {cfg.registry.model_name}", version="1", lifespan=lifespan)
     # Bodies over the limit are refused before they are read whole or parsed (413).
-    app.add_middleware(
-        BodyLimit, limit=body_limit(cfg, PredictRequest), refused=metrics.requests.labels("too_large").inc
-    )
+    app.add_middleware(BodyLimit, limit=body_limit(cfg, PredictRequest), refused=metrics.requests("too_large").inc)
     app.state.follower, app.state.log_buffer, app.state.metrics = follower, buffer, metrics
 
     async def require_key(request: Request) -> None:  # async: checked on the event loop, no thread hop
@@ -230,12 +260,12 @@ def create_app(
             return
         given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), api_key.encode()):
-            metrics.requests.labels("unauthorized").inc()
+            metrics.requests("unauthorized").inc()
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        metrics.requests.labels("invalid").inc()
+        metrics.requests("invalid").inc()
         problems = [f"{_field(e['loc'])}: {e['msg']}" for e in error.errors()]
         return JSONResponse(
             status_code=422, content={"message": "; ".join(problems[:20]), "detail": _jsonable(error.errors())}
@@ -255,7 +285,7 @@ def create_app(
 
     @app.get("/metrics", dependencies=[Depends(require_key)])
     def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics.service.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/model", dependencies=[Depends(require_key)])
     def model() -> dict:
@@ -290,7 +320,7 @@ def create_app(
         started = time.perf_counter()
         serving = follower.serving  # read once: this request is answered by one consistent set of models
         if serving.champion is None:
-            metrics.requests.labels("not_ready").inc()
+            metrics.requests("not_ready").inc()
             raise HTTPException(503, f"no champion of {cfg.registry.model_name} loaded yet; see GET /ready")
         limit_openmp(1)  # as on the batcher's thread: OpenMP threads in small predictions only fight over the cores
         rows = [row.model_dump() for row in body.rows]  # type: ignore[attr-defined]
@@ -307,10 +337,10 @@ def create_app(
             ):
                 answers[position] = answer
             scored.append((name, served, positions, predictions))
-            metrics.rows.labels(name).inc(len(positions))
+            metrics.rows(name).inc(len(positions))
         latency = time.perf_counter() - started
-        metrics.latency.observe(latency)
-        metrics.requests.labels("ok").inc()
+        metrics.observe_latency(latency)
+        metrics.requests("ok").inc()
         request_id = f"{random.getrandbits(128):032x}"  # an id, not a secret: uuid4's urandom call costs a syscall
         if cfg.scoring.log_predictions:
             buffer.add(
@@ -332,6 +362,12 @@ def create_app(
         return Response(to_json(answer), media_type="application/json")
 
     return app
+
+
+def _stop(follower: ModelFollower, buffer: PredictionLogBuffer, batcher: PredictionBatcher) -> None:
+    follower.stop()
+    buffer.stop()  # the rows answered so far into the prediction log
+    batcher.stop()
 
 
 # --- error formatting -------------------------------------------------------------------------------------------------

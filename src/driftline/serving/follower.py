@@ -142,9 +142,11 @@ class ModelFollower:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop following and let go of the models (a fleet service unloading this one frees their memory)."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        self.serving = Serving()
 
 
 def _version(served: ServedModel | None) -> str | None:

@@ -38,6 +38,8 @@ SERVER_ONLY_ENV = (
     MLFLOW_SECRET_KEY_ENV,
 )
 Profile = Literal["sqlite", "postgres"]
+# `driftline deploy`'s exit code for a config that does not load; for a folder, the configs that load were deployed.
+EXIT_CONFIG_ERROR = 2
 
 
 @dataclass
@@ -72,7 +74,7 @@ class StackState:
 class StackSettings:
     root: Path  # state, logs, databases and artifacts of the stack
     project_dir: Path  # where configs/ and prefect.yaml are; flow runs start here
-    config: str  # the model to deploy and watch
+    config: str  # the model to deploy and watch, or a folder of configs (a fleet): every model in it
     profile: Profile = "sqlite"
     host: str = "127.0.0.1"
     prefect_port: int = 4200
@@ -86,6 +88,9 @@ class StackSettings:
     # The Prefect database the CLI's runs write (`prefect_database_url`): with the sqlite profile the stack's Prefect
     # server serves it, so the Prefect UI shows what the demo and every CLI run did (one history).
     prefect_store: str | None = None
+    # A fleet's online service (`driftline serve --config DIR`) on this port, so the stack's availability probes
+    # have something to probe; None (a single config): no service, `driftline serve` is started on its own.
+    service_port: int | None = None
 
 
 def prefect_database_url(workspace: Path, env: Mapping[str, str]) -> str:
@@ -270,7 +275,10 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
             capture_output=True,
             text=True,
         )
-        if deployed.returncode != 0:
+        fleet = Path(settings.config).is_dir()
+        if fleet and deployed.returncode == EXIT_CONFIG_ERROR:  # some configs do not load: the others deployed
+            progress(f"the models whose configs load; not deployed: {deployed.stderr.strip().splitlines()[-1]}")
+        elif deployed.returncode != 0:
             raise DriftlineError(f"driftline deploy failed: {deployed.stderr.strip() or deployed.stdout.strip()}")
         progress("Prefect worker for the process work pool")
         launch(
@@ -289,8 +297,22 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
             client_env,
         )
         if with_watcher:
-            progress("landing watcher")
+            progress("landing watcher" + (" for every model's landing folder" if settings.service_port else ""))
             launch("watcher", _driftline("watch", "--config", settings.config), client_env)
+        if settings.service_port is not None:
+            service_url = f"http://{settings.host}:{settings.service_port}"
+            progress(f"fleet service on {service_url} (driftline serve --config {settings.config})")
+            serve = [
+                "serve",
+                "--config",
+                settings.config,
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.service_port),
+            ]
+            launch("service", _driftline(*serve), client_env, service_url)
+            wait_until_answers(f"{service_url}/health", state.processes[-1], timeout=120)
         return state
     except BaseException:
         down(root)
