@@ -132,7 +132,7 @@ def champion_answers(folder: Path, name: str, version: str, frame: pd.DataFrame)
     return predict(model_of(cfg, version), frame, cfg.dataset).labels.tolist()
 
 
-@pytest.mark.slow  # with the trained models of `fleet_dir`: ~30 s to train and register on 2 busy cores
+@pytest.mark.slow  # with `fleet_dir` (4 versions trained and registered): ~27 s for these 5 on 2 idle cores
 def test_each_model_answers_on_its_route_with_its_own_champion_and_models_lists_them(fleet_dir):
     batch = make_frame(300, seed=7, start=START, id_offset=70_000)
     with fleet_service(fleet_dir) as (client, _):

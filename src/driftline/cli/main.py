@@ -220,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--prefect-port", type=int, default=4200)
     stack.add_argument("--mlflow-port", type=int, default=5000)
     stack.add_argument("--postgres-port", type=int, default=5433)
-    serve = command("serve", operations.cmd_serve, "answer POST /predict with the champion (online scoring service)")
+    serve = command(
+        "serve",
+        operations.cmd_serve,
+        "answer POST /predict with the champion; with a folder of configs, POST /models/<name>/predict for each model",
+    )
     serve.add_argument("--host", default=None, help="address to listen on (default: serving.host)")
     serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
     serve.add_argument("--workers", type=int, default=None, help="server processes (default: serving.workers)")

@@ -15,10 +15,9 @@ from pydantic import ValidationError
 from driftline.config.root import DriftlineConfig
 from driftline.errors import ConfigError
 
-FLEET_FILE = "fleet.yaml"
-# libyaml's safe loader and dumper when PyYAML has them (3.4x faster: a fleet of 200 configs loads in 0.4 s, not 1.5 s)
+FLEET_FILE = "fleet.yaml"  # a folder's shared defaults, under each model config in it
+# libyaml's safe loader when PyYAML has it (3.4x faster: a fleet of 200 configs loads in 0.4 s, not 1.5 s)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # a folder's shared defaults, under each model config in it
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -137,31 +136,31 @@ def load_config(path: str | Path) -> DriftlineConfig:
     config_path = Path(path)
     if not config_path.exists() and config_path.absolute() in _last_loaded:
         return _last_loaded[config_path.absolute()]
+    defaults = fleet_defaults(config_path.parent) if config_path.name != FLEET_FILE else ({}, None, "")
+    return _load_over(config_path, defaults)
+
+
+def _load_over(config_path: Path, defaults: tuple[dict, Path | None, str]) -> DriftlineConfig:
+    """The config of `config_path` over `defaults` (fleet_defaults of its folder, read once for a whole fleet)."""
     data, text = _read_yaml(config_path)
-    defaults, defaults_path, defaults_text = ({}, None, "")
-    if config_path.name != FLEET_FILE:
-        defaults, defaults_path, defaults_text = fleet_defaults(config_path.parent)
-    merged = deep_merge(defaults, data) if isinstance(data, dict) else data
+    shared, defaults_path, defaults_text = defaults
+    merged = deep_merge(shared, data) if isinstance(data, dict) else data
 
     def where(loc: tuple) -> str:
         line = _line_of(config_path, text, loc)
         if line is None and defaults_path is not None:
-            shared = _line_of(defaults_path, defaults_text, loc)
-            if shared is not None:
-                return f"{config_path} (from {defaults_path}:{shared})"
+            from_defaults = _line_of(defaults_path, defaults_text, loc)
+            if from_defaults is not None:
+                return f"{config_path} (from {defaults_path}:{from_defaults})"
         return f"{config_path}:{line}" if line else str(config_path)
 
     config = parse_config(merged, str(config_path), where)
     config._source = config_path.resolve()
-    config._source_text = text if not defaults else _merged_text(config_path, defaults_path, merged)
+    config._source_text = text
+    if shared:
+        config._merged_from = (defaults_path, merged)
     _last_loaded[config_path.absolute()] = config
     return config
-
-
-def _merged_text(path: Path, defaults_path: Path | None, merged: dict) -> str:
-    """What a model version records as its config: the merged result, saying which files made it."""
-    header = f"# {path.name} over the fleet defaults in {defaults_path}: the config this model runs with\n"
-    return header + yaml.dump(merged, Dumper=_DUMPER, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -224,12 +223,12 @@ def load_fleet(path: str | Path) -> Fleet:
         return Fleet(where.parent, (load_config(where),))
     if not where.is_dir():
         raise ConfigError(f"{where}: no such config file or folder of configs")
-    fleet_defaults(where)  # fails here, once, rather than once per model
+    defaults = fleet_defaults(where)  # read once for every model; a broken one fails here, once
     loaded: list[DriftlineConfig] = []
     broken: list[BrokenConfig] = []
     for file in model_config_files(where):
         try:
-            loaded.append(load_config(file))
+            loaded.append(_load_over(file, defaults))
         except ConfigError as error:
             broken.append(BrokenConfig(file, str(error)))
     claims: dict[str, list[DriftlineConfig]] = {}

@@ -66,6 +66,8 @@ class DriftlineConfig(Section):
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
+    # A config over a fleet.yaml: (that file, the merged mapping), written out as its source text only when asked
+    _merged_from: tuple[Path, dict] | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -255,7 +257,14 @@ class DriftlineConfig(Section):
 
     @property
     def source_text(self) -> str:
-        """The YAML as written, logged with every model version."""
+        """The YAML as written, logged with every model version; over a fleet.yaml, the merged result, saying which
+        files made it."""
+        if self._merged_from is not None:
+            defaults_path, merged = self._merged_from
+            header = (
+                f"# {self.source.name} over the fleet defaults in {defaults_path}: the config this model runs with\n"
+            )
+            return header + yaml.safe_dump(merged, sort_keys=False)
         return self._source_text or yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     @property
