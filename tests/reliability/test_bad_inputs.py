@@ -412,17 +412,33 @@ CONFIG_CASES: list[tuple[str, Callable[[dict], object], str]] = [
 ]
 
 
+# The key whose line the error names: the deepest key of the field's path that the file holds (a rule across a whole
+# model's parameters names no line).
+LINE_OF = {
+    "config: unknown key": "  colour:",
+    "config: wrong type": "  max_null_fraction:",
+    "config: missing target": "dataset:",
+    "config: target is also a feature": "dataset:",
+    "config: estimator does not import": "model:",
+    "config: estimator outside model.allowed_modules": "model:",
+}
+
+
 @pytest.mark.parametrize(("case", "change", "reason"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_bad_config_names_the_file_the_field_and_the_fix(case, change, reason, tmp_path):
     raw = copy.deepcopy(yaml.safe_load(DEMO_CONFIG.read_text()))
     change(raw)
     path = tmp_path / "driftline.yaml"
     path.write_text(yaml.safe_dump(raw))
+    lines = path.read_text().splitlines()
+    where = (
+        f":{lines.index(next(line for line in lines if line.startswith(LINE_OF[case]))) + 1}" if case in LINE_OF else ""
+    )
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     expect(
         case=case,
-        expected=f"refused: driftline.yaml: {reason}",
+        expected=f"refused: driftline.yaml{where}: {reason}",
         observed="refused: " + str(refused.value).replace(str(path), "driftline.yaml"),
     )
 

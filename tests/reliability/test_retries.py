@@ -38,6 +38,7 @@ RAISED: dict[type[errors.DriftlineError], errors.DriftlineError] = {
     errors.ModelTampered: errors.ModelTampered("model 'churn-demo' v1: refusing to load a changed model"),
     errors.OutputNotWritten: errors.OutputNotWritten("out.csv: no space left on device while writing it"),
     errors.InvariantViolated: errors.InvariantViolated("champion-gated: champion v2's gate verdict is refused"),
+    errors.NeedsAttention: errors.NeedsAttention("2 of 20 models need a person (failing: churn; orphaned: fraud)"),
     errors.RegistryUnavailable: errors.RegistryUnavailable("MLflow tracking server unavailable: HTTP 503"),
 }
 TRANSIENT: dict[str, BaseException] = {

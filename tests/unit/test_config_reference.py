@@ -55,7 +55,7 @@ def test_defaults_are_rendered_from_the_models_as_yaml_values():
     assert rows["allow_new_classes"] == "`false`"
     # A nested section's default sets its fields: each schedule has its own cron.
     assert rows["drift_monitoring.cron"] == '`"0 3 * * *"`'
-    assert rows["events"] == "all eight"
+    assert rows["events"] == "all nine"
 
 
 def test_the_values_a_field_takes_are_listed_from_its_type():

@@ -76,8 +76,12 @@ def _read_yaml(path: Path) -> tuple[Any, str]:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     try:
         return yaml.load(text, Loader=_LOADER), text
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: {_yaml_error(exc)}") from None
+    except yaml.YAMLError:
+        try:  # the pure-Python parser says what it expected in words a person reads; libyaml's are terser
+            yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: {_yaml_error(exc)}") from None
+        raise
 
 
 def _line_of(path: Path, text: str, loc: tuple) -> int | None:
