@@ -84,7 +84,7 @@ class FleetService:
             "loaded": entry is not None,
             "champion": champion,
             "challenger": challenger,
-            "routing": "shadow" if cfg.serving.shadow else f"canary {cfg.serving.canary_share:g}",
+            "routing": _routing(cfg),
             "loads": self.cache.loads.get(name, 0),
         }
 
@@ -153,3 +153,10 @@ def _front(service: FleetService, api_key: str | None) -> FastAPI:
         raise HTTPException(404, f"no route /{rest} for a model; a model answers POST /predict, GET /model /ready")
 
     return app
+
+
+def _routing(cfg: DriftlineConfig) -> str:
+    """How the model's requests are answered: by the champion alone, with a shadow, or a canary share."""
+    if cfg.serving.shadow:
+        return "shadow"
+    return f"canary {cfg.serving.canary_share:g}" if cfg.serving.canary_share > 0 else "champion"
