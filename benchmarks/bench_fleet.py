@@ -8,8 +8,9 @@ flow for a sample, the rest registered from one trained model through driftline'
 batch-scoring run, then its drift-monitoring run, created from its deployments through the Prefect API and run by a
 real process worker under the fleet's limits), `driftline fleet status --config DIR` against `driftline config show`
 (the same imports, no work), and the fleet service (benchmarks/bench_fleet_serve.py). When the night at a size would
-take longer than --night-budget minutes (estimated from a smaller size's night in this run), a sample of
---night-sample models' night runs inside the full deployment and the whole is extrapolated; the output says so.
+take longer than --night-budget minutes (estimated from a smaller size's night, in this run or in the earlier run
+--compare names), a sample of --night-sample models' night runs inside the full deployment and the whole is
+extrapolated; the output says so.
 
 Then the per-model cost at each size and its growth (the per-model cost at the largest size over the smallest's;
 flat is 1.0x), and the MLflow and Prefect database rows and artifact bytes each training and each night run adds,
@@ -32,24 +33,11 @@ from pathlib import Path
 
 from benchmarks import fleet_fixture
 from benchmarks.bench_drift import machine
-from benchmarks.fleet_fixture import PROJECT_ROOT, BenchStack, FleetFiles, Memory, start_stack
+from benchmarks.fleet_fixture import PROJECT_ROOT, BenchStack, FleetFiles, Memory, Night, run_night, start_stack
 
 TARGET_GROWTH = 1.5  # a per-model cost may grow this much from the smallest fleet to the largest
+WARM = "trained"  # the snapshot server memory is counted from: the servers have answered a training flow
 MAX_CONCURRENT_RUNS = 4  # fleet.max_concurrent_runs: the work pool's limit on this 2-core machine
-NIGHT = ("batch-scoring", "drift-monitoring")  # each model's night, in order
-NIGHT_TIMEOUT = 90 * 60
-
-
-@dataclass
-class Night:
-    models: int  # whose night ran (all, or the sample)
-    seconds: float  # from the first run created to the last finished
-    runs: int
-    failed: list[str]
-    run_seconds: list[float]  # each run, from its start to its end (the worker's process included)
-
-    def per_model(self) -> float:
-        return self.seconds / self.models
 
 
 @dataclass
@@ -94,47 +82,6 @@ def driftline(args: list[str], stack: BenchStack) -> tuple[float, subprocess.Com
         text=True,
     )
     return time.perf_counter() - started, done
-
-
-def run_night(stack: BenchStack, names: list[str], poll: float = 2.0) -> Night:
-    """Each model's night runs, in order, created from its deployments; the worker runs them under the limits."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: f"{stack.prefect_url}/api"}), get_client(sync_client=True) as client:
-        deployments = {
-            (flow, name): client.read_deployment_by_name(f"{flow}/{name}").id for flow in NIGHT for name in names
-        }
-        started = time.perf_counter()
-        pending = {client.create_flow_run_from_deployment(deployments[NIGHT[0], name]).id: (name, 0) for name in names}
-        failed, run_seconds, runs = [], [], len(pending)
-        while pending:
-            if time.perf_counter() - started > NIGHT_TIMEOUT:
-                raise RuntimeError(
-                    f"the night did not finish in {NIGHT_TIMEOUT / 60:.0f} min: {len(pending)} runs left"
-                )
-            time.sleep(poll)
-            ids = list(pending)
-            finished = [
-                run
-                for offset in range(0, len(ids), 200)
-                for run in client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[offset : offset + 200]))
-                )
-                if run.state is not None and run.state.is_final()
-            ]
-            for run in finished:
-                name, step = pending.pop(run.id)
-                if run.start_time and run.end_time:
-                    run_seconds.append((run.end_time - run.start_time).total_seconds())
-                if not run.state.is_completed():
-                    failed.append(f"{NIGHT[step]}/{name}: {run.state.name} {run.state.message or ''}".strip())
-                elif step + 1 < len(NIGHT):
-                    following = client.create_flow_run_from_deployment(deployments[NIGHT[step + 1], name])
-                    pending[following.id] = (name, step + 1)
-                    runs += 1
-        return Night(len(names), time.perf_counter() - started, runs, failed, run_seconds)
 
 
 def snapshot(size: Size, stack: BenchStack, files: FleetFiles, when: str) -> None:
@@ -262,8 +209,8 @@ def memory_cost(server: str, when: str) -> Cost:
         return measured and measured.rss_mb
 
     def per_model(size: Size) -> float | None:
-        measured, idle = size.memory.get(f"{server} {when}"), size.memory.get(f"{server} idle")
-        return measured and idle and (measured.rss_mb - idle.rss_mb) / size.models
+        measured, warm = size.memory.get(f"{server} {when}"), size.memory.get(f"{server} {WARM}")
+        return measured and warm and (measured.rss_mb - warm.rss_mb) / size.models
 
     name = {"prefect-server": "Prefect", "mlflow-server": "MLflow"}[server]
     return Cost(f"{name} server RSS after {when} (MiB)", total, per_model)
@@ -327,12 +274,13 @@ def print_costs(sizes: list[Size]) -> list[str]:
         if first and last and len(sizes) > 1:
             ratio = last / first
             line += f"{ratio:>8.2f}x"
-            if ratio > TARGET_GROWTH and "memory" not in cost.name:
+            if ratio > TARGET_GROWTH:
                 grown.append(f"{cost.name}: {ratio:.2f}x per model")
         print(line)
     print(
-        "per model: the value over the models; for server memory, over the server's idle size after start; for fleet "
-        "status, over `config show` (a command's imports and start)"
+        "per model: the value over the models; for server memory, over the server's size once warm (after the first "
+        "models' training flows: its workers have imported what a request needs); for fleet status, over `config "
+        "show` (a command's imports and start)"
     )
     if any(cost.estimated(s) for s in sizes for cost in COSTS):
         print("* estimated: the training flow ran for a sample (the rest registered from one trained model), or the")
@@ -405,10 +353,11 @@ def print_capacity(size: Size, fleet: int = 2000, retrains_per_year: int = 12, n
         f"({version_bytes / 2**20:.2f} MiB each) + {fleet * 365 * night_bytes / 2**30:.1f} GiB from nights"
     )
     for server in ("prefect-server", "mlflow-server"):
-        idle, night = size.memory[f"{server} idle"], size.memory[f"{server} night"]
-        per_model = (night.rss_mb - idle.rss_mb) / size.models
+        warm, night = size.memory[f"{server} {WARM}"], size.memory[f"{server} night"]
+        per_model = (night.rss_mb - warm.rss_mb) / size.models
         print(
-            f"  {server} memory: {idle.rss_mb + per_model * fleet:,.0f} MiB RSS ({per_model:.2f} MiB a model over idle)"
+            f"  {server} memory: {warm.rss_mb + per_model * fleet:,.0f} MiB RSS ({warm.rss_mb:,.0f} warm + "
+            f"{per_model:.2f} MiB a model)"
         )
 
 

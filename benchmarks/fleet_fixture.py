@@ -1,5 +1,6 @@
 """The fleet benchmark's fixture: N small binary models over one fleet.yaml, their data and champions, and the stack
-they run on (a Prefect server, an MLflow server on SQLite with served artifacts, a worker) on free loopback ports.
+they run on (a Prefect server, an MLflow server on SQLite with served artifacts, a worker) on free loopback ports,
+and the night: each model's runs created from its deployments and waited for.
 
 Each model is the same small config (four churn features, a logistic regression) under its own registered model
 name; the folder's fleet.yaml shares the workspace, the MLflow server and the fleet's limits. Champions come from the
@@ -290,3 +291,61 @@ def table_rows(database: Path) -> dict[str, int]:
 
 def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.exists() else 0
+
+
+# --- the night ------------------------------------------------------------------------------------------------------
+NIGHT = ("batch-scoring", "drift-monitoring")  # each model's night, in order
+NIGHT_TIMEOUT = 90 * 60
+
+
+@dataclass
+class Night:
+    models: int  # whose night ran (all, or the sample)
+    seconds: float  # from the first run created to the last finished
+    runs: int
+    failed: list[str]
+    run_seconds: list[float]  # each run, from its start to its end (the worker's process included)
+
+    def per_model(self) -> float:
+        return self.seconds / self.models
+
+
+def run_night(stack: BenchStack, names: list[str], poll: float = 2.0) -> Night:
+    """Each model's night runs, in order, created from its deployments; the worker runs them under the limits."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: f"{stack.prefect_url}/api"}), get_client(sync_client=True) as client:
+        deployments = {
+            (flow, name): client.read_deployment_by_name(f"{flow}/{name}").id for flow in NIGHT for name in names
+        }
+        started = time.perf_counter()
+        pending = {client.create_flow_run_from_deployment(deployments[NIGHT[0], name]).id: (name, 0) for name in names}
+        failed, run_seconds, runs = [], [], len(pending)
+        while pending:
+            if time.perf_counter() - started > NIGHT_TIMEOUT:
+                raise RuntimeError(
+                    f"the night did not finish in {NIGHT_TIMEOUT / 60:.0f} min: {len(pending)} runs left"
+                )
+            time.sleep(poll)
+            ids = list(pending)
+            finished = [
+                run
+                for offset in range(0, len(ids), 200)
+                for run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[offset : offset + 200]))
+                )
+                if run.state is not None and run.state.is_final()
+            ]
+            for run in finished:
+                name, step = pending.pop(run.id)
+                if run.start_time and run.end_time:
+                    run_seconds.append((run.end_time - run.start_time).total_seconds())
+                if not run.state.is_completed():
+                    failed.append(f"{NIGHT[step]}/{name}: {run.state.name} {run.state.message or ''}".strip())
+                elif step + 1 < len(NIGHT):
+                    following = client.create_flow_run_from_deployment(deployments[NIGHT[step + 1], name])
+                    pending[following.id] = (name, step + 1)
+                    runs += 1
+        return Night(len(names), time.perf_counter() - started, runs, failed, run_seconds)

@@ -42,6 +42,7 @@ def fleet_folder(tmp_path: Path, demo_files: dict[str, Path]) -> Path:
     return folder
 
 
+@pytest.mark.slow  # three models trained through the flows (31 s on 2 cores)
 def test_a_model_whose_training_always_fails_is_flagged_failing_while_the_others_finish(
     fleet_folder: Path, demo_files: dict[str, Path], capsys
 ):

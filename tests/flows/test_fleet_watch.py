@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 import yaml
 from testkit.paths import DEMO_CONFIG
 from testkit.waiting import wait_for
@@ -119,6 +120,7 @@ def test_a_broken_config_is_reported_by_file_and_line_the_others_watched_and_a_n
     assert len(problems) == 1
 
 
+@pytest.mark.slow  # 8 s on 2 cores: the default suite stays under 5 minutes
 def test_a_single_config_is_still_watched_alone(config_factory):
     config_path = config_factory(landing={"poll_seconds": 0.1, "stable_seconds": 0})
     cfg = load_config(config_path)

@@ -113,6 +113,7 @@ def test_sla_check_of_a_fleet_whose_service_is_gone_records_failed_probes_and_ke
     assert "ConnectError" in outcome.breached["sla-up"][0]
 
 
+@pytest.mark.slow  # 8 s on 2 cores: the default suite stays under 5 minutes
 def test_an_unreachable_registry_fails_the_run_naming_the_model_after_the_others_were_checked(tmp_path, fleet_service):
     port, ready = fleet_service
     ready.add("sla-up")

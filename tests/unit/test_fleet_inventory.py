@@ -50,6 +50,7 @@ def ran(model: str, state: str, minutes_ago: int, flow: str = "drift-monitoring"
     return FlowRun(model, flow, f"run-{minutes_ago}", state, ended - timedelta(minutes=1), ended, error)
 
 
+@pytest.mark.slow  # 8 s on 2 cores: the default suite stays under 5 minutes
 def test_a_model_is_failing_only_when_its_last_failing_runs_all_failed(tmp_path: Path, workspace: Path):
     folder = write_fleet(tmp_path / "fleet", workspace, {"m": {"model_card": {"owner": "team"}}})
     cfg = load_config(folder / "m.yaml")
