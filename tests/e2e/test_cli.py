@@ -48,9 +48,10 @@ def test_bad_config_exits_2_naming_field_and_file(run_cli, tmp_path, demo_files)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     result = run_cli("train", "--config", str(path), "--data", str(demo_files["reference"]))
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "min_improvement" in text)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"driftline: {path}: gate.min_improvement: Input should be greater than 0 (got -1)"
+        f"driftline: {path}:{line}: gate.min_improvement: Input should be greater than 0 (got -1)"
     )
 
 
