@@ -26,7 +26,14 @@ import psutil
 import yaml
 
 from driftline.data.demo import START, make_frame
-from driftline.stack import FILE_LEASES, LEASE_STORAGE_ENV, PREFECT_DB_ENV, free_port
+from driftline.stack import (
+    FILE_LEASES,
+    LEASE_STORAGE_ENV,
+    PREFECT_DB_ENV,
+    free_port,
+    mlflow_server_command,
+    prefect_server_command,
+)
 from driftline.stack.processes import Started, start_process, stop_process, wait_until_answers
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -250,26 +257,14 @@ def start_stack(root: Path) -> BenchStack:
     try:
         stack.processes["prefect-server"] = start_process(
             "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+            prefect_server_command("127.0.0.1", prefect_port),
             root,
             prefect_env,
             PROJECT_ROOT,
         )
         stack.processes["mlflow-server"] = start_process(
             "mlflow-server",
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-                "--artifacts-destination",
-                str(stack.artifacts),
-                "--serve-artifacts",
-            ],
+            mlflow_server_command("127.0.0.1", mlflow_port, str(stack.artifacts)),
             root,
             mlflow_env,
             PROJECT_ROOT,

@@ -58,7 +58,7 @@ def test_the_stack_s_prefect_server_shows_the_cli_s_runs_and_kpis_start_no_serve
     assert prefect_db == settings.prefect_store  # the SQLite profile serves the CLI's database
     server = start_process(
         "prefect-server",
-        stack.prefect_server_command(settings),
+        stack.prefect_server_command(settings.host, settings.prefect_port),
         cfg.folders.stack,
         env | {stack.PREFECT_DB_ENV: prefect_db},
         tmp_path,

@@ -124,9 +124,16 @@ def running_prefect_api(root: Path, auth_string: str | None = None) -> str | Non
         return None
 
 
-def prefect_server_command(settings: StackSettings) -> list[str]:
-    host, port = settings.host, str(settings.prefect_port)
-    return [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port]
+def prefect_server_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+
+
+def mlflow_server_command(host: str, port: int, artifacts: str, *extra: str) -> list[str]:
+    """The MLflow server serving its artifacts from `artifacts`; its store comes from the environment."""
+    return [
+        *(sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port)),
+        *("--artifacts-destination", artifacts, "--serve-artifacts", *extra),
+    ]
 
 
 def _driftline(*args: str) -> list[str]:
@@ -234,7 +241,7 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
         # training slot, and frees it when its holder stops renewing.
         launch(
             "prefect-server",
-            prefect_server_command(settings),
+            prefect_server_command(settings.host, settings.prefect_port),
             {PREFECT_DB_ENV: prefect_db, LEASE_STORAGE_ENV: FILE_LEASES} | _only(env, PREFECT_SERVER_AUTH_ENV),
             prefect_url,
         )
@@ -248,20 +255,7 @@ def up(settings: StackSettings, with_watcher: bool = True, progress: Callable[[s
         # it stays out of the process list.
         launch(
             "mlflow-server",
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                settings.host,
-                "--port",
-                str(settings.mlflow_port),
-                "--artifacts-destination",
-                artifacts,
-                "--serve-artifacts",
-                *mlflow_auth_args,
-            ],
+            mlflow_server_command(settings.host, settings.mlflow_port, artifacts, *mlflow_auth_args),
             {MLFLOW_DB_ENV: mlflow_db} | mlflow_auth_env,
             mlflow_url,
         )
