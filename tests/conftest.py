@@ -56,6 +56,16 @@ def demo_files(tmp_path: Path) -> dict[str, Path]:
     return write_frames(folder, frames)
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """A command run in-process sets its libraries' defaults in os.environ (`driftline.cli.main`), such as quieting
+    Prefect's console without --verbose: a later test's subprocess must not inherit them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_openmp_thread() -> Iterator[None]:
     """scikit-learn's OpenMP threads spin against each other and the test's Prefect server on a small busy machine
