@@ -14,6 +14,8 @@ from rich.console import Console
 
 from driftline.cli import archive as archive_cli
 from driftline.cli import backtest, fleet, governance, inventory, loop, operations
+from driftline.cli import experiments as experiments_cli
+from driftline.cli import streaming as streaming_cli
 from driftline.config import DriftlineConfig, load_config, load_fleet
 from driftline.errors import (
     ConfigError,
@@ -182,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for backtest.json/.png/.html (default: <workspace>/backtests/<name>-<time>)",
     )
     history.add_argument("--json", action="store_true", help="print the result as JSON instead of the table")
+    history.add_argument(
+        "--label-delay",
+        type=int,
+        default=0,
+        metavar="K",
+        help="a batch's labels reach the loop K batches after it (default 0: with the batch)",
+    )
     deploy = command("deploy", operations.cmd_deploy, "deploy the flows (prefect.yaml) with this config's schedules")
     deploy.add_argument("--pool", default=None, help="work pool (default: $DRIFTLINE_WORK_POOL or 'driftline')")
     deploy.add_argument("--project-dir", default=".", help="where flow runs start (holds configs/ and prefect.yaml)")
@@ -302,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         bulk = command(action, handler, what, group=fleet_commands)
         bulk.add_argument("--model", nargs="+", default=None, metavar="NAME", help="only these models")
+    experiments_cli.add_commands(commands, command)
+    streaming_cli.add_commands(commands, command)
     demo = command("demo", loop.cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
     demo.add_argument("--data-dir", default="data/demo")
     demo.add_argument(

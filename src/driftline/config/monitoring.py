@@ -82,6 +82,12 @@ class DriftConfig(Section):
     )
     target_drift: bool = Field(True, description="When a batch carries labels, drift of the label counts too.")
     retrain: bool = Field(True, description="On drift, train on the retraining window and let the gate decide.")
+    trigger: Literal["drift", "estimated", "either"] = Field(
+        "drift",
+        description="What starts a retrain before labels: the drift alarm; the estimated metric (when even its band's "
+        "upper edge is more than labels.max_degradation below the champion's value at promotion, with a trusted "
+        "estimator); or either (the estimate when trusted, the drift alarm otherwise).",
+    )
     report_sample_rows: int = Field(50_000, ge=100, description="Rows per side sampled for the Evidently HTML report.")
     reference_sample_rows: int = Field(
         200_000, ge=100, description="Training rows kept with each model version as the drift reference."

@@ -22,6 +22,8 @@ from driftline.config.base import (
     Task,
 )
 from driftline.config.data import DatasetConfig, LandingConfig, RetrainingConfig, StorageConfig, ValidationConfig
+from driftline.config.estimation import EstimationConfig
+from driftline.config.experiments import AbConfig
 from driftline.config.fleet import FleetConfig, SlaConfig
 from driftline.config.governance import GovernanceConfig, ModelCardConfig, RolloutConfig
 from driftline.config.monitoring import DashboardConfig, DriftConfig, LabelsConfig, MonitoringConfig
@@ -33,6 +35,7 @@ from driftline.config.operations import (
     ScoringConfig,
     ServingConfig,
 )
+from driftline.config.streaming import StreamingConfig
 from driftline.config.training import GateConfig, ModelConfig
 from driftline.config.workspace import RegistryFolders, WorkspaceFolders
 from driftline.errors import ConfigError
@@ -63,6 +66,9 @@ class DriftlineConfig(Section):
     reliability: ReliabilityConfig = ReliabilityConfig()
     sla: SlaConfig = SlaConfig()
     fleet: FleetConfig = FleetConfig()
+    estimation: EstimationConfig = EstimationConfig()
+    ab: AbConfig = AbConfig()
+    streaming: StreamingConfig = StreamingConfig()
 
     _source: Path | None = PrivateAttr(None)
     _source_text: str = PrivateAttr("")
