@@ -79,6 +79,12 @@ class BacktestParams(BaseModel):
     output: str | None = Field(
         None, description="Folder for backtest.json, .png and .html; default <workspace>/backtests/<name>-<time>."
     )
+    label_delay: int = Field(
+        0,
+        ge=0,
+        description="A batch's labels reach the loop this many batches after the batch (retraining windows, label "
+        "drift, performance triggers); the served metric is still judged on them. 0: labels come with the batch.",
+    )
 
 
 class BacktestOutcome(BaseModel):

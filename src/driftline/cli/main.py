@@ -14,7 +14,7 @@ from rich.console import Console
 
 from driftline.cli import archive as archive_cli
 from driftline.cli import backtest, fleet, governance, inventory, loop, operations
-from driftline.cli import experiments as experiments_cli
+from driftline.cli import ab_tests as ab_tests_cli
 from driftline.cli import streaming as streaming_cli
 from driftline.config import DriftlineConfig, load_config, load_fleet
 from driftline.errors import (
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         bulk = command(action, handler, what, group=fleet_commands)
         bulk.add_argument("--model", nargs="+", default=None, metavar="NAME", help="only these models")
-    experiments_cli.add_commands(commands, command)
+    ab_tests_cli.add_commands(commands, command)
     streaming_cli.add_commands(commands, command)
     demo = command("demo", loop.cmd_demo, "the whole loop on generated demo data", config_default=DEMO_CONFIG)
     demo.add_argument("--data-dir", default="data/demo")

@@ -23,7 +23,7 @@ from driftline.config.base import (
 )
 from driftline.config.data import DatasetConfig, LandingConfig, RetrainingConfig, StorageConfig, ValidationConfig
 from driftline.config.estimation import EstimationConfig
-from driftline.config.experiments import AbConfig
+from driftline.config.ab_tests import AbConfig
 from driftline.config.fleet import FleetConfig, SlaConfig
 from driftline.config.governance import GovernanceConfig, ModelCardConfig, RolloutConfig
 from driftline.config.monitoring import DashboardConfig, DriftConfig, LabelsConfig, MonitoringConfig
