@@ -12,9 +12,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from driftline.cli import ab_tests as ab_tests_cli
 from driftline.cli import archive as archive_cli
 from driftline.cli import backtest, fleet, governance, inventory, loop, operations
-from driftline.cli import ab_tests as ab_tests_cli
 from driftline.cli import streaming as streaming_cli
 from driftline.config import DriftlineConfig, load_config, load_fleet
 from driftline.errors import (

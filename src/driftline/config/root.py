@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import Field, PrivateAttr, model_validator
 
+from driftline.config.ab_tests import AbConfig
 from driftline.config.base import (
     DEFAULT_ESTIMATORS,
     DEFAULT_METRIC,
@@ -23,7 +24,6 @@ from driftline.config.base import (
 )
 from driftline.config.data import DatasetConfig, LandingConfig, RetrainingConfig, StorageConfig, ValidationConfig
 from driftline.config.estimation import EstimationConfig
-from driftline.config.ab_tests import AbConfig
 from driftline.config.fleet import FleetConfig, SlaConfig
 from driftline.config.governance import GovernanceConfig, ModelCardConfig, RolloutConfig
 from driftline.config.monitoring import DashboardConfig, DriftConfig, LabelsConfig, MonitoringConfig
