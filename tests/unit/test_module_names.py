@@ -12,6 +12,11 @@ LIBRARY = ROOT / "src" / "driftline"
 # Every name that more than one module (or a module and a library package) carries, and the one thing all of them are
 # about. A new shared name fails the test until it is renamed or, when it truly is one thing, described here.
 ONE_THING = {
+    "ab_tests": "A/B tests: their package (statistics, outcomes, analysis), the registry's record of a test, its "
+    "config section, its commands and its tasks",
+    "estimation": "performance estimation before labels: config.estimation sets it, monitoring.estimation estimates, "
+    "tasks.estimation runs it in the monitoring flow",
+    "streaming": "streaming inference: its package, its config section and its command",
     "archive": "the archive of validated batches: data.archive keeps it, cli.archive is its commands",
     "backtest": "the backtest: its package, its flow, its tasks and its command",
     "batch_scoring": "batch scoring: the library (serving) and its flow",

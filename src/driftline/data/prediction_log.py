@@ -1,9 +1,10 @@
 """The prediction log: every scored row with its inputs, outputs, model version, time and source.
 
-Batch scoring and the online service append the same Parquet format; the monitoring flow reads what was logged since
-its last run (drift), and the label join reads it once ground truth arrives (performance). Each append is one file,
-written to a temp name and renamed, so readers never see half a file. File names start with a UTC timestamp, so
-their order is the order of writing and "everything after file X" is a watermark that survives restarts.
+Batch scoring, the online service and the streaming consumer append the same Parquet format; the monitoring flow
+reads what was logged since its last run (drift), and the label join reads it once ground truth arrives
+(performance). Each append is one file, written to a temp name and renamed, so readers never see half a file. File
+names start with a UTC timestamp, so their order is the order of writing and "everything after file X" is a
+watermark that survives restarts.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ SHADOW_PREDICTION = "shadow_prediction"
 SHADOW_SIGNAL = "shadow_prediction_signal"
 SHADOW_MODEL_VERSION = "shadow_model_version"
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+# Streamed rows: where each input message sat. A file of streamed rows is named by its topic and each partition's
+# last offset in it (`stream_key`), so a micro-batch scored again after a crash is not logged twice.
+KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET = "kafka_topic", "kafka_partition", "kafka_offset"
+PARTITIONS_PER_FILE = 12  # a streamed file's name lists its partitions: at most this many, so names stay short
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,13 @@ def record_columns(
     dataset = cfg.dataset
     columns: dict[str, Any] = {}
     for name in dict.fromkeys(
-        [dataset.id_column, dataset.event_time_column, *dataset.feature_names, *cfg.gate.watched_columns]
+        [
+            dataset.id_column,
+            dataset.event_time_column,
+            *dataset.feature_names,
+            *cfg.gate.watched_columns,
+            cfg.ab.unit_column,  # an A/B test's unit: outcomes are joined to arms by it
+        ]
     ):
         if name and name in frame:
             # Times as their array: to_numpy() makes one Timestamp object per value. The rest as plain arrays: an
@@ -197,3 +208,39 @@ def read_window(files: list[Path]) -> LogWindow:
     frames = [pd.read_parquet(path) for path in files]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return LogWindow(files=list(files), frame=frame)
+
+
+def _topic_tag(topic: str) -> str:
+    return "k" + hashlib.sha256(topic.encode()).hexdigest()[:8]
+
+
+def stream_key(topic: str, last_offsets: dict[int, int]) -> str:
+    """The key of streamed rows: the topic's tag and each partition's last offset among them (read back by
+    `logged_through`)."""
+    return _topic_tag(topic) + "".join(f"p{partition}o{offset}" for partition, offset in sorted(last_offsets.items()))
+
+
+def logged_through(log_dir: Path, topic: str) -> dict[int, int]:
+    """Per partition of `topic`: the last offset logged. Every scored message up to it is in the log already."""
+    marks: dict[int, int] = {}
+    if not log_dir.is_dir():
+        return marks
+    for path in log_dir.glob(f"date=*/*-{_topic_tag(topic)}p*.parquet"):
+        for partition, offset in re.findall(r"p(\d+)o(\d+)", path.name.split("-")[1]):
+            marks[int(partition)] = max(marks.get(int(partition), -1), int(offset))
+    return marks
+
+
+def append_streamed(rows: pd.DataFrame, log_dir: Path, topic: str, now: datetime | None = None) -> list[Path]:
+    """Streamed rows (with KAFKA_PARTITION and KAFKA_OFFSET) as new log files, named by `stream_key`: one file per
+    PARTITIONS_PER_FILE partitions, each written whole (a crash leaves a partition's rows all logged or none)."""
+    partitions = sorted(int(p) for p in rows[KAFKA_PARTITION].unique())
+    paths = []
+    for start in range(0, len(partitions), PARTITIONS_PER_FILE):
+        chunk = partitions[start : start + PARTITIONS_PER_FILE]
+        part = rows[rows[KAFKA_PARTITION].isin(chunk)] if len(chunk) < len(partitions) else rows
+        last = part.groupby(KAFKA_PARTITION)[KAFKA_OFFSET].max()
+        key = stream_key(topic, {int(p): int(o) for p, o in last.items()})
+        path = new_file_path(log_dir, f"kafka:{topic}", now, key)
+        paths.append(write_atomically(path, lambda temp, part=part: part.to_parquet(temp, index=False)))
+    return paths

@@ -112,7 +112,7 @@ def _drift(
     from the champion's training data when asked and stored with it, else the configured or default one."""
     method = spec.numeric_method if kind is FeatureType.numeric else spec.categorical_method
     method = auto_method(known, current) if method == "auto" else method
-    calibrated = reference.calibration.threshold(role, column, method) if reference.calibration else None
+    calibrated = reference.calibration.threshold(role, column, method, current.rows) if reference.calibration else None
     if spec.calibrated(method) and calibrated is not None:
         return compare(known, current, column, role, method, calibrated, calibrated=True)
     return compare(known, current, column, role, method, spec.threshold(method, signal=role != "feature"))

@@ -18,6 +18,8 @@ class Action(StrEnum):
     rolled_back = "rolled_back"
     retired = "retired"
     archive_removed = "archive_removed"  # a batch taken out of the retraining window: no version, no alias moves
+    ab_started = "ab_started"  # an A/B test of the version (arm B) against the champion (arm A) began
+    ab_stopped = "ab_stopped"  # an A/B test ended: promoted, kept, or halted (SRM, guardrail, max duration, rollback)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from driftline.evaluation.gate import GateDecision
+from driftline.monitoring.estimation import EstimatorUnavailable, PerformanceEstimator
 from driftline.monitoring.fairness_watch import BatchCheck, LiveChecks
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.registry.artifacts import ModelStore, trusted_types_for
@@ -20,6 +21,8 @@ from driftline.registry.identity import registry_folders
 from driftline.registry.refs import (
     CHALLENGER,
     CONFIG_ARTIFACT,
+    ESTIMATE_HOLDOUT_WITHIN,
+    ESTIMATE_UNAVAILABLE,
     GATE_ARTIFACT,
     HOLDOUT,
     LOG_THROUGH,
@@ -72,6 +75,48 @@ def _live_figures(batch: BatchCheck) -> dict[str, float]:
     return figures
 
 
+def estimator_tags(trained: TrainedModel) -> dict[str, str]:
+    """The estimator's starting trust (its holdout check), or why the version has none; nothing when estimation is
+    off."""
+    estimator = trained.estimator
+    if estimator is None:
+        return {}
+    if isinstance(estimator, EstimatorUnavailable):
+        return {ESTIMATE_UNAVAILABLE: estimator.reason[:500]}
+    return {ESTIMATE_HOLDOUT_WITHIN: str(estimator.holdout_within).lower()}
+
+
+def estimator_figures(trained: TrainedModel) -> dict[str, float]:
+    """The holdout check of the estimator as training-run metrics: its mean |error| and its chunks outside the band."""
+    estimator = trained.estimator
+    check = estimator.holdout_check if isinstance(estimator, PerformanceEstimator) else None
+    if check is None or check.mean_absolute_error is None:
+        return {}
+    outside = sum(not chunk.inside for chunk in check.chunks)
+    return {"estimator_holdout_error": check.mean_absolute_error, "estimator_holdout_chunks_outside": float(outside)}
+
+
+def _estimate_points(results: list[Performance], steps: dict[str, int], now: datetime) -> list[Point]:
+    """Each labeled batch's estimate beside its realized metric at the batch's step (inside the band or not, when
+    compared); each version's mean |error| over its compared batches at the version number."""
+    points = []
+    for r in results:
+        check = r.estimated
+        if not r.per_batch and r.estimate_error is not None:
+            points.append(("version_estimate_error", r.estimate_error, int(r.model_version), now))
+        if not r.per_batch or check is None:
+            continue
+        figures = {
+            f"batch_estimated_{check.metric}": check.estimated,
+            "batch_estimate_labeled_rows": check.labeled_rows,
+        }
+        if check.within is not None:
+            figures |= {"batch_estimate_error": check.error, "batch_estimate_within": float(check.within)}
+        step = steps.get(r.source, 0)
+        points += [(key, value, step, r.data_time) for key, value in figures.items() if value is not None]
+    return points
+
+
 class RunLog:
     """The runs of one model's experiment: one per training, monitored batch, label join and scoring run."""
 
@@ -81,7 +126,12 @@ class RunLog:
 
     # --- training -------------------------------------------------------------------------------------------------
     def log_candidate(
-        self, trained: TrainedModel, lineage: Lineage, trigger: str, actor: Actor | None = None
+        self,
+        trained: TrainedModel,
+        lineage: Lineage,
+        trigger: str,
+        actor: Actor | None = None,
+        as_challenger: bool = True,
     ) -> ModelRef:
         """Log one training run (params, metrics, lineage, reference, skops model), register it as `challenger`."""
         from mlflow.entities import Metric, Param, RunStatus
@@ -98,6 +148,7 @@ class RunLog:
             f"{TAG}seed": str(lineage.seed),
             f"{TAG}run_type": "training",
             f"{TAG}trigger": trigger[:500],
+            **estimator_tags(trained),
         }
         run = self._client.create_run(self._connection.experiment_id, run_name=f"train-{self._name}", tags=lineage_tags)
         run_id, now = run.info.run_id, int(datetime.now(UTC).timestamp() * 1000)
@@ -106,10 +157,13 @@ class RunLog:
             for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
                 self._client.log_batch(run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
             metrics = [Metric(f"{HOLDOUT}{name}", float(value), now, 0) for name, value in trained.metrics.items()]
+            metrics += [Metric(name, value, now, 0) for name, value in estimator_figures(trained).items()]
             self._client.log_batch(run_id, metrics=metrics)
             self._client.log_text(run_id, cfg.source_text, CONFIG_ARTIFACT)
             self._client.log_dict(run_id, lineage.to_dict(), "lineage.json")
             self._store.log_reference(run_id, trained.reference)
+            if trained.estimator is not None and not isinstance(trained.estimator, EstimatorUnavailable):
+                self._store.log_estimator(run_id, trained.estimator)
             logged = self._store.log_model(run_id, trained.model, trained.input_example, trusted)
         except BaseException as error:
             ended = RunStatus.FAILED if isinstance(error, Exception) else RunStatus.KILLED
@@ -125,7 +179,8 @@ class RunLog:
             model_id=logged.model_id,
         )
         version = str(registered.version)
-        self._client.set_registered_model_alias(self._name, CHALLENGER, version)
+        if as_challenger:  # not while an A/B test holds `challenger` for its arm B
+            self._client.set_registered_model_alias(self._name, CHALLENGER, version)
         self._audit.record_unmoved(
             Action.registered,
             version,
@@ -258,6 +313,7 @@ class RunLog:
             if not r.per_batch
             for name, value in r.metrics.items()
         ]
+        points += _estimate_points(results, steps, now)
         data_times = {r.source: r.data_time for r in results if r.per_batch}
         points += [
             (key, value, steps.get(batch.source, 0), data_times.get(batch.source, batch.scored_at))

@@ -113,10 +113,12 @@ class PredictionLogBuffer:
 
 
 def logged_beside(cfg: DriftlineConfig) -> list[str]:
-    """The gate's watched columns (slices, fairness) that are not model inputs: a request may carry them, so its rows
-    are sliced live like batch rows; they are logged and never given to the model."""
+    """The gate's watched columns (slices, fairness) and an A/B test's unit column that are not model inputs: a
+    request may carry them, so its rows are sliced live like batch rows and joined to outcomes; they are logged and
+    never given to the model."""
     inputs = {cfg.dataset.id_column, *cfg.dataset.feature_names}
-    return [name for name in cfg.gate.watched_columns if name not in inputs]
+    beside = [*cfg.gate.watched_columns, *([cfg.ab.unit_column] if cfg.ab.unit_column else [])]
+    return [name for name in dict.fromkeys(beside) if name not in inputs]
 
 
 def log_rows(answers: list[Answered], cfg: DriftlineConfig) -> pd.DataFrame:
