@@ -1,4 +1,5 @@
-"""Flow: drift of a batch, or of the predictions logged since the last run, against the champion; maybe retrain."""
+"""Flow: drift of a batch, or of the predictions logged since the last run, against the champion, and the champion's
+metric estimated before labels; maybe retrain."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from driftline.steps.champion_watch import automatic_rollback_reason
 from driftline.steps.retraining import retraining_reason
 from driftline.tasks.data import archive_batch, load_batch, new_predictions
 from driftline.tasks.drift import check_drift
+from driftline.tasks.estimation import estimate_performance
 from driftline.tasks.governance import watch_new_champion
 from driftline.tasks.kpis import publish_kpis
 from driftline.tasks.registry import load_champion, roll_back
@@ -37,12 +39,13 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
         observed = new_predictions(cfg)  # the scheduled run: the prediction log since the last monitoring run
         if not observed.rows:
             return MonitoringOutcome.of(observed, drift=None, retraining=None)
-    drift = check_drift(observed, predict_batch(observed, champion, cfg), champion, cfg)
+    estimation = estimate_performance(observed, champion, cfg)  # before labels: the estimate, its band, its trust
+    drift = check_drift(observed, predict_batch(observed, champion, cfg), champion, cfg, estimation)
     watch = watch_new_champion(drift, champion, cfg)  # governance.auto_rollback: has a new champion degraded?
     if watch.roll_back:
         roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": None})
     retraining = None
-    if reason := retraining_reason(drift, observed.name, cfg):  # on drift, or after every batch
+    if reason := retraining_reason(drift, observed.name, cfg, estimation):  # by drift.trigger, or every batch
         retraining = training(TrainParams(config=params.config, reason=reason))
     publish_kpis(cfg)
-    return MonitoringOutcome.of(observed, drift, retraining)
+    return MonitoringOutcome.of(observed, drift, retraining, estimation)

@@ -14,6 +14,7 @@ from driftline.evaluation.gate import GateDecision
 from driftline.fleet.sla import Checked, Unchecked
 from driftline.monitoring.drift import DriftResult
 from driftline.serving.batch_scoring import ScoredBatch
+from driftline.steps.estimate_check import EstimationCheck
 from driftline.steps.label_intake import LabelIntake
 from driftline.steps.performance_check import PerformanceReport
 
@@ -173,6 +174,55 @@ class ScoringReport(BaseModel):
             raise DataRejected(f"{len(self.rejected)} file(s)", self.rejected)
 
 
+class EstimateOutcome(BaseModel):
+    """The champion's metric estimated before labels on a monitored batch, and whether it may decide."""
+
+    model_version: str
+    metric: str
+    value: float | None = Field(description="The estimate; None: no number (the verdict says why).")
+    lower: float | None = None
+    upper: float | None = None
+    rows: int = 0
+    others: dict[str, float] = Field(default_factory=dict, description="Confusion-matrix metrics, estimated.")
+    trusted: bool | None = Field(None, description="The estimator's trust (None: the version has no estimator).")
+    trust_reason: str = ""
+    label_shift: bool = Field(False, description="The label-shift check flagged the batch: the estimate cannot see it.")
+    label_shift_reason: str = ""
+    at_promotion: float | None = None
+    degraded: bool = Field(False, description="Even the band's best edge is worse than at promotion beyond the limit.")
+    decides: bool = Field(False, description="Trusted, a number, no label shift: the estimate may drive a decision.")
+    verdict: str = ""
+    slices: dict[str, float | None] = Field(default_factory=dict, description="column=value -> estimate (gate.slices).")
+    labels_with_the_batch: str = Field("", description="The batch came with labels: its estimate checked against them.")
+    realized: float | None = Field(None, description="What the labels that came with the batch realized.")
+    within: bool | None = Field(None, description="The realized metric lay inside the band (None: not compared).")
+
+    @classmethod
+    def of(cls, estimation: EstimationCheck) -> EstimateOutcome:
+        estimate, trust, shift = estimation.estimate, estimation.trust, estimation.prior_shift
+        return cls(
+            model_version=estimation.model_version,
+            metric=estimation.metric,
+            value=estimate.value if estimate else None,
+            lower=estimate.lower if estimate else None,
+            upper=estimate.upper if estimate else None,
+            rows=estimate.rows if estimate else 0,
+            others=dict(estimate.others) if estimate else {},
+            trusted=trust.trusted if trust else None,
+            trust_reason=trust.reason if trust else "",
+            label_shift=estimation.label_shift,
+            label_shift_reason=shift.reason if shift else "",
+            at_promotion=estimation.at_promotion,
+            degraded=estimation.degraded,
+            decides=estimation.usable,
+            verdict=estimation.verdict,
+            slices={f"{s.column}={s.value}": s.estimate.value for s in estimation.slices},
+            labels_with_the_batch=estimation.arrived.line() if estimation.arrived else "",
+            realized=estimation.arrived.realized if estimation.arrived else None,
+            within=estimation.arrived.within if estimation.arrived else None,
+        )
+
+
 class MonitoringOutcome(BaseModel):
     batch: str
     fingerprint: str
@@ -183,10 +233,17 @@ class MonitoringOutcome(BaseModel):
     prediction_drift: bool | None = Field(None, description="Did the champion's predictions drift (None: unknown).")
     label_drift: bool | None = Field(None, description="Did the batch's labels drift (None: no labels).")
     quality_breaches: list[str] = Field(default_factory=list, description="Data-quality drift, one line each.")
+    estimate: EstimateOutcome | None = Field(None, description="The champion's metric estimated before labels.")
     retraining: TrainingOutcome | None = None
 
     @classmethod
-    def of(cls, observed: Observed, drift: DriftResult | None, retraining: TrainingOutcome | None) -> MonitoringOutcome:
+    def of(
+        cls,
+        observed: Observed,
+        drift: DriftResult | None,
+        retraining: TrainingOutcome | None,
+        estimation: EstimationCheck | None = None,
+    ) -> MonitoringOutcome:
         prediction = drift.prediction_drift if drift else None
         label = next((c for c in drift.columns if c.role == "target"), None) if drift else None
         return cls(
@@ -199,6 +256,7 @@ class MonitoringOutcome(BaseModel):
             prediction_drift=prediction.drifted if prediction else None,
             label_drift=label.drifted if label else None,
             quality_breaches=drift.quality_breaches if drift else [],
+            estimate=EstimateOutcome.of(estimation) if estimation is not None else None,
             retraining=retraining,
         )
 
@@ -224,6 +282,14 @@ class PerformanceOutcome(BaseModel):
         default_factory=list, description="Slices (column=value) worse than at promotion beyond gate.slices.tolerance."
     )
     slices_and_fairness: str = Field("", description="The verdict on the champion's slices and fairness, in words.")
+    estimate_error: float | None = Field(
+        None, description="The champion's estimator: mean |estimated − realized| over its labeled batches."
+    )
+    estimate_trusted: bool | None = Field(None, description="The champion's estimator after these labels (None: none).")
+    estimate_trust_reason: str = ""
+    estimate_checks: list[str] = Field(
+        default_factory=list, description="Per newly labeled batch: its estimate against what its labels realized."
+    )
     retraining: TrainingOutcome | None = None
 
     @classmethod
@@ -244,6 +310,10 @@ class PerformanceOutcome(BaseModel):
             fairness_breached=bool(live.fairness_breaches),
             degraded_slices=[c.name for batch in live.slice_degradations for c in batch.degraded_slices],
             slices_and_fairness=live.summary,
+            estimate_error=report.estimates.mean_error,
+            estimate_trusted=report.estimates.trust.trusted if report.estimates.trust else None,
+            estimate_trust_reason=report.estimates.trust.reason if report.estimates.trust else "",
+            estimate_checks=[check.line() for check in report.estimates.checks],
             retraining=retraining,
         )
 

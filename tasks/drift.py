@@ -11,14 +11,23 @@ from driftline.data.loading import Observed
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import Champion
 from driftline.steps import drift_check
+from driftline.steps.estimate_check import EstimationCheck
 from driftline.tasks.events import DRIFT_DETECTED, emit_model_event
 from driftline.tasks.publishing import links_markdown, publish_table
 from driftline.tasks.retries import retried
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, **retried(1, 5))
-def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> DriftResult:
-    checked = drift_check.check_drift(observed, signal, champion, cfg)
+def check_drift(
+    observed: Observed,
+    signal: np.ndarray,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    estimation: EstimationCheck | None = None,
+) -> DriftResult:
+    """The drift check, logged with the estimate of the champion's metric when the flow made one."""
+    figures, record = (estimation.figures(), estimation.to_dict()) if estimation is not None else (None, None)
+    checked = drift_check.check_drift(observed, signal, champion, cfg, figures, record)
     result, run_id, version = checked.result, checked.mlflow_run_id, champion.ref.version
     rows = [
         {
@@ -47,6 +56,8 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     verdict = "DRIFT: " + "; ".join(result.reasons) if result.detected else (result.note or "no drift")
     if result.quality_breaches and not cfg.drift.data_quality.counts_as_drift:
         verdict += ". Data quality: " + "; ".join(result.quality_breaches)
+    if estimation is not None:
+        verdict += f". Estimate: {estimation.verdict}"
     links = {
         "MLflow monitoring run": checked.run_url,
         "Evidently report": checked.report_url,

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.governance.rollout import RolloutVerdict
+from driftline.monitoring.performance import Performance
 from driftline.registry import Champion
 from driftline.steps import label_intake, performance_check, rollout_check
 from driftline.steps.label_intake import LabelIntake
@@ -37,6 +38,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
             "batch": r.source,
             "labeled rows": r.rows,
             **{name: round(value, 4) for name, value in r.metrics.items()},
+            **estimate_cells(r),
         }
         for r in report.results
     ]
@@ -50,10 +52,35 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
             f"waiting for a label, {report.unmatched_labels} labels without a prediction. "
             f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. "
             f"Slices and fairness of v{degradation.model_version}: {report.live.summary}. "
-            f"{links_markdown(links, report.mlflow_run_id)}"
+            f"{estimator_summary(report)}. {links_markdown(links, report.mlflow_run_id)}"
         ),
     )
     return report
+
+
+def estimate_cells(result: Performance) -> dict[str, object]:
+    """The batch's estimate before labels beside what they realized; the version's mean error over its batches."""
+    check = result.estimated
+    if not result.per_batch:
+        error = "–" if result.estimate_error is None else round(result.estimate_error, 4)
+        return {"estimated": "–", "within band": "–", "estimate error": error}
+    if check is None:
+        return {"estimated": "–", "within band": "no estimate kept", "estimate error": "–"}
+    band = "" if check.lower is None else f" [{check.lower:.4f}, {check.upper:.4f}]"
+    estimated = "–" if check.estimated is None else f"{check.estimated:.4f}{band}"
+    within = check.note if check.within is None else ("yes" if check.within else "NO")
+    error = "–" if check.error is None else round(check.error, 4)
+    return {"estimated": estimated, "within band": within, "estimate error": error}
+
+
+def estimator_summary(report: PerformanceReport) -> str:
+    """The champion's estimator after this run's labels: its trust and its mean error."""
+    checked, version = report.estimates, report.degradation.model_version
+    if checked.trust is None:
+        return f"Estimator of v{version}: none"
+    error = "no labeled batch compared yet" if checked.mean_error is None else f"mean |error| {checked.mean_error:.4f}"
+    state = "trusted" if checked.trust.trusted else "UNTRUSTED"
+    return f"Estimator of v{version}: {state} ({checked.trust.reason}); {error}"
 
 
 @task(name="judge-rollout", cache_policy=NO_CACHE)

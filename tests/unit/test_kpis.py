@@ -86,6 +86,7 @@ def test_detections_until_the_next_promotion_are_one_incident_and_mttr_is_their_
         "drift alarms per batch",
         "retrains per promotion",
         "champion slices and fairness",
+        "estimate error",
     ]
 
 

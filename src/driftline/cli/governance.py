@@ -6,6 +6,8 @@ import argparse
 import json
 import time
 
+from rich.markup import escape
+
 from driftline.cli.render import audit_table, console, landing_lines, reproduction_table, versions_table
 from driftline.config import load_config
 from driftline.config.workspace import short_id
@@ -16,10 +18,13 @@ from driftline.errors import DriftlineError, InvariantViolated
 
 def cmd_status(args: argparse.Namespace) -> None:
     from driftline.registry import Registry
+    from driftline.steps.estimate_review import estimator_states
 
     cfg = load_config(args.config)
     registry = Registry(cfg)
     folders = registry.folders
+    versions = registry.versions()
+    estimators = estimator_states(cfg, versions, folders.root)
     landing = landing_status(
         Ledger(folders.landing_ledger), complete_files(cfg.folders.landing, cfg.landing.stable_seconds, time.time())
     )
@@ -33,7 +38,9 @@ def cmd_status(args: argparse.Namespace) -> None:
                     "registry_id": folders.registry_id,
                     "state": str(folders.root),
                     "champion": champion.version if champion else None,
-                    "versions": [info.to_dict() for info in registry.versions()],
+                    "versions": [
+                        info.to_dict() | {"estimator": estimators[info.version].to_dict()} for info in versions
+                    ],
                     "landing": landing.to_dict(),
                 },
                 indent=2,
@@ -41,6 +48,9 @@ def cmd_status(args: argparse.Namespace) -> None:
         )
         return
     console.print(versions_table(cfg))
+    for info in versions:
+        if info.aliases:  # the versions in service or waiting: the others' estimators decide nothing
+            console.print(f"{', '.join(info.aliases)}: {escape(estimators[info.version].line())}", soft_wrap=True)
     console.print(
         f"tracking: {cfg.tracking_uri} (registry {short_id(folders.registry_id)}; "
         f"local state in {folders.root})\n  full lineage per version: driftline status --json"

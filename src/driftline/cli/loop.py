@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from driftline.cli.render import console, demo_summary, describe_training, fmt
+from driftline.cli.render import console, demo_summary, describe_training, estimate_brief, estimate_lines, fmt
 from driftline.config import DriftlineConfig, load_config
 from driftline.errors import ConfigError, DataRejected, GateRefused
 
@@ -47,6 +47,9 @@ def _report_monitoring(monitoring: MonitoringOutcome) -> None:
         console.print(f"[yellow]drift[/] in {monitoring.batch}: {'; '.join(monitoring.drift_reasons)}")
     else:
         console.print(f"no drift in {monitoring.batch}")
+    if monitoring.estimate is not None:
+        for line in estimate_lines(monitoring.estimate):
+            console.print(line, soft_wrap=True)
     _report_retraining(monitoring.retraining)
 
 
@@ -88,6 +91,14 @@ def cmd_labels(args: argparse.Namespace) -> None:
     console.print(f"{joined}; champion v{outcome.champion_version}: {verdict}")
     if outcome.fairness_breached or outcome.degraded_slices:
         console.print(f"slices and fairness: [yellow]breached[/] ({escape(outcome.slices_and_fairness)})")
+    for line in outcome.estimate_checks:
+        console.print(f"  estimate of {escape(line)}", soft_wrap=True)
+    if outcome.estimate_trusted is not None:
+        state = "trusted" if outcome.estimate_trusted else "[yellow]untrusted[/]"
+        error = "" if outcome.estimate_error is None else f"; mean |error| {fmt(outcome.estimate_error)}"
+        console.print(
+            f"estimator of v{outcome.champion_version}: {state} ({escape(outcome.estimate_trust_reason)}){error}"
+        )
     _report_retraining(outcome.retraining)
 
 
@@ -173,6 +184,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
             f"[{step}/{steps}] {path.name}: scored {summary.scoring.rows} rows with "
             f"v{summary.scoring.model_version}; {drift}"
         )
+        if monitoring.estimate is not None:
+            console.print(f"        {estimate_brief(monitoring.estimate)}", soft_wrap=True)
         if monitoring.retraining:
             console.print(f"        retrained on the archive window: {describe_training(monitoring.retraining)}")
         outcomes.append((path.name, "passed", drift, retrain))

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from driftline.data.archive import ArchivedBatch
     from driftline.data.ledger import LandingStatus
-    from driftline.flows.params import TrainingOutcome
+    from driftline.flows.params import EstimateOutcome, TrainingOutcome
     from driftline.governance.reproduce import Reproduction
     from driftline.monitoring.kpis import Kpis
     from driftline.registry.audit_events import AuditEvent
@@ -48,6 +48,42 @@ def versions_table(cfg: DriftlineConfig) -> Table:
             (described["git_commit"] or "")[:12],
         )
     return table
+
+
+def estimate_lines(estimate: EstimateOutcome) -> list[str]:
+    """The champion's metric estimated before labels: the figure and band, the estimator's trust, the label-shift
+    check, the verdict against the metric at promotion."""
+    if estimate.value is None:
+        return [f"estimate: {escape(estimate.verdict)}"]
+    band = "" if estimate.lower is None else f" [{fmt(estimate.lower)}, {fmt(estimate.upper)}]"
+    trust = "trusted" if estimate.trusted else "[yellow]untrusted[/]"
+    lines = [
+        f"estimated {estimate.metric} {fmt(estimate.value)}{band} on {estimate.rows} rows (v{estimate.model_version}, "
+        f"{fmt(estimate.at_promotion)} at promotion); estimator {trust}: {escape(estimate.trust_reason)}"
+    ]
+    if estimate.others:
+        lines.append("  also estimated: " + ", ".join(f"{name} {fmt(v)}" for name, v in estimate.others.items()))
+    if estimate.labels_with_the_batch:
+        lines.append(f"  labels came with the batch: {escape(estimate.labels_with_the_batch)}")
+    if estimate.label_shift:
+        lines.append(f"  [yellow]label shift flagged[/]: {escape(estimate.label_shift_reason)}")
+    if estimate.degraded:
+        lines.append(f"  [yellow]estimated degradation[/]: {escape(estimate.verdict)}")
+    elif not estimate.decides:
+        lines.append("  the estimate decides nothing (untrusted, or flagged)")
+    return lines
+
+
+def estimate_brief(estimate: EstimateOutcome) -> str:
+    """One line of the demo: the estimate before labels and, when the batch came with its labels, what they said."""
+    if estimate.value is None:
+        return f"estimate: {escape(estimate.verdict)}"
+    band = "" if estimate.lower is None else f" [{fmt(estimate.lower)}, {fmt(estimate.upper)}]"
+    trust = "trusted" if estimate.trusted else "untrusted"
+    line = f"estimated {estimate.metric} {fmt(estimate.value)}{band} before labels (estimator {trust})"
+    if estimate.within is None:
+        return line
+    return f"{line}; its labels: {fmt(estimate.realized)}, {'inside' if estimate.within else 'OUTSIDE'} the band"
 
 
 def landing_lines(cfg: DriftlineConfig, status: LandingStatus) -> list[str]:

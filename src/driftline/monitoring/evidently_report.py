@@ -149,6 +149,7 @@ def write_report(
 
 # --- the Evidently dashboard: one project per model in a local workspace, one snapshot per monitoring run -------
 DRIFT_TAG, PERFORMANCE_TAG, SLICES_TAG, FAIRNESS_TAG = "drift", "performance", "slices", "fairness"
+ESTIMATE_TAG = "estimate"  # the metric estimated before labels, its band, and what the labels realized
 
 
 EVIDENTLY_METRIC = "evidently:metric_v2:"
@@ -219,6 +220,14 @@ def _dashboard_panels(cfg: DriftlineConfig) -> list[tuple[str, object]]:
             line_plot_panel(
                 title=f"Model performance on labeled predictions ({cfg.primary_metric} and more), per scoring batch",
                 values=[_panel_metric(name, name, PERFORMANCE_TAG) for name in PERFORMANCE_METRICS[cfg.dataset.task]],
+            ),
+        ),
+        (
+            "Performance",
+            line_plot_panel(
+                title=f"Estimated {cfg.primary_metric} before labels (with its band) and realized on labels, "
+                "per scoring batch",
+                values=[_panel_metric(FIGURE, "{{column}}", ESTIMATE_TAG)],
             ),
         ),
         (

@@ -1,6 +1,7 @@
 """Operational KPIs of the loop, as MLOps maturity models ask for them: deployment frequency, time from detection
 to a new champion (MTTR), training-pipeline success rate, data freshness and scoring throughput; and what the loop
-costs and watches: drift alarms per batch, retrains per promotion, the champion's slices and fairness.
+costs and watches: drift alarms per batch, retrains per promotion, the champion's slices and fairness, and how far
+its estimator's estimates before labels were from what the labels realized.
 
 Plain functions over small typed histories; adapters fetch them (registry transitions and monitoring runs from
 MLflow, training runs from Prefect or driftline's own record of them, the archive index from disk). Any other source
@@ -75,6 +76,17 @@ class LiveCheck:
 
 
 @dataclass(frozen=True)
+class EstimatorRecord:
+    """The champion's performance estimator: its trust, and its estimates against what labels realized."""
+
+    state: str  # trusted | untrusted | none
+    reason: str
+    compared: int  # labeled batches whose estimate was compared
+    outside: int  # of them, outside the band
+    mean_error: float | None  # mean |estimated − realized|
+
+
+@dataclass(frozen=True)
 class LoopHistory:
     """What the KPIs are computed from, each list from its source: the registry and its runs, the orchestrator's
     history of training runs, the archive."""
@@ -88,6 +100,7 @@ class LoopHistory:
     monitored_batches: list[MonitoredBatch]
     live_checks: list[LiveCheck]
     champion_version: str | None
+    estimator: EstimatorRecord | None = None  # None: no champion
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,9 @@ class Kpis:
     champion_version: str | None
     champion_watch: str | None  # ok | breached; None: not judged yet
     champion_watch_detail: str
+    estimate_error: float | None = None  # the champion's estimator: mean |estimated − realized| on labeled batches
+    estimator_state: str | None = None  # trusted | untrusted | none; None: no champion
+    estimator_detail: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,6 +197,7 @@ class Kpis:
                 f"{self.promoted_retrains} promoted, {self.refused_retrains} refused by the gate",
             ),
             ("champion slices and fairness", self.champion_watch or "–", self.champion_watch_detail),
+            ("estimate error", shown(self.estimate_error, "", 4), self.estimator_detail),
         ]
 
 
@@ -255,4 +272,19 @@ def compute_kpis(history: LoopHistory, now: datetime) -> Kpis:
         champion_version=history.champion_version,
         champion_watch=watch,
         champion_watch_detail=watch_detail,
+        **estimator_kpis(history.estimator, history.champion_version),
     )
+
+
+def estimator_kpis(record: EstimatorRecord | None, champion_version: str | None) -> dict:
+    """The estimate-error KPI: the champion's estimates before labels against what its labels realized."""
+    if record is None or champion_version is None:
+        return {"estimator_detail": "no champion"}
+    if record.state == "none":
+        detail = f"v{champion_version} has no estimator ({record.reason})"
+    else:
+        detail = (
+            f"mean |estimated − realized| over {record.compared} labeled batches of v{champion_version} "
+            f"({record.outside} outside the band); estimator {record.state}: {record.reason}"
+        )
+    return {"estimate_error": record.mean_error, "estimator_state": record.state, "estimator_detail": detail}

@@ -15,6 +15,7 @@ from driftline.data import prediction_log
 from driftline.data.loading import newest_event_time
 from driftline.modeling.metrics import compute_metrics, greater_is_better
 from driftline.modeling.pipeline import Predictions
+from driftline.monitoring.estimate_ledger import EstimateCheck
 from driftline.monitoring.label_store import ARCHIVED_IDS, ID, LABEL, LABEL_FILE
 from driftline.validation.labels import class_values
 
@@ -96,6 +97,8 @@ class Performance:
     metrics: dict[str, float]
     scored_at: datetime  # when the batch was scored (its first row)
     event_time: datetime | None = None  # the newest event time of its rows, when the data has one
+    estimated: EstimateCheck | None = None  # a batch: its estimate before labels against these metrics
+    estimate_error: float | None = None  # a version: mean |estimated − realized| over its compared batches
 
     @property
     def per_batch(self) -> bool:

@@ -1,4 +1,5 @@
-"""Model and reference artifacts: skops save and load, checksums, reviewed types, the local download cache."""
+"""Model, reference and estimator artifacts: skops save and load, checksums, reviewed types, the local download
+cache."""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ from sklearn.pipeline import Pipeline
 from driftline.config import DriftlineConfig
 from driftline.data.loading import fingerprint_file
 from driftline.errors import ConfigError, DriftlineError, ModelTampered
+from driftline.monitoring.estimation import PerformanceEstimator
 from driftline.monitoring.reference import DriftReference, ReferenceStats, reference_stats
 from driftline.registry.client import Connection
 from driftline.registry.identity import forget_identity, registry_folders, shown_uri
-from driftline.registry.refs import MODEL_SHA256, REFERENCE_ARTIFACTS, SKOPS_FILE, Champion, ModelRef
+from driftline.registry.refs import (
+    ESTIMATOR_ARTIFACTS,
+    MODEL_SHA256,
+    REFERENCE_ARTIFACTS,
+    SKOPS_FILE,
+    Champion,
+    ModelRef,
+)
 from driftline.validation.profile import ReferenceProfile
 
 MODEL_ARTIFACT = "model"
@@ -151,6 +160,12 @@ class ModelStore:
             reference.stats.save(root / REFERENCE_STATS)
             self._connection.client.log_artifacts(run_id, folder, REFERENCE_ARTIFACTS)
 
+    def log_estimator(self, run_id: str, estimator: PerformanceEstimator) -> None:
+        """The performance estimator into the run, beside the drift reference (`estimator/`)."""
+        with tempfile.TemporaryDirectory() as folder:
+            estimator.save(Path(folder))
+            self._connection.client.log_artifacts(run_id, folder, ESTIMATOR_ARTIFACTS)
+
     # --- loading ----------------------------------------------------------------------------------------------
     def _cached(self, folder: Path, fetch: Callable[[Path], object]) -> Path:
         """`folder` in the local cache, filled by `fetch(staging)` the first time (renamed into place when whole)."""
@@ -224,6 +239,18 @@ class ModelStore:
             stats=stats,
         )
 
+    def load_estimator(self, ref: ModelRef) -> PerformanceEstimator | None:
+        """The version's performance estimator, from the local cache after the first download; None when its run has
+        none (trained before estimation existed, or its estimator could not be fitted)."""
+        folder = self._cache / f"estimator-{ref.run_id}"
+        if not folder.exists() and not self._connection.client.list_artifacts(ref.run_id, ESTIMATOR_ARTIFACTS):
+            return None
+        folder = self._cached(
+            folder,
+            lambda staging: self._connection.client.download_artifacts(ref.run_id, ESTIMATOR_ARTIFACTS, str(staging)),
+        )
+        return PerformanceEstimator.load(folder / ESTIMATOR_ARTIFACTS)
+
     def load_champion(self) -> Champion:
         """The champion, if it was trained on the features the config lists today (else scores would mislead)."""
         ref = self._connection.require_champion()
@@ -238,7 +265,7 @@ class ModelStore:
                 f"(added {added}, removed {removed}); train a new champion: driftline train --config <config> "
                 "--data <files with these columns>"
             )
-        return Champion(ref=ref, model=self.load_model(ref), reference=reference)
+        return Champion(ref=ref, model=self.load_model(ref), reference=reference, estimator=self.load_estimator(ref))
 
     def delete_model(self) -> None:
         """Remove the registered model and its versions (runs stay in the experiment as history), and the cache."""

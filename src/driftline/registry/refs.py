@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
 
+from driftline.monitoring.estimation import PerformanceEstimator
 from driftline.monitoring.reference import DriftReference
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 TAG = "driftline."
 SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops-serialized model inside the model folder
 REFERENCE_ARTIFACTS = "reference"
+ESTIMATOR_ARTIFACTS = "estimator"  # the version's performance estimator, beside its drift reference
+ESTIMATE_HOLDOUT_WITHIN = f"{TAG}estimate.holdout_within"  # version tag: the estimator's starting trust (true|false)
+ESTIMATE_UNAVAILABLE = f"{TAG}estimate.unavailable"  # version tag: why it has no estimator (it could not be fitted)
 HOLDOUT = "holdout_"  # prefix of metrics measured on a version's own holdout
 LOG_THROUGH = "log_through"  # tag: the prediction-log watermark of a monitoring run
 REPORTS = "reports"
@@ -35,11 +39,14 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class Champion:
-    """The model behind `champion`, loaded, with the reference its drift is measured against."""
+    """The model behind `champion`, loaded, with the reference its drift is measured against and the estimator of its
+    metric before labels (None: a version trained before estimation existed, or one whose estimator could not be
+    fitted)."""
 
     ref: ModelRef
     model: Pipeline
     reference: DriftReference
+    estimator: PerformanceEstimator | None = None
 
 
 @dataclass(frozen=True)

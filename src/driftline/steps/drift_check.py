@@ -44,9 +44,18 @@ def data_time(observed: Observed, cfg: DriftlineConfig) -> datetime:
     return newest_event_time(observed.frame, cfg.dataset) or datetime.now(UTC)
 
 
-def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg: DriftlineConfig) -> DriftCheck:
+def check_drift(
+    observed: Observed,
+    signal: np.ndarray,
+    champion: Champion,
+    cfg: DriftlineConfig,
+    estimated: dict[str, float] | None = None,
+    estimation: dict | None = None,
+) -> DriftCheck:
     """Drift of `observed` (with the champion's predictions on it, `signal`) against the champion's reference; the
-    report written, a dashboard snapshot added, and a monitoring run and a trend point logged to MLflow.
+    report written, a dashboard snapshot added, and a monitoring run and a trend point logged to MLflow, with the
+    estimate of the champion's metric beside the drift figures when there is one (`estimated`: its figures,
+    `estimation`: its record for the run's JSON).
 
     A prediction-log window's run records the newest log file it read: the next scheduled run starts after it.
     """
@@ -59,10 +68,12 @@ def check_drift(observed: Observed, signal: np.ndarray, champion: Champion, cfg:
     )
     watermark = observed.through if isinstance(observed, LogWindow) else None
     registry = Registry(cfg)
+    figures = result.figures() | (estimated or {})
+    summary = result.to_dict() | ({"estimate": estimation} if estimation is not None else {})
     run_id = registry.log_monitoring(
-        champion.ref, observed.name, observed.fingerprint, result.figures(), result.to_dict(), report, watermark
+        champion.ref, observed.name, observed.fingerprint, figures, summary, report, watermark
     )
-    registry.log_drift_trend(result.figures(), at)
+    registry.log_drift_trend(figures, at)
     return DriftCheck(
         result,
         run_id,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data import archive
-from driftline.monitoring.kpis import Kpis, LoopHistory, PipelineRun, compute_kpis
+from driftline.monitoring.kpis import EstimatorRecord, Kpis, LoopHistory, PipelineRun, compute_kpis
 from driftline.registry import Registry
+from driftline.steps.estimate_review import estimator_states
 
 PREFECT_SOURCE = "the Prefect API (flow runs of `training`)"
 RECORD_SOURCE = "driftline's record of `training` flow runs (no Prefect server asked)"
@@ -93,6 +94,7 @@ def measure_kpis(cfg: DriftlineConfig, prefect_training_runs: list[PipelineRun] 
         training_runs, source = recorded, RECORD_SOURCE
     else:
         training_runs, source = registry.training_runs(), MLFLOW_SOURCE
+    champion = registry.alias_holders().champion
     history = LoopHistory(
         transitions=registry.transitions(),
         detections=registry.detections(),
@@ -102,6 +104,19 @@ def measure_kpis(cfg: DriftlineConfig, prefect_training_runs: list[PipelineRun] 
         scoring_runs=registry.scoring_runs(),
         monitored_batches=registry.monitored_batches(),
         live_checks=registry.live_checks(),
-        champion_version=registry.alias_holders().champion,
+        champion_version=champion,
+        estimator=champion_estimator(cfg, registry, champion),
     )
     return compute_kpis(history, datetime.now(UTC))
+
+
+def champion_estimator(cfg: DriftlineConfig, registry: Registry, champion: str | None) -> EstimatorRecord | None:
+    """The champion's estimator from its version tags and the estimate ledger (None: no champion)."""
+    if champion is None:
+        return None
+    versions = [info for info in registry.versions() if info.version == champion]
+    state = estimator_states(cfg, versions, registry.folders.root).get(champion)
+    if state is None:
+        return None
+    reason = state.trust.reason if state.trust else state.note
+    return EstimatorRecord(state.shown, reason, state.compared, state.outside, state.mean_error)

@@ -1,6 +1,6 @@
 """The performance check on delayed labels: every stored label joined to the prediction log, the champion measured
-and judged, the result logged to MLflow, newly labeled batches to the dashboard and the archive. Calls the
-`Registry`: the registry never imports it."""
+and judged, each newly labeled batch's estimate checked against its labels, the result logged to MLflow, newly labeled
+batches to the dashboard and the archive. Calls the `Registry`: the registry never imports it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from driftline.config import DriftlineConfig, RegistryFolders, Task
 from driftline.data import archive, loading, prediction_log, storage
 from driftline.monitoring import evidently_report, fairness_watch, label_store, performance
 from driftline.registry import Champion, Registry
+from driftline.steps.estimate_review import SelfCheck, self_check
 from driftline.steps.label_intake import LabelIntake
 
 
@@ -28,6 +29,7 @@ class PerformanceReport:
     labeled: pd.DataFrame  # the logged predictions that have a label, with it (what a rollout is judged on)
     steps: dict[str, int]  # each scoring batch's step in the MLflow charts
     live: fairness_watch.LiveChecks  # the champion's slices and fairness per labeled batch
+    estimates: SelfCheck  # the newly labeled batches' estimates against their labels, the champion's trust after
 
     @property
     def degraded(self) -> bool:
@@ -62,6 +64,8 @@ def measure_performance(
     )
     new_rows = performance.newly_labeled(joined, folders.label_store, cfg.dataset.id_column)
     keys = touched_batches(new_rows)
+    estimates = self_check(joined.labeled, results, keys, champion, cfg, classes, folders.root)
+    results = estimates.results
     live = fairness_watch.check_batches(
         joined.labeled,
         version,
@@ -74,6 +78,7 @@ def measure_performance(
         "labeled_rows": len(joined.labeled),
         "pending_predictions": joined.pending_predictions,
         "unmatched_labels": joined.unmatched_labels,
+        **estimates.figures(),
     }
     summary = {
         **counts,
@@ -82,6 +87,8 @@ def measure_performance(
         "degradation": degradation,
         "results": results,
         "slices_and_fairness": {"verdict": live.summary, **asdict(live)},
+        "estimate_checks": estimates.checks,
+        "estimator_trust": estimates.trust,
     }
     steps = performance.batch_steps(logged)
     run_id = registry.log_performance(champion.ref, results, steps, degradation, live, counts, summary)
@@ -98,6 +105,7 @@ def measure_performance(
         labeled=joined.labeled,
         steps=steps,
         live=live,
+        estimates=estimates,
     )
 
 

@@ -1,6 +1,7 @@
-"""Retraining: why a monitored batch starts one, and its window: the archived batches the config selects, each checked
-before any fitting (the columns the config lists, the label rules), so a batch that cannot be trained on is named by
-the file the user sent, with the command that takes it out of every future window."""
+"""Retraining: why a monitored batch starts one (drift.trigger: the drift alarm, the estimated metric, or either),
+and its window: the archived batches the config selects, each checked before any fitting (the columns the config
+lists, the label rules), so a batch that cannot be trained on is named by the file the user sent, with the command
+that takes it out of every future window."""
 
 from __future__ import annotations
 
@@ -10,16 +11,48 @@ from driftline.data.loading import DataBatch, missing_columns
 from driftline.errors import DataRejected
 from driftline.monitoring.drift import DriftResult
 from driftline.registry import registry_folders
+from driftline.steps.estimate_check import EstimationCheck
 from driftline.validation.labels import LabelRules, label_problems
 
 
-def retraining_reason(drift: DriftResult, batch_name: str, cfg: DriftlineConfig) -> str | None:
-    """Why a monitored batch starts a retrain: drift (with drift.retrain) or every batch (retraining.every_batch)."""
-    if drift.detected and cfg.drift.retrain:
-        return f"drift in {batch_name}"
+def retraining_reason(
+    drift: DriftResult, batch_name: str, cfg: DriftlineConfig, estimation: EstimationCheck | None = None
+) -> str | None:
+    """Why a monitored batch starts a retrain (with drift.retrain): by drift.trigger, the drift alarm (`drift`), an
+    estimated degradation from a trusted estimator (`estimated`), the estimate when it may decide and the drift alarm
+    otherwise (`either`); or every batch (retraining.every_batch)."""
+    trigger = cfg.drift.trigger
+    decides = trigger != "drift" and estimation is not None and estimation.usable
+    if cfg.drift.retrain:
+        if decides and estimation.degraded:
+            return f"estimated degradation in {batch_name}: {estimation.verdict}"
+        if drift.detected and (trigger == "drift" or (trigger == "either" and not decides)):
+            return f"drift in {batch_name}"
     if cfg.retraining.every_batch:
         return f"every batch: {batch_name}"
     return None
+
+
+def trigger_line(estimation: EstimationCheck, cfg: DriftlineConfig) -> str:
+    """What the estimate means for retraining under drift.trigger, in words (the estimation artifact's last line)."""
+    trigger = cfg.drift.trigger
+    if trigger == "drift":
+        return "drift.trigger drift: the drift alarm decides; the estimate is reported only"
+    fallback = "the drift alarm decides" if trigger == "either" else "no retrain on the estimate"
+    if not estimation.usable:
+        why = (
+            "no estimated number"
+            if not estimation.has_number
+            else "the label-shift check flagged the batch"
+            if estimation.label_shift
+            else "the estimator is untrusted"
+        )
+        return f"drift.trigger {trigger}: {why}, so the estimate decides nothing; {fallback}"
+    if not cfg.drift.retrain:
+        return f"drift.trigger {trigger}: drift.retrain is off; the estimate is reported only"
+    if estimation.degraded:
+        return f"drift.trigger {trigger}: the estimate decides: retrain (estimated degradation)"
+    return f"drift.trigger {trigger}: the estimate decides: no retrain (not degraded beyond labels.max_degradation)"
 
 
 def retraining_window(

@@ -1,4 +1,5 @@
-"""One training run as a plain function: split, fit, measure on the holdout, capture the drift reference."""
+"""One training run as a plain function: split, fit, measure on the holdout, capture the drift reference, fit the
+performance estimator."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DriftlineConfig
 from driftline.errors import DataRejected
-from driftline.evaluation.measure import holdout_metrics
-from driftline.modeling.pipeline import feature_frame, fit, holdout_strategy, predict, split_holdout
+from driftline.evaluation.measure import metrics_of
+from driftline.modeling.pipeline import Predictions, feature_frame, fit, holdout_strategy, predict, split_holdout
+from driftline.monitoring.estimation import EstimatorUnavailable, PerformanceEstimator, fit_estimator
 from driftline.monitoring.reference import DriftReference, build_reference
 from driftline.validation.labels import LabelRules, label_problems
 
@@ -47,6 +49,26 @@ class TrainedModel:
     reference: DriftReference
     params: dict[str, object]
     input_example: pd.DataFrame
+    # what estimates the version's metric before labels; unavailable (with why) when it cannot be fitted, None when
+    # estimation is off
+    estimator: PerformanceEstimator | EstimatorUnavailable | None = None
+
+
+def holdout_estimator(
+    holdout: pd.DataFrame, predictions: Predictions, cfg: DriftlineConfig
+) -> PerformanceEstimator | EstimatorUnavailable | None:
+    """The estimator of the primary metric, fitted on the holdout's answers and labels (estimation.enabled)."""
+    if not cfg.estimation.enabled:
+        return None
+    dataset = cfg.dataset
+    return fit_estimator(
+        feature_frame(holdout, dataset),
+        holdout[dataset.target],
+        predictions,
+        dataset.task,
+        cfg.primary_metric,
+        cfg.estimation,
+    )
 
 
 def train_model(
@@ -59,7 +81,8 @@ def train_model(
         raise DataRejected(source, reasons)
     train, holdout = split_holdout(frame, cfg)
     model = fit(train, cfg)
-    signal = predict(model, holdout, cfg.dataset).signal(cfg.dataset.task)
+    answers = predict(model, holdout, cfg.dataset)
+    signal = answers.signal(cfg.dataset.task)
     params = {
         "estimator": cfg.model.estimator,
         **{f"estimator.{key}": value for key, value in cfg.model.params.items()},
@@ -74,8 +97,9 @@ def train_model(
     return TrainedModel(
         model=model,
         holdout=holdout,
-        metrics=holdout_metrics(model, holdout, cfg),
+        metrics=metrics_of(answers, holdout[cfg.dataset.target], cfg),
         reference=build_reference(train, holdout, signal, cfg, file_rows),
         params=params,
         input_example=feature_frame(train.head(5), cfg.dataset),
+        estimator=holdout_estimator(holdout, answers, cfg),
     )
