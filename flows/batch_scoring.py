@@ -1,4 +1,5 @@
-"""Flow: score one file, or everything waiting in the scoring inbox, with the champion.
+"""Flow: score one file, or everything waiting in the scoring inbox, with the champion (and, while an A/B test runs,
+its arm B on the test's share of the units, read from the registry at the start of each run).
 
 Files are read, validated and scored `scoring.chunk_rows` rows at a time, in one pass in this process or, with
 `scoring.engine: dask`, validated first and then scored in row ranges on a Dask cluster: memory does not grow with
@@ -22,7 +23,7 @@ from driftline.registry import Champion
 from driftline.serving.batch_scoring import ScoredBatch
 from driftline.tasks.data import file_as_scored, waiting_in_inbox
 from driftline.tasks.registry import load_challenger, load_champion
-from driftline.tasks.scoring import validate_and_score_file
+from driftline.tasks.scoring import load_ab_arm, validate_and_score_file
 from driftline.tasks.validation import validate_file
 
 
@@ -35,7 +36,8 @@ from driftline.tasks.validation import validate_file
 def batch_scoring(params: ScoringParams) -> ScoringReport:
     cfg = load_config(params.config)
     champion = load_champion(cfg)
-    challenger = load_challenger(cfg)  # rollout.mode shadow or canary: the held challenger scores beside
+    # A running A/B test's arm B answers its units; else, with rollout.mode shadow or canary, the held challenger
+    challenger = load_ab_arm(cfg) or load_challenger(cfg)
     from_inbox = params.data is None  # the scheduled run: every complete file waiting in scoring.inbox
     report = ScoringReport()
     for path in waiting_in_inbox(cfg) if from_inbox else [params.data]:
@@ -65,5 +67,6 @@ def admit_and_score(
     if cfg.scoring.engine == "dask":
         profile, classes = champion.reference.profile, champion.reference.trained_classes(cfg.dataset)
         source = validate_file(path, cfg, profile, classes)  # read and validated chunk by chunk, never held whole
-        return source, score_on_dask(source, champion.ref, cfg, output, challenger and challenger.version)
+        version, ab = (challenger.version, challenger.ab) if challenger else (None, None)
+        return source, score_on_dask(source, champion.ref, cfg, output, version, ab)
     return validate_and_score_file(path, champion, cfg, output, challenger)

@@ -9,6 +9,7 @@ from prefect_dask import DaskTaskRunner
 
 from driftline.config import DriftlineConfig
 from driftline.data.chunking import DataFile
+from driftline.governance.rollout import AbSplit
 from driftline.registry import ModelRef
 from driftline.serving import batch_scoring, partitions
 from driftline.tasks.scoring import assemble_output, score_partition
@@ -21,6 +22,7 @@ def partitioned_scoring(
     cfg: DriftlineConfig,
     output: str | None,
     challenger_version: str | None = None,
+    ab: AbSplit | None = None,
 ) -> batch_scoring.ScoredBatch:
     folder = partitions.parts_folder(batch_scoring.output_path(output, cfg, source.path))
     scored_at = datetime.now(UTC)
@@ -33,6 +35,7 @@ def partitioned_scoring(
             partitions.row_ranges(source.rows, cfg.scoring.partitions),
             unmapped(folder),
             unmapped(challenger_version),
+            unmapped(ab),
         )
         return assemble_output([part.result() for part in parts], source, champion, cfg, output, scored_at)
     finally:
@@ -59,7 +62,8 @@ def score_on_dask(
     cfg: DriftlineConfig,
     output: str | None,
     challenger_version: str | None = None,
+    ab: AbSplit | None = None,
 ) -> batch_scoring.ScoredBatch:
     return partitioned_scoring.with_options(task_runner=dask_task_runner(cfg))(
-        source, champion, cfg, output, challenger_version
+        source, champion, cfg, output, challenger_version, ab
     )

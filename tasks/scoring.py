@@ -1,4 +1,5 @@
-"""Tasks: score a batch with the champion (output file + prediction log), or only predict for monitoring."""
+"""Tasks: score a batch with the champion (output file + prediction log; with a running A/B test's arm B on its share
+of the units), or only predict for monitoring."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ def score_batch(
     return scored
 
 
+@task(name="load-ab-arm", cache_policy=NO_CACHE, **retried(2, [2, 10]))
+def load_ab_arm(cfg: DriftlineConfig) -> rollout.Challenger | None:
+    """A running A/B test's arm B, loaded to answer its share of the units; None when no test runs."""
+    return scoring.load_ab_arm(cfg)
+
+
 @task(name="predict-batch", cache_policy=NO_CACHE)
 def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) -> np.ndarray:
     """The champion's prediction signal on what is monitored, without writing outputs."""
@@ -69,9 +76,10 @@ def score_partition(
     rows: RowRange,
     folder: Path,
     challenger_version: str | None = None,
+    ab: rollout.AbSplit | None = None,
 ) -> ScoredPart:
     """One row range, on whichever worker runs it (the models loaded there from the registry)."""
-    return scoring.score_partition(source, champion, cfg, scored_at, rows, folder, challenger_version)
+    return scoring.score_partition(source, champion, cfg, scored_at, rows, folder, challenger_version, ab)
 
 
 @task(name="assemble-output", cache_policy=NO_CACHE)

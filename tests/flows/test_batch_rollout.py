@@ -1,5 +1,5 @@
-"""Shadow and canary rollout in batch scoring, through Prefect and MLflow on SQLite: a challenger that passed its gate
-is held, tried on live batches, and promoted (or dropped) by its labeled rows."""
+"""Shadow, canary and A/B rollout in batch scoring, through Prefect and MLflow on SQLite: a challenger that passed its
+gate is held, tried on live batches, and promoted (or dropped) by its labeled rows, or split by customer in a test."""
 
 from __future__ import annotations
 
@@ -114,3 +114,31 @@ def test_canary_answers_its_share_of_ids_and_a_worse_canary_is_dropped(config_fa
     assert dropped.action == Action.refused and dropped.version == "2"
     assert dropped.reason.startswith("canary rollout of v2: drop: accuracy canary")
     assert registry.version_tags("2")["driftline.gate.verdict"] == "refused"
+
+
+def test_an_ab_test_answers_each_customer_with_one_arm_in_every_batch_file_until_it_stops(
+    config_factory, demo_files, tmp_path
+):
+    registry = held_challenger(config_factory(labels=LABELS, rollout={"mode": "shadow"}), demo_files, "concept_drift")
+    config_path = config_factory("ab.yaml", labels=LABELS)  # rollout off: an A/B test may take the traffic
+    test = Registry(load_config(config_path)).ab_tests.start("2", 0.4, ["revenue"], [], 14, "customer_id", "try v2")
+    monday, tuesday = tmp_path / "monday.csv", tmp_path / "tuesday.csv"  # the same customers, other rows
+    make_frame(2000, seed=9, start=START + 13 * WEEK, id_offset=900_000).to_csv(monday, index=False)
+    make_frame(2000, seed=10, start=START + 14 * WEEK, id_offset=900_000).to_csv(tuesday, index=False)
+
+    first, second = score(config_path, monday, tmp_path), score(config_path, tuesday, tmp_path)
+
+    assert 0.36 < (first["arm"] == "B").mean() < 0.44
+    assert first["arm"].tolist() == second["arm"].tolist()
+    split = rollout.AbSplit.of(test)
+    assert first["arm"].tolist() == split.arms(first["customer_id"]).tolist()  # as the online service routes them
+    assert (first["model_version"] == first["arm"].map({"A": "1", "B": "2"})).all()
+    assert (first["served_by"] == first["arm"].map({"A": "champion", "B": "challenger"})).all()
+    logged = logged_rows(registry)
+    logged = logged[logged[prediction_log.SOURCE] == monday.name]
+    assert logged[prediction_log.SERVED_BY].tolist() == first["served_by"].tolist()
+
+    Registry(load_config(config_path)).ab_tests.stop(False, "kept")
+    after = score(config_path, monday, tmp_path)
+
+    assert "arm" not in after and set(after["model_version"]) == {"1"}

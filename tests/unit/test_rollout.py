@@ -1,4 +1,5 @@
-"""Canary routing and per-arm tests: deterministic arms with the configured share, tests that find real differences."""
+"""Canary and A/B routing and per-arm tests: deterministic arms with the configured share, tests that find real
+differences."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from driftline.governance.arm_tests import bootstrap_difference, two_proportion_test
-from driftline.governance.rollout import CANARY_ARM, route
+from driftline.governance.rollout import ARM_A, ARM_B, CANARY_ARM, AbSplit, route
 
 
 def test_routing_is_deterministic_per_id_and_respects_the_share():
@@ -39,3 +40,17 @@ def test_bootstrap_finds_a_worse_auc_in_the_canary():
     poor = truth[:1000] + rng.normal(0, 2.0, 1000)
     result = bootstrap_difference(roc_auc_score, "roc_auc", (truth, good), (truth[:1000], poor), resamples=300)
     assert result.verdict == "roll_back" and result.high < 0 and result.canary < result.champion
+
+
+def test_an_ab_split_routes_each_unit_to_one_arm_whatever_its_storage_and_a_row_without_unit_to_arm_a():
+    split = AbSplit("ab-1", version="2", champion_version="1", share=0.5, unit_column="customer")
+    units = pd.Series(range(10_000))
+    arms = split.arms(units)
+    assert abs((arms == ARM_B).mean() - 0.5) < 0.02
+    assert (split.arms(units.astype(float)) == arms).all()  # 3.0 is customer 3, as a CSV holds it
+    assert (split.arms(units.astype(str)) == arms).all()
+    assert (split.arms(pd.Series(["7", None, np.nan], dtype=object)) == [arms[7], ARM_A, ARM_A]).all()
+    assert (arms == np.where(route(units.astype(str), 0.5, salt="2") == CANARY_ARM, ARM_B, ARM_A)).all()
+    frame = pd.DataFrame({"customer": [1, 2, 3]})
+    assert (split.arms_of(frame) == arms[1:4]).all()
+    assert (split.arms_of(frame.rename(columns={"customer": "other"})) == ARM_A).all()  # no unit column: all A

@@ -1,5 +1,6 @@
-"""Canary and shadow rollout: deterministic routing of ids to arms, the rows each model answers, per-arm comparison
-tests, and the verdict on a challenger from its labeled live batches (promote, hold or drop)."""
+"""Canary, shadow and A/B rollout: deterministic routing of ids (or an A/B test's units) to arms, the rows each model
+answers, per-arm comparison tests, and the verdict on a challenger from its labeled live batches (promote, hold or
+drop)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from sklearn.pipeline import Pipeline
 
 from driftline.config import DatasetConfig, DriftlineConfig, Task
 from driftline.data import prediction_log
+from driftline.data.loading import as_text
 from driftline.governance.arm_tests import bootstrap_difference, two_proportion_test
 from driftline.modeling.metrics import greater_is_better
 from driftline.modeling.pipeline import Predictions, predict
 from driftline.monitoring import label_store, performance
+from driftline.registry.ab_tests import AbTest
 
 CHAMPION_ARM, CANARY_ARM = "champion", "canary"
 SERVED_BY_CHAMPION, SERVED_BY_CHALLENGER = "champion", "challenger"  # the prediction log's `served_by`
+# An A/B test's arms: A is the champion at its start (served_by champion), B the test's version (served_by challenger).
+ARM_A, ARM_B = "A", "B"
 
 
 def route(ids: pd.Series, share: float, salt: str) -> np.ndarray:
@@ -28,26 +33,67 @@ def route(ids: pd.Series, share: float, salt: str) -> np.ndarray:
     """
     if not 0 <= share <= 1:
         raise ValueError(f"share must be within [0, 1], got {share}")
-    positions = np.array(
-        [int.from_bytes(hashlib.sha256(f"{salt}:{i}".encode()).digest()[:8], "big") / 2**64 for i in ids.astype(str)]
-    )
+    positions = np.array([_position(salt, i) for i in ids.astype(str)])
     return np.where(positions < share, CANARY_ARM, CHAMPION_ARM)
+
+
+def _position(salt: str, text: str) -> float:
+    """sha256(salt + id) read as a number in [0, 1)."""
+    return int.from_bytes(hashlib.sha256(f"{salt}:{text}".encode()).digest()[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class AbSplit:
+    """A running A/B test as routing needs it: arm B's version answers `share` of the units of `unit_column`.
+
+    A unit's arm is `route(unit, share, salt=version)`: the same unit meets the same arm in the online service and in
+    batch files, in every process and after restarts. A row without a unit is answered by arm A."""
+
+    test_id: str
+    version: str  # arm B
+    champion_version: str  # arm A
+    share: float
+    unit_column: str
+
+    @classmethod
+    def of(cls, test: AbTest) -> AbSplit:
+        return cls(test.id, test.version, test.champion_version, test.share, test.unit_column)
+
+    def arm_of(self, unit: str | None) -> str:
+        """The arm of one unit given as text (None: no unit, arm A): what `route` gives it, without a frame."""
+        return ARM_B if unit is not None and _position(self.version, unit) < self.share else ARM_A
+
+    def arms(self, units: pd.Series) -> np.ndarray:
+        """`A` or `B` per unit (ids or category codes as data files hold them: 3, 3.0 and "3" are one unit)."""
+        return np.array([self.arm_of(unit if isinstance(unit, str) else None) for unit in as_text(units)], dtype=object)
+
+    def arms_of(self, frame: pd.DataFrame) -> np.ndarray:
+        """The arm of each row of a batch; every row is arm A when the batch has no unit column."""
+        if self.unit_column not in frame:
+            return np.full(len(frame), ARM_A, dtype=object)
+        return self.arms(frame[self.unit_column])
 
 
 # --- batch scoring under a rollout -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Challenger:
-    """The held challenger a batch is also scored with: `shadow` (every row, logged only) or `canary` (a share of
-    the rows, by id hash, answered by it)."""
+    """The held challenger a batch is also scored with: `shadow` (every row, logged only), `canary` (a share of
+    the rows, by id hash, answered by it) or `ab` (arm B of a running A/B test: a share of the units)."""
 
     model: Pipeline
     version: str
     mode: str
     canary_share: float = 0.0
+    ab: AbSplit | None = None  # mode `ab`: the test's split
 
     @classmethod
     def of(cls, model: Pipeline, version: str, cfg: DriftlineConfig) -> Challenger:
         return cls(model, version, cfg.rollout.mode, cfg.rollout.canary_share)
+
+    @classmethod
+    def of_ab_test(cls, model: Pipeline, split: AbSplit) -> Challenger:
+        """Arm B of a running A/B test (`model` is its version's)."""
+        return cls(model, split.version, "ab", split.share, split)
 
 
 @dataclass(frozen=True)
@@ -59,6 +105,7 @@ class Answered:
     served_by: str | np.ndarray
     shadow: Predictions | None = None
     shadow_version: str | None = None
+    arm: np.ndarray | None = None  # under an A/B test: A or B per row
 
     def champion_signal(self, task: Task) -> np.ndarray:
         """The champion's output on the rows it answered: what prediction drift compares with its reference."""
@@ -73,7 +120,8 @@ def answer(
     dataset: DatasetConfig,
     challenger: Challenger | None = None,
 ) -> Answered:
-    """The rows' predictions: the champion's, with the challenger in shadow beside them or answering its canary rows."""
+    """The rows' predictions: the champion's, with the challenger in shadow beside them or answering its canary rows
+    (or its A/B test's arm B rows)."""
     if challenger is None:
         return Answered(predict(champion, frame, dataset), champion_version, SERVED_BY_CHAMPION)
     if challenger.mode == "shadow":
@@ -84,7 +132,12 @@ def answer(
             predict(challenger.model, frame, dataset),
             challenger.version,
         )
-    canary = route(frame[dataset.id_column], challenger.canary_share, salt=challenger.version) == CANARY_ARM
+    arm = None
+    if challenger.ab is not None:
+        arm = challenger.ab.arms_of(frame)
+        canary = arm == ARM_B
+    else:
+        canary = route(frame[dataset.id_column], challenger.canary_share, salt=challenger.version) == CANARY_ARM
     merged = merge_arms(
         predict(champion, frame[~canary], dataset), predict(challenger.model, frame[canary], dataset), canary
     )
@@ -92,6 +145,7 @@ def answer(
         merged,
         np.where(canary, challenger.version, champion_version).astype(object),
         np.where(canary, SERVED_BY_CHALLENGER, SERVED_BY_CHAMPION).astype(object),
+        arm=arm,
     )
 
 
@@ -114,16 +168,21 @@ def merge_arms(champion: Predictions, canary: Predictions, to_canary: np.ndarray
 
 @dataclass
 class Tally:
-    """Per batch: rows scored, rows the canary answered, and shadow agreement with the champion."""
+    """Per batch: rows scored, rows the canary (or an A/B test's arm B) answered, and shadow agreement."""
 
     rows: int = 0
     canary_rows: int = 0
     shadow_rows: int = 0
     agreeing: float = 0.0  # classification: rows with the same label; regression: sum of |difference|
+    ab_rows: int = 0  # rows of a running A/B test
+    arm_b_rows: int = 0
 
     def add(self, answered: Answered, task: Task) -> None:
         self.rows += len(answered.predictions.labels)
-        if not isinstance(answered.served_by, str):
+        if answered.arm is not None:
+            self.ab_rows += len(answered.arm)
+            self.arm_b_rows += int((answered.arm == ARM_B).sum())
+        elif not isinstance(answered.served_by, str):
             self.canary_rows += int((answered.served_by == SERVED_BY_CHALLENGER).sum())
         if answered.shadow is not None:
             served, shadow = answered.predictions.labels, answered.shadow.labels
@@ -139,13 +198,19 @@ class Tally:
             self.canary_rows + other.canary_rows,
             self.shadow_rows + other.shadow_rows,
             self.agreeing + other.agreeing,
+            self.ab_rows + other.ab_rows,
+            self.arm_b_rows + other.arm_b_rows,
         )
 
     def figures(self, task: Task) -> dict[str, float]:
-        """What the scoring run logs: the canary's share, and the shadow's agreement (or mean |difference|)."""
+        """What the scoring run logs: the canary's rows, an A/B test's rows per arm, and the shadow's agreement (or
+        mean |difference|)."""
         found: dict[str, float] = {}
         if self.canary_rows:
             found["canary_rows"] = float(self.canary_rows)
+        if self.ab_rows:
+            found["ab_arm_a_rows"] = float(self.ab_rows - self.arm_b_rows)
+            found["ab_arm_b_rows"] = float(self.arm_b_rows)
         if self.shadow_rows:
             name = "shadow_agreement" if task.is_classification else "shadow_mean_abs_difference"
             found[name] = self.agreeing / self.shadow_rows

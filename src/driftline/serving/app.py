@@ -1,12 +1,12 @@
-"""The online service's app: `POST /predict` answered by the champion (a canary's challenger for some rows), with
-health, readiness, Prometheus metrics and a description of the models served.
+"""The online service's app: `POST /predict` answered by the champion (a canary's challenger for some rows, or a
+running A/B test's arms by unit), with health, readiness, Prometheus metrics and a description of the models served.
 
 The request path, in order, all on the event loop: `BodyLimit` (a body over the limit is a 413, never parsed) →
-`PredictRequest` (typed by the config: a bad request is a 422 naming the field) → `route_rows` (which rows the
-challenger answers) → the model's fast path on the validated rows (`modeling.fast`: no DataFrame), or the
-`PredictionBatcher`'s thread for a model the pipeline answers and for large requests → `_answers` → JSON. The
-models are `ModelFollower.serving`, read once per request. Everything logged (prediction-log rows, shadow answers) is
-built by the `PredictionLogBuffer`'s thread after the response is sent.
+`PredictRequest` (typed by the config: a bad request is a 422 naming the field) → `routing.route_rows` (which rows
+the challenger, or an A/B test's arm B, answers) → the model's fast path on the validated rows (`modeling.fast`: no
+DataFrame), or the `PredictionBatcher`'s thread for a model the pipeline answers and for large requests → `_answers`
+→ JSON. The models are `ModelFollower.serving`, read once per request. Everything logged (prediction-log rows, shadow
+answers) is built by the `PredictionLogBuffer`'s thread after the response is sent.
 """
 
 import asyncio
@@ -16,12 +16,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -31,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
 from driftline.config import DriftlineConfig, FeatureType
-from driftline.governance import rollout
 from driftline.modeling.fast import Row, category_text
 from driftline.modeling.pipeline import Predictions
 from driftline.modeling.threads import limit_openmp
@@ -40,6 +38,7 @@ from driftline.serving.batcher import PredictionBatcher
 from driftline.serving.body_limit import BodyLimit, body_limit
 from driftline.serving.follower import ModelFollower, ModelSource, ServedModel, Serving, follow_events
 from driftline.serving.log_buffer import Answered, PredictionLogBuffer, logged_beside
+from driftline.serving.routing import AB_ARMS, route_rows
 
 FIRST_LOOK_SECONDS = 120  # at most this long before taking requests, registry read or not
 INLINE_ROWS = 64  # the fast path answers up to this many rows on the event loop (~1 ms); larger requests queue
@@ -64,7 +63,10 @@ def request_model(cfg: DriftlineConfig) -> type[BaseModel]:
         value_type = Finite if kind is FeatureType.numeric else text
         fields[name] = (value_type | None, Field(..., description=f"{kind} feature"))
     for name in logged_beside(cfg):
-        fields[name] = (text | Finite | None, Field(None, description="watched by the gate: logged only"))
+        fields[name] = (
+            text | Finite | None,
+            Field(None, description="watched by the gate or an A/B test's unit: logged only"),
+        )
     row = create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
     return create_model(
         "PredictRequest",
@@ -78,46 +80,25 @@ class Prediction(BaseModel):
     prediction: Any
     probabilities: dict[str, float] | None = None
     model_version: str
-    served_by: str = Field(description="champion, or challenger for canary rows")
+    served_by: str = Field(description="champion, or challenger for canary rows and an A/B test's arm B")
+    arm: str | None = Field(None, description="A or B while an A/B test runs (by the row's unit); null otherwise")
 
 
 class PredictResponse(BaseModel):
     request_id: str
     model_version: str | None = Field(description="The version that answered every row; null when canary split them.")
+    ab_test: str | None = Field(None, description="The id of the A/B test that routed the rows, if one runs")
     predictions: list[Prediction]
 
 
-# --- the request path: rows → arms (canary routing) → predictions -----------------------------------------------------
-def route_rows(
-    rows: Sequence[Row], serving: Serving, cfg: DriftlineConfig, rng: np.random.Generator
-) -> list[tuple[str, ServedModel, Sequence[int]]]:
-    """The arms that answer a request: (served_by, model, row positions), champion first; an arm with no rows is
-    left out."""
-    if serving.challenger is None or cfg.serving.canary_share == 0:
-        return [(CHAMPION, serving.champion, range(len(rows)))]
-    id_column = cfg.dataset.id_column
-    ids = (
-        pd.Series([category_text(row[id_column]) for row in rows], dtype=object)
-        if (cfg.serving.canary_routing == "id")
-        else None
-    )
-    to_challenger = canary_rows(ids, len(rows), cfg.serving.canary_share, serving.challenger, rng)
-    arms = ((CHAMPION, serving.champion, ~to_challenger), (CHALLENGER, serving.challenger, to_challenger))
-    return [(name, served, np.flatnonzero(mask)) for name, served, mask in arms if mask.any()]
-
-
-def canary_rows(
-    ids: pd.Series | None, rows: int, share: float, challenger: ServedModel, rng: np.random.Generator
-) -> np.ndarray:
-    """Which rows the challenger answers: by the id's hash salted with its version (stable per id in every process,
-    as `rollout.route` routes batch canaries), or at random when there are no ids to route by."""
-    if ids is None:
-        return rng.random(rows) < share
-    return rollout.route(ids, share, salt=challenger.ref.version) == rollout.CANARY_ARM
-
-
+# --- answers ----------------------------------------------------------------------------------------------------------
 def _answers(
-    rows: Sequence[Row], predictions: Predictions, served: ServedModel, arm: str, id_column: str | None
+    rows: Sequence[Row],
+    predictions: Predictions,
+    served: ServedModel,
+    served_by: str,
+    id_column: str | None,
+    ab_arm: str | None = None,
 ) -> list[dict]:
     """One `Prediction` per row, as plain data (serialized once, with the response)."""
     labels = predictions.labels.tolist()
@@ -129,7 +110,8 @@ def _answers(
             "prediction": labels[i],
             "probabilities": dict(zip(classes, probabilities[i], strict=True)) if probabilities else None,
             "model_version": served.ref.version,
-            "served_by": arm,
+            "served_by": served_by,
+            "arm": ab_arm,
         }
         for i, row in enumerate(rows)
     ]
@@ -227,7 +209,9 @@ def create_app(
     serving_cfg = cfg.serving
     with_challenger = serving_cfg.shadow or serving_cfg.canary_share > 0
     metrics = metrics or ServiceMetrics().of()
-    follower = ModelFollower(source, cfg.dataset, serving_cfg.poll_seconds, with_challenger, metrics.swapped)
+    follower = ModelFollower(
+        source, cfg.dataset, serving_cfg.poll_seconds, with_challenger, metrics.swapped, follow_ab_tests=True
+    )
     buffer = PredictionLogBuffer(cfg, registry_folders(cfg).prediction_log)
     batcher = PredictionBatcher(serving_cfg.max_rows)
     rng = np.random.default_rng()
@@ -304,14 +288,16 @@ def create_app(
                 **descriptions.get(served.ref, {}),
             }
 
+        ab = serving.ab
         return {
             "name": cfg.registry.model_name,
             "champion": shown(serving.champion),
             "challenger": shown(serving.challenger),
             "routing": {
-                "shadow": serving_cfg.shadow,
-                "canary_share": serving_cfg.canary_share,
+                "shadow": serving_cfg.shadow and ab is None,
+                "canary_share": serving_cfg.canary_share if ab is None else 0.0,
                 "canary_routing": serving_cfg.canary_routing,
+                "ab_test": None if ab is None else asdict(ab),
             },
         }
 
@@ -325,15 +311,16 @@ def create_app(
         limit_openmp(1)  # as on the batcher's thread: OpenMP threads in small predictions only fight over the cores
         rows = [row.model_dump() for row in body.rows]  # type: ignore[attr-defined]
         answers: list[dict] = [{}] * len(rows)
-        scored = []
+        scored, ab = [], serving.ab
         for name, served, positions in route_rows(rows, serving, cfg, rng):
             part = rows if len(positions) == len(rows) else [rows[i] for i in positions]
             if served.fast is not None and len(part) <= INLINE_ROWS:
                 predictions = served.fast.predict(part)
             else:
                 predictions = await asyncio.wrap_future(batcher.submit(served, part))
+            arm = AB_ARMS[name] if ab is not None else None
             for position, answer in zip(
-                positions, _answers(part, predictions, served, name, cfg.dataset.id_column), strict=True
+                positions, _answers(part, predictions, served, name, cfg.dataset.id_column, arm), strict=True
             ):
                 answers[position] = answer
             scored.append((name, served, positions, predictions))
@@ -350,13 +337,14 @@ def create_app(
                     arms=scored,
                     latency_ms=latency * 1000,
                     scored_at=datetime.now(UTC),
-                    shadow=serving.challenger if serving_cfg.shadow else None,
+                    shadow=serving.challenger if serving_cfg.shadow and ab is None else None,  # a test owns B
                 )
             )
         versions = {served.ref.version for _, served, _, _ in scored}
         answer = {
             "request_id": request_id,
             "model_version": versions.pop() if len(versions) == 1 else None,
+            "ab_test": ab.test_id if ab is not None else None,
             "predictions": answers,
         }
         return Response(to_json(answer), media_type="application/json")

@@ -34,7 +34,8 @@ from driftline.registry import registry_folders
 
 PREDICTION = "prediction"
 MODEL_VERSION = "model_version"
-SERVED_BY = "served_by"  # under a canary rollout: champion or challenger, per row
+SERVED_BY = "served_by"  # under a canary rollout or an A/B test: champion or challenger, per row
+ARM = "arm"  # under an A/B test: A or B, per row (by its unit)
 SCORED_AT = "scored_at"
 MAX_ANSWER_THREADS = 4
 
@@ -46,8 +47,9 @@ def output_frame(
     model_version: str | np.ndarray,
     scored_at: datetime,
     served_by: str | np.ndarray | None = None,
+    arm: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    columns = output_columns(frame, predictions, cfg, model_version, scored_at, served_by)
+    columns = output_columns(frame, predictions, cfg, model_version, scored_at, served_by, arm)
     return pd.DataFrame(columns, index=range(len(frame)))
 
 
@@ -58,6 +60,7 @@ def output_columns(
     model_version: str | np.ndarray,
     scored_at: datetime,
     served_by: str | np.ndarray | None = None,
+    arm: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The output rows as columns: arrays, or one value for every row."""
     columns: dict[str, Any] = {}
@@ -70,6 +73,8 @@ def output_columns(
     columns[MODEL_VERSION] = model_version
     if served_by is not None and not isinstance(served_by, str):
         columns[SERVED_BY] = served_by
+    if arm is not None:
+        columns[ARM] = arm
     columns[SCORED_AT] = pd.Timestamp(scored_at)
     return columns
 
@@ -85,7 +90,13 @@ def score_frame(
     """The output rows (what is served) and the answers behind them (with the shadow's, under a rollout)."""
     answered = rollout.answer(model, model_version, frame, cfg.dataset, challenger)
     scored = output_frame(
-        frame, answered.predictions, cfg, answered.model_version, scored_at or datetime.now(UTC), answered.served_by
+        frame,
+        answered.predictions,
+        cfg,
+        answered.model_version,
+        scored_at or datetime.now(UTC),
+        answered.served_by,
+        answered.arm,
     )
     return scored, answered
 
@@ -264,7 +275,13 @@ class PendingScores:
             answered = rollout.answer(model, model_version, chunk.frame, cfg.dataset, challenger)
             scored = chunk.as_read(
                 output_columns(
-                    chunk.frame, answered.predictions, cfg, answered.model_version, scored_at, answered.served_by
+                    chunk.frame,
+                    answered.predictions,
+                    cfg,
+                    answered.model_version,
+                    scored_at,
+                    answered.served_by,
+                    answered.arm,
                 )
             )
             logged = None

@@ -1,11 +1,11 @@
 """The fleet service: one process answers `POST /models/<name>/predict` for every model of a folder of configs.
 
-Each model is answered by its own online service (`create_app`: its API key, canary or shadow, prediction log, hot
-swap on its own promotion events), started on the model's first request and stopped when it is the least recently
-used past the bound (`ModelCache`). The fleet's own routes: `GET /models` (every model, its version, whether it is
-loaded, and the configs that did not load), `GET /models/<name>/ready` (from the registry when the model is not
-loaded: a probe never loads a model), `GET /metrics` (every model's figures, labelled by model), `GET /health`.
-A request naming no model of the fleet is a 404 that names the fleet's models.
+Each model is answered by its own online service (`create_app`: its API key, canary, shadow or A/B test, prediction
+log, hot swap on its own promotion and A/B test events), started on the model's first request and stopped when it is
+the least recently used past the bound (`ModelCache`). The fleet's own routes: `GET /models` (every model, its
+version, its routing, whether it is loaded, and the configs that did not load), `GET /models/<name>/ready` (from the
+registry when the model is not loaded: a probe never loads a model), `GET /metrics` (every model's figures, labelled
+by model), `GET /health`. A request naming no model of the fleet is a 404 that names the fleet's models.
 """
 
 import asyncio
@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import Receive, Scope, Send
 
 from driftline.config import DriftlineConfig, Fleet
+from driftline.governance.rollout import AbSplit
 from driftline.registry import Registry
 from driftline.serving.app import ModelMetrics, ServiceMetrics
 from driftline.serving.model_cache import ModelCache, resident_mb
@@ -75,16 +76,19 @@ class FleetService:
             serving = entry.app.state.follower.serving
             champion = serving.champion.ref.version if serving.champion else None
             challenger = serving.challenger.ref.version if serving.challenger else None
+            ab = serving.ab
         else:
-            ref = Registry(cfg).champion()
+            registry = Registry(cfg)
+            ref, test = registry.champion(), registry.running_ab_test()
             champion, challenger = (ref.version if ref else None), None
+            ab = AbSplit.of(test) if test is not None else None
         return {
             "name": name,
             "config": str(cfg.source),
             "loaded": entry is not None,
             "champion": champion,
             "challenger": challenger,
-            "routing": _routing(cfg),
+            "routing": _routing(cfg, ab),
             "loads": self.cache.loads.get(name, 0),
         }
 
@@ -155,8 +159,11 @@ def _front(service: FleetService, api_key: str | None) -> FastAPI:
     return app
 
 
-def _routing(cfg: DriftlineConfig) -> str:
-    """How the model's requests are answered: by the champion alone, with a shadow, or a canary share."""
+def _routing(cfg: DriftlineConfig, ab: AbSplit | None) -> str:
+    """How the model's requests are answered: by a running A/B test's arms, the champion alone, with a shadow, or a
+    canary share."""
+    if ab is not None:
+        return f"A/B test {ab.test_id}: v{ab.version} on {ab.share:g} of the units by {ab.unit_column}"
     if cfg.serving.shadow:
         return "shadow"
     return f"canary {cfg.serving.canary_share:g}" if cfg.serving.canary_share > 0 else "champion"

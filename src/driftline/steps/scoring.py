@@ -38,6 +38,16 @@ def score_batch(
     return _recorded(scored, batch.name, version, time.perf_counter() - started, cfg, signal)
 
 
+def load_ab_arm(cfg: DriftlineConfig) -> rollout.Challenger | None:
+    """A running A/B test's arm B, loaded to answer its share of the units (by `rollout.AbSplit`); None without one."""
+    registry = Registry(cfg)
+    test = registry.running_ab_test()
+    if test is None:
+        return None
+    model = registry.load_model(registry.version_ref(test.version))
+    return rollout.Challenger.of_ab_test(model, rollout.AbSplit.of(test))
+
+
 def predict_batch(observed: Observed, champion: Champion, cfg: DriftlineConfig) -> np.ndarray:
     """The champion's prediction signal on what is monitored, without writing outputs."""
     return predict(champion.model, observed.frame, cfg.dataset).signal(cfg.dataset.task)
@@ -78,13 +88,14 @@ def score_partition(
     rows: RowRange,
     folder: Path,
     challenger_version: str | None = None,
+    ab: rollout.AbSplit | None = None,
 ) -> ScoredPart:
     """One row range, on whichever worker runs it; the worker loads the model versions from the registry (skops,
-    reviewed types) instead of receiving pickled models."""
+    reviewed types) instead of receiving pickled models. With `ab`, the challenger is that A/B test's arm B."""
     registry, held = Registry(cfg), None
     if challenger_version is not None:
         model = registry.load_model(ModelRef(champion.name, challenger_version, run_id=""))  # by name and version
-        held = rollout.Challenger.of(model, challenger_version, cfg)
+        held = rollout.Challenger.of_ab_test(model, ab) if ab else rollout.Challenger.of(model, challenger_version, cfg)
     model = registry.load_model(champion)
     return partitions.score_part(source, model, cfg, champion.version, scored_at, rows, folder, held)
 
