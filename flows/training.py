@@ -17,7 +17,13 @@ from driftline.tasks.data import archive_batch, load_batch, retraining_window
 from driftline.tasks.evaluation import evaluate_gate
 from driftline.tasks.governance import publish_model_card, record_approval
 from driftline.tasks.kpis import record_training_run
-from driftline.tasks.registry import champion_classes, hold_for_rollout, promote
+from driftline.tasks.registry import (
+    champion_classes,
+    hold_during_ab_test,
+    hold_for_rollout,
+    promote,
+    running_ab_test,
+)
 from driftline.tasks.training import train_challenger
 from driftline.tasks.validation import validate_batch
 
@@ -47,6 +53,9 @@ def training(params: TrainParams) -> TrainingOutcome:
         if decision.promote and cfg.gate.mode == "manual":
             approval = ask_approval(candidate.ref.version, decision, cfg)  # the run pauses until a person answers
             decision = record_approval(candidate, decision, approval, cfg)
+        testing = running_ab_test(cfg)
+        if decision.promote and testing is not None:  # arm A of a running A/B test stays champion until it ends
+            decision = hold_during_ab_test(candidate.ref, cfg, decision, testing)
         if decision.promote and cfg.rollout.mode != "off" and decision.champion_version:
             decision = hold_for_rollout(candidate.ref, cfg, decision)  # live batches decide, shadow or canary
         if decision.promote:

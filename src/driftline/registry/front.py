@@ -13,6 +13,7 @@ from driftline.monitoring.fairness_watch import AtPromotion, LiveChecks
 from driftline.monitoring.kpis import Detection, LiveCheck, MonitoredBatch, PipelineRun, ScoringRun, Transition
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.monitoring.reference import DriftReference
+from driftline.registry.ab_tests import AbTest, AbTests
 from driftline.registry.artifacts import ModelStore
 from driftline.registry.audit_events import Action, Actor, AliasHolders, Approval, AuditEvent, Rollback
 from driftline.registry.audit_log import AuditLog
@@ -46,6 +47,7 @@ class Registry:
         self._transitions = Transitions(self._connection, self._audit, self._history, lock)
         self._runs = RunLog(self._connection, self._store, self._audit)
         self._backtests = BacktestLog(self._connection)
+        self._ab_tests = AbTests(self._connection, self._audit, self._transitions, lock)
 
     # --- the connection: identity and its folders, experiment, aliases, version tags ------------------------------
     @property
@@ -103,6 +105,8 @@ class Registry:
         reason: str = "passed the gate",
         evidence: dict | None = None,
     ) -> ModelRef | None:
+        """Refused while an A/B test runs (arm A is frozen until `ab_tests.stop` ends it)."""
+        self._ab_tests.refuse_promotion(candidate.version)
         return self._transitions.promote(candidate, actor, reason, evidence)
 
     def rollback(
@@ -113,9 +117,13 @@ class Registry:
         override_retired: bool = False,
         evidence: dict | None = None,
     ) -> Rollback:
+        """A rollback during an A/B test ends the test first (halted, recorded): its arm A is no longer serving."""
+        self._ab_tests.halt(f"halted: the champion is rolled back ({reason})", actor)
         return self._transitions.rollback(reason, actor, to, override_retired, evidence)
 
     def retire(self, version: str, reason: str, actor: Actor | None = None) -> bool:
+        """Retiring arm B of a running A/B test ends the test first (halted, recorded)."""
+        self._ab_tests.halt(f"halted: v{version} is retired ({reason})", actor, arm_b=version)
         return self._transitions.retire(version, reason, actor)
 
     def hold_for_rollout(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
@@ -139,11 +147,26 @@ class Registry:
     def audit_log(self) -> list[AuditEvent]:
         return self._audit.events()
 
+    # --- A/B tests: a rollout mode recorded in the registry ---------------------------------------------------
+    def running_ab_test(self) -> AbTest | None:
+        """The A/B test running on this model (arm B `version` on `share` of the units by `unit_column`), if any."""
+        return self._ab_tests.running()
+
+    def ab_test(self) -> AbTest | None:
+        """The running A/B test, or the last one that ended; None if the model never had one."""
+        return self._ab_tests.current()
+
+    @property
+    def ab_tests(self) -> AbTests:
+        """Begin (`start`) and end (`stop`) this model's A/B tests, each a recorded transition."""
+        return self._ab_tests
+
     # --- the run log -------------------------------------------------------------------------------------------
     def log_candidate(
         self, trained: TrainedModel, lineage: Lineage, trigger: str, actor: Actor | None = None
     ) -> ModelRef:
-        return self._runs.log_candidate(trained, lineage, trigger, actor)
+        """Registered as `challenger`, except while an A/B test runs: then `challenger` stays on its arm B."""
+        return self._runs.log_candidate(trained, lineage, trigger, actor, as_challenger=self.running_ab_test() is None)
 
     def record_gate(self, candidate: ModelRef, decision: GateDecision, actor: Actor | None = None) -> None:
         self._runs.record_gate(candidate, decision, actor)
