@@ -127,7 +127,7 @@ def deploy_env(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_p
     (its own crons, or its slot of the fleet's night when it sets none)."""
     schedules = spread_schedules(cfg)
     scoring, monitoring = schedules.batch_scoring, schedules.drift_monitoring
-    performance = schedules.performance_monitoring
+    performance, ab_analysis = schedules.performance_monitoring, schedules.ab_analysis
     return {
         "DRIFTLINE_MODEL": cfg.registry.model_name,
         "DRIFTLINE_CONFIG": config_path,
@@ -144,6 +144,9 @@ def deploy_env(cfg: DriftlineConfig, config_path: str, project_dir: Path, work_p
         "DRIFTLINE_PERFORMANCE_TIMEZONE": performance.timezone,
         # without labels there is nothing to join: the deployment stays, for manual runs, its schedule paused
         "DRIFTLINE_PERFORMANCE_ACTIVE": str(performance.active and cfg.labels.enabled).lower(),
+        "DRIFTLINE_AB_CRON": ab_analysis.cron,
+        "DRIFTLINE_AB_TIMEZONE": ab_analysis.timezone,
+        "DRIFTLINE_AB_ACTIVE": str(ab_analysis.active).lower(),
     }
 
 

@@ -41,6 +41,7 @@ FLOWS = [
     "drift-monitoring",
     "continuous-training",
     "performance-monitoring",
+    "ab-analysis",
     "rollback",
     "backtest",
 ]

@@ -1,4 +1,4 @@
-"""`driftline ab plan|start|status|stop`: A/B tests of a version against the champion, decided on business outcomes."""
+"""`driftline ab plan|start|status|analyse|stop`: A/B tests of a version against the champion, on business outcomes."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def add_commands(commands: argparse._SubParsersAction, command: Callable[..., ar
     start.add_argument("--reason", required=True, help="why (recorded in the audit log)")
     status = command("status", cmd_ab_status, "the running test: arms, verdict, interval, MDE", group=group)
     status.add_argument("--json", action="store_true")
+    command(
+        "analyse",
+        cmd_ab_analyse,
+        "the ab-analysis flow now: take the waiting outcome files in, halt or (ab.auto_promote) decide",
+        group=group,
+    )
     stop = command("stop", cmd_ab_stop, "end the test: promote arm B, or keep the champion", group=group)
     decided = stop.add_mutually_exclusive_group(required=True)
     decided.add_argument("--promote", action="store_true", help="promote arm B (the test is the evidence)")
@@ -150,6 +156,21 @@ def cmd_ab_status(args: argparse.Namespace) -> None:
         )
     if test.running:
         console.print(f"end it: driftline ab stop --config {args.config} --promote|--keep --reason '...'")
+
+
+def cmd_ab_analyse(args: argparse.Namespace) -> None:
+    from driftline.flows.ab_analysis import AbAnalysisParams, ab_analysis
+
+    outcome = ab_analysis(AbAnalysisParams(config=args.config))
+    if outcome.test is None:
+        console.print(outcome.summary)
+        return
+    taken = ", ".join(f"{name} ({rows} rows)" for name, rows in outcome.outcome_files.items()) or "none"
+    console.print(f"{outcome.test}: {outcome.decision}; outcome files taken in: {taken}", soft_wrap=True)
+    for rejected in outcome.rejected:
+        console.print(f"  {rejected}", soft_wrap=True)
+    acted = {"promote": "promoted", "keep": "ended, champion kept", "halt": "halted"}.get(outcome.action)
+    console.print(f"{acted}: {outcome.summary}" if acted else f"running: {outcome.summary}", soft_wrap=True)
 
 
 def _arms_table(report) -> Table:

@@ -49,6 +49,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         ("batch-scoring", deployed.schedules.batch_scoring),
         ("drift-monitoring", deployed.schedules.drift_monitoring),
         ("performance-monitoring", deployed.schedules.performance_monitoring),
+        ("ab-analysis", deployed.schedules.ab_analysis),
     ):
         state = "active" if schedule.active else "paused"
         if name == "performance-monitoring" and not cfg.labels.enabled:

@@ -105,6 +105,10 @@ class SchedulesConfig(Section):
     performance_monitoring: ScheduleConfig = Field(
         ScheduleConfig(cron="0 4 * * *"), description="Join newly arrived labels, measure performance: 04:00."
     )
+    ab_analysis: ScheduleConfig = Field(
+        ScheduleConfig(cron="30 4 * * *"),
+        description="Analyse the running A/B test on the outcomes that arrived (nothing without a test): 04:30.",
+    )
 
 
 class NotificationsConfig(Section):

@@ -19,6 +19,7 @@ SCHEDULED = {
     "batch_scoring": "batch_scoring",
     "drift_monitoring": "drift_monitoring",
     "performance_monitoring": "performance_monitoring",
+    "ab_analysis": "ab_analysis",
 }
 
 Action = Literal["create", "change", "pause", "resume", "keep"]
@@ -40,7 +41,7 @@ class WantedModel:
 
     model: str
     config: str  # the path its deployments pass to each flow run
-    schedules: dict[str, Schedule]  # by flow function: batch_scoring, drift_monitoring, performance_monitoring
+    schedules: dict[str, Schedule]  # by flow function: batch_scoring, ..., ab_analysis
     queue_limit: int  # flow runs of this model at once (its work queue's limit)
     landing: Path
 
@@ -54,6 +55,7 @@ class WantedModel:
                 ("drift_monitoring", spread.drift_monitoring),
                 # without labels there is nothing to join: deployed for manual runs, its schedule inactive
                 ("performance_monitoring", spread.performance_monitoring),
+                ("ab_analysis", spread.ab_analysis),  # a no-op without a running A/B test
             )
         }
         performance = schedules["performance_monitoring"]

@@ -43,11 +43,12 @@ def spread_schedules(cfg: DriftlineConfig) -> SchedulesConfig:
     third = fleet.night_hours * 60 // 3
     start = fleet.night_start_minute + night_offset(cfg.registry.model_name, fleet)
 
-    def at(part: int, schedule: ScheduleConfig) -> ScheduleConfig:
-        return ScheduleConfig(cron=daily_cron(start + part * third), timezone="UTC", active=schedule.active)
+    def at(part: int, schedule: ScheduleConfig, later: int = 0) -> ScheduleConfig:
+        return ScheduleConfig(cron=daily_cron(start + part * third + later), timezone="UTC", active=schedule.active)
 
     return SchedulesConfig(
         batch_scoring=at(0, own.batch_scoring),
         drift_monitoring=at(1, own.drift_monitoring),
         performance_monitoring=at(2, own.performance_monitoring),
+        ab_analysis=at(2, own.ab_analysis, later=third // 2),  # after the labels; outcomes come like labels
     )
