@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,40 @@ def newcomer(prefect_api_url: str, request: pytest.FixtureRequest) -> Iterator[S
             print(f"stack: logs of the failed run kept in {cfg.folders.stack / 'logs'}")
         else:
             shutil.rmtree(root)
+
+
+@dataclass(frozen=True)
+class KafkaBroker:
+    """librdkafka's mock cluster in a process of its own, the Kafka protocol on loopback (no Kafka broker installs
+    here: docs/deployment.md). `paused()` stops the process: every connection to it hangs, as in a partition."""
+
+    address: str
+    pid: int
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        os.kill(self.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """One mock Kafka broker for the session (`python -m driftline.streaming.clients`); auto-created topics have
+    4 partitions. Each test names topics and groups of its own."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "driftline.streaming.clients"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        address = process.stdout.readline().strip()
+        assert address, "the mock Kafka broker did not start"
+        yield KafkaBroker(address, process.pid)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=30)
