@@ -2,6 +2,7 @@
 baselines, each batch served by the champion of its moment, and the user's own registry and archive untouched."""
 
 import hashlib
+import json
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from driftline.backtest.results import REJECTED
 from driftline.config import TRACKING_URI_ENV, load_config
 from driftline.data.archive import read_archive_index
 from driftline.data.demo import write_demo_data
+from driftline.data.loading import load_batch
 from driftline.flows.backtest import backtest
 from driftline.flows.params import BacktestParams, TrainParams
 from driftline.flows.training import training
@@ -140,3 +142,52 @@ def test_the_result_is_written_and_recorded_in_the_backtests_experiment_at_the_d
     assert run.data.metrics["every-batch.retrains"] == 4
     # a week of the demo's own time between batches, not the seconds between the runs
     assert all(b - a > pd.Timedelta(days=6) for a, b in zip(event_times, event_times[1:], strict=False))
+
+
+@pytest.fixture(scope="module")
+def replayed_late(prefect_api_url, tmp_path_factory):
+    """The demo's history under the current policy with each batch's labels one batch late."""
+    root = tmp_path_factory.mktemp("late")
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["storage"] = {"workspace": str(root / "mine"), "allowed_roots": [str(root / "data")]}
+    data["model"]["params"] = {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 15}
+    config = root / "demo.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    files = write_demo_data(root / "data")
+    history = [str(path) for path in [files.reference, *files.batches]]
+    params = BacktestParams(config=str(config), data=history, policies=["current"], label_delay=1)
+    rows = {path.name: len(load_batch(path, load_config(config).dataset).frame) for path in map(Path, history)}
+    return backtest(params), rows
+
+
+def test_with_labels_one_batch_late_a_retrain_trains_only_on_the_labels_that_have_arrived(replayed, replayed_late):
+    outcome, rows = replayed_late
+    late, on_time = by_policy(outcome)["current"].batches, by_policy(replayed[0])["current"].batches
+    assert outcome.backtest.label_delay == 1
+    # batch 03 drifts: its retrain trains on the last three labeled batches that had arrived, the reference, 01 and 02;
+    # with labels on time it trained on 01, 02 and 03
+    assert (late[2].drift, late[2].retrained) == (True, True)
+    assert (
+        late[2].training_rows == rows["reference.parquet"] + rows["batch_01_stable.csv"] + rows["batch_02_stable.csv"]
+    )
+    assert on_time[2].training_rows == sum(rows[f.name] for f in outcome.backtest.later[:3])
+    # each batch is still judged on its own labels: v1 served batch 03 either way, with the same value
+    assert late[2].served_version == on_time[2].served_version == "1" and late[2].metrics == on_time[2].metrics
+    # after each batch, its own labels reach the loop (before the next batch); the last batch's never do
+    assert [b.labels.batch if b.labels else None for b in late] == [
+        "batch_01_stable.csv",
+        "batch_02_stable.csv",
+        "batch_03_covariate_shift.csv",
+        "batch_04_concept_drift.csv",
+        None,
+    ]
+    # the concept-drift batch comes without labels: no label signal, and its retrain cannot learn the new concept;
+    # its labels then show the champion degraded, and the retrain they start is promoted
+    assert "label" in on_time[3].signals and "label" not in late[3].signals
+    assert late[3].gate == "refused" and late[3].training_rows == sum(rows[f.name] for f in outcome.backtest.later[:3])
+    arrival = late[3].labels
+    assert arrival.rows == rows["batch_04_concept_drift.csv"] and arrival.degraded and arrival.gate == "promoted"
+    assert arrival.training_rows == sum(rows[f.name] for f in outcome.backtest.later[1:4])
+    assert late[3].champion_after == arrival.candidate_version
+    saved = json.loads(Path(outcome.json_file).read_text())
+    assert saved["label_delay"] == 1 and saved["policies"][0]["batches"][3]["labels"]["gate"] == "promoted"

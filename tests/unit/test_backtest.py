@@ -13,10 +13,10 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from testkit.paths import WEEK
 
-from driftline.backtest import ordering, policies, prequential, report, table, workspace
+from driftline.backtest import delay, ordering, policies, prequential, report, table, workspace
 from driftline.backtest.ordering import HistoryFile
 from driftline.backtest.policies import Policy
-from driftline.backtest.results import REJECTED, Backtest, PolicyReplay, ReplayedBatch, Start
+from driftline.backtest.results import REJECTED, Backtest, LabelArrival, PolicyReplay, ReplayedBatch, Start
 from driftline.config import MLFLOW_UI_ENV, TRACKING_URI_ENV, load_config
 from driftline.data.demo import START, make_frame
 from driftline.errors import ConfigError, DataRejected, PathNotAllowed
@@ -73,10 +73,12 @@ def test_policies_are_the_named_ones_then_one_per_set_group():
         "drift.drift_share=0.5",
         "drift.numeric_method=psi drift.categorical_method=psi",
     ]
-    assert planned[1].overrides == {"drift.retrain": False, "retraining.every_batch": False}
+    assert planned[1].overrides == {"drift.retrain": False, "retraining.every_batch": False, "labels.retrain": False}
     assert planned[0].describe() == "the config as written"
-    assert planned[1].describe() == "drift.retrain=false, retraining.every_batch=false"
-    with pytest.raises(ConfigError, match="--policy sometimes: unknown; use current, never, every-batch"):
+    assert planned[1].describe() == "drift.retrain=false, retraining.every_batch=false, labels.retrain=false"
+    [estimated] = policies.plan(["estimated"], [])
+    assert estimated.overrides == {"drift.trigger": "estimated"}
+    with pytest.raises(ConfigError, match="--policy sometimes: unknown; use current, never, every-batch, estimated"):
         policies.plan(["sometimes"], [])
     with pytest.raises(ConfigError, match="two --set groups are the same"):
         policies.plan([], [["drift.drift_share=0.5"], ["drift.drift_share=0.5"]])
@@ -111,16 +113,67 @@ def test_a_replay_workspace_uses_its_own_store_whatever_the_environment_names(cf
     (tmp_path / "data").mkdir()
     source = write(make_frame(20, seed=1), tmp_path / "data" / "week.csv")
     history = [HistoryFile(source, None)]
-    with workspace.sandbox() as folder, workspace.replay_workspace(cfg, Policy("current"), history, folder) as ws:
+    with (
+        workspace.sandbox() as folder,
+        workspace.replay_workspace(cfg, Policy("current"), history, 1, 0, folder) as ws,
+    ):
         replayed = load_config(ws.config)
         assert replayed.tracking_uri == ws.tracking_uri != "sqlite:///users-own.db"
         assert replayed.mlflow_ui_url is None  # links to the user's MLflow UI would name runs it does not have
-        [copy] = ws.files
+        [copy] = ws.first
         assert copy.read_bytes() == source.read_bytes() and copy != source
         root = copy.parents[2]
     assert not root.exists() and not folder.exists() and source.exists()
     assert os.environ[TRACKING_URI_ENV] == "sqlite:///users-own.db"  # the environment was never changed
     assert os.environ[MLFLOW_UI_ENV] == "http://mlflow.example"
+
+
+def test_under_a_label_delay_the_loop_sees_each_later_file_without_labels_and_its_labels_wait_in_a_label_file(
+    cfg, tmp_path
+):
+    (tmp_path / "data").mkdir()
+    first = write(make_frame(30, seed=1), tmp_path / "data" / "first.csv")
+    partly = make_frame(40, seed=2)
+    partly.loc[:9, "churned"] = np.nan  # labels for only part of the batch
+    later = [
+        write(partly, tmp_path / "data" / "partly.csv"),
+        write(make_frame(20, seed=3), tmp_path / "data" / "week.parquet"),
+        write(make_frame(20, seed=4).drop(columns="churned"), tmp_path / "data" / "unlabeled.csv"),
+        write(pd.DataFrame({"x": [1]}), tmp_path / "data" / "broken.parquet"),
+    ]
+    history = [HistoryFile(path, None) for path in [first, *later]]
+    with (
+        workspace.sandbox() as folder,
+        workspace.replay_workspace(cfg, Policy("current"), history, 1, 2, folder) as ws,
+    ):
+        assert load_config(ws.config).labels.enabled  # the label path takes the late labels in
+        [trained] = ws.first
+        assert "churned" in pd.read_csv(trained)  # the first champion trains on labels known from the start
+        partial, weekly, without, broken = ws.later
+        seen = pd.read_csv(partial.seen, dtype=str, keep_default_na=False)
+        original = pd.read_csv(later[0], dtype=str, keep_default_na=False)
+        assert seen.equals(original.drop(columns="churned"))  # every other column as written
+        assert partial.labeled.read_bytes() == later[0].read_bytes() and partial.name == "partly.csv"
+        labels = pd.read_parquet(partial.labels)
+        assert list(labels.columns) == ["customer_id", "churned"] and len(labels) == 30
+        assert list(labels["customer_id"]) == list(partly["customer_id"][10:].astype(str))
+        assert "churned" not in pd.read_parquet(weekly.seen) and len(pd.read_parquet(weekly.labels)) == 20
+        assert without.labels is None and without.seen.read_bytes() == later[2].read_bytes()
+        assert broken.labels is None and broken.seen.read_bytes() == later[3].read_bytes()  # the loop rejects it
+
+
+def test_with_labels_k_batches_late_batch_t_s_labels_arrive_before_batch_t_plus_k_and_never_after_the_last():
+    assert [delay.labels_due(turn, 5, 1) for turn in range(5)] == [0, 1, 2, 3, None]
+    assert [delay.labels_due(turn, 5, 2) for turn in range(5)] == [None, 0, 1, 2, None]
+    assert [delay.labels_due(turn, 5, 0) for turn in range(5)] == [None] * 5  # they came with each batch
+    assert [delay.labels_due(turn, 3, 4) for turn in range(3)] == [None] * 3
+
+
+def test_a_label_delay_needs_an_id_to_join_the_late_labels(config_factory):
+    cfg = load_config(config_factory(dataset={"id_column": None}, labels={"enabled": False}))
+    delay.require_ids(cfg, 0)
+    with pytest.raises(ConfigError, match="--label-delay 1: late labels are joined to the served predictions by id"):
+        delay.require_ids(cfg, 1)
 
 
 def scoring_output(batch: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
@@ -217,18 +270,132 @@ def test_the_backtest_files_hold_the_json_chart_and_page(tmp_path):
     assert "![served roc_auc per batch](data:image/png;base64," in table.markdown(result, files.png)
 
 
+LONG_DRIFT = [f"customer_lifetime_feature_number_{n:02d}" for n in range(15)]
+
+
+def late_backtest() -> Backtest:
+    """Labels one batch late, estimates beside the realized metric, long drift lists and a long variant name."""
+    history = [
+        HistoryFile(Path(f"flights-2013-{n:02d}.parquet"), pd.Timestamp("2013-01-31", tz="UTC") + n * 4 * WEEK)
+        for n in range(1, 5)
+    ]
+    start = Start("1", "promoted", 0.7, 1.0)
+    late = LabelArrival("flights-2013-02.parquet", 26_000, 0.61, True, "3", "promoted", training_rows=80_000)
+    drifted = dict(drift=True, drifted_features=LONG_DRIFT, signals=["prediction"])
+    estimated = dict(estimated_lower=0.6, estimated_upper=0.7)
+    current = [
+        ReplayedBatch(
+            "flights-2013-02.parquet",
+            26_000,
+            "scored",
+            "1",
+            {"roc_auc": 0.64},
+            **drifted,
+            retrained=True,
+            candidate_version="2",
+            gate="refused",
+            champion_after="1",
+            estimated_metric=0.66,
+            **estimated,
+        ),
+        ReplayedBatch(
+            "flights-2013-03.parquet",
+            27_000,
+            "scored",
+            "1",
+            {"roc_auc": 0.60},
+            estimated_metric=0.68,
+            **estimated,
+            estimate_trusted=False,
+            labels=late,
+            champion_after="3",
+        ),
+        ReplayedBatch(
+            "flights-2013-04.parquet", 26_500, "scored", "3", {"roc_auc": 0.65}, estimate_note="no estimator"
+        ),
+    ]
+    frozen = [
+        ReplayedBatch(b.batch, b.rows, "scored", "1", {"roc_auc": value}, **drifted, estimated_metric=0.66)
+        for b, value in zip(current, [0.64, 0.60, 0.58], strict=True)
+    ]
+    variant = Policy("drift.numeric_method=wasserstein drift.categorical_method=jensenshannon", {"x": 1})
+    replays = [
+        PolicyReplay(Policy("current"), start, current),
+        PolicyReplay(Policy("never"), start, frozen),
+        PolicyReplay(Policy("every-batch"), start, frozen),
+        PolicyReplay(variant, start, frozen),
+    ]
+    return Backtest("flights-late", "roc_auc", True, history, 1, replays, datetime(2013, 6, 1, tzinfo=UTC), 1)
+
+
+def test_late_labels_count_their_retrains_and_each_batch_carries_its_estimate_beside_the_realized_metric(tmp_path):
+    result = late_backtest()
+    totals = result.totals()["current"]
+    # the retrain on batch 02 (refused) and the one its late labels started after batch 03 (promoted)
+    assert (totals.retrains, totals.promotions, totals.refused, totals.degraded) == (2, 1, 1, 1)
+    assert totals.estimate_error == pytest.approx((0.02 + 0.08) / 2)  # batch 04 had no estimate
+    saved = json.loads(report.write_outputs(result, tmp_path / "out").json.read_text())
+    assert saved["label_delay"] == 1
+    batches = saved["policies"][0]["batches"]
+    assert [(b["metrics"]["roc_auc"], b["estimated_metric"]) for b in batches] == [
+        (0.64, 0.66),
+        (0.6, 0.68),
+        (0.65, None),
+    ]
+    assert (batches[0]["estimated_lower"], batches[0]["estimated_upper"]) == (0.6, 0.7)
+    assert batches[2]["estimate_note"] == "no estimator"
+    assert batches[1]["labels"]["batch"] == "flights-2013-02.parquet" and batches[1]["labels"]["gate"] == "promoted"
+    assert saved["policies"][0]["totals"]["estimate_error"] == pytest.approx(0.05)
+    cells = table.batch_rows(result)
+    assert cells[1]["current"] == (
+        "v1 0.600\nest. 0.680 [0.600, 0.700], untrusted\nno drift\n"
+        "labels of flights-2013-02.parquet: 26,000 rows, champion 0.610, degraded → v3 promoted"
+    )
+    assert cells[2]["current"] == "v3 0.650\nno estimate: no estimator\nno drift"
+    shown = {row["batch"]: row["current"] for row in table.total_rows(result)}
+    assert (shown["estimate error"], shown["degraded on labels"], shown["retrains"]) == ("0.050", "1", "2")
+
+
+def test_at_80_columns_the_terminal_table_keeps_to_figures_and_symbols_and_the_page_keeps_the_words(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from driftline.cli.backtest import backtest_table
+
+    result = late_backtest()
+    screen = Console(width=80, file=io.StringIO(), record=True)
+    screen.print(backtest_table(result))
+    for line in table.short_key(result):
+        screen.print(line, markup=False)
+    text = screen.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert not any(feature in text for feature in LONG_DRIFT) and "wasserstein" in text.splitlines()[-1]
+    rows = table.short_rows(result)
+    assert [row["batch"] for row in rows] == ["02", "03", "04"]
+    assert list(rows[0]) == ["batch", "rows", "current", "never", "every-batch", "A"]
+    assert rows[0]["current"] == "v1 0.640\n~0.660\n▲16 →v2✗"  # 15 features and the prediction signal
+    assert rows[1]["current"] == "v1 0.600\n~0.680\n↓ →v3✓"
+    assert rows[2]["current"] == "v3 0.650\n~–"
+    assert table.short_key(result)[1] == "A: drift.numeric_method=wasserstein drift.categorical_method=jensenshannon"
+    page = report.page(result)
+    assert all(feature in page for feature in LONG_DRIFT) and "labels came late" in page.lower()
+
+
 def test_the_command_refuses_a_bad_policy_or_set_in_one_line_before_anything_runs(config_path, tmp_path, capsys):
     from driftline.cli.main import EXIT_CONFIG, main
 
     files = [str(write(make_frame(20, seed=n), tmp_path / f"b{n}.csv")) for n in range(2)]
     assert main(["backtest", "--config", str(config_path), "--data", *files, "--policy", "sometimes"]) == EXIT_CONFIG
     assert main(["backtest", "--config", str(config_path), "--data", *files, "--set", "storage.workspace=/x"]) == 2
+    assert main(["backtest", "--config", str(config_path), "--data", *files, "--label-delay", "-1"]) == EXIT_CONFIG
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
-        "driftline: --policy sometimes: unknown; use current, never, every-batch (or --set PATH=VALUE for "
+        "driftline: --policy sometimes: unknown; use current, never, every-batch, estimated (or --set PATH=VALUE for "
         "a variant of the config)",
         "driftline: --set 'storage.workspace=/x': storage.workspace is set by the "
         "backtest itself (every replay runs in its own temporary workspace and registry); leave it out",
+        "driftline: --label-delay -1: must be 0 or more batches",
     ]
     assert not list(tmp_path.glob("workspace/backtests"))
 

@@ -1,5 +1,5 @@
-"""Retraining policies a backtest compares: named ones (the config as is and the two baselines) and config variants
-given as `path=value` changes."""
+"""Retraining policies a backtest compares: named ones (the config as is, the two baselines, the estimation trigger)
+and config variants given as `path=value` changes."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import yaml
 
 from driftline.errors import ConfigError
 
-CURRENT, NEVER, EVERY_BATCH = "current", "never", "every-batch"
+CURRENT, NEVER, EVERY_BATCH, ESTIMATED = "current", "never", "every-batch", "estimated"
 NAMED_POLICIES: dict[str, dict[str, Any]] = {
     CURRENT: {},  # the config as written
-    NEVER: {"drift.retrain": False, "retraining.every_batch": False},  # the first champion, frozen
+    # the first champion, frozen: no retrain on drift, after a batch, or on late labels
+    NEVER: {"drift.retrain": False, "retraining.every_batch": False, "labels.retrain": False},
     EVERY_BATCH: {"retraining.every_batch": True},  # a retrain after every batch; the gate still decides
+    ESTIMATED: {"drift.trigger": "estimated"},  # a retrain when the estimated metric fell, before any label
 }
 DEFAULT_POLICIES = [CURRENT, NEVER, EVERY_BATCH]
 

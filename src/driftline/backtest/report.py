@@ -52,10 +52,22 @@ def page(result: Backtest) -> str:
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<p class='verdict'>{html.escape(table.verdict(result))}</p>"
         f"<p>The first champion trained on {html.escape(initial)}; then {len(result.later)} batches in time order, "
-        "each scored by the champion of its moment before any retraining it started (prequential). Policies:</p>"
+        "each scored by the champion of its moment before any retraining it started (prequential), and judged on its "
+        f"own labels; <i>est.</i> is the champion's estimate of {html.escape(result.metric)} from the batch's "
+        f"features and its predictions, before any label, with its band. {_delay(result.label_delay)} Policies:</p>"
         f"<ul>{policies}</ul>{chart.svg(result)}<h2>Totals</h2>{_html_table(table.total_rows(result))}"
         f"<h2>Per batch</h2>{_html_table(table.batch_rows(result))}"
         f"<p>Finished {result.finished_at:%Y-%m-%d %H:%M:%S} UTC.</p></body></html>"
+    )
+
+
+def _delay(label_delay: int) -> str:
+    if not label_delay:
+        return "Each batch came with its labels."
+    return (
+        f"Labels came late: the loop saw each batch without them, and they reached it {label_delay} batch(es) later "
+        "through the label path (the champion judged on them, a retrain when it degraded); a retrain trained only on "
+        "labels that had arrived."
     )
 
 

@@ -24,6 +24,22 @@ class Start:
 
 
 @dataclass(frozen=True)
+class LabelArrival:
+    """An earlier batch's labels reaching the loop after a batch was served (`--label-delay`), through the label
+    path: joined to the predictions served, the champion judged on them, a retrain when it degraded."""
+
+    batch: str  # whose labels
+    rows: int  # labeled rows received
+    champion_value: float | None = None  # the champion's primary metric on all its labeled predictions so far
+    degraded: bool = False  # worse than at promotion by more than labels.max_degradation
+    candidate_version: str | None = None  # the retrain it started
+    gate: str | None = None
+    gate_reasons: list[str] = field(default_factory=list)
+    training_rows: int | None = None
+    note: str = ""  # why the label file was rejected
+
+
+@dataclass(frozen=True)
 class ReplayedBatch:
     """One later file through the continuous-training flow: served, judged by its labels, maybe retrained on."""
 
@@ -42,10 +58,22 @@ class ReplayedBatch:
     champion_after: str | None = None  # who serves the next batch
     seconds: float = 0.0
     note: str = ""  # why it was rejected
+    training_rows: int | None = None  # the rows the retrain trained on (its retraining window)
+    estimated_metric: float | None = None  # the served champion's estimate of its primary metric, before labels
+    estimated_lower: float | None = None  # the estimate's band
+    estimated_upper: float | None = None
+    estimate_note: str = ""  # why there is no estimate (no estimator with the version, too few rows)
+    estimate_trusted: bool | None = None  # the estimator's trust then (None: no estimator): may it drive a decision
+    labels: LabelArrival | None = None  # an earlier batch's labels that reached the loop after this batch
 
     @property
     def promoted(self) -> bool:
         return self.gate == PROMOTED
+
+    def verdicts(self) -> list[str]:
+        """The gate's verdict on every retrain this batch started: on the batch, then on the labels after it."""
+        late = [self.labels.gate] if self.labels is not None and self.labels.candidate_version else []
+        return [self.gate or ""] * self.retrained + [gate or "" for gate in late]
 
 
 @dataclass(frozen=True)
@@ -60,21 +88,30 @@ class Totals:
     refused: int  # retrains the gate refused: compute spent for no change
     rejected: int
     seconds: float  # the later batches' wall time, retraining included
+    degraded: int = 0  # label arrivals that found the champion degraded (--label-delay)
+    estimate_error: float | None = None  # mean |estimated - realized| over the batches with both
 
     @classmethod
     def of(cls, batches: list[ReplayedBatch], metric: str) -> Totals:
         values = [b.metrics[metric] for b in batches if metric in b.metrics]
-        retrains = [b for b in batches if b.retrained]
-        promotions = sum(b.promoted for b in retrains)
+        verdicts = [verdict for b in batches for verdict in b.verdicts()]
+        promotions = verdicts.count(PROMOTED)
+        errors = [
+            abs(b.estimated_metric - b.metrics[metric])
+            for b in batches
+            if b.estimated_metric is not None and metric in b.metrics
+        ]
         return cls(
             mean_metric=statistics.fmean(values) if values else None,
             labeled_batches=len(values),
             alarms=sum(b.drift for b in batches),
-            retrains=len(retrains),
+            retrains=len(verdicts),
             promotions=promotions,
-            refused=len(retrains) - promotions,
+            refused=len(verdicts) - promotions,
             rejected=sum(b.status == REJECTED for b in batches),
             seconds=sum(b.seconds for b in batches),
+            degraded=sum(b.labels is not None and b.labels.degraded for b in batches),
+            estimate_error=statistics.fmean(errors) if errors else None,
         )
 
 
@@ -96,6 +133,14 @@ class Backtest:
     initial: int  # how many of them trained the first champion
     replays: list[PolicyReplay]
     finished_at: datetime
+    label_delay: int = 0  # a batch's labels reached each replay's loop this many batches after it
+
+    @property
+    def late_labels(self) -> str:
+        """`labels 2 batches late`; empty when each batch came with its labels."""
+        if not self.label_delay:
+            return ""
+        return f"labels {self.label_delay} batch{'es' * (self.label_delay > 1)} late"
 
     @property
     def later(self) -> list[HistoryFile]:
@@ -120,6 +165,7 @@ class Backtest:
             "greater_is_better": self.greater_is_better,
             "finished_at": self.finished_at.isoformat(),
             "best_policy": self.best(),
+            "label_delay": self.label_delay,
             "initial": [file.name for file in self.history[: self.initial]],
             "batches": [{"batch": file.name, "event_time": _iso(file.event_time)} for file in self.later],
             "policies": [

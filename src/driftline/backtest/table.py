@@ -6,7 +6,17 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from driftline.backtest.results import DUPLICATE, REJECTED, SCORED, Backtest, ReplayedBatch, Totals
+from driftline.backtest.chart import short_labels
+from driftline.backtest.results import (
+    DUPLICATE,
+    PROMOTED,
+    REJECTED,
+    SCORED,
+    Backtest,
+    LabelArrival,
+    ReplayedBatch,
+    Totals,
+)
 
 BATCH, ROWS, WHEN = "batch", "rows", "event time"
 NOTE_CHARS = 60
@@ -14,6 +24,27 @@ NOTE_CHARS = 60
 
 def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
+
+
+def estimate(batch: ReplayedBatch) -> str:
+    """`est. 0.612 [0.580, 0.641]` (`, untrusted` when the estimator may not decide), or why there is none."""
+    if batch.estimated_metric is None:
+        return f"no estimate: {batch.estimate_note}" if batch.estimate_note else ""
+    band = f" [{_number(batch.estimated_lower)}, {_number(batch.estimated_upper)}]"
+    shown = band if batch.estimated_lower is not None and batch.estimated_upper is not None else ""
+    return f"est. {_number(batch.estimated_metric)}{shown}" + (", untrusted" if batch.estimate_trusted is False else "")
+
+
+def arrival(labels: LabelArrival) -> str:
+    """Late labels in words: how many, what the champion measured on them, the retrain they started."""
+    if labels.note:
+        return f"rejected: {labels.note}"
+    line = f"{labels.rows:,} rows, champion {_number(labels.champion_value)}"
+    if labels.degraded:
+        line += ", degraded"
+    if labels.candidate_version:
+        line += f" → v{labels.candidate_version} {labels.gate}"
+    return line
 
 
 def outcome(batch: ReplayedBatch) -> str:
@@ -26,18 +57,24 @@ def outcome(batch: ReplayedBatch) -> str:
         return "duplicate of an earlier file: skipped"
     parts = []
     if batch.drift:
-        causes = [*batch.drifted_features, *(f"{signal} signal" for signal in batch.signals)]
-        parts.append("drift: " + (", ".join(causes) or "yes"))
+        parts.append("drift: " + (", ".join(causes(batch)) or "yes"))
     if batch.retrained:
         parts.append(f"→ v{batch.candidate_version} {batch.gate}")
     return "; ".join(parts) or "no drift"
 
 
+def causes(batch: ReplayedBatch) -> list[str]:
+    return [*batch.drifted_features, *(f"{signal} signal" for signal in batch.signals)]
+
+
 def cell(batch: ReplayedBatch, metric: str, separator: str = "\n") -> str:
-    """`v1 0.662` (who served it, and how well), then what happened."""
-    if batch.status != SCORED:
-        return outcome(batch)
-    return f"v{batch.served_version} {_number(batch.metrics.get(metric))}{separator}{outcome(batch)}"
+    """`v1 0.662` (who served it, and how well), its estimate, what happened, the labels that arrived after it."""
+    lines = [outcome(batch)]
+    if batch.status == SCORED:
+        lines = [f"v{batch.served_version} {_number(batch.metrics.get(metric))}", estimate(batch), outcome(batch)]
+    if batch.labels is not None:
+        lines.append(f"labels of {batch.labels.batch}: {arrival(batch.labels)}")
+    return separator.join(line for line in lines if line)
 
 
 def batch_rows(result: Backtest, separator: str = "\n") -> list[dict[str, str]]:
@@ -56,7 +93,9 @@ def batch_rows(result: Backtest, separator: str = "\n") -> list[dict[str, str]]:
 
 TOTALS: list[tuple[str, str]] = [
     ("mean served {metric}", "mean_metric"),
+    ("estimate error", "estimate_error"),
     ("drift alarms", "alarms"),
+    ("degraded on labels", "degraded"),
     ("retrains", "retrains"),
     ("promotions", "promotions"),
     ("refused retrains", "refused"),
@@ -67,17 +106,19 @@ TOTALS: list[tuple[str, str]] = [
 
 def _shown(totals: Totals, field: str) -> str:
     value = getattr(totals, field)
-    if field == "mean_metric":
+    if field in ("mean_metric", "estimate_error"):
         return _number(value)
     return f"{value:.0f}" if field == "seconds" else str(value)
 
 
 def total_rows(result: Backtest) -> list[dict[str, str]]:
-    """One row per total, a column per policy; the first column says what it counts."""
+    """One row per total, a column per policy; the first column says what it counts. Late-label degradations only
+    when labels came late."""
     totals = result.totals()
+    shown = [(label, field) for label, field in TOTALS if field != "degraded" or result.label_delay]
     return [
         {BATCH: label.format(metric=result.metric)} | {name: _shown(t, field) for name, t in totals.items()}
-        for label, field in TOTALS
+        for label, field in shown
     ]
 
 
@@ -107,3 +148,62 @@ def markdown(result: Backtest, chart_png: Path) -> str:
         f"**{verdict(result)}**\n\n![served {result.metric} per batch](data:image/png;base64,{image})\n\n"
         + "\n".join(lines)
     )
+
+
+# The terminal's table: figures and symbols only, so that it stays readable at 80 columns; the words are in the page.
+KEY = (
+    "▲n drift alarm (n features and signals drifted) · →vN✓ a retrain promoted vN, ✗ refused it · "
+    "↓ late labels found the champion degraded · ~ estimated before labels"
+)
+NAME_CHARS = 12  # a longer policy name (a variant's settings) is shown as a letter, spelled out under the table
+
+
+def _verdict_mark(gate: str | None) -> str:
+    return "✓" if gate == PROMOTED else "✗"
+
+
+def short_cell(batch: ReplayedBatch, metric: str, estimates: bool) -> str:
+    """`v1 0.662` / `~0.650` / `▲3 →v2✓ ↓`: who served it and how well, its estimate, then what happened."""
+    if batch.status != SCORED:
+        return "rejected" if batch.status == REJECTED else "duplicate"
+    lines = [f"v{batch.served_version} {_number(batch.metrics.get(metric))}"]
+    if estimates:
+        lines.append(f"~{_number(batch.estimated_metric)}")
+    events = [f"▲{len(causes(batch)) or ''}"] * batch.drift
+    if batch.retrained:
+        events.append(f"→v{batch.candidate_version}{_verdict_mark(batch.gate)}")
+    labels = batch.labels
+    if labels is not None:
+        events += ["labels✗"] * bool(labels.note) + ["↓"] * labels.degraded
+        if labels.candidate_version:
+            events.append(f"→v{labels.candidate_version}{_verdict_mark(labels.gate)}")
+    return "\n".join([*lines, " ".join(events)] if events else lines)
+
+
+def short_names(result: Backtest) -> dict[str, str]:
+    """Each policy's column heading: its name, or a letter when the name is long."""
+    letters = iter("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return {r.policy.name: r.policy.name if len(r.policy.name) <= NAME_CHARS else next(letters) for r in result.replays}
+
+
+def short_rows(result: Backtest) -> list[dict[str, str]]:
+    """One row per later batch: its short name, rows and a cell of figures and symbols per policy."""
+    names, later = short_names(result), result.later
+    estimates = any(b.estimated_metric is not None for r in result.replays for b in r.batches)
+    shown = short_labels([file.name for file in later])
+    return [
+        {BATCH: shown[position], ROWS: row[ROWS]}
+        | {names[r.policy.name]: short_cell(r.batches[position], result.metric, estimates) for r in result.replays}
+        for position, row in enumerate(batch_rows(result))
+    ]
+
+
+def short_totals(result: Backtest) -> list[dict[str, str]]:
+    """The totals under the short headings."""
+    names = short_names(result)
+    return [{names.get(column, column): value for column, value in row.items()} for row in total_rows(result)]
+
+
+def short_key(result: Backtest) -> list[str]:
+    """What the symbols and letters mean, one line each."""
+    return [KEY, *(f"{letter}: {name}" for name, letter in short_names(result).items() if letter != name)]

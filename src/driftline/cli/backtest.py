@@ -13,26 +13,25 @@ from driftline.backtest import progress, table
 from driftline.backtest.policies import DEFAULT_POLICIES, plan
 from driftline.backtest.results import Backtest
 from driftline.cli.render import console
+from driftline.errors import ConfigError
 
 status = Console(stderr=True, highlight=False)  # progress on stderr: stdout stays the result (and valid --json)
 
 
 def backtest_table(result: Backtest) -> Table:
-    """A row per batch with a cell per policy (who served it, how well, what happened), then the totals."""
-    title = (
-        f"Backtest of {result.name}: served {result.metric} per batch (each scored by the champion of its "
-        "moment, before any retraining it started)"
-    )
-    shown = Table(title=title, title_justify="left", show_lines=True)
-    rows = table.batch_rows(result)
+    """A row per batch with a cell of figures and symbols per policy (who served it, how well, the estimate, what
+    happened), then the totals: narrow enough for 80 columns, the words in the HTML page."""
+    late = f", {result.late_labels}" if result.label_delay else ""
+    title = f"Backtest of {result.name}: served {result.metric} per batch (champion of its moment{late})"
+    shown = Table(title=title, title_justify="left")
+    rows = table.short_rows(result)
     for column in rows[0]:
-        shown.add_column(column, overflow="fold", no_wrap=column in (table.ROWS, table.WHEN))
+        shown.add_column(column, overflow="fold", no_wrap=column == table.ROWS)
     for row in rows:
-        shown.add_row(*row.values())
-    shown.add_section()
-    for position, row in enumerate(table.total_rows(result)):
+        shown.add_row(*row.values(), end_section=True)
+    for position, row in enumerate(table.short_totals(result)):
         label, *values = row.values()
-        shown.add_row(label, "", "", *values, style="bold" if position == 0 else None)
+        shown.add_row(label, "", *values, style="bold" if position == 0 else None)
     return shown
 
 
@@ -41,7 +40,11 @@ def cmd_backtest(args: argparse.Namespace) -> None:
     from driftline.flows.params import BacktestParams
 
     names = args.policy or DEFAULT_POLICIES
-    steps = len(plan(names, args.set or [])) * max(len(args.data) - args.initial + 1, 1)  # ConfigError first
+    if args.label_delay < 0:
+        raise ConfigError(f"--label-delay {args.label_delay}: must be 0 or more batches")
+    later = max(len(args.data) - args.initial, 0)
+    arrivals = max(later - args.label_delay, 0) if args.label_delay else 0  # the late labels, each a step
+    steps = len(plan(names, args.set or [])) * (later + 1 + arrivals)  # ConfigError first
     params = BacktestParams(
         config=args.config,
         data=args.data,
@@ -49,6 +52,7 @@ def cmd_backtest(args: argparse.Namespace) -> None:
         policies=names,
         variants=args.set or [],
         output=args.output,
+        label_delay=args.label_delay,
     )
     bar = Progress(
         TextColumn("{task.description}"),
@@ -71,6 +75,8 @@ def cmd_backtest(args: argparse.Namespace) -> None:
         print(json.dumps(outcome.backtest.to_dict(), indent=2, default=str))
         return
     console.print(backtest_table(outcome.backtest))
+    for line in table.short_key(outcome.backtest):
+        console.print(line, style="dim", highlight=False, markup=False)
     console.print(f"[bold]{outcome.verdict}[/]")
     console.print(f"files: {outcome.page} (chart {outcome.chart}, JSON {outcome.json_file})", soft_wrap=True)
     link = f" ({outcome.mlflow_run_url})" if outcome.mlflow_run_url else ""

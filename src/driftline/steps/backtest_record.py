@@ -20,7 +20,8 @@ class RecordedBacktest:
 
 
 def points(result: Backtest) -> list[Point]:
-    """Per policy: the served metric and the alarm at each batch's step and time; the totals at the end."""
+    """Per policy: the served metric, its estimate and the alarm at each batch's step and time; the totals at the
+    end."""
     found = []
     for step, file in enumerate(result.later):
         at = file.event_time or result.finished_at
@@ -28,6 +29,8 @@ def points(result: Backtest) -> list[Point]:
             batch, name = replay.batches[step], replay.policy.name
             if result.metric in batch.metrics:
                 found.append((f"{name}.served_{result.metric}", batch.metrics[result.metric], step, at))
+            if batch.estimated_metric is not None:
+                found.append((f"{name}.estimated_{result.metric}", batch.estimated_metric, step, at))
             found.append((f"{name}.drift_alarm", float(batch.drift), step, at))
             found.append((f"{name}.promoted", float(batch.promoted), step, at))
     for name, totals in result.totals().items():
@@ -42,6 +45,7 @@ def record_backtest(result: Backtest, files: BacktestFiles, cfg: DriftlineConfig
         "config": str(cfg.source or cfg.name),
         "metric": result.metric,
         "batches": str(len(result.later)),
+        "label_delay": str(result.label_delay),
         "initial": ", ".join(file.name for file in result.history[: result.initial]),
         "history": ", ".join(file.name for file in result.history),
         "policies": json.dumps({r.policy.name: r.policy.describe() for r in result.replays}),
