@@ -70,7 +70,8 @@ class BacktestParams(BaseModel):
     policies: list[str] = Field(
         default_factory=lambda: list(DEFAULT_POLICIES),
         description=f"Named policies to replay ({', '.join(NAMED_POLICIES)}): the config as written, the first "
-        "champion frozen, a retrain after every batch (the gate still decides).",
+        "champion frozen, a retrain after every batch (the gate still decides), the config retraining on the estimated "
+        "metric (drift.trigger: estimated).",
     )
     variants: list[list[str]] = Field(
         default_factory=list,

@@ -120,7 +120,9 @@ def subcommands(parser: argparse.ArgumentParser | None = None) -> dict[str, argp
     parsers = {}
     for name, sub in found[0].choices.items():
         nested = subcommands(sub)
-        parsers.update({f"{name} {words}": nested_parser for words, nested_parser in nested.items()} or {name: sub})
+        parsers.update({f"{name} {words}": nested_parser for words, nested_parser in nested.items()})
+        if not nested or sub.get_default("handler") is not None:  # a command that has subcommands too (`stream`)
+            parsers[name] = sub
     return parsers
 
 

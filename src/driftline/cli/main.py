@@ -169,7 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--initial", type=int, default=1, help="how many of the earliest files train the first champion (default 1)"
     )
     history.add_argument(
-        "--policy", nargs="+", default=None, metavar="NAME", help="current, never, every-batch (default: all three)"
+        "--policy",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="current, never, every-batch, estimated (default: the first three)",
     )
     history.add_argument(
         "--set",
