@@ -9,8 +9,11 @@ from driftline.data.demo import CONCEPT_DRIFT, COVARIATE_SHIFT, START, make_fram
 from driftline.modeling.pipeline import predict
 from driftline.monitoring.calibration import (
     CHUNKS,
+    Calibration,
     RestStatistics,
+    at_size,
     chunks,
+    ladder,
     threshold_from_spread,
     window_statistic,
     without,
@@ -104,6 +107,48 @@ def test_calibrated_thresholds_know_the_seasons_of_the_training_data_and_still_f
     assert shifted.detected and shifted.drifted_features == ["a", "b"]
     a, b = shifted.columns[:2]
     assert a.calibrated and a.threshold < 1e-10 and b.calibrated and 1e-3 < b.threshold <= 0.05  # b: about its default
+
+
+def calibrated_stats(train: pd.DataFrame, cfg, folder) -> ReferenceStats:
+    """Calibrated statistics of training rows from one file, stored with the version and read back."""
+    stats = reference_stats(train, cfg)
+    ReferenceStats(stats.rows, stats.columns, calibration=calibrate(stats, train, train.head(0), [], cfg)).save(folder)
+    return ReferenceStats.load(folder)
+
+
+@pytest.mark.slow
+def test_a_first_training_from_one_file_is_calibrated_for_every_batch_size_and_judges_each_batch_at_its_own(tmp_path):
+    rng = np.random.default_rng(5)
+    train = seasonal_rows(rng, 0, 4 * PERIOD)
+    undeclared = seasonal_config(thresholds="calibrated")
+    stats = calibrated_stats(train, undeclared, tmp_path / "one-file")
+    assert ladder(len(train), undeclared.drift) == [50, 200, 800, 3200, 12800, 16000]
+    assert stats.calibration.batch_rows is None
+    assert list(stats.calibration.columns["a"]["ks"]) == ladder(len(train), undeclared.drift)
+    for rows in (400, 1000, 3000):  # judged at its own size: near what declaring that size at training gives
+        declared = seasonal_config(thresholds="calibrated", calibration={"batch_rows": rows})
+        exact = calibrated_stats(train, declared, tmp_path / str(rows)).calibration
+        for column, method in (("a", "ks"), ("b", "ks"), ("k", "chisquare")):
+            wanted = np.log10(exact.threshold("feature", column, method))
+            found = np.log10(stats.calibration.threshold("feature", column, method, rows))
+            assert abs(found - wanted) <= 0.3 * abs(wanted), (rows, column, found, wanted)
+    fixed = seasonal_config()
+    for rows in (500, 4000):  # sizes nobody declared: the seasons do not alarm, a real shift does
+        batches = [seasonal_rows(rng, int(start), rows) for start in rng.integers(4 * PERIOD, 8 * PERIOD, 20)]
+        assert sum(detect_drift(stats, batch, fixed).detected for batch in batches) >= 6
+        assert sum(detect_drift(stats, batch, undeclared).detected for batch in batches) <= 1
+        shifted = detect_drift(stats, seasonal_rows(rng, 5 * PERIOD, rows, shift=1.0), undeclared)
+        assert shifted.detected and shifted.drifted_features == ["a", "b"]
+
+
+def test_a_threshold_between_calibrated_sizes_is_interpolated_in_log_rows_and_held_at_the_ends():
+    p_values = {100: 1e-2, 400: 1e-6}
+    assert at_size(p_values, 200, p_value=True) == pytest.approx(1e-4)  # halfway in log rows, log p
+    assert at_size(p_values, 50, p_value=True) == 1e-2 and at_size(p_values, 10_000, p_value=True) == 1e-6
+    assert at_size({100: 0.1, 400: 0.3}, 200, p_value=False) == pytest.approx(0.2)
+    old = {"batch_rows": 2000, "quantile": 0.99, "columns": {"a": {"ks": 0.001}}, "prediction": {"psi": 0.2}}
+    read = Calibration.from_dict(old)  # a version calibrated before thresholds had sizes: one size, any batch
+    assert read.threshold("feature", "a", "ks", 500) == 0.001 and read.threshold("prediction", "x", "psi") == 0.2
 
 
 def test_a_version_without_calibrated_thresholds_is_judged_by_the_defaults(tmp_path):

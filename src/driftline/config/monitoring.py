@@ -42,9 +42,8 @@ class CalibrationConfig(Section):
     batch_rows: int | None = Field(
         None,
         ge=1,
-        description="Rows per chunk: the batch size the thresholds are for. none: the median rows of the files "
-        "the version is trained on (on a retrain, the batches that arrived), or a twentieth of the training rows "
-        "when it is trained on one file.",
+        description="Rows per chunk: the one batch size the thresholds are for. none: thresholds for every size from "
+        "drift.min_rows to half the training rows (each twice the last), and each batch judged at its own size.",
     )
     quantile: float = Field(
         0.99,

@@ -24,39 +24,94 @@ from driftline.monitoring.drift_stats import (
 # Windows per column: evenly spaced over the rows in time order, so the history's own movement (seasons, trends) is
 # in the spread; they overlap when the rows hold fewer than 100 batches. 0.99 then sits between the two largest.
 CHUNKS = 100
-# With a single training file there is no batch to go by: the history in 20 consecutive parts.
-PARTS_OF_ONE_FILE = 20
+# Without a declared batch size, thresholds for every batch size from drift.min_rows up, each this many times the
+# last: a batch is judged at its own size, between the two nearest (a threshold moves smoothly with log rows). 4 costs
+# about 1.5 times one size and lands within 30 % (in log p) of a declared size's thresholds (test_drift_calibration).
+LADDER_STEP = 4
+# Below this p-value the log scale has nothing left to interpolate (float64's smallest normal numbers are ~1e-308).
+SMALLEST_P_VALUE = 1e-300
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Calibrated thresholds of one model version, per column and method, stored with its reference statistics."""
+    """Calibrated thresholds of one model version, per column and method, for one or more batch sizes, stored with
+    its reference statistics. A batch is judged by the thresholds for its own size (interpolated between the two
+    nearest; the smallest or largest beyond them)."""
 
-    batch_rows: int  # the batch size the thresholds are for (a column's chunks are at most half its rows)
+    batch_rows: int | None  # the size when a batch's is not given (batch_rows()); None: the largest calibrated
     quantile: float
-    columns: dict[str, dict[str, float]]  # features and target: method -> threshold
-    prediction: dict[str, float]  # the champion's signal: method -> threshold
+    columns: dict[str, dict[str, dict[int, float]]]  # features and target: method -> {batch rows: threshold}
+    prediction: dict[str, dict[int, float]]  # the champion's signal: method -> {batch rows: threshold}
 
-    def threshold(self, role: str, column: str, method: str) -> float | None:
+    def threshold(self, role: str, column: str, method: str, rows: int | None = None) -> float | None:
+        """The threshold for a batch of `rows` (None: for `batch_rows`)."""
         found = self.prediction if role == "prediction" else self.columns.get(column, {})
-        return found.get(method)
+        by_size = found.get(method)
+        if not by_size:
+            return None
+        return at_size(by_size, rows or self.batch_rows or max(by_size), method in P_VALUE_DRIFT_METHODS)
 
     def to_dict(self) -> dict:
+        """JSON-ready: the sizes become strings (JSON keys)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        return cls(int(data["batch_rows"]), float(data["quantile"]), data["columns"], data["prediction"])
+        """Also reads a version calibrated before thresholds had sizes: one threshold per method, for `batch_rows`."""
+        rows = data["batch_rows"]
+
+        def sized(thresholds: dict) -> dict[str, dict[int, float]]:
+            return {
+                method: {int(size): float(t) for size, t in found.items()}
+                if isinstance(found, dict)
+                else {int(rows): float(found)}
+                for method, found in thresholds.items()
+            }
+
+        columns = {name: sized(thresholds) for name, thresholds in data["columns"].items()}
+        return cls(None if rows is None else int(rows), float(data["quantile"]), columns, sized(data["prediction"]))
 
 
-def batch_rows(spec: DriftConfig, training_rows: int, file_rows: list[int]) -> int:
-    """The configured batch size; else the median rows of the files trained on (on a retrain, the batches that
-    arrived); else, trained on one file, a twentieth of its rows."""
+def at_size(by_size: dict[int, float], rows: int, p_value: bool) -> float:
+    """The threshold at `rows`, linear in log rows between the two nearest calibrated sizes (for a p-value, its log
+    too: the p-values of a fixed shift fall exponentially with the rows); the nearest end beyond them."""
+    sizes = sorted(by_size)
+    above = int(np.searchsorted(sizes, rows))
+    if above < len(sizes) and sizes[above] == rows or above == 0:
+        return by_size[sizes[above]]
+    if above == len(sizes):
+        return by_size[sizes[-1]]
+    low, high = by_size[sizes[above - 1]], by_size[sizes[above]]
+    if low == high:
+        return low
+    weight = np.log(rows / sizes[above - 1]) / np.log(sizes[above] / sizes[above - 1])
+    if p_value:
+        ends = np.log(np.maximum([low, high], SMALLEST_P_VALUE))
+        return float(np.clip(np.exp(ends[0] + weight * (ends[1] - ends[0])), min(low, high), max(low, high)))
+    return float(low + weight * (high - low))
+
+
+def batch_rows(spec: DriftConfig, file_rows: list[int]) -> int | None:
+    """The size a threshold is for when the batch's own is not given: the declared one, else the median rows of the
+    files trained on (on a retrain, the batches that arrived); None from a single file (the largest calibrated)."""
     if spec.calibration.batch_rows:
         return spec.calibration.batch_rows
-    if len(file_rows) >= 2:
-        return int(np.median(file_rows))
-    return max(training_rows // PARTS_OF_ONE_FILE, 1)
+    return int(np.median(file_rows)) if len(file_rows) >= 2 else None
+
+
+def ladder(rows: int, spec: DriftConfig) -> list[int]:
+    """The batch sizes a column of `rows` training rows is calibrated for: the declared one, else drift.min_rows,
+    LADDER_STEP times that, ... up to half the rows (a window is at most half of what it is compared with)."""
+    largest = rows // 2
+    declared = spec.calibration.batch_rows
+    if declared:
+        return [min(declared, largest)] if min(declared, largest) >= spec.min_rows else []
+    sizes = []
+    size = spec.min_rows
+    while size < largest:
+        sizes.append(size)
+        size *= LADDER_STEP
+    return [*sizes, largest] if largest >= spec.min_rows else sizes
 
 
 def chunks(rows: int, size: int) -> list[slice]:
@@ -160,20 +215,24 @@ def threshold_from_spread(statistics: list[float], method: str, floor: float, qu
 
 
 def column_thresholds(
-    values: pd.Series, reference: ColumnSummary, floors: dict[str, float], spec: DriftConfig, target_rows: int
-) -> dict[str, float]:
-    """One column's calibrated thresholds: `values` (its rows in time order, which `reference` summarizes) in
-    windows of `target_rows` (at most half the rows), each compared with the rest by every method in `floors`."""
-    size = min(target_rows, len(values) // 2)
-    if not floors or size < spec.min_rows:  # chunks smaller than a batch that gets a verdict tell nothing
+    values: pd.Series, reference: ColumnSummary, floors: dict[str, float], spec: DriftConfig
+) -> dict[str, dict[int, float]]:
+    """One column's calibrated thresholds for each batch size of its ladder: `values` (its rows in time order, which
+    `reference` summarizes) in windows of that size, each compared with the rest by every method in `floors`."""
+    if not floors:
         return {}
     numeric = isinstance(reference, NumericColumn)
     rest = RestStatistics(reference) if numeric and reference.rows else None
-    spread: dict[str, list[float]] = {method: [] for method in floors}
-    for rows in chunks(len(values), size):
-        window = summarize(values.iloc[rows], numeric)
-        if window.rows and reference.rows > window.rows:
-            for method, statistics in spread.items():
-                statistics.append(window_statistic(method, reference, window, rest))
-    found = {m: threshold_from_spread(spread[m], m, floor, spec.calibration.quantile) for m, floor in floors.items()}
-    return {method: threshold for method, threshold in found.items() if threshold is not None}
+    found: dict[str, dict[int, float]] = {method: {} for method in floors}
+    for size in ladder(len(values), spec):  # sizes under drift.min_rows get no verdict: their chunks tell nothing
+        spread: dict[str, list[float]] = {method: [] for method in floors}
+        for rows in chunks(len(values), size):
+            window = summarize(values.iloc[rows], numeric)
+            if window.rows and reference.rows > window.rows:
+                for method, statistics in spread.items():
+                    statistics.append(window_statistic(method, reference, window, rest))
+        for method, floor in floors.items():
+            threshold = threshold_from_spread(spread[method], method, floor, spec.calibration.quantile)
+            if threshold is not None:
+                found[method][size] = threshold
+    return {method: by_size for method, by_size in found.items() if by_size}

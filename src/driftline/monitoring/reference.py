@@ -106,22 +106,22 @@ def calibrate(
     cfg: DriftlineConfig,
     file_rows: Sequence[int] = (),
 ) -> Calibration:
-    """Calibrated thresholds of the columns whose method asks for them: features and target from the training rows,
-    prediction drift from the holdout predictions (the only ones the model did not learn from)."""
+    """Calibrated thresholds of the columns whose method asks for them, for the declared batch size or for every
+    size: features and target from the training rows, prediction drift from the holdout predictions (the only ones
+    the model did not learn from)."""
     spec = cfg.drift
-    target_rows = batch_rows(spec, len(train), list(file_rows))
     ordered = train.iloc[_in_time_order(train, cfg)]
     columns = {}
     for name, known in stats.columns.items():
         role = "target" if name == cfg.dataset.target else "feature"
         floors = methods_to_calibrate(spec, known, role)
-        columns[name] = column_thresholds(ordered[name], known, floors, spec, target_rows)
+        columns[name] = column_thresholds(ordered[name], known, floors, spec)
     prediction = {}
     if stats.prediction is not None:
         signal = pd.Series(np.asarray(holdout_signal)[_in_time_order(holdout, cfg)])
         floors = methods_to_calibrate(spec, stats.prediction, "prediction")
-        prediction = column_thresholds(signal, stats.prediction, floors, spec, target_rows)
-    return Calibration(target_rows, spec.calibration.quantile, columns, prediction)
+        prediction = column_thresholds(signal, stats.prediction, floors, spec)
+    return Calibration(batch_rows(spec, list(file_rows)), spec.calibration.quantile, columns, prediction)
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,8 @@ def build_reference(
 ) -> DriftReference:
     """The statistics come from every training row (a sorted float64 array per numeric column, counts per
     categorical one), with calibrated thresholds when the config asks for them (`file_rows`: the rows of each file
-    trained on, the default batch size); the stored sample is bounded by `drift.reference_sample_rows`."""
+    trained on, the size a threshold is for when a batch's is not given); the stored sample is bounded by
+    `drift.reference_sample_rows`."""
     columns = [*cfg.dataset.feature_names, cfg.dataset.target]
     rows = min(len(train), cfg.drift.reference_sample_rows)
     sample = train[columns].sample(n=rows, random_state=cfg.model.seed) if rows < len(train) else train[columns]
