@@ -58,6 +58,7 @@ POLICIES: list[tuple[str, list[str]]] = [
     ("distances", ["drift.numeric_method=wasserstein", "drift.categorical_method=jensenshannon"]),
     (ESTIMATED, [ESTIMATED]),
     ("either", ["drift.trigger=either"]),
+    ("calibrated+either", ["drift.thresholds=calibrated", "drift.trigger=either"]),
 ]
 
 
@@ -66,7 +67,7 @@ def available_policies(names: list[str] | None = None) -> list[tuple[str, list[s
     the estimation trigger."""
     known = dict(POLICIES)
     if ESTIMATED not in NAMED_POLICIES:
-        known = {name: how for name, how in known.items() if name not in (ESTIMATED, "either")}
+        known = {name: how for name, how in known.items() if not name.endswith(("either", ESTIMATED))}
     return [(name, known[name]) for name in (names or list(known)) if name in known]
 
 
