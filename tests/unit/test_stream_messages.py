@@ -4,22 +4,25 @@ file, a micro-batch's ranges, the prediction log's streamed files, the streaming
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
 from driftline.config.streaming import KAFKA_BOOTSTRAP_ENV, KAFKA_PASSWORD_ENV, StreamingConfig
 from driftline.data import prediction_log
+from driftline.data.prediction_log import KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
 from driftline.errors import ConfigError, DataRejected
 from driftline.modeling.fast import request_frame
 from driftline.modeling.pipeline import Predictions
 from driftline.streaming.clients import connection_settings
-from driftline.streaming.consumer import unlogged_rows
 from driftline.streaming.dead_letters import REASON_HEADER, dead_letter, fixed_messages, original
 from driftline.streaming.messages import Incoming, MessageChecker, Rejected, answers, output_key
 from driftline.streaming.ranges import measure
+from driftline.streaming.streamed_rows import input_columns, unlogged_rows
 from driftline.validation.profile import ReferenceProfile
 
 ROW = {
@@ -91,6 +94,31 @@ def test_an_answer_carries_the_prediction_probabilities_version_and_the_input_it
     }
 
 
+def test_answers_are_the_json_of_the_services_prediction_fields_for_any_labels_and_numbers():
+    proba = np.array([[1e-05, 1 - 1e-05], [0.0, 1.0], [1 / 3, 2 / 3]])
+    rows = [ROW, {**ROW, "customer_id": 'say "hi"\\'}, {**ROW, "customer_id": None}]
+    messages = [incoming(b"", offset=i, partition=2) for i in range(3)]
+    for labels, classes, probabilities in [
+        (np.array(["no, never", "yes", "yes"]), np.array(["no, never", "yes"]), proba),
+        (np.array([0.5, -2.25, 1e300]), np.array([]), None),
+    ]:
+        got = answers(messages, rows, Predictions(labels, probabilities, classes), "12", "customer_id")
+        for (key, value), message, row, label, index in zip(
+            got, messages, rows, labels.tolist(), range(3), strict=True
+        ):
+            assert key == output_key(message, row, "customer_id")
+            assert json.loads(value) == {
+                "id": row["customer_id"],
+                "prediction": label,
+                "probabilities": None
+                if probabilities is None
+                else dict(zip(classes, probabilities[index], strict=True)),
+                "model_version": "12",
+                "served_by": "champion",
+                "input": {"topic": "in", "partition": 2, "offset": index},
+            }
+
+
 def test_a_dead_letter_keeps_the_message_and_says_why_in_body_and_header():
     for value in (b'{"a": 1}', b"\xff\xfe not utf-8", None):
         key, body, headers = dead_letter(Rejected(incoming(value, offset=4), "a: Field required"))
@@ -114,21 +142,19 @@ def test_a_file_of_fixed_messages_with_a_bad_line_is_refused_whole_naming_the_li
 def test_a_micro_batchs_ranges_are_measured_as_batch_validation_widens_them(cfg):
     profile = ReferenceProfile(numeric_ranges={"age": (20.0, 60.0)}, categories={"region": ["north", "south"]})
     # range_tolerance 0.5 in the demo config: 20 - 20 = 0 to 60 + 20 = 80 is in range
-    frame = pd.DataFrame(
-        {
-            "age": [0.0, 80.0, 81.0, -1.0, np.nan],
-            "region": ["north", "east", "east", None, "south"],
-            **{c: 1.0 for c in ["tenure_months", "monthly_charges", "support_calls"]},
-            **{c: "x" for c in ["contract", "payment_method"]},
-        }
-    )
-    ranges = measure(frame, profile, cfg.dataset, cfg.validation)
+    columns = {
+        "age": np.array([0.0, 80.0, 81.0, -1.0, np.nan]),
+        "region": ["north", "east", "east", None, "south"],
+        **{c: np.ones(5) for c in ["tenure_months", "monthly_charges", "support_calls"]},
+        **{c: ["x"] * 5 for c in ["contract", "payment_method"]},
+    }
+    ranges = measure(columns, profile, cfg.dataset, cfg.validation)
     assert ranges.out_of_range == {"age": 2} and ranges.unseen == {"region": 2}
     assert ranges.over_limits(cfg.validation) == ["age", "region"]  # 40 % each, the limit is 1 %
 
 
 def test_streamed_log_files_say_through_which_offset_each_partition_is_logged(tmp_path):
-    rows = pd.DataFrame(
+    rows = pa.table(
         {
             prediction_log.KAFKA_PARTITION: [0, 0, 3, 1],
             prediction_log.KAFKA_OFFSET: [7, 9, 120, 4],
@@ -136,15 +162,15 @@ def test_streamed_log_files_say_through_which_offset_each_partition_is_logged(tm
         }
     )
     paths = prediction_log.append_streamed(rows, tmp_path, "requests")
-    prediction_log.append_streamed(rows.iloc[[0]], tmp_path, "other-topic")
-    assert len(paths) == 1 and pd.read_parquet(paths[0]).equals(rows)
+    prediction_log.append_streamed(rows.slice(0, 1), tmp_path, "other-topic")
+    assert len(paths) == 1 and pd.read_parquet(paths[0]).equals(rows.to_pandas())
     assert prediction_log.logged_through(tmp_path, "requests") == {0: 9, 1: 4, 3: 120}
     assert prediction_log.logged_through(tmp_path, "other-topic") == {0: 7}
     assert prediction_log.log_files(tmp_path)[0].name.split("-")[1].endswith("p0o9p1o4p3o120")
 
 
 def test_streamed_rows_of_many_partitions_go_to_one_file_per_twelve_partitions(tmp_path):
-    rows = pd.DataFrame({prediction_log.KAFKA_PARTITION: range(30), prediction_log.KAFKA_OFFSET: range(30)})
+    rows = pa.table({prediction_log.KAFKA_PARTITION: list(range(30)), prediction_log.KAFKA_OFFSET: list(range(30))})
     paths = prediction_log.append_streamed(rows, tmp_path, "wide")
     assert [len(pd.read_parquet(p)) for p in paths] == [12, 12, 6]
     assert prediction_log.logged_through(tmp_path, "wide") == {p: p for p in range(30)}
@@ -191,10 +217,34 @@ def test_a_streaming_config_that_cannot_work_is_refused(fields, message):
 def test_a_micro_batch_scored_again_after_a_crash_logs_only_the_messages_past_the_logged_offsets(cfg):
     good = json.dumps(ROW).encode()
     checked = MessageChecker(cfg).split([incoming(good, offset) for offset in (5, 6, 7)])
-    frame = request_frame(checked.rows, cfg.dataset)
+    inputs = input_columns(checked.rows, cfg.dataset)
     predictions = Predictions(np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]), np.array([0, 1]))
-    rows = unlogged_rows(cfg, frame, checked, predictions, "4", 12.5, logged={0: 6, 3: 100})
+    now = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    rows = unlogged_rows(cfg, inputs, checked, predictions, "4", 12.5, now, logged={0: 6, 3: 100}).to_pandas()
     assert rows[prediction_log.KAFKA_OFFSET].tolist() == [7] and rows["prediction"].tolist() == [1]
     assert rows[prediction_log.SOURCE_FINGERPRINT].tolist() == ["in/0/7"]
     assert rows[prediction_log.MODEL_VERSION].tolist() == ["4"]
     assert rows[prediction_log.SOURCE].tolist() == [f"kafka:{cfg.streaming.input_topic}"]
+    assert rows[prediction_log.SCORED_AT].tolist() == [pd.Timestamp(now)]
+
+
+def test_streamed_log_rows_hold_what_the_batch_log_holds_for_the_same_rows(cfg):
+    """The frame-less writer: the columns, order and values of `prediction_log.records` on the request frame."""
+    rows = [ROW, {**ROW, "customer_id": 7, "age": None, "region": None, "support_calls": 2}]
+    checked = MessageChecker(cfg).split([incoming(json.dumps(row).encode(), offset) for offset, row in enumerate(rows)])
+    predictions = Predictions(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]))
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    streamed = unlogged_rows(cfg, input_columns(checked.rows, cfg.dataset), checked, predictions, "4", 3.0, now, {})
+    expected = prediction_log.records(
+        request_frame(checked.rows, cfg.dataset),
+        predictions,
+        cfg,
+        "4",
+        "kafka:" + cfg.streaming.input_topic,
+        np.array(["in/0/0", "in/0/1"], dtype=object),
+        now,
+        latency_ms=3.0,
+    )
+    got = streamed.to_pandas()
+    assert list(got.columns) == [*expected.columns, KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET]
+    pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from driftline.config import DriftlineConfig
 from driftline.data.storage import write_atomically
@@ -231,16 +233,17 @@ def logged_through(log_dir: Path, topic: str) -> dict[int, int]:
     return marks
 
 
-def append_streamed(rows: pd.DataFrame, log_dir: Path, topic: str, now: datetime | None = None) -> list[Path]:
+def append_streamed(rows: pa.Table, log_dir: Path, topic: str, now: datetime | None = None) -> list[Path]:
     """Streamed rows (with KAFKA_PARTITION and KAFKA_OFFSET) as new log files, named by `stream_key`: one file per
     PARTITIONS_PER_FILE partitions, each written whole (a crash leaves a partition's rows all logged or none)."""
-    partitions = sorted(int(p) for p in rows[KAFKA_PARTITION].unique())
+    row_partitions = rows.column(KAFKA_PARTITION).to_numpy()
+    row_offsets = rows.column(KAFKA_OFFSET).to_numpy()
+    partitions = [int(p) for p in np.unique(row_partitions)]
     paths = []
     for start in range(0, len(partitions), PARTITIONS_PER_FILE):
         chunk = partitions[start : start + PARTITIONS_PER_FILE]
-        part = rows[rows[KAFKA_PARTITION].isin(chunk)] if len(chunk) < len(partitions) else rows
-        last = part.groupby(KAFKA_PARTITION)[KAFKA_OFFSET].max()
-        key = stream_key(topic, {int(p): int(o) for p, o in last.items()})
+        part = rows.filter(pa.array(np.isin(row_partitions, chunk))) if len(chunk) < len(partitions) else rows
+        key = stream_key(topic, {p: int(row_offsets[row_partitions == p].max()) for p in chunk})
         path = new_file_path(log_dir, f"kafka:{topic}", now, key)
-        paths.append(write_atomically(path, lambda temp, part=part: part.to_parquet(temp, index=False)))
+        paths.append(write_atomically(path, lambda temp, part=part: pq.write_table(part, temp)))
     return paths

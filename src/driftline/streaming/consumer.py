@@ -2,15 +2,15 @@
 
 One micro-batch, in order: up to `streaming.batch_size` messages (or what came within `max_wait_seconds`) → each
 checked as a request row (`messages`; a bad one → the dead-letter topic with the reason) → the champion's answers
-(`ModelFollower`, hot-swapped on promotion, read once per micro-batch) → the previous micro-batch settled (its log
-written, its offsets committed) → this one's scored rows to the prediction log on the writer thread, unless a run
-before a crash logged them (`prediction_log.logged_through`) → one answer per scored message to the output topic,
-keyed by its id → the producer flushed: every answer and dead letter is on the broker. Its log is finished and its
-offsets committed when the next micro-batch has been scored (or at an empty poll, a rebalance, the stop), so the log
-of one overlaps the scoring of the next, and no answer goes out while an earlier micro-batch is uncommitted. So a
-crash answers again at most the one uncommitted micro-batch, with the same keys, and logs nothing twice. The broker
-going away stops the loop in its flush or its poll until it is back (librdkafka reconnects); nothing is committed
-meanwhile.
+(`ModelFollower`, hot-swapped on promotion, read once per micro-batch) → the previous micro-batch settled (the
+producer flushed: its answers and dead letters on the broker; its log written; then its offsets committed) → this
+one's scored rows to the prediction log on the writer thread, unless a run before a crash logged them
+(`prediction_log.logged_through`) → one answer per scored message to the output topic, keyed by its id, and its
+dead letters, handed to the producer. It is settled when the next micro-batch has been scored (or at an empty poll,
+a rebalance, the stop): the broker's acknowledgements and the log file of one overlap the checking and scoring of
+the next, and no answer goes out while an earlier micro-batch is uncommitted. So a crash answers again at most the
+one uncommitted micro-batch, with the same keys, and logs nothing twice. The broker going away stops the loop in a
+flush or its poll until it is back (librdkafka reconnects); nothing is committed meanwhile.
 """
 
 from __future__ import annotations
@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 
 from driftline.config import DriftlineConfig
 from driftline.data import prediction_log
 from driftline.errors import NoChampion
-from driftline.modeling.fast import request_frame
 from driftline.modeling.pipeline import Predictions
 from driftline.modeling.threads import limit_openmp
 from driftline.monitoring.reference import DriftReference
@@ -42,6 +40,7 @@ from driftline.streaming import clients
 from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.messages import CheckedBatch, Incoming, MessageChecker, answers
 from driftline.streaming.ranges import BatchRanges, measure
+from driftline.streaming.streamed_rows import Columns, input_columns, unlogged_rows
 from driftline.streaming.telemetry import StreamMetrics
 from driftline.validation.profile import ReferenceProfile
 
@@ -64,7 +63,6 @@ class BatchOutcome:
     scored: int
     dead_letters: int
     version: str | None
-    seconds: float  # consumed to answered: every answer and dead letter on the broker
 
 
 class StreamScorer:
@@ -94,6 +92,7 @@ class StreamScorer:
         self._uncommitted: dict[int, int] = {}  # per partition: the offset to commit (answered and logged)
         self._pending: Future | None = None  # the log of the last answered micro-batch, being written
         self._pending_offsets: dict[int, int] = {}  # that micro-batch's offsets: committed once its log is written
+        self._unconfirmed: float | None = None  # when it was consumed, while its answers may not be on the broker
         self._profiles: dict[ModelRef, ReferenceProfile | None] = {}
         self._stopping = threading.Event()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="driftline-stream-log")
@@ -121,15 +120,20 @@ class StreamScorer:
                 messages = self.consumer.consume(self.streaming.batch_size, self.streaming.max_wait_seconds)
                 if messages:
                     self.process(messages)
-                elif self._pending is not None or self._pending_offsets or self._uncommitted:
-                    self._settle()  # nothing new: the last micro-batch committed (or one an outage refused, again)
+                elif (
+                    self._unconfirmed is not None
+                    or self._pending is not None
+                    or self._pending_offsets
+                    or self._uncommitted
+                ):
+                    self.settle()  # nothing new: the last micro-batch committed (or one an outage refused, again)
                 self._report()
         finally:
             self.close()
 
     def close(self) -> None:
         """Commit what was answered, leave the group (its partitions go to the others at once), stop following."""
-        self._settle()
+        self.settle()
         self.consumer.close()
         self.follower.stop()
         self._writer.shutdown()
@@ -156,7 +160,7 @@ class StreamScorer:
         if served is None:
             return None  # stopped while waiting: the micro-batch is uncommitted, so it is consumed again
         predictions = served.predict(checked.rows) if checked.rows else None
-        self._settle()  # no answer goes out while an earlier micro-batch is uncommitted
+        self.settle()  # no answer goes out while an earlier micro-batch is uncommitted
         if predictions is not None:
             self._pending = self._writer.submit(self._log, checked, predictions, served, started)
         topic_out, id_column = self.streaming.output_topic, self.cfg.dataset.id_column
@@ -166,18 +170,21 @@ class StreamScorer:
         for rejected in checked.rejected:
             key, value, headers = dead_letter(rejected)
             self.sender.send(self.streaming.dead_letter_topic, value, key, headers)
-        self.sender.flush()  # every answer and dead letter on the broker before the offsets are committed
+        self._unconfirmed = started  # `settle` flushes: every answer and dead letter on the broker before the commit
         for incoming in batch:
             self._pending_offsets[incoming.partition] = incoming.offset + 1
-        outcome = BatchOutcome(
-            len(checked.rows), len(checked.rejected), served.ref.version, time.perf_counter() - started
-        )
+        outcome = BatchOutcome(len(checked.rows), len(checked.rejected), served.ref.version)
         self._count(outcome)
         return outcome
 
-    def _settle(self) -> None:
-        """The last answered micro-batch: wait for its log to be written, then commit its offsets (and any an
-        outage left uncommitted). A log that failed raises here, its offsets uncommitted."""
+    def settle(self) -> None:
+        """The last answered micro-batch: wait for its answers and dead letters to be on the broker and for its log
+        to be written, then commit its offsets (and any an outage left uncommitted). A refused message or a log that
+        failed raises here, its offsets uncommitted."""
+        if self._unconfirmed is not None:
+            self.sender.flush()
+            self.metrics.answered(time.perf_counter() - self._unconfirmed)
+            self._unconfirmed, self.broker_problem = None, None
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
@@ -199,20 +206,24 @@ class StreamScorer:
     def _log(self, checked: CheckedBatch, predictions: Predictions, served: ServedModel, started: float) -> int:
         """On the writer thread: the micro-batch's ranges measured; its scored rows not logged before into the
         prediction log (how many)."""
-        frame = request_frame(checked.rows, self.cfg.dataset, logged_beside(self.cfg))
-        self.metrics.ranges(self._ranges(frame, served.ref))
+        inputs = input_columns(checked.rows, self.cfg.dataset, logged_beside(self.cfg))
+        self.metrics.ranges(self._ranges(inputs, served.ref))
         if not self.cfg.scoring.log_predictions:
             return 0
         latency_ms = (time.perf_counter() - started) * 1000
-        fresh = unlogged_rows(self.cfg, frame, checked, predictions, served.ref.version, latency_ms, self._logged)
-        if fresh.empty:
+        scored_at = datetime.now(UTC)
+        fresh = unlogged_rows(
+            self.cfg, inputs, checked, predictions, served.ref.version, latency_ms, scored_at, self._logged
+        )
+        if not fresh.num_rows:
             return 0
         prediction_log.append_streamed(fresh, self.log_dir, self.streaming.input_topic)
-        last = fresh.groupby(prediction_log.KAFKA_PARTITION)[prediction_log.KAFKA_OFFSET].max()
-        self._logged.update({int(partition): int(offset) for partition, offset in last.items()})
-        return len(fresh)
+        partitions = fresh.column(prediction_log.KAFKA_PARTITION).to_numpy()
+        offsets = fresh.column(prediction_log.KAFKA_OFFSET).to_numpy()
+        self._logged.update({int(p): int(offsets[partitions == p].max()) for p in np.unique(partitions)})
+        return fresh.num_rows
 
-    def _ranges(self, frame, ref: ModelRef) -> BatchRanges | None:
+    def _ranges(self, inputs: Columns, ref: ModelRef) -> BatchRanges | None:
         if ref not in self._profiles:
             try:
                 self._profiles[ref] = self.source.load_reference(ref).profile
@@ -221,17 +232,16 @@ class StreamScorer:
                 self._profiles[ref] = None
         if (profile := self._profiles[ref]) is None:
             return None
-        ranges = measure(frame, profile, self.cfg.dataset, self.cfg.validation)
+        ranges = measure(inputs, profile, self.cfg.dataset, self.cfg.validation)
         if over := ranges.over_limits(self.cfg.validation):
             log.warning("micro-batch over the validation limits in %s: %s", ", ".join(over), ranges.summary())
         return ranges
 
     def _count(self, outcome: BatchOutcome) -> None:
-        self.metrics.batch(outcome.scored, outcome.dead_letters, outcome.seconds)
+        self.metrics.batch(outcome.scored, outcome.dead_letters)
         self.totals["scored"] += outcome.scored
         self.totals["dead_letters"] += outcome.dead_letters
         self.totals["batches"] += 1
-        self.broker_problem = None
 
     # --- offsets and the group ------------------------------------------------------------------------------------
     def _commit(self, partitions: set[int] | None = None) -> None:
@@ -259,7 +269,7 @@ class StreamScorer:
 
     def _on_revoke(self, consumer, partitions: list[clients.TopicPartition]) -> None:
         """Before the partitions go to another consumer: commit what was answered on them."""
-        self._settle()
+        self.settle()
         self._forget(partitions)
 
     def _on_lost(self, consumer, partitions: list[clients.TopicPartition]) -> None:
@@ -317,34 +327,3 @@ class StreamScorer:
                 f"scored {self.totals['scored']}, dead letters {self.totals['dead_letters']} in "
                 f"{self.totals['batches']} micro-batches; champion v{champion.ref.version if champion else '-'}"
             )
-
-
-def unlogged_rows(
-    cfg: DriftlineConfig,
-    frame: pd.DataFrame,
-    checked: CheckedBatch,
-    predictions: Predictions,
-    version: str,
-    latency_ms: float,
-    logged: dict[int, int],
-) -> pd.DataFrame:
-    """The micro-batch's prediction-log rows (with topic, partition, offset) past what `logged` says each partition
-    has in the log: a micro-batch scored again after a crash is not logged twice."""
-    topic = cfg.streaming.input_topic
-    partitions = np.fromiter((m.partition for m in checked.accepted), dtype=np.int64, count=len(checked.rows))
-    offsets = np.fromiter((m.offset for m in checked.accepted), dtype=np.int64, count=len(checked.rows))
-    rows = prediction_log.records(
-        frame,
-        predictions,
-        cfg,
-        version,
-        f"kafka:{topic}",
-        np.array([m.coordinates for m in checked.accepted], dtype=object),
-        datetime.now(UTC),
-        latency_ms=latency_ms,
-    )
-    rows[prediction_log.KAFKA_TOPIC] = topic
-    rows[prediction_log.KAFKA_PARTITION] = partitions
-    rows[prediction_log.KAFKA_OFFSET] = offsets
-    marks = np.array([logged.get(int(p), -1) for p in partitions], dtype=np.int64)
-    return rows[offsets > marks]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import NamedTuple, get_args
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
@@ -21,9 +21,9 @@ from driftline.serving.app import request_model
 MAX_REASONS = 5  # problems of one message named in its reason
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """One consumed message: where it sits in the topic, its key and its value as received."""
+class Incoming(NamedTuple):
+    """One consumed message: where it sits in the topic, its key and its value as received (a tuple: a micro-batch
+    makes hundreds)."""
 
     topic: str
     partition: int
@@ -58,13 +58,15 @@ class MessageChecker:
         request = request_model(cfg)
         (self.row_model,) = get_args(request.model_fields["rows"].annotation)
         self.row_model: type[BaseModel]
+        # the model's own validator, called directly: `model_validate_json`'s checks and errors, at half the cost
+        self.validate_json = self.row_model.__pydantic_validator__.validate_json
 
     def check(self, value: bytes | None) -> Row | str:
         """The validated row, or why the message cannot be scored (one line)."""
         if not value:
             return "empty message: expected one JSON object with the model's features"
         try:
-            row = self.row_model.model_validate_json(value)
+            row = self.validate_json(value)
         except ValidationError as error:
             return reason_of(error)
         return dict(row.__dict__)  # its fields are scalars: model_dump's copy, at a tenth of the cost
@@ -102,19 +104,30 @@ def output_key(incoming: Incoming, row: Row, id_column: str | None) -> bytes:
 def answers(
     accepted: Sequence[Incoming], rows: Sequence[Row], predictions: Predictions, version: str, id_column: str | None
 ) -> list[tuple[bytes, bytes]]:
-    """(key, value) of each answer: the online service's `Prediction` fields and the input's coordinates."""
+    """(key, value) of each answer: the online service's `Prediction` fields and the input's coordinates, as compact
+    JSON. What the answers share (version, class names, each distinct label) is encoded once, the probabilities in
+    one call for the micro-batch: no dict and no encoder call per answer."""
+    shared = b'"model_version":' + to_json(version) + b',"served_by":"champion","input":{"topic":'
     labels = predictions.labels.tolist()
-    classes = [str(label) for label in predictions.classes] if predictions.proba is not None else []
-    probabilities = predictions.proba.tolist() if predictions.proba is not None else None
+    encoded = {label: to_json(label) for label in set(labels)}
+    if predictions.proba is None:
+        probabilities = [b"null"] * len(labels)
+    else:  # "[[0.1,0.9],[0.7,0.3]]": numbers never hold "," or "]", so each row is one split away
+        names = [to_json(str(label)) + b":" for label in predictions.classes]
+        cells = to_json(predictions.proba.tolist())[2:-2].split(b"],[")
+        probabilities = [b"{" + b",".join(map(bytes.__add__, names, cell.split(b","))) + b"}" for cell in cells]
+    topics = {topic: to_json(topic) for topic in {incoming.topic for incoming in accepted}}
     out = []
-    for index, (incoming, row) in enumerate(zip(accepted, rows, strict=True)):
-        body: dict[str, Any] = {
-            "id": category_text(row.get(id_column)) if id_column else None,
-            "prediction": labels[index],
-            "probabilities": dict(zip(classes, probabilities[index], strict=True)) if probabilities else None,
-            "model_version": version,
-            "served_by": "champion",
-            "input": {"topic": incoming.topic, "partition": incoming.partition, "offset": incoming.offset},
-        }
-        out.append((output_key(incoming, row, id_column), to_json(body)))
+    for incoming, row, label, probability in zip(accepted, rows, labels, probabilities, strict=True):
+        identifier = category_text(row.get(id_column)) if id_column else None
+        value = b'{"id":%b,"prediction":%b,"probabilities":%b,%b%b,"partition":%d,"offset":%d}}' % (
+            b"null" if identifier is None else to_json(identifier),
+            encoded[label],
+            probability,
+            shared,
+            topics[incoming.topic],
+            incoming.partition,
+            incoming.offset,
+        )
+        out.append((output_key(incoming, row, id_column), value))
     return out

@@ -4,10 +4,10 @@ validation measures them (`validation.expectations.build_expectations`: the rang
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from driftline.config import DatasetConfig, ValidationConfig
 from driftline.validation.profile import ReferenceProfile
@@ -34,25 +34,28 @@ class BatchRanges:
         return f"{self.rows} rows: " + (", ".join(parts) if parts else "all within the training ranges")
 
 
-def measure(frame: pd.DataFrame, profile: ReferenceProfile, dataset: DatasetConfig, rules: ValidationConfig):
-    """The micro-batch's rows outside the profile's ranges (widened by the tolerance) and with unseen categories;
-    missing values are counted by neither (nulls are a type check, made per message)."""
+def measure(
+    columns: Mapping[str, Sequence], profile: ReferenceProfile, dataset: DatasetConfig, rules: ValidationConfig
+) -> BatchRanges:
+    """The micro-batch's rows (its columns: numbers, and text or None) outside the profile's ranges (widened by the
+    tolerance) and with unseen categories; missing values are counted by neither (nulls are a type check, made per
+    message)."""
     out_of_range, unseen = {}, {}
     for column in dataset.numeric_features:
         if column not in profile.numeric_ranges:
             continue
+        values = np.asarray(columns[column], dtype=float)
         low, high = profile.numeric_ranges[column]
         width = (high - low) or max(abs(high), 1.0)  # as build_expectations: a constant scales by its size
         margin = width * rules.range_tolerance
-        values = frame[column].to_numpy(dtype=float, na_value=np.nan)
         count = int(np.count_nonzero((values < low - margin) | (values > high + margin)))
         if count:
             out_of_range[column] = count
     for column in dataset.categorical_features:
         if column not in profile.categories:
             continue
-        values = frame[column]
-        count = int((values.notna() & ~values.isin(profile.categories[column])).sum())
+        seen = set(profile.categories[column])
+        count = sum(1 for value in columns[column] if type(value) is str and value not in seen)
         if count:
             unseen[column] = count
-    return BatchRanges(len(frame), out_of_range, unseen)
+    return BatchRanges(len(columns[dataset.feature_names[0]]), out_of_range, unseen)

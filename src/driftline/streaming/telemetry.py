@@ -34,7 +34,8 @@ class StreamMetrics:
         )
         self.latency = Histogram(
             "driftline_stream_batch_latency_seconds",
-            "Per micro-batch: consumed to answered (on the broker), the latency it adds to each of its messages",
+            "Per micro-batch: consumed to answered (its answers acknowledged by the broker, which the consumer checks "
+            "when the next micro-batch is scored), the latency it adds to each of its messages at most",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
@@ -55,10 +56,13 @@ class StreamMetrics:
         )
         self.swaps = Gauge("driftline_stream_model_swaps", "Times the champion changed", registry=self.registry)
 
-    def batch(self, scored: int, dead: int, seconds: float) -> None:
+    def batch(self, scored: int, dead: int) -> None:
         self.messages.labels("scored").inc(scored)
         self.messages.labels("dead_letter").inc(dead)
         self.batches.inc()
+
+    def answered(self, seconds: float) -> None:
+        """A micro-batch's answers are on the broker, `seconds` after it was consumed."""
         self.latency.observe(seconds)
 
     def ranges(self, ranges: BatchRanges | None) -> None:
