@@ -124,7 +124,7 @@ def test_a_config_removed_while_its_run_is_in_flight_pauses_its_model_and_the_ru
     capsys.readouterr()
     assert _deploy(fleet_dir, pool, "--dry-run") == 0
     [row] = [line for line in capsys.readouterr().out.splitlines() if f" {fraud} " in line]
-    assert "pause" in row and f"config {fraud_file} removed: 7 deployments paused, records kept" in row
+    assert "pause" in row and f"config {fraud_file} removed: {len(FLOWS)} deployments paused, records kept" in row
     assert not any(d.paused for d in _deployments(pool, fraud))  # a dry run changes nothing
 
     assert _deploy(fleet_dir, pool) == 0
@@ -174,7 +174,7 @@ def test_fleet_pause_and_resume_stop_and_start_schedules_and_the_landing_trigger
     assert _deploy(fleet_dir, pool) == 0
     churn, fraud = _names(fleet_dir)
     assert main(["fleet", "pause", "--config", str(fleet_dir), "--model", churn]) == 0
-    assert f"{churn}: 7 deployments paused (schedules and landing trigger)" in capsys.readouterr().out
+    assert f"{churn}: {len(FLOWS)} deployments paused (schedules and landing trigger)" in capsys.readouterr().out
     paused, running = _deployments(pool, churn), _deployments(pool, fraud)
     assert all(d.paused for d in paused) and _triggers_enabled(paused) == [False]
     assert not any(d.paused for d in running) and _triggers_enabled(running) == [True]
@@ -182,7 +182,7 @@ def test_fleet_pause_and_resume_stop_and_start_schedules_and_the_landing_trigger
     assert all(d.paused for d in _deployments(pool, churn)) and _triggers_enabled(_deployments(pool, churn)) == [False]
     assert main(["fleet", "resume", "--config", str(fleet_dir)]) == 0
     out = capsys.readouterr().out
-    assert f"{churn}: 7 deployments resumed" in out and f"{fraud}: already running" in out
+    assert f"{churn}: {len(FLOWS)} deployments resumed" in out and f"{fraud}: already running" in out
     assert not any(d.paused for d in _deployments(pool, fraud)) and _triggers_enabled(_deployments(pool, churn)) == [
         True
     ]
