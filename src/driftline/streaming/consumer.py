@@ -65,6 +65,28 @@ class BatchOutcome:
     version: str | None
 
 
+class RangeWatch:
+    """Ranges and unseen categories of each micro-batch against its version's training profile (loaded once)."""
+
+    def __init__(self, source: StreamSource, cfg: DriftlineConfig):
+        self.source, self.cfg = source, cfg
+        self._profiles: dict[ModelRef, ReferenceProfile | None] = {}
+
+    def measure(self, inputs: Columns, ref: ModelRef) -> BatchRanges | None:
+        if ref not in self._profiles:
+            try:
+                self._profiles[ref] = self.source.load_reference(ref).profile
+            except Exception as error:  # the reference is for measuring, not scoring: the stream goes on without
+                log.warning("ranges not measured: no reference profile of version %s (%s)", ref.version, error)
+                self._profiles[ref] = None
+        if (profile := self._profiles[ref]) is None:
+            return None
+        ranges = measure(inputs, profile, self.cfg.dataset, self.cfg.validation)
+        if over := ranges.over_limits(self.cfg.validation):
+            log.warning("micro-batch over the validation limits in %s: %s", ", ".join(over), ranges.summary())
+        return ranges
+
+
 class StreamScorer:
     """One consumer of the group: `run()` until `stop()`."""
 
@@ -93,7 +115,7 @@ class StreamScorer:
         self._pending: Future | None = None  # the log of the last answered micro-batch, being written
         self._pending_offsets: dict[int, int] = {}  # that micro-batch's offsets: committed once its log is written
         self._unconfirmed: float | None = None  # when it was consumed, while its answers may not be on the broker
-        self._profiles: dict[ModelRef, ReferenceProfile | None] = {}
+        self._range_watch = RangeWatch(source, cfg)
         self._stopping = threading.Event()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="driftline-stream-log")
         self._reported = time.monotonic()
@@ -207,7 +229,7 @@ class StreamScorer:
         """On the writer thread: the micro-batch's ranges measured; its scored rows not logged before into the
         prediction log (how many)."""
         inputs = input_columns(checked.rows, self.cfg.dataset, logged_beside(self.cfg))
-        self.metrics.ranges(self._ranges(inputs, served.ref))
+        self.metrics.ranges(self._range_watch.measure(inputs, served.ref))
         if not self.cfg.scoring.log_predictions:
             return 0
         latency_ms = (time.perf_counter() - started) * 1000
@@ -222,20 +244,6 @@ class StreamScorer:
         offsets = fresh.column(prediction_log.KAFKA_OFFSET).to_numpy()
         self._logged.update({int(p): int(offsets[partitions == p].max()) for p in np.unique(partitions)})
         return fresh.num_rows
-
-    def _ranges(self, inputs: Columns, ref: ModelRef) -> BatchRanges | None:
-        if ref not in self._profiles:
-            try:
-                self._profiles[ref] = self.source.load_reference(ref).profile
-            except Exception as error:  # the reference is for measuring, not scoring: the stream goes on without
-                log.warning("ranges not measured: no reference profile of version %s (%s)", ref.version, error)
-                self._profiles[ref] = None
-        if (profile := self._profiles[ref]) is None:
-            return None
-        ranges = measure(inputs, profile, self.cfg.dataset, self.cfg.validation)
-        if over := ranges.over_limits(self.cfg.validation):
-            log.warning("micro-batch over the validation limits in %s: %s", ", ".join(over), ranges.summary())
-        return ranges
 
     def _count(self, outcome: BatchOutcome) -> None:
         self.metrics.batch(outcome.scored, outcome.dead_letters)
