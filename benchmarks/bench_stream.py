@@ -183,7 +183,14 @@ def consumers(config_path: Path, cfg: DriftlineConfig, how_many: int, values: li
     env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     processes = [
         subprocess.Popen(
-            ["driftline", "stream", "--config", str(config_path), "--metrics-port", str(port)],
+            [
+                str(Path(sys.executable).parent / "driftline"),
+                "stream",
+                "--config",
+                str(config_path),
+                "--metrics-port",
+                str(port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

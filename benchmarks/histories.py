@@ -78,7 +78,8 @@ def backtest_arguments(
     variant as a --set group (with no named one, the command adds its defaults: current, never, every-batch)."""
     files = sorted(str(path) for path in Path("data", history.name).glob("*.parquet"))
     named = [how[0] for _, how in policies if "=" not in how[0]]
-    arguments = ["driftline", "backtest", "--config", history.config, "--data", *files]
+    driftline = str(Path(sys.executable).parent / "driftline")  # the venv's, whether or not it is on PATH
+    arguments = [driftline, "backtest", "--config", history.config, "--data", *files]
     arguments += ["--initial", str(history.initial), *(["--policy", *named] if named else [])]
     for _, how in policies:
         if "=" in how[0]:

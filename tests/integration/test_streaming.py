@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
-from testkit.paths import DEMO_CONFIG, WEEK
+from testkit.paths import DEMO_CONFIG, DRIFTLINE, WEEK
 from testkit.processes import cli_env, kill_hard, start_cli
 from testkit.waiting import wait_for
 
@@ -192,7 +192,7 @@ def test_stream_answers_each_message_dead_letters_bad_ones_replays_fixed_ones_an
         fixed = tmp_path / "fixed.jsonl"
         fixed.write_text("\n".join(json.dumps(rows[index]) for index in bad) + "\n")
         replay = subprocess.run(
-            ["driftline", "stream", "replay-dead-letters", "--config", str(config_path), "--fixed", str(fixed)],
+            [str(DRIFTLINE), "stream", "replay-dead-letters", "--config", str(config_path), "--fixed", str(fixed)],
             env=stream_env(),
             capture_output=True,
             text=True,
@@ -225,7 +225,7 @@ def test_stream_answers_each_message_dead_letters_bad_ones_replays_fixed_ones_an
     assert set(log["customer_id"]) == {row["customer_id"] for row in rows}
 
     monitor = subprocess.run(
-        ["driftline", "monitor", "--config", str(config_path)],
+        [str(DRIFTLINE), "monitor", "--config", str(config_path)],
         env=cli_env(prefect_api_url),
         capture_output=True,
         text=True,
