@@ -37,6 +37,7 @@ def states(cfg, sha256: str) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.slow  # three runs: ~20 s
 def test_a_failed_run_is_processed_when_its_file_is_dropped_again_and_a_rejected_file_is_not(
     config_factory, demo_files, tmp_path
 ):

@@ -46,6 +46,7 @@ def week(number: int, seed: int) -> pd.DataFrame:
     return make_frame(1000, seed=seed, start=START + number * WEEK, id_offset=number * 10_000)
 
 
+@pytest.mark.slow  # two trainings and a label run: ~19 s
 def test_a_degraded_slice_is_notified_and_a_fair_batch_is_not(config_factory, demo_files, tmp_path):
     config = trained(config_factory(gate=WATCHED, labels=LABELS), demo_files)
     cfg, started = load_config(config), datetime.now(UTC)
@@ -72,6 +73,7 @@ def test_a_degraded_slice_is_notified_and_a_fair_batch_is_not(config_factory, de
     assert kpis.champion_watch == "breached" and "slices degraded: region=south" in kpis.champion_watch_detail
 
 
+@pytest.mark.slow  # a retrain: ~16 s
 def test_a_fairness_breach_is_notified_and_retrains_when_it_counts_as_degradation(config_factory, demo_files, tmp_path):
     labels = {**LABELS, "fairness_counts_as_degradation": True}
     config = trained(config_factory(gate=WATCHED, labels=labels), demo_files)

@@ -166,6 +166,7 @@ def test_half_the_units_meet_arm_b_and_each_meets_the_same_arm_in_two_services_a
     assert (logged[prediction_log.MODEL_VERSION] == expected.map({"champion": "1", "challenger": "2"})).all()
 
 
+@pytest.mark.slow  # waits for two polls: ~18 s
 def test_a_test_started_while_serving_is_followed_without_restart_and_a_stop_gives_one_arm_all_traffic(workspace):
     cfg = config(workspace)
     registry = Registry(cfg)
