@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 import yaml
 from testkit.paths import DEMO_CONFIG
+from testkit.waiting import wait_for
 
 from driftline.config import DriftlineConfig, load_config
 from driftline.data import prediction_log
@@ -90,24 +91,15 @@ def running(app) -> Iterator[httpx.Client]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started, "the server to start")
+    wait_for(lambda: server.started, 30, "the server to start", every=0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         try:
-            wait_for(lambda: client.get("/ready").status_code == 200, "a champion to be loaded")
+            wait_for(lambda: client.get("/ready").status_code == 200, 30, "a champion to be loaded", every=0.05)
             yield client
         finally:
             server.should_exit = True
             thread.join(timeout=30)
-
-
-def wait_for(condition, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"within {timeout} s: {what}")
 
 
 def predict(client: httpx.Client, frame: pd.DataFrame) -> dict:
@@ -174,17 +166,34 @@ def test_a_test_started_while_serving_is_followed_without_restart_and_a_stop_giv
     with running(create_app(cfg, registry)) as client:
         alone = predict(client, customers)
         with ab_test(registry, share=0.5) as kept_test:
-            wait_for(lambda: predict(client, customers.iloc[:1])["ab_test"] == kept_test.id, "the service to follow")
+            wait_for(
+                lambda: predict(client, customers.iloc[:1])["ab_test"] == kept_test.id,
+                30,
+                "the service to follow",
+                every=0.05,
+            )
             split = predict(client, customers)
             described = client.get("/model").json()["routing"]["ab_test"]
             registry.ab_tests.stop(False, "kept: no difference worth the change")
-            wait_for(lambda: predict(client, customers.iloc[:1])["ab_test"] is None, "the service to drop it")
+            wait_for(
+                lambda: predict(client, customers.iloc[:1])["ab_test"] is None, 30, "the service to drop it", every=0.05
+            )
             kept = predict(client, customers)
         with ab_test(registry, share=0.5) as promoted_test:
-            wait_for(lambda: predict(client, customers.iloc[:1])["ab_test"] == promoted_test.id, "it to be followed")
+            wait_for(
+                lambda: predict(client, customers.iloc[:1])["ab_test"] == promoted_test.id,
+                30,
+                "it to be followed",
+                every=0.05,
+            )
             registry.ab_tests.stop(True, "B won on revenue")
             promotion_served = {"ab_test": None, "model_version": "2"}
-            wait_for(lambda: predict(client, customers.iloc[:1]).items() >= promotion_served.items(), "v2 alone")
+            wait_for(
+                lambda: predict(client, customers.iloc[:1]).items() >= promotion_served.items(),
+                30,
+                "v2 alone",
+                every=0.05,
+            )
             promoted = predict(client, customers)
     assert described == {
         "test_id": kept_test.id,
@@ -217,6 +226,6 @@ def test_a_test_announced_by_its_event_is_followed_before_the_next_poll(workspac
             time.sleep(0.5)
             return predict(client, customers)["ab_test"] == expected
 
-        wait_for(partial(announced_and_followed, test, test.id), "the start event to wake the service")
+        wait_for(partial(announced_and_followed, test, test.id), 30, "the start event to wake the service", every=0.05)
         ended, _ = registry.ab_tests.stop(False, "kept")
-        wait_for(partial(announced_and_followed, ended, None), "the stop event to wake the service")
+        wait_for(partial(announced_and_followed, ended, None), 30, "the stop event to wake the service", every=0.05)
