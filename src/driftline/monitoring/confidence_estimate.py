@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import auc, roc_auc_score
 from sklearn.model_selection import StratifiedShuffleSplit
@@ -186,20 +187,21 @@ def _var(values: np.ndarray) -> float:
 
 
 def _auroc_terms(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:
-    """AUROC as a Mann-Whitney statistic: the spread over positives of the share of negatives ranked below each
-    (the minority class taken as positive), over the positives' fraction (NannyML)."""
-    truth, scores = truth.astype(int), np.asarray(scores, dtype=float)
-    if truth.mean() > 0.5:
-        truth, scores = 1 - truth, 1 - scores
-    order = np.argsort(scores)
-    truth = truth[order]
-    ranks = np.unique(truth * np.arange(len(truth)))[1:]  # NannyML drops rank 0 (also a positive ranked first)
-    negatives_below = ranks - np.arange(len(ranks))
-    positives = truth.sum()
-    negatives = len(truth) - positives
+    """AUROC's variance as DeLong's: the spread over positives of the share of negatives ranked below each, over the
+    positives' fraction, plus the same over negatives, as one term of fraction 1. NannyML keeps the positives' half
+    only, which narrows its band by about a third: 3 of its sampling errors covered 68 % of the demo's stable batches
+    of 2,000 rows (docs/monitoring.md)."""
+    truth, scores = truth.astype(bool), np.asarray(scores, dtype=float)
+    positives, negatives = truth.sum(), (~truth).sum()
     if not positives or not negatives:
         return [float("nan")], [0.0]
-    return [float(np.var(negatives_below / negatives))], [positives / len(truth)]
+    # Mid-ranks, so tied scores count a half, as roc_auc_score counts them.
+    ranks = rankdata(scores)
+    negatives_below = (ranks[truth] - rankdata(scores[truth])) / negatives
+    positives_above = 1 - (ranks[~truth] - rankdata(scores[~truth])) / positives
+    rows = len(truth)
+    spread = np.var(negatives_below) / (positives / rows) + np.var(positives_above) / (negatives / rows)
+    return [float(spread)], [1.0]
 
 
 def _f1_terms(truth: np.ndarray, predicted: np.ndarray, corrected: bool) -> tuple[list[float], list[float]]:

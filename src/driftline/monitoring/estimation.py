@@ -102,10 +102,13 @@ class PerformanceEstimator:
 
     kind = ""
 
-    def __init__(self, task: Task, metric: str, settings: EstimationConfig, codes: FeatureCodes, terms, check):
+    def __init__(
+        self, task: Task, metric: str, settings: EstimationConfig, codes: FeatureCodes, terms, check, holdout_rows
+    ):
         self.task, self.metric, self.settings, self.codes = task, metric, settings, codes
         self.terms: dict[str, SamplingTerms] = terms
         self.holdout_check: HoldoutCheck | None = check
+        self.holdout_rows: int | None = holdout_rows  # None: an estimator saved before the band counted the holdout
 
     @property
     def holdout_within(self) -> bool:
@@ -135,7 +138,11 @@ class PerformanceEstimator:
 
     def _band(self, value: float, rows: int, sigmas: float) -> tuple[float, float]:
         floor, ceiling = (0.0, np.inf) if self.metric in UNBOUNDED else (0.0, 1.0)
-        error = self.terms[self.metric].error(rows)
+        terms = self.terms[self.metric]
+        # The estimator was learned from the holdout, so its own error is about the holdout's sampling error; it adds
+        # to the batch's and does not shrink with the batch's size.
+        learned = terms.error(self.holdout_rows) if self.holdout_rows else 0.0
+        error = float(np.hypot(terms.error(rows), learned))
         if not np.isfinite(error):
             return floor, float(ceiling)
         width = sigmas * error
@@ -160,6 +167,7 @@ class PerformanceEstimator:
             "codes": self.codes.to_dict(),
             "terms": {name: asdict(terms) for name, terms in self.terms.items()},
             "holdout_check": self.holdout_check.to_dict() if self.holdout_check else None,
+            "holdout_rows": self.holdout_rows,
         }
 
     def save(self, folder: Path) -> None:
@@ -182,6 +190,7 @@ class PerformanceEstimator:
             "codes": FeatureCodes.from_dict(data["codes"]),
             "terms": {name: SamplingTerms(**terms) for name, terms in data["terms"].items()},
             "check": HoldoutCheck.from_dict(data["holdout_check"]) if data["holdout_check"] else None,
+            "holdout_rows": data.get("holdout_rows"),
         }
         if data["kind"] == ConfidenceEstimator.kind:
             return ConfidenceEstimator(
@@ -304,7 +313,14 @@ def _unavailable(truth: np.ndarray, predictions: Predictions, task: Task, settin
 def _fit(
     features, truth, predictions, task, metric, settings, codes, check, primary_only: bool = False
 ) -> PerformanceEstimator:
-    common = {"task": task, "metric": metric, "settings": settings, "codes": codes, "check": check}
+    common = {
+        "task": task,
+        "metric": metric,
+        "settings": settings,
+        "codes": codes,
+        "check": check,
+        "holdout_rows": len(truth),
+    }
     if task.is_classification:
         labels = [str(c) for c in predictions.classes]
         position = {label: i for i, label in enumerate(labels)}
