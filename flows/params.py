@@ -194,6 +194,9 @@ class EstimateOutcome(BaseModel):
     decides: bool = Field(False, description="Trusted, a number, no label shift: the estimate may drive a decision.")
     verdict: str = ""
     slices: dict[str, float | None] = Field(default_factory=dict, description="column=value -> estimate (gate.slices).")
+    slice_trust: dict[str, bool | None] = Field(
+        default_factory=dict, description="column=value -> the slice's estimator trust (None: no number to trust)."
+    )
     labels_with_the_batch: str = Field("", description="The batch came with labels: its estimate checked against them.")
     realized: float | None = Field(None, description="What the labels that came with the batch realized.")
     within: bool | None = Field(None, description="The realized metric lay inside the band (None: not compared).")
@@ -217,7 +220,8 @@ class EstimateOutcome(BaseModel):
             degraded=estimation.degraded,
             decides=estimation.usable,
             verdict=estimation.verdict,
-            slices={f"{s.column}={s.value}": s.estimate.value for s in estimation.slices},
+            slices={s.name: s.estimate.value for s in estimation.slices},
+            slice_trust={s.name: s.trust.trusted if s.trust else None for s in estimation.slices},
             labels_with_the_batch=estimation.arrived.line() if estimation.arrived else "",
             realized=estimation.arrived.realized if estimation.arrived else None,
             within=estimation.arrived.within if estimation.arrived else None,
@@ -291,6 +295,14 @@ class PerformanceOutcome(BaseModel):
     estimate_checks: list[str] = Field(
         default_factory=list, description="Per newly labeled batch: its estimate against what its labels realized."
     )
+    label_drift: list[str] = Field(
+        default_factory=list,
+        description="Per newly labeled batch of the champion: its labels' drift against the training labels.",
+    )
+    label_drift_reasons: list[str] = Field(
+        default_factory=list, description="The newly labeled batches whose labels drifted, as drift alarms word it."
+    )
+    label_drift_note: str = Field("", description="Why no label was tested for drift, when none was.")
     retraining: TrainingOutcome | None = None
 
     @classmethod
@@ -315,6 +327,9 @@ class PerformanceOutcome(BaseModel):
             estimate_trusted=report.estimates.trust.trusted if report.estimates.trust else None,
             estimate_trust_reason=report.estimates.trust.reason if report.estimates.trust else "",
             estimate_checks=[check.line() for check in report.estimates.checks],
+            label_drift=[batch.line() for batch in report.label_drift.batches],
+            label_drift_reasons=report.label_drift.reasons,
+            label_drift_note=report.label_drift.note,
             retraining=retraining,
         )
 

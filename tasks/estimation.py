@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.data.loading import Observed
+from driftline.monitoring.estimate_trust import TrustState
 from driftline.registry import Champion
 from driftline.steps import estimate_check
 from driftline.steps.estimate_check import EstimationCheck, band_text
@@ -18,6 +19,10 @@ from driftline.tasks.retries import retried
 
 def _figure(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
+
+
+def trust_word(trust: TrustState) -> str:
+    return "trusted" if trust.trusted else "UNTRUSTED"
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
@@ -41,7 +46,7 @@ def estimation_markdown(observed: Observed, estimation: EstimationCheck, cfg: Dr
         "",
         f"**Verdict:** {estimation.verdict}",
         "",
-        f"**Estimator:** {'trusted' if trust.trusted else 'UNTRUSTED'}: {trust.reason}",
+        f"**Estimator:** {trust_word(trust)}: {trust.reason}",
         "",
         f"**Retraining:** {trigger_line(estimation, cfg)}",
     ]
@@ -54,21 +59,15 @@ def estimation_markdown(observed: Observed, estimation: EstimationCheck, cfg: Dr
         lines += _table(["class", "holdout share", "estimated (EM)", "estimated (confusion matrix)"], priors)
     if estimation.slices:
         slices = [
-            [
-                f"{s.column}={s.value}",
-                _figure(s.estimate.value),
-                band_text(s.estimate),
-                s.estimate.rows,
-                s.estimate.note,
-            ]
+            [s.name, band_text(s.estimate), s.estimate.rows, trust_word(s.trust), s.estimate.note or s.trust.reason]
             for s in estimation.slices
         ]
-        lines += ["", "**Per slice** (gate.slices)", ""]
-        lines += _table(["slice", "estimate [band]", "rows", "note"], slices)
+        lines += ["", "**Per slice** (gate.slices; each slice's estimator trust follows its own labeled batches)", ""]
+        lines += _table(["slice", "estimate [band]", "rows", "estimator", "note"], slices)
     if estimation.batches:
-        kept = [[b.batch, _figure(b.value), b.rows, b.note] for b in estimation.batches]
+        kept = [[b.batch, b.slice_name or "all", _figure(b.value), b.rows, b.note] for b in estimation.batches]
         lines += ["", "**Kept until their labels come** (the self-check)", ""]
-        lines += _table(["scoring batch", "estimated", "rows", "note"], kept)
+        lines += _table(["scoring batch", "rows of", "estimated", "rows", "note"], kept)
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from driftline.modeling.pipeline import predict
 from driftline.monitoring import evidently_report
 from driftline.registry import Registry
 from driftline.registry.refs import ESTIMATE_HOLDOUT_WITHIN, ESTIMATE_UNAVAILABLE
+from driftline.steps.estimate_review import estimator_states
 from driftline.tasks.kpis import gather_kpis
 
 pytestmark = pytest.mark.slow  # each trains a champion (and one a second model)
@@ -124,3 +125,33 @@ def test_a_version_without_an_estimator_is_monitored_without_an_estimate(config_
         "v1 was trained without an estimator (before estimation existed, or with estimation.enabled off): no estimate"
     )
     assert ESTIMATE_UNAVAILABLE not in Registry(load_config(config)).version_tags("1")
+
+
+def south_mislabeled(seed: int, path) -> str:
+    """A stable batch whose southern customers' labels are shuffled among them: the estimate holds everywhere but in
+    the south, where the relation it assumes is gone."""
+    batch = make_frame(3000, seed=seed, start=START + 9 * WEEK, id_offset=70_000 + 3000 * seed)
+    south = batch.region == "south"
+    batch.loc[south, "churned"] = batch.loc[south, "churned"].sample(frac=1, random_state=seed).to_numpy()
+    batch.to_csv(path, index=False)
+    return str(path)
+
+
+def test_a_slice_whose_estimates_miss_its_labels_loses_trust_on_its_own(config_factory, demo_files, tmp_path):
+    config = config_factory(gate={"slices": {"columns": ["region"]}}, drift={"retrain": False})
+    training(TrainParams(config=str(config), data=[str(demo_files["reference"])]))
+    for seed in (21, 22):  # each file comes with its labels: its estimates are checked at once, whole and per slice
+        monitored = drift_monitoring(
+            MonitorParams(config=str(config), data=south_mislabeled(seed, tmp_path / f"{seed}.csv"))
+        )
+    assert monitored.estimate.slice_trust == {f"region={r}": True for r in ("east", "north", "south", "west")}
+
+    monitored = drift_monitoring(MonitorParams(config=str(config), data=str(demo_files["stable"])))
+
+    trust = monitored.estimate.slice_trust
+    assert trust.pop("region=south") is False
+    assert set(trust.values()) == {True} and monitored.estimate.trusted
+    cfg = load_config(config)
+    registry = Registry(cfg)
+    [state] = estimator_states(cfg, registry.versions(), registry.folders.root).values()
+    assert state.untrusted_slices == ["region=south"] and "untrusted on slices region=south" in state.line()

@@ -153,8 +153,9 @@ def test_each_slice_of_gate_slices_gets_its_own_estimate_and_a_small_one_a_note(
     batch = batch[(batch.contract != "two-year") | (batch.index < 60)]  # 1 of 3 contracts nearly gone
     features = feature_frame(batch, cfg.dataset)
     found = slice_estimates(batch, features, predict(trained.model, batch, cfg.dataset), trained.estimator, cfg)
-    by_value = {s.value: s.estimate for s in found}
-    assert sorted(by_value) == ["month-to-month", "one-year", "two-year"] and {s.column for s in found} == {"contract"}
+    by_value = {value: estimate for _, value, estimate in found}
+    assert sorted(by_value) == ["month-to-month", "one-year", "two-year"]
+    assert {column for column, _, _ in found} == {"contract"}
     assert by_value["month-to-month"].lower < by_value["month-to-month"].value < by_value["month-to-month"].upper
     small = by_value["two-year"]
     assert small.value is None and small.note == f"{small.rows} rows; an estimate needs at least 100"

@@ -63,6 +63,10 @@ def estimate_lines(estimate: EstimateOutcome) -> list[str]:
     ]
     if estimate.others:
         lines.append("  also estimated: " + ", ".join(f"{name} {fmt(v)}" for name, v in estimate.others.items()))
+    for name, value in estimate.slices.items():
+        trusted = estimate.slice_trust.get(name)
+        state = "" if trusted is None else "; estimator trusted" if trusted else "; estimator [yellow]untrusted[/]"
+        lines.append(f"  slice {escape(name)}: estimated {fmt(value)}{state}")
     if estimate.labels_with_the_batch:
         lines.append(f"  labels came with the batch: {escape(estimate.labels_with_the_batch)}")
     if estimate.label_shift:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 LEDGER_FILE = "estimates.jsonl"
 ESTIMATED, CHECKED = "estimated", "checked"
+WHOLE_BATCH = ""  # a record of the whole batch, not of one slice
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class BatchEstimate:
     estimated_at: str  # ISO time of the monitoring run
     data_time: str  # ISO time of the batch's data (its place on the dashboard)
     label_shift: bool = False  # the estimate was flagged: a prior change moved, which the estimate cannot see
+    slice_name: str = WHOLE_BATCH  # `column=value` of a gate.slices slice: its rows only
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.model_version, self.source_fingerprint
+    def key(self) -> tuple[str, str, str]:
+        return self.model_version, self.source_fingerprint, self.slice_name
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,11 @@ class EstimateCheck:
     note: str
     checked_at: str
     estimated_at: str = ""  # when the batch was estimated: the order of the labeled batches
+    slice_name: str = WHOLE_BATCH
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.model_version, self.source_fingerprint
+    def key(self) -> tuple[str, str, str]:
+        return self.model_version, self.source_fingerprint, self.slice_name
 
     @property
     def error(self) -> float | None:
@@ -65,7 +68,7 @@ class EstimateCheck:
 
     def line(self) -> str:
         """One line a person reads: the estimate, what the labels realized, inside the band or not."""
-        head = f"{self.batch} v{self.model_version}"
+        head = f"{self.batch} v{self.model_version}" + (f" [{self.slice_name}]" if self.slice_name else "")
         if self.within is None:
             return f"{head}: {self.note}"
         band = "" if self.lower is None else f" [{self.lower:.4f}, {self.upper:.4f}]"
@@ -78,23 +81,41 @@ class EstimateCheck:
 
 @dataclass(frozen=True)
 class Ledger:
-    """The newest estimate and the newest check of each (version, batch content)."""
+    """The newest estimate and the newest check of each (version, batch content, slice)."""
 
-    estimates: dict[tuple[str, str], BatchEstimate] = field(default_factory=dict)
-    checks: dict[tuple[str, str], EstimateCheck] = field(default_factory=dict)
+    estimates: dict[tuple[str, str, str], BatchEstimate] = field(default_factory=dict)
+    checks: dict[tuple[str, str, str], EstimateCheck] = field(default_factory=dict)
 
-    def compared(self, model_version: str) -> list[EstimateCheck]:
-        """The version's batches whose estimate was compared with their labels, in the order they were estimated."""
-        mine = [c for c in self.checks.values() if c.model_version == model_version and c.within is not None]
+    def compared(self, model_version: str, slice_name: str = WHOLE_BATCH) -> list[EstimateCheck]:
+        """The version's batches (or their rows of one slice) whose estimate was compared with their labels, in the
+        order they were estimated."""
+        mine = [
+            c
+            for c in self.checks.values()
+            if c.model_version == model_version and c.slice_name == slice_name and c.within is not None
+        ]
         return sorted(mine, key=lambda check: (check.estimated_at, check.checked_at))
 
-    def outcomes(self, model_version: str) -> list[bool]:
+    def outcomes(self, model_version: str, slice_name: str = WHOLE_BATCH) -> list[bool]:
         """Inside the band (True) or outside, per compared batch of the version, oldest first: what trust reads."""
-        return [bool(check.within) for check in self.compared(model_version)]
+        return [bool(check.within) for check in self.compared(model_version, slice_name)]
 
-    def mean_error(self, model_version: str) -> float | None:
-        errors = [c.error for c in self.compared(model_version) if c.error is not None]
+    def mean_error(self, model_version: str, slice_name: str = WHOLE_BATCH) -> float | None:
+        errors = [c.error for c in self.compared(model_version, slice_name) if c.error is not None]
         return sum(errors) / len(errors) if errors else None
+
+    def slice_names(self, model_version: str) -> list[str]:
+        """The slices of the version whose estimates were compared with labels."""
+        names = {c.slice_name for c in self.checks.values() if c.model_version == model_version and c.slice_name}
+        return sorted(names)
+
+    def slices_of(self, model_version: str, source_fingerprint: str) -> list[BatchEstimate]:
+        """The kept estimates of a batch's slices."""
+        return [
+            kept
+            for (version, fingerprint, slice_name), kept in self.estimates.items()
+            if slice_name and version == model_version and fingerprint == source_fingerprint
+        ]
 
 
 def ledger_path(registry_root: Path) -> Path:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from driftline.config import DriftlineConfig
@@ -19,7 +20,7 @@ from driftline.evaluation.measure import subset
 from driftline.modeling.metrics import greater_is_better
 from driftline.modeling.pipeline import Predictions, feature_frame, predict
 from driftline.monitoring import estimate_ledger
-from driftline.monitoring.estimate_ledger import BatchEstimate, EstimateCheck
+from driftline.monitoring.estimate_ledger import WHOLE_BATCH, BatchEstimate, EstimateCheck
 from driftline.monitoring.estimate_trust import TrustState
 from driftline.monitoring.estimation import Estimate, PerformanceEstimator
 from driftline.monitoring.label_shift import PriorShift
@@ -34,6 +35,15 @@ class SliceEstimate:
     column: str
     value: str
     estimate: Estimate
+    trust: TrustState  # from the slice's own labeled batches: an estimate can hold overall and fail on one slice
+
+    @property
+    def name(self) -> str:
+        return slice_name(self.column, self.value)
+
+
+def slice_name(column: str, value: str) -> str:
+    return f"{column}={value}"
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,10 @@ class EstimationCheck:
             "degraded": self.degraded,
             "usable": self.usable,
             "verdict": self.verdict,
-            "slices": [{"column": s.column, "value": s.value, **asdict(s.estimate)} for s in self.slices],
+            "slices": [
+                {"column": s.column, "value": s.value, **asdict(s.estimate), "trust": asdict(s.trust)}
+                for s in self.slices
+            ],
             "batches": [asdict(b) for b in self.batches],
             "labels_with_the_batch": None if self.arrived is None else asdict(self.arrived),
         }
@@ -181,13 +194,20 @@ def estimate_observed(observed: Observed, champion: Champion, cfg: DriftlineConf
     path = estimate_ledger.ledger_path(registry.folders.root)
     at = data_time(observed, cfg)
     batches = scoring_batches(observed, version, estimator, features, predictions, cfg, at)
-    trust = version_trust(estimator, version, estimate_ledger.read_ledger(path), cfg)  # before this batch's labels
+    ledger = estimate_ledger.read_ledger(path)  # before this batch's labels
+    trust = version_trust(estimator, version, ledger, cfg)
+    slices = slice_estimates(observed.frame, features, predictions, estimator, cfg)
     arrived = keep_for_self_check(observed, batches, features, predictions, estimator, cfg, path)
     return EstimationCheck(
         estimate=estimator.estimate(features, predictions),
         trust=trust,
         prior_shift=estimator.prior_shift(features, predictions),
-        slices=slice_estimates(observed.frame, features, predictions, estimator, cfg),
+        slices=[
+            SliceEstimate(
+                column, value, estimate, version_trust(estimator, version, ledger, cfg, slice_name(column, value))
+            )
+            for column, value, estimate in slices
+        ],
         batches=batches,
         arrived=arrived,
         **common,
@@ -203,18 +223,39 @@ def keep_for_self_check(
     cfg: DriftlineConfig,
     path: Path,
 ) -> EstimateCheck | None:
-    """Each scoring batch's estimate kept until its labels come (in the ledger at `path`), and on the dashboard; a file
-    that came with its labels is checked against them at once (that check returned)."""
+    """Each scoring batch's estimate (and its slices') kept until its labels come (in the ledger at `path`), the whole
+    batches' on the dashboard; a file that came with its labels is checked against them at once, whole and per slice
+    (the whole batch's check returned)."""
     estimate_ledger.record_estimates(path, batches)
-    arrived = None
+    arrived, checks = None, []
     if not isinstance(observed, LogWindow):
-        arrived = review_arrived(batches[0], observed.frame, features, predictions, estimator, cfg)
-    if arrived is not None:
-        estimate_ledger.record_checks(path, [arrived])
+        for kept in batches:  # one file: its whole batch, then its slices
+            rows = slice_rows(observed.frame, kept.slice_name)
+            check = review_arrived(
+                kept,
+                observed.frame[rows].reset_index(drop=True),
+                features[rows].reset_index(drop=True),
+                subset(predictions, rows),
+                estimator,
+                cfg,
+            )
+            arrived = arrived or check
+            checks += [check] if check is not None else []
+    estimate_ledger.record_checks(path, checks)
     for batch in batches:
+        if batch.slice_name:
+            continue
         compared = arrived is not None and arrived.within is not None and arrived.key == batch.key
         add_estimate_snapshot(batch, cfg, arrived.realized if compared else None)
     return arrived
+
+
+def slice_rows(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """The rows of the slice `column=value` (every row for the whole batch)."""
+    if not name:
+        return np.ones(len(frame), dtype=bool)
+    column, value = name.split("=", 1)
+    return frame[column].astype(str).to_numpy() == value
 
 
 def slice_estimates(
@@ -223,7 +264,7 @@ def slice_estimates(
     predictions: Predictions,
     estimator: PerformanceEstimator,
     cfg: DriftlineConfig,
-) -> list[SliceEstimate]:
+) -> list[tuple[str, str, Estimate]]:
     """The estimate per value of each gate.slices column the rows carry (a small slice gets a note, no number)."""
     found = []
     for column in cfg.gate.slices.columns:
@@ -232,8 +273,9 @@ def slice_estimates(
         values = frame[column].astype(str).to_numpy()
         for value in sorted(set(values)):
             mask = values == value
-            estimate = estimator.estimate(features[mask].reset_index(drop=True), subset(predictions, mask))
-            found.append(SliceEstimate(column, value, estimate))
+            found.append(
+                (column, value, estimator.estimate(features[mask].reset_index(drop=True), subset(predictions, mask)))
+            )
     return found
 
 
@@ -259,11 +301,16 @@ def scoring_batches(
         groups = [(observed.fingerprint, observed.name, None)]
     batches = []
     for fingerprint, name, mask in groups:
+        rows_frame = frame if mask is None else frame[mask].reset_index(drop=True)
         rows_features = features if mask is None else features[mask].reset_index(drop=True)
         rows_predictions = predictions if mask is None else subset(predictions, mask)
-        estimate = estimator.estimate(rows_features, rows_predictions)
+        kept = [(WHOLE_BATCH, estimator.estimate(rows_features, rows_predictions))]
+        kept += [
+            (slice_name(column, value), estimate)
+            for column, value, estimate in slice_estimates(rows_frame, rows_features, rows_predictions, estimator, cfg)
+        ]
         shift = estimator.prior_shift(rows_features, rows_predictions)
-        batches.append(
+        batches += [
             BatchEstimate(
                 model_version=version,
                 source_fingerprint=fingerprint,
@@ -277,6 +324,8 @@ def scoring_batches(
                 estimated_at=now,
                 data_time=pd.Timestamp(at).floor("us").isoformat(),
                 label_shift=bool(shift and shift.flagged),
+                slice_name=part,
             )
-        )
+            for part, estimate in kept
+        ]
     return batches

@@ -4,7 +4,7 @@ after it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,9 +23,15 @@ from driftline.registry.refs import ESTIMATE_HOLDOUT_WITHIN, ESTIMATE_UNAVAILABL
 
 
 def version_trust(
-    estimator: PerformanceEstimator, version: str, ledger: estimate_ledger.Ledger, cfg: DriftlineConfig
+    estimator: PerformanceEstimator,
+    version: str,
+    ledger: estimate_ledger.Ledger,
+    cfg: DriftlineConfig,
+    slice_name: str = estimate_ledger.WHOLE_BATCH,
 ) -> TrustState:
-    return trust_state(estimator.holdout_within, ledger.outcomes(version), cfg.estimation)
+    """The version's estimator's trust on whole batches, or on one slice's rows: a slice starts from the holdout check
+    (too few holdout rows per slice to check it alone) and then follows its own labeled batches."""
+    return trust_state(estimator.holdout_within, ledger.outcomes(version, slice_name), cfg.estimation)
 
 
 def estimate_figures(metric: str, estimated: float | None, lower: float | None, upper: float | None) -> dict:
@@ -77,6 +83,7 @@ def compare(
         note=note,
         checked_at=now,
         estimated_at=kept.estimated_at,
+        slice_name=kept.slice_name,
     )
 
 
@@ -170,6 +177,7 @@ def self_check(
     path = estimate_ledger.ledger_path(registry_root)
     ledger = estimate_ledger.read_ledger(path)
     checks: dict[tuple[str, str], EstimateCheck] = {}
+    slice_checks: list[EstimateCheck] = []
     for result in results:
         if not result.per_batch or (result.model_version, result.source) not in touched:
             continue
@@ -178,7 +186,7 @@ def self_check(
             & (labeled[prediction_log.SOURCE].astype(str) == result.source)
         ]
         for fingerprint, part in rows.groupby(prediction_log.SOURCE_FINGERPRINT, sort=False):
-            kept = ledger.estimates.get((result.model_version, str(fingerprint)))
+            kept = ledger.estimates.get((result.model_version, str(fingerprint), estimate_ledger.WHOLE_BATCH))
             if kept is None:  # never monitored: no estimate to check
                 continue
             realized = performance.measure(part, cfg, classes).get(cfg.primary_metric)
@@ -187,7 +195,10 @@ def self_check(
             )
             if check.estimated is not None:
                 add_estimate_snapshot(replace_estimate(kept, check), cfg, realized)
-    estimate_ledger.record_checks(path, list(checks.values()))
+            slice_checks += review_slices(
+                ledger.slices_of(kept.model_version, kept.source_fingerprint), part, champion, cfg, classes
+            )
+    estimate_ledger.record_checks(path, [*checks.values(), *slice_checks])
     ledger = estimate_ledger.read_ledger(path)
     reviewed = [
         replace(r, estimated=checks.get((r.model_version, r.source)))
@@ -197,7 +208,23 @@ def self_check(
     ]
     version, estimator = champion.ref.version, champion.estimator
     trust = None if estimator is None else version_trust(estimator, version, ledger, cfg)
-    return SelfCheck(list(checks.values()), reviewed, trust, ledger.mean_error(version))
+    return SelfCheck([*checks.values(), *slice_checks], reviewed, trust, ledger.mean_error(version))
+
+
+def review_slices(
+    kept_slices: list[BatchEstimate], part: pd.DataFrame, champion: Champion, cfg: DriftlineConfig, classes
+) -> list[EstimateCheck]:
+    """Each kept slice estimate of a labeled batch against the metric its slice's labeled rows realized (a slice
+    column the log does not carry: not compared)."""
+    checks = []
+    for kept in kept_slices:
+        column, value = kept.slice_name.split("=", 1)
+        if column not in part:
+            continue
+        rows = part[part[column].astype(str) == value]
+        realized = performance.measure(rows, cfg, classes).get(cfg.primary_metric) if len(rows) else None
+        checks.append(review_batch(kept, rows, realized, champion, cfg, classes))
+    return checks
 
 
 def replace_estimate(kept: BatchEstimate, check: EstimateCheck) -> BatchEstimate:
@@ -215,6 +242,7 @@ class EstimatorState:
     outside: int
     mean_error: float | None
     note: str = ""
+    untrusted_slices: list[str] = field(default_factory=list)  # gate.slices slices whose own record lost trust
 
     @property
     def shown(self) -> str:
@@ -225,7 +253,8 @@ class EstimatorState:
             return f"estimator of v{self.version}: none ({self.note})"
         error = "" if self.mean_error is None else f", mean |error| {self.mean_error:.4f}"
         record = f"{self.compared} labeled batches compared, {self.outside} outside the band{error}"
-        return f"estimator of v{self.version}: {self.shown} ({self.trust.reason}); {record}"
+        slices = f"; untrusted on slices {', '.join(self.untrusted_slices)}" if self.untrusted_slices else ""
+        return f"estimator of v{self.version}: {self.shown} ({self.trust.reason}); {record}{slices}"
 
     def to_dict(self) -> dict:
         return {
@@ -234,6 +263,7 @@ class EstimatorState:
             "compared_batches": self.compared,
             "outside_band": self.outside,
             "mean_error": self.mean_error,
+            "untrusted_slices": self.untrusted_slices,
         }
 
 
@@ -256,8 +286,15 @@ def estimator_states(
             why = info.tags.get(ESTIMATE_UNAVAILABLE) or "trained before estimation existed, or with it off"
             states[info.version] = EstimatorState(trust=None, note=why, **record)
         else:
-            outcomes = ledger.outcomes(info.version)
+            within = holdout == "true"
+            untrusted = [
+                name
+                for name in ledger.slice_names(info.version)
+                if not trust_state(within, ledger.outcomes(info.version, name), cfg.estimation).trusted
+            ]
             states[info.version] = EstimatorState(
-                trust=trust_state(holdout == "true", outcomes, cfg.estimation), **record
+                trust=trust_state(within, ledger.outcomes(info.version), cfg.estimation),
+                untrusted_slices=untrusted,
+                **record,
             )
     return states
