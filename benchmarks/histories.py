@@ -110,6 +110,7 @@ class Row:
     promotions: int
     seconds: float
     batches: int
+    estimate_error: float | None  # mean |estimated − realized| over the batches both have
 
 
 def short_name(described: str) -> str:
@@ -131,6 +132,7 @@ def rows_of(result: dict) -> list[Row]:
             policy["totals"]["promotions"],
             policy["totals"]["seconds"],
             len(policy["batches"]),
+            policy["totals"].get("estimate_error"),
         )
         for policy in result["policies"]
     ]
@@ -155,14 +157,16 @@ def history_table(result: dict, title: str) -> list[str]:
         f"**{title}** ({len(result['batches'])} monthly batches after {len(result['initial'])} of training; "
         f"mean served {metric}, {'higher' if greater else 'lower'} is better)",
         "",
-        f"| policy | mean served {metric} | alarms | retrains (refused) | promotions | compute, s | meets the rule |",
-        "|---|---|---|---|---|---|---|",
+        f"| policy | mean served {metric} | alarms | retrains (refused) | promotions | estimate error | compute, s | "
+        "meets the rule |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         mean = "-" if row.mean is None else f"{row.mean:.3f}"
+        error = "-" if row.estimate_error is None else f"{row.estimate_error:.3f}"
         verdict = "yes" if meets_rule(row, rows, greater) else "no"
         lines.append(
-            f"| {row.policy} | {mean} | {row.alarms} | {row.retrains} ({row.refused}) | {row.promotions} | "
+            f"| {row.policy} | {mean} | {row.alarms} | {row.retrains} ({row.refused}) | {row.promotions} | {error} | "
             f"{row.seconds:.0f} | {verdict} |"
         )
     return [*lines, ""]
@@ -199,19 +203,29 @@ def position(order: list[str], name: str) -> int:
     return order.index(name) if name in order else len(order)
 
 
+def replayed(history: History, delay: int) -> list[dict]:
+    """The backtest.json of every replay of a history at a label delay."""
+    return [
+        json.loads(path.read_text()) for path in sorted((RESULTS / f"{history.name}-k{delay}").glob("**/backtest.json"))
+    ]
+
+
 def found_results(label_delays: list[int], names: list[str]) -> dict[str, dict]:
     """Per history and label delay that has replays: its policies' results together, titled `<history>, label
-    delay K`."""
+    delay K`; `never` from label delay 0 (it retrains on nothing: a delay changes nothing, it is replayed once)."""
     results = {}
     for history in HISTORIES:
         for delay in label_delays:
-            found = sorted((RESULTS / f"{history.name}-k{delay}").glob("**/backtest.json"))
-            if history.name in names and found:
-                replays = [json.loads(path.read_text()) for path in found]
-                merged = {**replays[0], "policies": [policy for result in replays for policy in result["policies"]]}
-                order = [name for name, _ in POLICIES]
-                merged["policies"].sort(key=lambda policy: position(order, short_name(policy["name"])))
-                results[f"{history.name} ({history.role}), label delay {delay}"] = merged
+            replays = replayed(history, delay) if history.name in names else []
+            if not replays:
+                continue
+            policies = [policy for result in replays for policy in result["policies"]]
+            if delay and "never" not in {short_name(policy["name"]) for policy in policies}:
+                earlier = [policy for result in replayed(history, 0) for policy in result["policies"]]
+                policies += [policy for policy in earlier if short_name(policy["name"]) == "never"]
+            order = [name for name, _ in POLICIES]
+            policies.sort(key=lambda policy: position(order, short_name(policy["name"])))
+            results[f"{history.name} ({history.role}), label delay {delay}"] = {**replays[0], "policies": policies}
     return results
 
 
