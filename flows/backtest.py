@@ -155,6 +155,7 @@ def labels_arrive(config: str, file: LaterFile, policy: Policy) -> tuple[LabelAr
             rows=sum(outcome.label_files.values()),
             champion_value=outcome.champion_value,
             degraded=outcome.degraded,
+            label_drift=bool(outcome.label_drift_reasons),
             candidate_version=retraining.candidate_version if retraining else None,
             gate=retraining.verdict if retraining else None,
             gate_reasons=retraining.reasons if retraining else [],

@@ -295,7 +295,7 @@ class PerformanceOutcome(BaseModel):
     estimate_checks: list[str] = Field(
         default_factory=list, description="Per newly labeled batch: its estimate against what its labels realized."
     )
-    label_drift: list[str] = Field(
+    label_drift_checks: list[str] = Field(
         default_factory=list,
         description="Per newly labeled batch of the champion: its labels' drift against the training labels.",
     )
@@ -327,7 +327,7 @@ class PerformanceOutcome(BaseModel):
             estimate_trusted=report.estimates.trust.trusted if report.estimates.trust else None,
             estimate_trust_reason=report.estimates.trust.reason if report.estimates.trust else "",
             estimate_checks=[check.line() for check in report.estimates.checks],
-            label_drift=[batch.line() for batch in report.label_drift.batches],
+            label_drift_checks=[batch.line() for batch in report.label_drift.batches],
             label_drift_reasons=report.label_drift.reasons,
             label_drift_note=report.label_drift.note,
             retraining=retraining,

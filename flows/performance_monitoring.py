@@ -1,4 +1,5 @@
-"""Flow: delayed labels joined to the logged predictions; the champion measured, and retrained when it degraded."""
+"""Flow: delayed labels joined to the logged predictions; the champion measured, and retrained when it degraded or
+its newly labeled batches' labels drifted."""
 
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ def performance_monitoring(params: LabelParams) -> PerformanceOutcome:
     retraining = None
     if report.degradation.degraded:
         notify_degradation(report, cfg, retrain)
-    if report.degraded and cfg.labels.retrain:  # the primary metric, or breaches that count
-        retraining = training(TrainParams(config=params.config, reason=report.degradation_reason))
+    # the primary metric or breaches that count (labels.retrain); label drift as a drift alarm (drift.retrain, trigger)
+    reason = report.retraining_reason(cfg)
+    if reason:
+        retraining = training(TrainParams(config=params.config, reason=reason))
     publish_kpis(cfg)
     intake.raise_if_rejected()  # after the good files counted, the run fails naming the bad ones
     return PerformanceOutcome.of(intake, report, retraining)

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline.config import DriftlineConfig
 from driftline.governance.rollout import RolloutVerdict
+from driftline.monitoring.label_drift import BatchLabelDrift
 from driftline.monitoring.performance import Performance
 from driftline.registry import Champion
 from driftline.steps import label_intake, performance_check, rollout_check
@@ -29,9 +30,11 @@ def receive_labels(cfg: DriftlineConfig, champion: Champion, path: str | None) -
 
 @task(name="measure-performance", cache_policy=NO_CACHE, **retried(1, 5))
 def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelIntake) -> PerformanceReport:
-    """The champion measured on every labeled prediction and judged (logged to MLflow), published as a table."""
+    """The champion measured on every labeled prediction and judged, its newly labeled batches' labels tested for
+    drift (logged to MLflow), published as a table."""
     report = performance_check.measure_performance(cfg, champion, intake, str(run_actor()))
     degradation = report.degradation
+    label_drift = {batch.source: batch for batch in report.label_drift.batches}
     rows = [
         {
             "model version": f"v{r.model_version}",
@@ -39,6 +42,7 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
             "labeled rows": r.rows,
             **{name: round(value, 4) for name, value in r.metrics.items()},
             **estimate_cells(r),
+            "label drift": label_drift_cell(label_drift, r, degradation.model_version),
         }
         for r in report.results
     ]
@@ -52,7 +56,9 @@ def measure_performance(cfg: DriftlineConfig, champion: Champion, intake: LabelI
             f"waiting for a label, {report.unmatched_labels} labels without a prediction. "
             f"{'DEGRADED: ' if degradation.degraded else ''}{degradation.reason}. "
             f"Slices and fairness of v{degradation.model_version}: {report.live.summary}. "
-            f"{estimator_summary(report)}. {links_markdown(links, report.mlflow_run_id)}"
+            f"{estimator_summary(report)}. Label drift of v{degradation.model_version}: "
+            f"{'DRIFTED: ' if report.label_drift.drifted else ''}{report.label_drift.summary}. "
+            f"{links_markdown(links, report.mlflow_run_id)}"
         ),
     )
     return report
@@ -71,6 +77,12 @@ def estimate_cells(result: Performance) -> dict[str, object]:
     within = check.note if check.within is None else ("yes" if check.within else "NO")
     error = "–" if check.error is None else round(check.error, 4)
     return {"estimated": estimated, "within band": within, "estimate error": error}
+
+
+def label_drift_cell(tested: dict[str, BatchLabelDrift], result: Performance, champion_version: str) -> str:
+    """A newly labeled batch of the champion: its labels' drift statistic against the threshold, or why none."""
+    batch = tested.get(result.source) if result.per_batch and result.model_version == champion_version else None
+    return "–" if batch is None else batch.verdict()
 
 
 def estimator_summary(report: PerformanceReport) -> str:

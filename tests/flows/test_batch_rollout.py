@@ -21,8 +21,10 @@ from driftline.registry.audit_events import Action
 
 pytestmark = pytest.mark.slow  # two trainings per test
 WEEK = pd.Timedelta(days=7)
-# Labels that would show v1 degraded in the concept-drift world must not start a retraining in these tests.
+# Labels that would show v1 degraded in the concept-drift world must not start a retraining in these tests, nor may
+# their drift (49 % churned in training, 61 % there): label drift retrains as a drift alarm with drift.retrain.
 LABELS = {"enabled": True, "min_rows": 100, "max_degradation": 1.0, "retrain": False}
+NO_RETRAIN = {"labels": LABELS, "drift": {"retrain": False}}
 
 
 def held_challenger(config_path: Path, demo_files: dict[str, Path], *challenger_data: str) -> Registry:
@@ -67,7 +69,7 @@ def logged_rows(registry: Registry) -> pd.DataFrame:
 def test_shadow_challenger_scores_beside_the_champion_and_is_promoted_after_clean_labeled_batches(
     config_factory, demo_files, tmp_path
 ):
-    config_path = config_factory(labels=LABELS, rollout={"mode": "shadow", "shadow_batches": 2, "min_rows": 100})
+    config_path = config_factory(**NO_RETRAIN, rollout={"mode": "shadow", "shadow_batches": 2, "min_rows": 100})
     registry = held_challenger(config_path, demo_files, "reference", "concept_drift")
     batches = [new_world_batch(tmp_path, seed) for seed in (6, 7)]
     for batch in batches:
@@ -92,7 +94,7 @@ def test_shadow_challenger_scores_beside_the_champion_and_is_promoted_after_clea
 
 
 def test_canary_answers_its_share_of_ids_and_a_worse_canary_is_dropped(config_factory, demo_files, tmp_path):
-    config_path = config_factory(labels=LABELS, rollout={"mode": "canary", "canary_share": 0.3, "min_rows": 100})
+    config_path = config_factory(**NO_RETRAIN, rollout={"mode": "canary", "canary_share": 0.3, "min_rows": 100})
     registry = held_challenger(config_path, demo_files, "concept_drift")
     # the canary's world is the reference's (v1's), where v2, trained on the concept drift only, is worse
     batch = tmp_path / "old-world.csv"
@@ -119,8 +121,8 @@ def test_canary_answers_its_share_of_ids_and_a_worse_canary_is_dropped(config_fa
 def test_an_ab_test_answers_each_customer_with_one_arm_in_every_batch_file_until_it_stops(
     config_factory, demo_files, tmp_path
 ):
-    registry = held_challenger(config_factory(labels=LABELS, rollout={"mode": "shadow"}), demo_files, "concept_drift")
-    config_path = config_factory("ab.yaml", labels=LABELS)  # rollout off: an A/B test may take the traffic
+    registry = held_challenger(config_factory(**NO_RETRAIN, rollout={"mode": "shadow"}), demo_files, "concept_drift")
+    config_path = config_factory("ab.yaml", **NO_RETRAIN)  # rollout off: an A/B test may take the traffic
     test = Registry(load_config(config_path)).ab_tests.start("2", 0.4, ["revenue"], [], 14, "customer_id", "try v2")
     monday, tuesday = tmp_path / "monday.csv", tmp_path / "tuesday.csv"  # the same customers, other rows
     make_frame(2000, seed=9, start=START + 13 * WEEK, id_offset=900_000).to_csv(monday, index=False)

@@ -26,7 +26,7 @@ class Start:
 @dataclass(frozen=True)
 class LabelArrival:
     """An earlier batch's labels reaching the loop after a batch was served (`--label-delay`), through the label
-    path: joined to the predictions served, the champion judged on them, a retrain when it degraded."""
+    path: joined to the predictions served, the champion judged on them, a retrain when it degraded or they drifted."""
 
     batch: str  # whose labels
     rows: int  # labeled rows received
@@ -37,6 +37,7 @@ class LabelArrival:
     gate_reasons: list[str] = field(default_factory=list)
     training_rows: int | None = None
     note: str = ""  # why the label file was rejected
+    label_drift: bool = False  # the labels drifted from the champion's training labels (a drift alarm)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def arrival(labels: LabelArrival) -> str:
     line = f"{labels.rows:,} rows, champion {_number(labels.champion_value)}"
     if labels.degraded:
         line += ", degraded"
+    if labels.label_drift:
+        line += ", label drift"
     if labels.candidate_version:
         line += f" → v{labels.candidate_version} {labels.gate}"
     return line
@@ -153,7 +155,7 @@ def markdown(result: Backtest, chart_png: Path) -> str:
 # The terminal's table: figures and symbols only, so that it stays readable at 80 columns; the words are in the page.
 KEY = (
     "▲n drift alarm (n features and signals drifted) · →vN✓ a retrain promoted vN, ✗ refused it · "
-    "↓ late labels found the champion degraded · ~ estimated before labels"
+    "↓ late labels found the champion degraded · ▲y late labels drifted · ~ estimated before labels"
 )
 NAME_CHARS = 12  # a longer policy name (a variant's settings) is shown as a letter, spelled out under the table
 
@@ -174,7 +176,7 @@ def short_cell(batch: ReplayedBatch, metric: str, estimates: bool) -> str:
         events.append(f"→v{batch.candidate_version}{_verdict_mark(batch.gate)}")
     labels = batch.labels
     if labels is not None:
-        events += ["labels✗"] * bool(labels.note) + ["↓"] * labels.degraded
+        events += ["labels✗"] * bool(labels.note) + ["↓"] * labels.degraded + ["▲y"] * labels.label_drift
         if labels.candidate_version:
             events.append(f"→v{labels.candidate_version}{_verdict_mark(labels.gate)}")
     return "\n".join([*lines, " ".join(events)] if events else lines)

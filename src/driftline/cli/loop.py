@@ -93,6 +93,10 @@ def cmd_labels(args: argparse.Namespace) -> None:
         console.print(f"slices and fairness: [yellow]breached[/] ({escape(outcome.slices_and_fairness)})")
     for line in outcome.estimate_checks:
         console.print(f"  estimate of {escape(line)}", soft_wrap=True)
+    if outcome.label_drift_note:
+        console.print(f"label drift: {escape(outcome.label_drift_note)}")
+    for line in outcome.label_drift_checks:
+        console.print(f"  label drift of {escape(line)}", soft_wrap=True)
     if outcome.estimate_trusted is not None:
         state = "trusted" if outcome.estimate_trusted else "[yellow]untrusted[/]"
         error = "" if outcome.estimate_error is None else f"; mean |error| {fmt(outcome.estimate_error)}"

@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", default=None, help=".parquet or .csv (default: workspace outputs/)")
     monitor = command("monitor", loop.cmd_monitor, "check a batch (or the prediction log) for drift; maybe retrain")
     monitor.add_argument("--data", default=None, help="the file to check (default: predictions logged since last run)")
-    labels = command("labels", loop.cmd_labels, "join delayed labels to the logged predictions; retrain if degraded")
+    labels = command(
+        "labels", loop.cmd_labels, "join delayed labels to the logged predictions; retrain if degraded or they drifted"
+    )
     labels.add_argument("--data", default=None, help="a label file (default: every complete file in labels.folder)")
     kpis = command("kpis", operations.cmd_kpis, "operational KPIs: deployment frequency, MTTR, success rate, freshness")
     kpis.add_argument("--json", action="store_true")

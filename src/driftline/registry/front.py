@@ -11,6 +11,7 @@ from driftline.config import DriftlineConfig, RegistryFolders
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.fairness_watch import AtPromotion, LiveChecks
 from driftline.monitoring.kpis import Detection, LiveCheck, MonitoredBatch, PipelineRun, ScoringRun, Transition
+from driftline.monitoring.label_drift import LabelDrift
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.monitoring.reference import DriftReference
 from driftline.registry.ab_tests import AbTest, AbTests
@@ -201,8 +202,9 @@ class Registry:
         live: LiveChecks,
         counts: dict[str, float],
         summary: dict,
+        label_drift: LabelDrift,
     ) -> str:
-        return self._runs.log_performance(champion, results, steps, degradation, live, counts, summary)
+        return self._runs.log_performance(champion, results, steps, degradation, live, counts, summary, label_drift)
 
     def log_rollout(self, run_id: str, summary: str, evidence: dict, points: list[tuple[str, float, int]]) -> None:
         self._runs.log_rollout(run_id, summary, evidence, points)

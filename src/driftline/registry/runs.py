@@ -12,6 +12,7 @@ import numpy as np
 from driftline.evaluation.gate import GateDecision
 from driftline.monitoring.estimation import EstimatorUnavailable, PerformanceEstimator
 from driftline.monitoring.fairness_watch import BatchCheck, LiveChecks
+from driftline.monitoring.label_drift import LabelDrift
 from driftline.monitoring.performance import Degradation, Performance
 from driftline.registry.artifacts import ModelStore, trusted_types_for
 from driftline.registry.audit_events import Action, Actor
@@ -62,6 +63,22 @@ def log_points(client, run_id: str, points: list[Point]) -> None:
     ]
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def _watch_points(
+    live: LiveChecks, label_drift: LabelDrift, steps: dict[str, int], data_times: dict[str, datetime], now: datetime
+) -> list[tuple[str, float, int, datetime]]:
+    """Each labeled batch's slice and fairness figures and its label drift, at the batch's step and data time."""
+    points = [
+        (key, value, steps.get(batch.source, 0), data_times.get(batch.source, batch.scored_at))
+        for batch in live.batches
+        for key, value in _live_figures(batch).items()
+    ]
+    return points + [
+        (key, value, steps.get(batch.source, 0), data_times.get(batch.source, now))
+        for batch in label_drift.batches
+        for key, value in batch.figures().items()
+    ]
 
 
 def _live_figures(batch: BatchCheck) -> dict[str, float]:
@@ -287,10 +304,11 @@ class RunLog:
         live: LiveChecks,
         counts: dict[str, float],
         summary: dict,
+        label_drift: LabelDrift,
     ) -> str:
-        """One run per label join: per-batch metrics, slices and fairness at the batch's step (its place in the
-        prediction log) and its data's time, per version at the version number, and the champion's verdicts;
-        MLflow's charts show the trends."""
+        """One run per label join: per-batch metrics, slices and fairness, and label drift at the batch's step (its
+        place in the prediction log) and its data's time, per version at the version number, and the champion's
+        verdicts; MLflow's charts show the trends."""
         judged = live.judged
         tags = {RUN_TYPE: "performance", f"{TAG}champion_version": champion.version}
         if judged:
@@ -315,11 +333,7 @@ class RunLog:
         ]
         points += _estimate_points(results, steps, now)
         data_times = {r.source: r.data_time for r in results if r.per_batch}
-        points += [
-            (key, value, steps.get(batch.source, 0), data_times.get(batch.source, batch.scored_at))
-            for batch in live.batches
-            for key, value in _live_figures(batch).items()
-        ]
+        points += _watch_points(live, label_drift, steps, data_times, now)
         figures = {**counts, "degraded": float(degradation.degraded)}
         if judged:
             figures |= {

@@ -1,6 +1,7 @@
 """The performance check on delayed labels: every stored label joined to the prediction log, the champion measured
-and judged, each newly labeled batch's estimate checked against its labels, the result logged to MLflow, newly labeled
-batches to the dashboard and the archive. Calls the `Registry`: the registry never imports it."""
+and judged, each newly labeled batch's estimate checked against its labels and its labels tested for drift, the
+result logged to MLflow, newly labeled batches to the dashboard and the archive. Calls the `Registry`: the registry
+never imports it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from driftline.config import DriftlineConfig, RegistryFolders, Task
 from driftline.data import archive, loading, prediction_log, storage
 from driftline.monitoring import evidently_report, fairness_watch, label_store, performance
+from driftline.monitoring.label_drift import LabelDrift, check_label_drift
 from driftline.registry import Champion, Registry
 from driftline.steps.estimate_review import SelfCheck, self_check
 from driftline.steps.label_intake import LabelIntake
@@ -30,6 +32,7 @@ class PerformanceReport:
     steps: dict[str, int]  # each scoring batch's step in the MLflow charts
     live: fairness_watch.LiveChecks  # the champion's slices and fairness per labeled batch
     estimates: SelfCheck  # the newly labeled batches' estimates against their labels, the champion's trust after
+    label_drift: LabelDrift  # the champion's newly labeled batches: labels vs training labels
 
     @property
     def degraded(self) -> bool:
@@ -43,6 +46,13 @@ class PerformanceReport:
             [f"performance degraded: {self.degradation.reason}"] * self.degradation.degraded
             + [f"slices or fairness breached: {reason}" for reason in self.live.counted]
         )
+
+    def retraining_reason(self, cfg: DriftlineConfig) -> str:
+        """Why the label run retrains ("" when it does not): a degradation with labels.retrain, and label drift as
+        a drift alarm at label delay 0 would (drift.retrain, drift.trigger): the retrain's recorded trigger."""
+        degraded = [self.degradation_reason] if self.degraded and cfg.labels.retrain else []
+        trusted = self.estimates.trust is not None and self.estimates.trust.trusted
+        return "; ".join(degraded + self.label_drift.retraining_reasons(cfg.drift, trusted))
 
 
 def measure_performance(
@@ -66,19 +76,17 @@ def measure_performance(
     keys = touched_batches(new_rows)
     estimates = self_check(joined.labeled, results, keys, champion, cfg, classes, folders.root)
     results = estimates.results
+    champion_batches = {source for v, source in keys if v == version}
     live = fairness_watch.check_batches(
-        joined.labeled,
-        version,
-        registry.at_promotion(champion.ref.run_id),
-        cfg,
-        classes,
-        {source for v, source in keys if v == version},
+        joined.labeled, version, registry.at_promotion(champion.ref.run_id), cfg, classes, champion_batches
     )
+    label_drift_check = check_label_drift(joined.labeled, version, champion.reference.stats, cfg, champion_batches)
     counts = {
         "labeled_rows": len(joined.labeled),
         "pending_predictions": joined.pending_predictions,
         "unmatched_labels": joined.unmatched_labels,
         **estimates.figures(),
+        "label_drifted_batches": len(label_drift_check.drifted),
     }
     summary = {
         **counts,
@@ -89,9 +97,12 @@ def measure_performance(
         "slices_and_fairness": {"verdict": live.summary, **asdict(live)},
         "estimate_checks": estimates.checks,
         "estimator_trust": estimates.trust,
+        "label_drift": {"verdict": label_drift_check.summary, **asdict(label_drift_check)},
     }
     steps = performance.batch_steps(logged)
-    run_id = registry.log_performance(champion.ref, results, steps, degradation, live, counts, summary)
+    run_id = registry.log_performance(
+        champion.ref, results, steps, degradation, live, counts, summary, label_drift_check
+    )
     add_dashboard_snapshots(joined, keys, results, live, cfg, classes)
     archive_labeled_rows(new_rows, cfg, folders, archived_by)
     return PerformanceReport(
@@ -106,6 +117,7 @@ def measure_performance(
         steps=steps,
         live=live,
         estimates=estimates,
+        label_drift=label_drift_check,
     )
 
 
