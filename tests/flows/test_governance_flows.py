@@ -165,7 +165,9 @@ def _train_in_background(config_path, files):
     return pool, pool.submit(train, config_path, *files), started
 
 
-@pytest.mark.parametrize("approve", [True, False], ids=["approved", "rejected"])
+@pytest.mark.parametrize(
+    "approve", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["approved", "rejected"]
+)  # the rejected answer resumes the same way: in the slow suite, to keep `make test` under 5 minutes
 def test_manual_gate_pauses_and_resumes_on_the_approvers_answer(config_factory, demo_files, approve):
     config_path = config_factory(gate={"mode": "manual"})
     pool, running, started = _train_in_background(config_path, [demo_files["reference"]])

@@ -47,6 +47,7 @@ def score_moved_batch(config: str, tmp_path, rows: int = 600) -> pd.DataFrame:
     return moved
 
 
+@pytest.mark.slow  # a training, two scorings and a label run: about 11 s
 def test_drifted_late_labels_are_reported_logged_per_batch_and_under_trigger_estimated_do_not_retrain(
     config_factory, tmp_path
 ):

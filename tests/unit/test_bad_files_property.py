@@ -73,7 +73,7 @@ def assert_typed_as_the_config_says(frame: pd.DataFrame) -> None:
         assert isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC", dtype
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     frame=frames(),
     fmt=st.sampled_from(["csv", "parquet"]),

@@ -83,7 +83,11 @@ def source_of(path: Path, cfg) -> DataFile:
     return source
 
 
-@pytest.mark.parametrize("chunk_rows", [128, 400, ROWS - 1, 10 * ROWS, None])
+@pytest.mark.parametrize(
+    "chunk_rows",
+    # 400 and 10 × ROWS cut the file as 128 and None do: in the slow suite, to keep `make test` under 5 minutes
+    [128, pytest.param(400, marks=pytest.mark.slow), ROWS - 1, pytest.param(10 * ROWS, marks=pytest.mark.slow), None],
+)
 @pytest.mark.parametrize("file_type", [".csv", ".parquet"])
 def test_streamed_scoring_writes_the_same_output_and_log_as_in_memory_scoring(model, tmp_path, chunk_rows, file_type):
     cfg = config(tmp_path / "ws", chunk_rows=chunk_rows)
@@ -146,7 +150,7 @@ def test_text_stored_as_large_strings_or_dictionaries_is_logged_as_plain_strings
     assert written[0][1]["region"].isna().sum() == 3
 
 
-@pytest.mark.parametrize("mode", ["canary", "shadow"])
+@pytest.mark.parametrize("mode", ["canary", pytest.param("shadow", marks=pytest.mark.slow)])
 def test_chunks_answered_on_several_threads_write_what_one_thread_writes_in_row_order(model, tmp_path, mode):
     challenger_model = pipeline.fit(make_frame(2000, seed=8), config(tmp_path / "train"))
     challenger = rollout.Challenger(challenger_model, "4", mode, canary_share=0.3)
