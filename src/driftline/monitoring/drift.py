@@ -99,7 +99,7 @@ def column_drift(
     return compare(summarize(reference, numeric), summarize(current, numeric), column, role, method, threshold)
 
 
-def _drift(
+def summary_drift(
     reference: ReferenceStats,
     known: ColumnSummary,
     current: ColumnSummary,
@@ -139,7 +139,9 @@ def detect_drift(
     def feature(name: str, kind: FeatureType) -> tuple[ColumnSummary, ColumnDrift]:
         """A batch column summarized (its values sorted) once, for its test and its data-quality checks."""
         summary = summarize(batch_columns[name], kind is FeatureType.numeric)
-        return summary, _drift(reference, reference_column(reference, name, kind), summary, name, "feature", kind, spec)
+        return summary, summary_drift(
+            reference, reference_column(reference, name, kind), summary, name, "feature", kind, spec
+        )
 
     workers = min(len(batch_columns), usable_cores()) if len(current) >= PARALLEL_MIN_ROWS else 1
     if workers == 1:
@@ -152,12 +154,14 @@ def detect_drift(
     if reference.prediction is not None and current_predictions is not None:  # reported always, counted if enabled
         kind = signal_kind(dataset.task)
         predicted = summarize(pd.Series(current_predictions), kind is FeatureType.numeric)
-        columns.append(_drift(reference, reference.prediction, predicted, PREDICTION_COLUMN, "prediction", kind, spec))
+        columns.append(
+            summary_drift(reference, reference.prediction, predicted, PREDICTION_COLUMN, "prediction", kind, spec)
+        )
     if spec.target_drift and dataset.target in current and dataset.target in reference.columns:
         kind = target_kind(dataset.task)
         labels = summarize(current[dataset.target], kind is FeatureType.numeric)
         known = reference_column(reference, dataset.target, kind)
-        columns.append(_drift(reference, known, labels, dataset.target, "target", kind, spec))
+        columns.append(summary_drift(reference, known, labels, dataset.target, "target", kind, spec))
     quality = data_quality(reference, batch, len(current), cfg)
     features = [c for c in columns if c.role == "feature"]
     share = sum(c.drifted for c in features) / len(features)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from driftline.config import DriftConfig, DriftlineConfig, FeatureType
 from driftline.data import prediction_log
-from driftline.monitoring.drift import ColumnDrift, _drift, summarize
+from driftline.monitoring.drift import ColumnDrift, summarize, summary_drift
 from driftline.monitoring.performance import truth_of
 from driftline.monitoring.reference import ReferenceStats, reference_column, target_kind
 
@@ -122,6 +122,6 @@ def check_label_drift(
             batches.append(BatchLabelDrift(str(source), len(batch), None, note))
             continue
         labels = summarize(truth_of(batch, cfg), kind is FeatureType.numeric)
-        test = _drift(reference, known, labels, dataset.target, "target", kind, spec)
+        test = summary_drift(reference, known, labels, dataset.target, "target", kind, spec)
         batches.append(BatchLabelDrift(str(source), len(batch), test))
     return LabelDrift(batches)
