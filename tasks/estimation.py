@@ -36,7 +36,7 @@ def estimation_markdown(observed: Observed, estimation: EstimationCheck, cfg: Dr
     estimate = estimation.estimate
     if estimate is None:
         return f"{title}\n\n{estimation.note}"
-    metrics = [[estimate.metric, band_text(estimate), estimate.rows, estimate.note]]
+    metrics = [[estimate.metric, band_text(estimate), estimate.rows, estimate.note or ""]]
     metrics += [[name, _figure(value), estimate.rows, "no band"] for name, value in estimate.others.items()]
     trust = estimation.trust
     lines = [

@@ -99,11 +99,13 @@ class EstimationCheck:
             return self.note or (self.estimate.note if self.estimate else "no estimate")
         estimate, edge = self.estimate, "upper" if self.greater_is_better else "lower"
         line = f"estimated {self.metric} {band_text(estimate)} on {estimate.rows} rows"
-        if self.at_promotion is not None:
+        if self.at_promotion is not None and self.worse_by > 0:
             line += (
                 f"; its {edge} edge is worse than {self.at_promotion:.4f} at promotion by {self.worse_by:.4f} "
                 f"(allowed {self.max_degradation})"
             )
+        elif self.at_promotion is not None:
+            line += f"; its {edge} edge is not worse than {self.at_promotion:.4f} at promotion"
         if self.label_shift:
             return f"{line}; flagged ({self.prior_shift.reason}): it decides nothing"
         if not self.trust.trusted:
