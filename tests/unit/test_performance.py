@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from testkit.configs import DEMO_FEATURES
 
 from driftline.config import load_config
 from driftline.data import prediction_log
@@ -53,6 +54,18 @@ def test_join_counts_pending_predictions_and_labels_without_a_prediction(cfg):
     assert sorted(joined.labeled["customer_id"]) == ["C1", "C3", "C3"]
     assert joined.pending_predictions == 1
     assert (joined.unmatched_labels, joined.unmatched_examples) == (1, ["C9"])
+
+
+def test_late_labeled_rows_keep_the_gates_slice_column_that_is_no_feature(config_factory, tmp_path):
+    # the slice column is in the files and the log, not a feature: a challenger trained on the late-labeled rows is
+    # still sliced by the gate (a replay with --label-delay 1 once stopped on "names columns ['segment']")
+    features = {name: kind for name, kind in DEMO_FEATURES.items() if name != "region"}
+    cfg = load_config(config_factory(dataset={"features": features}, gate={"slices": {"columns": ["segment"]}}))
+    rows = logged(["C1", "C2"], "1", "a.csv", [1, 0], [0.9, 0.2]).assign(segment=["north", "south"], tenure_months=3)
+    joined = performance.join_labels(rows, labels_frame({"C1": 1, "C2": 0}), cfg)
+    training = performance.as_training_rows(joined.labeled, cfg)
+    assert list(training.columns) == ["customer_id", "tenure_months", "segment", "churned"]
+    assert training["segment"].tolist() == ["north", "south"]
 
 
 def test_performance_per_version_and_per_batch_in_scoring_order(cfg):

@@ -78,10 +78,12 @@ def not_yet_in_training_data(labeled: pd.DataFrame, labeled_fingerprints: set[st
 
 
 def as_training_rows(labeled: pd.DataFrame, cfg: DriftlineConfig) -> pd.DataFrame:
-    """Labeled predictions as training data (id, event time, features, target), one row per id (the latest
-    scoring): archived, they put what the model is now judged on into the retraining window."""
+    """Labeled predictions as training data (id, event time, features, the gate's slice and fairness columns,
+    target), one row per id (the latest scoring): archived, they put what the model is now judged on into the
+    retraining window, and the gate can still slice a challenger trained on them."""
     dataset = cfg.dataset
-    columns = [c for c in [dataset.id_column, dataset.event_time_column, *dataset.feature_names] if c and c in labeled]
+    named = [dataset.id_column, dataset.event_time_column, *dataset.feature_names, *cfg.gate.watched_columns]
+    columns = [c for c in dict.fromkeys(named) if c and c in labeled]
     rows = labeled.sort_values(prediction_log.SCORED_AT, kind="stable").drop_duplicates(dataset.id_column, keep="last")
     return rows[columns].assign(**{dataset.target: rows[LABEL].to_numpy()}).reset_index(drop=True)
 
