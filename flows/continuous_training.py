@@ -11,7 +11,7 @@ from driftline.flows.params import BatchParams, MonitoringOutcome, RunSummary, S
 from driftline.flows.training import training
 from driftline.steps import batch_outcomes
 from driftline.steps.retraining import retraining_reason
-from driftline.tasks.data import archive_batch, load_batch, processed_before
+from driftline.tasks.data import archive_batch, load_batch, processed_before, window_trained_already
 from driftline.tasks.drift import check_drift
 from driftline.tasks.estimation import estimate_performance
 from driftline.tasks.registry import load_challenger, load_champion
@@ -53,12 +53,13 @@ def continuous_training(params: BatchParams) -> RunSummary:
     scored = score_batch(batch, champion, cfg, params.output, load_challenger(cfg))
     estimation = estimate_performance(batch, champion, cfg)  # before labels: the estimate, its band, its trust
     drift = check_drift(batch, scored.signal, champion, cfg, estimation)
-    retraining = None
+    retraining = trained_already = None
     if reason := retraining_reason(drift, batch.name, cfg, estimation):  # by drift.trigger, or every batch
-        retraining = training(TrainParams(config=params.config, reason=reason))
+        trained_already = window_trained_already(cfg)  # a batch without labels and none since: nothing new
+        retraining = None if trained_already else training(TrainParams(config=params.config, reason=reason))
     return RunSummary(
         batch=batch.name,
         fingerprint=batch.fingerprint,
         scoring=ScoringOutcome.of(batch, scored),
-        monitoring=MonitoringOutcome.of(batch, drift, retraining, estimation),
+        monitoring=MonitoringOutcome.of(batch, drift, retraining, estimation, trained_already),
     )

@@ -11,7 +11,7 @@ from driftline.flows.params import MonitoringOutcome, MonitorParams, TrainParams
 from driftline.flows.training import training
 from driftline.steps.champion_watch import automatic_rollback_reason
 from driftline.steps.retraining import retraining_reason
-from driftline.tasks.data import archive_batch, load_batch, new_predictions
+from driftline.tasks.data import archive_batch, load_batch, new_predictions, window_trained_already
 from driftline.tasks.drift import check_drift
 from driftline.tasks.estimation import estimate_performance
 from driftline.tasks.governance import watch_new_champion
@@ -44,8 +44,9 @@ def drift_monitoring(params: MonitorParams) -> MonitoringOutcome:
     watch = watch_new_champion(drift, champion, cfg)  # governance.auto_rollback: has a new champion degraded?
     if watch.roll_back:
         roll_back(cfg, automatic_rollback_reason(watch), evidence={"automatic": True, "live": None})
-    retraining = None
+    retraining = trained_already = None
     if reason := retraining_reason(drift, observed.name, cfg, estimation):  # by drift.trigger, or every batch
-        retraining = training(TrainParams(config=params.config, reason=reason))
+        trained_already = window_trained_already(cfg)  # predictions have no labels: nothing new unless some came
+        retraining = None if trained_already else training(TrainParams(config=params.config, reason=reason))
     publish_kpis(cfg)
-    return MonitoringOutcome.of(observed, drift, retraining, estimation)
+    return MonitoringOutcome.of(observed, drift, retraining, estimation, trained_already)

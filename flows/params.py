@@ -240,6 +240,7 @@ class MonitoringOutcome(BaseModel):
     quality_breaches: list[str] = Field(default_factory=list, description="Data-quality drift, one line each.")
     estimate: EstimateOutcome | None = Field(None, description="The champion's metric estimated before labels.")
     retraining: TrainingOutcome | None = None
+    retrain_skipped: str = Field("", description="Why a retrain it called for did not run (nothing new to learn).")
 
     @classmethod
     def of(
@@ -248,6 +249,7 @@ class MonitoringOutcome(BaseModel):
         drift: DriftResult | None,
         retraining: TrainingOutcome | None,
         estimation: EstimationCheck | None = None,
+        trained_already: str | None = None,
     ) -> MonitoringOutcome:
         prediction = drift.prediction_drift if drift else None
         label = next((c for c in drift.columns if c.role == "target"), None) if drift else None
@@ -263,6 +265,7 @@ class MonitoringOutcome(BaseModel):
             quality_breaches=drift.quality_breaches if drift else [],
             estimate=EstimateOutcome.of(estimation) if estimation is not None else None,
             retraining=retraining,
+            retrain_skipped=trained_already or "",
         )
 
 
@@ -372,6 +375,7 @@ class RunSummary(BaseModel):
             gate_reasons=retraining.reasons if retraining else [],
             champion_after=retraining.champion_version if retraining else self.scoring.model_version,
             seconds=seconds,
+            retrain_skipped=monitoring.retrain_skipped,
         )
 
 

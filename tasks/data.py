@@ -38,6 +38,12 @@ def retraining_window(
     return retraining.retraining_window(cfg, trained_classes)
 
 
+@task(name="window-trained-already", cache_policy=NO_CACHE)
+def window_trained_already(cfg: DriftlineConfig) -> str | None:
+    """Why a retrain would learn nothing new (the newest version was trained on this same window), or None."""
+    return retraining.trained_already(cfg)
+
+
 @task(name="processed-before", cache_policy=NO_CACHE)
 def processed_before(batch: loading.DataBatch, cfg: DriftlineConfig) -> str | None:
     """The name under which an earlier run processed this content successfully: the same bytes are not processed

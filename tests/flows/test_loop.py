@@ -88,6 +88,24 @@ def test_concept_drift_triggers_retraining_and_promotion(cfg, config_path, champ
     assert versions(cfg)["2"].to_dict()["training_rows"] == 6000
 
 
+def test_a_drifted_batch_without_labels_retrains_nothing_the_champion_did_not_learn_already(
+    cfg, config_path, champion_v1, demo_files, tmp_path
+):
+    unlabeled = tmp_path / "covariate_shift_unlabeled.csv"
+    pd.read_csv(demo_files["covariate_shift"]).drop(columns="churned").to_csv(unlabeled, index=False)
+    summary = continuous_training(BatchParams(config=str(config_path), data=str(unlabeled)))
+    monitoring = summary.monitoring
+    # the alarm stands, but the window a retrain would use is still v1's alone: the same data gives the same model
+    assert monitoring.drift_detected and monitoring.retraining is None
+    assert monitoring.retrain_skipped == (
+        "v1 was trained on this same window (1 labeled batch) with this config: a retrain waits for new labeled data"
+    )
+    assert list(versions(cfg)) == ["1"]
+    # labeled data in the window again: the next alarm retrains
+    summary = continuous_training(BatchParams(config=str(config_path), data=str(demo_files["concept_drift"])))
+    assert summary.monitoring.retraining is not None and not summary.monitoring.retrain_skipped
+
+
 def test_rejected_batch_is_quarantined_and_nothing_downstream_runs(cfg, config_path, champion_v1, demo_files):
     with pytest.raises(DataRejected) as rejected:
         continuous_training(BatchParams(config=str(config_path), data=str(demo_files["faulty"])))

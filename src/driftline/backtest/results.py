@@ -66,6 +66,7 @@ class ReplayedBatch:
     estimate_note: str = ""  # why there is no estimate (no estimator with the version, too few rows)
     estimate_trusted: bool | None = None  # the estimator's trust then (None: no estimator): may it drive a decision
     labels: LabelArrival | None = None  # an earlier batch's labels that reached the loop after this batch
+    retrain_skipped: str = ""  # why the retrain it called for did not run (the newest version learned this data)
 
     @property
     def promoted(self) -> bool:

@@ -62,6 +62,8 @@ def outcome(batch: ReplayedBatch) -> str:
         parts.append("drift: " + (", ".join(causes(batch)) or "yes"))
     if batch.retrained:
         parts.append(f"→ v{batch.candidate_version} {batch.gate}")
+    if batch.retrain_skipped:
+        parts.append("→ no retrain: no new labels since the newest version")
     return "; ".join(parts) or "no drift"
 
 
@@ -155,6 +157,7 @@ def markdown(result: Backtest, chart_png: Path) -> str:
 # The terminal's table: figures and symbols only, so that it stays readable at 80 columns; the words are in the page.
 KEY = (
     "▲n drift alarm (n features and signals drifted) · →vN✓ a retrain promoted vN, ✗ refused it · "
+    "→= a retrain not run: the newest version learned the same labeled data · "
     "↓ late labels found the champion degraded · ▲y late labels drifted · ~ estimated before labels"
 )
 NAME_CHARS = 12  # a longer policy name (a variant's settings) is shown as a letter, spelled out under the table
@@ -174,6 +177,7 @@ def short_cell(batch: ReplayedBatch, metric: str, estimates: bool) -> str:
     events = [f"▲{len(causes(batch)) or ''}"] * batch.drift
     if batch.retrained:
         events.append(f"→v{batch.candidate_version}{_verdict_mark(batch.gate)}")
+    events += ["→="] * bool(batch.retrain_skipped)
     labels = batch.labels
     if labels is not None:
         events += ["labels✗"] * bool(labels.note) + ["↓"] * labels.degraded + ["▲y"] * labels.label_drift

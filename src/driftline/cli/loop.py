@@ -50,6 +50,8 @@ def _report_monitoring(monitoring: MonitoringOutcome) -> None:
     if monitoring.estimate is not None:
         for line in estimate_lines(monitoring.estimate):
             console.print(line, soft_wrap=True)
+    if monitoring.retrain_skipped:
+        console.print(f"no retrain: {monitoring.retrain_skipped}")
     _report_retraining(monitoring.retraining)
 
 
@@ -192,5 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             console.print(f"        {estimate_brief(monitoring.estimate)}", soft_wrap=True)
         if monitoring.retraining:
             console.print(f"        retrained on the archive window: {describe_training(monitoring.retraining)}")
+        if monitoring.retrain_skipped:
+            console.print(f"        no retrain: {monitoring.retrain_skipped}")
         outcomes.append((path.name, "passed", drift, retrain))
     demo_summary(cfg, outcomes)

@@ -62,13 +62,22 @@ class VersionInfo:
     def gate_verdict(self) -> str:
         return self.tags.get(f"{TAG}gate.verdict", "")
 
+    @property
+    def trained_on(self) -> list[str]:
+        """The fingerprints of the batches it was trained on (its lineage)."""
+        return self._listed("data_fingerprints")
+
+    @property
+    def config_fingerprint(self) -> str | None:
+        return self.tags.get(f"{TAG}config_fingerprint")
+
     def _listed(self, key: str) -> list[str]:
         value = self.tags.get(f"{TAG}{key}", "")
         return value.split(",") if value else []
 
     def to_dict(self) -> dict:
         """Everything `driftline status --json` shows: aliases, metrics, the gate, and the lineage."""
-        fingerprints, rows = self._listed("data_fingerprints"), self._listed("data_rows")
+        fingerprints, rows = self.trained_on, self._listed("data_rows")
         return {
             "version": self.version,
             "aliases": self.aliases,
@@ -83,7 +92,7 @@ class VersionInfo:
             "data_fingerprints": fingerprints,
             "data": [{"fingerprint": f, "rows": int(r)} for f, r in zip(fingerprints, rows, strict=False)],
             "training_rows": int(self.tags.get(f"{TAG}training_rows", 0)),
-            "config_fingerprint": self.tags.get(f"{TAG}config_fingerprint"),
+            "config_fingerprint": self.config_fingerprint,
             "git_commit": self.tags.get(f"{TAG}git_commit"),
             "seed": self.tags.get(f"{TAG}seed"),
             "packages": dict(item.split("=", 1) for item in self._listed("packages")),

@@ -10,7 +10,7 @@ from driftline.data import archive
 from driftline.data.loading import DataBatch, missing_columns
 from driftline.errors import DataRejected
 from driftline.monitoring.drift import DriftResult
-from driftline.registry import registry_folders
+from driftline.registry import Registry, registry_folders
 from driftline.steps.estimate_check import EstimationCheck
 from driftline.validation.labels import LabelRules, label_problems
 
@@ -31,6 +31,29 @@ def retraining_reason(
     if cfg.retraining.every_batch:
         return f"every batch: {batch_name}"
     return None
+
+
+def trained_already(cfg: DriftlineConfig) -> str | None:
+    """Why a retrain would learn nothing new: the newest version was trained, with this config, on exactly the
+    labeled batches a retrain would use now, as when batches arrive without their labels and none came since. The
+    same data and seed give the same model, which the gate would refuse. None: there is something new (or no
+    version yet)."""
+    window = archive.select_retraining_batches(
+        archive.read_archive_index(registry_folders(cfg).archive), cfg.retraining
+    )
+    versions = Registry(cfg).versions()
+    if not window or not versions:
+        return None
+    newest = versions[-1]
+    if sorted(newest.trained_on) != sorted(entry.fingerprint for entry in window):
+        return None
+    if newest.config_fingerprint != cfg.fingerprint:
+        return None
+    return (
+        f"v{newest.version} was trained on this same window ({len(window)} labeled "
+        f"batch{'es' * (len(window) != 1)}) with this config: "
+        "a retrain waits for new labeled data"
+    )
 
 
 def trigger_line(estimation: EstimationCheck, cfg: DriftlineConfig) -> str:
