@@ -134,6 +134,7 @@ def test_a_new_multiclass_class_passes_every_flow_when_the_config_allows_it(tmp_
     assert sorted(learnt) == ["lifetime", "month-to-month", "one-year", "two-year"]
 
 
+@pytest.mark.slow  # three flows and two trainings end to end: the quarantine itself is tested above
 def test_label_poisoning_is_stopped_at_the_door_and_the_next_drift_retrain_succeeds(champion_of):
     """The incident: a batch with a third class in a binary target passed `run`, was archived, and every later
     drift-triggered retrain failed on it. Now it is rejected, and the loop goes on."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 from testkit.configs import write_config
 
@@ -46,6 +47,7 @@ def rounds(cfg: DriftlineConfig, trained: TrainedModel, batch: loading.DataBatch
     return scored
 
 
+@pytest.mark.slow  # two trainings in parallel threads: make test-slow
 def test_two_registries_in_two_threads_keep_runs_versions_aliases_and_artifacts_apart(tmp_path, demo_files):
     assert TRACKING_URI_ENV not in os.environ
     global_uri = mlflow.get_tracking_uri()
