@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -40,8 +40,12 @@ def retraining_window(
 
 @task(name="window-trained-already", cache_policy=NO_CACHE)
 def window_trained_already(cfg: DriftlineConfig) -> str | None:
-    """Why a retrain would learn nothing new (the newest version was trained on this same window), or None."""
-    return retraining.trained_already(cfg)
+    """Why a retrain would learn nothing new (the newest version was trained on this same window), or None; logged,
+    so the run's page in the Prefect UI says why no training followed the alarm."""
+    reason = retraining.trained_already(cfg)
+    if reason:
+        get_run_logger().info("no retrain: %s", reason)
+    return reason
 
 
 @task(name="processed-before", cache_policy=NO_CACHE)

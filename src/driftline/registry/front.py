@@ -223,8 +223,8 @@ class Registry:
         return self._backtests.run_url(run_id)
 
     # --- history: versions, KPI inputs, links --------------------------------------------------------------------
-    def versions(self) -> list[VersionInfo]:
-        return self._history.versions()
+    def versions(self, newest_only: bool = False) -> list[VersionInfo]:
+        return self._history.versions(newest_only)
 
     def holdout_metrics_of(self, run_id: str) -> dict[str, float]:
         return self._history.holdout_metrics_of(run_id)

@@ -39,7 +39,8 @@ class History:
         self._audit = audit
 
     # --- versions -----------------------------------------------------------------------------------------------
-    def versions(self) -> list[VersionInfo]:
+    def versions(self, newest_only: bool = False) -> list[VersionInfo]:
+        """Every version, oldest first; with `newest_only`, just the newest (one search, one run read)."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -47,7 +48,9 @@ class History:
             registered = self._client.get_registered_model(self._name)
         except MlflowException:
             return []  # nothing registered yet
-        found = self._client.search_model_versions(f"name = '{self._name}'")
+        found = self._client.search_model_versions(
+            f"name = '{self._name}'", **({"max_results": 1, "order_by": ["version_number DESC"]} if newest_only else {})
+        )
         aliases_by_version: dict[str, list[str]] = {}
         for alias, version in registered.aliases.items():
             aliases_by_version.setdefault(str(version), []).append(alias)

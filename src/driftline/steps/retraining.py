@@ -41,10 +41,9 @@ def trained_already(cfg: DriftlineConfig) -> str | None:
     window = archive.select_retraining_batches(
         archive.read_archive_index(registry_folders(cfg).archive), cfg.retraining
     )
-    versions = Registry(cfg).versions()
-    if not window or not versions:
+    newest = next(iter(Registry(cfg).versions(newest_only=True)), None) if window else None
+    if newest is None:
         return None
-    newest = versions[-1]
     if sorted(newest.trained_on) != sorted(entry.fingerprint for entry in window):
         return None
     if newest.config_fingerprint != cfg.fingerprint:
